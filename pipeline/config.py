@@ -1,0 +1,168 @@
+"""One frozen configuration tree for every stage, loaded from a TOML file.
+
+The file holds the shop's column mapping and the model's defaults; the store directory can be
+overridden by ``--store`` or the ``TRENDREC_STORE`` environment variable, and the config file by
+``--config`` or ``TRENDREC_CONFIG``. The config is passed explicitly and saved next to every model.
+
+    python -c "from pipeline.config import load_config; print(load_config('trendrec.toml'))"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import schemas
+
+DEFAULT_STORE = "./trendrec-data"
+ENV_STORE = "TRENDREC_STORE"
+ENV_CONFIG = "TRENDREC_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    format: str = "auto"  # csv | parquet | auto (by file suffix)
+    columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column
+    timezone: str = "UTC"  # zone of naive timestamps; event_date is the local day
+    returns: str = "quarantine"  # quantity < 0: "keep" as negative demand or "quarantine"
+    segment_default: str = "all"  # segment when no column or rule gives one
+    segment_from: str = ""  # source column the segment rules match against (upper-cased)
+    segment_rules: tuple[tuple[str, str], ...] = ()  # ordered (segment, regex); first match wins
+    csv_delimiter: str = ","  # CSV field separator
+    batch_rows: int = 500_000  # rows per record batch: bounds memory on large files
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    target: str = schemas.REVENUE  # daily measure the model forecasts
+    lookback: int = 28  # days of history per window
+    horizon: int = 14  # days forecast per window
+    cell: str = "lstm"  # lstm | gru
+    units: int = 32  # recurrent units per layer
+    layers: int = 1  # stacked recurrent layers
+    dropout: float = 0.2  # dropout between layers (recurrent_dropout stays 0 for cuDNN)
+    epochs: int = 40  # upper bound; early stopping usually ends sooner
+    batch_size: int = 64  # windows per step
+    patience: int = 6  # early-stopping patience in epochs
+    learning_rate: float = 2e-3  # AdamW learning rate
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    val_days: int = 42  # last days of the training part used for early stopping
+    seed: int = 42  # keras.utils.set_random_seed
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    holdout_days: int = 14  # chronological hold-out at the end of the series
+    season: int = 7  # seasonal period of the naive baseline and of MASE
+    margin: float = 0.0  # a candidate must beat the baseline's MASE by this fraction
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    candidates: str = ""  # default candidate file for `trendrec rerank`
+    weight: float = 0.3  # how far trend moves the score: base * (1 + weight * trend)
+
+
+@dataclass(frozen=True)
+class Config:
+    store: str = DEFAULT_STORE  # root of raw/, quarantine/, aggregates/, models/, runs/, reranked/
+    source: str = ""  # default event file for `trendrec ingest`
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy, saved next to every model."""
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"ingest": IngestConfig, "model": ModelConfig, "evaluate": EvaluateConfig, "rerank": RerankConfig}
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected one of {', '.join(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if isinstance(default, tuple):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        elif isinstance(default, bool) or not isinstance(value, type(default)):
+            if isinstance(default, float) and isinstance(value, int):
+                value = float(value)
+            elif type(value) is not type(default):
+                raise ConfigError(f"{where}.{name}: expected {type(default).__name__}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _validate(cfg: Config) -> None:
+    cols = cfg.ingest.columns
+    unknown = sorted(set(cols) - set(schemas.MAPPABLE_FIELDS))
+    if unknown:
+        raise ConfigError(f"ingest.columns: unknown field(s) {unknown}; mappable: {list(schemas.MAPPABLE_FIELDS)}")
+    if cfg.ingest.returns not in ("keep", "quarantine"):
+        raise ConfigError(f"ingest.returns must be 'keep' or 'quarantine', got {cfg.ingest.returns!r}")
+    if cfg.ingest.format not in ("auto", "csv", "parquet"):
+        raise ConfigError(f"ingest.format must be auto, csv or parquet, got {cfg.ingest.format!r}")
+    if cfg.model.target not in schemas.MEASURES:
+        raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
+    if cfg.model.cell not in ("lstm", "gru"):
+        raise ConfigError(f"model.cell must be lstm or gru, got {cfg.model.cell!r}")
+    if not 0.0 <= cfg.model.dropout < 1.0:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size"):
+        if getattr(cfg.model, name) < 1:
+            raise ConfigError(f"model.{name} must be >= 1")
+
+
+def load_config(path: str | os.PathLike | None = None, *, store: str | None = None) -> Config:
+    """Read the TOML file (or defaults), then apply the store override.
+
+    Precedence for the store: ``store`` argument > ``$TRENDREC_STORE`` > file > default. Relative
+    paths in the file (store, source, candidates) are resolved against the file's directory.
+    """
+    path = path or os.environ.get(ENV_CONFIG) or None
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    if path:
+        p = Path(path)
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+        base = p.resolve().parent
+    top = {k: v for k, v in raw.items() if k not in _SECTIONS}
+    sections = {k: _build(cls, raw.get(k, {}), k) for k, cls in _SECTIONS.items()}
+    cfg = _build(Config, top, "config")
+    cfg = dataclasses.replace(cfg, **sections)
+    chosen_store = store or os.environ.get(ENV_STORE) or cfg.store
+    cfg = dataclasses.replace(
+        cfg,
+        store=str(_resolve(chosen_store, base if chosen_store == cfg.store else Path.cwd())),
+        source=str(_resolve(cfg.source, base)) if cfg.source else "",
+        rerank=dataclasses.replace(
+            cfg.rerank,
+            candidates=str(_resolve(cfg.rerank.candidates, base)) if cfg.rerank.candidates else "",
+        ),
+    )
+    _validate(cfg)
+    return cfg
+
+
+def _resolve(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return (p if p.is_absolute() else base / p).resolve()

@@ -1,0 +1,159 @@
+"""Every path, read and write of the store lives here.
+
+The store is one directory::
+
+    raw/event_date=YYYY-MM-DD/part-<digest>.parquet   validated events, one file per ingest
+    raw/_commits/<digest>.json                        an ingest is visible once its commit exists
+    quarantine/<digest>.parquet                       refused rows with their reason
+    aggregates/daily.parquet, aggregates/month_weekday.parquet
+    models/<version>/, models/production.json         the registry
+    runs/<run id>/                                    TensorBoard logs
+    reranked/<name>.parquet                           re-ranked candidate lists
+
+Writes go to a temporary file in the same directory and are renamed into place, so a crash never
+leaves a half-written file behind. Paths handed in by users are kept inside the store.
+
+    python -c "from pipeline.io import Store; print(Store('./trendrec-data').raw)"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked")
+
+
+class StoreError(ValueError):
+    """A path escapes the store or the store is not in the expected state."""
+
+
+class Store:
+    """The directory tree that every stage reads from and writes to."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().resolve()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def ensure(self) -> Store:
+        for area in AREAS:
+            (self.root / area).mkdir(parents=True, exist_ok=True)
+        return self
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def commits(self) -> Path:
+        return self.raw / "_commits"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    @property
+    def aggregates(self) -> Path:
+        return self.root / "aggregates"
+
+    @property
+    def daily_path(self) -> Path:
+        return self.aggregates / "daily.parquet"
+
+    @property
+    def month_weekday_path(self) -> Path:
+        return self.aggregates / "month_weekday.parquet"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def reranked(self) -> Path:
+        return self.root / "reranked"
+
+    def inside(self, path: str | os.PathLike) -> Path:
+        """Resolve ``path`` (relative paths against the root) and refuse anything outside the store."""
+        p = Path(path).expanduser()
+        p = (p if p.is_absolute() else self.root / p).resolve()
+        if p != self.root and self.root not in p.parents:
+            raise StoreError(f"path {p} is outside the store {self.root}")
+        return p
+
+    def raw_partition(self, day: Any) -> Path:
+        return self.raw / f"event_date={day}"
+
+    def committed_raw_files(self) -> list[Path]:
+        """The raw parquet files of every committed ingest, in a stable order."""
+        files: list[Path] = []
+        if not self.commits.is_dir():
+            return files
+        for commit in sorted(self.commits.glob("*.json")):
+            meta = json.loads(commit.read_text(encoding="utf-8"))
+            files.extend(self.raw / rel for rel in meta.get("files", []))
+        return sorted(files)
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        _fsync(tmp_path)
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def write_parquet(table: pa.Table, target: str | os.PathLike) -> Path:
+    """Write ``table`` atomically to ``target`` (zstd-compressed parquet)."""
+    with atomic_path(target) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return Path(target)
+
+
+def write_json(obj: Any, target: str | os.PathLike) -> Path:
+    """Write ``obj`` as pretty JSON, atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    return Path(target)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """Read one parquet file or a directory of them."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path} does not exist; run the stage that writes it first")
+    return pq.read_table(path, columns=columns)

@@ -1,0 +1,109 @@
+"""Column names and Arrow schemas of every table trendrec stores.
+
+Each stage refers to columns through these constants, never through string literals, so a rename
+happens in one place (the TFX ``features.py`` habit). Inspect them with::
+
+    python -c "from pipeline import schemas; print(schemas.RAW_SCHEMA)"
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# --- canonical event columns (raw/) ---------------------------------------------------------
+EVENT_TIME = "event_time"  # UTC timestamp of the event
+EVENT_DATE = "event_date"  # local calendar date of the event (partition key)
+ORDER_ID = "order_id"  # invoice / basket id; optional in the source
+USER_ID = "user_id"  # customer id; nullable (guest checkouts)
+ITEM_ID = "item_id"  # product id
+SEGMENT = "segment"  # what trends are learned for: category, country, item group...
+QUANTITY = "quantity"  # units in the event
+PRICE = "price"  # unit price
+SOURCE_FILE = "source_file"  # file the row came from (lineage)
+SOURCE_LINE = "source_line"  # 1-based data row number within that file
+
+# Fields a mapping may name; the value is whether a row without it is rejected.
+MAPPABLE_FIELDS: dict[str, bool] = {
+    EVENT_TIME: True,
+    ITEM_ID: True,
+    QUANTITY: True,
+    PRICE: True,
+    USER_ID: False,
+    ORDER_ID: False,
+    SEGMENT: False,
+}
+
+RAW_SCHEMA = pa.schema(
+    [
+        pa.field(EVENT_TIME, pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field(EVENT_DATE, pa.date32(), nullable=False),
+        pa.field(ORDER_ID, pa.string()),
+        pa.field(USER_ID, pa.string()),
+        pa.field(ITEM_ID, pa.string(), nullable=False),
+        pa.field(SEGMENT, pa.string(), nullable=False),
+        pa.field(QUANTITY, pa.float64(), nullable=False),
+        pa.field(PRICE, pa.float64(), nullable=False),
+        pa.field(SOURCE_FILE, pa.string(), nullable=False),
+        pa.field(SOURCE_LINE, pa.int64(), nullable=False),
+    ]
+)
+
+# --- quarantine/ ------------------------------------------------------------------------------
+REASON = "reason"  # why the row was refused, e.g. "bad_timestamp: 'x' is not a timestamp"
+RAW_ROW = "raw_row"  # the original row as JSON text
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field(SOURCE_FILE, pa.string(), nullable=False),
+        pa.field(SOURCE_LINE, pa.int64(), nullable=False),
+        pa.field(REASON, pa.string(), nullable=False),
+        pa.field(RAW_ROW, pa.string(), nullable=False),
+    ]
+)
+
+# --- aggregates/ ------------------------------------------------------------------------------
+DATE = "date"  # calendar day of the aggregate
+YEAR = "year"
+MONTH = "month"  # 1..12
+WEEKDAY = "weekday"  # 0 = Monday .. 6 = Sunday (ISO order, as pandas .dayofweek)
+EVENTS = "events"  # number of event rows
+REVENUE = "revenue"  # sum of quantity * price
+USERS = "users"  # distinct non-null user ids
+DAYS = "days"  # days that contributed to a month x weekday cell
+
+MEASURES = (EVENTS, QUANTITY, REVENUE, USERS)
+
+DAILY_SCHEMA = pa.schema(
+    [
+        pa.field(SEGMENT, pa.string(), nullable=False),
+        pa.field(DATE, pa.date32(), nullable=False),
+        pa.field(YEAR, pa.int16(), nullable=False),
+        pa.field(MONTH, pa.int8(), nullable=False),
+        pa.field(WEEKDAY, pa.int8(), nullable=False),
+        pa.field(EVENTS, pa.int64(), nullable=False),
+        pa.field(QUANTITY, pa.float64(), nullable=False),
+        pa.field(REVENUE, pa.float64(), nullable=False),
+        pa.field(USERS, pa.int64(), nullable=False),
+    ]
+)
+
+MONTH_WEEKDAY_SCHEMA = pa.schema(
+    [
+        pa.field(SEGMENT, pa.string(), nullable=False),
+        pa.field(MONTH, pa.int8(), nullable=False),
+        pa.field(WEEKDAY, pa.int8(), nullable=False),
+        pa.field(DAYS, pa.int64(), nullable=False),
+        pa.field(EVENTS, pa.int64(), nullable=False),
+        pa.field(QUANTITY, pa.float64(), nullable=False),
+        pa.field(REVENUE, pa.float64(), nullable=False),
+        pa.field(USERS, pa.int64(), nullable=False),
+    ]
+)
+
+# --- candidates and re-ranked lists -----------------------------------------------------------
+BASE_SCORE = "base_score"  # the upstream recommender's score (higher is better)
+TREND = "trend"  # the segment's trend score from the production model
+FINAL_SCORE = "final_score"  # blend of base_score and trend
+RANK = "rank"  # 1-based position within the user's list
+
+CANDIDATE_COLUMNS = (USER_ID, ITEM_ID, SEGMENT, BASE_SCORE)
