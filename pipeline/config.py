@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import schemas
+from pipeline.errors import TrendrecError
 
 DEFAULT_STORE = "./trendrec-data"
 ENV_STORE = "TRENDREC_STORE"
 ENV_CONFIG = "TRENDREC_CONFIG"
 
 
-class ConfigError(ValueError):
+class ConfigError(TrendrecError):
     """The configuration file or an override is invalid."""
 
 

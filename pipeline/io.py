@@ -30,12 +30,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.errors import TrendrecError
+
 log = logging.getLogger(__name__)
 
 AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked")
 
 
-class StoreError(ValueError):
+class StoreError(TrendrecError):
     """A path escapes the store or the store is not in the expected state."""
 
 

@@ -1,0 +1,11 @@
+"""The one exception family that trendrec raises for expected failures.
+
+The CLI prints these as a one-line reason on stderr (no traceback) and exits non-zero; anything
+else is a bug and keeps its traceback.
+
+    python -c "from pipeline.errors import TrendrecError; print(TrendrecError.__doc__)"
+"""
+
+
+class TrendrecError(Exception):
+    """An expected failure with a message a user can act on (bad input, missing stage output...)."""
