@@ -1,0 +1,257 @@
+"""Score a trained candidate on the hold-out against a seasonal-naive baseline and production.
+
+The hold-out is the ``evaluate.holdout_days`` days right after the candidate's training cutoff;
+the candidate, the seasonal-naive baseline and the production model (if any) all forecast from
+the same cutoff with the same history, so their errors are comparable. MASE (Hyndman & Koehler)
+is the deciding metric because it is scale-free across segments of very different volume: a
+value below 1 beats the seasonal-naive forecast's in-sample error.
+
+    trendrec evaluate trendrec-data/models/candidates/<run id>/ --json
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas as s
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.io import Store, read_json, read_parquet, write_json
+
+log = logging.getLogger(__name__)
+
+FORECAST = "forecast"  # column of LSTMRecommender.predict; pipeline.schemas has no constant for it
+METRICS = ("mae", "rmse", "mape", "smape", "r2", "mase")
+
+
+class EvaluationError(TrendrecError):
+    """The candidate or the data cannot be evaluated (missing train.json, no hold-out days...)."""
+
+
+# --- metrics: pure functions of numpy arrays ------------------------------------------------------
+def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute error."""
+    return float(np.mean(np.abs(np.asarray(actual, float) - np.asarray(forecast, float))))
+
+
+def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Root mean squared error."""
+    return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(forecast, float)) ** 2)))
+
+
+def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute percentage error in %, over the points whose actual is non-zero.
+
+    Zero actuals are skipped (the error is undefined there); ``nan`` when every actual is zero.
+    """
+    a, f = np.asarray(actual, float), np.asarray(forecast, float)
+    keep = a != 0
+    if not keep.any():
+        return math.nan
+    return float(100.0 * np.mean(np.abs(a[keep] - f[keep]) / np.abs(a[keep])))
+
+
+def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Symmetric MAPE in % (0..200): mean of 2|a - f| / (|a| + |f|); a point where both are 0 counts 0."""
+    a, f = np.asarray(actual, float), np.asarray(forecast, float)
+    denom = np.abs(a) + np.abs(f)
+    terms = np.divide(2.0 * np.abs(a - f), denom, out=np.zeros_like(denom), where=denom != 0)
+    return float(100.0 * np.mean(terms))
+
+
+def r2(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Coefficient of determination 1 - SS_res / SS_tot; ``nan`` when the actuals are constant."""
+    a, f = np.asarray(actual, float), np.asarray(forecast, float)
+    ss_tot = float(np.sum((a - a.mean()) ** 2))
+    if ss_tot == 0:
+        return math.nan
+    return 1.0 - float(np.sum((a - f) ** 2)) / ss_tot
+
+
+def naive_scale(train: np.ndarray, season: int) -> float:
+    """In-sample MAE of the seasonal-naive forecast y(t - season) on ``train``; ``nan`` if too short."""
+    y = np.asarray(train, float)
+    if len(y) <= season:
+        return math.nan
+    return float(np.mean(np.abs(y[season:] - y[:-season])))
+
+
+def mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray, season: int) -> float:
+    """Mean absolute scaled error (Hyndman): forecast MAE / in-sample seasonal-naive MAE of ``train``.
+
+    A constant (or too short) training series has no naive error to scale by: the result is then
+    ``inf`` when the forecast has any error and ``nan`` when it has none (0/0), as numpy divides.
+    """
+    scale = naive_scale(train, season)
+    err = mae(actual, forecast)
+    if math.isnan(scale):
+        return math.nan
+    if scale == 0:
+        return math.inf if err > 0 else math.nan
+    return err / scale
+
+
+def seasonal_naive_forecast(history: pd.DataFrame, cutoff: date, horizon: int, season: int,
+                            target: str) -> pd.DataFrame:
+    """y_hat(T + h) = y(T + h - season * ceil(h / season)) for h = 1..horizon, T = cutoff.
+
+    That is the same weekday of the last observed season. A day missing from a segment's history
+    (before its first sale) counts as zero demand, as the daily table zero-fills within a segment.
+    """
+    past = history[pd.to_datetime(history[s.DATE]).dt.date <= cutoff]
+    segments = sorted(past[s.SEGMENT].unique())
+    steps = np.arange(1, horizon + 1)
+    lags = steps - season * np.ceil(steps / season).astype(int)  # -(season-1) .. 0, repeating
+    grid = pd.DataFrame({s.SEGMENT: np.repeat(segments, horizon), "_h": np.tile(steps, len(segments)),
+                         "_lag": np.tile(lags, len(segments))})
+    grid[s.DATE] = [cutoff + timedelta(days=int(h)) for h in grid["_h"]]
+    grid["_source"] = [cutoff + timedelta(days=int(lag)) for lag in grid["_lag"]]
+    values = past[[s.SEGMENT, s.DATE, target]].assign(_source=pd.to_datetime(past[s.DATE]).dt.date)
+    out = grid.merge(values.drop(columns=s.DATE), on=[s.SEGMENT, "_source"], how="left")
+    out[FORECAST] = out[target].fillna(0.0).astype(float)
+    return out[[s.SEGMENT, s.DATE, FORECAST]].reset_index(drop=True)
+
+
+def score(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+    """Every metric except MASE, which needs the training series (see ``mase``)."""
+    return {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast), "mape": mape(actual, forecast),
+            "smape": smape(actual, forecast), "r2": r2(actual, forecast)}
+
+
+def decide_blessing(model_mase: float | None, baseline_mase: float | None, production_mase: float | None,
+                    margin: float, has_production: bool) -> tuple[bool, str]:
+    """Blessed iff MASE < baseline * (1 - margin) and, when a production model exists, < its MASE."""
+    if model_mase is None or not math.isfinite(model_mase):
+        return False, f"candidate MASE is undefined ({model_mase}); nothing to compare"
+    if baseline_mase is None or not math.isfinite(baseline_mase):
+        return False, f"seasonal-naive MASE is undefined ({baseline_mase}); cannot judge the candidate"
+    bar = baseline_mase * (1.0 - margin)
+    if not model_mase < bar:
+        return False, (f"candidate MASE {model_mase:.4f} does not beat seasonal naive {baseline_mase:.4f} "
+                       f"by margin {margin:g} (needs < {bar:.4f})")
+    if has_production:
+        if production_mase is None or not math.isfinite(production_mase):
+            return False, f"production MASE is undefined ({production_mase}) on this hold-out; not replacing it"
+        if not model_mase < production_mase:
+            return False, f"candidate MASE {model_mase:.4f} does not beat production {production_mase:.4f}"
+        return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
+                      f"(margin {margin:g}) and production {production_mase:.4f}")
+    return True, f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} (margin {margin:g})"
+
+
+# --- run_evaluate: I/O around the pure parts ------------------------------------------------------
+def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
+    """Forecast the hold-out with the candidate, seasonal naive and production; write evaluation.json.
+
+    Overall MAE, RMSE, MAPE, sMAPE and R² are computed on the pooled (segment, day) values of the
+    hold-out; overall MASE is the mean of the per-segment MASEs (each segment has its own scale),
+    over the segments whose training series has a non-zero naive error. Non-finite values are
+    reported as null so the summary stays strict JSON.
+    """
+    from recsys.model import LSTMRecommender
+    from recsys.registry import load_production
+
+    candidate_dir = Path(candidate_dir)
+    train = _read_train(candidate_dir)
+    cutoff = date.fromisoformat(str(train["cutoff"]))
+    store = Store(cfg.store)
+    daily = _read_daily(store.daily_path)
+    history = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
+    actual = _holdout_actuals(daily, cutoff, cfg.evaluate.holdout_days, cfg.model.target, store.daily_path)
+    days = actual[s.DATE].nunique()
+    forecasts = {
+        "model": LSTMRecommender.load(candidate_dir).predict(history, cutoff),
+        "seasonal_naive": seasonal_naive_forecast(history, cutoff, days, cfg.evaluate.season, cfg.model.target),
+    }
+    production = load_production(store)
+    prod_version = production[1].get("version") if production else None
+    if production is not None:
+        forecasts["production"] = production[0].predict(history, cutoff)
+    joined = _join(actual, forecasts, candidate_dir)
+    per_segment, overall = _metrics(joined, history, list(forecasts), cfg.model.target, cfg.evaluate.season)
+    overall.setdefault("production", None)
+    blessed, reason = decide_blessing(overall["model"]["mase"], overall["seasonal_naive"]["mase"],
+                                      (overall["production"] or {}).get("mase"), cfg.evaluate.margin,
+                                      production is not None)
+    summary = {
+        "candidate_dir": str(candidate_dir), "cutoff": str(cutoff), "target": cfg.model.target,
+        "holdout_start": str(joined[s.DATE].min()), "holdout_end": str(joined[s.DATE].max()),
+        "holdout_days": int(joined[s.DATE].nunique()), "production_version": prod_version,
+        "metrics": overall, "per_segment": per_segment, "blessed": blessed, "reason": reason,
+    }
+    write_json(summary, candidate_dir / "evaluation.json")
+    log.info("evaluated %s: %s", candidate_dir, reason)
+    return summary
+
+
+def _read_train(candidate_dir: Path) -> dict[str, Any]:
+    path = candidate_dir / "train.json"
+    if not path.is_file():
+        raise EvaluationError(f"{path} not found: expected a candidate directory written by `trendrec train`")
+    train = read_json(path)
+    if "cutoff" not in train:
+        raise EvaluationError(f"{path} has no 'cutoff'; expected the training cutoff date (YYYY-MM-DD)")
+    return train
+
+
+def _read_daily(path: Path) -> pd.DataFrame:
+    daily = read_parquet(path).to_pandas()
+    daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
+    return daily
+
+
+def _holdout_actuals(daily: pd.DataFrame, cutoff: date, holdout_days: int, target: str,
+                     path: Path) -> pd.DataFrame:
+    end = cutoff + timedelta(days=holdout_days)
+    actual = daily[(daily[s.DATE] > cutoff) & (daily[s.DATE] <= end)]
+    if actual.empty:
+        raise EvaluationError(f"{path} has no day after the training cutoff {cutoff} (last day "
+                              f"{daily[s.DATE].max()}); the hold-out needs at least 1 day")
+    return actual[[s.SEGMENT, s.DATE, target]].rename(columns={target: "actual"})
+
+
+def _join(actual: pd.DataFrame, forecasts: dict[str, pd.DataFrame], candidate_dir: Path) -> pd.DataFrame:
+    """Keep only the (segment, day) cells that every forecaster covers, so all score the same cells."""
+    joined = actual
+    for name, frame in forecasts.items():
+        frame = frame[[s.SEGMENT, s.DATE, FORECAST]].assign(**{s.DATE: pd.to_datetime(frame[s.DATE]).dt.date})
+        joined = joined.merge(frame.rename(columns={FORECAST: name}), on=[s.SEGMENT, s.DATE], how="inner")
+    if joined.empty:
+        raise EvaluationError(f"no hold-out day of {candidate_dir} is forecast by every model; "
+                              f"expected forecasts for the days after the cutoff")
+    if len(joined) < len(actual):
+        log.warning("scoring %d of %d hold-out cells: the others are not forecast by every model",
+                    len(joined), len(actual))
+    return joined.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)
+
+
+def _metrics(joined: pd.DataFrame, history: pd.DataFrame, names: list[str], target: str,
+             season: int) -> tuple[dict, dict]:
+    per_segment: dict[str, dict] = {}
+    mases: dict[str, list[float]] = {name: [] for name in names}
+    for segment, part in joined.groupby(s.SEGMENT, sort=True):
+        train = history.loc[history[s.SEGMENT] == segment].sort_values(s.DATE)[target].to_numpy(float)
+        scale = naive_scale(train, season)
+        per_segment[segment] = {}
+        for name in names:
+            m = score(part["actual"], part[name]) | {"mase": mase(part["actual"], part[name], train, season)}
+            per_segment[segment][name] = _clean(m)
+            if math.isfinite(scale) and scale > 0:
+                mases[name].append(m["mase"])
+    overall = {}
+    for name in names:
+        pooled = score(joined["actual"], joined[name])
+        pooled["mase"] = float(np.mean(mases[name])) if mases[name] else math.nan
+        overall[name] = _clean(pooled) | {"mase_segments": len(mases[name])}
+    return per_segment, overall
+
+
+def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in metrics.items()}

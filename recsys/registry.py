@@ -1,0 +1,252 @@
+"""The model registry: numbered versions under ``models/`` and the production pointer.
+
+A version is a directory ``models/vNNNN/`` holding the candidate's files (model.keras,
+recommender.json, config.json, train.json, evaluation.json), a SavedModel export, the segment
+trend scores (trend.parquet) and metadata.json. ``models/production.json`` names the version in
+production plus the stack of earlier production versions, so ``rollback`` can step back. A version
+is assembled in ``models/.staging-vNNNN/`` and renamed into place whole, and production.json is
+replaced atomically last, so a failure at any step leaves production as it was.
+
+Old versions are kept forever for now; pruning to the last K (never the production one or its
+history) is a later addition.
+
+    trendrec push --json && trendrec models list && trendrec models rollback
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.io import Store, read_json, read_parquet, write_json, write_parquet
+
+if TYPE_CHECKING:
+    from recsys.model import LSTMRecommender
+
+log = logging.getLogger(__name__)
+
+VERSION_RE = re.compile(r"^v\d{4,}$")
+PRODUCTION_FILE = "production.json"
+METADATA_FILE = "metadata.json"
+TREND_FILE = "trend.parquet"
+SAVEDMODEL_DIR = "savedmodel"
+# What a loadable version must contain; checked before anything is loaded or promoted.
+VERSION_FILES = ("model.keras", "recommender.json", METADATA_FILE, TREND_FILE)
+
+
+class RegistryError(TrendrecError):
+    """A version is missing, malformed or cannot become production."""
+
+
+def _store(store: Store | str | os.PathLike) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def check_version(version: str) -> str:
+    """Refuse anything but ``vNNNN`` so a user-given name can never point outside models/."""
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise RegistryError(f"invalid model version {version!r}: expected v followed by 4+ digits, e.g. v0002")
+    return version
+
+
+def versions(store: Store | str | os.PathLike) -> list[str]:
+    """Every complete version directory, oldest first (staging and candidate dirs are not versions)."""
+    models = _store(store).models
+    if not models.is_dir():
+        return []
+    names = [p.name for p in models.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+    return sorted(names, key=lambda v: int(v[1:]))
+
+
+def version_dir(store: Store | str | os.PathLike, version: str) -> Path:
+    """The directory of ``version``, checked to hold every file a loadable version needs."""
+    path = _store(store).models / check_version(version)
+    if not path.is_dir():
+        raise RegistryError(f"model version {version} not found: {path} does not exist")
+    missing = [name for name in VERSION_FILES if not (path / name).is_file()]
+    if missing:
+        raise RegistryError(f"model version {version} at {path} is incomplete: missing {', '.join(missing)}")
+    return path
+
+
+def read_production(store: Store | str | os.PathLike) -> dict[str, Any] | None:
+    """``{"version": ..., "history": [...]}`` or None when nothing was ever pushed."""
+    path = _store(store).models / PRODUCTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        prod = read_json(path)
+        check_version(prod["version"])
+        history = [check_version(v) for v in prod.get("history", [])]
+    except (ValueError, KeyError, TypeError, RegistryError) as exc:
+        raise RegistryError(f"{path} is malformed ({exc}); expected {{'version': 'vNNNN', 'history': [...]}}") from exc
+    return {"version": prod["version"], "history": history}
+
+
+def _write_production(store: Store, version: str, history: list[str]) -> dict[str, Any]:
+    prod = {"version": version, "history": history}
+    write_json(prod, store.models / PRODUCTION_FILE)
+    log.info("production is now %s (history %s)", version, history)
+    return prod
+
+
+def _load_version(store: Store, version: str) -> tuple[LSTMRecommender, dict[str, Any]]:
+    from recsys.model import LSTMRecommender
+
+    path = version_dir(store, version)
+    try:
+        metadata = read_json(path / METADATA_FILE)
+        model = LSTMRecommender.load(path)
+    except (TrendrecError, OSError, ValueError) as exc:
+        log.error("model version %s at %s cannot be loaded: %s", version, path, exc)
+        raise RegistryError(f"model version {version} at {path} cannot be loaded "
+                            f"(corrupt or truncated model files?): {exc}") from exc
+    return model, metadata
+
+
+def load_production(store: Store | str | os.PathLike) -> tuple[LSTMRecommender, dict[str, Any]] | None:
+    """The production model and its metadata, or None when nothing is in production.
+
+    A missing or corrupt version raises RegistryError; production.json is never changed here.
+    """
+    store = _store(store)
+    prod = read_production(store)
+    if prod is None:
+        return None
+    return _load_version(store, prod["version"])
+
+
+def list_models(store: Store | str | os.PathLike) -> list[dict[str, Any]]:
+    """One row per version: version, created_at, mase, baseline_mase, is_production."""
+    store = _store(store)
+    prod = read_production(store)
+    rows = []
+    for version in versions(store):
+        meta_path = store.models / version / METADATA_FILE
+        meta = read_json(meta_path) if meta_path.is_file() else {}
+        metrics = meta.get("metrics", {})
+        rows.append({
+            "version": version, "created_at": meta.get("created_at"),
+            "mase": (metrics.get("model") or {}).get("mase"),
+            "baseline_mase": (metrics.get("seasonal_naive") or {}).get("mase"),
+            "is_production": prod is not None and prod["version"] == version,
+        })
+    return rows
+
+
+def promote(store: Store | str | os.PathLike, version: str) -> dict[str, Any]:
+    """Make ``version`` production after checking it loads; the current one goes onto the history."""
+    store = _store(store)
+    check_version(version)
+    prod = read_production(store)
+    if prod is not None and prod["version"] == version:
+        return {"version": version, "history": prod["history"], "changed": False}
+    _load_version(store, version)  # refuse a broken version before touching production.json
+    history = (prod["history"] + [prod["version"]]) if prod else []
+    return _write_production(store, version, history) | {"changed": True, "previous": prod and prod["version"]}
+
+
+def rollback(store: Store | str | os.PathLike) -> dict[str, Any]:
+    """Return to the previous production version (the history is a stack: rollback pops it)."""
+    store = _store(store)
+    prod = read_production(store)
+    if prod is None:
+        raise RegistryError(f"nothing to roll back: {store.models / PRODUCTION_FILE} does not exist")
+    if not prod["history"]:
+        raise RegistryError(f"nothing to roll back to: {prod['version']} is the first production version")
+    previous = prod["history"][-1]
+    _load_version(store, previous)
+    return _write_production(store, previous, prod["history"][:-1]) | {"changed": True, "previous": prod["version"]}
+
+
+def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
+    """Version a blessed candidate as models/vNNNN/ and make it production; do nothing otherwise.
+
+    Re-pushing a candidate that already has a version is a no-op (a re-run DAG stays idempotent),
+    and an evaluation made against another production version than today's is refused as stale.
+    """
+    store = Store(cfg.store)
+    candidate_dir = Path(candidate_dir).resolve()
+    evaluation = _read_evaluation(candidate_dir)
+    summary = {"candidate_dir": str(candidate_dir), "blessed": bool(evaluation.get("blessed")),
+               "reason": evaluation.get("reason"), "metrics": evaluation.get("metrics")}
+    if not summary["blessed"]:
+        log.info("not pushing %s: %s", candidate_dir, summary["reason"])
+        return {"pushed": False, **summary}
+    existing = _pushed_as(store, candidate_dir)
+    if existing:
+        return {"pushed": False, **summary, "version": existing,
+                "reason": f"{candidate_dir} was already pushed as {existing}"}
+    prod = read_production(store)
+    current = prod["version"] if prod else None
+    if evaluation.get("production_version") != current:
+        raise RegistryError(f"{candidate_dir / 'evaluation.json'} compared against production "
+                            f"{evaluation.get('production_version')} but production is now {current}: "
+                            f"run `trendrec evaluate` again")
+    version = _next_version(store)
+    final, staging = store.models / version, store.models / f".staging-{version}"
+    try:
+        metadata = _assemble(cfg, candidate_dir, staging, version, evaluation)
+        os.rename(staging, final)  # fails if a concurrent push took the same number
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _write_production(store, version, (prod["history"] + [current]) if prod else [])
+    log.info("pushed %s as %s", candidate_dir, version)
+    return {"pushed": True, **summary, "version": version, "model_dir": str(final),
+            "previous": current, "segments": metadata["segments"]}
+
+
+def _read_evaluation(candidate_dir: Path) -> dict[str, Any]:
+    path = candidate_dir / "evaluation.json"
+    if not path.is_file():
+        raise RegistryError(f"{path} not found: run `trendrec evaluate` first")
+    return read_json(path)
+
+
+def _next_version(store: Store) -> str:
+    existing = versions(store)
+    return f"v{(int(existing[-1][1:]) + 1 if existing else 1):04d}"
+
+
+def _pushed_as(store: Store, candidate_dir: Path) -> str | None:
+    for version in versions(store):
+        meta_path = store.models / version / METADATA_FILE
+        if meta_path.is_file() and read_json(meta_path).get("candidate_dir") == str(candidate_dir):
+            return version
+    return None
+
+
+def _assemble(cfg: Config, candidate_dir: Path, staging: Path, version: str,
+              evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Copy the candidate into ``staging`` and add the SavedModel, trend scores and metadata."""
+    from recsys.model import LSTMRecommender
+    from recsys.rerank import compute_trend_scores
+
+    shutil.rmtree(staging, ignore_errors=True)  # left over by a crashed push
+    shutil.copytree(candidate_dir, staging)
+    model = LSTMRecommender.load(staging)
+    model.export_savedmodel(staging / SAVEDMODEL_DIR)
+    daily = read_parquet(Store(cfg.store).daily_path).to_pandas()
+    trends = compute_trend_scores(model, daily)
+    write_parquet(pa.Table.from_pandas(trends, preserve_index=False), staging / TREND_FILE)
+    train = read_json(candidate_dir / "train.json") if (candidate_dir / "train.json").is_file() else {}
+    metadata = {
+        "version": version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "candidate_dir": str(candidate_dir), "metrics": evaluation.get("metrics"),
+        "blessed": evaluation.get("blessed"), "reason": evaluation.get("reason"),
+        "config": cfg.to_dict(), "target": cfg.model.target, "horizon": cfg.model.horizon,
+        "train_start": train.get("train_start"), "cutoff": evaluation.get("cutoff", train.get("cutoff")),
+        "holdout_end": evaluation.get("holdout_end"), "segments": list(model.segments),
+        "replaced": evaluation.get("production_version"),
+    }
+    write_json(metadata, staging / METADATA_FILE)
+    return metadata

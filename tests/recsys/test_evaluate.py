@@ -1,0 +1,83 @@
+"""Metrics, seasonal naive and the blessing rule on hand-computed numbers; run_evaluate end to end."""
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from recsys import evaluate as ev
+
+ACTUAL = np.array([1.0, 2.0, 3.0, 4.0])
+FORECAST = np.array([2.0, 2.0, 1.0, 4.0])  # errors 1, 0, 2, 0
+
+
+def test_mae_and_rmse_by_hand():
+    assert ev.mae(ACTUAL, FORECAST) == pytest.approx((1 + 0 + 2 + 0) / 4)
+    assert ev.rmse(ACTUAL, FORECAST) == pytest.approx(math.sqrt((1 + 0 + 4 + 0) / 4))
+
+
+def test_mape_skips_zero_actuals():
+    # |2-1|/2 = 0.5 and |4-5|/4 = 0.25; the zero actual is left out -> 100 * 0.375
+    assert ev.mape([0.0, 2.0, 4.0], [1.0, 1.0, 5.0]) == pytest.approx(37.5)
+    assert math.isnan(ev.mape([0.0, 0.0], [1.0, 2.0]))
+
+
+def test_smape_counts_both_zero_as_zero():
+    # terms: 0 (0 vs 0), 2*1/(2+1) = 2/3, 2*2/(4+6) = 2/5 -> 100 * (2/3 + 2/5) / 3
+    assert ev.smape([0.0, 2.0, 4.0], [0.0, 1.0, 6.0]) == pytest.approx(100 * (2 / 3 + 2 / 5) / 3)
+
+
+def test_r2_by_hand():
+    # mean 2.5, SS_tot = 2.25 + 0.25 + 0.25 + 2.25 = 5; SS_res = 1 (last point off by 1)
+    assert ev.r2(ACTUAL, [1.0, 2.0, 3.0, 5.0]) == pytest.approx(1 - 1 / 5)
+    assert ev.r2(ACTUAL, FORECAST) == pytest.approx(0.0)  # SS_res = 5 = SS_tot
+    assert math.isnan(ev.r2([3.0, 3.0], [1.0, 2.0]))
+
+
+def test_mase_by_hand():
+    # season 2 on 1..6: |3-1| = |4-2| = |5-3| = |6-4| = 2 -> scale 2; forecast MAE (1 + 0) / 2 = 0.5
+    assert ev.mase([7.0, 8.0], [6.0, 8.0], np.arange(1.0, 7.0), season=2) == pytest.approx(0.25)
+
+
+def test_mase_constant_or_short_training_series():
+    flat = [3.0, 3.0, 3.0, 3.0]  # the seasonal-naive in-sample error is 0
+    assert ev.mase([3.0, 4.0], [3.0, 3.0], flat, season=2) == math.inf
+    assert math.isnan(ev.mase([3.0, 3.0], [3.0, 3.0], flat, season=2))  # 0 / 0
+    assert math.isnan(ev.mase([3.0], [2.0], [1.0, 2.0], season=2))  # no full season to scale by
+
+
+def _history() -> pd.DataFrame:
+    start = date(2024, 1, 1)
+    a = [("a", start + timedelta(days=i), float(i + 1)) for i in range(11)]  # Jan 1..11: 1..11
+    b = [("b", date(2024, 1, d), 100.0) for d in (8, 9, 10)]  # b starts on Jan 8
+    return pd.DataFrame(a + b, columns=[s.SEGMENT, s.DATE, s.REVENUE])
+
+
+def test_seasonal_naive_by_hand():
+    out = ev.seasonal_naive_forecast(_history(), date(2024, 1, 10), horizon=9, season=7, target=s.REVENUE)
+    # h = 1..7 repeat Jan 4..10 (T+h-7); h = 8, 9 repeat Jan 4, 5 again (T+h-14). Jan 11 is after T.
+    assert out.loc[out[s.SEGMENT] == "a", ev.FORECAST].tolist() == [4, 5, 6, 7, 8, 9, 10, 4, 5]
+    # b has no row before Jan 8: those days count as zero demand
+    assert out.loc[out[s.SEGMENT] == "b", ev.FORECAST].tolist() == [0, 0, 0, 0, 100, 100, 100, 0, 0]
+    assert out[s.DATE].tolist()[:2] == [date(2024, 1, 11), date(2024, 1, 12)]
+    assert list(out.columns) == [s.SEGMENT, s.DATE, ev.FORECAST]
+
+
+@pytest.mark.parametrize(
+    ("model", "baseline", "production", "margin", "has_prod", "blessed"),
+    [
+        (0.8, 1.0, None, 0.0, False, True),
+        (0.95, 1.0, None, 0.1, False, False),  # must be < 0.9
+        (1.0, 1.0, None, 0.0, False, False),  # a tie is not better
+        (0.8, 1.0, 0.7, 0.0, True, False),  # production is better
+        (0.8, 1.0, 0.9, 0.0, True, True),
+        (None, 1.0, None, 0.0, False, False),
+        (0.8, None, None, 0.0, False, False),
+    ],
+)
+def test_decide_blessing(model, baseline, production, margin, has_prod, blessed):
+    ok, reason = ev.decide_blessing(model, baseline, production, margin, has_prod)
+    assert ok is blessed and reason
