@@ -68,7 +68,8 @@ def build_candidates(events: pd.DataFrame, as_of: date, n: int = 20, recent_days
     pool = pool.fillna({"personal": 0.0, "popularity": 0.0})
     pool[s.BASE_SCORE] = PERSONAL_WEIGHT * pool["personal"] + (1 - PERSONAL_WEIGHT) * pool["popularity"]
     pool[s.SEGMENT] = pool[s.ITEM_ID].map(_item_segments(before))
-    pool = pool.sort_values([s.USER_ID, s.BASE_SCORE, s.ITEM_ID], ascending=[True, False, True], kind="mergesort")
+    pool = pool.sort_values([s.USER_ID, s.BASE_SCORE, s.ITEM_ID], ascending=[True, False, True],
+                            kind="mergesort")
     out = pool.groupby(s.USER_ID, sort=False).head(n)
     return out[list(s.CANDIDATE_COLUMNS)].reset_index(drop=True)
 
@@ -83,7 +84,8 @@ def _top(counts: pd.DataFrame, by: list[str], n: int) -> pd.DataFrame:
 def _item_segments(events: pd.DataFrame) -> pd.Series:
     """Each item's most frequent segment (ties by name): segment rules may differ per description."""
     counts = events.groupby([s.ITEM_ID, s.SEGMENT]).size().rename(_COUNT).reset_index()
-    counts = counts.sort_values([s.ITEM_ID, _COUNT, s.SEGMENT], ascending=[True, False, True], kind="mergesort")
+    counts = counts.sort_values([s.ITEM_ID, _COUNT, s.SEGMENT], ascending=[True, False, True],
+                                kind="mergesort")
     return counts.drop_duplicates(s.ITEM_ID).set_index(s.ITEM_ID)[s.SEGMENT]
 
 
@@ -107,11 +109,13 @@ def read_events(store: Store) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recsys.candidates", description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", required=True, help="store holding ingested events")
-    parser.add_argument("--as-of", type=date.fromisoformat, help="first day not used (default: day after the last)")
+    parser.add_argument("--as-of", type=date.fromisoformat,
+                        help="first day not used (default: the day after the last event)")
     parser.add_argument("--users", type=int, default=500, help="number of users kept (deterministic sample)")
     parser.add_argument("--n", type=int, default=20, help="candidates per user")
     parser.add_argument("--recent-days", type=int, default=28, help="window of activity and popularity")
-    parser.add_argument("--out", type=Path, default=Path("data/demo/candidates.parquet"), help="parquet to write")
+    parser.add_argument("--out", type=Path, default=Path("data/demo/candidates.parquet"),
+                        help="parquet file to write")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -27,7 +27,7 @@ from pipeline.io import Store, read_json, read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
-FORECAST = "forecast"  # column of LSTMRecommender.predict; pipeline.schemas has no constant for it
+FORECAST = "forecast"  # = recsys.model.FORECAST, repeated so metrics and re-ranking load without TensorFlow
 METRICS = ("mae", "rmse", "mape", "smape", "r2", "mase")
 
 
@@ -138,12 +138,13 @@ def decide_blessing(model_mase: float | None, baseline_mase: float | None, produ
                        f"by margin {margin:g} (needs < {bar:.4f})")
     if has_production:
         if production_mase is None or not math.isfinite(production_mase):
-            return False, f"production MASE is undefined ({production_mase}) on this hold-out; not replacing it"
+            return False, f"production MASE is undefined ({production_mase}) on this hold-out; keeping it"
         if not model_mase < production_mase:
             return False, f"candidate MASE {model_mase:.4f} does not beat production {production_mase:.4f}"
         return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
                       f"(margin {margin:g}) and production {production_mase:.4f}")
-    return True, f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} (margin {margin:g})"
+    return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
+                  f"(margin {margin:g}); no model in production")
 
 
 # --- run_evaluate: I/O around the pure parts ------------------------------------------------------
@@ -155,31 +156,20 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     over the segments whose training series has a non-zero naive error. Non-finite values are
     reported as null so the summary stays strict JSON.
     """
-    from recsys.model import LSTMRecommender
-    from recsys.registry import load_production
-
     candidate_dir = Path(candidate_dir)
-    train = _read_train(candidate_dir)
-    cutoff = date.fromisoformat(str(train["cutoff"]))
+    cutoff = date.fromisoformat(str(_read_train(candidate_dir)["cutoff"]))
     store = Store(cfg.store)
     daily = _read_daily(store.daily_path)
     history = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
     actual = _holdout_actuals(daily, cutoff, cfg.evaluate.holdout_days, cfg.model.target, store.daily_path)
     days = actual[s.DATE].nunique()
-    forecasts = {
-        "model": LSTMRecommender.load(candidate_dir).predict(history, cutoff),
-        "seasonal_naive": seasonal_naive_forecast(history, cutoff, days, cfg.evaluate.season, cfg.model.target),
-    }
-    production = load_production(store)
-    prod_version = production[1].get("version") if production else None
-    if production is not None:
-        forecasts["production"] = production[0].predict(history, cutoff)
+    forecasts, prod_version = _forecast_all(cfg, candidate_dir, store, history, cutoff, days)
     joined = _join(actual, forecasts, candidate_dir)
     per_segment, overall = _metrics(joined, history, list(forecasts), cfg.model.target, cfg.evaluate.season)
     overall.setdefault("production", None)
     blessed, reason = decide_blessing(overall["model"]["mase"], overall["seasonal_naive"]["mase"],
                                       (overall["production"] or {}).get("mase"), cfg.evaluate.margin,
-                                      production is not None)
+                                      "production" in forecasts)
     summary = {
         "candidate_dir": str(candidate_dir), "cutoff": str(cutoff), "target": cfg.model.target,
         "holdout_start": str(joined[s.DATE].min()), "holdout_end": str(joined[s.DATE].max()),
@@ -189,6 +179,30 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     write_json(summary, candidate_dir / "evaluation.json")
     log.info("evaluated %s: %s", candidate_dir, reason)
     return summary
+
+
+def _forecast_all(cfg: Config, candidate_dir: Path, store: Store, history: pd.DataFrame, cutoff: date,
+                  days: int) -> tuple[dict[str, pd.DataFrame], str | None]:
+    """Forecasts of the candidate, seasonal naive and production (if any) from the same cutoff."""
+    from recsys.model import LSTMRecommender
+    from recsys.registry import load_production
+
+    target = cfg.model.target
+    candidate = LSTMRecommender.load(candidate_dir)
+    if candidate.config.target != target:
+        raise EvaluationError(f"{candidate_dir} forecasts {candidate.config.target!r} but the config's "
+                              f"model.target is {target!r}; evaluate with the config it was trained with")
+    naive = seasonal_naive_forecast(history, cutoff, days, cfg.evaluate.season, target)
+    forecasts = {"model": candidate.predict(history, cutoff), "seasonal_naive": naive}
+    production = load_production(store)
+    if production is None:
+        return forecasts, None
+    if production[0].config.target != target:  # a changed target: production is no yardstick
+        log.warning("production %s forecasts %r, not %r: judging the candidate against the baseline only",
+                    production[1]["version"], production[0].config.target, target)
+        return forecasts, production[1]["version"]
+    forecasts["production"] = production[0].predict(history, cutoff)
+    return forecasts, production[1]["version"]
 
 
 def _read_train(candidate_dir: Path) -> dict[str, Any]:

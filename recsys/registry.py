@@ -54,7 +54,7 @@ def _store(store: Store | str | os.PathLike) -> Store:
 def check_version(version: str) -> str:
     """Refuse anything but ``vNNNN`` so a user-given name can never point outside models/."""
     if not isinstance(version, str) or not VERSION_RE.match(version):
-        raise RegistryError(f"invalid model version {version!r}: expected v followed by 4+ digits, e.g. v0002")
+        raise RegistryError(f"invalid model version {version!r}: expected v and 4+ digits, e.g. v0002")
     return version
 
 
@@ -88,7 +88,8 @@ def read_production(store: Store | str | os.PathLike) -> dict[str, Any] | None:
         check_version(prod["version"])
         history = [check_version(v) for v in prod.get("history", [])]
     except (ValueError, KeyError, TypeError, RegistryError) as exc:
-        raise RegistryError(f"{path} is malformed ({exc}); expected {{'version': 'vNNNN', 'history': [...]}}") from exc
+        raise RegistryError(f"{path} is malformed ({exc}); "
+                            f"expected {{'version': 'vNNNN', 'history': [...]}}") from exc
     return {"version": prod["version"], "history": history}
 
 
@@ -152,7 +153,8 @@ def promote(store: Store | str | os.PathLike, version: str) -> dict[str, Any]:
         return {"version": version, "history": prod["history"], "changed": False}
     _load_version(store, version)  # refuse a broken version before touching production.json
     history = (prod["history"] + [prod["version"]]) if prod else []
-    return _write_production(store, version, history) | {"changed": True, "previous": prod and prod["version"]}
+    previous = prod["version"] if prod else None
+    return _write_production(store, version, history) | {"changed": True, "previous": previous}
 
 
 def rollback(store: Store | str | os.PathLike) -> dict[str, Any]:
@@ -165,7 +167,8 @@ def rollback(store: Store | str | os.PathLike) -> dict[str, Any]:
         raise RegistryError(f"nothing to roll back to: {prod['version']} is the first production version")
     previous = prod["history"][-1]
     _load_version(store, previous)
-    return _write_production(store, previous, prod["history"][:-1]) | {"changed": True, "previous": prod["version"]}
+    result = _write_production(store, previous, prod["history"][:-1])
+    return result | {"changed": True, "previous": prod["version"]}
 
 
 def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
@@ -217,10 +220,19 @@ def _next_version(store: Store) -> str:
     return f"v{(int(existing[-1][1:]) + 1 if existing else 1):04d}"
 
 
+def _candidate_ref(store: Store, candidate_dir: Path) -> str:
+    """The candidate's path relative to the store when inside it, so a moved store still matches."""
+    try:
+        return str(candidate_dir.resolve().relative_to(store.root))
+    except ValueError:
+        return str(candidate_dir.resolve())
+
+
 def _pushed_as(store: Store, candidate_dir: Path) -> str | None:
+    ref = _candidate_ref(store, candidate_dir)
     for version in versions(store):
         meta_path = store.models / version / METADATA_FILE
-        if meta_path.is_file() and read_json(meta_path).get("candidate_dir") == str(candidate_dir):
+        if meta_path.is_file() and read_json(meta_path).get("candidate") == ref:
             return version
     return None
 
@@ -238,15 +250,20 @@ def _assemble(cfg: Config, candidate_dir: Path, staging: Path, version: str,
     daily = read_parquet(Store(cfg.store).daily_path).to_pandas()
     trends = compute_trend_scores(model, daily)
     write_parquet(pa.Table.from_pandas(trends, preserve_index=False), staging / TREND_FILE)
-    train = read_json(candidate_dir / "train.json") if (candidate_dir / "train.json").is_file() else {}
+    train = _read_optional(candidate_dir / "train.json", {})
+    config = _read_optional(candidate_dir / "config.json", cfg.to_dict())  # the config it was trained with
     metadata = {
         "version": version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "candidate_dir": str(candidate_dir), "metrics": evaluation.get("metrics"),
+        "candidate": _candidate_ref(Store(cfg.store), candidate_dir), "metrics": evaluation.get("metrics"),
         "blessed": evaluation.get("blessed"), "reason": evaluation.get("reason"),
-        "config": cfg.to_dict(), "target": cfg.model.target, "horizon": cfg.model.horizon,
+        "config": config, "target": model.config.target, "horizon": model.config.horizon,
         "train_start": train.get("train_start"), "cutoff": evaluation.get("cutoff", train.get("cutoff")),
         "holdout_end": evaluation.get("holdout_end"), "segments": list(model.segments),
         "replaced": evaluation.get("production_version"),
     }
     write_json(metadata, staging / METADATA_FILE)
     return metadata
+
+
+def _read_optional(path: Path, default: dict[str, Any]) -> dict[str, Any]:
+    return read_json(path) if path.is_file() else default

@@ -48,7 +48,8 @@ def test_build_candidates_n_and_determinism():
     out = build_candidates(EVENTS, AS_OF, n=1)
     assert out[s.ITEM_ID].tolist() == ["a", "b"]
     shuffled = EVENTS.sample(frac=1.0, random_state=3)
-    pd.testing.assert_frame_equal(build_candidates(shuffled, AS_OF, n=3), build_candidates(EVENTS, AS_OF, n=3))
+    expected = build_candidates(EVENTS, AS_OF, n=3)
+    pd.testing.assert_frame_equal(build_candidates(shuffled, AS_OF, n=3), expected)
 
 
 def test_build_candidates_no_active_user_and_bad_n():

@@ -1,5 +1,6 @@
 """Metrics, seasonal naive and the blessing rule on hand-computed numbers; run_evaluate end to end."""
 
+import json
 import math
 from datetime import date, timedelta
 
@@ -8,6 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
+from pipeline.io import Store, read_json, read_parquet, write_json
 from recsys import evaluate as ev
 
 ACTUAL = np.array([1.0, 2.0, 3.0, 4.0])
@@ -81,3 +83,50 @@ def test_seasonal_naive_by_hand():
 def test_decide_blessing(model, baseline, production, margin, has_prod, blessed):
     ok, reason = ev.decide_blessing(model, baseline, production, margin, has_prod)
     assert ok is blessed and reason
+
+
+def test_forecast_column_matches_the_model():
+    from recsys.model import FORECAST
+
+    assert ev.FORECAST == FORECAST
+
+
+def _candidate(cfg, recommender, cutoff):
+    path = Store(cfg.store).models / "candidates" / "run"
+    recommender.save(path)
+    write_json({"cutoff": str(cutoff), "train_start": "2024-01-01"}, path / "train.json")
+    return path
+
+
+@pytest.mark.slow
+def test_run_evaluate_end_to_end(tiny_store, trained_recommender):
+    cutoff = date(2024, 5, 15)  # tiny_daily ends on May 29: 14 hold-out days, the model forecasts 7
+    cand = _candidate(tiny_store, trained_recommender, cutoff)
+    out = ev.run_evaluate(tiny_store, cand)
+    assert (out["cutoff"], out["holdout_start"], out["holdout_end"]) == ("2024-05-15", "2024-05-16",
+                                                                         "2024-05-22")
+    assert out["metrics"]["production"] is None and out["production_version"] is None
+    assert set(out["per_segment"]) == {"a", "b", "c"} and isinstance(out["blessed"], bool) and out["reason"]
+    assert read_json(cand / "evaluation.json") == json.loads(json.dumps(out))
+    # the baseline's numbers, recomputed here: segment a's May 16..22 against May 9..15
+    daily = read_parquet(Store(tiny_store.store).daily_path).to_pandas().set_index([s.SEGMENT, s.DATE])
+    a = daily.loc["a", s.REVENUE]
+    actual = a.loc[date(2024, 5, 16):date(2024, 5, 22)].to_numpy()
+    naive = a.loc[date(2024, 5, 9):date(2024, 5, 15)].to_numpy()
+    train = a.loc[:cutoff].to_numpy()
+    got = out["per_segment"]["a"]["seasonal_naive"]
+    assert got["mae"] == pytest.approx(np.mean(np.abs(actual - naive)))
+    scale = np.mean(np.abs(train[7:] - train[:-7]))  # in-sample seasonal-naive error up to the cutoff
+    assert got["mase"] == pytest.approx(np.mean(np.abs(actual - naive)) / scale)
+    model = out["metrics"]["model"]
+    assert model["mase_segments"] == 3 and model["mase"] == pytest.approx(
+        np.mean([out["per_segment"][g]["model"]["mase"] for g in "abc"]))
+
+
+@pytest.mark.slow
+def test_run_evaluate_needs_train_json_and_a_holdout(tiny_store, trained_recommender, tmp_path):
+    with pytest.raises(ev.EvaluationError, match="train.json not found"):
+        ev.run_evaluate(tiny_store, tmp_path)
+    cand = _candidate(tiny_store, trained_recommender, date(2024, 5, 29))  # the last day: nothing after it
+    with pytest.raises(ev.EvaluationError, match="at least 1 day"):
+        ev.run_evaluate(tiny_store, cand)
