@@ -1,11 +1,16 @@
 """Re-ranking on a hand-worked two-user example, the trend formula, and candidate file validation."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys.rerank import RerankError, read_candidates, rerank, trend_score
+from pipeline.config import RerankConfig
+from pipeline.io import Store, StoreError, write_json
+from recsys import registry
+from recsys.rerank import RerankError, read_candidates, rerank, run_rerank, trend_score
 
 CANDIDATES = pd.DataFrame(
     {
@@ -72,3 +77,35 @@ def test_read_candidates_csv_and_missing_column(tmp_path):
     (tmp_path / "lists.json").write_text("{}")
     with pytest.raises(RerankError, match="parquet or .csv"):
         read_candidates(tmp_path / "lists.json")
+
+
+@pytest.fixture
+def production_store(small_config, trained_recommender, tmp_path):
+    """A store whose production v0001 has hand-written trend scores (TRENDS), and a candidate file."""
+    store = Store(small_config.store).ensure()
+    version = store.models / "v0001"
+    trained_recommender.save(version)
+    write_json({"version": "v0001"}, version / registry.METADATA_FILE)
+    TRENDS.to_parquet(version / registry.TREND_FILE)
+    CANDIDATES.to_parquet(tmp_path / "lists.parquet")
+    return small_config, store
+
+
+@pytest.mark.slow
+def test_run_rerank_end_to_end(production_store, tmp_path):
+    cfg, store = production_store
+    with pytest.raises(RerankError, match="no production model.*trendrec push"):
+        run_rerank(cfg, tmp_path / "lists.parquet")
+    write_json({"version": "v0001", "history": []}, store.models / registry.PRODUCTION_FILE)
+    cfg = dataclasses.replace(cfg, rerank=RerankConfig(weight=1.0))
+    CANDIDATES.assign(**{s.BASE_SCORE: [0.7, 1.2, 0.9, 0.7, 1.0, 1.0]}).to_parquet(tmp_path / "lists.parquet")
+    out = run_rerank(cfg, tmp_path / "lists.parquet")
+    # as in test_rerank_changes_order...: u1 x, z, y (changed); u2 x 1.05 first (changed from w, v, x)
+    assert (out["rows"], out["users"], out["model_version"], out["lists_changed"]) == (6, 2, "v0001", 2)
+    written = pd.read_parquet(out["output"])
+    assert out["output"] == str(store.reranked / "lists.parquet")
+    assert written[s.ITEM_ID].tolist() == ["x", "z", "y", "x", "w", "v"]
+    with pytest.raises(StoreError, match="outside the store"):
+        run_rerank(cfg, tmp_path / "lists.parquet", output=tmp_path / "elsewhere.parquet")
+    inside = run_rerank(cfg, tmp_path / "lists.parquet", output="reranked/custom.parquet")
+    assert inside["output"] == str(store.reranked / "custom.parquet")
