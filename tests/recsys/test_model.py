@@ -1,0 +1,115 @@
+"""The built network's settings, predict's contract, save/load round trip and refusal of bad files."""
+
+import dataclasses
+import datetime
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline import schemas as s
+from recsys.model import FORECAST, LSTMRecommender, ModelError, build_model
+from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+
+
+@pytest.mark.parametrize("cell, layer_type", [("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)])
+def test_recurrent_layers_keep_cudnn_settings_and_dropout_between(cell, layer_type):
+    cfg = dataclasses.replace(SMALL_MODEL, cell=cell, layers=3, dropout=0.3)
+    model = build_model(cfg, n_segments=3)
+    rnns = [layer for layer in model.layers if isinstance(layer, keras.layers.RNN)]
+    assert [type(layer) for layer in rnns] == [layer_type] * 3
+    for i, layer in enumerate(rnns):
+        assert layer.cell.activation.__name__ == "tanh"
+        assert layer.cell.recurrent_activation.__name__ == "sigmoid"
+        assert layer.cell.recurrent_dropout == 0 and layer.unroll is False
+        after = model.get_layer(f"dropout_{i}")
+        assert isinstance(after, keras.layers.Dropout) and after.rate == pytest.approx(0.3)
+        assert after.input is layer.output  # every recurrent layer is followed by dropout...
+        nxt = model.get_layer(f"{cell}_{i + 1}") if i < 2 else model.get_layer("encoded")
+        assert any(t is after.output for t in keras.tree.flatten(nxt.input))  # ...which feeds the next
+    assert [layer.return_sequences for layer in rnns] == [True, True, False]
+    assert set(model.input) == {"history", "future", "segment"} and model.output_shape == (None, cfg.horizon)
+
+
+@pytest.mark.slow
+def test_predict_gives_horizon_days_after_cutoff_per_segment(trained_recommender, trained_daily):
+    rec, horizon = trained_recommender, SMALL_MODEL.horizon
+    assert rec.segments == ["a", "b", "c"]
+    out = rec.predict(trained_daily)
+    assert list(out.columns) == [s.SEGMENT, s.DATE, FORECAST] and len(out) == 3 * horizon
+    last = max(trained_daily[s.DATE])
+    for _, part in out.groupby(s.SEGMENT):
+        assert list(part[s.DATE]) == [last + datetime.timedelta(days=h) for h in range(1, horizon + 1)]
+    assert (out[FORECAST] >= 0).all() and np.isfinite(out[FORECAST]).all()
+    # segment c is 100x segment a: forecasts are back on the original scale
+    means = out.groupby(s.SEGMENT)[FORECAST].mean()
+    assert means["c"] > 10 * means["a"]
+
+
+@pytest.mark.slow
+def test_predict_at_an_earlier_cutoff_zero_pads_and_ignores_later_days(trained_recommender, trained_daily):
+    cutoff = datetime.date(2024, 1, 25)  # b starts Jan 21: only 5 of 14 lookback days exist
+    out = trained_recommender.predict(trained_daily, cutoff)
+    assert sorted(out[s.SEGMENT].unique()) == ["a", "b", "c"]
+    assert out[s.DATE].min() == datetime.date(2024, 1, 26)
+    early = trained_daily[trained_daily[s.DATE] <= cutoff]
+    np.testing.assert_allclose(trained_recommender.predict(early, cutoff)[FORECAST], out[FORECAST], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_save_load_round_trip_gives_identical_predictions(trained_recommender, trained_daily, tmp_path):
+    trained_recommender.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "recommender.json").read_text())
+    assert meta["segments"] == ["a", "b", "c"] and set(meta["scales"]) == {"a", "b", "c"}
+    assert meta["config"]["horizon"] == SMALL_MODEL.horizon
+    assert meta["features"]["history"][0] == "target_scaled"
+    loaded = LSTMRecommender.load(tmp_path / "m")
+    assert loaded.config == SMALL_MODEL and loaded.scales == trained_recommender.scales
+    np.testing.assert_allclose(loaded.predict(trained_daily)[FORECAST],
+                               trained_recommender.predict(trained_daily)[FORECAST], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_load_refuses_truncated_missing_or_corrupt_files(trained_recommender, tmp_path):
+    trained_recommender.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.keras"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="truncated"):
+        LSTMRecommender.load(tmp_path / "m")
+    path.unlink()
+    with pytest.raises(ModelError, match="model.keras not found"):
+        LSTMRecommender.load(tmp_path / "m")
+    (tmp_path / "m" / "recommender.json").write_text('{"config": ')
+    with pytest.raises(ModelError, match="not valid JSON"):
+        LSTMRecommender.load(tmp_path / "m")
+    with pytest.raises(ModelError, match="not found"):
+        LSTMRecommender.load(tmp_path / "nothing")
+
+
+@pytest.mark.slow
+def test_export_savedmodel_writes_a_tf_savedmodel(trained_recommender, tmp_path):
+    trained_recommender.export_savedmodel(tmp_path / "sm")
+    assert (tmp_path / "sm" / "saved_model.pb").is_file()
+
+
+def test_fit_refuses_non_finite_targets_and_too_little_data():
+    daily = make_tiny_daily(n_days=60)
+    bad = daily.assign(**{s.REVENUE: daily[s.REVENUE].where(daily.index != 5, np.inf)})
+    with pytest.raises(ModelError, match="non-finite revenue"):
+        LSTMRecommender(SMALL_MODEL).fit(bad)
+    with pytest.raises(ModelError, match="too little data"):
+        LSTMRecommender(dataclasses.replace(SMALL_MODEL, val_days=3)).fit(daily)  # val_days < horizon
+
+
+@pytest.mark.slow
+def test_diverging_training_raises_instead_of_returning_a_model():
+    cfg = dataclasses.replace(SMALL_MODEL, learning_rate=1e30, epochs=1)
+    with pytest.raises(ModelError, match="diverged"):
+        LSTMRecommender(cfg).fit(make_tiny_daily(n_days=60))
+
+
+def test_predict_before_fit_is_refused(tiny_daily):
+    with pytest.raises(ModelError, match="not trained"):
+        LSTMRecommender(SMALL_MODEL).predict(tiny_daily)
