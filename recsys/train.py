@@ -1,0 +1,99 @@
+"""Train a candidate LSTMRecommender on the daily table up to a cutoff, leaving the hold-out unseen.
+
+The candidate lands in ``models/candidates/<run id>/`` (model.keras, recommender.json, config.json,
+train.json) through a temporary directory and a rename, so a crash never leaves half a candidate;
+TensorBoard logs go to ``runs/<run id>/``. Evaluate and push read the candidate from there.
+
+    trendrec train --run-id 20261123T041500Z && tensorboard --logdir trendrec-data/runs
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline import schemas as s
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.io import Store, StoreError, read_parquet, write_json
+
+log = logging.getLogger(__name__)
+
+CANDIDATES = "candidates"  # models/candidates/<run id>/
+
+
+class TrainError(TrendrecError):
+    """The daily table is missing or leaves nothing to train on, or the candidate already exists."""
+
+
+def run_train(cfg: Config, *, run_id: str | None = None,
+              cutoff: datetime.date | None = None) -> dict[str, Any]:
+    """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory."""
+    from recsys.model import LSTMRecommender
+
+    started = time.monotonic()
+    store = Store(cfg.store)
+    run_id = run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    daily = _read_daily(store)
+    cutoff = cutoff or daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
+    train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
+    if train.empty:
+        raise TrainError(f"{store.daily_path} has no day on or before the cutoff {cutoff} "
+                         f"(data {daily[s.DATE].min()}..{daily[s.DATE].max()})")
+    final = store.models / CANDIDATES / run_id
+    if final.exists():
+        raise TrainError(f"candidate {final} already exists; choose another run id")
+    log_dir = store.ensure().runs / run_id
+    log.info("run %s: training on %d rows, %s..%s; TensorBoard logs in %s",
+             run_id, len(train), train[s.DATE].min(), cutoff, log_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=final.parent))
+    try:
+        recommender = LSTMRecommender(cfg.model)
+        result = recommender.fit(train, log_dir=log_dir, checkpoint_dir=staging / "checkpoint")
+        shutil.rmtree(staging / "checkpoint", ignore_errors=True)  # the restored best weights are saved below
+        recommender.save(staging)
+        summary = _train_summary(result, train, cutoff, recommender.segments)
+        write_json(cfg.to_dict(), staging / "config.json")
+        write_json(summary, staging / "train.json")
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    out = {"run_id": run_id, "candidate_dir": str(final), "log_dir": str(log_dir),
+           "epochs_run": result["epochs_run"], "best_val_loss": result["best_val_loss"],
+           "train_start": summary["train_start"], "cutoff": str(cutoff),
+           "n_segments": len(recommender.segments),
+           "n_windows": result["train_windows"] + result["val_windows"],
+           "seconds": round(time.monotonic() - started, 2),
+           "tensorboard": f"tensorboard --logdir {store.runs}"}
+    log.info("run %s: candidate %s (%d epochs, best val_loss %.4g)", run_id, final,
+             out["epochs_run"], out["best_val_loss"])
+    return out
+
+
+def _read_daily(store: Store) -> pd.DataFrame:
+    try:
+        daily = read_parquet(store.daily_path).to_pandas()
+    except StoreError as exc:
+        raise TrainError(f"{store.daily_path} not found: run `trendrec aggregate` first") from exc
+    if daily.empty:
+        raise TrainError(f"{store.daily_path} is empty: run `trendrec aggregate` on ingested events first")
+    daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
+    return daily
+
+
+def _train_summary(result: dict[str, Any], train: pd.DataFrame, cutoff: datetime.date,
+                   segments: list[str]) -> dict[str, Any]:
+    return {"history": result["history"], "epochs_run": result["epochs_run"],
+            "best_val_loss": result["best_val_loss"], "val_start": result["val_start"],
+            "train_windows": result["train_windows"], "val_windows": result["val_windows"],
+            "train_start": str(train[s.DATE].min()), "cutoff": str(cutoff), "segments": list(segments),
+            "rows": len(train)}

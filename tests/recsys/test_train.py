@@ -1,0 +1,78 @@
+"""run_train end to end on a tiny store: candidate files, TensorBoard scalars, cutoff, reproducibility."""
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tensor_util
+
+from pipeline import schemas as s
+from pipeline.io import read_json
+from recsys.model import FORECAST, LSTMRecommender
+from recsys.train import TrainError, run_train
+from tests.recsys.conftest import make_tiny_daily, write_daily
+
+LAST_DAY = datetime.date(2024, 1, 1) + datetime.timedelta(days=149)  # make_tiny_daily(): 150 days
+
+
+def _epoch_losses(log_dir) -> list[float]:
+    """The epoch_loss series Keras wrote (TF2 summaries are stored as tensors, not simple scalars)."""
+    acc = EventAccumulator(str(log_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert "epoch_loss" in acc.Tags()["tensors"], acc.Tags()
+    events = acc.Tensors("epoch_loss")
+    assert [e.step for e in events] == list(range(len(events)))
+    return [float(tensor_util.make_ndarray(e.tensor_proto)) for e in events]
+
+
+@pytest.mark.slow
+def test_run_train_writes_candidate_and_tensorboard_logs(tiny_store):
+    out = run_train(tiny_store, run_id="20240601T000000Z")
+    json.dumps(out)  # JSON-serialisable
+    cutoff = LAST_DAY - datetime.timedelta(days=tiny_store.evaluate.holdout_days)
+    assert out["run_id"] == "20240601T000000Z" and out["cutoff"] == str(cutoff)
+    assert out["train_start"] == "2024-01-01" and out["n_segments"] == 3 and out["n_windows"] > 100
+    assert 1 <= out["epochs_run"] <= tiny_store.model.epochs
+    assert out["tensorboard"] == f"tensorboard --logdir {Path(tiny_store.store) / 'runs'}"
+    cand = Path(tiny_store.store) / "models" / "candidates" / "20240601T000000Z"
+    assert out["candidate_dir"] == str(cand)
+    assert sorted(p.name for p in cand.iterdir()) == ["config.json", "model.keras", "recommender.json",
+                                                      "train.json"]
+    assert not [p for p in cand.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
+    train = read_json(cand / "train.json")
+    assert train["cutoff"] == str(cutoff) and train["segments"] == ["a", "b", "c"]
+    assert train["epochs_run"] == out["epochs_run"] and len(train["history"]["val_loss"]) == out["epochs_run"]
+    assert train["rows"] == 150 + 130 + 150 - 3 * tiny_store.evaluate.holdout_days
+    assert read_json(cand / "config.json")["model"]["horizon"] == tiny_store.model.horizon
+    for split, key in (("train", "loss"), ("validation", "val_loss")):
+        losses = _epoch_losses(Path(out["log_dir"]) / split)
+        assert len(losses) == out["epochs_run"]
+        np.testing.assert_allclose(losses, train["history"][key], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_same_seed_gives_same_predictions_and_cutoff_is_respected(tiny_store, tiny_daily):
+    cutoff = datetime.date(2024, 4, 30)
+    first = run_train(tiny_store, run_id="one", cutoff=cutoff)
+    second = run_train(tiny_store, run_id="two", cutoff=cutoff)
+    assert first["cutoff"] == second["cutoff"] == "2024-04-30"
+    one, two = (LSTMRecommender.load(r["candidate_dir"]) for r in (first, second))
+    history = tiny_daily[tiny_daily[s.DATE] <= cutoff]
+    np.testing.assert_allclose(one.predict(history)[FORECAST], two.predict(history)[FORECAST], rtol=1e-6)
+    assert first["best_val_loss"] == pytest.approx(second["best_val_loss"], rel=1e-6)
+    with pytest.raises(TrainError, match="already exists"):
+        run_train(tiny_store, run_id="one", cutoff=cutoff)
+
+
+def test_run_train_without_daily_table_says_what_to_run(small_config):
+    with pytest.raises(TrainError, match="run `trendrec aggregate` first"):
+        run_train(small_config, run_id="x")
+
+
+def test_run_train_with_cutoff_before_the_data_is_refused(small_config):
+    write_daily(small_config.store, make_tiny_daily(n_days=40))
+    with pytest.raises(TrainError, match="no day on or before the cutoff"):
+        run_train(small_config, run_id="x", cutoff=datetime.date(2023, 1, 1))
