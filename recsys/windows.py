@@ -58,7 +58,7 @@ def calendar_features(dates) -> np.ndarray:
     """
     idx = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
     month = 2 * np.pi * (idx.month.to_numpy() - 1) / 12.0
-    weekday = 2 * np.pi * idx.dayofweek.to_numpy() / 7.0
+    weekday = 2 * np.pi * idx.day_of_week.to_numpy() / 7.0
     features = [np.sin(month), np.cos(month), np.sin(weekday), np.cos(weekday)]
     return np.stack(features, axis=1).astype(np.float32)
 
