@@ -55,6 +55,7 @@ class ModelConfig:
     patience: int = 6  # early-stopping patience in epochs
     learning_rate: float = 2e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
     val_days: int = 42  # last days of the training part used for early stopping
     seed: int = 42  # keras.utils.set_random_seed
 

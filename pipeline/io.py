@@ -123,6 +123,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; store files are shared by Airflow workers and users
         _fsync(tmp_path)
         os.replace(tmp_path, target)
     finally:

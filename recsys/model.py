@@ -42,6 +42,26 @@ class ModelError(TrendrecError):
     """Training diverged, or saved model files are missing, corrupt or inconsistent."""
 
 
+@keras.saving.register_keras_serializable(package="trendrec")
+class SeasonalRepeat(keras.layers.Layer):
+    """The last ``season`` values of the scaled target (channel 0), repeated over ``horizon`` days."""
+
+    def __init__(self, season: int, horizon: int, **kwargs):
+        super().__init__(**kwargs)
+        self.season, self.horizon = season, horizon
+
+    def call(self, history):
+        last = history[:, -self.season:, 0]
+        reps = -(-self.horizon // self.season)
+        return keras.ops.tile(last, [1, reps])[:, : self.horizon]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.horizon)
+
+    def get_config(self):
+        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
+
+
 def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
     """Functional model with inputs ``history``, ``future`` and ``segment``; output (batch, horizon).
 
@@ -62,7 +82,15 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
     fut = keras.layers.Flatten(name="future_calendar")(future)
     x = keras.layers.Concatenate(name="encoded")([x, seg, fut])
     x = keras.layers.Dense(config.units, activation="relu", name="head")(x)
-    out = keras.layers.Dense(config.horizon, name="forecast")(x)
+    if config.season_skip:
+        # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
+        # head starts at zero, so training starts from the baseline and early stopping keeps it if
+        # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
+        naive = SeasonalRepeat(config.season_skip, config.horizon, name="seasonal_naive")(history)
+        residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
+        out = keras.layers.Add(name="forecast")([naive, residual])
+    else:
+        out = keras.layers.Dense(config.horizon, name="forecast")(x)
     model = keras.Model({"history": history, "future": future, "segment": segment}, out, name="trendrec")
     # Huber on the mean-scaled target: promotion spikes do not dominate the gradient.
     model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),

@@ -138,6 +138,7 @@ def test_directory_source_ingests_each_file(cfg, tmp_path):
 def test_online_retail_counts_match_provenance(tmp_path):
     """PROVENANCE.md: 541,909 rows; 10,624 with Quantity < 0; 2 with UnitPrice -11,062.06."""
     cfg = load_config(DEMO_CONFIG, store=str(tmp_path))
+    cfg = dataclasses.replace(cfg, ingest=dataclasses.replace(cfg.ingest, returns="quarantine"))
     summary = run_ingest(cfg, DEMO_EVENTS)
     assert summary["rows_in"] == 541_909
     assert summary["quarantine_reasons"] == {"return": 10_624, "negative_price": 2}

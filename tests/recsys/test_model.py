@@ -113,3 +113,21 @@ def test_diverging_training_raises_instead_of_returning_a_model():
 def test_predict_before_fit_is_refused(tiny_daily):
     with pytest.raises(ModelError, match="not trained"):
         LSTMRecommender(SMALL_MODEL).predict(tiny_daily)
+
+
+def test_untrained_model_starts_at_the_seasonal_naive_forecast():
+    """The residual head is zero-initialised: before training, output = last week repeated."""
+    import keras
+
+    from pipeline.config import ModelConfig
+    from recsys.model import build_model
+    from recsys.windows import HISTORY_FEATURES, CALENDAR_FEATURES
+
+    cfg = ModelConfig(lookback=14, horizon=10, units=4, season_skip=7)
+    model = build_model(cfg, n_segments=2)
+    history = np.zeros((1, 14, len(HISTORY_FEATURES)), dtype="float32")
+    history[0, :, 0] = np.arange(14)  # last week: 7..13
+    out = model.predict({"history": history, "future": np.zeros((1, 10, len(CALENDAR_FEATURES)), "float32"),
+                         "segment": np.array([1])}, verbose=0)
+    np.testing.assert_allclose(out[0], [7, 8, 9, 10, 11, 12, 13, 7, 8, 9])
+    assert isinstance(model.get_layer("seasonal_naive"), keras.layers.Layer)

@@ -1,0 +1,117 @@
+"""The ``trendrec`` program: the data subcommands of pipeline.cli plus the model subcommands.
+
+    trendrec demo                       # every stage in-process on the bundled data
+    trendrec train --json               # one stage, one JSON object on stdout
+    trendrec models list | promote v0002 | rollback
+    trendrec status                     # what is in production, where the logs are
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.cli import PIPELINE_COMMANDS, Command, run_cli
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.io import Store
+
+
+def _latest_candidate(cfg: Config) -> str:
+    root = Store(cfg.store).models / "candidates"
+    runs = sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    if not runs:
+        raise TrendrecError(f"no trained candidate in {root}: run `trendrec train` first")
+    return str(runs[-1])
+
+
+def _candidate_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("candidate", nargs="?", help="candidate directory (default: the latest trained)")
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-id", help="name of the run (default: UTC time); also the TensorBoard run name")
+
+
+def _run_train(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.train import run_train
+
+    return run_train(cfg, run_id=args.run_id)
+
+
+def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.evaluate import run_evaluate
+
+    return run_evaluate(cfg, args.candidate or _latest_candidate(cfg))
+
+
+def _run_push(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.registry import push
+
+    return push(cfg, args.candidate or _latest_candidate(cfg))
+
+
+def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--candidates", help="candidate lists, parquet or CSV (default: the config's)")
+    parser.add_argument("--output", help="where to write, inside the store (default: reranked/<name>.parquet)")
+
+
+def _run_rerank(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.rerank import run_rerank
+
+    return run_rerank(cfg, args.candidates, args.output)
+
+
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["list", "promote", "rollback"], nargs="?", default="list")
+    parser.add_argument("version", nargs="?", help="version to promote, e.g. v0002")
+
+
+def _run_models(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys import registry
+
+    store = Store(cfg.store)
+    if args.action == "promote":
+        if not args.version:
+            raise TrendrecError("models promote needs a version, e.g. `trendrec models promote v0002`")
+        return registry.promote(store, args.version)
+    if args.action == "rollback":
+        return registry.rollback(store)
+    return {"models": registry.list_models(store)}
+
+
+def _run_status(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.status import store_status
+
+    return store_status(cfg)
+
+
+def _run_demo(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.status import run_demo
+
+    return run_demo(cfg)
+
+
+COMMANDS: dict[str, Command] = {
+    **PIPELINE_COMMANDS,
+    "train": Command("train an LSTMRecommender candidate (TensorBoard logs in runs/)", _train_arguments,
+                     _run_train, "trained a candidate"),
+    "evaluate": Command("score a candidate on the hold-out against baselines and production", _candidate_argument,
+                        _run_evaluate, "evaluated"),
+    "push": Command("version and promote a blessed candidate", _candidate_argument, _run_push, "push"),
+    "rerank": Command("re-rank candidate lists with the production model's trends", _rerank_arguments,
+                      _run_rerank, "re-ranked"),
+    "models": Command("list, promote or roll back model versions", _models_arguments, _run_models, "models"),
+    "status": Command("show the production model, its metrics and where outputs are", lambda p: None,
+                      _run_status, "status"),
+    "demo": Command("run every stage in-process on the config's data (no Airflow)", lambda p: None,
+                    _run_demo, "demo finished"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

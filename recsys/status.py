@@ -1,0 +1,75 @@
+"""What the store holds now, and the whole flow in-process.
+
+``store_status`` answers "what is in production, how good is it, where are the logs and the
+re-ranked lists": it is what `make demo` prints after the Airflow run. ``run_demo`` runs the six
+stages one after the other without Airflow (handy in a notebook or a shell).
+
+    trendrec status
+    trendrec demo --store /tmp/trendrec-demo
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.io import Store, read_json
+from recsys import registry
+
+log = logging.getLogger(__name__)
+
+_HEADLINE = ("mase", "mae", "rmse", "smape", "r2")
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if metrics is None else {k: metrics.get(k) for k in _HEADLINE}
+
+
+def store_status(cfg: Config) -> dict[str, Any]:
+    """Production version with its hold-out metrics beside the baseline's, and where outputs are."""
+    store = Store(cfg.store)
+    prod = registry.read_production(store)
+    status: dict[str, Any] = {"store": str(store.root), "production_version": prod and prod["version"]}
+    if prod:
+        meta = read_json(registry.version_dir(store, prod["version"]) / registry.METADATA_FILE)
+        metrics = meta.get("metrics", {})
+        status.update({
+            "model_dir": str(registry.version_dir(store, prod["version"])),
+            "trained_until": meta.get("cutoff"),
+            "holdout_end": meta.get("holdout_end"),
+            "model_metrics": _headline(metrics.get("model")),
+            "seasonal_naive_metrics": _headline(metrics.get("seasonal_naive")),
+            "decision": meta.get("reason"),
+        })
+    status["versions"] = [m["version"] for m in registry.list_models(store)]
+    status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
+    status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
+    return status
+
+
+def run_demo(cfg: Config) -> dict[str, Any]:
+    """ingest → aggregate → train → evaluate → push → rerank, in this process."""
+    from pipeline.aggregate import run_aggregate
+    from pipeline.ingest import run_ingest
+    from recsys.evaluate import run_evaluate
+    from recsys.rerank import run_rerank
+    from recsys.train import run_train
+
+    started = time.monotonic()
+    ingested = run_ingest(cfg)
+    log.info("ingest: %d accepted, %d quarantined", ingested["rows_accepted"], ingested["rows_quarantined"])
+    run_aggregate(cfg)
+    trained = run_train(cfg)
+    log.info("train: %d epochs, logs in %s", trained["epochs_run"], trained["log_dir"])
+    evaluated = run_evaluate(cfg, trained["candidate_dir"])
+    pushed = registry.push(cfg, trained["candidate_dir"])
+    reranked = run_rerank(cfg) if registry.read_production(Store(cfg.store)) else None
+    return {
+        "rows_in": ingested["rows_in"], "rows_accepted": ingested["rows_accepted"],
+        "rows_quarantined": ingested["rows_quarantined"], "rows_duplicate": ingested["rows_duplicate"],
+        "epochs_run": trained["epochs_run"], "blessed": evaluated["blessed"], "pushed": pushed.get("pushed"),
+        "reranked_output": reranked and reranked["output"], "seconds": round(time.monotonic() - started, 1),
+        **store_status(cfg),
+    }
