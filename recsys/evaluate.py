@@ -24,6 +24,7 @@ from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.io import Store, read_json, read_parquet, write_json
+from recsys import registry
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,11 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     candidate_dir = Path(candidate_dir)
     cutoff = date.fromisoformat(str(_read_train(candidate_dir)["cutoff"]))
     store = Store(cfg.store)
+    pushed = registry.pushed_as(store, candidate_dir)
+    if pushed and (candidate_dir / "evaluation.json").is_file():
+        # Its evaluation is part of version `pushed`'s record; a re-run (same DAG date) must not rewrite it.
+        log.info("%s was pushed as %s: returning its recorded evaluation", candidate_dir, pushed)
+        return read_json(candidate_dir / "evaluation.json")
     daily = _read_daily(store.daily_path)
     history = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
     actual = _holdout_actuals(daily, cutoff, cfg.evaluate.holdout_days, cfg.model.target, store.daily_path)

@@ -185,7 +185,7 @@ def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     if not summary["blessed"]:
         log.info("not pushing %s: %s", candidate_dir, summary["reason"])
         return {"pushed": False, **summary}
-    existing = _pushed_as(store, candidate_dir)
+    existing = pushed_as(store, candidate_dir)
     if existing:
         return {"pushed": False, **summary, "version": existing,
                 "reason": f"{candidate_dir} was already pushed as {existing}"}
@@ -228,7 +228,7 @@ def _candidate_ref(store: Store, candidate_dir: Path) -> str:
         return str(candidate_dir.resolve())
 
 
-def _pushed_as(store: Store, candidate_dir: Path) -> str | None:
+def pushed_as(store: Store, candidate_dir: Path) -> str | None:
     ref = _candidate_ref(store, candidate_dir)
     for version in versions(store):
         meta_path = store.models / version / METADATA_FILE

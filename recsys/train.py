@@ -23,7 +23,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, StoreError, read_parquet, write_json
+from pipeline.io import Store, StoreError, read_json, read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,12 @@ def run_train(cfg: Config, *, run_id: str | None = None,
         raise TrainError(f"{store.daily_path} has no day on or before the cutoff {cutoff} "
                          f"(data {daily[s.DATE].min()}..{daily[s.DATE].max()})")
     final = store.models / CANDIDATES / run_id
-    if final.exists():
-        raise TrainError(f"candidate {final} already exists; choose another run id")
     log_dir = store.ensure().runs / run_id
+    if (final / "train.json").is_file():
+        # A run id names one transaction (the DAG uses the logical date): re-running it returns what it
+        # committed instead of training a second, different candidate under the same name.
+        log.info("run %s: candidate %s already trained; reusing it", run_id, final)
+        return _result(run_id, final, log_dir, store, read_json(final / "train.json"), started) | {"reused": True}
     log.info("run %s: training on %d rows, %s..%s; TensorBoard logs in %s",
              run_id, len(train), train[s.DATE].min(), cutoff, log_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -67,16 +70,21 @@ def run_train(cfg: Config, *, run_id: str | None = None,
         os.replace(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    out = {"run_id": run_id, "candidate_dir": str(final), "log_dir": str(log_dir),
-           "epochs_run": result["epochs_run"], "best_val_loss": result["best_val_loss"],
-           "train_start": summary["train_start"], "cutoff": str(cutoff),
-           "n_segments": len(recommender.segments),
-           "n_windows": result["train_windows"] + result["val_windows"],
-           "seconds": round(time.monotonic() - started, 2),
-           "tensorboard": f"tensorboard --logdir {store.runs}"}
+    out = _result(run_id, final, log_dir, store, summary, started)
     log.info("run %s: candidate %s (%d epochs, best val_loss %.4g)", run_id, final,
              out["epochs_run"], out["best_val_loss"])
     return out
+
+
+def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict[str, Any],
+            started: float) -> dict[str, Any]:
+    return {"run_id": run_id, "candidate_dir": str(final), "log_dir": str(log_dir),
+            "epochs_run": summary["epochs_run"], "best_val_loss": summary["best_val_loss"],
+            "train_start": summary["train_start"], "cutoff": summary["cutoff"],
+            "n_segments": len(summary["segments"]),
+            "n_windows": summary["train_windows"] + summary["val_windows"],
+            "seconds": round(time.monotonic() - started, 2),
+            "tensorboard": f"tensorboard --logdir {store.runs}"}
 
 
 def _read_daily(store: Store) -> pd.DataFrame:

@@ -59,3 +59,28 @@ def test_pipeline_dag_runs_end_to_end(dagbag, small_setup):
     assert any((st.runs / "20111210T000000").rglob("events.out.tfevents.*"))
     reranked = pd.read_parquet(next(st.reranked.glob("*.parquet")))
     assert len(reranked) == 6 and set(reranked[s.USER_ID]) == {"17850", "12583"}
+
+
+def _snapshot(root):
+    """Every file of the store except logs, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "runs" not in p.parts and p.suffix != ".log"}
+
+
+@pytest.mark.slow
+def test_rerun_of_the_same_logical_date_changes_nothing(dagbag, small_setup):
+    from airflow.utils.state import DagRunState
+
+    dag = dagbag.dags["trendrec_pipeline"]
+    store = small_setup / "store"
+    before = _snapshot(store)
+    assert before, "runs after test_pipeline_dag_runs_end_to_end"
+    run = dag.test(
+        logical_date=pd.Timestamp("2011-12-10", tz="UTC").to_pydatetime(),
+        run_conf={"config": str(small_setup / "trendrec.toml"), "store": str(store), "source": ""},
+    )
+    assert run.state == DagRunState.SUCCESS
+    after = _snapshot(store)
+    assert sorted(after) == sorted(before)
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == [], changed

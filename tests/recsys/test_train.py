@@ -63,8 +63,11 @@ def test_same_seed_gives_same_predictions_and_cutoff_is_respected(tiny_store, ti
     history = tiny_daily[tiny_daily[s.DATE] <= cutoff]
     np.testing.assert_allclose(one.predict(history)[FORECAST], two.predict(history)[FORECAST], rtol=1e-6)
     assert first["best_val_loss"] == pytest.approx(second["best_val_loss"], rel=1e-6)
-    with pytest.raises(TrainError, match="already exists"):
-        run_train(tiny_store, run_id="one", cutoff=cutoff)
+    model_bytes = (Path(first["candidate_dir"]) / "model.keras").read_bytes()
+    again = run_train(tiny_store, run_id="one", cutoff=cutoff)  # a re-run of the same run id
+    assert again["reused"] and again["candidate_dir"] == first["candidate_dir"]
+    assert again["epochs_run"] == first["epochs_run"]
+    assert (Path(first["candidate_dir"]) / "model.keras").read_bytes() == model_bytes
 
 
 def test_run_train_without_daily_table_says_what_to_run(small_config):
