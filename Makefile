@@ -46,8 +46,9 @@ demo: install airflow-db
 	@mkdir -p $(TRENDREC_STORE)
 	$(BIN)/airflow dags test trendrec_pipeline 2011-12-10 > $(TRENDREC_STORE)/airflow-demo.log 2>&1 \
 		|| (tail -n 60 $(TRENDREC_STORE)/airflow-demo.log; echo "demo failed: full log in $(TRENDREC_STORE)/airflow-demo.log"; exit 1)
-	@grep -E "Marking run|state=" $(TRENDREC_STORE)/airflow-demo.log | tail -n 8 || true
-	$(BIN)/trendrec status
+	@grep -q "DagRun Finished.*state=success" $(TRENDREC_STORE)/airflow-demo.log \
+		&& echo "==> Airflow run of trendrec_pipeline succeeded (log: $(TRENDREC_STORE)/airflow-demo.log)"
+	@$(BIN)/trendrec status
 
 test: install
 	$(BIN)/python -m pytest
