@@ -92,6 +92,39 @@ def _run_demo(cfg: Config, args: argparse.Namespace) -> dict:
     return run_demo(cfg)
 
 
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", help="directory inside the store (default: report/)")
+
+
+def _run_report(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.report import run_report
+
+    return run_report(cfg, args.output)
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+
+def _run_serve(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.serve import run_serve
+
+    return run_serve(cfg, host=args.host, port=args.port)
+
+
+def _evaluate_rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.5,0.8", help="blend weights to sweep")
+    parser.add_argument("--weeks", type=int, default=6, help="number of weekly cut-offs at the end of the data")
+
+
+def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.rerank_eval import run_evaluate_rerank
+
+    weights = [float(w) for w in args.weights.split(",") if w.strip()]
+    return run_evaluate_rerank(cfg, weights=weights, weeks=args.weeks)
+
+
 COMMANDS: dict[str, Command] = {
     **PIPELINE_COMMANDS,
     "train": Command("train an LSTMRecommender candidate (TensorBoard logs in runs/)", _train_arguments,
@@ -102,6 +135,12 @@ COMMANDS: dict[str, Command] = {
     "rerank": Command("re-rank candidate lists with the production model's trends", _rerank_arguments,
                       _run_rerank, "re-ranked"),
     "models": Command("list, promote or roll back model versions", _models_arguments, _run_models, "models"),
+    "evaluate-rerank": Command("offline HitRate/NDCG of base vs re-ranked lists at weekly cut-offs",
+                               _evaluate_rerank_arguments, _run_evaluate_rerank, "re-rank evaluation"),
+    "serve": Command("serve re-rank requests over HTTP with the production model", _serve_arguments,
+                     _run_serve, "server stopped"),
+    "report": Command("write the key plots as PNG and a self-contained HTML page", _report_arguments,
+                      _run_report, "report written"),
     "status": Command("show the production model, its metrics and where outputs are", lambda p: None,
                       _run_status, "status"),
     "demo": Command("run every stage in-process on the config's data (no Airflow)", lambda p: None,
