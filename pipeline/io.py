@@ -9,6 +9,7 @@ The store is one directory::
     models/<version>/, models/production.json         the registry
     runs/<run id>/                                    TensorBoard logs
     reranked/<name>.parquet                           re-ranked candidate lists
+    report/                                           PNG plots and an HTML page (trendrec report)
 
 Writes go to a temporary file in the same directory and are renamed into place, so a crash never
 leaves a half-written file behind. Paths handed in by users are kept inside the store.
@@ -90,6 +91,10 @@ class Store:
     @property
     def reranked(self) -> Path:
         return self.root / "reranked"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
 
     def inside(self, path: str | os.PathLike) -> Path:
         """Resolve ``path`` (relative paths against the root) and refuse anything outside the store."""
