@@ -30,14 +30,25 @@ class ConfigError(TrendrecError):
 
 @dataclass(frozen=True)
 class IngestConfig:
-    format: str = "auto"  # csv | parquet | auto (by file suffix)
+    format: str = "auto"  # csv | jsonl | parquet | auto (by file suffix; a trailing .gz means gzip)
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column
     timezone: str = "UTC"  # zone of naive timestamps; event_date is the local day
-    returns: str = "quarantine"  # quantity < 0: "keep" as negative demand or "quarantine"
+    timestamp_unit: str = "auto"  # auto (ISO text; numbers = epoch s) | iso | s | ms | us (epoch)
+    time_column: str = ""  # set when date and time are separate: columns.event_time is the date
+    returns: str = "quarantine"  # quantity < 0: "keep" as negative demand, "drop" (counted) or "quarantine"
+    event_type_column: str = ""  # optional column holding the event type (view, cart, purchase...)
+    event_types: tuple[str, ...] = ()  # keep only these types; others count as rows_filtered
+    quantity_default: float = 1.0  # quantity of every row when columns.quantity is not mapped
+    price_default: float = 0.0  # price of every row when columns.price is not mapped
+    event_key: tuple[str, ...] = ("order_id", "item_id", "event_time", "quantity", "price", "user_id")  # dedup key
     segment_default: str = "all"  # segment when no column or rule gives one
     segment_from: str = ""  # source column the segment rules match against (upper-cased)
     segment_rules: tuple[tuple[str, str], ...] = ()  # ordered (segment, regex); first match wins
     csv_delimiter: str = ","  # CSV field separator
+    csv_quote_char: str = '"'  # CSV quote character; "" = no quoting
+    csv_header: bool = True  # first CSV line holds the column names
+    csv_column_names: tuple[str, ...] = ()  # column names when csv_header is false
+    csv_newlines_in_values: bool = False  # quoted values may span lines (slower; line numbers become row numbers)
     batch_rows: int = 500_000  # rows per record batch: bounds memory on large files
 
 
@@ -114,10 +125,7 @@ def _validate(cfg: Config) -> None:
     unknown = sorted(set(cols) - set(schemas.MAPPABLE_FIELDS))
     if unknown:
         raise ConfigError(f"ingest.columns: unknown field(s) {unknown}; mappable: {list(schemas.MAPPABLE_FIELDS)}")
-    if cfg.ingest.returns not in ("keep", "quarantine"):
-        raise ConfigError(f"ingest.returns must be 'keep' or 'quarantine', got {cfg.ingest.returns!r}")
-    if cfg.ingest.format not in ("auto", "csv", "parquet"):
-        raise ConfigError(f"ingest.format must be auto, csv or parquet, got {cfg.ingest.format!r}")
+    _validate_ingest(cfg.ingest)
     if cfg.model.target not in schemas.MEASURES:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
     if cfg.model.cell not in ("lstm", "gru"):
@@ -127,6 +135,28 @@ def _validate(cfg: Config) -> None:
     for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size"):
         if getattr(cfg.model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
+
+
+def _validate_ingest(ing: IngestConfig) -> None:
+    checks = {
+        "returns": (ing.returns, ("keep", "drop", "quarantine")),
+        "format": (ing.format, ("auto", "csv", "jsonl", "parquet")),
+        "timestamp_unit": (ing.timestamp_unit, ("auto", "iso", "s", "ms", "us")),
+    }
+    for name, (value, allowed) in checks.items():
+        if value not in allowed:
+            raise ConfigError(f"ingest.{name} must be one of {', '.join(allowed)}, got {value!r}")
+    bad_key = sorted(set(ing.event_key) - set(schemas.MAPPABLE_FIELDS))
+    if bad_key or not ing.event_key:
+        raise ConfigError(f"ingest.event_key: unknown or empty {bad_key}; use fields of {list(schemas.MAPPABLE_FIELDS)}")
+    if ing.event_types and not ing.event_type_column:
+        raise ConfigError("ingest.event_types needs ingest.event_type_column")
+    if not ing.csv_header and not ing.csv_column_names:
+        raise ConfigError("ingest.csv_header = false needs ingest.csv_column_names")
+    if len(ing.csv_delimiter) != 1 or len(ing.csv_quote_char) > 1:
+        raise ConfigError("ingest.csv_delimiter must be one character and csv_quote_char at most one")
+    if ing.batch_rows < 1:
+        raise ConfigError("ingest.batch_rows must be >= 1")
 
 
 def load_config(path: str | os.PathLike | None = None, *, store: str | None = None) -> Config:

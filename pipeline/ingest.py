@@ -1,68 +1,46 @@
 """Ingest a shop's event log into the store: validated rows to raw/, refused rows to quarantine/.
 
-The source (CSV or parquet, a file, a directory or a glob) is read in record batches, so memory
-stays bounded by ``ingest.batch_rows`` whatever the file size. Each file is one transaction keyed
-by the SHA-256 of its bytes: its rows are staged under raw/_staging/, renamed into
-raw/event_date=.../part-<digest>.parquet, and become visible only when raw/_commits/<digest>.json
-is written last. Readers (aggregate) list committed files only, so a crash at any moment leaves
-the store as before or as after, and a re-run finishes the work. Ingesting a committed file again
-adds nothing and reports its rows as duplicates.
+The source (CSV, JSON lines or parquet, each optionally .gz; a file, a directory or a glob) is read
+in chunks by pipeline.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
+size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged under
+raw/_staging/<digest>/, then, one date partition at a time, rows whose event key (see
+validate.event_keys) is already in a committed file are removed; the rest and their keys are renamed
+into raw/event_date=.../part-<digest>.parquet and raw/_keys/event_date=.../<digest>.parquet, and
+become visible only when raw/_commits/<digest>.json is written last. Readers list committed files
+only, so a crash at any moment leaves the store as before or as after, and a re-run finishes.
+
+Every input row ends in exactly one counter:
+rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + rows_dropped.
 
     trendrec ingest data/demo/online_retail.parquet --config trendrec.toml
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
 import shutil
+import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.config import Config, IngestConfig
-from pipeline.errors import TrendrecError
 from pipeline.io import Store, read_json, write_json, write_parquet
-from pipeline.validate import validate_batch
+from pipeline.sources import Chunk, IngestError, read_chunks, resolve_sources
+from pipeline.validate import DROPPED, FILTERED, event_keys, validate_batch
 
+__all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
 log = logging.getLogger(__name__)
-
-
-class IngestError(TrendrecError):
-    """A source file cannot be ingested at all (unreadable, wrong format, a mapped column missing)."""
-
-
-def resolve_sources(source: str | Path) -> list[Path]:
-    """A file, a directory (its CSV and parquet files) or a glob → sorted list of files."""
-    p = Path(source)
-    if p.is_dir():
-        files = [f for f in p.iterdir() if f.is_file() and _format_of(f, "auto") and not f.name.startswith(".")]
-    elif p.exists():
-        files = [p]
-    else:
-        files = [Path(f) for f in glob.glob(str(source)) if Path(f).is_file()]
-    if not files:
-        raise IngestError(f"{source}: no such file, or no CSV/parquet file matches")
-    return sorted(files)
-
-
-def _format_of(path: Path, configured: str) -> str:
-    if configured != "auto":
-        return configured
-    suffixes = "".join(path.suffixes).lower()
-    if ".parquet" in suffixes or ".pq" in suffixes:
-        return "parquet"
-    if ".csv" in suffixes or ".tsv" in suffixes or ".txt" in suffixes:
-        return "csv"
-    return ""
+COUNTERS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate", "rows_filtered", "rows_dropped")
+KEY = "key"
 
 
 def file_digest(path: Path) -> str:
@@ -73,118 +51,168 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def _read_batches(path: Path, cfg: IngestConfig) -> Iterator[pa.RecordBatch]:
-    fmt = _format_of(path, cfg.format)
-    try:
-        if fmt == "parquet":
-            yield from pq.ParquetFile(path).iter_batches(batch_size=cfg.batch_rows)
-        elif fmt == "csv":
-            # Every column as text: the validator parses and reports, so nothing is lost to type inference.
-            names = pacsv.open_csv(path, parse_options=pacsv.ParseOptions(delimiter=cfg.csv_delimiter)).schema.names
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=1 << 24),
-                parse_options=pacsv.ParseOptions(delimiter=cfg.csv_delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names}, strings_can_be_null=True
-                ),
-            )
-            yield from reader
-        else:
-            raise IngestError(f"{path}: unknown format; name it .csv or .parquet or set ingest.format")
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise IngestError(f"{path}: cannot be read as {fmt}: {exc}") from None
-
-
 def _check_columns(path: Path, names: list[str], cfg: IngestConfig) -> None:
-    needed = {f: c for f, c in cfg.columns.items()}
-    missing_required = [f for f, req in schemas.MAPPABLE_FIELDS.items() if req and f not in cfg.columns]
-    if missing_required:
-        raise IngestError(f"config ingest.columns must map {missing_required}")
-    if cfg.segment_from and schemas.SEGMENT not in cfg.columns:
-        needed["segment_from"] = cfg.segment_from
+    unmapped = [f for f in (schemas.EVENT_TIME, schemas.ITEM_ID) if f not in cfg.columns]
+    if unmapped:
+        raise IngestError(f"config ingest.columns must map {unmapped}")
+    needed = dict(cfg.columns)
+    for name in ("time_column", "event_type_column", "segment_from"):
+        if getattr(cfg, name) and not (name == "segment_from" and schemas.SEGMENT in cfg.columns):
+            needed[name] = getattr(cfg, name)
     absent = [f"{col!r} (for {field})" for field, col in needed.items() if col not in names]
     if absent:
         raise IngestError(f"{path}: column {', '.join(absent)} not found; the file has {names}")
 
 
 class _Staging:
-    """Per-day parquet writers under raw/_staging/<digest>/, committed by rename + commit file."""
+    """Per-day parquet writers under raw/_staging/<digest>/, deduplicated, then committed by rename."""
 
-    def __init__(self, store: Store, digest: str):
-        self.store, self.digest = store, digest
+    def __init__(self, store: Store, digest: str, cfg: IngestConfig):
+        self.store, self.digest, self.cfg = store, digest, cfg
         self.dir = store.raw / "_staging" / digest
         shutil.rmtree(self.dir, ignore_errors=True)  # leftovers of a crashed run of the same file
         self.dir.mkdir(parents=True)
         self.writers: dict[str, pq.ParquetWriter] = {}
+        self.moves: list[str] = []  # staged paths, relative to raw/, to rename at commit
 
     def write(self, good: pd.DataFrame) -> None:
-        for day, part in good.groupby(schemas.EVENT_DATE, sort=True):
+        table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
+        days = table.column(schemas.EVENT_DATE)
+        for day in pa.compute.unique(days).to_pylist():
             key = str(day)
             if key not in self.writers:
-                path = self.dir / f"event_date={key}" / f"part-{self.digest}.parquet"
-                path.parent.mkdir()
+                path = self.dir / self._part(key)
+                path.parent.mkdir(parents=True)
                 self.writers[key] = pq.ParquetWriter(path, schemas.RAW_SCHEMA, compression="zstd")
-            table = pa.Table.from_pandas(part, schema=schemas.RAW_SCHEMA, preserve_index=False)
-            self.writers[key].write_table(table)
+            self.writers[key].write_table(table.filter(pa.compute.equal(days, pa.scalar(day, pa.date32()))))
 
-    def commit(self, summary: dict) -> list[str]:
+    def _part(self, day: str) -> str:
+        return f"event_date={day}/part-{self.digest}.parquet"
+
+    def _keys(self, day: str) -> str:
+        return f"_keys/event_date={day}/{self.digest}.parquet"
+
+    def deduplicate(self, committed: set[str]) -> int:
+        """Drop staged rows whose event key a committed file holds; stage the new keys. Returns the count."""
         for w in self.writers.values():
             w.close()
-        files = []
-        for key in sorted(self.writers):
-            rel = f"event_date={key}/part-{self.digest}.parquet"
+        duplicates = 0
+        for day in sorted(self.writers):
+            staged = self.dir / self._part(day)
+            events = pq.read_table(staged, columns=list(self.cfg.event_key)).to_pandas()
+            keys = event_keys(events, self.cfg.event_key)
+            dup = np.isin(keys, _committed_keys(self.store, day, committed))
+            duplicates += int(dup.sum())
+            if dup.all():
+                staged.unlink()
+                continue
+            if dup.any():
+                pq.write_table(pq.read_table(staged).filter(pa.array(~dup)), staged, compression="zstd")
+            (self.dir / self._keys(day)).parent.mkdir(parents=True)
+            pq.write_table(pa.table({KEY: keys[~dup]}), self.dir / self._keys(day))
+            self.moves += [self._part(day), self._keys(day)]
+        return duplicates
+
+    def commit(self, summary: dict) -> list[str]:
+        for rel in self.moves:
             target = self.store.raw / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             (self.dir / rel).replace(target)
-            files.append(rel)
+        files = [rel for rel in self.moves if not rel.startswith("_keys/")]
         write_json({**summary, "files": files}, self.store.commits / f"{self.digest}.json")
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if not any(self.dir.parent.iterdir()):
-            self.dir.parent.rmdir()
+        self.abort()
         return files
 
+    def abort(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.dir.parent.is_dir() and not any(self.dir.parent.iterdir()):
+            self.dir.parent.rmdir()
 
-def _raw_rows_as_json(batch: pd.DataFrame) -> list[str]:
-    return batch.to_json(orient="records", lines=True, date_format="iso", default_handler=str).splitlines()
+
+def _committed_keys(store: Store, day: str, committed: set[str]) -> np.ndarray:
+    """Event keys of every committed file in one date partition (uncommitted leftovers are ignored)."""
+    folder = store.raw / "_keys" / f"event_date={day}"
+    files = [f for f in folder.glob("*.parquet") if f.stem in committed] if folder.is_dir() else []
+    if not files:
+        return np.empty(0, dtype=np.uint64)
+    return np.concatenate([pq.read_table(f, columns=[KEY]).column(KEY).to_numpy() for f in files])
 
 
-def ingest_file(path: Path, cfg: Config, store: Store) -> dict:
+def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: np.ndarray, name: str) -> pd.DataFrame:
+    if not bad.any():
+        texts = []
+    elif chunk.raw_text is not None:
+        texts = [t for t, b in zip(chunk.raw_text, bad) if b]
+    else:
+        texts = chunk.frame[bad].to_json(orient="records", lines=True, date_format="iso",
+                                         default_handler=str).splitlines()
+    rows = pd.DataFrame({schemas.SOURCE_FILE: name, schemas.SOURCE_LINE: canon[schemas.SOURCE_LINE][bad],
+                         schemas.REASON: reason[bad], schemas.RAW_ROW: texts})
+    if chunk.malformed:
+        lines, text, why = zip(*chunk.malformed)
+        rows = pd.concat([rows, pd.DataFrame({schemas.SOURCE_FILE: name, schemas.SOURCE_LINE: list(lines),
+                                              schemas.REASON: list(why), schemas.RAW_ROW: list(text)})])
+    return rows
+
+
+def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: _Staging, counts: dict) -> pd.DataFrame:
+    """Validate one chunk, stage its good rows, count every row; returns its quarantined rows."""
+    batch = chunk.frame.reset_index(drop=True)
+    chunk.frame = batch
+    canon, reason = validate_batch(batch, cfg)
+    canon[schemas.SOURCE_FILE] = path.name
+    canon[schemas.SOURCE_LINE] = chunk.lines
+    status = reason.str.split(":", n=1).str[0]
+    ok = (reason == "").to_numpy()
+    filtered, dropped = (status == FILTERED).to_numpy(), (status == DROPPED).to_numpy()
+    bad = ~(ok | filtered | dropped)
+    if ok.any():
+        staging.write(canon[ok])
+    counts["rows_in"] += len(batch) + len(chunk.malformed)
+    counts["rows_accepted"] += int(ok.sum())
+    counts["rows_filtered"] += int(filtered.sum())
+    counts["rows_dropped"] += int(dropped.sum())
+    return _quarantine_rows(chunk, canon, reason, bad, path.name)
+
+
+def _already_done(path: Path, digest: str, record: dict) -> dict:
+    log.info("%s already ingested (commit %s): nothing added", path, digest)
+    counts = {k: record.get(k, 0) for k in COUNTERS}
+    skipped = counts["rows_quarantined"] + counts["rows_filtered"] + counts["rows_dropped"]
+    return {"file": str(path), "digest": digest, **counts, "rows_accepted": 0,
+            "rows_duplicate": counts["rows_in"] - skipped}
+
+
+def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None) -> dict:
     """Ingest one file as one transaction; returns its counts."""
     digest = file_digest(path)
     commit = store.commits / f"{digest}.json"
     if commit.exists():
-        done = read_json(commit)
-        log.info("%s already ingested (commit %s): nothing added", path, digest)
-        return {"file": str(path), "digest": digest, "rows_in": done["rows_in"], "rows_accepted": 0,
-                "rows_quarantined": done["rows_quarantined"], "rows_duplicate": done["rows_accepted"]}
-    staging, bad_parts, counts, line = _Staging(store, digest), [], {"rows_in": 0, "rows_accepted": 0}, 0
-    first_line = 2 if _format_of(path, cfg.ingest.format) == "csv" else 1  # CSV line 1 is the header
-    for record_batch in _read_batches(path, cfg.ingest):
-        if line == 0:
-            _check_columns(path, record_batch.schema.names, cfg.ingest)
-        batch = record_batch.to_pandas()
-        batch.index = pd.RangeIndex(line, line + len(batch))
-        canon, reason = validate_batch(batch, cfg.ingest)
-        canon[schemas.SOURCE_FILE] = path.name
-        canon[schemas.SOURCE_LINE] = batch.index.to_numpy() + first_line
-        ok = reason == ""
-        staging.write(canon[ok])
-        if (~ok).any():
-            bad_parts.append(pd.DataFrame({schemas.SOURCE_FILE: path.name,
-                                           schemas.SOURCE_LINE: canon[schemas.SOURCE_LINE][~ok],
-                                           schemas.REASON: reason[~ok],
-                                           schemas.RAW_ROW: _raw_rows_as_json(batch[~ok])}))
-        counts["rows_in"] += len(batch)
-        counts["rows_accepted"] += int(ok.sum())
-        line += len(batch)
-    if line == 0:
-        raise IngestError(f"{path}: the file holds no rows")
+        return _already_done(path, digest, read_json(commit))
+    staging, bad_parts, counts = _Staging(store, digest, cfg.ingest), [], dict.fromkeys(COUNTERS, 0)
+    try:
+        for chunk in read_chunks(path, cfg.ingest):
+            if counts["rows_in"] == 0:
+                _check_columns(path, list(chunk.frame.columns), cfg.ingest)
+            bad_parts.append(_process(chunk, path, cfg.ingest, staging, counts))
+            if progress is not None:
+                progress.update(len(chunk.frame) + len(chunk.malformed))
+        if counts["rows_in"] == 0:
+            raise IngestError(f"{path}: the file holds no rows")
+        committed = {c.stem for c in store.commits.glob("*.json")}
+        counts["rows_duplicate"] = staging.deduplicate(committed)
+    except BaseException:
+        staging.abort()
+        raise
+    counts["rows_accepted"] -= counts["rows_duplicate"]
     quarantined = pd.concat(bad_parts) if bad_parts else pd.DataFrame(columns=schemas.QUARANTINE_SCHEMA.names)
+    counts["rows_quarantined"] = len(quarantined)
     write_parquet(pa.Table.from_pandas(quarantined, schema=schemas.QUARANTINE_SCHEMA, preserve_index=False),
                   store.quarantine / f"{digest}.parquet")
-    summary = {"file": str(path), "digest": digest, **counts, "rows_quarantined": len(quarantined),
-               "rows_duplicate": 0, "reasons": quarantined[schemas.REASON].str.split(":").str[0].value_counts().to_dict()}
+    reasons = quarantined[schemas.REASON].str.split(":").str[0].value_counts().to_dict()
+    summary = {"file": str(path), "digest": digest, **counts, "reasons": reasons}
     staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
     return summary
 
@@ -197,13 +225,17 @@ def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:
     files = resolve_sources(source)
     store = Store(cfg.store).ensure()
     started = time.monotonic()
-    per_file = [ingest_file(f, cfg, store) for f in files]
-    totals = {k: sum(s[k] for s in per_file) for k in ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate")}
+    with tqdm(desc="ingest", unit=" rows", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
+        per_file = []
+        for number, path in enumerate(files, start=1):
+            bar.set_postfix_str(f"file {number}/{len(files)} {path.name}")
+            per_file.append(ingest_file(path, cfg, store, bar))
+    totals = {k: sum(s[k] for s in per_file) for k in COUNTERS}
     reasons: dict[str, int] = {}
     for s in per_file:
         for k, v in s.get("reasons", {}).items():
             reasons[k] = reasons.get(k, 0) + v
-    if totals["rows_in"] != totals["rows_accepted"] + totals["rows_quarantined"] + totals["rows_duplicate"]:
+    if totals["rows_in"] != sum(totals[k] for k in COUNTERS[1:]):
         raise IngestError(f"row accounting broke: {totals}")  # a bug, never bad input
     log.info("ingested %d files: %s", len(files), json.dumps(totals))
     return {"files": [str(f) for f in files], **totals, "quarantine_reasons": reasons,

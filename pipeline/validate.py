@@ -2,9 +2,11 @@
 
 Pure functions: a pandas batch with the shop's own column names goes in; a frame of canonical
 columns (pipeline.schemas) and a per-row reason (empty when the row is good) come out. The first
-failing check names the reason, in this order: missing required field, unparseable or
-out-of-range timestamp, non-numeric or non-finite quantity or price, negative price, return
-(negative quantity, when the config quarantines returns).
+failing check names the reason, in this order: wrong type (a JSON object, array or boolean where a
+value is expected), missing required field, unparseable or out-of-range timestamp, non-numeric or
+non-finite quantity or price, negative price, return (negative quantity, when the config quarantines
+returns). Rows outside ``event_types`` get the status ``filtered`` and returns dropped by the config
+get ``dropped``: neither is quarantined, both are counted by ingest so no row goes unaccounted.
 
     python -c "from pipeline.validate import REASONS; print(REASONS)"
 """
@@ -17,7 +19,11 @@ import pandas as pd
 from pipeline import schemas
 from pipeline.config import IngestConfig
 
+FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
+DROPPED = "dropped"  # status of a return when returns = "drop" (counted as rows_dropped)
 REASONS = (
+    "malformed_row",  # given by the reader: the row could not be split into fields
+    "wrong_type",
     "missing_field",
     "bad_timestamp",
     "timestamp_out_of_range",
@@ -32,14 +38,22 @@ MAX_TIME = pd.Timestamp("2100-01-01", tz="UTC")
 _OFFSET = r"(?:[Zz]|[+-]\d\d:?\d\d)$"
 
 
-def parse_timestamps(values: pd.Series, timezone: str) -> pd.Series:
-    """Parse to UTC; naive values are read in ``timezone``. Unparseable values become NaT."""
+def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto") -> pd.Series:
+    """Parse to UTC; naive values are read in ``timezone``. Unparseable values become NaT.
+
+    ``unit`` "s", "ms" or "us" reads numbers (or numeric text) as epoch time; "auto" reads numeric
+    columns as epoch seconds and text as ISO-8601; "iso" always reads text.
+    """
+    if unit in ("s", "ms", "us") and not pd.api.types.is_datetime64_any_dtype(values):
+        num = pd.to_numeric(values, errors="coerce").astype("float64")
+        num = num.where(np.isfinite(num) & (num.abs() < 1e19))
+        return pd.to_datetime(num, unit=unit, utc=True, errors="coerce").astype("datetime64[us, UTC]")
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values
         if getattr(ts.dt, "tz", None) is None:
             ts = ts.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
         return ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    if pd.api.types.is_numeric_dtype(values):  # epoch seconds
+    if unit == "auto" and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return pd.to_datetime(values, unit="s", utc=True, errors="coerce").astype("datetime64[us, UTC]")
     text = values.astype("str").str.strip()
     aware = text.str.contains(_OFFSET, regex=True, na=False)
@@ -82,40 +96,100 @@ def derive_segment(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
     return seg
 
 
-def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame, pd.Series]:
-    """Canonical columns for every row, and the reason each bad row is refused ('' when good)."""
-    cols = cfg.columns
-    out = pd.DataFrame(index=batch.index)
-    reason = pd.Series("", index=batch.index, dtype="str")
+class _Reasons:
+    """One reason per row; the first refusal of a row wins."""
 
-    def refuse(mask: pd.Series | np.ndarray, text: pd.Series | str) -> None:
-        mask = pd.Series(mask, index=batch.index) & (reason == "")
-        reason[mask] = text[mask] if isinstance(text, pd.Series) else text
+    def __init__(self, index: pd.Index):
+        self.text = pd.Series("", index=index, dtype="str")
 
+    def refuse(self, mask: pd.Series | np.ndarray, text: pd.Series | str) -> None:
+        mask = pd.Series(np.asarray(mask, dtype=bool), index=self.text.index) & (self.text == "")
+        if mask.any():
+            self.text[mask] = text[mask] if isinstance(text, pd.Series) else text
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype("str").str.strip()
+
+
+def _check_present(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> None:
+    for column in cfg.columns.values():
+        raw = batch[column]
+        if raw.dtype == object:  # JSON lines keep Python values: nested ones are not a field value
+            nested = raw.map(lambda v: isinstance(v, (dict, list, bool)))
+            why.refuse(nested, f"wrong_type: {column} holds an object, array or boolean")
     for field, required in schemas.MAPPABLE_FIELDS.items():
-        if required and field in cols:
-            raw = batch[cols[field]]
-            empty = raw.isna() | (raw.astype("str").str.strip() == "")
-            refuse(empty, f"missing_field: {cols[field]} is empty")
+        if required and field in cfg.columns:
+            names = [cfg.columns[field]] + ([cfg.time_column] if field == schemas.EVENT_TIME and cfg.time_column else [])
+            for column in names:
+                raw = batch[column]
+                why.refuse(raw.isna() | (_text(raw) == ""), f"missing_field: {column} is empty")
 
-    raw_ts = batch[cols[schemas.EVENT_TIME]]
-    ts = parse_timestamps(raw_ts, cfg.timezone)
-    refuse(ts.isna(), "bad_timestamp: " + cols[schemas.EVENT_TIME] + "=" + raw_ts.astype("str") + " is not a timestamp")
-    refuse((ts < MIN_TIME) | (ts >= MAX_TIME), f"timestamp_out_of_range: before {MIN_TIME.date()} or after {MAX_TIME.date()}")
+
+def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> pd.Series:
+    column = cfg.columns[schemas.EVENT_TIME]
+    raw = batch[column]
+    if cfg.time_column:  # separate date and time columns (e.g. the bakery's Date and Time)
+        raw = _text(raw) + " " + _text(batch[cfg.time_column])
+        column = f"{column} + {cfg.time_column}"
+    ts = parse_timestamps(raw, cfg.timezone, cfg.timestamp_unit)
+    why.refuse(ts.isna(), "bad_timestamp: " + column + "=" + raw.astype("str") + " is not a timestamp")
+    why.refuse((ts < MIN_TIME) | (ts >= MAX_TIME),
+               f"timestamp_out_of_range: before {MIN_TIME.date()} or after {MAX_TIME.date()}")
+    return ts
+
+
+def _measure(batch: pd.DataFrame, cfg: IngestConfig, field: str, why: _Reasons) -> pd.Series:
+    if field not in cfg.columns:  # e.g. the bakery logs one row per item and no price
+        default = cfg.quantity_default if field == schemas.QUANTITY else cfg.price_default
+        return pd.Series(default, index=batch.index, dtype="float64")
+    column = cfg.columns[field]
+    raw = batch[column]
+    num = pd.to_numeric(raw, errors="coerce").astype("float64")
+    why.refuse(num.isna(), "non_numeric: " + column + "=" + raw.astype("str") + " is not a number")
+    why.refuse(~np.isfinite(num.fillna(0.0)), f"non_finite: {column} is infinite")
+    return num
+
+
+def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame, pd.Series]:
+    """Canonical columns for every row, and why each row is not stored ('' when it is).
+
+    Besides the quarantine reasons (REASONS) a row may get FILTERED or DROPPED, which ingest counts
+    instead of quarantining.
+    """
+    why = _Reasons(batch.index)
+    if cfg.event_type_column:
+        kind = _text(batch[cfg.event_type_column])
+        why.refuse(~kind.isin(cfg.event_types), FILTERED + ": " + cfg.event_type_column + "=" + kind)
+    _check_present(batch, cfg, why)
+    out = pd.DataFrame(index=batch.index)
+    ts = _event_time(batch, cfg, why)
     out[schemas.EVENT_TIME] = ts
     out[schemas.EVENT_DATE] = ts.dt.tz_convert(cfg.timezone).dt.date
-
     for field in (schemas.QUANTITY, schemas.PRICE):
-        raw = batch[cols[field]]
-        num = pd.to_numeric(raw, errors="coerce").astype("float64")
-        refuse(num.isna(), "non_numeric: " + cols[field] + "=" + raw.astype("str") + " is not a number")
-        refuse(~np.isfinite(num.fillna(0.0)), f"non_finite: {cols[field]} is infinite")
-        out[field] = num
-    refuse(out[schemas.PRICE] < 0, f"negative_price: {cols[schemas.PRICE]} < 0")
+        out[field] = _measure(batch, cfg, field, why)
+    price_name = cfg.columns.get(schemas.PRICE, "price_default")
+    why.refuse(out[schemas.PRICE] < 0, f"negative_price: {price_name} < 0")
+    returns = out[schemas.QUANTITY] < 0
     if cfg.returns == "quarantine":
-        refuse(out[schemas.QUANTITY] < 0, f"return: {cols[schemas.QUANTITY]} < 0 (cancellation or return)")
-
+        why.refuse(returns, f"return: {cfg.columns.get(schemas.QUANTITY)} < 0 (cancellation or return)")
+    elif cfg.returns == "drop":
+        why.refuse(returns, f"{DROPPED}: return (quantity < 0)")
     for field in (schemas.ITEM_ID, schemas.USER_ID, schemas.ORDER_ID):
-        out[field] = _as_id(batch[cols[field]]) if field in cols else None
+        out[field] = _as_id(batch[cfg.columns[field]]) if field in cfg.columns else None
     out[schemas.SEGMENT] = derive_segment(batch, cfg)
-    return out, reason
+    return out, why.text
+
+
+def event_keys(events: pd.DataFrame, fields: tuple[str, ...]) -> np.ndarray:
+    """A 64-bit key per canonical row: its ``fields`` plus its occurrence number among equal rows.
+
+    Identical rows are legitimate repeats (the bakery logs an item bought twice as two rows), so the
+    n-th copy gets key (fields, n): a file that repeats what the store holds adds nothing, and one
+    with a third copy where the store has two adds exactly one. Occurrences are counted within one
+    date partition of one file (rows with equal event_time always share a partition).
+    """
+    base = pd.util.hash_pandas_object(events[list(fields)], index=False).to_numpy()
+    occurrence = pd.Series(base).groupby(base).cumcount().to_numpy()
+    both = pd.DataFrame({"base": base, "occurrence": occurrence})
+    return pd.util.hash_pandas_object(both, index=False).to_numpy()

@@ -1,0 +1,176 @@
+"""Read a shop's files (CSV, JSON lines, parquet; each optionally gzip) as bounded chunks.
+
+Every reader yields ``Chunk``s of at most ``ingest.batch_rows`` rows: a pandas frame with the shop's
+own column names, the 1-based source line of each row, and the rows that could not even be split
+into fields (a CSV line with the wrong number of fields, a JSON line that is not an object) with
+their original text. A file that cannot be read at all raises ``IngestError`` naming the file.
+
+    python -c "from pipeline.sources import resolve_sources; print(resolve_sources('data/demo'))"
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.config import IngestConfig
+from pipeline.errors import TrendrecError
+
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
+           ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_CSV_BLOCK = 1 << 24  # bytes per CSV block: bounds memory together with batch_rows
+
+
+class IngestError(TrendrecError):
+    """A source file cannot be ingested at all (unreadable, wrong format, a mapped column missing)."""
+
+
+@dataclass
+class Chunk:
+    """Up to batch_rows parsed rows, their source lines, and the rows that would not parse."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray  # int64 source line of each frame row
+    raw_text: list[str] | None = None  # original text of each frame row when the format keeps it
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (line, text, reason)
+
+
+def resolve_sources(source: str | Path) -> list[Path]:
+    """A file, a directory (its CSV, JSON lines and parquet files) or a glob → sorted list of files."""
+    p = Path(source)
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.is_file() and format_of(f, "auto") and not f.name.startswith(".")]
+    elif p.exists():
+        files = [p]
+    else:
+        files = [Path(f) for f in glob.glob(str(source)) if Path(f).is_file()]
+    if not files:
+        raise IngestError(f"{source}: no such file, or no CSV/JSON lines/parquet file matches")
+    return sorted(files)
+
+
+def is_gzip(path: Path) -> bool:
+    return path.suffix.lower() == ".gz"
+
+
+def format_of(path: Path, configured: str) -> str:
+    """The configured format, else the one named by the suffix before an optional .gz ('' if none)."""
+    if configured != "auto":
+        return configured
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return FORMATS.get(suffixes[-1], "") if suffixes else ""
+
+
+def first_data_line(path: Path, cfg: IngestConfig) -> int:
+    """Line number of the first row: 2 for a CSV with a header, else 1."""
+    return 2 if format_of(path, cfg.format) == "csv" and cfg.csv_header else 1
+
+
+def read_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
+    """Stream ``path`` as chunks; any read failure becomes one IngestError naming the file."""
+    fmt = format_of(path, cfg.format)
+    readers = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}
+    if fmt not in readers:
+        raise IngestError(f"{path}: unknown format; name it .csv, .jsonl or .parquet (optionally .gz) "
+                          "or set ingest.format")
+    try:
+        yield from readers[fmt](path, cfg)
+    except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise IngestError(f"{path}: cannot be read as {fmt}{' (gzip)' if is_gzip(path) else ''}: {exc}") from None
+
+
+def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
+    skipped: list[tuple[int, str]] = []
+
+    def on_bad_row(row) -> str:
+        skipped.append((row.number if row.number is not None else -1, row.text))
+        return "skip"
+
+    parse = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
+                               newlines_in_values=cfg.csv_newlines_in_values, invalid_row_handler=on_bad_row)
+    names = list(cfg.csv_column_names) or None
+    read = pacsv.ReadOptions(block_size=_CSV_BLOCK, column_names=names, use_threads=False)
+    with pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None) as stream:
+        header = pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names
+    # Every column as text: the validator parses and reports, so nothing is lost to type inference.
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
+    first, done, seen_bad = first_data_line(path, cfg), 0, 0
+    with pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None) as stream:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        for batch in _rebatch(reader, cfg.batch_rows):
+            bad_idx = np.array([n - first for n, _ in skipped if n >= 0], dtype=np.int64)
+            lines = first + _place(np.arange(done, done + batch.num_rows), np.sort(bad_idx))
+            new_bad = [(n, text, "malformed_row: wrong number of fields") for n, text in skipped[seen_bad:]]
+            seen_bad = len(skipped)
+            done += batch.num_rows
+            yield Chunk(batch.to_pandas(), lines, None, new_bad)
+    if len(skipped) > seen_bad:
+        yield Chunk(pd.DataFrame(columns=header), np.empty(0, np.int64), None,
+                    [(n, text, "malformed_row: wrong number of fields") for n, text in skipped[seen_bad:]])
+
+
+def _place(parsed: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Row index in the file of the k-th parsed row, given the sorted indices of skipped rows."""
+    if not len(bad):
+        return parsed
+    return parsed + np.searchsorted(bad - np.arange(len(bad)), parsed, side="right")
+
+
+def _rebatch(reader, rows: int) -> Iterator[pa.RecordBatch]:
+    """CSV blocks re-cut to at most ``rows`` rows each."""
+    for batch in reader:
+        for start in range(0, batch.num_rows, rows):
+            yield batch.slice(start, rows)
+
+
+def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
+    opener = gzip.open if is_gzip(path) else open
+    records, lines, texts, bad = [], [], [], []
+    with opener(path, "rt", encoding="utf-8-sig", newline=None) as fh:
+        for number, text in enumerate(fh, start=1):
+            text = text.rstrip("\r\n")
+            if not text.strip():
+                continue
+            try:
+                record = json.loads(text)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                bad.append((number, text, "malformed_row: not a JSON object"))
+            else:
+                records.append(record)
+                lines.append(number)
+                texts.append(text)
+            if len(records) >= cfg.batch_rows:
+                yield Chunk(pd.DataFrame.from_records(records), np.array(lines, np.int64), texts, bad)
+                records, lines, texts, bad = [], [], [], []
+    if records or bad:
+        yield Chunk(pd.DataFrame.from_records(records), np.array(lines, np.int64), texts, bad)
+
+
+def _parquet_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
+    with tempfile.TemporaryDirectory(prefix="trendrec-gunzip-") as tmp:
+        if is_gzip(path):  # parquet needs random access: unpack to a temporary file first
+            plain = Path(tmp) / path.stem
+            with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            path = plain
+        done = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=cfg.batch_rows):
+            yield Chunk(batch.to_pandas(), np.arange(done + 1, done + 1 + batch.num_rows, dtype=np.int64))
+            done += batch.num_rows
