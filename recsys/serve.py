@@ -1,0 +1,289 @@
+"""``trendrec serve``: a small HTTP service that re-ranks one candidate list per request.
+
+It reads only the production version's ``trend.parquet`` (no TensorFlow is imported) and applies
+the same blend as the batch face: final_score = base_score * (1 + weight * trend), ties keep the
+request order, unknown or missing segments are neutral, every candidate comes back once.
+
+    POST /rerank   {"user_id": "17850",                  # optional, echoed back
+                    "weight": 0.3,                      # optional, in [0, 1]; default rerank.weight
+                    "candidates": [{"item_id": "85123A", "segment": "home_decor", "base_score": 0.9}, ...]}
+                -> {"user_id", "model_version", "weight",
+                    "items": [{"item_id", "segment", "base_score", "trend", "final_score", "rank"}, ...]}
+    GET  /health -> {"status": "ok", "model_version": "v0003", "segments": 14, "reload_error": null}
+
+Bad input is answered with a 4xx and a reason: 422 (schema: missing field, non-finite score,
+weight outside [0, 1]), 413 (body over ``max_request_bytes`` or more than ``max_request_candidates``
+candidates), 503 while no model is in production. The production model is picked up without a
+restart: every request stats ``models/production.json`` (microseconds) and reloads the trend table
+when the file changed; a version that cannot be read is logged and the previous one keeps serving.
+The OpenAPI schema is at /docs and /openapi.json. Binds 127.0.0.1 unless told otherwise.
+
+    trendrec serve --port 8000 &
+    curl -s localhost:8000/rerank -H 'content-type: application/json' \
+        -d '{"candidates": [{"item_id": "a", "segment": "x", "base_score": 1.0}]}'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline import schemas as s
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.io import Store, read_parquet
+from recsys import registry
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 2 * 1024 * 1024  # default body limit; 1,000 candidates are about 80 kB
+MAX_REQUEST_CANDIDATES = 10_000  # default list-length limit
+
+
+class ServeError(TrendrecError):
+    """The service cannot start or a trend table cannot be loaded."""
+
+
+# --- wire format (also the OpenAPI schema) -------------------------------------------------------
+class Candidate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    item_id: str = Field(min_length=1, max_length=256, description="the item's id, returned unchanged")
+    segment: str | None = Field(None, max_length=256, description="trend segment; unknown or null = neutral")
+    base_score: float = Field(allow_inf_nan=False, description="upstream score, higher is better")
+
+
+class RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: str | None = Field(None, max_length=256, description="echoed back; not used for scoring")
+    weight: float | None = Field(None, ge=0.0, le=1.0, description="blend weight (default rerank.weight)")
+    candidates: list[Candidate] = Field(description="the list to re-order, any length up to the limit")
+
+
+class RankedItem(BaseModel):
+    item_id: str
+    segment: str | None
+    base_score: float
+    trend: float
+    final_score: float
+    rank: int = Field(description="1-based position in the re-ranked list")
+
+
+class RerankResponse(BaseModel):
+    user_id: str | None
+    model_version: str
+    weight: float
+    items: list[RankedItem]
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None
+    segments: int
+    reload_error: str | None
+
+
+# --- the production trend table, reloaded when production.json changes ----------------------------
+class TrendState:
+    """The production version's segment -> trend map, swapped whole when production.json changes."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.path = store.models / registry.PRODUCTION_FILE
+        self.version: str | None = None
+        self.trends: dict[str, float] = {}
+        self.reload_error: str | None = None
+        self._key: tuple | None = None
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Stat production.json; when it changed, load the named version's trend.parquet."""
+        try:
+            st = os.stat(self.path)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            key = None
+        if key == self._key:
+            return
+        with self._lock:
+            if key != self._key:
+                self._load(key)
+
+    def _load(self, key: tuple | None) -> None:
+        try:
+            prod = registry.read_production(self.store)
+            if prod is None:
+                self.version, self.trends, self.reload_error = None, {}, None
+            else:
+                self.trends = load_trends(self.store, prod["version"])
+                self.version, self.reload_error = prod["version"], None
+                log.info("serving trends of %s (%d segments)", self.version, len(self.trends))
+        except (TrendrecError, OSError, ValueError, KeyError) as exc:
+            log.error("cannot load the production trends, still serving %s: %s", self.version, exc)
+            self.reload_error = str(exc)
+        self._key = key  # a broken version is not retried on every request; the next change is
+
+
+def load_trends(store: Store, version: str) -> dict[str, float]:
+    """{segment: trend} from ``models/<version>/trend.parquet``, checked for finite values in [-1, 1]."""
+    path = registry.version_dir(store, version) / registry.TREND_FILE
+    table = read_parquet(path, columns=[s.SEGMENT, s.TREND]).to_pydict()
+    trends = dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
+    bad = [seg for seg, t in trends.items() if not (math.isfinite(t) and -1.0 <= t <= 1.0)]
+    if bad or len(trends) != len(table[s.SEGMENT]):
+        raise ServeError(f"{path}: trend must be finite in [-1, 1] with one row per segment; bad: {bad[:5]}")
+    return trends
+
+
+def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float) -> list[dict[str, Any]]:
+    """One list, the batch formula: stable sort by -(base * (1 + weight * trend)); rank from 1."""
+    cands = req.candidates
+    base = np.fromiter((c.base_score for c in cands), float, len(cands))
+    trend = np.fromiter((trends.get(c.segment, 0.0) for c in cands), float, len(cands))
+    final = base * (1.0 + weight * trend)
+    order = np.argsort(-final, kind="stable")
+    base_l, trend_l, final_l = base.tolist(), trend.tolist(), final.tolist()
+    return [{"item_id": cands[i].item_id, "segment": cands[i].segment, "base_score": base_l[i],
+             "trend": trend_l[i], "final_score": final_l[i], "rank": r}
+            for r, i in enumerate(order.tolist(), start=1)]
+
+
+# --- the app --------------------------------------------------------------------------------------
+def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int | None = None) -> FastAPI:
+    """The FastAPI app for ``cfg``'s store; limits default to rerank.max_request_bytes/_candidates."""
+    max_bytes = int(max_bytes or getattr(cfg.rerank, "max_request_bytes", MAX_REQUEST_BYTES))
+    max_candidates = int(max_candidates or getattr(cfg.rerank, "max_request_candidates", MAX_REQUEST_CANDIDATES))
+    state = TrendState(Store(cfg.store))
+    state.refresh()
+    app = FastAPI(title="trendrec re-rank service", version="1",
+                  description=(__doc__ or "").split("\n\n")[0])
+    app.state.trends, app.state.requests = state, 0
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Response:
+        state.refresh()
+        body = {"status": "ok" if state.version else "no_model", "model_version": state.version,
+                "segments": len(state.trends), "reload_error": state.reload_error}
+        return JSONResponse(body, status_code=200 if state.version else 503)
+
+    @app.post("/rerank", response_model=RerankResponse,
+              responses={413: {"description": "body or candidate list too large"},
+                         503: {"description": "no model in production"}})
+    async def rerank_endpoint(req: RerankRequest) -> Response:
+        app.state.requests += 1
+        if len(req.candidates) > max_candidates:
+            raise HTTPException(413, f"{len(req.candidates)} candidates; at most {max_candidates} per request")
+        state.refresh()
+        if state.version is None:
+            raise HTTPException(503, "no model in production: run `trendrec push`")
+        weight = cfg.rerank.weight if req.weight is None else req.weight
+        items = rerank_list(req, state.trends, weight)
+        body = {"user_id": req.user_id, "model_version": state.version, "weight": weight, "items": items}
+        return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+    return app
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where and why only: echoing the input back could be large or not JSON (NaN)."""
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 before the body is parsed when it is over ``max_bytes``.
+
+    A declared Content-Length is checked up front; a chunked body (no length) is read into memory
+    up to the limit first and then handed on whole.
+    """
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                return await self._refuse(send)
+            return await self.app(scope, receive, send)
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return await self.app(scope, _replay([message]), send)  # client went away
+            chunks.append(message.get("body", b""))
+            seen, more = seen + len(chunks[-1]), message.get("more_body", False)
+            if seen > self.max_bytes:
+                return await self._refuse(send)
+        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks)}]), send)
+
+    async def _refuse(self, send) -> None:
+        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _replay(messages: list[dict]):
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+    return receive
+
+
+# --- running it -------------------------------------------------------------------------------------
+def _server(app: FastAPI, host: str, port: int, log_level: str = "warning"):
+    import uvicorn
+
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level))
+
+
+@contextlib.contextmanager
+def serving(app: FastAPI, host: str = "127.0.0.1", timeout: float = 20.0) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a thread on a free port of ``host``; yield its base URL; always stop."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    server = _server(app, host, sock.getsockname()[1])
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ServeError(f"the server on {host}:{sock.getsockname()[1]} did not start in {timeout} s")
+            time.sleep(0.02)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+
+
+def run_serve(cfg: Config, host: str = "127.0.0.1", port: int = 8000) -> dict[str, Any]:
+    """Serve until interrupted (Ctrl-C / SIGTERM); return what was served."""
+    app = create_app(cfg)
+    state: TrendState = app.state.trends
+    if state.version is None:
+        log.warning("no model in production in %s yet: /rerank answers 503 until one is pushed", cfg.store)
+    log.info("serving on http://%s:%d (model %s)", host, port, state.version)
+    started = time.monotonic()
+    _server(app, host, port, log_level="info").run()
+    return {"host": host, "port": port, "requests": app.state.requests, "model_version": state.version,
+            "seconds": round(time.monotonic() - started, 1)}

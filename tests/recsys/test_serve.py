@@ -1,0 +1,167 @@
+"""The HTTP service in a real uvicorn server on loopback: valid and invalid requests, limits, hot reload.
+
+Versions here hold hand-written trend tables; the service never loads model.keras, so placeholder
+files satisfy the registry's completeness check except in the promote/rollback test, which saves
+the session's trained model because promote() loads it.
+"""
+
+import json
+import subprocess
+import sys
+
+import httpx
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from pipeline.io import Store, write_json
+from recsys import registry
+from recsys.rerank import rerank
+from recsys.serve import RerankRequest, create_app, rerank_list, serving
+
+TRENDS = pd.DataFrame({s.SEGMENT: ["up", "down"], s.TREND: [0.5, -0.5]})
+LIST = [{"item_id": "x", "segment": "up", "base_score": 1.0},
+        {"item_id": "y", "segment": "down", "base_score": 1.2},
+        {"item_id": "z", "segment": "new", "base_score": 0.9},
+        {"item_id": "w", "segment": None, "base_score": 1.2}]
+
+
+def add_version(store: Store, version: str, trends: pd.DataFrame, recommender=None) -> None:
+    path = store.models / version
+    path.mkdir(parents=True)
+    if recommender is None:
+        (path / "model.keras").write_bytes(b"placeholder: the service never loads it")
+        (path / "recommender.json").write_text("{}")
+    else:
+        recommender.save(path)
+    write_json({"version": version}, path / registry.METADATA_FILE)
+    trends.to_parquet(path / registry.TREND_FILE)
+
+
+def set_production(store: Store, version: str, history=()) -> None:
+    write_json({"version": version, "history": list(history)}, store.models / registry.PRODUCTION_FILE)
+
+
+@pytest.fixture
+def store(small_config):
+    store = Store(small_config.store).ensure()
+    add_version(store, "v0001", TRENDS)
+    set_production(store, "v0001")
+    return store
+
+
+@pytest.fixture
+def client(small_config, store):
+    app = create_app(small_config, max_bytes=2000, max_candidates=5)
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as http:
+        yield http
+
+
+def test_rerank_list_matches_the_batch_rerank():
+    req = RerankRequest(candidates=LIST)
+    got = rerank_list(req, dict(zip(TRENDS[s.SEGMENT], TRENDS[s.TREND])), 0.4)
+    batch = rerank(pd.DataFrame(LIST).assign(**{s.USER_ID: "u", s.SEGMENT: lambda f: f[s.SEGMENT].fillna("")}),
+                   TRENDS, 0.4)
+    assert [i["item_id"] for i in got] == batch[s.ITEM_ID].tolist()
+    assert [i["final_score"] for i in got] == pytest.approx(batch[s.FINAL_SCORE].tolist())
+
+
+def test_valid_request_by_hand(client):
+    resp = client.post("/rerank", json={"user_id": "u1", "weight": 0.4, "candidates": LIST})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    # x 1.0*1.2 = 1.2, y 1.2*0.8 = 0.96, z (unknown) 0.9, w (no segment) 1.2: x and w tie, x came first
+    assert [i["item_id"] for i in body["items"]] == ["x", "w", "y", "z"]
+    assert [i["final_score"] for i in body["items"]] == pytest.approx([1.2, 1.2, 0.96, 0.9])
+    assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4]
+    assert [i["trend"] for i in body["items"]] == [0.5, 0.0, -0.5, 0.0]
+    assert (body["user_id"], body["model_version"], body["weight"]) == ("u1", "v0001", 0.4)
+    default = client.post("/rerank", json={"candidates": LIST[:1]}).json()
+    assert default["weight"] == 0.3 and default["user_id"] is None  # rerank.weight from the config
+    assert client.post("/rerank", json={"candidates": []}).json()["items"] == []
+    health = client.get("/health").json()
+    assert health == {"status": "ok", "model_version": "v0001", "segments": 2, "reload_error": None}
+
+
+@pytest.mark.parametrize("payload, reason", [
+    ({"candidates": [{"item_id": "x", "segment": "up"}]}, "base_score"),
+    ({"candidates": [{"item_id": "", "segment": "up", "base_score": 1}]}, "item_id"),
+    ({"candidates": [{"item_id": "x", "base_score": "high"}]}, "base_score"),
+    ({"candidates": LIST, "weight": 1.5}, "weight"),
+    ({"candidates": LIST, "colour": "red"}, "colour"),
+    ({"items": LIST}, "candidates"),
+])
+def test_invalid_requests_get_422_with_a_reason(client, payload, reason):
+    resp = client.post("/rerank", json=payload)
+    assert resp.status_code == 422
+    assert reason in json.dumps(resp.json()["detail"])
+
+
+def test_non_json_and_non_finite_scores_are_refused(client):
+    assert client.post("/rerank", content=b"{not json", headers={"content-type": "application/json"}
+                       ).status_code == 422
+    nan = b'{"candidates": [{"item_id": "x", "segment": "up", "base_score": NaN}]}'
+    resp = client.post("/rerank", content=nan, headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and "finite" in resp.text
+
+
+def test_size_limits_give_413(client):
+    six = {"candidates": [LIST[0]] * 6}
+    resp = client.post("/rerank", json=six)
+    assert resp.status_code == 413 and "at most 5" in resp.json()["detail"]
+    big = {"candidates": [{"item_id": "x" * 200, "segment": "s" * 200, "base_score": 1.0}] * 5}
+    data = json.dumps(big).encode()
+    assert len(data) > 2000
+    resp = client.post("/rerank", json=big)
+    assert resp.status_code == 413 and "2000 bytes" in resp.json()["detail"]
+    chunks = (data[i:i + 500] for i in range(0, len(data), 500))
+    resp = client.post("/rerank", content=chunks, headers={"content-type": "application/json"})  # chunked
+    assert resp.status_code == 413
+    assert client.get("/health").status_code == 200  # the server is still fine
+
+
+def test_hot_reload_and_a_broken_version_keeps_serving(client, store):
+    add_version(store, "v0002", TRENDS.assign(**{s.TREND: [-0.5, 0.5]}))
+    set_production(store, "v0002", ["v0001"])
+    body = client.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
+    assert body["model_version"] == "v0002" and [i["item_id"] for i in body["items"]] == ["y", "x"]
+    add_version(store, "v0003", TRENDS)
+    (store.models / "v0003" / registry.TREND_FILE).write_bytes(b"PAR1 truncated")
+    set_production(store, "v0003", ["v0001", "v0002"])
+    health = client.get("/health").json()
+    assert health["model_version"] == "v0002" and "v0003" in health["reload_error"]
+    assert client.post("/rerank", json={"candidates": LIST[:2]}).json()["model_version"] == "v0002"
+
+
+def test_no_production_model_answers_503_then_picks_one_up(small_config):
+    store = Store(small_config.store).ensure()
+    with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get("/health").status_code == 503
+        resp = http.post("/rerank", json={"candidates": LIST})
+        assert resp.status_code == 503 and "trendrec push" in resp.text
+        add_version(store, "v0001", TRENDS)
+        set_production(store, "v0001")
+        assert http.post("/rerank", json={"candidates": LIST}).json()["model_version"] == "v0001"
+        assert "RerankRequest" in http.get("/openapi.json").text
+
+
+@pytest.mark.slow
+def test_promote_and_rollback_are_picked_up_without_restart(small_config, trained_recommender):
+    store = Store(small_config.store).ensure()
+    add_version(store, "v0001", TRENDS, trained_recommender)
+    add_version(store, "v0002", TRENDS.assign(**{s.TREND: [-0.5, 0.5]}), trained_recommender)
+    set_production(store, "v0001")
+    with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        first = http.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
+        assert first["model_version"] == "v0001" and first["items"][0]["item_id"] == "x"
+        registry.promote(store, "v0002")
+        promoted = http.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
+        assert promoted["model_version"] == "v0002" and promoted["items"][0]["item_id"] == "y"
+        registry.rollback(store)
+        assert http.get("/health").json()["model_version"] == "v0001"
+
+
+def test_the_service_does_not_import_tensorflow():
+    code = "import sys, recsys.serve; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
