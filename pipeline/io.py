@@ -5,7 +5,9 @@ The store is one directory::
     raw/event_date=YYYY-MM-DD/part-<digest>.parquet   validated events, one file per ingest
     raw/_commits/<digest>.json                        an ingest is visible once its commit exists
     quarantine/<digest>.parquet                       refused rows with their reason
-    aggregates/daily.parquet, aggregates/month_weekday.parquet
+    aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
+    aggregates/month_weekday.parquet                  month x weekday profile (one small file)
+    aggregates/_versions/<id>/                        the table sets; aggregates/_current points at one
     models/<version>/, models/production.json         the registry
     runs/<run id>/                                    TensorBoard logs
     reranked/<name>.parquet                           re-ranked candidate lists
@@ -13,6 +15,12 @@ The store is one directory::
 
 Writes go to a temporary file in the same directory and are renamed into place, so a crash never
 leaves a half-written file behind. Paths handed in by users are kept inside the store.
+
+The aggregate tables are written as a set into a fresh aggregates/_versions/<id>/ directory; then the
+symlink aggregates/_current is replaced by a new one with one rename. aggregates/daily.parquet and
+month_weekday.parquet are fixed symlinks into _current, so a reader opening them sees the whole old
+set or the whole new one, never a mix or a half-written file. The previous set is kept until the
+next run, so a reader that resolved it just before the swap can finish.
 
     python -c "from pipeline.io import Store; print(Store('./trendrec-data').raw)"
 """
@@ -22,7 +30,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +46,8 @@ from pipeline.errors import TrendrecError
 log = logging.getLogger(__name__)
 
 AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked")
+DAILY_NAME = "daily.parquet"
+MONTH_WEEKDAY_NAME = "month_weekday.parquet"
 
 
 class StoreError(TrendrecError):
@@ -74,11 +86,17 @@ class Store:
 
     @property
     def daily_path(self) -> Path:
-        return self.aggregates / "daily.parquet"
+        """The hive-partitioned daily table (a directory, Spark style); read it with read_parquet."""
+        return self.aggregates / DAILY_NAME
 
     @property
     def month_weekday_path(self) -> Path:
-        return self.aggregates / "month_weekday.parquet"
+        return self.aggregates / MONTH_WEEKDAY_NAME
+
+    @property
+    def aggregates_current(self) -> Path:
+        """Symlink to the aggregate set readers see (under aggregates/_versions/)."""
+        return self.aggregates / "_current"
 
     @property
     def models(self) -> Path:
@@ -160,8 +178,58 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """Read one parquet file or a directory of them."""
+    """Read one parquet file or a directory of them, with the columns stored in the files.
+
+    Hive keys in directory names (``year_month=...``) are not added as columns: in this store they
+    only repeat what the files hold, and pyarrow would add them as dictionary columns.
+    """
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path} does not exist; run the stage that writes it first")
-    return pq.read_table(path, columns=columns)
+    return pq.read_table(path, columns=columns, partitioning=None)
+
+
+def daily_partition(root: str | os.PathLike, year_month: str) -> Path:
+    """The file of one month of a daily table directory: root/year_month=YYYY-MM/part-0.parquet."""
+    return Path(root) / f"year_month={year_month}" / "part-0.parquet"
+
+
+def current_aggregates(store: Store) -> Path | None:
+    """The aggregate set directory readers see now, or None before the first `trendrec aggregate`."""
+    link = store.aggregates_current
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+@contextmanager
+def aggregate_set(store: Store) -> Iterator[Path]:
+    """Yield a new, empty set directory; if the block succeeds, make it current with one rename."""
+    versions = store.aggregates / "_versions"
+    versions.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f"{time.time_ns():020d}-", dir=versions))
+    os.chmod(new, 0o755)
+    try:
+        yield new
+        for f in new.rglob("*.parquet"):
+            if f.is_file():
+                _fsync(f)
+        previous = current_aggregates(store)
+        _replace_symlink(store.aggregates_current, Path("_versions") / new.name)
+        for name in (DAILY_NAME, MONTH_WEEKDAY_NAME):
+            _replace_symlink(store.aggregates / name, Path("_current") / name)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    for old in versions.iterdir():  # keep the new set and the one before it, for readers mid-way
+        if old not in (new, previous) and old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _replace_symlink(link: Path, points_to: Path) -> None:
+    """Make ``link`` a symlink to ``points_to`` atomically (rename over whatever was there)."""
+    if link.is_symlink() and Path(os.readlink(link)) == points_to:
+        return
+    if link.is_dir() and not link.is_symlink():  # a real directory cannot be renamed over
+        shutil.rmtree(link)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.{time.time_ns()}.tmp")
+    os.symlink(points_to, tmp)
+    os.replace(tmp, link)

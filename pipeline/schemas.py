@@ -69,9 +69,16 @@ WEEKDAY = "weekday"  # 0 = Monday .. 6 = Sunday (ISO order, as pandas .dayofweek
 EVENTS = "events"  # number of event rows
 REVENUE = "revenue"  # sum of quantity * price
 USERS = "users"  # distinct non-null user ids
+ITEMS = "items"  # distinct item ids
 DAYS = "days"  # days that contributed to a month x weekday cell
+YEAR_MONTH = "year_month"  # hive partition key of aggregates/daily.parquet ("YYYY-MM"); not a column
+ALL_SEGMENTS = "__all__"  # month x weekday row over every segment; ingest never yields "__" names
+OTHER_SEGMENT = "__other__"  # segments outside the top N, when aggregate.top_n is set
+RESERVED_SEGMENTS = (ALL_SEGMENTS, OTHER_SEGMENT)
 
 MEASURES = (EVENTS, QUANTITY, REVENUE, USERS)
+DAILY_MEASURES = (EVENTS, QUANTITY, REVENUE, USERS, ITEMS)
+PER_DAY = {m: f"{m}_per_day" for m in DAILY_MEASURES}  # month x weekday means: total / days
 
 DAILY_SCHEMA = pa.schema(
     [
@@ -84,9 +91,11 @@ DAILY_SCHEMA = pa.schema(
         pa.field(QUANTITY, pa.float64(), nullable=False),
         pa.field(REVENUE, pa.float64(), nullable=False),
         pa.field(USERS, pa.int64(), nullable=False),
+        pa.field(ITEMS, pa.int64(), nullable=False),
     ]
 )
 
+# Totals are sums of daily values (users and items: user-days and item-days); means are per day.
 MONTH_WEEKDAY_SCHEMA = pa.schema(
     [
         pa.field(SEGMENT, pa.string(), nullable=False),
@@ -97,7 +106,9 @@ MONTH_WEEKDAY_SCHEMA = pa.schema(
         pa.field(QUANTITY, pa.float64(), nullable=False),
         pa.field(REVENUE, pa.float64(), nullable=False),
         pa.field(USERS, pa.int64(), nullable=False),
+        pa.field(ITEMS, pa.int64(), nullable=False),
     ]
+    + [pa.field(PER_DAY[m], pa.float64(), nullable=False) for m in DAILY_MEASURES]
 )
 
 # --- candidates and re-ranked lists -----------------------------------------------------------
