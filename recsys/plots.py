@@ -1,0 +1,177 @@
+"""Matplotlib figures of trends, forecasts and re-ranking, drawn from frames that recsys.report shapes.
+
+Every function takes ready-made tables and returns a ``Figure``; nothing here reads the store or
+computes a statistic, so the notebooks, ``trendrec report`` and the tests draw the same pictures.
+``trendrec report`` draws them with the Agg backend; in Jupyter the inline backend is kept.
+
+    trendrec report --store /tmp/nbstore   # writes report/*.png and report/index.html
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from pipeline import schemas as s
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _grid(n: int, cols: int = 4, size: tuple[float, float] = (3.6, 2.6), **kw) -> tuple[Figure, np.ndarray]:
+    rows = max(1, math.ceil(n / cols))
+    cols = min(cols, max(n, 1))
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def plot_month_weekday(matrices: dict[str, pd.DataFrame], measure: str) -> Figure:
+    """One month x weekday heatmap per segment, each relative to its own mean day (1 = average)."""
+    fig, axes = _grid(len(matrices), cols=5, size=(3.0, 3.0), constrained_layout=True)
+    image = None
+    for ax, (segment, matrix) in zip(axes.flat, matrices.items()):
+        values = np.ma.masked_invalid(matrix.to_numpy(dtype=float))
+        image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0.0, vmax=2.0)
+        ax.set_title(segment, fontsize=10)
+        ax.set_xticks(range(7), [d[0] for d in WEEKDAYS], fontsize=7)
+        ax.set_yticks(range(12), MONTHS, fontsize=7)
+        ax.set_facecolor("0.85")  # days that never occur (no Saturdays in Online Retail) stay grey
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label=f"{measure} per day / segment mean")
+    fig.suptitle(f"Mean daily {measure} by month and weekday, relative to the segment's average day (1.0)")
+    return fig
+
+
+def plot_daily_trends(series: pd.DataFrame, measure: str, window: int) -> Figure:
+    """Small multiples of each segment's daily ``measure`` (light) with its rolling mean (bold)."""
+    segments = list(dict.fromkeys(series[s.SEGMENT]))
+    fig, axes = _grid(len(segments), cols=4, sharex=True, constrained_layout=True)
+    for ax, segment in zip(axes.flat, segments):
+        part = series[series[s.SEGMENT] == segment]
+        ax.plot(part[s.DATE], part[measure], color="0.7", lw=0.6, label="daily")
+        ax.plot(part[s.DATE], part["rolling"], color="tab:blue", lw=1.6, label=f"{window}-day mean")
+        ax.set_title(segment, fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.tick_params(axis="x", labelrotation=30)
+    axes.flat[0].set_ylabel(measure)
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Daily {measure} per segment with a {window}-day rolling trend")
+    return fig
+
+
+def plot_movers(movers: pd.DataFrame, days: int) -> Figure:
+    """Horizontal bars of each segment's change, last ``days`` days against the ``days`` before."""
+    ordered = movers.sort_values("change")
+    colors = np.where(ordered["change"] >= 0, "tab:green", "tab:red")
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ordered) + 1.5), constrained_layout=True)
+    ax.barh(ordered[s.SEGMENT], 100 * ordered["change"], color=colors)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel(f"change in the last {days} days vs the {days} before (%)")
+    ax.set_title("Rising and falling segments")
+    return fig
+
+
+def plot_decomposition(parts: pd.DataFrame, segment: str, measure: str, period: int) -> Figure:
+    """Observed, trend, seasonal and residual panels of one segment's decomposition."""
+    fig, axes = plt.subplots(4, 1, figsize=(10, 8), sharex=True, constrained_layout=True)
+    for ax, column in zip(axes, ("observed", "trend", "seasonal", "resid")):
+        ax.plot(parts.index, parts[column], lw=0.9, color="tab:blue" if column != "resid" else "0.4")
+        ax.set_ylabel(column)
+    axes[-1].set_xlabel("date")
+    fig.suptitle(f"STL decomposition of {segment} daily {measure} (period {period} days)")
+    return fig
+
+
+def plot_holdout(frame: pd.DataFrame, measure: str, band: tuple[str, str] | None = None) -> Figure:
+    """Actuals (with recent history) against the model and seasonal-naive forecasts, per segment.
+
+    ``band`` names a (lower, upper) pair of quantile columns to shade, once the model provides them.
+    """
+    segments = list(dict.fromkeys(frame[s.SEGMENT]))
+    fig, axes = _grid(len(segments), cols=4, sharex=True, constrained_layout=True)
+    for ax, segment in zip(axes.flat, segments):
+        part = frame[frame[s.SEGMENT] == segment]
+        ax.plot(part[s.DATE], part["actual"], color="black", lw=1.2, label="actual")
+        ax.plot(part[s.DATE], part["model"], color="tab:blue", lw=1.4, label="model")
+        ax.plot(part[s.DATE], part["seasonal_naive"], color="tab:orange", lw=1.0, ls="--",
+                label="seasonal naive")
+        if band is not None:
+            ax.fill_between(part[s.DATE], part[band[0]], part[band[1]], color="tab:blue", alpha=0.2,
+                            label="quantile band")
+        forecast_start = part.loc[part["model"].notna(), s.DATE]
+        if len(forecast_start):
+            ax.axvline(forecast_start.min(), color="0.5", lw=0.8, ls=":")
+        ax.set_title(segment, fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.tick_params(axis="x", labelrotation=30)
+    axes.flat[0].set_ylabel(measure)
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"Production model vs actual {measure}: history then hold-out (forecasts after the cutoff)")
+    return fig
+
+
+def plot_segment_mase(per_segment: pd.DataFrame) -> Figure:
+    """Grouped bars of each forecaster's hold-out MASE per segment (below 1 beats naive in-sample)."""
+    fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
+    names = list(per_segment.columns)
+    x = np.arange(len(per_segment))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        ax.bar(x + i * width - 0.4 + width / 2, per_segment[name], width, label=name)
+    ax.axhline(1.0, color="black", lw=0.8, ls=":")
+    ax.set_xticks(x, per_segment.index, rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("MASE on the hold-out (lower is better)")
+    ax.set_title("Hold-out MASE per segment")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_loss(history: dict[str, list[float]]) -> Figure:
+    """Training and validation loss per epoch of the production model's run."""
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for key, label in (("loss", "training"), ("val_loss", "validation")):
+        if history.get(key):
+            ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("Huber loss (scaled target)")
+    ax.set_title("Training curve of the production model")
+    ax.legend()
+    return fig
+
+
+def plot_rerank_examples(examples: pd.DataFrame) -> Figure:
+    """Slope charts: each item's rank by base score (left) and after the trend blend (right)."""
+    users = list(dict.fromkeys(examples[s.USER_ID]))
+    fig, axes = _grid(len(users), cols=3, size=(4.2, 4.0), constrained_layout=True)
+    for ax, user in zip(axes.flat, users):
+        part = examples[examples[s.USER_ID] == user]
+        for _, row in part.iterrows():
+            color = "tab:green" if row["rank_after"] < row["rank_before"] else (
+                "tab:red" if row["rank_after"] > row["rank_before"] else "0.5")
+            ax.plot([0, 1], [row["rank_before"], row["rank_after"]], color=color, marker="o")
+            ax.text(1.04, row["rank_after"], f"{row[s.ITEM_ID]} ({row[s.SEGMENT]})", va="center", fontsize=7)
+        ax.set_xlim(-0.1, 1.9)
+        ax.invert_yaxis()
+        ax.set_xticks([0, 1], ["base score", "re-ranked"])
+        ax.set_ylabel("rank")
+        ax.set_title(f"user {user}", fontsize=10)
+    fig.suptitle("Re-ranking examples (green: moved up, red: moved down)")
+    return fig
+
+
+def plot_sweep(sweep: pd.DataFrame, x: str = "weight") -> Figure:
+    """HitRate and NDCG (one line per metric column) against the blend weight."""
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    for column in [c for c in sweep.columns if c != x]:
+        ax.plot(sweep[x], sweep[column], marker="o", label=column)
+    ax.set_xlabel("re-rank weight (0 = base score only)")
+    ax.set_ylabel("metric value")
+    ax.set_title("Offline HitRate / NDCG against the blend weight")
+    ax.legend(fontsize=8)
+    return fig

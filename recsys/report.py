@@ -1,0 +1,309 @@
+"""Shape the store's tables for plotting, and write the report: PNG plots plus one HTML page.
+
+The notebooks call these functions and hold no logic of their own. ``run_report`` draws the same
+key plots with recsys.plots, saves them as PNG files and writes ``index.html`` with the images
+embedded as base64 and the hold-out metrics table, so the page opens anywhere without Jupyter,
+a network, fonts or JavaScript.
+
+    trendrec report --store /tmp/nbstore && xdg-open /tmp/nbstore/report/index.html
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import re
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas as s
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.io import Store, StoreError, atomic_path, read_json, read_parquet
+from recsys import registry
+
+log = logging.getLogger(__name__)
+
+FORECASTERS = ("model", "seasonal_naive", "production")
+METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
+SWEEP_DIR = "rerank_eval"  # where `trendrec evaluate-rerank` results are looked for (see load_sweep)
+# Quantile columns of LSTMRecommender.predict once it has them, e.g. q10 / q90 or forecast_p90.
+_QUANTILE = re.compile(r"^(?:forecast_)?[qp](\d{1,2})$")
+
+
+class ReportError(TrendrecError):
+    """The store lacks the tables a plot needs."""
+
+
+# --- trends: aggregates only ------------------------------------------------------------------------
+def load_daily(store: Store | str) -> pd.DataFrame:
+    """aggregates/daily.parquet with ``date`` as datetime64, sorted by segment and date."""
+    store = store if isinstance(store, Store) else Store(store)
+    try:
+        daily = read_parquet(store.daily_path).to_pandas()
+    except StoreError as exc:
+        raise ReportError(f"{store.daily_path} not found: run `trendrec aggregate` first") from exc
+    daily[s.DATE] = pd.to_datetime(daily[s.DATE])
+    return daily.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)
+
+
+def load_month_weekday(store: Store | str) -> pd.DataFrame:
+    store = store if isinstance(store, Store) else Store(store)
+    try:
+        return read_parquet(store.month_weekday_path).to_pandas()
+    except StoreError as exc:
+        raise ReportError(f"{store.month_weekday_path} not found: run `trendrec aggregate` first") from exc
+
+
+def month_weekday_matrices(month_weekday: pd.DataFrame, measure: str) -> dict[str, pd.DataFrame]:
+    """Per segment a 12 x 7 (month x weekday) frame of mean ``measure`` per day / the segment's mean day.
+
+    1.0 is the segment's average day, so segments of very different size share one colour scale.
+    Cells with no day (a month outside the data, a weekday the shop is closed) are NaN.
+    """
+    out = {}
+    for segment, part in month_weekday.groupby(s.SEGMENT, sort=True):
+        per_day = (part[measure] / part[s.DAYS]).to_numpy(float)
+        mean_day = part[measure].sum() / part[s.DAYS].sum()
+        cells = pd.DataFrame({s.MONTH: part[s.MONTH].to_numpy(), s.WEEKDAY: part[s.WEEKDAY].to_numpy(),
+                              "value": per_day / mean_day if mean_day else np.nan})
+        out[str(segment)] = cells.pivot(index=s.MONTH, columns=s.WEEKDAY, values="value").reindex(
+            index=range(1, 13), columns=range(7))
+    return out
+
+
+def rolling_trend(daily: pd.DataFrame, measure: str, window: int = 28) -> pd.DataFrame:
+    """[segment, date, measure, rolling]: the centred-free (trailing) ``window``-day mean per segment."""
+    out = daily[[s.SEGMENT, s.DATE, measure]].copy()
+    out["rolling"] = out.groupby(s.SEGMENT, sort=False)[measure].transform(
+        lambda x: x.rolling(window, min_periods=max(1, window // 2)).mean())
+    return out
+
+
+def segment_movers(daily: pd.DataFrame, measure: str, days: int = 28) -> pd.DataFrame:
+    """[segment, recent, previous, change]: sum of the last ``days`` days vs the ``days`` before.
+
+    change = recent / previous - 1 (NaN when nothing was sold before); sorted rising first.
+    """
+    last = daily[s.DATE].max()
+    recent_start, previous_start = last - pd.Timedelta(days=days - 1), last - pd.Timedelta(days=2 * days - 1)
+    recent = daily[daily[s.DATE] >= recent_start].groupby(s.SEGMENT)[measure].sum()
+    previous = daily[(daily[s.DATE] >= previous_start) & (daily[s.DATE] < recent_start)].groupby(
+        s.SEGMENT)[measure].sum()
+    out = pd.DataFrame({"recent": recent, "previous": previous.reindex(recent.index, fill_value=0.0)})
+    out["change"] = out["recent"] / out["previous"].where(out["previous"] > 0) - 1.0
+    out = out.rename_axis(s.SEGMENT).reset_index()
+    return out.sort_values("change", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def decompose(daily: pd.DataFrame, segment: str, measure: str, period: int = 7) -> pd.DataFrame:
+    """Robust STL of one segment's daily series: columns observed, trend, seasonal, resid by date."""
+    from statsmodels.tsa.seasonal import STL
+
+    part = daily[daily[s.SEGMENT] == segment].set_index(s.DATE)[measure].astype(float).asfreq("D", fill_value=0.0)
+    if len(part) < 2 * period:
+        raise ReportError(f"segment {segment!r} has {len(part)} days; a decomposition needs {2 * period}")
+    result = STL(part, period=period, robust=True).fit()
+    return pd.DataFrame({"observed": part, "trend": result.trend, "seasonal": result.seasonal,
+                         "resid": result.resid})
+
+
+# --- the production model ------------------------------------------------------------------------
+def production_record(store: Store | str) -> dict[str, Any] | None:
+    """``{"version", "dir", "metadata", "evaluation", "train"}`` of production, or None if none."""
+    store = store if isinstance(store, Store) else Store(store)
+    prod = registry.read_production(store)
+    if prod is None:
+        return None
+    path = registry.version_dir(store, prod["version"])
+    optional = {name: read_json(path / f"{name}.json") if (path / f"{name}.json").is_file() else {}
+                for name in ("evaluation", "train")}
+    return {"version": prod["version"], "dir": path, "metadata": read_json(path / registry.METADATA_FILE),
+            **optional}
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Rows = forecasters (model, seasonal_naive, production when present), columns = hold-out metrics."""
+    rows = {name: {m: (metrics.get(name) or {}).get(m) for m in METRIC_COLUMNS}
+            for name in FORECASTERS if metrics.get(name)}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(METRIC_COLUMNS)).astype(float)
+
+
+def segment_mase(per_segment: dict[str, Any]) -> pd.DataFrame:
+    """Rows = segments, columns = forecasters: the hold-out MASE from evaluation.json's per_segment."""
+    rows = {seg: {name: (vals.get(name) or {}).get("mase") for name in FORECASTERS if name in vals}
+            for seg, vals in per_segment.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").astype(float).sort_index()
+
+
+def quantile_band(columns) -> tuple[str, str] | None:
+    """(lowest, highest) quantile columns of a forecast frame, or None while the model has none."""
+    found = sorted((int(m.group(1)), c) for c in columns if (m := _QUANTILE.match(str(c))))
+    return (found[0][1], found[-1][1]) if len(found) >= 2 else None
+
+
+def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
+    """[segment, date, actual, model, seasonal_naive, quantiles...] around production's hold-out.
+
+    Both forecasters start from production's training cutoff with the same history, as
+    ``trendrec evaluate`` scored them; the ``context_days`` (default: lookback) before the cutoff
+    carry the actuals only. Raises ReportError when nothing is in production.
+    """
+    from recsys.evaluate import FORECAST, seasonal_naive_forecast
+
+    store = Store(cfg.store)
+    loaded = registry.load_production(store)
+    if loaded is None:
+        raise ReportError(f"no production model in {store.models}: run `trendrec push` first")
+    model, meta = loaded
+    cutoff = date.fromisoformat(str(meta["cutoff"]))
+    daily = load_daily(store)
+    daily[s.DATE] = daily[s.DATE].dt.date
+    target, history = model.config.target, daily[daily[s.DATE] <= cutoff]
+    forecast = model.predict(history, cutoff).rename(columns={FORECAST: "model"})
+    naive = seasonal_naive_forecast(history, cutoff, model.config.horizon, cfg.evaluate.season, target)
+    start = cutoff - timedelta(days=context_days if context_days is not None else model.config.lookback)
+    end = cutoff + timedelta(days=model.config.horizon)
+    actual = daily[(daily[s.DATE] > start) & (daily[s.DATE] <= end)][[s.SEGMENT, s.DATE, target]]
+    frame = actual.rename(columns={target: "actual"}).merge(forecast, on=[s.SEGMENT, s.DATE], how="left")
+    frame = frame.merge(naive.rename(columns={FORECAST: "seasonal_naive"}), on=[s.SEGMENT, s.DATE], how="left")
+    frame[s.DATE] = pd.to_datetime(frame[s.DATE])
+    return frame.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)
+
+
+# --- re-ranking ------------------------------------------------------------------------------------
+def load_reranked(store: Store | str) -> pd.DataFrame | None:
+    """The newest reranked/*.parquet (written by `trendrec rerank`), or None when there is none."""
+    store = store if isinstance(store, Store) else Store(store)
+    files = sorted(store.reranked.glob("*.parquet"), key=lambda p: p.stat().st_mtime) if store.reranked.is_dir() else []
+    return pd.read_parquet(files[-1]) if files else None
+
+
+def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.DataFrame:
+    """The ``users`` lists the trend blend moved most, top ``k`` items each, with rank before and after.
+
+    rank_before orders a user's list by base_score alone (ties by the re-ranked order); rank_after
+    is the re-ranked rank. Movement is the sum of |rank_after - rank_before| over the user's list.
+    """
+    frame = reranked.sort_values([s.USER_ID, s.RANK], kind="mergesort").copy()
+    frame["rank_after"] = frame[s.RANK]
+    frame["rank_before"] = frame.groupby(s.USER_ID)[s.BASE_SCORE].rank(method="first", ascending=False)
+    frame["rank_before"] = frame["rank_before"].astype(int)
+    moved = (frame["rank_after"] - frame["rank_before"]).abs().groupby(frame[s.USER_ID]).sum()
+    chosen = moved.sort_values(ascending=False, kind="mergesort").head(users).index
+    top = frame[frame[s.USER_ID].isin(chosen) & ((frame["rank_after"] <= k) | (frame["rank_before"] <= k))]
+    columns = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.BASE_SCORE, s.TREND, s.FINAL_SCORE, "rank_before", "rank_after"]
+    order = {user: i for i, user in enumerate(chosen)}
+    top = top.assign(_u=top[s.USER_ID].map(order)).sort_values(["_u", "rank_after"], kind="mergesort")
+    return top[columns].reset_index(drop=True)
+
+
+def load_sweep(store: Store | str) -> pd.DataFrame | None:
+    """The newest HitRate/NDCG sweep under ``rerank_eval/`` as [weight, metric...], or None if absent."""
+    store = store if isinstance(store, Store) else Store(store)
+    folder = store.root / SWEEP_DIR
+    files = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    if not files:
+        return None
+    frame = pd.read_parquet(files[-1])
+    if "weight" not in frame.columns:
+        log.warning("%s has no 'weight' column; not plotting the sweep", files[-1])
+        return None
+    metrics = [c for c in frame.columns if re.match(r"(?i)^(hit|ndcg)", str(c))]
+    return frame.groupby("weight", as_index=False)[metrics].mean()
+
+
+# --- the report --------------------------------------------------------------------------------------
+def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame], list[str]]:
+    """({name: Figure}, {name: table}, notes): every plot the store has the data for."""
+    from recsys import plots
+
+    store, measure = Store(cfg.store), cfg.model.target
+    daily = load_daily(store)
+    movers = segment_movers(daily, measure)
+    figures = {"month_weekday": plots.plot_month_weekday(month_weekday_matrices(load_month_weekday(store), measure),
+                                                          measure),
+               "daily_trends": plots.plot_daily_trends(rolling_trend(daily, measure), measure, 28),
+               "movers": plots.plot_movers(movers, 28)}
+    top = movers[s.SEGMENT].iloc[0]
+    figures["decomposition"] = plots.plot_decomposition(decompose(daily, top, measure), top, measure, 7)
+    tables, notes = {"movers": movers}, []
+    record = production_record(store)
+    if record is None:
+        notes.append("No production model yet: run `trendrec train`, `evaluate` and `push`.")
+        return figures, tables, notes
+    tables["metrics"] = metrics_table(record["metadata"].get("metrics") or {})
+    holdout = holdout_frame(cfg)
+    figures["holdout"] = plots.plot_holdout(holdout, measure, quantile_band(holdout.columns))
+    if record["evaluation"].get("per_segment"):
+        figures["segment_mase"] = plots.plot_segment_mase(segment_mase(record["evaluation"]["per_segment"]))
+    if record["train"].get("history"):
+        figures["loss"] = plots.plot_loss(record["train"]["history"])
+    reranked = load_reranked(store)
+    if reranked is not None:
+        tables["rerank_examples"] = rerank_examples(reranked)
+        figures["rerank_examples"] = plots.plot_rerank_examples(tables["rerank_examples"])
+    sweep = load_sweep(store)
+    if sweep is None:
+        notes.append(f"No HitRate/NDCG sweep in {store.root / SWEEP_DIR}: run `trendrec evaluate-rerank`.")
+    else:
+        figures["rerank_sweep"] = plots.plot_sweep(sweep)
+    return figures, tables, notes
+
+
+def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:
+    """Draw the key plots into ``output`` (inside the store; default report/) and write index.html."""
+    import matplotlib
+
+    if "inline" not in matplotlib.get_backend():
+        matplotlib.use("Agg")  # files only: no display needed, no GUI toolkit imported
+    import matplotlib.pyplot as plt
+
+    store = Store(cfg.store)
+    folder = store.inside(output) if output else store.report
+    figures, tables, notes = report_figures(cfg)
+    images = {}
+    for name, fig in figures.items():
+        with atomic_path(folder / f"{name}.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)
+        images[name] = folder / f"{name}.png"
+    page = folder / "index.html"
+    with atomic_path(page) as tmp:
+        tmp.write_text(_html(store, images, tables, notes), encoding="utf-8")
+    log.info("report: %d plots and %s", len(images), page)
+    return {"output": str(folder), "html": str(page), "plots": sorted(str(p) for p in images.values()),
+            "notes": notes}
+
+
+_TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily series and rolling trend",
+           "movers": "Rising and falling segments", "decomposition": "Seasonal decomposition",
+           "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
+           "loss": "Training curve", "rerank_examples": "Re-ranking examples",
+           "rerank_sweep": "HitRate / NDCG sweep"}
+
+
+def _html(store: Store, images: dict[str, Path], tables: dict[str, pd.DataFrame], notes: list[str]) -> str:
+    """One page, no external resource: images as data URIs, tables as plain HTML."""
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    parts = [f"<h1>trendrec report</h1><p>Store <code>{html.escape(str(store.root))}</code>, {when}.</p>"]
+    parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
+    if "metrics" in tables:
+        parts.append("<h2>Hold-out metrics (production model vs baselines)</h2>"
+                     + tables["metrics"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    for name, path in images.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
+                     f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
+        if name == "rerank_examples" and name in tables:
+            parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    style = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+             ".note{color:#a60}")
+    return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

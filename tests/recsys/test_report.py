@@ -1,0 +1,132 @@
+"""trendrec report on a small real store, plus the pure shaping functions on hand-made frames.
+
+``build_small_store`` runs every stage on every 10th row of the bundled Online Retail data with a
+tiny model (2 epochs, 8 units); tests/test_notebooks.py reuses it to execute the notebooks.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import schemas as s
+from pipeline.config import Config, load_config
+from recsys import report
+from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def build_small_store(root: Path) -> Config:
+    """ingest → aggregate → train → evaluate → push → rerank on a 10 % row sample; returns the config."""
+    from pipeline.aggregate import run_aggregate
+    from pipeline.ingest import run_ingest
+    from recsys.evaluate import run_evaluate
+    from recsys.registry import push
+    from recsys.rerank import run_rerank
+    from recsys.train import run_train
+
+    root.mkdir(parents=True, exist_ok=True)
+    events = pq.read_table(DEMO_EVENTS)
+    sample = root.parent / "online_retail_sample.parquet"
+    pq.write_table(events.take(np.arange(0, events.num_rows, 10)), sample)
+    cfg = load_config(DEMO_CONFIG, store=str(root / "store"))
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256),
+        # A 2-epoch model need not beat the baseline; a negative margin blesses it so push happens.
+        evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0))
+    run_ingest(cfg, sample)
+    run_aggregate(cfg)
+    trained = run_train(cfg, run_id="small")
+    run_evaluate(cfg, trained["candidate_dir"])
+    assert push(cfg, trained["candidate_dir"])["pushed"]
+    run_rerank(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory) -> Config:
+    return build_small_store(tmp_path_factory.mktemp("report"))
+
+
+@pytest.mark.slow
+def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
+    out = report.run_report(small_store)
+    folder = Path(small_store.store) / "report"
+    assert out["output"] == str(folder) and out["html"] == str(folder / "index.html")
+    names = {Path(p).stem for p in out["plots"]}
+    assert {"month_weekday", "daily_trends", "movers", "decomposition", "holdout", "segment_mase", "loss",
+            "rerank_examples"} <= names
+    for path in out["plots"]:
+        assert Path(path).read_bytes()[:8] == PNG_MAGIC
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(images) == len(out["plots"]) and base64.b64decode(images[0])[:8] == PNG_MAGIC
+    assert not re.search(r"(?:src|href)=\"(?:https?:|//)", page) and "<script" not in page  # nothing fetched
+    assert "seasonal_naive" in page and "mase" in page  # the metrics table
+    assert any("evaluate-rerank" in note for note in out["notes"])  # no sweep in this store
+    assert not list(folder.glob(".*"))  # no temporary file left behind
+
+
+@pytest.mark.slow
+def test_report_output_must_stay_inside_the_store(small_store, tmp_path):
+    from pipeline.io import StoreError
+
+    with pytest.raises(StoreError, match="outside the store"):
+        report.run_report(small_store, str(tmp_path / "elsewhere"))
+    out = report.run_report(small_store, "custom/report")
+    assert out["html"] == str(Path(small_store.store) / "custom" / "report" / "index.html")
+
+
+def test_report_without_aggregates_says_what_to_run(small_config):
+    with pytest.raises(report.ReportError, match="run `trendrec aggregate` first"):
+        report.run_report(small_config)
+
+
+def _daily(values: dict[str, list[float]], start="2024-01-01") -> pd.DataFrame:
+    frames = [pd.DataFrame({s.SEGMENT: seg, s.DATE: pd.date_range(start, periods=len(v)), s.REVENUE: v})
+              for seg, v in values.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_segment_movers_compares_the_last_days_with_the_days_before():
+    daily = _daily({"up": [1, 1, 2, 2], "down": [4, 4, 1, 1], "new": [0, 0, 3, 0]})
+    movers = report.segment_movers(daily, s.REVENUE, days=2)
+    assert movers[s.SEGMENT].tolist() == ["up", "down", "new"]  # 'new' had nothing before: NaN last
+    assert movers["change"].iloc[:2].tolist() == [pytest.approx(1.0), pytest.approx(-0.75)]
+    assert np.isnan(movers["change"].iloc[2]) and movers["recent"].tolist() == [4, 2, 3]
+
+
+def test_month_weekday_matrices_are_relative_to_the_segment_mean():
+    mw = pd.DataFrame({s.SEGMENT: ["a", "a"], s.MONTH: [1, 1], s.WEEKDAY: [0, 1], s.DAYS: [2, 2],
+                       s.REVENUE: [30.0, 10.0]})
+    matrix = report.month_weekday_matrices(mw, s.REVENUE)["a"]
+    assert matrix.shape == (12, 7)
+    assert matrix.loc[1, 0] == pytest.approx(1.5) and matrix.loc[1, 1] == pytest.approx(0.5)  # mean day 10
+    assert np.isnan(matrix.loc[2, 0])
+
+
+def test_rerank_examples_pick_the_most_moved_list_with_ranks_before_and_after():
+    reranked = pd.DataFrame({
+        s.USER_ID: ["u1"] * 3 + ["u2"] * 2, s.ITEM_ID: ["x", "y", "z", "p", "q"], s.SEGMENT: "seg",
+        s.BASE_SCORE: [0.5, 0.9, 0.1, 0.9, 0.5], s.TREND: 0.0, s.FINAL_SCORE: 0.0, s.RANK: [1, 2, 3, 1, 2]})
+    examples = report.rerank_examples(reranked, users=1, k=3)
+    assert examples[s.USER_ID].unique().tolist() == ["u1"]  # u2 kept its base order
+    assert examples[s.ITEM_ID].tolist() == ["x", "y", "z"]
+    assert examples["rank_before"].tolist() == [2, 1, 3] and examples["rank_after"].tolist() == [1, 2, 3]
+
+
+def test_quantile_band_and_metrics_table():
+    assert report.quantile_band(["segment", "date", "model"]) is None
+    assert report.quantile_band(["q90", "q10", "q50", "model"]) == ("q10", "q90")
+    table = report.metrics_table({"model": {"mase": 0.9, "mae": 1.0}, "seasonal_naive": {"mase": 1.1},
+                                  "production": None})
+    assert table.index.tolist() == ["model", "seasonal_naive"] and table.loc["model", "mase"] == 0.9
+    assert np.isnan(table.loc["seasonal_naive", "mae"])
