@@ -13,6 +13,7 @@ a non-negative score never changes sign.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 FORECAST_SUM = "forecast_sum"  # forecast target over the next horizon days
 RECENT_SUM = "recent_sum"  # actual target over the last horizon days
+TREND_LOW, TREND_HIGH = "trend_low", "trend_high"  # reserved: trend at low/high forecast quantiles
 EPS = 1e-9  # keeps the trend defined (0) for a segment with no sales and no forecast
 OUTPUT_COLUMNS = (*s.CANDIDATE_COLUMNS, s.TREND, s.FINAL_SCORE, s.RANK)
 
@@ -50,12 +52,20 @@ def trend_score(forecast_sum: np.ndarray, recent_sum: np.ndarray) -> np.ndarray:
     return (f - r) / (f + r + EPS)
 
 
-def compute_trend_scores(recommender: LSTMRecommender, daily: pd.DataFrame) -> pd.DataFrame:
-    """Per segment: trend, forecast_sum (next H days after the last date), recent_sum (last H days)."""
+def compute_trend_scores(recommender: LSTMRecommender, daily: pd.DataFrame,
+                         cutoff: datetime.date | None = None) -> pd.DataFrame:
+    """Per segment: trend, forecast_sum (next H days after the cutoff), recent_sum (last H days to it).
+
+    ``cutoff`` defaults to the last date in ``daily``; rows after it are ignored, so an offline
+    evaluation can ask for the trend as it was known at a past date. Uncertainty hook: a model
+    that can forecast quantiles would add trend_low / trend_high columns here (TREND_LOW/HIGH);
+    LSTMRecommender forecasts a point, so the columns are absent and consumers must not need them.
+    """
     target, horizon = recommender.config.target, recommender.config.horizon
     dates = pd.to_datetime(daily[s.DATE]).dt.date
-    last = dates.max()
-    forecast = recommender.predict(daily)
+    last = dates.max() if cutoff is None else cutoff
+    daily, dates = daily.loc[dates <= last], dates[dates <= last]
+    forecast = recommender.predict(daily, last)
     fsum = forecast.groupby(s.SEGMENT, sort=True)[FORECAST].sum()
     recent = daily.loc[dates > last - pd.Timedelta(days=horizon)]
     rsum = recent.groupby(s.SEGMENT, sort=True)[target].sum().reindex(fsum.index, fill_value=0.0)

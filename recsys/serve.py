@@ -165,7 +165,8 @@ def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float) -> 
 def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int | None = None) -> FastAPI:
     """The FastAPI app for ``cfg``'s store; limits default to rerank.max_request_bytes/_candidates."""
     max_bytes = int(max_bytes or getattr(cfg.rerank, "max_request_bytes", MAX_REQUEST_BYTES))
-    max_candidates = int(max_candidates or getattr(cfg.rerank, "max_request_candidates", MAX_REQUEST_CANDIDATES))
+    max_candidates = int(max_candidates
+                         or getattr(cfg.rerank, "max_request_candidates", MAX_REQUEST_CANDIDATES))
     state = TrendState(Store(cfg.store))
     state.refresh()
     app = FastAPI(title="trendrec re-rank service", version="1",
@@ -187,7 +188,8 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     async def rerank_endpoint(req: RerankRequest) -> Response:
         app.state.requests += 1
         if len(req.candidates) > max_candidates:
-            raise HTTPException(413, f"{len(req.candidates)} candidates; at most {max_candidates} per request")
+            raise HTTPException(413, f"{len(req.candidates)} candidates; at most {max_candidates} "
+                                     f"per request")
         state.refresh()
         if state.version is None:
             raise HTTPException(503, "no model in production: run `trendrec push`")
@@ -201,7 +203,8 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 with where and why only: echoing the input back could be large or not JSON (NaN)."""
-    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()]
+    detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+              for e in exc.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
 
 

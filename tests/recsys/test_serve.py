@@ -60,8 +60,8 @@ def client(small_config, store):
 def test_rerank_list_matches_the_batch_rerank():
     req = RerankRequest(candidates=LIST)
     got = rerank_list(req, dict(zip(TRENDS[s.SEGMENT], TRENDS[s.TREND])), 0.4)
-    batch = rerank(pd.DataFrame(LIST).assign(**{s.USER_ID: "u", s.SEGMENT: lambda f: f[s.SEGMENT].fillna("")}),
-                   TRENDS, 0.4)
+    frame = pd.DataFrame(LIST).assign(**{s.USER_ID: "u", s.SEGMENT: lambda f: f[s.SEGMENT].fillna("")})
+    batch = rerank(frame, TRENDS, 0.4)
     assert [i["item_id"] for i in got] == batch[s.ITEM_ID].tolist()
     assert [i["final_score"] for i in got] == pytest.approx(batch[s.FINAL_SCORE].tolist())
 
@@ -163,5 +163,6 @@ def test_promote_and_rollback_are_picked_up_without_restart(small_config, traine
 
 def test_the_service_does_not_import_tensorflow():
     code = "import sys, recsys.serve; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True)
     assert out.stdout.strip() == "[]"
