@@ -10,6 +10,7 @@ their original text. A file that cannot be read at all raises ``IngestError`` na
 
 from __future__ import annotations
 
+import codecs
 import glob
 import gzip
 import json
@@ -98,19 +99,26 @@ def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
     skipped: list[tuple[int, str]] = []
 
     def on_bad_row(row) -> str:
-        skipped.append((row.number if row.number is not None else -1, row.text))
+        try:
+            skipped.append((row.number if row.number is not None else -1, row.text))
+        except UnicodeDecodeError:  # binary content: the file is not a text CSV at all
+            return "error"
         return "skip"
 
     parse = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
                                newlines_in_values=cfg.csv_newlines_in_values, invalid_row_handler=on_bad_row)
     names = list(cfg.csv_column_names) or None
     read = pacsv.ReadOptions(block_size=_CSV_BLOCK, column_names=names, use_threads=False)
-    with pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None) as stream:
-        header = pacsv.open_csv(stream, read_options=read, parse_options=parse).schema.names
+    with _open_binary(path) as stream:
+        _check_text(path, stream.read(1 << 16))
+    with _open_binary(path) as stream:
+        probe = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
+                                   newlines_in_values=cfg.csv_newlines_in_values, invalid_row_handler=lambda r: "skip")
+        header = pacsv.open_csv(stream, read_options=read, parse_options=probe).schema.names
     # Every column as text: the validator parses and reports, so nothing is lost to type inference.
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
     first, done, seen_bad = first_data_line(path, cfg), 0, 0
-    with pa.input_stream(str(path), compression="gzip" if is_gzip(path) else None) as stream:
+    with _open_binary(path) as stream:
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
         for batch in _rebatch(reader, cfg.batch_rows):
             bad_idx = np.array([n - first for n, _ in skipped if n >= 0], dtype=np.int64)
@@ -122,6 +130,23 @@ def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
     if len(skipped) > seen_bad:
         yield Chunk(pd.DataFrame(columns=header), np.empty(0, np.int64), None,
                     [(n, text, "malformed_row: wrong number of fields") for n, text in skipped[seen_bad:]])
+
+
+def _open_binary(path: Path) -> pa.NativeFile:
+    """The file's bytes; gzip through Python's gzip, which (unlike pyarrow's) checks the CRC trailer."""
+    if is_gzip(path):
+        return pa.PythonFile(gzip.open(path, "rb"), mode="r")
+    return pa.input_stream(str(path))
+
+
+def _check_text(path: Path, head: bytes) -> None:
+    """Refuse binary files up front: pyarrow would silently skip their undecodable malformed rows."""
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path}: cannot be read as csv: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if b"\x00" in head:
+        raise IngestError(f"{path}: cannot be read as csv: binary content (NUL bytes)")
 
 
 def _place(parsed: np.ndarray, bad: np.ndarray) -> np.ndarray:
