@@ -7,8 +7,9 @@ production plus the stack of earlier production versions, so ``rollback`` can st
 is assembled in ``models/.staging-vNNNN/`` and renamed into place whole, and production.json is
 replaced atomically last, so a failure at any step leaves production as it was.
 
-Old versions are kept forever for now; pruning to the last K (never the production one or its
-history) is a later addition.
+After each push the registry keeps the newest K versions (``registry.keep_versions``, default 10;
+0 keeps all) plus production and every version on its rollback history; the history itself is
+capped at K entries, so rollback can step back up to K times. Older versions are deleted.
 
     trendrec push --json && trendrec models list && trendrec models rollback
 """
@@ -39,6 +40,7 @@ PRODUCTION_FILE = "production.json"
 METADATA_FILE = "metadata.json"
 TREND_FILE = "trend.parquet"
 SAVEDMODEL_DIR = "savedmodel"
+KEEP_VERSIONS = 10  # default of registry.keep_versions
 # What a loadable version must contain; checked before anything is loaded or promoted.
 VERSION_FILES = ("model.keras", "recommender.json", METADATA_FILE, TREND_FILE)
 
@@ -202,10 +204,40 @@ def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
         os.rename(staging, final)  # fails if a concurrent push took the same number
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _write_production(store, version, (prod["history"] + [current]) if prod else [])
+    keep = keep_versions(cfg)
+    history = (prod["history"] + [current]) if prod else []
+    _write_production(store, version, history[-keep:] if keep > 0 else history)
     log.info("pushed %s as %s", candidate_dir, version)
     return {"pushed": True, **summary, "version": version, "model_dir": str(final),
-            "previous": current, "segments": metadata["segments"]}
+            "previous": current, "segments": metadata["segments"], "pruned": prune(store, keep)}
+
+
+def keep_versions(cfg: Config) -> int:
+    """registry.keep_versions when the config has it, else KEEP_VERSIONS."""
+    return int(getattr(getattr(cfg, "registry", None), "keep_versions", KEEP_VERSIONS))
+
+
+def prune(store: Store | str | os.PathLike, keep: int) -> list[str]:
+    """Delete versions older than the newest ``keep``, except production and its history.
+
+    A version is renamed to ``.trash-<version>`` first, so it disappears from ``versions()`` at once
+    and a crash mid-delete leaves no half version behind. ``keep`` <= 0 keeps everything.
+    """
+    store = _store(store)
+    prod = read_production(store)
+    if keep <= 0 or prod is None:
+        return []
+    protected = {prod["version"], *prod["history"], *versions(store)[-keep:]}
+    removed = []
+    for version in versions(store):
+        if version not in protected:
+            trash = store.models / f".trash-{version}"
+            os.rename(store.models / version, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            removed.append(version)
+    if removed:
+        log.info("pruned %s (keeping the newest %d, production and its history)", removed, keep)
+    return removed
 
 
 def _read_evaluation(candidate_dir: Path) -> dict[str, Any]:

@@ -168,3 +168,46 @@ def test_truncated_model_is_refused_and_production_untouched(cfg):
     (store.models / "v0001" / "trend.parquet").unlink()
     with pytest.raises(RegistryError, match="incomplete: missing trend.parquet"):
         registry.load_production(store)
+
+
+def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_recommender, trained_daily, monkeypatch):
+    store = Store(cfg.store)
+    monkeypatch.setattr(registry, "KEEP_VERSIONS", 1)  # as registry.keep_versions = 1 would
+    cand = make_candidate(cfg, "run7", trained_recommender, trained_daily)
+    blessed_evaluation(cand, "v0002")
+    result = registry.push(cfg, cand)
+    # history [v0001, v0002] capped to the last 1 -> [v0002]; v0001 is neither newest, production nor history
+    assert result["version"] == "v0003" and result["pruned"] == ["v0001"]
+    assert registry.read_production(store) == {"version": "v0003", "history": ["v0002"]}
+    assert registry.versions(store) == ["v0002", "v0003"] and not list(store.models.glob(".trash-*"))
+    assert registry.rollback(store)["version"] == "v0002"
+
+
+def test_prune_never_deletes_production_or_its_history(cfg):
+    store = Store(cfg.store)
+    for version in ("v0003", "v0004", "v0005"):
+        shutil.copytree(store.models / "v0001", store.models / version)
+    # production v0002, history [v0001]; newest 2: v0004, v0005 -> only v0003 may go
+    assert registry.prune(store, keep=0) == []
+    assert registry.prune(store, keep=2) == ["v0003"]
+    assert registry.versions(store) == ["v0001", "v0002", "v0004", "v0005"]
+    assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
+
+
+def test_a_worse_model_trained_on_shuffled_targets_is_never_promoted(cfg, trained_daily):
+    """The gate with the real evaluation: margin 0, so it must beat seasonal naive and production."""
+    from recsys.model import LSTMRecommender
+
+    cfg = dataclasses.replace(cfg, evaluate=EvaluateConfig(margin=0.0))
+    shuffled = trained_daily.copy()
+    shuffled[s.REVENUE] = shuffled[s.REVENUE].sample(frac=1.0, random_state=3).to_numpy()  # no signal left
+    worse = LSTMRecommender(SMALL_MODEL)
+    worse.fit(shuffled[shuffled[s.DATE] <= CUTOFF])
+    evaluation = run_evaluate(cfg, make_candidate(cfg, "shuffled", worse, trained_daily))
+    model_mase = evaluation["metrics"]["model"]["mase"]
+    assert not evaluation["blessed"] and evaluation["production_version"] == "v0002"
+    assert model_mase > evaluation["metrics"]["production"]["mase"]
+    before = _production_bytes(cfg)
+    result = registry.push(cfg, Store(cfg.store).models / "candidates" / "shuffled")
+    assert result["pushed"] is False and _production_bytes(cfg) == before
+    assert registry.versions(cfg.store) == ["v0001", "v0002"]
