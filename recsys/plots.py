@@ -165,13 +165,16 @@ def plot_rerank_examples(examples: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_sweep(sweep: pd.DataFrame, x: str = "weight") -> Figure:
-    """HitRate and NDCG (one line per metric column) against the blend weight."""
-    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for column in [c for c in sweep.columns if c != x]:
-        ax.plot(sweep[x], sweep[column], marker="o", label=column)
-    ax.set_xlabel("re-rank weight (0 = base score only)")
-    ax.set_ylabel("metric value")
-    ax.set_title("Offline HitRate / NDCG against the blend weight")
-    ax.legend(fontsize=8)
+def plot_sweep(sweep: pd.DataFrame, weight: float | None = None) -> Figure:
+    """HitRate and NDCG against the blend weight, one line per set of cut-offs (all, leak-free)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for ax, (metric, label) in zip(axes, (("hit_rate", "HitRate@10"), ("ndcg", "NDCG@10"))):
+        for cutoffs, part in sweep.groupby("cutoffs", sort=True):
+            ax.plot(part["weight"], part[metric], marker="o", label=cutoffs)
+        if weight is not None:
+            ax.axvline(weight, color="0.5", ls=":", label=f"configured weight {weight:g}")
+        ax.set_xlabel("re-rank weight (0 = base ranking)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} against the blend weight")
+        ax.legend(fontsize=8)
     return fig

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 FORECASTERS = ("model", "seasonal_naive", "production")
 METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
-SWEEP_DIR = "rerank_eval"  # where `trendrec evaluate-rerank` results are looked for (see load_sweep)
+SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rerank_eval.RESULT_NAME
 # Quantile columns of LSTMRecommender.predict once it has them, e.g. q10 / q90 or forecast_p90.
 _QUANTILE = re.compile(r"^(?:forecast_)?[qp](\d{1,2})$")
 
@@ -178,10 +178,10 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
 
 # --- re-ranking ------------------------------------------------------------------------------------
 def load_reranked(store: Store | str) -> pd.DataFrame | None:
-    """The newest reranked/*.parquet (written by `trendrec rerank`), or None when there is none."""
+    """The newest re-ranked list in reranked/ (written by `trendrec rerank`), or None when there is none."""
     store = store if isinstance(store, Store) else Store(store)
-    files = sorted(store.reranked.glob("*.parquet"), key=lambda p: p.stat().st_mtime) if store.reranked.is_dir() else []
-    return pd.read_parquet(files[-1]) if files else None
+    files = [p for p in store.reranked.glob("*.parquet") if p.stem != SWEEP_NAME] if store.reranked.is_dir() else []
+    return pd.read_parquet(max(files, key=lambda p: p.stat().st_mtime)) if files else None
 
 
 def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.DataFrame:
@@ -204,18 +204,19 @@ def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.Da
 
 
 def load_sweep(store: Store | str) -> pd.DataFrame | None:
-    """The newest HitRate/NDCG sweep under ``rerank_eval/`` as [weight, metric...], or None if absent."""
+    """[weight, hit_rate, ndcg, cutoffs] pooled over all and over leak-free cut-offs, or None.
+
+    Read from reranked/evaluation.json, written by `trendrec evaluate-rerank` (recsys.rerank_eval).
+    """
     store = store if isinstance(store, Store) else Store(store)
-    folder = store.root / SWEEP_DIR
-    files = sorted(folder.glob("*.parquet"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    if not files:
+    path = store.reranked / f"{SWEEP_NAME}.json"
+    if not path.is_file():
         return None
-    frame = pd.read_parquet(files[-1])
-    if "weight" not in frame.columns:
-        log.warning("%s has no 'weight' column; not plotting the sweep", files[-1])
-        return None
-    metrics = [c for c in frame.columns if re.match(r"(?i)^(hit|ndcg)", str(c))]
-    return frame.groupby("weight", as_index=False)[metrics].mean()
+    summary = read_json(path)
+    frames = [pd.DataFrame(summary.get(key) or []).assign(cutoffs=label)
+              for key, label in (("pooled", "all cut-offs"), ("pooled_leak_free", "leak-free cut-offs"))]
+    frames = [f for f in frames if {"weight", "hit_rate", "ndcg"} <= set(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -250,9 +251,10 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
         figures["rerank_examples"] = plots.plot_rerank_examples(tables["rerank_examples"])
     sweep = load_sweep(store)
     if sweep is None:
-        notes.append(f"No HitRate/NDCG sweep in {store.root / SWEEP_DIR}: run `trendrec evaluate-rerank`.")
+        notes.append(f"No HitRate/NDCG sweep ({store.reranked / SWEEP_NAME}.json): run `trendrec evaluate-rerank`.")
     else:
-        figures["rerank_sweep"] = plots.plot_sweep(sweep)
+        tables["rerank_sweep"] = sweep
+        figures["rerank_sweep"] = plots.plot_sweep(sweep, cfg.rerank.weight)
     return figures, tables, notes
 
 
@@ -300,7 +302,7 @@ def _html(store: Store, images: dict[str, Path], tables: dict[str, pd.DataFrame]
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
                      f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if name == "rerank_examples" and name in tables:
+        if name in ("rerank_examples", "rerank_sweep") and name in tables:
             parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
     style = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"

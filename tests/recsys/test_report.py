@@ -130,3 +130,15 @@ def test_quantile_band_and_metrics_table():
                                   "production": None})
     assert table.index.tolist() == ["model", "seasonal_naive"] and table.loc["model", "mase"] == 0.9
     assert np.isnan(table.loc["seasonal_naive", "mae"])
+
+
+def test_load_sweep_reads_the_pooled_rows_of_evaluate_rerank(tmp_path):
+    from pipeline.io import Store, write_json
+
+    store = Store(tmp_path).ensure()
+    assert report.load_sweep(store) is None
+    rows = [{"weight": 0.0, "hit_rate": 0.5, "ndcg": 0.2}, {"weight": 0.3, "hit_rate": 0.6, "ndcg": 0.25}]
+    write_json({"pooled": rows, "pooled_leak_free": rows[:1]}, store.reranked / "evaluation.json")
+    sweep = report.load_sweep(store)
+    assert sweep["cutoffs"].tolist() == ["all cut-offs"] * 2 + ["leak-free cut-offs"]
+    assert sweep["hit_rate"].tolist() == [0.5, 0.6, 0.5]
