@@ -1,0 +1,77 @@
+"""SIGKILL an ingest at random moments: the store only ever shows whole files, and a re-run finishes."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.io import Store
+from tests.conftest import ROOT
+
+CONFIG = """
+store = "{store}"
+[ingest]
+batch_rows = 4000
+[ingest.columns]
+event_time = "ts"
+item_id = "item"
+quantity = "qty"
+price = "price"
+order_id = "order"
+"""
+SCRIPT = "import sys; from pipeline.config import load_config; from pipeline.ingest import run_ingest; " \
+         "run_ingest(load_config(sys.argv[1]), sys.argv[2])"
+
+
+def _write_logs(folder, files: int = 3, rows: int = 20_000) -> int:
+    """Overlapping CSV files (each shares half its rows with the next); returns the distinct good rows."""
+    folder.mkdir()
+    step = rows // 2
+    for f in range(files):
+        ids = np.arange(f * step, f * step + rows)
+        days = 1 + ids % 28
+        lines = [f"2024-02-{d:02d} 10:{i % 60:02d}:00,A{i},1,2.5,o{i}" for i, d in zip(ids, days)]
+        lines[::997] = ["garbage,A,x,1,o"] * len(lines[::997])  # quarantined, never stored
+        (folder / f"part{f}.csv").write_text("ts,item,qty,price,order\n" + "\n".join(lines) + "\n")
+    good = set()
+    for f in range(files):
+        ids = np.arange(f * step, f * step + rows)
+        good |= {int(i) for k, i in enumerate(ids) if k % 997}
+    return len(good)
+
+
+def _check_store(store: Store) -> int:
+    """Committed files exist, are whole, and hold exactly what their commit records say."""
+    commits = [json.loads(p.read_text()) for p in store.commits.glob("*.json")] if store.commits.is_dir() else []
+    files = store.committed_raw_files()
+    stored = sum(pq.ParquetFile(f).metadata.num_rows for f in files)  # raises on a half-written file
+    assert stored == sum(c["rows_accepted"] for c in commits)
+    return stored
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_rerun(tmp_path):
+    expected = _write_logs(tmp_path / "logs")
+    (tmp_path / "c.toml").write_text(CONFIG.format(store=tmp_path / "store"))
+    store, rng = Store(tmp_path / "store"), random.Random(7)
+    cmd = [sys.executable, "-c", SCRIPT, str(tmp_path / "c.toml"), str(tmp_path / "logs")]
+    for _ in range(3):
+        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+        started = time.monotonic()
+        while not (store.raw / "_staging").exists() and proc.poll() is None and time.monotonic() - started < 30:
+            time.sleep(0.02)  # the interpreter's imports take seconds on a loaded machine: wait for work
+        time.sleep(rng.uniform(0.0, 4.5))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _check_store(store)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert _check_store(store) == expected
+    assert not (store.raw / "_staging").exists() or not any((store.raw / "_staging").iterdir())
