@@ -40,7 +40,7 @@ from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.io import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
-                         daily_partition, read_json, read_parquet, write_json)
+                         daily_partition, read_json, write_json)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ ORDER BY g.{s.SEGMENT}, g.{s.DATE}
 
 _TOTALS = ", ".join(f"sum({m}) AS {m}" for m in s.DAILY_MEASURES)
 _MONTH_WEEKDAY_SQL = f"""
-WITH span AS (SELECT min({s.DATE}) AS lo, max({s.DATE}) AS hi FROM daily),
+WITH daily AS (SELECT * FROM read_parquet($daily, hive_partitioning = false)),
+span AS (SELECT min({s.DATE}) AS lo, max({s.DATE}) AS hi FROM daily),
 grid AS (SELECT CAST(unnest(generate_series(lo, hi, INTERVAL 1 DAY)) AS DATE) AS {s.DATE} FROM span),
 alls AS (
     SELECT '{s.ALL_SEGMENTS}' AS {s.SEGMENT}, g.{s.DATE},
@@ -195,13 +196,11 @@ def _months(lo: date, hi: date) -> set[str]:
     return out
 
 
-def _ranges(seg_days: pa.Table, old: dict | None) -> tuple[dict[str, list[date]], set[str]]:
+def _ranges(spans: list[tuple[str, date, date]], old: dict | None) -> tuple[dict[str, list[date]], set[str]]:
     """Active range per segment (previous ranges widened by the new days) and the months they grew into."""
     ranges = {k: [date.fromisoformat(lo), date.fromisoformat(hi)] for k, (lo, hi) in (old or {}).get("ranges", {}).items()}
     grown: set[str] = set()
-    spans = seg_days.group_by(s.SEGMENT).aggregate([(s.DATE, "min"), (s.DATE, "max")]).to_pylist()
-    for row in spans:
-        seg, lo, hi = row[s.SEGMENT], row[f"{s.DATE}_min"], row[f"{s.DATE}_max"]
+    for seg, lo, hi in spans:
         if seg not in ranges:
             ranges[seg] = [lo, hi]
             grown |= _months(lo, hi)
@@ -221,7 +220,7 @@ def _old_days(old_dir: Path, months: set[str]) -> list[pa.Table]:
     for ym in sorted(months):
         path = daily_partition(old_dir / DAILY_NAME, ym)
         if path.exists():
-            t = pq.read_table(path)
+            t = pq.ParquetFile(path).read()
             out.append(t.filter(pc.greater(t[s.EVENTS], 0)).select([s.SEGMENT, s.DATE, *s.DAILY_MEASURES]))
     return out
 
@@ -262,27 +261,34 @@ def _all_days(new: pa.Table, old_dir: Path | None, months: set[str]) -> pa.Table
     """All-segment days: the previous ones outside the recomputed months, plus the new ones."""
     parts = [new.select([s.DATE, *s.DAILY_MEASURES])]
     if old_dir is not None:
-        prev = pq.read_table(old_dir / ALL_DAYS_FILE)
+        prev = pq.ParquetFile(old_dir / ALL_DAYS_FILE).read()
         keep = pc.invert(pc.is_in(pc.strftime(prev[s.DATE], "%Y-%m"), pa.array(sorted(months))))
         parts.append(prev.filter(keep).cast(parts[0].schema))
     return pa.concat_tables(parts).sort_by(s.DATE)
 
 
-def _month_weekday(con: duckdb.DuckDBPyConnection, daily: pa.Table, all_days: pa.Table) -> pa.Table:
-    con.register("daily", daily)
+def _month_weekday(con: duckdb.DuckDBPyConnection, daily_files: list[str], all_days: pa.Table) -> pa.Table:
     con.register("all_days", all_days)
     try:
-        return con.sql(_MONTH_WEEKDAY_SQL).to_arrow_table().cast(s.MONTH_WEEKDAY_SCHEMA)
+        return con.sql(_MONTH_WEEKDAY_SQL, params={"daily": daily_files}).to_arrow_table().cast(s.MONTH_WEEKDAY_SCHEMA)
     finally:
-        con.unregister("daily")
         con.unregister("all_days")
+
+
+def _spans(con: duckdb.DuckDBPyConnection, seg_days: pa.Table) -> list[tuple[str, date, date]]:
+    """First and last day with events per segment (DuckDB: pyarrow's group_by would import pandas)."""
+    con.register("seg_days", seg_days)
+    try:
+        return con.sql(f"SELECT {s.SEGMENT}, min({s.DATE}), max({s.DATE}) FROM seg_days GROUP BY ALL").fetchall()
+    finally:
+        con.unregister("seg_days")
 
 
 def _build(con: duckdb.DuckDBPyConnection, plan: _Plan, old_dir: Path | None, new_dir: Path) -> dict:
     """Write the daily partitions, the month x weekday table and the state into ``new_dir``."""
     old_dir = old_dir if plan.old is not None else None
     seg_days, all_new = _scan_days(con, plan)
-    ranges, grown = _ranges(seg_days, plan.old)
+    ranges, grown = _ranges(_spans(con, seg_days), plan.old)
     extra = grown - plan.months  # zero rows only: a range grew into a month without new events
     schema = _days_schema(seg_days)
     old_rows = _old_days(old_dir, extra) if old_dir is not None else []
@@ -291,15 +297,16 @@ def _build(con: duckdb.DuckDBPyConnection, plan: _Plan, old_dir: Path | None, ne
     _write_daily(con, days, ranges, rebuild, old_dir, new_dir)
     all_days = _all_days(all_new, old_dir, plan.months)
     pq.write_table(all_days, new_dir / ALL_DAYS_FILE, compression="zstd")
-    daily = read_parquet(new_dir / DAILY_NAME)
-    profile = _month_weekday(con, daily, all_days)
+    daily_files = sorted(str(f) for f in (new_dir / DAILY_NAME).glob("year_month=*/part-0.parquet"))
+    profile = _month_weekday(con, daily_files, all_days)
     pq.write_table(profile, new_dir / MONTH_WEEKDAY_NAME, compression="zstd")
-    dates = daily[s.DATE]
+    rows, first, last = con.sql(f"SELECT count(*), min({s.DATE}), max({s.DATE}) FROM read_parquet($f)",
+                                params={"f": daily_files}).fetchall()[0]
     state = {"format": STATE_FORMAT, "top_n": plan.top_n,
              "commits": sorted(plan.commits), "kept": plan.kept, "totals": plan.totals,
              "ranges": {k: [str(lo), str(hi)] for k, (lo, hi) in sorted(ranges.items())},
-             "daily_rows": daily.num_rows, "segments": len(ranges), "months_recomputed": len(rebuild),
-             "first_date": str(pc.min(dates)), "last_date": str(pc.max(dates))}
+             "daily_rows": rows, "segments": len(ranges), "months_recomputed": len(rebuild),
+             "first_date": str(first), "last_date": str(last)}
     write_json(state, new_dir / STATE_FILE)
     return state
 
