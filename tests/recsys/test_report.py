@@ -142,3 +142,22 @@ def test_load_sweep_reads_the_pooled_rows_of_evaluate_rerank(tmp_path):
     sweep = report.load_sweep(store)
     assert sweep["cutoffs"].tolist() == ["all cut-offs"] * 2 + ["leak-free cut-offs"]
     assert sweep["hit_rate"].tolist() == [0.5, 0.6, 0.5]
+
+
+def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(small_config):
+    import pyarrow as pa
+
+    from pipeline.io import Store, write_parquet
+    from tests.recsys.conftest import make_tiny_daily
+
+    store = Store(small_config.store).ensure()
+    daily = make_tiny_daily()
+    month_weekday = daily.groupby([s.SEGMENT, s.MONTH, s.WEEKDAY], as_index=False).agg(
+        **{s.DAYS: (s.DATE, "count"), s.REVENUE: (s.REVENUE, "sum")})
+    write_parquet(pa.Table.from_pandas(daily, preserve_index=False), store.daily_path)
+    write_parquet(pa.Table.from_pandas(month_weekday, preserve_index=False), store.month_weekday_path)
+    out = report.run_report(small_config)
+    assert sorted(Path(p).stem for p in out["plots"]) == ["daily_trends", "decomposition", "month_weekday",
+                                                          "movers"]
+    assert out["notes"] == ["No production model yet: run `trendrec train`, `evaluate` and `push`."]
+    assert "No production model yet" in Path(out["html"]).read_text(encoding="utf-8")
