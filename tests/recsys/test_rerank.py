@@ -109,3 +109,37 @@ def test_run_rerank_end_to_end(production_store, tmp_path):
         run_rerank(cfg, tmp_path / "lists.parquet", output=tmp_path / "elsewhere.parquet")
     inside = run_rerank(cfg, tmp_path / "lists.parquet", output="reranked/custom.parquet")
     assert inside["output"] == str(store.reranked / "custom.parquet")
+
+
+def _reference(cands: pd.DataFrame, trends: pd.DataFrame, weight: float) -> pd.DataFrame:
+    """The plain pandas definition: stable sort by (user's first appearance, -final_score)."""
+    trend = cands[s.SEGMENT].map(trends.set_index(s.SEGMENT)[s.TREND]).fillna(0.0)
+    final = cands[s.BASE_SCORE] * (1.0 + weight * trend)
+    keys = pd.DataFrame({"u": pd.factorize(cands[s.USER_ID])[0], "f": -final})
+    return cands.iloc[keys.sort_values(["u", "f"], kind="mergesort").index]
+
+
+@pytest.mark.parametrize("layout", ["equal", "ragged", "interleaved", "skewed"])
+def test_vectorised_rerank_matches_the_pandas_definition(layout):
+    rng = np.random.default_rng(1)
+    sizes = {"equal": [5] * 40, "ragged": rng.integers(1, 9, 40), "interleaved": [5] * 40,
+             "skewed": [1] * 40 + [2000]}[layout]
+    users = np.repeat([f"u{i}" for i in range(len(sizes))], sizes)
+    if layout == "interleaved":
+        users = rng.permutation(users)  # a user's rows are spread over the file
+    n = len(users)
+    cands = pd.DataFrame({s.USER_ID: users, s.ITEM_ID: [f"i{i}" for i in range(n)],
+                          s.SEGMENT: rng.choice(["up", "down", "new"], n),
+                          s.BASE_SCORE: rng.integers(0, 4, n) / 4})  # many ties
+    out = rerank(cands, TRENDS, weight=0.5)
+    expected = _reference(cands, TRENDS, 0.5)
+    assert out[s.ITEM_ID].tolist() == expected[s.ITEM_ID].tolist()
+    assert out[s.USER_ID].tolist() == expected[s.USER_ID].tolist()
+    assert out[s.RANK].tolist() == expected.groupby(s.USER_ID, sort=False).cumcount().add(1).tolist()
+
+
+def test_rerank_with_non_string_segments_and_empty_input():
+    cands = CANDIDATES.assign(**{s.SEGMENT: [1, 2, 3, 1, 2, 2]})
+    trends = pd.DataFrame({s.SEGMENT: [1, 2], s.TREND: [0.5, -0.5]})
+    assert rerank(cands, trends, 0.4)[s.ITEM_ID].tolist() == ["x", "y", "z", "x", "w", "v"]
+    assert rerank(CANDIDATES.iloc[:0], TRENDS, 0.4).empty
