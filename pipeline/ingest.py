@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -35,12 +36,13 @@ from pipeline import schemas
 from pipeline.config import Config, IngestConfig
 from pipeline.io import Store, read_json, write_json, write_parquet
 from pipeline.sources import Chunk, IngestError, read_chunks, resolve_sources
-from pipeline.validate import DROPPED, FILTERED, event_keys, validate_batch
+from pipeline.validate import DROPPED, FILTERED, event_key_base, event_keys, validate_batch
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
 log = logging.getLogger(__name__)
 COUNTERS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate", "rows_filtered", "rows_dropped")
 KEY = "key"
+_BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
 
 
 def file_digest(path: Path) -> str:
@@ -51,7 +53,8 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:20]
 
 
-def _check_columns(path: Path, names: list[str], cfg: IngestConfig) -> None:
+def _needed_columns(cfg: IngestConfig) -> dict[str, str]:
+    """What each source column is for: mapped fields plus the time, event-type and segment-rule columns."""
     unmapped = [f for f in (schemas.EVENT_TIME, schemas.ITEM_ID) if f not in cfg.columns]
     if unmapped:
         raise IngestError(f"config ingest.columns must map {unmapped}")
@@ -59,73 +62,78 @@ def _check_columns(path: Path, names: list[str], cfg: IngestConfig) -> None:
     for name in ("time_column", "event_type_column", "segment_from"):
         if getattr(cfg, name) and not (name == "segment_from" and schemas.SEGMENT in cfg.columns):
             needed[name] = getattr(cfg, name)
-    absent = [f"{col!r} (for {field})" for field, col in needed.items() if col not in names]
+    return needed
+
+
+def _check_columns(path: Path, names: list[str], cfg: IngestConfig) -> None:
+    absent = [f"{col!r} (for {field})" for field, col in _needed_columns(cfg).items() if col not in names]
     if absent:
         raise IngestError(f"{path}: column {', '.join(absent)} not found; the file has {names}")
 
 
 class _Staging:
-    """Per-day parquet writers under raw/_staging/<digest>/, deduplicated, then committed by rename."""
+    """Per-day parquet writers under raw/_staging/<digest>/, deduplicated, then committed by rename.
+
+    Beside each day's rows it stages their field hashes (validate.event_key_base), so the dedup pass
+    reads one small column per day instead of the key columns.
+    """
 
     def __init__(self, store: Store, digest: str, cfg: IngestConfig):
         self.store, self.digest, self.cfg = store, digest, cfg
         self.dir = store.raw / "_staging" / digest
         shutil.rmtree(self.dir, ignore_errors=True)  # leftovers of a crashed run of the same file
         self.dir.mkdir(parents=True)
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.moves: list[str] = []  # staged paths, relative to raw/, to rename at commit
+        self.writers: dict[str, tuple[pq.ParquetWriter, pq.ParquetWriter]] = {}
+        self.moves: list[tuple[Path, str]] = []  # (staged file, target relative to raw/) to rename at commit
 
     def write(self, good: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
+        base = pa.array(event_key_base(table.select(list(self.cfg.event_key)).to_pandas(), self.cfg.event_key))
         days = table.column(schemas.EVENT_DATE)
-        for day in pa.compute.unique(days).to_pylist():
+        for day in pc.unique(days).to_pylist():
             key = str(day)
             if key not in self.writers:
-                path = self.dir / self._part(key)
-                path.parent.mkdir(parents=True)
-                self.writers[key] = pq.ParquetWriter(path, schemas.RAW_SCHEMA, compression="zstd")
-            self.writers[key].write_table(table.filter(pa.compute.equal(days, pa.scalar(day, pa.date32()))))
-
-    def _part(self, day: str) -> str:
-        return f"event_date={day}/part-{self.digest}.parquet"
-
-    def _keys(self, day: str) -> str:
-        return f"_keys/event_date={day}/{self.digest}.parquet"
+                self.writers[key] = (pq.ParquetWriter(self.dir / f"{key}.parquet", schemas.RAW_SCHEMA, compression="zstd"),
+                                     pq.ParquetWriter(self.dir / f"{key}.base.parquet", _BASE_SCHEMA))
+            mask = pc.equal(days, pa.scalar(day, pa.date32()))
+            self.writers[key][0].write_table(table.filter(mask))
+            self.writers[key][1].write_table(pa.table({KEY: base.filter(mask)}, schema=_BASE_SCHEMA))
 
     def deduplicate(self, committed: set[str]) -> int:
         """Drop staged rows whose event key a committed file holds; stage the new keys. Returns the count."""
-        for w in self.writers.values():
-            w.close()
+        self._close()
         duplicates = 0
         for day in sorted(self.writers):
-            staged = self.dir / self._part(day)
-            events = pq.read_table(staged, columns=list(self.cfg.event_key)).to_pandas()
-            keys = event_keys(events, self.cfg.event_key)
+            staged, keys_file = self.dir / f"{day}.parquet", self.dir / f"{day}.keys.parquet"
+            keys = event_keys(pq.read_table(self.dir / f"{day}.base.parquet").column(KEY).to_numpy())
             dup = np.isin(keys, _committed_keys(self.store, day, committed))
             duplicates += int(dup.sum())
             if dup.all():
-                staged.unlink()
                 continue
             if dup.any():
                 pq.write_table(pq.read_table(staged).filter(pa.array(~dup)), staged, compression="zstd")
-            (self.dir / self._keys(day)).parent.mkdir(parents=True)
-            pq.write_table(pa.table({KEY: keys[~dup]}), self.dir / self._keys(day))
-            self.moves += [self._part(day), self._keys(day)]
+            pq.write_table(pa.table({KEY: keys[~dup]}, schema=_BASE_SCHEMA), keys_file)
+            self.moves += [(staged, f"event_date={day}/part-{self.digest}.parquet"),
+                           (keys_file, f"_keys/event_date={day}/{self.digest}.parquet")]
         return duplicates
 
     def commit(self, summary: dict) -> list[str]:
-        for rel in self.moves:
+        for staged, rel in self.moves:
             target = self.store.raw / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            (self.dir / rel).replace(target)
-        files = [rel for rel in self.moves if not rel.startswith("_keys/")]
+            staged.replace(target)
+        files = [rel for _, rel in self.moves if not rel.startswith("_keys/")]
         write_json({**summary, "files": files}, self.store.commits / f"{self.digest}.json")
         self.abort()
         return files
 
+    def _close(self) -> None:
+        for pair in self.writers.values():
+            for w in pair:
+                w.close()
+
     def abort(self) -> None:
-        for w in self.writers.values():
-            w.close()
+        self._close()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.dir.parent.is_dir() and not any(self.dir.parent.iterdir()):
             self.dir.parent.rmdir()
@@ -160,13 +168,15 @@ def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: 
 def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: _Staging, counts: dict) -> pd.DataFrame:
     """Validate one chunk, stage its good rows, count every row; returns its quarantined rows."""
     batch = chunk.frame.reset_index(drop=True)
+    for column in set(_needed_columns(cfg).values()) - set(batch.columns):
+        batch[column] = None  # a JSON lines chunk in which no record has this key: each row misses it
     chunk.frame = batch
     canon, reason = validate_batch(batch, cfg)
     canon[schemas.SOURCE_FILE] = path.name
     canon[schemas.SOURCE_LINE] = chunk.lines
-    status = reason.str.split(":", n=1).str[0]
     ok = (reason == "").to_numpy()
-    filtered, dropped = (status == FILTERED).to_numpy(), (status == DROPPED).to_numpy()
+    filtered = reason.str.startswith(FILTERED + ":").to_numpy()
+    dropped = reason.str.startswith(DROPPED + ":").to_numpy()
     bad = ~(ok | filtered | dropped)
     if ok.any():
         staging.write(canon[ok])
@@ -192,10 +202,12 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     if commit.exists():
         return _already_done(path, digest, read_json(commit))
     staging, bad_parts, counts = _Staging(store, digest, cfg.ingest), [], dict.fromkeys(COUNTERS, 0)
+    checked = False
     try:
         for chunk in read_chunks(path, cfg.ingest):
-            if counts["rows_in"] == 0:
+            if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
                 _check_columns(path, list(chunk.frame.columns), cfg.ingest)
+                checked = True
             bad_parts.append(_process(chunk, path, cfg.ingest, staging, counts))
             if progress is not None:
                 progress.update(len(chunk.frame) + len(chunk.malformed))

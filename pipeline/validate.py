@@ -181,15 +181,31 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame
     return out, why.text
 
 
-def event_keys(events: pd.DataFrame, fields: tuple[str, ...]) -> np.ndarray:
-    """A 64-bit key per canonical row: its ``fields`` plus its occurrence number among equal rows.
+def event_key_base(events: pd.DataFrame, fields: tuple[str, ...]) -> np.ndarray:
+    """A 64-bit hash of each row's ``fields`` (columns as read from a RAW_SCHEMA table)."""
+    return pd.util.hash_pandas_object(events[list(fields)], index=False).to_numpy()
+
+
+def event_keys(base: np.ndarray) -> np.ndarray:
+    """The event key of each row: its field hash ``base`` plus its occurrence number among equal rows.
 
     Identical rows are legitimate repeats (the bakery logs an item bought twice as two rows), so the
     n-th copy gets key (fields, n): a file that repeats what the store holds adds nothing, and one
     with a third copy where the store has two adds exactly one. Occurrences are counted within one
     date partition of one file (rows with equal event_time always share a partition).
     """
-    base = pd.util.hash_pandas_object(events[list(fields)], index=False).to_numpy()
-    occurrence = pd.Series(base).groupby(base).cumcount().to_numpy()
-    both = pd.DataFrame({"base": base, "occurrence": occurrence})
-    return pd.util.hash_pandas_object(both, index=False).to_numpy()
+    order = np.argsort(base, kind="stable")
+    ranked = base[order]
+    starts = np.r_[True, ranked[1:] != ranked[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
+    occurrence = np.empty(len(base), dtype=np.uint64)
+    occurrence[order] = np.arange(len(ranked)) - first
+    return _mix(base ^ _mix(occurrence + np.uint64(1)))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fixed, well-spread 64-bit mix (stored keys depend on it never changing)."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
