@@ -15,8 +15,11 @@ A day's raw files hold all of that day's events, so per-day distinct counts stay
 top-N segments change, or the settings do, everything is recomputed.
 
 Engine: DuckDB, by measurement on this project's 2-core machine (20 M events, segment x day):
-DuckDB 2.1 s, polars 3.0 s, pandas 5.7 s, pyarrow group_by 7.6 s. DuckDB also keeps memory bounded
-(``memory_limit``, spilling to a temp directory), which matters for exact distinct counts.
+DuckDB 2.1 s, polars 3.0 s, pandas 5.7 s, pyarrow group_by 7.6 s; DuckDB also honours a memory limit.
+Raw files are scanned in batches of whole days (BATCH_BYTES): each batch's exact distinct counts fit
+in memory, so nothing spills and peak RSS depends on the batch, not on the number of events. One
+scan per batch yields the per-segment days and the all-segment days (GROUPING SETS). Measured with
+benchmarks/aggregate_bench.py (figures in its docstring).
 
     trendrec aggregate --config trendrec.toml
 """
@@ -26,8 +29,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -40,13 +44,15 @@ from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.io import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
-                         daily_partition, read_json, write_json)
+                         daily_partition, link_or_copy, read_json, write_json)
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "_state.json"
 ALL_DAYS_FILE = "_all_days.parquet"  # per-day totals over every segment, for the __all__ rows
 STATE_FORMAT = 1
+BATCH_BYTES = 32 << 20  # compressed raw parquet per query; measured: month-sized batches beat one
+# query over 20 M events (15 s vs 32 s at memory_limit 1GB, 360 MiB vs 1.1 GiB peak RSS)
 _SUMS = f"""count(*) AS {s.EVENTS}, sum({s.QUANTITY}) AS {s.QUANTITY},
     sum({s.QUANTITY} * {s.PRICE}) AS {s.REVENUE}, count(DISTINCT {s.USER_ID}) AS {s.USERS},
     count(DISTINCT {s.ITEM_ID}) AS {s.ITEMS}"""
@@ -176,16 +182,33 @@ def _scan_days(con: duckdb.DuckDBPyConnection, plan: _Plan) -> tuple[pa.Table, p
     segment = s.SEGMENT
     if plan.kept is not None:
         segment = f"CASE WHEN list_contains($kept, {s.SEGMENT}) THEN {s.SEGMENT} ELSE '{s.OTHER_SEGMENT}' END"
-    params = {"files": plan.files} | ({"kept": plan.kept} if plan.kept is not None else {})
-    days = con.sql(_DAYS_SQL.format(segment=segment), params=params).to_arrow_table()
+    kept = {"kept": plan.kept} if plan.kept is not None else {}
+    sql = _DAYS_SQL.format(segment=segment)
+    days = pa.concat_tables([con.sql(sql, params={"files": batch} | kept).to_arrow_table()
+                             for batch in _batches(plan.files)])
     is_all = pc.is_null(days[s.SEGMENT])
     seg_days, all_days = days.filter(pc.invert(is_all)), days.filter(is_all).drop_columns([s.SEGMENT])
-    reserved = set(s.RESERVED_SEGMENTS) if plan.kept is None else {s.ALL_SEGMENTS}
-    clash = reserved & set(plan.totals or pc.unique(seg_days[s.SEGMENT]).to_pylist())
+    raw_names = plan.totals if plan.kept is not None else pc.unique(seg_days[s.SEGMENT]).to_pylist()
+    clash = set(s.RESERVED_SEGMENTS) & set(raw_names)
     if clash:
         raise TrendrecError(f"segment name(s) {sorted(clash)} in raw/ are reserved for aggregates; "
                             "rename them in the ingest config (segment_rules) and run `trendrec ingest` again")
     return seg_days, all_days
+
+
+def _batches(files: list[str]) -> list[list[str]]:
+    """Whole days of raw files in batches of about BATCH_BYTES: a day is self-contained, so each
+    batch is an independent query whose hash tables fit in memory (no spilling), whatever the total."""
+    batches: list[list[str]] = [[]]
+    size, day = 0, None
+    for f in files:  # sorted, so a day's files are adjacent
+        this_day = Path(f).parent.name
+        if this_day != day and size >= BATCH_BYTES:
+            batches.append([])
+            size = 0
+        batches[-1].append(f)
+        size, day = size + os.path.getsize(f), this_day
+    return [b for b in batches if b]
 
 
 def _months(lo: date, hi: date) -> set[str]:
@@ -230,13 +253,8 @@ def _write_daily(con: duckdb.DuckDBPyConnection, days: pa.Table, ranges: dict, r
     """Zero-fill and write the ``rebuild`` months; hard-link every other month from ``old_dir``."""
     range_table = pa.table({s.SEGMENT: list(ranges), "lo": [r[0] for r in ranges.values()],
                             "hi": [r[1] for r in ranges.values()]})
-    con.register("days", days)
-    con.register("ranges", range_table)
-    try:
+    with _registered(con, days=days, ranges=range_table):
         filled = con.sql(_ZERO_FILL_SQL, params={"months": sorted(rebuild)}).to_arrow_table()
-    finally:
-        con.unregister("days")
-        con.unregister("ranges")
     for ym in sorted(rebuild):
         part = filled.filter(pc.equal(filled[s.YEAR_MONTH], ym)).drop_columns([s.YEAR_MONTH])
         target = daily_partition(new_dir / DAILY_NAME, ym)
@@ -247,14 +265,7 @@ def _write_daily(con: duckdb.DuckDBPyConnection, days: pa.Table, ranges: dict, r
             target = new_dir / DAILY_NAME / old.parent.name / old.name
             if not target.exists():  # an unchanged month: its file is immutable, share it
                 target.parent.mkdir(parents=True)
-                _link_or_copy(old, target)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+                link_or_copy(old, target)
 
 
 def _all_days(new: pa.Table, old_dir: Path | None, months: set[str]) -> pa.Table:
@@ -268,20 +279,26 @@ def _all_days(new: pa.Table, old_dir: Path | None, months: set[str]) -> pa.Table
 
 
 def _month_weekday(con: duckdb.DuckDBPyConnection, daily_files: list[str], all_days: pa.Table) -> pa.Table:
-    con.register("all_days", all_days)
-    try:
+    with _registered(con, all_days=all_days):
         return con.sql(_MONTH_WEEKDAY_SQL, params={"daily": daily_files}).to_arrow_table().cast(s.MONTH_WEEKDAY_SCHEMA)
-    finally:
-        con.unregister("all_days")
 
 
 def _spans(con: duckdb.DuckDBPyConnection, seg_days: pa.Table) -> list[tuple[str, date, date]]:
     """First and last day with events per segment (DuckDB: pyarrow's group_by would import pandas)."""
-    con.register("seg_days", seg_days)
-    try:
+    with _registered(con, seg_days=seg_days):
         return con.sql(f"SELECT {s.SEGMENT}, min({s.DATE}), max({s.DATE}) FROM seg_days GROUP BY ALL").fetchall()
+
+
+@contextmanager
+def _registered(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[None]:
+    """Arrow tables visible to SQL under their keyword names for the block (no copy)."""
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
     finally:
-        con.unregister("seg_days")
+        for name in tables:
+            con.unregister(name)
 
 
 def _build(con: duckdb.DuckDBPyConnection, plan: _Plan, old_dir: Path | None, new_dir: Path) -> dict:
@@ -290,9 +307,8 @@ def _build(con: duckdb.DuckDBPyConnection, plan: _Plan, old_dir: Path | None, ne
     seg_days, all_new = _scan_days(con, plan)
     ranges, grown = _ranges(_spans(con, seg_days), plan.old)
     extra = grown - plan.months  # zero rows only: a range grew into a month without new events
-    schema = _days_schema(seg_days)
     old_rows = _old_days(old_dir, extra) if old_dir is not None else []
-    days = pa.concat_tables([seg_days.cast(schema), *(t.cast(schema) for t in old_rows)])
+    days = pa.concat_tables([seg_days, *(t.cast(seg_days.schema) for t in old_rows)])
     rebuild = plan.months | extra
     _write_daily(con, days, ranges, rebuild, old_dir, new_dir)
     all_days = _all_days(all_new, old_dir, plan.months)
@@ -309,11 +325,6 @@ def _build(con: duckdb.DuckDBPyConnection, plan: _Plan, old_dir: Path | None, ne
              "first_date": str(first), "last_date": str(last)}
     write_json(state, new_dir / STATE_FILE)
     return state
-
-
-def _days_schema(seg_days: pa.Table) -> pa.Schema:
-    return pa.schema([pa.field(s.SEGMENT, pa.string()), pa.field(s.DATE, pa.date32()),
-                      *(seg_days.schema.field(m) for m in s.DAILY_MEASURES)])
 
 
 def run_aggregate(cfg: Config, *, top_n: int | None = None) -> dict:

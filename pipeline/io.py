@@ -224,6 +224,14 @@ def aggregate_set(store: Store) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Share an immutable file of the previous aggregate set (hard link; a copy across devices)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _replace_symlink(link: Path, points_to: Path) -> None:
     """Make ``link`` a symlink to ``points_to`` atomically (rename over whatever was there)."""
     if link.is_symlink() and Path(os.readlink(link)) == points_to:

@@ -117,3 +117,14 @@ def test_failed_run_leaves_the_previous_set(tmp_path, monkeypatch):
     assert [p.name for p in (store.aggregates / "_versions").iterdir()] == [before.name]
     monkeypatch.undo()
     assert run_aggregate(cfg)["mode"] == "incremental"
+
+
+def test_one_day_batches_give_the_same_tables(tmp_path, monkeypatch):
+    full_daily, full_profile = _full(tmp_path)
+    monkeypatch.setattr(aggregate, "BATCH_BYTES", 1)  # every day is its own query
+    cfg, (first, second) = _store(tmp_path, "batched", FIRST, SECOND)
+    run_ingest(cfg, first)
+    run_ingest(cfg, second)
+    run_aggregate(cfg)
+    daily, profile = _tables(cfg)
+    assert daily.equals(full_daily) and profile.equals(full_profile)
