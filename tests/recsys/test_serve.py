@@ -17,7 +17,7 @@ from pipeline import schemas as s
 from pipeline.io import Store, write_json
 from recsys import registry
 from recsys.rerank import rerank
-from recsys.serve import RerankRequest, create_app, rerank_list, serving
+from recsys.serve import REQUEST, create_app, rerank_list, serving
 
 TRENDS = pd.DataFrame({s.SEGMENT: ["up", "down"], s.TREND: [0.5, -0.5]})
 LIST = [{"item_id": "x", "segment": "up", "base_score": 1.0},
@@ -58,7 +58,7 @@ def client(small_config, store):
 
 
 def test_rerank_list_matches_the_batch_rerank():
-    req = RerankRequest(candidates=LIST)
+    req = REQUEST.validate_python({"candidates": LIST})
     got = rerank_list(req, dict(zip(TRENDS[s.SEGMENT], TRENDS[s.TREND])), 0.4)
     frame = pd.DataFrame(LIST).assign(**{s.USER_ID: "u", s.SEGMENT: lambda f: f[s.SEGMENT].fillna("")})
     batch = rerank(frame, TRENDS, 0.4)
