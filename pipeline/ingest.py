@@ -88,16 +88,19 @@ class _Staging:
 
     def write(self, good: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
+        order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # one sort, then zero-copy slices per day
+        table = table.take(order)
         base = pa.array(event_key_base(table.select(list(self.cfg.event_key)).to_pandas(), self.cfg.event_key))
-        days = table.column(schemas.EVENT_DATE)
-        for day in pc.unique(days).to_pylist():
+        runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
+        start = 0
+        for day, rows in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist()):
             key = str(day)
             if key not in self.writers:
                 self.writers[key] = (pq.ParquetWriter(self.dir / f"{key}.parquet", schemas.RAW_SCHEMA, compression="zstd"),
                                      pq.ParquetWriter(self.dir / f"{key}.base.parquet", _BASE_SCHEMA))
-            mask = pc.equal(days, pa.scalar(day, pa.date32()))
-            self.writers[key][0].write_table(table.filter(mask))
-            self.writers[key][1].write_table(pa.table({KEY: base.filter(mask)}, schema=_BASE_SCHEMA))
+            self.writers[key][0].write_table(table.slice(start, rows))
+            self.writers[key][1].write_table(pa.table({KEY: base.slice(start, rows)}, schema=_BASE_SCHEMA))
+            start += rows
 
     def deduplicate(self, committed: set[str]) -> int:
         """Drop staged rows whose event key a committed file holds; stage the new keys. Returns the count."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
@@ -55,6 +57,9 @@ def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto") -> pd
         return ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     if unit == "auto" and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return pd.to_datetime(values, unit="s", utc=True, errors="coerce").astype("datetime64[us, UTC]")
+    naive_fast = _arrow_cast(values, pa.timestamp("us"))  # the common case: all naive ISO text
+    if naive_fast is not None:
+        return parse_timestamps(naive_fast.astype("datetime64[us]"), timezone)
     text = values.astype("str").str.strip()
     aware = text.str.contains(_OFFSET, regex=True, na=False)
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
@@ -65,6 +70,17 @@ def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto") -> pd
         parsed = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
         out[naive] = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
     return out
+
+
+def _arrow_cast(values: pd.Series, to: pa.DataType) -> pd.Series | None:
+    """Cast text with pyarrow (fast) when every value converts; None means use the slow, per-row path."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return None
+    try:
+        cast = pc.cast(pa.array(values), to)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index)
 
 
 def _as_id(values: pd.Series) -> pd.Series:
@@ -145,7 +161,8 @@ def _measure(batch: pd.DataFrame, cfg: IngestConfig, field: str, why: _Reasons) 
         return pd.Series(default, index=batch.index, dtype="float64")
     column = cfg.columns[field]
     raw = batch[column]
-    num = pd.to_numeric(raw, errors="coerce").astype("float64")
+    num = _arrow_cast(raw, pa.float64())
+    num = pd.to_numeric(raw, errors="coerce").astype("float64") if num is None else num.astype("float64")
     why.refuse(num.isna(), "non_numeric: " + column + "=" + raw.astype("str") + " is not a number")
     why.refuse(~np.isfinite(num.fillna(0.0)), f"non_finite: {column} is infinite")
     return num
