@@ -152,21 +152,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=lambda v: int(v.replace("_", "")), default=20_000_000)
     ap.add_argument("--keep", type=Path, help="generate into (or reuse) this directory and keep it")
+    ap.add_argument("--repeat", type=int, default=1, help="alternate the two runs this many times")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="time trendrec only (at 100 M the reference's unbounded RSS can crowd a shared machine)")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="trendrec-bench-"))
     try:
         if not (root / "raw" / "_commits").is_dir():
             started = time.perf_counter()
             generate(root, args.events)
-            print(f"generated {args.events:,} events in {time.perf_counter() - started:.1f} s under {root}")
-        shutil.rmtree(root / "aggregates", ignore_errors=True)
-        ours = measure(_trendrec, root)
-        ref = measure(_reference, root)
-        print(f"trendrec run_aggregate: {ours['seconds']:.2f} s, {ours['rows']:,} daily rows, "
-              f"peak RSS {ours['peak_rss_mib']:.0f} MiB")
-        print(f"DuckDB reference SQL:   {ref['seconds']:.2f} s, {ref['rows']:,} daily rows, "
-              f"peak RSS {ref['peak_rss_mib']:.0f} MiB")
-        print(f"ratio trendrec / DuckDB: {ours['seconds'] / ref['seconds']:.2f}")
+            print(f"generated {args.events:,} events in {time.perf_counter() - started:.1f} s under {root}",
+                  flush=True)
+        ratios = []
+        for _ in range(args.repeat):
+            shutil.rmtree(root / "aggregates", ignore_errors=True)  # a full recompute every time
+            ours = measure(_trendrec, root)
+            print(f"trendrec run_aggregate: {ours['seconds']:.2f} s, {ours['rows']:,} daily rows, "
+                  f"peak RSS {ours['peak_rss_mib']:.0f} MiB", flush=True)
+            if args.no_reference:
+                continue
+            ref = measure(_reference, root)
+            ratios.append(ours["seconds"] / ref["seconds"])
+            print(f"DuckDB reference SQL:   {ref['seconds']:.2f} s, {ref['rows']:,} daily rows, "
+                  f"peak RSS {ref['peak_rss_mib']:.0f} MiB", flush=True)
+            print(f"ratio trendrec / DuckDB: {ratios[-1]:.2f}", flush=True)
+        if len(ratios) > 1:
+            print(f"median ratio over {len(ratios)} alternating runs: {sorted(ratios)[len(ratios) // 2]:.2f}")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
