@@ -105,7 +105,8 @@ def decompose(daily: pd.DataFrame, segment: str, measure: str, period: int = 7) 
     """Robust STL of one segment's daily series: columns observed, trend, seasonal, resid by date."""
     from statsmodels.tsa.seasonal import STL
 
-    part = daily[daily[s.SEGMENT] == segment].set_index(s.DATE)[measure].astype(float).asfreq("D", fill_value=0.0)
+    part = daily[daily[s.SEGMENT] == segment].set_index(s.DATE)[measure].astype(float)
+    part = part.asfreq("D", fill_value=0.0)
     if len(part) < 2 * period:
         raise ReportError(f"segment {segment!r} has {len(part)} days; a decomposition needs {2 * period}")
     result = STL(part, period=period, robust=True).fit()
@@ -171,7 +172,8 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
     end = cutoff + timedelta(days=model.config.horizon)
     actual = daily[(daily[s.DATE] > start) & (daily[s.DATE] <= end)][[s.SEGMENT, s.DATE, target]]
     frame = actual.rename(columns={target: "actual"}).merge(forecast, on=[s.SEGMENT, s.DATE], how="left")
-    frame = frame.merge(naive.rename(columns={FORECAST: "seasonal_naive"}), on=[s.SEGMENT, s.DATE], how="left")
+    naive = naive.rename(columns={FORECAST: "seasonal_naive"})
+    frame = frame.merge(naive, on=[s.SEGMENT, s.DATE], how="left")
     frame[s.DATE] = pd.to_datetime(frame[s.DATE])
     return frame.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)
 
@@ -180,7 +182,7 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
 def load_reranked(store: Store | str) -> pd.DataFrame | None:
     """The newest re-ranked list in reranked/ (written by `trendrec rerank`), or None when there is none."""
     store = store if isinstance(store, Store) else Store(store)
-    files = [p for p in store.reranked.glob("*.parquet") if p.stem != SWEEP_NAME] if store.reranked.is_dir() else []
+    files = [p for p in store.reranked.glob("*.parquet") if p.stem != SWEEP_NAME]
     return pd.read_parquet(max(files, key=lambda p: p.stat().st_mtime)) if files else None
 
 
@@ -197,7 +199,8 @@ def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.Da
     moved = (frame["rank_after"] - frame["rank_before"]).abs().groupby(frame[s.USER_ID]).sum()
     chosen = moved.sort_values(ascending=False, kind="mergesort").head(users).index
     top = frame[frame[s.USER_ID].isin(chosen) & ((frame["rank_after"] <= k) | (frame["rank_before"] <= k))]
-    columns = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.BASE_SCORE, s.TREND, s.FINAL_SCORE, "rank_before", "rank_after"]
+    columns = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.BASE_SCORE, s.TREND, s.FINAL_SCORE,
+               "rank_before", "rank_after"]
     order = {user: i for i, user in enumerate(chosen)}
     top = top.assign(_u=top[s.USER_ID].map(order)).sort_values(["_u", "rank_after"], kind="mergesort")
     return top[columns].reset_index(drop=True)
@@ -227,8 +230,8 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
     store, measure = Store(cfg.store), cfg.model.target
     daily = load_daily(store)
     movers = segment_movers(daily, measure)
-    figures = {"month_weekday": plots.plot_month_weekday(month_weekday_matrices(load_month_weekday(store), measure),
-                                                          measure),
+    matrices = month_weekday_matrices(load_month_weekday(store), measure)
+    figures = {"month_weekday": plots.plot_month_weekday(matrices, measure),
                "daily_trends": plots.plot_daily_trends(rolling_trend(daily, measure), measure, 28),
                "movers": plots.plot_movers(movers, 28)}
     top = movers[s.SEGMENT].iloc[0]
@@ -251,7 +254,8 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
         figures["rerank_examples"] = plots.plot_rerank_examples(tables["rerank_examples"])
     sweep = load_sweep(store)
     if sweep is None:
-        notes.append(f"No HitRate/NDCG sweep ({store.reranked / SWEEP_NAME}.json): run `trendrec evaluate-rerank`.")
+        notes.append(f"No HitRate/NDCG sweep ({store.reranked / SWEEP_NAME}.json): "
+                     "run `trendrec evaluate-rerank`.")
     else:
         tables["rerank_sweep"] = sweep
         figures["rerank_sweep"] = plots.plot_sweep(sweep, cfg.rerank.weight)

@@ -62,7 +62,8 @@ def test_notebook_runs_top_to_bottom(path, notebook_store, monkeypatch):
     NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     print(f"{path.name} ran in {time.monotonic() - started:.1f} s")  # shown with pytest -s
-    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    errors = [o for o in outputs if o.output_type == "error"]
     assert not errors
     assert len(images) >= (4 if path.stem.startswith("01") else 5), f"{path.name}: {len(images)} figures"

@@ -41,12 +41,12 @@ def _get_json(url: str):
         return json.loads(response.read().decode("utf-8"))
 
 
-def _wait_for(fetch, ready, proc: subprocess.Popen, timeout: float):
+def _wait_for(fetch, ready, proc: subprocess.Popen, timeout: float, log: Path):
     """Call ``fetch()`` until ``ready(result)``; fail if TensorBoard exits or ``timeout`` passes."""
     deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"tensorboard exited with {proc.returncode}: {proc.stderr.read()[-2000:]!r}")
+            pytest.fail(f"tensorboard exited with {proc.returncode}: {log.read_text()[-2000:]}")
         try:
             last = fetch()
             if ready(last):
@@ -54,7 +54,8 @@ def _wait_for(fetch, ready, proc: subprocess.Popen, timeout: float):
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             pass
         time.sleep(0.5)
-    pytest.fail(f"tensorboard did not answer as expected within {timeout} s; last answer {last!r}")
+    pytest.fail(f"tensorboard did not answer as expected within {timeout} s; last answer {last!r}; "
+                f"log: {log.read_text()[-2000:]}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -76,17 +77,21 @@ def test_tensorboard_serves_the_loss_series_of_a_real_run(tmp_path):
     port = _free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
     command = [str(tensorboard)] if tensorboard.is_file() else [sys.executable, "-m", "tensorboard.main"]
-    proc = subprocess.Popen([*command, "--logdir", str(Path(tiny_store.store) / "runs"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    logdir = str(Path(tiny_store.store) / "runs")
+    log = tmp_path / "tensorboard.log"  # a file, not a pipe: an unread pipe can fill and block it
+    with open(log, "w") as sink:
+        proc = subprocess.Popen([*command, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(port)],
+                                stdout=sink, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
         runs = _wait_for(lambda: _get_json(f"{base}/data/runs"), lambda r: f"{RUN_ID}/train" in r, proc,
-                         STARTUP_TIMEOUT)
+                         STARTUP_TIMEOUT, log)
         assert f"{RUN_ID}/validation" in runs
         tags = _wait_for(lambda: _get_json(f"{base}/data/plugin/scalars/tags"),
-                         lambda t: "epoch_loss" in t.get(f"{RUN_ID}/train", {}), proc, 30)
-        assert "epoch_loss" in tags[f"{RUN_ID}/validation"]  # Keras 3 tensors are served as scalars
+                         lambda t: all("epoch_loss" in t.get(f"{RUN_ID}/{split}", {})
+                                       for split in ("train", "validation")), proc, 30, log)
+        assert "epoch_loss" in tags[f"{RUN_ID}/train"]  # Keras 3 writes tensors; scalars serves them
         for run, key in ((f"{RUN_ID}/train", "loss"), (f"{RUN_ID}/validation", "val_loss")):
             query = urllib.parse.urlencode({"run": run, "tag": "epoch_loss"})
             points = _get_json(f"{base}/data/plugin/scalars/scalars?{query}")  # [[wall_time, step, value]]

@@ -25,7 +25,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def build_small_store(root: Path) -> Config:
-    """ingest → aggregate → train → evaluate → push → rerank on a 10 % row sample; returns the config."""
+    """Every stage, ingest to rerank, on a 10 % row sample; returns the config."""
     from pipeline.aggregate import run_aggregate
     from pipeline.ingest import run_ingest
     from recsys.evaluate import run_evaluate
