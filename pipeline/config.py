@@ -40,7 +40,8 @@ class IngestConfig:
     event_types: tuple[str, ...] = ()  # keep only these types; others count as rows_filtered
     quantity_default: float = 1.0  # quantity of every row when columns.quantity is not mapped
     price_default: float = 0.0  # price of every row when columns.price is not mapped
-    event_key: tuple[str, ...] = ("order_id", "item_id", "event_time", "quantity", "price", "user_id")  # dedup key
+    # canonical fields whose values (plus the occurrence among identical rows) identify an event
+    event_key: tuple[str, ...] = ("order_id", "item_id", "event_time", "quantity", "price", "user_id")
     segment_default: str = "all"  # segment when no column or rule gives one
     segment_from: str = ""  # source column the segment rules match against (upper-cased)
     segment_rules: tuple[tuple[str, str], ...] = ()  # ordered (segment, regex); first match wins
@@ -48,7 +49,7 @@ class IngestConfig:
     csv_quote_char: str = '"'  # CSV quote character; "" = no quoting
     csv_header: bool = True  # first CSV line holds the column names
     csv_column_names: tuple[str, ...] = ()  # column names when csv_header is false
-    csv_newlines_in_values: bool = False  # quoted values may span lines (slower; line numbers become row numbers)
+    csv_newlines_in_values: bool = False  # quoted values may span lines (line numbers become row numbers)
     batch_rows: int = 500_000  # rows per record batch: bounds memory on large files
 
 
@@ -148,7 +149,8 @@ def _validate_ingest(ing: IngestConfig) -> None:
             raise ConfigError(f"ingest.{name} must be one of {', '.join(allowed)}, got {value!r}")
     bad_key = sorted(set(ing.event_key) - set(schemas.MAPPABLE_FIELDS))
     if bad_key or not ing.event_key:
-        raise ConfigError(f"ingest.event_key: unknown or empty {bad_key}; use fields of {list(schemas.MAPPABLE_FIELDS)}")
+        fields = list(schemas.MAPPABLE_FIELDS)
+        raise ConfigError(f"ingest.event_key: unknown or empty {bad_key}; use fields of {fields}")
     if ing.event_types and not ing.event_type_column:
         raise ConfigError("ingest.event_types needs ingest.event_type_column")
     if not ing.csv_header and not ing.csv_column_names:

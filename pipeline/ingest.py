@@ -90,14 +90,16 @@ class _Staging:
         table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
         order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # one sort, then zero-copy slices per day
         table = table.take(order)
-        base = pa.array(event_key_base(table.select(list(self.cfg.event_key)).to_pandas(), self.cfg.event_key))
+        key_columns = table.select(list(self.cfg.event_key)).to_pandas()
+        base = pa.array(event_key_base(key_columns, self.cfg.event_key))
         runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
         start = 0
         for day, rows in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist()):
             key = str(day)
             if key not in self.writers:
-                self.writers[key] = (pq.ParquetWriter(self.dir / f"{key}.parquet", schemas.RAW_SCHEMA, compression="zstd"),
-                                     pq.ParquetWriter(self.dir / f"{key}.base.parquet", _BASE_SCHEMA))
+                rows_file, base_file = self.dir / f"{key}.parquet", self.dir / f"{key}.base.parquet"
+                self.writers[key] = (pq.ParquetWriter(rows_file, schemas.RAW_SCHEMA, compression="zstd"),
+                                     pq.ParquetWriter(base_file, _BASE_SCHEMA))
             self.writers[key][0].write_table(table.slice(start, rows))
             self.writers[key][1].write_table(pa.table({KEY: base.slice(start, rows)}, schema=_BASE_SCHEMA))
             start += rows
@@ -151,7 +153,8 @@ def _committed_keys(store: Store, day: str, committed: set[str]) -> np.ndarray:
     return np.concatenate([pq.read_table(f, columns=[KEY]).column(KEY).to_numpy() for f in files])
 
 
-def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: np.ndarray, name: str) -> pd.DataFrame:
+def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: np.ndarray,
+                     name: str) -> pd.DataFrame:
     if not bad.any():
         texts = []
     elif chunk.raw_text is not None:

@@ -92,7 +92,8 @@ def read_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
     try:
         yield from readers[fmt](path, cfg)
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: cannot be read as {fmt}{' (gzip)' if is_gzip(path) else ''}: {exc}") from None
+        gz = " (gzip)" if is_gzip(path) else ""
+        raise IngestError(f"{path}: cannot be read as {fmt}{gz}: {exc}") from None
 
 
 def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
@@ -113,7 +114,8 @@ def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
         _check_text(path, stream.read(1 << 16))
     with _open_binary(path) as stream:
         probe = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
-                                   newlines_in_values=cfg.csv_newlines_in_values, invalid_row_handler=lambda r: "skip")
+                                   newlines_in_values=cfg.csv_newlines_in_values,
+                                   invalid_row_handler=lambda r: "skip")
         header = pacsv.open_csv(stream, read_options=read, parse_options=probe).schema.names
     # Every column as text: the validator parses and reports, so nothing is lost to type inference.
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
@@ -144,7 +146,8 @@ def _check_text(path: Path, head: bytes) -> None:
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
     except UnicodeDecodeError as exc:
-        raise IngestError(f"{path}: cannot be read as csv: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        why = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise IngestError(f"{path}: cannot be read as csv: {why}") from None
     if b"\x00" in head:
         raise IngestError(f"{path}: cannot be read as csv: binary content (NUL bytes)")
 

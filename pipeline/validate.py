@@ -136,7 +136,9 @@ def _check_present(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> Non
             why.refuse(nested, f"wrong_type: {column} holds an object, array or boolean")
     for field, required in schemas.MAPPABLE_FIELDS.items():
         if required and field in cfg.columns:
-            names = [cfg.columns[field]] + ([cfg.time_column] if field == schemas.EVENT_TIME and cfg.time_column else [])
+            names = [cfg.columns[field]]
+            if field == schemas.EVENT_TIME and cfg.time_column:
+                names.append(cfg.time_column)
             for column in names:
                 raw = batch[column]
                 why.refuse(raw.isna() | (_text(raw) == ""), f"missing_field: {column} is empty")

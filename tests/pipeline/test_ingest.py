@@ -143,3 +143,4 @@ def test_online_retail_counts_match_provenance(tmp_path):
     assert summary["rows_in"] == 541_909
     assert summary["quarantine_reasons"] == {"return": 10_624, "negative_price": 2}
     assert summary["rows_accepted"] == 541_909 - 10_626
+    assert summary["rows_duplicate"] == 0  # the 5,268 exact repeats are kept: occurrence is in the event key
