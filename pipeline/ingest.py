@@ -144,6 +144,12 @@ class _Staging:
             self.dir.parent.rmdir()
 
 
+def _comparable_commits(store: Store, cfg: IngestConfig) -> set[str]:
+    """Digests of committed files whose event keys were built from the same fields as ours."""
+    wanted = list(cfg.event_key)
+    return {c.stem for c in store.commits.glob("*.json") if read_json(c).get("event_key") == wanted}
+
+
 def _committed_keys(store: Store, day: str, committed: set[str]) -> np.ndarray:
     """Event keys of every committed file in one date partition (uncommitted leftovers are ignored)."""
     folder = store.raw / "_keys" / f"event_date={day}"
@@ -219,7 +225,7 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
                 progress.update(len(chunk.frame) + len(chunk.malformed))
         if counts["rows_in"] == 0:
             raise IngestError(f"{path}: the file holds no rows")
-        committed = {c.stem for c in store.commits.glob("*.json")}
+        committed = _comparable_commits(store, cfg.ingest)
         counts["rows_duplicate"] = staging.deduplicate(committed)
     except BaseException:
         staging.abort()
@@ -230,7 +236,8 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     write_parquet(pa.Table.from_pandas(quarantined, schema=schemas.QUARANTINE_SCHEMA, preserve_index=False),
                   store.quarantine / f"{digest}.parquet")
     reasons = quarantined[schemas.REASON].str.split(":").str[0].value_counts().to_dict()
-    summary = {"file": str(path), "digest": digest, **counts, "reasons": reasons}
+    summary = {"file": str(path), "digest": digest, **counts, "reasons": reasons,
+               "event_key": list(cfg.ingest.event_key)}  # keys of files with another key do not compare
     staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
     return summary
 
