@@ -191,8 +191,8 @@ def _scan_days(con: duckdb.DuckDBPyConnection, plan: _Plan) -> tuple[pa.Table, p
     raw_names = plan.totals if plan.kept is not None else pc.unique(seg_days[s.SEGMENT]).to_pylist()
     clash = set(s.RESERVED_SEGMENTS) & set(raw_names)
     if clash:
-        raise TrendrecError(f"segment name(s) {sorted(clash)} in raw/ are reserved for aggregates; "
-                            "rename them in the ingest config (segment_rules) and run `trendrec ingest` again")
+        raise TrendrecError(f"segment name(s) {sorted(clash)} in raw/ are reserved for aggregates; rename "
+                            "them in the ingest config (segment_rules) and run `trendrec ingest` again")
     return seg_days, all_days
 
 
@@ -221,7 +221,8 @@ def _months(lo: date, hi: date) -> set[str]:
 
 def _ranges(spans: list[tuple[str, date, date]], old: dict | None) -> tuple[dict[str, list[date]], set[str]]:
     """Active range per segment (previous ranges widened by the new days) and the months they grew into."""
-    ranges = {k: [date.fromisoformat(lo), date.fromisoformat(hi)] for k, (lo, hi) in (old or {}).get("ranges", {}).items()}
+    previous = (old or {}).get("ranges", {})
+    ranges = {k: [date.fromisoformat(lo), date.fromisoformat(hi)] for k, (lo, hi) in previous.items()}
     grown: set[str] = set()
     for seg, lo, hi in spans:
         if seg not in ranges:
@@ -280,13 +281,15 @@ def _all_days(new: pa.Table, old_dir: Path | None, months: set[str]) -> pa.Table
 
 def _month_weekday(con: duckdb.DuckDBPyConnection, daily_files: list[str], all_days: pa.Table) -> pa.Table:
     with _registered(con, all_days=all_days):
-        return con.sql(_MONTH_WEEKDAY_SQL, params={"daily": daily_files}).to_arrow_table().cast(s.MONTH_WEEKDAY_SCHEMA)
+        table = con.sql(_MONTH_WEEKDAY_SQL, params={"daily": daily_files}).to_arrow_table()
+    return table.cast(s.MONTH_WEEKDAY_SCHEMA)
 
 
 def _spans(con: duckdb.DuckDBPyConnection, seg_days: pa.Table) -> list[tuple[str, date, date]]:
     """First and last day with events per segment (DuckDB: pyarrow's group_by would import pandas)."""
     with _registered(con, seg_days=seg_days):
-        return con.sql(f"SELECT {s.SEGMENT}, min({s.DATE}), max({s.DATE}) FROM seg_days GROUP BY ALL").fetchall()
+        sql = f"SELECT {s.SEGMENT}, min({s.DATE}), max({s.DATE}) FROM seg_days GROUP BY ALL"
+        return con.sql(sql).fetchall()
 
 
 @contextmanager
@@ -354,7 +357,8 @@ def run_aggregate(cfg: Config, *, top_n: int | None = None) -> dict:
         con.close()
     summary = {"daily_path": str(store.daily_path), "month_weekday_path": str(store.month_weekday_path),
                "raw_files": sum(len(f) for f in commits.values()), "mode": mode,
-               **{k: state[k] for k in ("daily_rows", "segments", "months_recomputed", "first_date", "last_date")},
+               **{k: state[k] for k in ("daily_rows", "segments", "months_recomputed", "first_date",
+                                        "last_date")},
                "seconds": round(time.monotonic() - started, 2)}
     log.info("aggregate (%s): %d daily rows, %d months recomputed", mode, summary["daily_rows"],
              summary["months_recomputed"])

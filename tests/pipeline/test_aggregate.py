@@ -60,10 +60,11 @@ def test_daily_is_hand_counted_and_zero_filled(store_cfg):
 def test_daily_is_hive_partitioned_by_month(store_cfg):
     run_aggregate(store_cfg)
     root = Store(store_cfg.store).daily_path
-    assert sorted(p.parent.name for p in root.glob("*/part-0.parquet")) == ["year_month=2024-01", "year_month=2024-02"]
+    months = sorted(p.parent.name for p in root.glob("*/part-0.parquet"))
+    assert months == ["year_month=2024-01", "year_month=2024-02"]
     con = duckdb.connect()
-    rows = con.sql(f"SELECT year_month, count(*) FROM read_parquet('{root}/*/*.parquet', hive_partitioning = true) "
-                   "GROUP BY ALL ORDER BY ALL").fetchall()
+    rows = con.sql(f"SELECT year_month, count(*) FROM read_parquet('{root}/*/*.parquet', "
+                   "hive_partitioning = true) GROUP BY ALL ORDER BY ALL").fetchall()
     assert rows == [("2024-01", 3), ("2024-02", 1)]
     assert len(pd.read_parquet(root)) == 4  # pandas reads the directory as is
 
@@ -91,7 +92,8 @@ def test_all_segments_row_counts_a_user_once_per_day(tmp_path):
     cfg = _cfg(tmp_path, "ts,item,qty,price,user,cat\n2024-03-04 09:00,x,1,2.0,u1,a\n"
                          "2024-03-04 10:00,y,1,3.0,u1,b\n2024-03-11 10:00,y,2,3.0,u2,b\n")
     run_aggregate(cfg)
-    profile = read_parquet(Store(cfg.store).month_weekday_path).to_pandas().set_index([s.SEGMENT, s.MONTH, s.WEEKDAY])
+    profile = read_parquet(Store(cfg.store).month_weekday_path).to_pandas()
+    profile = profile.set_index([s.SEGMENT, s.MONTH, s.WEEKDAY])
     # two Mondays: Mar 4 (u1 in a and in b: one user, two items) and Mar 11 (u2)
     cell = profile.loc[(s.ALL_SEGMENTS, 3, 0)]
     assert (cell[s.DAYS], cell[s.EVENTS], cell[s.USERS], cell[s.ITEMS]) == (2, 3, 2, 3)
