@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.config import Config, IngestConfig
-from pipeline.io import Store, read_json, write_json, write_parquet
+from pipeline.io import Store, read_json, write_json
 from pipeline.sources import Chunk, IngestError, read_chunks, resolve_sources
 from pipeline.validate import DROPPED, FILTERED, event_key_base, event_keys, validate_batch
 
@@ -85,6 +85,16 @@ class _Staging:
         self.dir.mkdir(parents=True)
         self.writers: dict[str, tuple[pq.ParquetWriter, pq.ParquetWriter]] = {}
         self.moves: list[tuple[Path, str]] = []  # (staged file, target relative to raw/) to rename at commit
+        self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
+        self.reasons: dict[str, int] = {}
+
+    def write_bad(self, rows: pd.DataFrame) -> int:
+        """Stage refused rows (streamed, so a file of garbage does not fill memory); returns their count."""
+        if len(rows):
+            self.bad.write_table(pa.Table.from_pandas(rows, schema=schemas.QUARANTINE_SCHEMA, preserve_index=False))
+            for reason, n in rows[schemas.REASON].str.split(":", n=1).str[0].value_counts().items():
+                self.reasons[reason] = self.reasons.get(reason, 0) + int(n)
+        return len(rows)
 
     def write(self, good: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
@@ -123,6 +133,7 @@ class _Staging:
         return duplicates
 
     def commit(self, summary: dict) -> list[str]:
+        (self.dir / "quarantine.parquet").replace(self.store.quarantine / f"{self.digest}.parquet")
         for staged, rel in self.moves:
             target = self.store.raw / rel
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,6 +144,7 @@ class _Staging:
         return files
 
     def _close(self) -> None:
+        self.bad.close()
         for pair in self.writers.values():
             for w in pair:
                 w.close()
@@ -213,14 +225,14 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     commit = store.commits / f"{digest}.json"
     if commit.exists():
         return _already_done(path, digest, read_json(commit))
-    staging, bad_parts, counts = _Staging(store, digest, cfg.ingest), [], dict.fromkeys(COUNTERS, 0)
+    staging, counts = _Staging(store, digest, cfg.ingest), dict.fromkeys(COUNTERS, 0)
     checked = False
     try:
         for chunk in read_chunks(path, cfg.ingest):
             if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
                 _check_columns(path, list(chunk.frame.columns), cfg.ingest)
                 checked = True
-            bad_parts.append(_process(chunk, path, cfg.ingest, staging, counts))
+            counts["rows_quarantined"] += staging.write_bad(_process(chunk, path, cfg.ingest, staging, counts))
             if progress is not None:
                 progress.update(len(chunk.frame) + len(chunk.malformed))
         if counts["rows_in"] == 0:
@@ -231,12 +243,7 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
         staging.abort()
         raise
     counts["rows_accepted"] -= counts["rows_duplicate"]
-    quarantined = pd.concat(bad_parts) if bad_parts else pd.DataFrame(columns=schemas.QUARANTINE_SCHEMA.names)
-    counts["rows_quarantined"] = len(quarantined)
-    write_parquet(pa.Table.from_pandas(quarantined, schema=schemas.QUARANTINE_SCHEMA, preserve_index=False),
-                  store.quarantine / f"{digest}.parquet")
-    reasons = quarantined[schemas.REASON].str.split(":").str[0].value_counts().to_dict()
-    summary = {"file": str(path), "digest": digest, **counts, "reasons": reasons,
+    summary = {"file": str(path), "digest": digest, **counts, "reasons": staging.reasons,
                "event_key": list(cfg.ingest.event_key)}  # keys of files with another key do not compare
     staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
     return summary
