@@ -41,6 +41,7 @@ def make_tiny_daily(n_days: int = 150, start: datetime.date = START, seed: int =
             s.WEEKDAY: weekday, s.EVENTS: np.rint(revenue / 5).astype(np.int64),
             s.QUANTITY: np.rint(revenue / 2), s.REVENUE: revenue,
             s.USERS: np.rint(revenue / 10).astype(np.int64),
+            s.ITEMS: np.rint(revenue / 20).astype(np.int64),
         }))
     return pd.concat(parts, ignore_index=True)
 
