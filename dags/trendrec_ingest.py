@@ -1,0 +1,101 @@
+"""
+### trendrec_ingest — one day's drop from the landing folder into the store
+
+**wait_for_drop → ingest** (daily, logical date D = the day whose events are ingested).
+
+* `wait_for_drop` is a sensor in *reschedule* mode (it frees its worker slot between pokes every
+  5 minutes, gives up after 12 hours): it waits until `<landing>/<D>/` holds a CSV or parquet file,
+  or, when the `marker` param is set (e.g. `_SUCCESS`), until that marker exists.
+* `ingest` ingests **only** the files of `<landing>/<D>/` (`pipeline.ingest.run_ingest`). Each
+  file is one transaction keyed by its bytes, so a re-run of D adds nothing; a file that cannot be
+  read or lacks a mapped column fails the task with the file and column in the task log, and
+  nothing of it becomes visible in the store.
+* On success it updates the **`trendrec_raw_events`** asset (extra: the day and the row counts),
+  which schedules `trendrec_retrain`.
+
+The daily schedule uses data intervals: the run of D starts after D has ended. History is loaded
+with `airflow backfill create --dag-id trendrec_ingest --from-date 2011-11-01 --to-date 2011-11-30`
+(or `TRENDREC_CATCHUP=true`). Params: `config`, `store`, `landing`, `marker`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
+
+log = logging.getLogger(__name__)
+
+RAW_EVENTS = Asset(name="trendrec_raw_events")
+
+
+def log_failure(context) -> None:
+    """One clear line per failure: which DAG, task and logical date, and why."""
+    ti = context.get("task_instance")
+    log.error("trendrec failure: dag=%s task=%s logical_date=%s run_id=%s try=%s: %r",
+              context["dag"].dag_id, getattr(ti, "task_id", "-"), context.get("logical_date"),
+              context.get("run_id"), getattr(ti, "try_number", "-"), context.get("exception"))
+
+
+DEFAULT_ARGS = {
+    "owner": "trendrec",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,  # 1 min, 2 min, ... capped below
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": log_failure,
+}
+
+
+@dag(
+    dag_id="trendrec_ingest",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2010, 12, 1, tz="UTC"),
+    catchup=os.environ.get("TRENDREC_CATCHUP", "false").lower() == "true",
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=log_failure,
+    dagrun_timeout=timedelta(hours=14),
+    tags=["trendrec", "ingest"],
+    doc_md=__doc__,
+    params={
+        "config": Param(os.environ.get("TRENDREC_CONFIG", ""), type="string", description="TOML config path"),
+        "store": Param(os.environ.get("TRENDREC_STORE", ""), type="string", description="store directory"),
+        "landing": Param(os.environ.get("TRENDREC_LANDING", ""), type="string",
+                         description="landing folder holding <YYYY-MM-DD>/ drops"),
+        "marker": Param("", type="string", description="file that marks a day's drop complete (empty: any data file)"),
+    },
+)
+def trendrec_ingest():
+    @task.sensor(poke_interval=300, timeout=12 * 3600, mode="reschedule", execution_timeout=timedelta(minutes=5))
+    def wait_for_drop(params=None, logical_date=None) -> PokeReturnValue:
+        from pipeline.landing import day_dir, day_files
+
+        if not params["landing"]:
+            raise ValueError("trendrec_ingest: the `landing` param (or $TRENDREC_LANDING) is empty")
+        if logical_date is None:
+            raise ValueError("trendrec_ingest needs a logical date: the day whose drop it ingests")
+        files = day_files(params["landing"], logical_date.date(), params["marker"])
+        log.info("%s: %d file(s) landed", day_dir(params["landing"], logical_date.date()), len(files))
+        return PokeReturnValue(is_done=bool(files), xcom_value=[str(f) for f in files])
+
+    @task(outlets=[RAW_EVENTS])
+    def ingest(files: list[str], params=None, logical_date=None, outlet_events=None) -> dict:
+        from pipeline.ingest import run_ingest
+        from pipeline.landing import day_dir, load_run_config
+
+        folder = day_dir(params["landing"], logical_date.date())
+        summary = run_ingest(load_run_config(params["config"], params["store"]), str(folder))
+        outlet_events[RAW_EVENTS].extra = {
+            "day": str(logical_date.date()), "files": len(summary["files"]),
+            "rows_accepted": summary["rows_accepted"], "rows_duplicate": summary["rows_duplicate"]}
+        return summary
+
+    ingest(wait_for_drop())
+
+
+trendrec_ingest()

@@ -1,0 +1,97 @@
+"""
+### trendrec_rerank — re-rank the day's candidate lists with the production model's trends
+
+**has_production_model → rerank**
+
+* Runs daily at 06:00 UTC **and** whenever `trendrec_retrain` updates the
+  **`trendrec_production_model`** asset (a new model re-ranks the day's lists at once).
+* Day D is the run's logical date; asset-triggered runs have none in Airflow 3, so D is the UTC day
+  the run was queued (`run_after`).
+* Input: `<candidates_dir>/<D>.parquet` when the `candidates_dir` param is set, else the config's
+  `rerank.candidates` file. Output: `reranked/<D>.parquet` in the store, written atomically, so a
+  re-run of D with the same production model rewrites identical bytes.
+* `has_production_model` short-circuits (skips `rerank`) while nothing is in production.
+* Params: `config`, `store`, `candidates_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+log = logging.getLogger(__name__)
+
+PRODUCTION_MODEL = Asset(name="trendrec_production_model")
+
+
+def log_failure(context) -> None:
+    """One clear line per failure: which DAG, task and logical date, and why."""
+    ti = context.get("task_instance")
+    log.error("trendrec failure: dag=%s task=%s logical_date=%s run_id=%s try=%s: %r",
+              context["dag"].dag_id, getattr(ti, "task_id", "-"), context.get("logical_date"),
+              context.get("run_id"), getattr(ti, "try_number", "-"), context.get("exception"))
+
+
+DEFAULT_ARGS = {
+    "owner": "trendrec",
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=20),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": log_failure,
+}
+
+
+def _config(params: dict):
+    from pipeline.landing import load_run_config  # heavy imports stay inside tasks
+
+    return load_run_config(params["config"], params["store"])
+
+
+@dag(
+    dag_id="trendrec_rerank",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
+                                 assets=[PRODUCTION_MODEL]),
+    start_date=pendulum.datetime(2010, 12, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=log_failure,
+    dagrun_timeout=timedelta(hours=2),
+    tags=["trendrec", "rerank"],
+    doc_md=__doc__,
+    params={
+        "config": Param(os.environ.get("TRENDREC_CONFIG", ""), type="string", description="TOML config path"),
+        "store": Param(os.environ.get("TRENDREC_STORE", ""), type="string", description="store directory"),
+        "candidates_dir": Param(os.environ.get("TRENDREC_CANDIDATES_DIR", ""), type="string",
+                                description="folder of <YYYY-MM-DD>.parquet lists (empty: config's file)"),
+    },
+)
+def trendrec_rerank():
+    @task.short_circuit
+    def has_production_model(params=None) -> bool:
+        from recsys.registry import read_production
+
+        prod = read_production(_config(params).store)
+        log.info("production model: %s", prod and prod["version"])
+        return prod is not None
+
+    @task
+    def rerank(params=None, logical_date=None, dag_run=None) -> dict:
+        from pipeline.landing import candidates_for, run_day
+        from recsys.rerank import run_rerank
+
+        cfg = _config(params)
+        day = run_day(logical_date, dag_run.run_after)
+        candidates = candidates_for(params["candidates_dir"], day, cfg.rerank.candidates)
+        return run_rerank(cfg, candidates, f"reranked/{day}.parquet")
+
+    has_production_model() >> rerank()
+
+
+trendrec_rerank()

@@ -1,0 +1,130 @@
+"""
+### trendrec_retrain — aggregate, train, evaluate and (if blessed) push a new model
+
+**aggregate → train → evaluate → is_blessed → push | keep_production**
+
+* Scheduled on the **`trendrec_raw_events`** asset (every successful `trendrec_ingest` run), or
+  weekly, or either: set `TRENDREC_RETRAIN_SCHEDULE` to `asset` (default), `weekly` (Mondays
+  03:00 UTC) or `asset_or_weekly` where the DAG processor runs.
+* `train` names its candidate `models/candidates/<run key>/`. The run key is the logical date
+  (`20111210T000000`) for time-scheduled, manual and backfill runs. Asset-triggered runs have no
+  logical date in Airflow 3, so their key is the run id with unsafe characters replaced by `_`
+  (`asset_triggered__2026-11-23T05_00_00.123456_00_00`); clearing a run keeps its run id. Either
+  way a re-run reuses the committed candidate, its evaluation and its registry version: it changes
+  nothing in the store.
+* `is_blessed` branches on the evaluation: `push` versions the candidate as the production model
+  and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`); a
+  candidate that is not blessed, or was already pushed, leaves production and the asset alone.
+* Params: `config`, `store`, `horizon` (days forecast; empty = the config's `model.horizon`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+log = logging.getLogger(__name__)
+
+RAW_EVENTS = Asset(name="trendrec_raw_events")
+PRODUCTION_MODEL = Asset(name="trendrec_production_model")
+WEEKLY = CronTriggerTimetable("0 3 * * 1", timezone="UTC")
+SCHEDULES = {"asset": [RAW_EVENTS], "weekly": WEEKLY,
+             "asset_or_weekly": AssetOrTimeSchedule(timetable=WEEKLY, assets=[RAW_EVENTS])}
+SCHEDULE = os.environ.get("TRENDREC_RETRAIN_SCHEDULE", "asset")
+if SCHEDULE not in SCHEDULES:
+    raise ValueError(f"TRENDREC_RETRAIN_SCHEDULE={SCHEDULE!r}: expected one of {sorted(SCHEDULES)}")
+
+
+def log_failure(context) -> None:
+    """One clear line per failure: which DAG, task and logical date, and why."""
+    ti = context.get("task_instance")
+    log.error("trendrec failure: dag=%s task=%s logical_date=%s run_id=%s try=%s: %r",
+              context["dag"].dag_id, getattr(ti, "task_id", "-"), context.get("logical_date"),
+              context.get("run_id"), getattr(ti, "try_number", "-"), context.get("exception"))
+
+
+DEFAULT_ARGS = {
+    "owner": "trendrec",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=30),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": log_failure,
+}
+
+
+def _config(params: dict):
+    from pipeline.landing import load_run_config  # heavy imports stay inside tasks
+
+    return load_run_config(params["config"], params["store"], params["horizon"])
+
+
+@dag(
+    dag_id="trendrec_retrain",
+    schedule=SCHEDULES[SCHEDULE],
+    start_date=pendulum.datetime(2010, 12, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    on_failure_callback=log_failure,
+    dagrun_timeout=timedelta(hours=6),
+    tags=["trendrec", "training"],
+    doc_md=__doc__,
+    params={
+        "config": Param(os.environ.get("TRENDREC_CONFIG", ""), type="string", description="TOML config path"),
+        "store": Param(os.environ.get("TRENDREC_STORE", ""), type="string", description="store directory"),
+        "horizon": Param(None, type=["null", "integer"], minimum=1, description="days forecast (default: config)"),
+    },
+)
+def trendrec_retrain():
+    @task
+    def aggregate(params=None) -> dict:
+        from pipeline.aggregate import run_aggregate
+
+        return run_aggregate(_config(params))
+
+    @task(execution_timeout=timedelta(hours=4))
+    def train(aggregated: dict, params=None, logical_date=None, run_id=None) -> dict:
+        from pipeline.landing import run_key
+        from recsys.train import run_train
+
+        return run_train(_config(params), run_id=run_key(logical_date, run_id))
+
+    @task
+    def evaluate(trained: dict, params=None) -> dict:
+        from recsys.evaluate import run_evaluate
+
+        return run_evaluate(_config(params), trained["candidate_dir"])
+
+    @task.branch
+    def is_blessed(evaluated: dict) -> str:
+        log.info("blessed=%s: %s", evaluated["blessed"], evaluated["reason"])
+        return "push" if evaluated["blessed"] else "keep_production"
+
+    @task(outlets=[PRODUCTION_MODEL])
+    def push(evaluated: dict, params=None, outlet_events=None) -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from recsys.registry import push as push_candidate
+
+        result = push_candidate(_config(params), evaluated["candidate_dir"])
+        if not result["pushed"]:  # already pushed by an earlier try of this run: no new model event
+            raise AirflowSkipException(result["reason"])
+        outlet_events[PRODUCTION_MODEL].extra = {"version": result["version"], "previous": result["previous"]}
+        return result
+
+    @task
+    def keep_production(evaluated: dict) -> str:
+        log.info("production unchanged: %s", evaluated["reason"])
+        return evaluated["reason"]
+
+    evaluated = evaluate(train(aggregate()))
+    is_blessed(evaluated) >> [push(evaluated), keep_production(evaluated)]
+
+
+trendrec_retrain()

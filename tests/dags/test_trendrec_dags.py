@@ -1,0 +1,178 @@
+"""The three production DAGs: structure, parse time, and real `dag.test()` runs on a slice of the demo data.
+
+    .venv/bin/python -m pytest tests/dags -q
+"""
+
+import re
+import time
+
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from pipeline.io import Store
+from tests.conftest import DEMO_CONFIG, DEMO_EVENTS, ROOT
+
+DAG_IDS = ("trendrec_ingest", "trendrec_retrain", "trendrec_rerank")
+DAY = "2011-12-09"  # the ingest run's logical date: its drop holds May..Dec 9 (a slice)
+RUN_DATE = "2011-12-10"  # retrain and rerank
+
+
+# --- structure ------------------------------------------------------------------------------------
+def test_the_three_dags_parse_without_cycles_each_file_under_a_second(dagbag):
+    assert set(DAG_IDS) <= set(dagbag.dag_ids), dagbag.import_errors
+    for dag_id in DAG_IDS:
+        dagbag.dags[dag_id].check_cycle()  # raises on a cycle
+    stats = {st.file.rsplit("/", 1)[-1]: st.duration for st in dagbag.dagbag_stats}
+    for name in ("trendrec_ingest.py", "trendrec_retrain.py", "trendrec_rerank.py", "trendrec_pipeline.py"):
+        seconds = stats[name].total_seconds() if hasattr(stats[name], "total_seconds") else stats[name]
+        print(f"parse {name}: {seconds:.3f} s")
+        assert seconds < 1.0, (name, seconds)
+
+
+def test_retries_back_off_and_failures_are_logged(dagbag):
+    for dag_id in DAG_IDS:
+        dag = dagbag.dags[dag_id]
+        assert dag.max_active_runs == 1 and dag.dagrun_timeout is not None, dag_id
+        assert dag.on_failure_callback, dag_id
+        for t in dag.tasks:
+            assert t.retry_exponential_backoff >= 2 and t.max_retry_delay is not None, (dag_id, t.task_id)
+            assert t.on_failure_callback, (dag_id, t.task_id)
+
+
+def test_ingest_waits_for_the_drop_in_reschedule_mode(dagbag):
+    dag = dagbag.dags["trendrec_ingest"]
+    sensor = dag.get_task("wait_for_drop")
+    assert sensor.mode == "reschedule" and 0 < sensor.timeout <= 24 * 3600
+    assert dag.get_task("ingest").upstream_task_ids == {"wait_for_drop"}
+    assert [a.name for a in dag.get_task("ingest").outlets] == ["trendrec_raw_events"]
+
+
+def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
+    retrain = dagbag.dags["trendrec_retrain"]
+    assert retrain.get_task("is_blessed").downstream_task_ids == {"push", "keep_production"}
+    assert [a.name for a in retrain.get_task("push").outlets] == ["trendrec_production_model"]
+    assert "trendrec_raw_events" in str(retrain.timetable.asset_condition)
+    rerank = dagbag.dags["trendrec_rerank"]
+    assert type(rerank.timetable).__name__ == "AssetOrTimeSchedule"
+    assert "trendrec_production_model" in str(rerank.timetable.asset_condition)
+
+
+def test_run_keys_are_deterministic_and_path_safe():
+    import datetime
+
+    from pipeline.landing import run_day, run_key
+
+    assert run_key(datetime.datetime(2011, 12, 10, tzinfo=datetime.timezone.utc), "x") == "20111210T000000"
+    key = run_key(None, "asset_triggered__2026-11-23T05:00:00.123456+00:00")
+    assert key == "asset_triggered__2026-11-23T05_00_00.123456_00_00"
+    after = datetime.datetime(2026, 11, 23, 23, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=-2)))
+    assert str(run_day(None, after)) == "2026-11-24"  # the UTC day
+
+
+def test_day_files_waits_for_the_marker(tmp_path):
+    from pipeline.landing import day_files
+
+    day = tmp_path / "2011-12-09"
+    assert day_files(tmp_path, "2011-12-09") == []
+    day.mkdir()
+    (day / ".a.parquet.tmp").write_bytes(b"half")  # a producer still writing
+    assert day_files(tmp_path, "2011-12-09") == []
+    (day / "a.csv").write_text("x\n1\n")
+    assert day_files(tmp_path, "2011-12-09") == [day / "a.csv"]
+    assert day_files(tmp_path, "2011-12-09", marker="_SUCCESS") == []
+    (day / "_SUCCESS").touch()
+    assert day_files(tmp_path, "2011-12-09", marker="_SUCCESS") == [day / "a.csv"]
+
+
+# --- real runs ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A landing folder with one drop (every 4th row of May..Dec 9 2011), a tiny model, candidates of Dec 10."""
+    root = tmp_path_factory.mktemp("dags")
+    events = pd.read_parquet(DEMO_EVENTS)
+    when = events["InvoiceDate"]
+    drop = root / "landing" / DAY
+    drop.mkdir(parents=True)
+    events[(when >= "2011-05-01") & (when < "2011-12-10")].iloc[::4].to_parquet(drop / "events.parquet")
+    cands = root / "candidates"
+    cands.mkdir()
+    pd.DataFrame({
+        s.USER_ID: ["17850"] * 3 + ["12583"] * 3,
+        s.ITEM_ID: ["85123A", "22086", "21212", "22086", "85099B", "21212"],
+        s.SEGMENT: ["lights_candles", "christmas", "baking_cake", "christmas", "bags", "baking_cake"],
+        s.BASE_SCORE: [0.9, 0.8, 0.7, 0.9, 0.85, 0.5],
+    }).to_parquet(cands / f"{RUN_DATE}.parquet")
+    text = DEMO_CONFIG.read_text()
+    text = re.sub(r'(?m)^source = .*$', 'source = ""', text)
+    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "margin": "-1.0"}.items():
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    (root / "trendrec.toml").write_text(text)
+    return root
+
+
+def _run(dagbag, dag_id, day, conf):
+    started = time.monotonic()
+    run = dagbag.dags[dag_id].test(logical_date=pd.Timestamp(day, tz="UTC").to_pydatetime(), run_conf=conf)
+    print(f"dag.test {dag_id} {day}: {time.monotonic() - started:.1f} s, {run.state}")
+    return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+def _confs(root):
+    base = {"config": str(root / "trendrec.toml"), "store": str(root / "store")}
+    return {"trendrec_ingest": base | {"landing": str(root / "landing"), "marker": ""},
+            "trendrec_retrain": base | {"horizon": None},
+            "trendrec_rerank": base | {"candidates_dir": str(root / "candidates")}}
+
+
+def _snapshot(root):
+    """Every file of the store except TensorBoard logs, with its bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "runs" not in p.parts and p.suffix != ".log"}
+
+
+@pytest.mark.slow
+def test_ingest_retrain_rerank_run_for_real(dagbag, setup):
+    confs = _confs(setup)
+    run, states = _run(dagbag, "trendrec_ingest", DAY, confs["trendrec_ingest"])
+    assert run.state == "success" and set(states.values()) == {"success"}, states
+    st = Store(setup / "store")
+    assert st.committed_raw_files()
+
+    run, states = _run(dagbag, "trendrec_retrain", RUN_DATE, confs["trendrec_retrain"])
+    assert run.state == "success", states
+    assert states["push"] == "success" and states["keep_production"] == "skipped", states
+    assert (st.models / "candidates" / "20111210T000000" / "evaluation.json").is_file()
+    assert (st.models / "production.json").is_file()
+
+    run, states = _run(dagbag, "trendrec_rerank", RUN_DATE, confs["trendrec_rerank"])
+    assert run.state == "success" and set(states.values()) == {"success"}, states
+    reranked = pd.read_parquet(st.reranked / f"{RUN_DATE}.parquet")
+    assert len(reranked) == 6 and set(reranked[s.USER_ID]) == {"17850", "12583"}
+
+
+@pytest.mark.slow
+def test_rerunning_the_same_dates_changes_nothing(dagbag, setup):
+    before = _snapshot(setup / "store")
+    assert any(name.startswith("reranked/") for name in before), "runs after the test above"
+    confs = _confs(setup)
+    for dag_id, day in (("trendrec_ingest", DAY), ("trendrec_retrain", RUN_DATE), ("trendrec_rerank", RUN_DATE)):
+        run, states = _run(dagbag, dag_id, day, confs[dag_id])
+        assert run.state == "success", (dag_id, states)
+    after = _snapshot(setup / "store")
+    assert sorted(after) == sorted(before)
+    assert [name for name in before if before[name] != after[name]] == []
+
+
+@pytest.mark.slow
+def test_a_bad_file_fails_the_run_with_its_reason_and_leaves_the_store_intact(dagbag, setup, caplog, capfd):
+    before = _snapshot(setup / "store")
+    drop = setup / "landing" / "2011-12-11"
+    drop.mkdir()
+    (drop / "broken.parquet").write_bytes(b"this is not parquet")
+    run, states = _run(dagbag, "trendrec_ingest", "2011-12-11", _confs(setup)["trendrec_ingest"])
+    assert run.state == "failed" and states["ingest"] == "failed", states
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "broken.parquet: cannot be read as parquet" in logged
+    assert re.search(r"trendrec failure: dag=trendrec_ingest task=ingest logical_date=2011-12-11", logged)
+    assert _snapshot(setup / "store") == before
