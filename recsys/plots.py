@@ -1,7 +1,8 @@
 """Matplotlib figures of trends, forecasts and re-ranking, drawn from frames that recsys.report shapes.
 
-Every function takes ready-made tables and returns a ``Figure``; nothing here reads the store or
-computes a statistic, so the notebooks, ``trendrec report`` and the tests draw the same pictures.
+Every plot function takes ready-made tables and returns a ``Figure``; nothing here reads the store
+or computes a statistic, so the notebooks, ``trendrec report`` and the tests draw the same pictures.
+``render_page`` lays the report's PNG files and tables out as one self-contained HTML page.
 ``trendrec report`` draws them with the Agg backend; in Jupyter the inline backend is kept.
 
     trendrec report --store /tmp/nbstore   # writes report/*.png and report/index.html
@@ -9,7 +10,11 @@ computes a statistic, so the notebooks, ``trendrec report`` and the tests draw t
 
 from __future__ import annotations
 
+import base64
+import html
 import math
+from datetime import datetime, timezone
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -178,3 +183,33 @@ def plot_sweep(sweep: pd.DataFrame, weight: float | None = None) -> Figure:
         ax.set_title(f"{label} against the blend weight")
         ax.legend(fontsize=8)
     return fig
+
+
+# --- the HTML page of `trendrec report` -------------------------------------------------------------
+_TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily series and rolling trend",
+           "movers": "Rising and falling segments", "decomposition": "Seasonal decomposition",
+           "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
+           "loss": "Training curve", "rerank_examples": "Re-ranking examples",
+           "rerank_sweep": "HitRate / NDCG sweep"}
+_STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
+          "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
+          ".note{color:#444}")
+
+
+def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.DataFrame],
+                notes: list[str]) -> str:
+    """One HTML page with no external resource: PNG files as base64 data URIs, tables as plain HTML."""
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    parts = [f"<h1>trendrec report</h1><p>Store <code>{html.escape(str(store_root))}</code>, {when}.</p>"]
+    parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
+    if "metrics" in tables:
+        parts.append("<h2>Hold-out metrics (production model vs baselines)</h2>"
+                     + tables["metrics"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    for name, path in images.items():
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
+                     f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
+        if name in ("rerank_examples", "rerank_sweep") and name in tables:
+            parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+    return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
+            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -10,12 +10,9 @@ a network, fonts or JavaScript.
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
 import re
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -240,8 +237,20 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
     record = production_record(store)
     if record is None:
         notes.append("No production model yet: run `trendrec train`, `evaluate` and `push`.")
-        return figures, tables, notes
-    tables["metrics"] = metrics_table(record["metadata"].get("metrics") or {})
+    else:
+        _model_figures(cfg, record, figures, tables, notes)
+    return figures, tables, notes
+
+
+def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
+                   tables: dict[str, pd.DataFrame], notes: list[str]) -> None:
+    """Add production's forecast, metric, loss and re-rank plots (and their notes) in place."""
+    from recsys import plots
+
+    store, measure, meta = Store(cfg.store), cfg.model.target, record["metadata"]
+    notes.append(f"Production {record['version']}: trained until {meta.get('cutoff')}, hold-out to "
+                 f"{meta.get('holdout_end')}; {meta.get('reason')}.")
+    tables["metrics"] = metrics_table(meta.get("metrics") or {})
     holdout = holdout_frame(cfg)
     figures["holdout"] = plots.plot_holdout(holdout, measure, quantile_band(holdout.columns))
     if record["evaluation"].get("per_segment"):
@@ -259,7 +268,6 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
     else:
         tables["rerank_sweep"] = sweep
         figures["rerank_sweep"] = plots.plot_sweep(sweep, cfg.rerank.weight)
-    return figures, tables, notes
 
 
 def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:
@@ -269,6 +277,8 @@ def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:
     if "inline" not in matplotlib.get_backend():
         matplotlib.use("Agg")  # files only: no display needed, no GUI toolkit imported
     import matplotlib.pyplot as plt
+
+    from recsys import plots
 
     store = Store(cfg.store)
     folder = store.inside(output) if output else store.report
@@ -281,35 +291,7 @@ def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:
         images[name] = folder / f"{name}.png"
     page = folder / "index.html"
     with atomic_path(page) as tmp:
-        tmp.write_text(_html(store, images, tables, notes), encoding="utf-8")
+        tmp.write_text(plots.render_page(store.root, images, tables, notes), encoding="utf-8")
     log.info("report: %d plots and %s", len(images), page)
     return {"output": str(folder), "html": str(page), "plots": sorted(str(p) for p in images.values()),
             "notes": notes}
-
-
-_TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily series and rolling trend",
-           "movers": "Rising and falling segments", "decomposition": "Seasonal decomposition",
-           "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
-           "loss": "Training curve", "rerank_examples": "Re-ranking examples",
-           "rerank_sweep": "HitRate / NDCG sweep"}
-
-
-def _html(store: Store, images: dict[str, Path], tables: dict[str, pd.DataFrame], notes: list[str]) -> str:
-    """One page, no external resource: images as data URIs, tables as plain HTML."""
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    parts = [f"<h1>trendrec report</h1><p>Store <code>{html.escape(str(store.root))}</code>, {when}.</p>"]
-    parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
-    if "metrics" in tables:
-        parts.append("<h2>Hold-out metrics (production model vs baselines)</h2>"
-                     + tables["metrics"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
-    for name, path in images.items():
-        data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
-                     f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if name in ("rerank_examples", "rerank_sweep") and name in tables:
-            parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-    style = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-             ".note{color:#a60}")
-    return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -1,6 +1,6 @@
 """The notebooks are committed clean and run top to bottom against a small store (nbclient).
 
-The store is built once for this module by tests.recsys.test_report.build_small_store (a 10 % row
+The store is built once per session by tests.recsys.test_report.build_small_store (a 10 % row
 sample of Online Retail, 2 epochs, 8 units; plus `evaluate-rerank` when recsys.rerank_eval exists)
 and handed to the kernel through $TRENDREC_STORE. The kernel is the `python3` kernelspec, which
 jupyter_client starts with this interpreter (sys.executable), i.e. the project's .venv.
@@ -23,9 +23,9 @@ CELL_TIMEOUT = 300  # seconds per cell; a whole notebook takes well under a minu
 
 @pytest.fixture(scope="module")
 def notebook_store(tmp_path_factory):
-    from tests.recsys.test_report import build_small_store
+    from tests.recsys.test_report import shared_small_store
 
-    cfg = build_small_store(tmp_path_factory.mktemp("notebooks"))
+    cfg = shared_small_store(tmp_path_factory)
     if importlib.util.find_spec("recsys.rerank_eval") is not None:  # the sweep plot needs its output
         from recsys.rerank_eval import run_evaluate_rerank
 
