@@ -5,11 +5,12 @@
 
 * `wait_for_drop` is a sensor in *reschedule* mode (it frees its worker slot between pokes every
   5 minutes, gives up after 12 hours): it waits until `<landing>/<D>/` holds a CSV or parquet file,
-  or, when the `marker` param is set (e.g. `_SUCCESS`), until that marker exists.
+  or, when the `marker` param is set (e.g. `_SUCCESS`), until that marker exists (a folder with only
+  the marker is a day without events: `ingest` is skipped and the asset is not updated).
 * `ingest` ingests **only** the files of `<landing>/<D>/` (`pipeline.ingest.run_ingest`). Each
   file is one transaction keyed by its bytes, so a re-run of D adds nothing; a file that cannot be
-  read or lacks a mapped column fails the task with the file and column in the task log, and
-  nothing of it becomes visible in the store.
+  read or lacks a mapped column fails the task at once (no retry: bad input does not heal) with
+  the file and column in the task log, and nothing of it becomes visible in the store.
 * On success it updates the **`trendrec_raw_events`** asset (extra: the day and the row counts),
   which schedules `trendrec_retrain`.
 
@@ -73,23 +74,33 @@ DEFAULT_ARGS = {
 def trendrec_ingest():
     @task.sensor(poke_interval=300, timeout=12 * 3600, mode="reschedule", execution_timeout=timedelta(minutes=5))
     def wait_for_drop(params=None, logical_date=None) -> PokeReturnValue:
-        from pipeline.landing import day_dir, day_files
+        from pipeline.landing import day_dir, day_files, drop_complete
 
         if not params["landing"]:
             raise ValueError("trendrec_ingest: the `landing` param (or $TRENDREC_LANDING) is empty")
         if logical_date is None:
             raise ValueError("trendrec_ingest needs a logical date: the day whose drop it ingests")
+        done = drop_complete(params["landing"], logical_date.date(), params["marker"])  # before listing
         files = day_files(params["landing"], logical_date.date(), params["marker"])
-        log.info("%s: %d file(s) landed", day_dir(params["landing"], logical_date.date()), len(files))
-        return PokeReturnValue(is_done=bool(files), xcom_value=[str(f) for f in files])
+        log.info("%s: %d file(s) landed, complete=%s", day_dir(params["landing"], logical_date.date()),
+                 len(files), done)
+        return PokeReturnValue(is_done=done, xcom_value=[str(f) for f in files])
 
     @task(outlets=[RAW_EVENTS])
     def ingest(files: list[str], params=None, logical_date=None, outlet_events=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from pipeline.errors import TrendrecError
         from pipeline.ingest import run_ingest
         from pipeline.landing import day_dir, load_run_config
 
         folder = day_dir(params["landing"], logical_date.date())
-        summary = run_ingest(load_run_config(params["config"], params["store"]), str(folder))
+        if not files:  # a marker-only drop: the shop had no events that day
+            raise AirflowSkipException(f"{folder}: complete but empty, nothing to ingest")
+        try:
+            summary = run_ingest(load_run_config(params["config"], params["store"]), str(folder))
+        except TrendrecError as exc:  # bad input does not heal by retrying: fail now, with the reason
+            raise AirflowFailException(f"{folder}: {exc}") from exc
         outlet_events[RAW_EVENTS].extra = {
             "day": str(logical_date.date()), "files": len(summary["files"]),
             "rows_accepted": summary["rows_accepted"], "rows_duplicate": summary["rows_duplicate"]}

@@ -7,7 +7,7 @@ Layout (one folder per calendar day, UTC, named by the logical date of the inges
     <landing>/2011-12-10/_SUCCESS               optional marker, written last by the producer
 
 A day is "landed" when its folder holds at least one CSV/parquet file, or — when a marker name is
-configured — when the marker exists. Names starting with "." are ignored, so a producer writes
+configured — when the marker exists; a marker alone marks a day without events (nothing to ingest). Names starting with "." are ignored, so a producer writes
 ``.name.tmp`` and renames it into place; a multi-file drop should use the marker so the sensor
 never fires between two files. Each file is ingested as its own transaction keyed by its bytes,
 so re-ingesting a day adds nothing.
@@ -30,6 +30,13 @@ from pipeline.ingest import IngestError, resolve_sources
 def day_dir(landing: str | os.PathLike, day: datetime.date | str) -> Path:
     """The folder of one day's drop: ``<landing>/<YYYY-MM-DD>``."""
     return Path(landing).expanduser().resolve() / str(day)
+
+
+def drop_complete(landing: str | os.PathLike, day: datetime.date | str, marker: str = "") -> bool:
+    """True once ``day`` has landed: its marker exists, or (no marker configured) a file is there."""
+    if marker:
+        return (day_dir(landing, day) / marker).is_file()
+    return bool(day_files(landing, day))
 
 
 def day_files(landing: str | os.PathLike, day: datetime.date | str, marker: str = "") -> list[Path]:

@@ -176,3 +176,50 @@ def test_a_bad_file_fails_the_run_with_its_reason_and_leaves_the_store_intact(da
     assert "broken.parquet: cannot be read as parquet" in logged
     assert re.search(r"trendrec failure: dag=trendrec_ingest task=ingest logical_date=2011-12-11", logged)
     assert _snapshot(setup / "store") == before
+
+
+# --- backfill -------------------------------------------------------------------------------------
+def _tables(store):
+    """Both aggregate tables and the committed raw events without their lineage (file, line), sorted."""
+    from pipeline.aggregate import run_aggregate
+    from pipeline.landing import load_run_config
+
+    run_aggregate(load_run_config("", str(store)))
+    st = Store(store)
+    raw = pd.concat([pd.read_parquet(f) for f in st.committed_raw_files()]).drop(columns=[s.SOURCE_FILE, s.SOURCE_LINE])
+    out = {"raw": raw, "daily": pd.read_parquet(st.daily_path), "month_weekday": pd.read_parquet(st.month_weekday_path)}
+    return {k: v.sort_values(list(v.columns), kind="mergesort").reset_index(drop=True) for k, v in out.items()}
+
+
+@pytest.mark.slow
+def test_a_daily_backfill_over_a_month_leaves_the_store_of_one_run_over_the_month(dagbag, setup):
+    """30 consecutive daily runs (what `airflow backfill create` schedules) == one drop of the month."""
+    events = pd.read_parquet(DEMO_EVENTS)
+    month = events[(events["InvoiceDate"] >= "2011-11-01") & (events["InvoiceDate"] < "2011-12-01")].iloc[::4]
+    daily_landing, month_landing = setup / "landing-daily", setup / "landing-month"
+    days = pd.date_range("2011-11-01", "2011-11-30", freq="D")
+    for day in days:  # one folder per day, marker always: days without trading are empty but complete
+        folder = daily_landing / str(day.date())
+        folder.mkdir(parents=True)
+        part = month[month["InvoiceDate"].dt.normalize() == day]
+        if len(part):
+            part.to_parquet(folder / "events.parquet")
+        (folder / "_SUCCESS").touch()
+    (month_landing / "2011-11-30").mkdir(parents=True)
+    month.to_parquet(month_landing / "2011-11-30" / "events.parquet")
+
+    conf = _confs(setup)["trendrec_ingest"]
+    daily_conf = conf | {"store": str(setup / "store-daily"), "landing": str(daily_landing), "marker": "_SUCCESS"}
+    skipped = 0
+    for day in days:
+        run, states = _run(dagbag, "trendrec_ingest", str(day.date()), daily_conf)
+        assert run.state == "success", (day, states)
+        skipped += states["ingest"] == "skipped"
+    assert 0 < skipped < len(days)  # Saturdays: the shop did not trade
+    run, _ = _run(dagbag, "trendrec_ingest", "2011-11-30", conf | {"store": str(setup / "store-month"),
+                                                                   "landing": str(month_landing)})
+    assert run.state == "success"
+
+    daily, whole = _tables(setup / "store-daily"), _tables(setup / "store-month")
+    for name in daily:
+        pd.testing.assert_frame_equal(daily[name], whole[name], check_dtype=True)
