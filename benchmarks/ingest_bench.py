@@ -30,6 +30,7 @@ log = logging.getLogger("ingest_bench")
 CONFIG = """
 store = "{store}"
 [ingest]
+batch_rows = {batch_rows}
 timezone = "Europe/London"
 returns = "keep"
 segment_from = "desc"
@@ -92,6 +93,7 @@ def run_child(code: str, *args: str) -> tuple[float, int, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000_000, help="rows to generate (default 20 M)")
+    parser.add_argument("--batch-rows", type=int, default=500_000, help="ingest.batch_rows for the run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -101,12 +103,12 @@ def main() -> None:
     generate_csv(csv_path, args.rows)
     log.info("generated %s rows, %.0f MB in %.1f s", f"{args.rows:,}", csv_path.stat().st_size / 1e6,
              time.monotonic() - t0)
-    (tmp / "c.toml").write_text(CONFIG.format(store=tmp / "store"))
+    (tmp / "c.toml").write_text(CONFIG.format(store=tmp / "store", batch_rows=args.batch_rows))
     copy_s, copy_rss, _ = run_child(COPY, str(csv_path), str(tmp / "copy.parquet"))
     ingest_s, ingest_rss, out = run_child(INGEST, str(tmp / "c.toml"), str(csv_path))
     summary = json.loads(out.strip().splitlines()[-1])
     result = {
-        "rows": args.rows, "rows_accepted": summary["rows_accepted"],
+        "rows": args.rows, "batch_rows": args.batch_rows, "rows_accepted": summary["rows_accepted"],
         "rows_quarantined": summary["rows_quarantined"],
         "copy_s": round(copy_s, 1), "ingest_s": round(ingest_s, 1), "ratio": round(ingest_s / copy_s, 2),
         "ingest_rows_per_s": round(args.rows / ingest_s), "copy_rows_per_s": round(args.rows / copy_s),

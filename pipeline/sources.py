@@ -31,7 +31,7 @@ from pipeline.config import IngestConfig
 from pipeline.errors import TrendrecError
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
-           ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+           ".jsonl": "jsonl", ".ndjson": "jsonl"}  # not .json: manifests in a drop folder would be read
 _CSV_BLOCK = 1 << 24  # bytes per CSV block: bounds memory together with batch_rows
 
 
