@@ -212,15 +212,17 @@ def aggregate_set(store: Store) -> Iterator[Path]:
         for f in new.rglob("*.parquet"):
             if f.is_file():
                 _fsync(f)
-        previous = current_aggregates(store)
-        _replace_symlink(store.aggregates_current, Path("_versions") / new.name)
-        for name in (DAILY_NAME, MONTH_WEEKDAY_NAME):
-            _replace_symlink(store.aggregates / name, Path("_current") / name)
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
-    for old in versions.iterdir():  # keep the new set and the one before it, for readers mid-way
-        if old not in (new, previous) and old.is_dir():
+    previous = current_aggregates(store)
+    _replace_symlink(store.aggregates_current, Path("_versions") / new.name)
+    for name in (DAILY_NAME, MONTH_WEEKDAY_NAME):
+        _replace_symlink(store.aggregates / name, Path("_current") / name)
+    # Keep the new set and the one before it (a reader may be mid-way); names sort by creation time,
+    # so a set another run is still writing (newer than ``previous``) is never removed.
+    for old in versions.iterdir() if previous is not None else []:
+        if old.name < previous.name and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
 
 

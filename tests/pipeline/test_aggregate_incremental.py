@@ -128,3 +128,15 @@ def test_one_day_batches_give_the_same_tables(tmp_path, monkeypatch):
     run_aggregate(cfg)
     daily, profile = _tables(cfg)
     assert daily.equals(full_daily) and profile.equals(full_profile)
+
+
+def test_only_the_current_and_previous_sets_are_kept(tmp_path):
+    cfg, (first,) = _store(tmp_path, "prune", FIRST)
+    run_ingest(cfg, first)
+    store = Store(cfg.store)
+    sets = []
+    for top_n in (None, 1, 2):  # each setting is a full recompute into a new set
+        run_aggregate(cfg, top_n=top_n)
+        sets.append(current_aggregates(store).name)
+    assert sorted(p.name for p in (store.aggregates / "_versions").iterdir()) == sets[1:]
+    assert store.daily_path.is_symlink() and read_parquet(store.daily_path).num_rows > 0
