@@ -11,6 +11,13 @@ small. Then, each in its own child process so peak RSS is its own:
 It prints wall times, the ratio trendrec / reference (the issue's target: <= 1.0) and peak RSS
 (target <= 1.5 GiB, and still bounded at 100 M events). The machine is shared: compare ratios.
 
+Measured 2026-11-23 on the shared 2-core machine (load 2-5 from other work), full recompute:
+20 M, --repeat 3: trendrec 8.8-11.5 s, reference 6.7-18.7 s, median ratio 1.19 (0.62-1.37);
+peak RSS trendrec 518-537 MiB, reference 1.88-1.90 GiB. 100 M, --no-reference: trendrec 78 s,
+peak RSS 562 MiB. Where the time goes: the raw scan is 99 % of it, and the exact all-segment
+distinct users and items per day (a second grouping set over every row) cost 1.4-1.6x a scan
+without them; batching by whole days wins part of that back and bounds memory.
+
     python benchmarks/aggregate_bench.py --events 2_000_000
     python benchmarks/aggregate_bench.py --events 100_000_000 --keep /tmp/trendrec-bench-100m
 """
