@@ -119,19 +119,44 @@ def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
         header = pacsv.open_csv(stream, read_options=read, parse_options=probe).schema.names
     # Every column as text: the validator parses and reports, so nothing is lost to type inference.
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
-    first, done, seen_bad = first_data_line(path, cfg), 0, 0
+    first, done, placer = first_data_line(path, cfg), 0, _LinePlacer()
     with _open_binary(path) as stream:
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
         for batch in _rebatch(reader, cfg.batch_rows):
-            bad_idx = np.array([n - first for n, _ in skipped if n >= 0], dtype=np.int64)
-            lines = first + _place(np.arange(done, done + batch.num_rows), np.sort(bad_idx))
-            new_bad = [(n, text, "malformed_row: wrong number of fields") for n, text in skipped[seen_bad:]]
-            seen_bad = len(skipped)
+            new_bad, skipped[:] = _malformed(skipped), []  # texts leave with this chunk: memory stays bounded
+            placer.add([n - first for n, _, _ in new_bad if n >= 0])
+            lines = first + placer.place(np.arange(done, done + batch.num_rows))
             done += batch.num_rows
             yield Chunk(batch.to_pandas(), lines, None, new_bad)
-    if len(skipped) > seen_bad:
-        yield Chunk(pd.DataFrame(columns=header), np.empty(0, np.int64), None,
-                    [(n, text, "malformed_row: wrong number of fields") for n, text in skipped[seen_bad:]])
+    if skipped:
+        yield Chunk(pd.DataFrame(columns=header), np.empty(0, np.int64), None, _malformed(skipped))
+
+
+def _malformed(skipped: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
+    return [(n, text, "malformed_row: wrong number of fields") for n, text in skipped]
+
+
+class _LinePlacer:
+    """Row index in the file of each parsed row, given the indices of the rows the parser skipped.
+
+    Skipped rows already behind the parsed ones are kept as a count only, so the state stays small.
+    """
+
+    def __init__(self):
+        self.passed = 0  # skipped rows before the current position
+        self.pending = np.empty(0, dtype=np.int64)  # sorted indices of skipped rows not yet passed
+
+    def add(self, indices: list[int]) -> None:
+        self.pending = np.sort(np.concatenate([self.pending, np.asarray(indices, dtype=np.int64)]))
+
+    def place(self, parsed: np.ndarray) -> np.ndarray:
+        ahead = self.pending - self.passed - np.arange(len(self.pending))
+        rows = parsed + self.passed + np.searchsorted(ahead, parsed, side="right")
+        if len(rows):
+            behind = int(np.searchsorted(self.pending, rows[-1], side="right"))
+            self.passed += behind
+            self.pending = self.pending[behind:]
+        return rows
 
 
 def _open_binary(path: Path) -> pa.NativeFile:
@@ -150,13 +175,6 @@ def _check_text(path: Path, head: bytes) -> None:
         raise IngestError(f"{path}: cannot be read as csv: {why}") from None
     if b"\x00" in head:
         raise IngestError(f"{path}: cannot be read as csv: binary content (NUL bytes)")
-
-
-def _place(parsed: np.ndarray, bad: np.ndarray) -> np.ndarray:
-    """Row index in the file of the k-th parsed row, given the sorted indices of skipped rows."""
-    if not len(bad):
-        return parsed
-    return parsed + np.searchsorted(bad - np.arange(len(bad)), parsed, side="right")
 
 
 def _rebatch(reader, rows: int) -> Iterator[pa.RecordBatch]:
