@@ -14,14 +14,18 @@ export AIRFLOW__CORE__PARALLELISM := 2
 export AIRFLOW__API__HOST := 127.0.0.1
 export TRENDREC_CONFIG ?= $(CURDIR)/trendrec.toml
 export TRENDREC_STORE ?= $(CURDIR)/trendrec-data
+export TRENDREC_LANDING ?= $(CURDIR)/landing
+AIRFLOW_PORT ?= 8080
+AIRFLOW_COMPONENTS := api-server scheduler dag-processor triggerer
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test airflow-db tensorboard lock clean help
+.PHONY: install demo test airflow airflow-db tensorboard lock clean help
 
 help:
 	@echo "make demo   run the whole pipeline with Airflow on the bundled Online Retail data"
 	@echo "make test   run the test suite"
+	@echo "make airflow   run Airflow (api-server, scheduler, dag-processor, triggerer) on http://127.0.0.1:$(AIRFLOW_PORT); Ctrl-C stops it"
 	@echo "make tensorboard   serve $(TRENDREC_STORE)/runs on http://127.0.0.1:6006"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -52,6 +56,31 @@ demo: install airflow-db
 
 test: install
 	$(BIN)/python -m pytest
+
+# The components are started one by one rather than with `airflow standalone`: standalone binds 0.0.0.0
+# and leaves its children running on SIGTERM. Here the API server listens on loopback only, the log
+# servers are off (one machine: the API server reads task logs from disk), and Ctrl-C or SIGTERM
+# stops every component this recipe started, by pid. Logs: $(AIRFLOW_HOME)/logs/<component>.log.
+airflow: install airflow-db
+	@mkdir -p $(AIRFLOW_HOME)/logs $(TRENDREC_STORE) $(TRENDREC_LANDING)
+	@echo "==> starting Airflow $(AIRFLOW_COMPONENTS) with the DAGs of $(AIRFLOW__CORE__DAGS_FOLDER)"
+	@pids=""; \
+	for c in $(AIRFLOW_COMPONENTS); do \
+	  case $$c in scheduler|triggerer) extra=--skip-serve-logs;; api-server) extra="--port $(AIRFLOW_PORT)";; *) extra=;; esac; \
+	  $(BIN)/airflow $$c $$extra > $(AIRFLOW_HOME)/logs/$$c.log 2>&1 & pids="$$pids $$!"; \
+	done; \
+	stop() { echo "==> stopping Airflow (pids$$pids)"; kill -TERM $$pids 2>/dev/null; wait $$pids 2>/dev/null; echo "==> Airflow stopped"; }; \
+	trap 'stop; exit 0' INT TERM; \
+	for i in $$(seq 120); do \
+	  curl -fs http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/monitor/health > /dev/null && break; sleep 1; \
+	done; \
+	if ! curl -fs http://127.0.0.1:$(AIRFLOW_PORT)/api/v2/monitor/health > /dev/null; then \
+	  tail -n 20 $(AIRFLOW_HOME)/logs/api-server.log; stop; exit 1; fi; \
+	echo "==> Airflow is up: http://127.0.0.1:$(AIRFLOW_PORT)"; \
+	echo "    login: $$(sed -e 's/[{}" ]//g' -e 's/:/ password /' $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)"; \
+	echo "    DAGs are paused when first seen: unpause trendrec_ingest, trendrec_retrain, trendrec_rerank in the UI"; \
+	echo "    landing folder: $(TRENDREC_LANDING)/<YYYY-MM-DD>/   store: $(TRENDREC_STORE)   Ctrl-C stops Airflow"; \
+	wait
 
 tensorboard: install
 	$(BIN)/tensorboard --logdir $(TRENDREC_STORE)/runs --host 127.0.0.1 --port 6006
