@@ -53,7 +53,8 @@ def resolve_sources(source: str | Path) -> list[Path]:
     """A file, a directory (its CSV, JSON lines and parquet files) or a glob → sorted list of files."""
     p = Path(source)
     if p.is_dir():
-        files = [f for f in p.iterdir() if f.is_file() and format_of(f, "auto") and not f.name.startswith(".")]
+        files = [f for f in p.iterdir()
+                 if f.is_file() and format_of(f, "auto") and not f.name.startswith(".")]
     elif p.exists():
         files = [p]
     else:
