@@ -73,6 +73,13 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AggregateConfig:
+    top_n: int = 0  # keep the N segments with the most events, fold the rest into "__other__"; 0 = all
+    memory_limit: str = "1GB"  # DuckDB memory limit of the aggregate step (it spills beyond)
+    threads: int = 0  # DuckDB threads; 0 = one per core
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     holdout_days: int = 14  # chronological hold-out at the end of the series
     season: int = 7  # seasonal period of the naive baseline and of MASE
@@ -83,6 +90,14 @@ class EvaluateConfig:
 class RerankConfig:
     candidates: str = ""  # default candidate file for `trendrec rerank`
     weight: float = 0.3  # how far trend moves the score: base * (1 + weight * trend)
+    max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413
+    max_request_candidates: int = 10_000  # `trendrec serve`: longer lists get 413
+    eval_candidates: int = 50  # list length per user in `trendrec evaluate-rerank`
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    keep_versions: int = 10  # newest versions kept after a push (plus production and its history); 0 = all
 
 
 @dataclass(frozen=True)
@@ -90,16 +105,19 @@ class Config:
     store: str = DEFAULT_STORE  # root of raw/, quarantine/, aggregates/, models/, runs/, reranked/
     source: str = ""  # default event file for `trendrec ingest`
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, saved next to every model."""
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"ingest": IngestConfig, "model": ModelConfig, "evaluate": EvaluateConfig, "rerank": RerankConfig}
+_SECTIONS = {"ingest": IngestConfig, "aggregate": AggregateConfig, "model": ModelConfig,
+             "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -127,6 +145,12 @@ def _validate(cfg: Config) -> None:
     if unknown:
         raise ConfigError(f"ingest.columns: unknown field(s) {unknown}; mappable: {list(schemas.MAPPABLE_FIELDS)}")
     _validate_ingest(cfg.ingest)
+    for where, value in (("aggregate.top_n", cfg.aggregate.top_n), ("aggregate.threads", cfg.aggregate.threads),
+                         ("registry.keep_versions", cfg.registry.keep_versions)):
+        if value < 0:
+            raise ConfigError(f"{where} must be >= 0, got {value}")
+    if not 0.0 <= cfg.rerank.weight <= 1.0:
+        raise ConfigError(f"rerank.weight must be in [0, 1], got {cfg.rerank.weight}")
     if cfg.model.target not in schemas.MEASURES:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
     if cfg.model.cell not in ("lstm", "gru"):
