@@ -170,9 +170,9 @@ def test_truncated_model_is_refused_and_production_untouched(cfg):
         registry.load_production(store)
 
 
-def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_recommender, trained_daily, monkeypatch):
+def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_recommender, trained_daily):
     store = Store(cfg.store)
-    monkeypatch.setattr(registry, "KEEP_VERSIONS", 1)  # as registry.keep_versions = 1 would
+    cfg = dataclasses.replace(cfg, registry=dataclasses.replace(cfg.registry, keep_versions=1))
     cand = make_candidate(cfg, "run7", trained_recommender, trained_daily)
     blessed_evaluation(cand, "v0002")
     result = registry.push(cfg, cand)
