@@ -46,7 +46,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
     started = time.monotonic()
     store = Store(cfg.store)
     run_id = run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    daily = _read_daily(store)
+    daily = read_daily(store)
     cutoff = cutoff or daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
     if train.empty:
@@ -104,7 +104,8 @@ def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict
             "tensorboard": f"tensorboard --logdir {store.runs}"}
 
 
-def _read_daily(store: Store) -> pd.DataFrame:
+def read_daily(store: Store) -> pd.DataFrame:
+    """The store's daily table with python dates; TrainError when it is missing or empty."""
     try:
         daily = read_parquet(store.daily_path).to_pandas()
     except StoreError as exc:
