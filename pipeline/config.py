@@ -75,7 +75,7 @@ class ModelConfig:
     quantiles: tuple[float, ...] = ()  # e.g. (0.1, 0.5, 0.9), pinball loss, must hold 0.5; () = point only
     distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the visible devices)
     histogram_freq: int = 1  # epochs between TensorBoard weight histograms; 0 = none
-    image_freq: int = 5  # epochs between forecast-vs-actual images (one more at the end); 0 = none
+    image_freq: int = 10  # epochs between forecast-vs-actual images (one more at the end); 0 = none
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ through an embedding, and is told the calendar of the ``horizon`` days ahead; it
 ``horizon`` days at once. Small segments borrow strength from big ones, and the forecast of the
 next days, compared with the recent past, is what re-ranking calls the segment's trend.
 
+The recurrent layers are LSTM (default), GRU or a peephole LSTM (recsys.cells; not fused on GPU).
+With ``quantiles`` the head forecasts, per day, ordered quantiles around the median
+(recsys.quantiles) and re-ranking gets a trend band; training callbacks live in recsys.callbacks.
+
     python -c "from recsys.model import *; build_model(ModelConfig(), n_segments=3).summary()"
 """
 

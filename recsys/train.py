@@ -41,8 +41,6 @@ class TrainError(TrendrecError):
 def run_train(cfg: Config, *, run_id: str | None = None,
               cutoff: datetime.date | None = None) -> dict[str, Any]:
     """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory."""
-    from recsys.model import LSTMRecommender
-
     started = time.monotonic()
     store = Store(cfg.store)
     run_id = run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -61,6 +59,18 @@ def run_train(cfg: Config, *, run_id: str | None = None,
         return _result(run_id, final, log_dir, store, read_json(final / "train.json"), started) | {"reused": True}
     log.info("run %s: training on %d rows, %s..%s; TensorBoard logs in %s",
              run_id, len(train), train[s.DATE].min(), cutoff, log_dir)
+    summary = _fit_and_commit(cfg, train, cutoff, final, log_dir, run_id)
+    out = _result(run_id, final, log_dir, store, summary, started)
+    log.info("run %s: candidate %s (%d epochs, best val_loss %.4g)", run_id, final,
+             out["epochs_run"], out["best_val_loss"])
+    return out
+
+
+def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, final: Path, log_dir: Path,
+                    run_id: str) -> dict[str, Any]:
+    """Fit in a staging directory, rename it onto ``final``, then drop the resume backup."""
+    from recsys.model import LSTMRecommender
+
     backup = final.parent / f".{run_id}{BACKUP_SUFFIX}"
     staging = _fresh_staging(final, run_id)
     try:
@@ -76,10 +86,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
         shutil.rmtree(backup, ignore_errors=True)  # committed: nothing left to resume
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    out = _result(run_id, final, log_dir, store, summary, started)
-    log.info("run %s: candidate %s (%d epochs, best val_loss %.4g)", run_id, final,
-             out["epochs_run"], out["best_val_loss"])
-    return out
+    return summary
 
 
 def _fresh_staging(final: Path, run_id: str) -> Path:

@@ -57,6 +57,7 @@ def test_peephole_model_saves_and_loads_in_safe_mode_with_identical_predictions(
     inputs = {"history": rng.normal(size=(4, cfg.lookback, len(HISTORY_FEATURES))).astype("float32"),
               "future": rng.normal(size=(4, cfg.horizon, len(CALENDAR_FEATURES))).astype("float32"),
               "segment": np.array([0, 1, 2, 0], "int32")}
+    model.optimizer.build(model.trainable_variables)  # as after fit(): the optimizer state is saved too
     model.save(tmp_path / "p.keras")
     loaded = keras.saving.load_model(tmp_path / "p.keras", safe_mode=True)
     assert type(loaded.get_layer("peephole_0").cell) is PeepholeLSTMCell

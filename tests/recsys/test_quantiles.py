@@ -71,3 +71,25 @@ def test_quantile_model_trains_predicts_ordered_columns_and_round_trips(tmp_path
     assert list(trends.columns[:4]) == [s.SEGMENT, s.TREND, TREND_LOW, TREND_HIGH]
     assert (trends[TREND_LOW] <= trends[s.TREND] + 1e-12).all()
     assert (trends[s.TREND] <= trends[TREND_HIGH] + 1e-12).all()
+
+
+@pytest.mark.slow
+def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_band(tiny_store):
+    """train -> evaluate (MASE on the median) -> push (SavedModel export, trend file) all keep working."""
+    from pipeline.config import EvaluateConfig
+    from pipeline.io import Store, read_parquet
+    from recsys import registry
+    from recsys.evaluate import run_evaluate
+    from recsys.train import run_train
+
+    model = dataclasses.replace(SMALL_MODEL, cell="peephole", quantiles=QUANTILES)
+    cfg = dataclasses.replace(tiny_store, model=model, evaluate=EvaluateConfig(margin=-100.0))
+    trained = run_train(cfg, run_id="q")
+    evaluation = run_evaluate(cfg, trained["candidate_dir"])
+    assert evaluation["blessed"] and np.isfinite(evaluation["metrics"]["model"]["mase"])
+    pushed = registry.push(cfg, trained["candidate_dir"])
+    assert pushed["pushed"]
+    version = registry.version_dir(Store(cfg.store), pushed["version"])
+    trends = read_parquet(version / registry.TREND_FILE).to_pandas()
+    assert {TREND_LOW, TREND_HIGH} <= set(trends.columns) and len(trends) == 3
+    assert (trends[TREND_LOW] <= trends[TREND_HIGH]).all()
