@@ -54,7 +54,9 @@ def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_
     if backup_dir is not None:
         # delete_checkpoint: a finished fit (early stop, last epoch or NaN) drops its backup, so a re-run
         # after a later crash trains afresh (same seed, same result) instead of resuming NaN weights.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=True))
+        # double_checkpoint: a kill in the middle of writing the backup falls back to the previous epoch.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True,
+                                                          delete_checkpoint=True))
     return callbacks
 
 

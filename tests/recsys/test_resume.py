@@ -27,13 +27,15 @@ from tests.conftest import ROOT
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily, write_daily
 
 RUN_ID = "killed"
-MODEL = dataclasses.replace(SMALL_MODEL, epochs=30, patience=30, batch_size=16, histogram_freq=0, image_freq=0)
+SLOWER = {"epochs": 30, "patience": 30, "batch_size": 16, "histogram_freq": 0, "image_freq": 0}
+MODEL = dataclasses.replace(SMALL_MODEL, **SLOWER)  # no early stop; enough epochs to kill it half-way
 SCRIPT = f"""
 import dataclasses, sys
 from pipeline.config import load_config
 from recsys.train import run_train
-from tests.recsys.test_resume import MODEL
-run_train(dataclasses.replace(load_config(None), store=sys.argv[1], model=MODEL), run_id={RUN_ID!r})
+from tests.recsys.conftest import SMALL_MODEL
+model = dataclasses.replace(SMALL_MODEL, **{SLOWER!r})
+run_train(dataclasses.replace(load_config(None), store=sys.argv[1], model=model), run_id={RUN_ID!r})
 """
 
 
