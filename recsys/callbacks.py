@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "best.keras"
 IMAGE_TAG = "forecast_vs_actual"
 IMAGE_SEGMENTS = 4  # segments drawn in the forecast image (the biggest by training mean)
-HPARAM_METRICS = (("epoch_loss", "validation"), ("epoch_mae", "validation"))
+# (tag, run subdirectory) of the HParams metrics; the best_* scalars sit in the hparams run itself
+HPARAM_METRICS = (("best_val_mae", None), ("best_val_loss", None), ("epoch_loss", "validation"),
+                  ("epoch_mae", "validation"))
 
 
 def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
@@ -182,13 +184,29 @@ def write_hparams(log_dir: Path, cfg: ModelConfig, trial_id: str | None = None) 
     writer.close()
 
 
+def write_best(log_dir: Path, best: dict[str, float], step: int) -> None:
+    """Scalars best_val_loss / best_val_mae (the restored epoch's) for the HParams table.
+
+    The dashboard otherwise shows the last epoch's validation values, while early stopping keeps
+    (and `trendrec tune` scores) the best epoch's weights.
+    """
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        for tag, value in best.items():
+            tf.summary.scalar(tag, value, step=step)
+    writer.close()
+
+
 def write_hparams_config(log_dir: Path, space: dict[str, list]) -> None:
     """The experiment of a tuning run: the searched hyper-parameters and the metrics to compare."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 
     params = [hp.HParam(name, hp.Discrete(values)) for name, values in space.items()]
-    metrics = [hp.Metric(tag, group=group, display_name=f"{group} {tag}") for tag, group in HPARAM_METRICS]
+    metrics = [hp.Metric(tag, group=group, display_name=f"{group} {tag}" if group else tag)
+               for tag, group in HPARAM_METRICS]
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         hp.hparams_config(hparams=params, metrics=metrics)

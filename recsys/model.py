@@ -159,9 +159,8 @@ class LSTMRecommender:
 
         ``log_dir`` receives the TensorBoard logs and the HParams of this run (``trial_id`` names it,
         default the directory name); ``backup_dir`` holds a BackupAndRestore backup written every
-        epoch: a fit killed half-way and started again with the same directory resumes at the epoch
-        after the last backup. The backup is deleted when fit() ends (the caller removes the
-        directory again after committing its result).
+        epoch: a fit killed half-way and started again with the same directory resumes after the last
+        backed-up epoch. fit() deletes the backup when it ends (callers remove it after committing).
 
         Returns ``{"history": {metric: [per epoch run now]}, "epochs_run" (including epochs before a
         resume), "initial_epoch" (0 unless resumed), "best_val_loss", "best_val_mae", "train_windows",
@@ -186,11 +185,13 @@ class LSTMRecommender:
         if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
             log.error("training produced a non-finite loss: %s", history.get("loss"))
             raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
-        best = int(np.nanargmin(history["val_loss"]))
+        i = int(np.nanargmin(history["val_loss"]))
+        best = {"best_val_loss": float(history["val_loss"][i]),
+                "best_val_mae": float(history.get("val_mae", [math.nan] * (i + 1))[i])}
+        if log_dir is not None:
+            cb.write_best(Path(log_dir), best, step=initial + len(history["loss"]))
         return {"history": history, "epochs_run": initial + len(history["loss"]), "initial_epoch": initial,
-                "best_val_loss": float(history["val_loss"][best]),
-                "best_val_mae": float(history.get("val_mae", [math.nan] * (best + 1))[best]),
-                "train_windows": len(train), "val_windows": len(val), "val_start": str(val_start)}
+                **best, "train_windows": len(train), "val_windows": len(val), "val_start": str(val_start)}
 
     def _prepare(self, daily: pd.DataFrame) -> tuple[w.Windows, w.Windows, datetime.date]:
         """Vocabulary, then scales and the chronological split (recsys.windows.split_windows)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.util import tensor_util
 
 from pipeline.config import load_config
 from recsys.cli import main
@@ -74,8 +75,13 @@ def test_tune_cli_two_trials_writes_best_toml_trials_json_and_hparams(tmp_path, 
     data = plugin_data_pb2.HParamsPluginData.FromString(
         experiment.PluginTagToContent("hparams")["_hparams_/experiment"])
     assert {h.name for h in data.experiment.hparam_infos} == set(SPACE)
-    assert {m.name.tag for m in data.experiment.metric_infos} == {"epoch_loss", "epoch_mae"}
+    assert {m.name.tag for m in data.experiment.metric_infos} == {"epoch_loss", "epoch_mae", "best_val_mae",
+                                                                  "best_val_loss"}
     for record in trials["trials"]:
         hparams = hparams_of_run(runs / record["trial"])
         assert {k: hparams[k] for k in SPACE} == pytest.approx(record["params"])
         assert (runs / record["trial"] / "validation").is_dir()  # the metrics the dashboard compares
+        trial = EventAccumulator(str(runs / record["trial"]), size_guidance={"tensors": 0})
+        trial.Reload()
+        best_mae = tensor_util.make_ndarray(trial.Tensors("best_val_mae")[-1].tensor_proto)
+        assert float(best_mae) == pytest.approx(record["val_mae"], rel=1e-6)  # the score tune ranks by
