@@ -22,6 +22,8 @@ from pipeline.errors import TrendrecError
 DEFAULT_STORE = "./trendrec-data"
 ENV_STORE = "TRENDREC_STORE"
 ENV_CONFIG = "TRENDREC_CONFIG"
+CELLS = ("lstm", "gru", "peephole")  # allowed model.cell values
+DISTRIBUTE = ("none", "mirrored")  # allowed model.distribute values
 
 
 class ConfigError(TrendrecError):
@@ -58,7 +60,7 @@ class ModelConfig:
     target: str = schemas.REVENUE  # daily measure the model forecasts
     lookback: int = 28  # days of history per window
     horizon: int = 14  # days forecast per window
-    cell: str = "lstm"  # lstm | gru
+    cell: str = "lstm"  # lstm | gru (both fused cuDNN on GPU) | peephole (own cell, generic RNN loop)
     units: int = 32  # recurrent units per layer
     layers: int = 1  # stacked recurrent layers
     dropout: float = 0.2  # dropout between layers (recurrent_dropout stays 0 for cuDNN)
@@ -70,6 +72,10 @@ class ModelConfig:
     season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
     val_days: int = 42  # last days of the training part used for early stopping
     seed: int = 42  # keras.utils.set_random_seed
+    quantiles: tuple[float, ...] = ()  # e.g. (0.1, 0.5, 0.9), pinball loss, must hold 0.5; () = point only
+    distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the visible devices)
+    histogram_freq: int = 1  # epochs between TensorBoard weight histograms; 0 = none
+    image_freq: int = 10  # epochs between forecast-vs-actual images (one more at the end); 0 = none
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     for name, value in values.items():
         default = getattr(cls(), name)
         if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{where}.{name}: expected a list, got {value!r}")
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         elif isinstance(default, bool) or not isinstance(value, type(default)):
             if isinstance(default, float) and isinstance(value, int):
@@ -153,13 +161,28 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"rerank.weight must be in [0, 1], got {cfg.rerank.weight}")
     if cfg.model.target not in schemas.MEASURES:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
-    if cfg.model.cell not in ("lstm", "gru"):
-        raise ConfigError(f"model.cell must be lstm or gru, got {cfg.model.cell!r}")
-    if not 0.0 <= cfg.model.dropout < 1.0:
-        raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
+    _validate_model(cfg.model)
+
+
+def _validate_model(model: ModelConfig) -> None:
+    for name, allowed in (("cell", CELLS), ("distribute", DISTRIBUTE)):
+        if getattr(model, name) not in allowed:
+            value = getattr(model, name)
+            raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if not 0.0 <= model.dropout < 1.0:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {model.dropout}")
     for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size"):
-        if getattr(cfg.model, name) < 1:
+        if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
+    for name in ("histogram_freq", "image_freq", "season_skip"):
+        if getattr(model, name) < 0:
+            raise ConfigError(f"model.{name} must be >= 0")
+    q = model.quantiles
+    valid = all(isinstance(v, float) and 0.0 < v < 1.0 and abs(round(v * 100) - v * 100) < 1e-9 for v in q)
+    if q and not (valid and list(q) == sorted(set(q)) and 0.5 in q):
+        raise ConfigError(f"model.quantiles must be increasing floats in (0, 1) with at most two decimals "
+                          f"and include 0.5 (the median is the point forecast), e.g. [0.1, 0.5, 0.9]; "
+                          f"got {list(q)}")
 
 
 def _validate_ingest(ing: IngestConfig) -> None:

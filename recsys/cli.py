@@ -2,6 +2,7 @@
 
     trendrec demo                       # every stage in-process on the bundled data
     trendrec train --json               # one stage, one JSON object on stdout
+    trendrec tune --trials 6            # hyper-parameter search; best config in tune/<id>/best.toml
     trendrec models list | promote v0002 | rollback
     trendrec status                     # what is in production, where the logs are
 """
@@ -37,6 +38,19 @@ def _run_train(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.train import run_train
 
     return run_train(cfg, run_id=args.run_id)
+
+
+def _tune_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trials", type=int, default=6, help="trials, the configured model first (6)")
+    parser.add_argument("--tune-id", help="search name (default: UTC time): runs/tune-<id>/, tune/<id>/")
+    parser.add_argument("--epochs", type=int, help="epoch cap per trial (default: min(model.epochs, 15))")
+
+
+def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.tune import run_tune
+
+    return run_tune(cfg, trials=args.trials, tune_id=args.tune_id, epochs=args.epochs,
+                    progress=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
@@ -129,6 +143,8 @@ COMMANDS: dict[str, Command] = {
     **PIPELINE_COMMANDS,
     "train": Command("train an LSTMRecommender candidate (TensorBoard logs in runs/)", _train_arguments,
                      _run_train, "trained a candidate"),
+    "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
+                    _tune_arguments, _run_tune, "tuned"),
     "evaluate": Command("score a candidate on the hold-out against baselines and production", _candidate_argument,
                         _run_evaluate, "evaluated"),
     "push": Command("version and promote a blessed candidate", _candidate_argument, _run_push, "push"),

@@ -7,6 +7,10 @@ through an embedding, and is told the calendar of the ``horizon`` days ahead; it
 ``horizon`` days at once. Small segments borrow strength from big ones, and the forecast of the
 next days, compared with the recent past, is what re-ranking calls the segment's trend.
 
+The recurrent layers are LSTM (default), GRU or a peephole LSTM (recsys.cells; not fused on GPU).
+With ``quantiles`` the head forecasts, per day, ordered quantiles around the median
+(recsys.quantiles) and re-ranking gets a trend band; training callbacks live in recsys.callbacks.
+
     python -c "from recsys.model import *; build_model(ModelConfig(), n_segments=3).summary()"
 """
 
@@ -27,14 +31,17 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import ModelConfig
 from pipeline.errors import TrendrecError
+from recsys import callbacks as cb
+from recsys import quantiles as q
 from recsys import windows as w
+from recsys.cells import PeepholeLSTMCell
 
 log = logging.getLogger(__name__)
 
 FORECAST = "forecast"  # column of predict(); pipeline.schemas has no constant for it
 MODEL_FILE = "model.keras"
 META_FILE = "recommender.json"
-CHECKPOINT_FILE = "best.keras"
+CHECKPOINT_FILE = cb.CHECKPOINT_FILE
 FORMAT_VERSION = 1
 
 
@@ -63,39 +70,74 @@ class SeasonalRepeat(keras.layers.Layer):
 
 
 def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
-    """Functional model with inputs ``history``, ``future`` and ``segment``; output (batch, horizon).
+    """Functional model with inputs ``history``, ``future`` and ``segment``, compiled.
 
-    The recurrent layers keep tanh / sigmoid, ``recurrent_dropout=0`` and ``unroll=False`` so that on
-    a GPU Keras uses the fused cuDNN kernel; dropout sits between layers and before the head.
+    Output (batch, horizon), or (batch, horizon, Q) with ``config.quantiles``. The LSTM/GRU layers
+    keep tanh / sigmoid, ``recurrent_dropout=0`` and ``unroll=False`` so that on a GPU Keras uses
+    the fused cuDNN kernel; dropout sits between layers and before the head. With
+    ``distribute = "mirrored"`` the variables are created in a MirroredStrategy scope, so fit()
+    splits each batch over the visible devices (one CPU works too).
     """
+    if config.distribute == "mirrored":
+        import tensorflow as tf
+
+        with tf.distribute.MirroredStrategy().scope():
+            return _build(config, n_segments)
+    return _build(config, n_segments)
+
+
+def _recurrent(config: ModelConfig, i: int) -> keras.layers.Layer:
+    sequences, name = i < config.layers - 1, f"{config.cell}_{i}"
+    if config.cell == "peephole":
+        return keras.layers.RNN(PeepholeLSTMCell(config.units), return_sequences=sequences, unroll=False,
+                                name=name)
+    cell = keras.layers.LSTM if config.cell == "lstm" else keras.layers.GRU
+    return cell(config.units, activation="tanh", recurrent_activation="sigmoid", recurrent_dropout=0.0,
+                unroll=False, return_sequences=sequences, name=name)
+
+
+def _build(config: ModelConfig, n_segments: int) -> keras.Model:
     history = keras.Input((config.lookback, len(w.HISTORY_FEATURES)), name="history")
     future = keras.Input((config.horizon, len(w.CALENDAR_FEATURES)), name="future")
     segment = keras.Input((), dtype="int32", name="segment")
-    cell = keras.layers.LSTM if config.cell == "lstm" else keras.layers.GRU
     x = history
     for i in range(config.layers):
-        x = cell(config.units, activation="tanh", recurrent_activation="sigmoid", recurrent_dropout=0.0,
-                 unroll=False, return_sequences=i < config.layers - 1, name=f"{config.cell}_{i}")(x)
+        x = _recurrent(config, i)(x)
         x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
     emb_dim = max(2, min(16, math.ceil(math.sqrt(n_segments))))
     seg = keras.layers.Embedding(n_segments, emb_dim, name="segment_embedding")(segment)
     fut = keras.layers.Flatten(name="future_calendar")(future)
     x = keras.layers.Concatenate(name="encoded")([x, seg, fut])
     x = keras.layers.Dense(config.units, activation="relu", name="head")(x)
+    out = _output(config, history, x)
+    model = keras.Model({"history": history, "future": future, "segment": segment}, out, name="trendrec")
+    optimizer = keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
+    if config.quantiles:
+        model.compile(optimizer=optimizer, loss=q.PinballLoss(config.quantiles),
+                      metrics=[q.MedianAbsoluteError(q.median_index(config.quantiles), name="mae")])
+    else:  # Huber on the mean-scaled target: promotion spikes do not dominate the gradient.
+        model.compile(optimizer=optimizer, loss=keras.losses.Huber(),
+                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    return model
+
+
+def _output(config: ModelConfig, history, x):
+    """The point forecast (batch, H), or the median plus ordered quantile gaps (batch, H, Q)."""
     if config.season_skip:
         # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
         # head starts at zero, so training starts from the baseline and early stopping keeps it if
         # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
         naive = SeasonalRepeat(config.season_skip, config.horizon, name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
-        out = keras.layers.Add(name="forecast")([naive, residual])
+        point = keras.layers.Add(name="forecast" if not config.quantiles else "median")([naive, residual])
     else:
-        out = keras.layers.Dense(config.horizon, name="forecast")(x)
-    model = keras.Model({"history": history, "future": future, "segment": segment}, out, name="trendrec")
-    # Huber on the mean-scaled target: promotion spikes do not dominate the gradient.
-    model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
-                  loss=keras.losses.Huber(), metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
-    return model
+        point = keras.layers.Dense(config.horizon, name="forecast" if not config.quantiles else "median")(x)
+    if not config.quantiles:
+        return point
+    n = len(config.quantiles)
+    gaps = keras.layers.Dense(config.horizon * (n - 1), name="quantile_gaps")(x)
+    gaps = keras.layers.Reshape((config.horizon, n - 1))(gaps)
+    return q.QuantileOffsets(n, q.median_index(config.quantiles), name="forecast")([point, gaps])
 
 
 class LSTMRecommender:
@@ -112,10 +154,16 @@ class LSTMRecommender:
         self.model: keras.Model | None = None
 
     def fit(self, daily: pd.DataFrame, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
-            verbose: int = 0) -> dict[str, Any]:
+            backup_dir: Path | None = None, trial_id: str | None = None, verbose: int = 0) -> dict[str, Any]:
         """Train on ``daily`` (the training part only); the last ``val_days`` dates drive early stopping.
 
-        Returns ``{"history": {metric: [per epoch]}, "epochs_run", "best_val_loss", "train_windows",
+        ``log_dir`` receives the TensorBoard logs and the HParams of this run (``trial_id`` names it,
+        default the directory name); ``backup_dir`` holds a BackupAndRestore backup written every
+        epoch: a fit killed half-way and started again with the same directory resumes after the last
+        backed-up epoch. fit() deletes the backup when it ends (callers remove it after committing).
+
+        Returns ``{"history": {metric: [per epoch run now]}, "epochs_run" (including epochs before a
+        resume), "initial_epoch" (0 unless resumed), "best_val_loss", "best_val_mae", "train_windows",
         "val_windows", "val_start"}``. Raises ModelError if there is too little data or the loss is NaN.
         """
         cfg = self.config
@@ -124,16 +172,26 @@ class LSTMRecommender:
         self.model = build_model(cfg, len(self.segments))
         log.info("training on %d windows, validating on %d (from %s), %d segments",
                  len(train), len(val), val_start, len(self.segments))
+        if log_dir is not None:
+            cb.write_hparams(Path(log_dir), cfg, trial_id)
+        preview = cb.preview_windows(val, self.segments, self.scales)
+        callbacks = cb.make_callbacks(cfg, log_dir=log_dir, checkpoint_dir=checkpoint_dir,
+                                      backup_dir=backup_dir, preview=preview)
         hist = self.model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y),
                               epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
-                              callbacks=_callbacks(cfg, log_dir, checkpoint_dir))
+                              callbacks=callbacks)
         history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+        initial = int(self.model._initial_epoch or 0)  # set by BackupAndRestore when it resumed
         if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
             log.error("training produced a non-finite loss: %s", history.get("loss"))
             raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
-        return {"history": history, "epochs_run": len(history["loss"]),
-                "best_val_loss": float(np.nanmin(history["val_loss"])), "train_windows": len(train),
-                "val_windows": len(val), "val_start": str(val_start)}
+        i = int(np.nanargmin(history["val_loss"]))
+        best = {"best_val_loss": float(history["val_loss"][i]),
+                "best_val_mae": float(history.get("val_mae", [math.nan] * (i + 1))[i])}
+        if log_dir is not None:
+            cb.write_best(Path(log_dir), best, step=initial + len(history["loss"]))
+        return {"history": history, "epochs_run": initial + len(history["loss"]), "initial_epoch": initial,
+                **best, "train_windows": len(train), "val_windows": len(val), "val_start": str(val_start)}
 
     def _prepare(self, daily: pd.DataFrame) -> tuple[w.Windows, w.Windows, datetime.date]:
         """Vocabulary, then scales and the chronological split (recsys.windows.split_windows)."""
@@ -150,10 +208,12 @@ class LSTMRecommender:
         return split.train, split.val, split.val_start
 
     def predict(self, daily: pd.DataFrame, cutoff: datetime.date | None = None) -> pd.DataFrame:
-        """Columns [segment, date, forecast]: each known segment's ``horizon`` days after ``cutoff``.
+        """Columns [segment, date, forecast, p10, p50, ...]: each segment's ``horizon`` days after ``cutoff``.
 
         Only the ``lookback`` days ending at ``cutoff`` (default: the last date in ``daily``) are
         read; missing days count as 0. Forecasts are on the original scale and never negative.
+        With ``config.quantiles`` there is one column per quantile (recsys.quantiles.column_names)
+        and ``forecast`` is the median; without, only ``forecast``.
         """
         if self.model is None:
             raise ModelError("the model is not trained: call fit() or LSTMRecommender.load() first")
@@ -163,10 +223,15 @@ class LSTMRecommender:
                                  cutoff)
         scaled = np.asarray(self.model.predict(inputs, verbose=0), dtype=np.float64)
         scale = np.array([self.scales[seg] for seg in self.segments])
-        forecast = np.clip(scaled * scale[:, None], 0.0, None)
+        # clipping at 0 keeps the quantiles ordered: it is monotone
+        forecast = np.clip(scaled * scale.reshape((-1,) + (1,) * (scaled.ndim - 1)), 0.0, None)
         days = [cutoff + datetime.timedelta(days=h) for h in range(1, cfg.horizon + 1)]
-        return pd.DataFrame({s.SEGMENT: np.repeat(self.segments, cfg.horizon),
-                             s.DATE: days * len(self.segments), FORECAST: forecast.reshape(-1)})
+        frame = {s.SEGMENT: np.repeat(self.segments, cfg.horizon), s.DATE: days * len(self.segments)}
+        if not cfg.quantiles:
+            return pd.DataFrame(frame | {FORECAST: forecast.reshape(-1)})
+        flat = forecast.reshape(-1, len(cfg.quantiles))
+        columns = dict(zip(q.column_names(cfg.quantiles), flat.T))
+        return pd.DataFrame(frame | {FORECAST: flat[:, q.median_index(cfg.quantiles)]} | columns)
 
     def save(self, directory: Path) -> None:
         """Write ``model.keras`` and ``recommender.json`` into ``directory`` (the caller renames dirs)."""
@@ -187,8 +252,7 @@ class LSTMRecommender:
         directory = Path(directory)
         meta = _read_meta(directory / META_FILE)
         try:
-            config = ModelConfig(**{f.name: meta["config"][f.name] for f in dataclasses.fields(ModelConfig)
-                                    if f.name in meta["config"]})
+            config = _config_from_json(meta["config"])
             segments = [str(x) for x in meta["segments"]]
             scales = {str(k): float(v) for k, v in meta["scales"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -200,7 +264,8 @@ class LSTMRecommender:
             model = keras.saving.load_model(path, safe_mode=True)
         except Exception as exc:  # keras raises zipfile, OSError, ValueError... for a damaged file
             raise _fail(f"{path} cannot be loaded (corrupt or truncated?): {exc!r}") from exc
-        if tuple(model.output_shape) != (None, config.horizon) or set(scales) != set(segments):
+        expected = (None, config.horizon) + ((len(config.quantiles),) if config.quantiles else ())
+        if tuple(model.output_shape) != expected or set(scales) != set(segments):
             raise _fail(f"{directory}: model output {model.output_shape} or scales do not match {META_FILE}")
         rec = cls(config)
         rec.segments, rec.scales, rec.model = segments, scales, model
@@ -213,23 +278,14 @@ class LSTMRecommender:
         self.model.export(str(directory), format="tf_saved_model", verbose=False)
 
 
-def _callbacks(cfg: ModelConfig, log_dir: Path | None, checkpoint_dir: Path | None) -> list:
-    callbacks: list = [keras.callbacks.TerminateOnNaN(),
-                       keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
-                                                     restore_best_weights=True),
-                       _EpochLogger()]
-    if checkpoint_dir is not None:
-        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
-        callbacks.append(keras.callbacks.ModelCheckpoint(Path(checkpoint_dir) / CHECKPOINT_FILE,
-                                                         monitor="val_loss", save_best_only=True))
-    if log_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0))
-    return callbacks
-
-
-class _EpochLogger(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items()))
+def _config_from_json(values: dict[str, Any]) -> ModelConfig:
+    """ModelConfig from recommender.json: JSON lists back to tuples; keys of older files default."""
+    kwargs = {}
+    for f in dataclasses.fields(ModelConfig):
+        if f.name in values:
+            value = values[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    return ModelConfig(**kwargs)
 
 
 def _check_finite(daily: pd.DataFrame, target: str) -> None:

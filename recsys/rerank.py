@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 FORECAST_SUM = "forecast_sum"  # forecast target over the next horizon days
 RECENT_SUM = "recent_sum"  # actual target over the last horizon days
-TREND_LOW, TREND_HIGH = "trend_low", "trend_high"  # reserved: trend at low/high forecast quantiles
+TREND_LOW, TREND_HIGH = "trend_low", "trend_high"  # trend at the lowest/highest forecast quantile
 EPS = 1e-9  # keeps the trend defined (0) for a segment with no sales and no forecast
 OUTPUT_COLUMNS = (*s.CANDIDATE_COLUMNS, s.TREND, s.FINAL_SCORE, s.RANK)
 
@@ -58,23 +58,36 @@ def compute_trend_scores(recommender: LSTMRecommender, daily: pd.DataFrame,
     """Per segment: trend, forecast_sum (next H days after the cutoff), recent_sum (last H days to it).
 
     ``cutoff`` defaults to the last date in ``daily``; rows after it are ignored, so an offline
-    evaluation can ask for the trend as it was known at a past date. Uncertainty hook: a model
-    that can forecast quantiles would add trend_low / trend_high columns here (TREND_LOW/HIGH);
-    LSTMRecommender forecasts a point, so the columns are absent and consumers must not need them.
+    evaluation can ask for the trend as it was known at a past date. A quantile model's forecast
+    is its median, and the trend carries the uncertainty: trend_low / trend_high are the same score
+    with the sums of the lowest and highest quantile forecasts (trend_low <= trend <= trend_high,
+    as the score grows with the forecast). A point model has no such columns; consumers must not
+    need them.
     """
     target, horizon = recommender.config.target, recommender.config.horizon
     dates = pd.to_datetime(daily[s.DATE]).dt.date
     last = dates.max() if cutoff is None else cutoff
     daily, dates = daily.loc[dates <= last], dates[dates <= last]
     forecast = recommender.predict(daily, last)
-    fsum = forecast.groupby(s.SEGMENT, sort=True)[FORECAST].sum()
+    band = quantile_band(forecast.columns)
+    sums = forecast.groupby(s.SEGMENT, sort=True)[[FORECAST, *(band or ())]].sum()
+    fsum = sums[FORECAST]
     recent = daily.loc[dates > last - pd.Timedelta(days=horizon)]
     rsum = recent.groupby(s.SEGMENT, sort=True)[target].sum().reindex(fsum.index, fill_value=0.0)
     out = pd.DataFrame({s.SEGMENT: fsum.index.astype(str), FORECAST_SUM: fsum.to_numpy(float),
                         RECENT_SUM: rsum.to_numpy(float)})
     out.insert(1, s.TREND, trend_score(out[FORECAST_SUM], out[RECENT_SUM]))
+    if band:
+        out.insert(2, TREND_LOW, trend_score(sums[band[0]].to_numpy(float), out[RECENT_SUM]))
+        out.insert(3, TREND_HIGH, trend_score(sums[band[1]].to_numpy(float), out[RECENT_SUM]))
     log.info("trend scores for %d segments after %s (horizon %d)", len(out), last, horizon)
     return out
+
+
+def quantile_band(columns) -> tuple[str, str] | None:
+    """(lowest, highest) quantile column ("p10", "p90"...) of a forecast frame; None for a point model."""
+    found = sorted((int(c[1:]), c) for c in map(str, columns) if c[:1] == "p" and c[1:].isdigit())
+    return (found[0][1], found[-1][1]) if len(found) >= 2 else None
 
 
 def rerank(candidates: pd.DataFrame, trends: pd.DataFrame, weight: float) -> pd.DataFrame:

@@ -3,6 +3,9 @@
 The candidate lands in ``models/candidates/<run id>/`` (model.keras, recommender.json, config.json,
 train.json) through a temporary directory and a rename, so a crash never leaves half a candidate;
 TensorBoard logs go to ``runs/<run id>/``. Evaluate and push read the candidate from there.
+While it trains, ``models/candidates/.<run id>.backup/`` holds a backup of every epoch: a run killed
+half-way (OOM, node loss, SIGKILL) and started again with the same run id resumes after its last
+finished epoch instead of epoch 1; the backup is removed once the candidate is committed.
 
     trendrec train --run-id 20261123T041500Z && tensorboard --logdir trendrec-data/runs
 """
@@ -28,6 +31,7 @@ from pipeline.io import Store, StoreError, read_json, read_parquet, write_json
 log = logging.getLogger(__name__)
 
 CANDIDATES = "candidates"  # models/candidates/<run id>/
+BACKUP_SUFFIX = ".backup"  # models/candidates/.<run id>.backup/: BackupAndRestore state while training
 
 
 class TrainError(TrendrecError):
@@ -37,12 +41,10 @@ class TrainError(TrendrecError):
 def run_train(cfg: Config, *, run_id: str | None = None,
               cutoff: datetime.date | None = None) -> dict[str, Any]:
     """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory."""
-    from recsys.model import LSTMRecommender
-
     started = time.monotonic()
     store = Store(cfg.store)
     run_id = run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    daily = _read_daily(store)
+    daily = read_daily(store)
     cutoff = cutoff or daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
     if train.empty:
@@ -57,29 +59,51 @@ def run_train(cfg: Config, *, run_id: str | None = None,
         return _result(run_id, final, log_dir, store, read_json(final / "train.json"), started) | {"reused": True}
     log.info("run %s: training on %d rows, %s..%s; TensorBoard logs in %s",
              run_id, len(train), train[s.DATE].min(), cutoff, log_dir)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=final.parent))
-    try:
-        recommender = LSTMRecommender(cfg.model)
-        result = recommender.fit(train, log_dir=log_dir, checkpoint_dir=staging / "checkpoint")
-        shutil.rmtree(staging / "checkpoint", ignore_errors=True)  # the restored best weights are saved below
-        recommender.save(staging)
-        summary = _train_summary(result, train, cutoff, recommender.segments)
-        write_json(cfg.to_dict(), staging / "config.json")
-        write_json(summary, staging / "train.json")
-        os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    summary = _fit_and_commit(cfg, train, cutoff, final, log_dir, run_id)
     out = _result(run_id, final, log_dir, store, summary, started)
     log.info("run %s: candidate %s (%d epochs, best val_loss %.4g)", run_id, final,
              out["epochs_run"], out["best_val_loss"])
     return out
 
 
+def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, final: Path, log_dir: Path,
+                    run_id: str) -> dict[str, Any]:
+    """Fit in a staging directory, rename it onto ``final``, then drop the resume backup."""
+    from recsys.model import LSTMRecommender
+
+    backup = final.parent / f".{run_id}{BACKUP_SUFFIX}"
+    staging = _fresh_staging(final, run_id)
+    try:
+        recommender = LSTMRecommender(cfg.model)
+        result = recommender.fit(train, log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
+                                 backup_dir=backup)
+        shutil.rmtree(staging / "checkpoint", ignore_errors=True)  # the restored best weights are saved below
+        recommender.save(staging)
+        summary = _train_summary(result, train, cutoff, recommender.segments)
+        write_json(cfg.to_dict(), staging / "config.json")
+        write_json(summary, staging / "train.json")
+        os.replace(staging, final)
+        shutil.rmtree(backup, ignore_errors=True)  # committed: nothing left to resume
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _fresh_staging(final: Path, run_id: str) -> Path:
+    """A new staging directory, after removing those a killed run of this id left (not its backup)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{run_id}.*"):
+        if stale.is_dir() and stale.name != f".{run_id}{BACKUP_SUFFIX}":
+            log.info("run %s: removing %s left by an interrupted attempt", run_id, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f".{run_id}.", dir=final.parent))
+
+
 def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict[str, Any],
             started: float) -> dict[str, Any]:
     return {"run_id": run_id, "candidate_dir": str(final), "log_dir": str(log_dir),
-            "epochs_run": summary["epochs_run"], "best_val_loss": summary["best_val_loss"],
+            "epochs_run": summary["epochs_run"], "initial_epoch": summary.get("initial_epoch", 0),
+            "best_val_loss": summary["best_val_loss"],
             "train_start": summary["train_start"], "cutoff": summary["cutoff"],
             "n_segments": len(summary["segments"]),
             "n_windows": summary["train_windows"] + summary["val_windows"],
@@ -87,7 +111,8 @@ def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict
             "tensorboard": f"tensorboard --logdir {store.runs}"}
 
 
-def _read_daily(store: Store) -> pd.DataFrame:
+def read_daily(store: Store) -> pd.DataFrame:
+    """The store's daily table with python dates; TrainError when it is missing or empty."""
     try:
         daily = read_parquet(store.daily_path).to_pandas()
     except StoreError as exc:
@@ -101,7 +126,8 @@ def _read_daily(store: Store) -> pd.DataFrame:
 def _train_summary(result: dict[str, Any], train: pd.DataFrame, cutoff: datetime.date,
                    segments: list[str]) -> dict[str, Any]:
     return {"history": result["history"], "epochs_run": result["epochs_run"],
-            "best_val_loss": result["best_val_loss"], "val_start": result["val_start"],
+            "best_val_loss": result["best_val_loss"], "best_val_mae": result["best_val_mae"],
+            "initial_epoch": result["initial_epoch"], "val_start": result["val_start"],
             "train_windows": result["train_windows"], "val_windows": result["val_windows"],
             "train_start": str(train[s.DATE].min()), "cutoff": str(cutoff), "segments": list(segments),
             "rows": len(train)}

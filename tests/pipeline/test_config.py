@@ -40,6 +40,13 @@ def test_config_is_frozen():
         ("[ingest]\nreturns = 'maybe'\n", "ingest.returns"),
         ("[ingest.columns]\nshoe_size = 'x'\n", "unknown field"),
         ("[model\n", "invalid TOML"),
+        ("[model]\ncell = 'rnn'\n", "model.cell must be one of lstm, gru, peephole, got 'rnn'"),
+        ("[model]\ndistribute = 'tpu'\n", "model.distribute must be one of none, mirrored"),
+        ("[model]\nquantiles = 0.5\n", "model.quantiles: expected a list"),
+        ("[model]\nquantiles = [0.1, 0.9]\n", "include 0.5"),
+        ("[model]\nquantiles = [0.9, 0.5, 0.1]\n", "must be increasing"),
+        ("[model]\nquantiles = [0.125, 0.5]\n", "at most two decimals"),
+        ("[model]\nimage_freq = -1\n", "model.image_freq must be >= 0"),
     ],
 )
 def test_bad_config_is_named(tmp_path, text, message):
@@ -47,6 +54,14 @@ def test_bad_config_is_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(path)
+
+
+def test_model_options_from_toml(tmp_path):
+    path = tmp_path / "q.toml"
+    path.write_text("[model]\ncell = 'peephole'\nquantiles = [0.1, 0.5, 0.9]\ndistribute = 'mirrored'\n")
+    model = load_config(path).model
+    assert (model.cell, model.quantiles, model.distribute) == ("peephole", (0.1, 0.5, 0.9), "mirrored")
+    assert load_config(None).model.quantiles == () and load_config(None).model.distribute == "none"
 
 
 def test_missing_config_file(tmp_path):

@@ -131,3 +131,16 @@ def test_untrained_model_starts_at_the_seasonal_naive_forecast():
                          "segment": np.array([1])}, verbose=0)
     np.testing.assert_allclose(out[0], [7, 8, 9, 10, 11, 12, 13, 7, 8, 9])
     assert isinstance(model.get_layer("seasonal_naive"), keras.layers.Layer)
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_builds_in_its_scope_and_fits():
+    import tensorflow as tf
+
+    cfg = dataclasses.replace(SMALL_MODEL, distribute="mirrored", epochs=1)
+    model = build_model(cfg, n_segments=3)
+    assert isinstance(model.distribute_strategy, tf.distribute.MirroredStrategy)
+    rec = LSTMRecommender(cfg)
+    result = rec.fit(make_tiny_daily(n_days=90))
+    assert result["epochs_run"] == 1 and np.isfinite(result["best_val_loss"])
+    assert isinstance(rec.model.distribute_strategy, tf.distribute.MirroredStrategy)

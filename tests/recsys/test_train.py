@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
 from pipeline import schemas as s
@@ -51,6 +52,40 @@ def test_run_train_writes_candidate_and_tensorboard_logs(tiny_store):
         losses = _epoch_losses(Path(out["log_dir"]) / split)
         assert len(losses) == out["epochs_run"]
         np.testing.assert_allclose(losses, train["history"][key], rtol=1e-5)
+
+
+def _accumulator(path) -> EventAccumulator:
+    acc = EventAccumulator(str(path), size_guidance={"tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def hparams_of_run(run_dir) -> dict:
+    """The hyper-parameters of the HParams session written into ``run_dir`` (decoded plugin data)."""
+    contents = _accumulator(run_dir).PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in contents, contents
+    data = plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/session_start_info"])
+    hparams = data.session_start_info.hparams
+    return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in hparams.items()}
+
+
+@pytest.mark.slow
+def test_run_train_logs_learning_rate_histograms_forecast_image_and_hparams(tiny_store):
+    out = run_train(tiny_store, run_id="tb-extras")
+    train = _accumulator(Path(out["log_dir"]) / "train")
+    lr = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in train.Tensors("epoch_learning_rate")]
+    assert lr == pytest.approx([tiny_store.model.learning_rate] * out["epochs_run"])
+    histograms = train.PluginTagToContent("histograms")
+    assert any(tag.endswith("kernel/histogram") for tag in histograms), sorted(histograms)
+    images = _accumulator(Path(out["log_dir"]) / "images")
+    assert "forecast_vs_actual" in images.PluginTagToContent("images")
+    final = images.Tensors("forecast_vs_actual")[-1]
+    assert final.step == out["epochs_run"]  # the end-of-training image, after the last epoch
+    width, height, png = tensor_util.make_ndarray(final.tensor_proto)[:3]
+    assert int(width) > 100 and int(height) > 100 and png[:4] == b"\x89PNG"
+    hparams = hparams_of_run(out["log_dir"])
+    assert hparams["cell"] == "lstm" and hparams["units"] == tiny_store.model.units
+    assert hparams["dropout"] == pytest.approx(tiny_store.model.dropout)
 
 
 @pytest.mark.slow

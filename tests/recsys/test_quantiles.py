@@ -1,0 +1,95 @@
+"""Quantile forecasts: pinball loss by hand, ordered outputs, training, save/load and the trend band."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from pipeline import schemas as s
+from recsys.model import FORECAST, LSTMRecommender, build_model
+from recsys.quantiles import PinballLoss, QuantileOffsets, column_names, pinball
+from recsys.rerank import TREND_HIGH, TREND_LOW, compute_trend_scores
+from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
+from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def test_pinball_loss_by_hand():
+    # y = 1 for two days; forecasts q10 = 0, q50 = 1, q90 = 3 on day 1 and 2, 2, 2 on day 2.
+    y = np.array([[1.0, 1.0]], "float32")
+    pred = np.array([[[0.0, 1.0, 3.0], [2.0, 2.0, 2.0]]], "float32")
+    # day 1: q10 under by 1 -> 0.1 * 1; q50 exact -> 0; q90 over by 2 -> 0.1 * 2   (sum 0.3)
+    # day 2: every quantile over by 1 -> (1 - q) * 1 = 0.9 + 0.5 + 0.1            (sum 1.5)
+    expected = (0.3 + 1.5) / 6
+    assert float(pinball(y, pred, QUANTILES)[0]) == pytest.approx(expected, rel=1e-6)
+    assert float(PinballLoss(QUANTILES)(y, pred)) == pytest.approx(expected, rel=1e-6)
+    assert PinballLoss.from_config(PinballLoss(QUANTILES).get_config()).quantiles == list(QUANTILES)
+
+
+def test_quantile_offsets_are_ordered_around_the_median():
+    layer = QuantileOffsets(3, 1)
+    centre = np.array([[1.0, -2.0]], "float32")
+    raw = np.array([[[0.0, 0.0], [-30.0, 5.0]]], "float32")  # gaps below / above for each day
+    out = np.asarray(layer([centre, raw]))
+    np.testing.assert_allclose(out[0, 0], [1 - np.log(2), 1, 1 + np.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(out[0, 1, 1], -2.0)
+    assert (np.diff(out, axis=-1) >= 0).all()
+    assert column_names((0.05, 0.1, 0.5, 0.9)) == ["p5", "p10", "p50", "p90"]
+
+
+def test_quantile_model_output_shape_and_seasonal_skip_on_every_quantile():
+    cfg = dataclasses.replace(SMALL_MODEL, quantiles=QUANTILES, season_skip=7)
+    model = build_model(cfg, n_segments=2)
+    assert model.output_shape == (None, cfg.horizon, 3)
+    history = np.zeros((1, cfg.lookback, len(HISTORY_FEATURES)), "float32")
+    history[0, -7:, 0] = 10.0 * np.arange(7)  # the last week, repeated by the skip
+    out = model.predict({"history": history, "future": np.zeros((1, cfg.horizon, len(CALENDAR_FEATURES)),
+                                                                 "float32"),
+                         "segment": np.array([1])}, verbose=0)[0]
+    np.testing.assert_allclose(out[:, 1], 10.0 * np.arange(7), atol=1e-5)  # untrained median = naive
+    assert (out[:, 0] < out[:, 1]).all() and (out[:, 1] < out[:, 2]).all()
+
+
+@pytest.mark.slow
+def test_quantile_model_trains_predicts_ordered_columns_and_round_trips(tmp_path):
+    daily = make_tiny_daily()
+    rec = LSTMRecommender(dataclasses.replace(SMALL_MODEL, quantiles=QUANTILES))
+    result = rec.fit(daily)
+    assert np.isfinite(result["best_val_loss"]) and np.isfinite(result["best_val_mae"])
+    out = rec.predict(daily)
+    assert list(out.columns) == [s.SEGMENT, s.DATE, FORECAST, "p10", "p50", "p90"]
+    np.testing.assert_array_equal(out[FORECAST], out["p50"])
+    assert (out["p10"] <= out["p50"]).all() and (out["p50"] <= out["p90"]).all()
+    assert (out["p10"] < out["p90"]).any()
+    rec.save(tmp_path / "m")
+    loaded = LSTMRecommender.load(tmp_path / "m")
+    assert loaded.config == rec.config and loaded.config.quantiles == QUANTILES
+    np.testing.assert_allclose(loaded.predict(daily)[["p10", "p50", "p90"]], out[["p10", "p50", "p90"]],
+                               rtol=1e-6)
+    trends = compute_trend_scores(loaded, daily)
+    assert list(trends.columns[:4]) == [s.SEGMENT, s.TREND, TREND_LOW, TREND_HIGH]
+    assert (trends[TREND_LOW] <= trends[s.TREND] + 1e-12).all()
+    assert (trends[s.TREND] <= trends[TREND_HIGH] + 1e-12).all()
+
+
+@pytest.mark.slow
+def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_band(tiny_store):
+    """train -> evaluate (MASE on the median) -> push (SavedModel export, trend file) all keep working."""
+    from pipeline.config import EvaluateConfig
+    from pipeline.io import Store, read_parquet
+    from recsys import registry
+    from recsys.evaluate import run_evaluate
+    from recsys.train import run_train
+
+    model = dataclasses.replace(SMALL_MODEL, cell="peephole", quantiles=QUANTILES)
+    cfg = dataclasses.replace(tiny_store, model=model, evaluate=EvaluateConfig(margin=-100.0))
+    trained = run_train(cfg, run_id="q")
+    evaluation = run_evaluate(cfg, trained["candidate_dir"])
+    assert evaluation["blessed"] and np.isfinite(evaluation["metrics"]["model"]["mase"])
+    pushed = registry.push(cfg, trained["candidate_dir"])
+    assert pushed["pushed"]
+    version = registry.version_dir(Store(cfg.store), pushed["version"])
+    trends = read_parquet(version / registry.TREND_FILE).to_pandas()
+    assert {TREND_LOW, TREND_HIGH} <= set(trends.columns) and len(trends) == 3
+    assert (trends[TREND_LOW] <= trends[TREND_HIGH]).all()
