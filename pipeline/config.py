@@ -68,6 +68,10 @@ class ModelConfig:
     learning_rate: float = 2e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
+    base_seasons: int = 1  # the skip's base: mean of the last N seasons' same day (1 = seasonal naive)
+    scaling: str = "mean"  # per-segment scale: "mean" of the target | "naive" = its seasonal-naive MAE
+    loss: str = "huber"  # huber | mae (on the scaled target; mae with scaling "naive" is MASE-like)
+    ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their forecasts are averaged
     val_days: int = 42  # last days of the training part used for early stopping
     seed: int = 42  # keras.utils.set_random_seed
 
@@ -157,9 +161,21 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"model.cell must be lstm or gru, got {cfg.model.cell!r}")
     if not 0.0 <= cfg.model.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout}")
-    for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size"):
+    for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size", "base_seasons",
+                 "ensemble"):
         if getattr(cfg.model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
+    _validate_model_options(cfg.model)
+
+
+def _validate_model_options(model: ModelConfig) -> None:
+    for name, allowed in (("scaling", ("mean", "naive")), ("loss", ("huber", "mae"))):
+        if getattr(model, name) not in allowed:
+            raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, "
+                              f"got {getattr(model, name)!r}")
+    if model.season_skip * model.base_seasons > model.lookback:
+        raise ConfigError(f"model.lookback ({model.lookback}) must cover season_skip x base_seasons "
+                          f"({model.season_skip} x {model.base_seasons}) days")
 
 
 def _validate_ingest(ing: IngestConfig) -> None:

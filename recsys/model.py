@@ -44,14 +44,19 @@ class ModelError(TrendrecError):
 
 @keras.saving.register_keras_serializable(package="trendrec")
 class SeasonalRepeat(keras.layers.Layer):
-    """The last ``season`` values of the scaled target (channel 0), repeated over ``horizon`` days."""
+    """The last ``season`` values of the scaled target (channel 0), repeated over ``horizon`` days.
 
-    def __init__(self, season: int, horizon: int, **kwargs):
+    With ``seasons`` > 1, each day is the mean of the same day in the last ``seasons`` seasons: a
+    smoother base than last week alone, and a day closed in all of them (no Saturday sales) stays 0.
+    """
+
+    def __init__(self, season: int, horizon: int, seasons: int = 1, **kwargs):
         super().__init__(**kwargs)
-        self.season, self.horizon = season, horizon
+        self.season, self.horizon, self.seasons = season, horizon, seasons
 
     def call(self, history):
-        last = history[:, -self.season:, 0]
+        last = history[:, -self.season * self.seasons:, 0]
+        last = keras.ops.mean(keras.ops.reshape(last, (-1, self.seasons, self.season)), axis=1)
         reps = -(-self.horizon // self.season)
         return keras.ops.tile(last, [1, reps])[:, : self.horizon]
 
@@ -59,7 +64,8 @@ class SeasonalRepeat(keras.layers.Layer):
         return (input_shape[0], self.horizon)
 
     def get_config(self):
-        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
+        return {**super().get_config(), "season": self.season, "horizon": self.horizon,
+                "seasons": self.seasons}
 
 
 def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
@@ -86,15 +92,17 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
         # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
         # head starts at zero, so training starts from the baseline and early stopping keeps it if
         # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
-        naive = SeasonalRepeat(config.season_skip, config.horizon, name="seasonal_naive")(history)
+        naive = SeasonalRepeat(config.season_skip, config.horizon, config.base_seasons,
+                               name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
         out = keras.layers.Add(name="forecast")([naive, residual])
     else:
         out = keras.layers.Dense(config.horizon, name="forecast")(x)
     model = keras.Model({"history": history, "future": future, "segment": segment}, out, name="trendrec")
-    # Huber on the mean-scaled target: promotion spikes do not dominate the gradient.
+    # Huber or MAE on the scaled target: promotion spikes do not dominate the gradient.
+    loss = keras.losses.Huber() if config.loss == "huber" else keras.losses.MeanAbsoluteError()
     model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
-                  loss=keras.losses.Huber(), metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+                  loss=loss, metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
     return model
 
 
@@ -121,19 +129,25 @@ class LSTMRecommender:
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         train, val, val_start = self._prepare(daily)
-        self.model = build_model(cfg, len(self.segments))
         log.info("training on %d windows, validating on %d (from %s), %d segments",
                  len(train), len(val), val_start, len(self.segments))
-        hist = self.model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y),
-                              epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
-                              callbacks=_callbacks(cfg, log_dir, checkpoint_dir))
-        history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
-            log.error("training produced a non-finite loss: %s", history.get("loss"))
-            raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
+        members, histories = [], []
+        for i in range(cfg.ensemble):
+            if i:  # member 0 keeps the run's seed, so ensemble = 1 trains exactly as before
+                keras.utils.set_random_seed(cfg.seed + i)
+            sub = (lambda d: d) if cfg.ensemble == 1 else (lambda d: d and Path(d) / f"member_{i}")
+            model = build_model(cfg, len(self.segments))
+            hist = model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y),
+                             epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
+                             callbacks=_callbacks(cfg, sub(log_dir), sub(checkpoint_dir)))
+            histories.append(_checked_history(hist.history))
+            members.append(model)
+        self.model = members[0] if cfg.ensemble == 1 else _average(members)
+        history = histories[0]
         return {"history": history, "epochs_run": len(history["loss"]),
                 "best_val_loss": float(np.nanmin(history["val_loss"])), "train_windows": len(train),
-                "val_windows": len(val), "val_start": str(val_start)}
+                "val_windows": len(val), "val_start": str(val_start),
+                "member_val_loss": [float(np.nanmin(h["val_loss"])) for h in histories]}
 
     def _prepare(self, daily: pd.DataFrame) -> tuple[w.Windows, w.Windows, datetime.date]:
         """Vocabulary, then scales and the chronological split (recsys.windows.split_windows)."""
@@ -225,6 +239,23 @@ def _callbacks(cfg: ModelConfig, log_dir: Path | None, checkpoint_dir: Path | No
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0))
     return callbacks
+
+
+def _checked_history(raw: dict) -> dict[str, list[float]]:
+    history = {k: [float(v) for v in vals] for k, vals in raw.items()}
+    if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
+        log.error("training produced a non-finite loss: %s", history.get("loss"))
+        raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
+    return history
+
+
+def _average(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' forecasts (saved and loaded as one file)."""
+    inputs = {t.name.split(":")[0]: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0])
+              for t in members[0].inputs}
+    renamed = [keras.Model(m.inputs, m.outputs[0], name=f"member_{i}") for i, m in enumerate(members)]
+    out = keras.layers.Average(name="forecast")([m(inputs) for m in renamed])
+    return keras.Model(inputs, out, name="trendrec_ensemble")
 
 
 class _EpochLogger(keras.callbacks.Callback):

@@ -131,3 +131,36 @@ def test_untrained_model_starts_at_the_seasonal_naive_forecast():
                          "segment": np.array([1])}, verbose=0)
     np.testing.assert_allclose(out[0], [7, 8, 9, 10, 11, 12, 13, 7, 8, 9])
     assert isinstance(model.get_layer("seasonal_naive"), keras.layers.Layer)
+
+
+def test_base_of_several_seasons_is_the_mean_of_the_same_weekdays():
+    """base_seasons = 2: each forecast day is the mean of that weekday in the last two weeks."""
+    from pipeline.config import ModelConfig
+    from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
+
+    cfg = ModelConfig(lookback=14, horizon=8, units=4, season_skip=7, base_seasons=2)
+    model = build_model(cfg, n_segments=1)
+    history = np.zeros((1, 14, len(HISTORY_FEATURES)), dtype="float32")
+    history[0, :, 0] = [0, 1, 2, 3, 4, 0, 6, 2, 3, 4, 5, 6, 0, 8]  # day 6 of each week closed
+    out = model.predict({"history": history, "future": np.zeros((1, 8, len(CALENDAR_FEATURES)), "float32"),
+                         "segment": np.array([0])}, verbose=0)
+    np.testing.assert_allclose(out[0], [1, 2, 3, 4, 5, 0, 7, 1])
+
+
+@pytest.mark.slow
+def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
+    from recsys.windows import latest_inputs
+
+    cfg = dataclasses.replace(SMALL_MODEL, ensemble=2, epochs=1, scaling="naive", loss="mae")
+    daily = make_tiny_daily()
+    rec = LSTMRecommender(cfg)
+    result = rec.fit(daily)
+    assert len(result["member_val_loss"]) == 2
+    inputs = latest_inputs(daily, cfg.target, cfg.lookback, cfg.horizon, rec.segments, rec.scales,
+                           datetime.date(2024, 5, 29))
+    members = [rec.model.get_layer(f"member_{i}") for i in range(2)]
+    mean = np.mean([m.predict(inputs, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(rec.model.predict(inputs, verbose=0), mean, rtol=1e-5)
+    rec.save(tmp_path)
+    loaded = LSTMRecommender.load(tmp_path)  # safe_mode=True inside
+    np.testing.assert_allclose(loaded.predict(daily)[FORECAST], rec.predict(daily)[FORECAST], rtol=1e-5)

@@ -64,6 +64,16 @@ def test_fit_scales_uses_only_days_before():
     assert w.fit_scales(daily, s.REVENUE) == {"a": 5.5, "b": 1.0}
 
 
+def test_fit_scales_naive_is_the_in_sample_seasonal_naive_mae():
+    # a = 1..10 with season 7: |8-1|, |9-2|, |10-3| -> 7; before Jan 9: |8-1| only -> 7. b is constant:
+    # a zero naive error falls back to 1.0; with season 3, a before Jan 6 (1..5): |4-1|, |5-2| -> 3.
+    assert w.fit_scales(_hand_daily(), s.REVENUE, method="naive") == {"a": 7.0, "b": 1.0}
+    assert w.fit_scales(_hand_daily(), s.REVENUE, before=D(2024, 1, 9), method="naive")["a"] == 7.0
+    assert w.fit_scales(_hand_daily(), s.REVENUE, before=D(2024, 1, 6), method="naive", season=3)["a"] == 3.0
+    # b before Jan 6 has one day (<= season): no naive error at all -> 1.0
+    assert w.fit_scales(_hand_daily(), s.REVENUE, before=D(2024, 1, 6), method="naive", season=3)["b"] == 1.0
+
+
 def test_latest_inputs_zero_pads_short_history():
     scales = {"a": 1.0, "b": 2.0, "new": 1.0}
     inputs = w.latest_inputs(_hand_daily(), s.REVENUE, 4, 2, ["a", "b", "new"], scales, cutoff=D(2024, 1, 6))
