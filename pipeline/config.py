@@ -69,6 +69,7 @@ class ModelConfig:
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
     base_seasons: int = 1  # the skip's base: mean of the last N seasons' same day (1 = seasonal naive)
+    base_statistic: str = "mean"  # mean | median of those N same days (median resists one-off spikes)
     scaling: str = "mean"  # per-segment scale: "mean" of the target | "naive" = its seasonal-naive MAE
     loss: str = "huber"  # huber | mae (on the scaled target; mae with scaling "naive" is MASE-like)
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their forecasts are averaged
@@ -169,7 +170,8 @@ def _validate(cfg: Config) -> None:
 
 
 def _validate_model_options(model: ModelConfig) -> None:
-    for name, allowed in (("scaling", ("mean", "naive")), ("loss", ("huber", "mae"))):
+    for name, allowed in (("scaling", ("mean", "naive")), ("loss", ("huber", "mae")),
+                          ("base_statistic", ("mean", "median"))):
         if getattr(model, name) not in allowed:
             raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, "
                               f"got {getattr(model, name)!r}")

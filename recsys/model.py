@@ -46,17 +46,23 @@ class ModelError(TrendrecError):
 class SeasonalRepeat(keras.layers.Layer):
     """The last ``season`` values of the scaled target (channel 0), repeated over ``horizon`` days.
 
-    With ``seasons`` > 1, each day is the mean of the same day in the last ``seasons`` seasons: a
-    smoother base than last week alone, and a day closed in all of them (no Saturday sales) stays 0.
+    With ``seasons`` > 1, each day is the mean (or ``statistic="median"``) of the same day in the
+    last ``seasons`` seasons: a smoother base than last week alone, robust to one promotion day with
+    the median, and a day closed in all of them (no Saturday sales) stays 0.
     """
 
-    def __init__(self, season: int, horizon: int, seasons: int = 1, **kwargs):
+    def __init__(self, season: int, horizon: int, seasons: int = 1, statistic: str = "mean", **kwargs):
         super().__init__(**kwargs)
-        self.season, self.horizon, self.seasons = season, horizon, seasons
+        self.season, self.horizon, self.seasons, self.statistic = season, horizon, seasons, statistic
 
     def call(self, history):
-        last = history[:, -self.season * self.seasons:, 0]
-        last = keras.ops.mean(keras.ops.reshape(last, (-1, self.seasons, self.season)), axis=1)
+        last = keras.ops.reshape(history[:, -self.season * self.seasons:, 0], (-1, self.seasons, self.season))
+        if self.statistic == "median":
+            ordered = keras.ops.sort(keras.ops.transpose(last, (0, 2, 1)), axis=-1)  # (batch, day, seasons)
+            mid = [(self.seasons - 1) // 2, self.seasons // 2]  # the same index twice when seasons is odd
+            last = keras.ops.mean(keras.ops.take(ordered, mid, axis=-1), axis=-1)
+        else:
+            last = keras.ops.mean(last, axis=1)
         reps = -(-self.horizon // self.season)
         return keras.ops.tile(last, [1, reps])[:, : self.horizon]
 
@@ -65,7 +71,7 @@ class SeasonalRepeat(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "season": self.season, "horizon": self.horizon,
-                "seasons": self.seasons}
+                "seasons": self.seasons, "statistic": self.statistic}
 
 
 def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
@@ -92,7 +98,7 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
         # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
         # head starts at zero, so training starts from the baseline and early stopping keeps it if
         # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
-        naive = SeasonalRepeat(config.season_skip, config.horizon, config.base_seasons,
+        naive = SeasonalRepeat(config.season_skip, config.horizon, config.base_seasons, config.base_statistic,
                                name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
         out = keras.layers.Add(name="forecast")([naive, residual])

@@ -164,3 +164,15 @@ def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
     rec.save(tmp_path)
     loaded = LSTMRecommender.load(tmp_path)  # safe_mode=True inside
     np.testing.assert_allclose(loaded.predict(daily)[FORECAST], rec.predict(daily)[FORECAST], rtol=1e-5)
+
+
+def test_median_base_ignores_a_one_off_spike():
+    """base_statistic = "median" over 3 weeks: a promotion day in one week does not move the base."""
+    from recsys.model import SeasonalRepeat
+
+    history = np.zeros((1, 21, 5), dtype="float32")
+    history[0, :, 0] = [0, 1, 2, 3, 4, 0, 6] + [2, 3, 4, 5, 6, 0, 8] + [1, 90, 3, 4, 5, 0, 7]
+    base = SeasonalRepeat(7, 8, seasons=3, statistic="median")(history)
+    np.testing.assert_allclose(np.asarray(base)[0], [1, 3, 3, 4, 5, 0, 7, 1])
+    even = SeasonalRepeat(7, 7, seasons=2, statistic="median")(history[:, 7:])  # two weeks: their mean
+    np.testing.assert_allclose(np.asarray(even)[0], [1.5, 46.5, 3.5, 4.5, 5.5, 0, 7.5])
