@@ -28,6 +28,7 @@ from pipeline import schemas as s
 from pipeline.config import ModelConfig
 from pipeline.errors import TrendrecError
 from recsys import windows as w
+from recsys.skip import OpenDays, SeasonalRepeat
 
 log = logging.getLogger(__name__)
 
@@ -40,38 +41,6 @@ FORMAT_VERSION = 1
 
 class ModelError(TrendrecError):
     """Training diverged, or saved model files are missing, corrupt or inconsistent."""
-
-
-@keras.saving.register_keras_serializable(package="trendrec")
-class SeasonalRepeat(keras.layers.Layer):
-    """The last ``season`` values of the scaled target (channel 0), repeated over ``horizon`` days.
-
-    With ``seasons`` > 1, each day is the mean (or ``statistic="median"``) of the same day in the
-    last ``seasons`` seasons: a smoother base than last week alone, robust to one promotion day with
-    the median, and a day closed in all of them (no Saturday sales) stays 0.
-    """
-
-    def __init__(self, season: int, horizon: int, seasons: int = 1, statistic: str = "mean", **kwargs):
-        super().__init__(**kwargs)
-        self.season, self.horizon, self.seasons, self.statistic = season, horizon, seasons, statistic
-
-    def call(self, history):
-        last = keras.ops.reshape(history[:, -self.season * self.seasons:, 0], (-1, self.seasons, self.season))
-        if self.statistic == "median":
-            ordered = keras.ops.sort(keras.ops.transpose(last, (0, 2, 1)), axis=-1)  # (batch, day, seasons)
-            mid = [(self.seasons - 1) // 2, self.seasons // 2]  # the same index twice when seasons is odd
-            last = keras.ops.mean(keras.ops.take(ordered, mid, axis=-1), axis=-1)
-        else:
-            last = keras.ops.mean(last, axis=1)
-        reps = -(-self.horizon // self.season)
-        return keras.ops.tile(last, [1, reps])[:, : self.horizon]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.horizon)
-
-    def get_config(self):
-        return {**super().get_config(), "season": self.season, "horizon": self.horizon,
-                "seasons": self.seasons, "statistic": self.statistic}
 
 
 def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
@@ -101,6 +70,12 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
         naive = SeasonalRepeat(config.season_skip, config.horizon, config.base_seasons, config.base_statistic,
                                name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
+        if config.base_gain:  # a learned per-day gain on the base (zero-initialised): level shifts, trends
+            gain = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="base_gain")(x)
+            residual = keras.layers.Add(name="gained")([residual, keras.layers.Multiply()([naive, gain])])
+        if config.closed_days:
+            residual = keras.layers.Multiply(name="open_only")(
+                [residual, OpenDays(config.season_skip, config.horizon, name="open_days")(history)])
         out = keras.layers.Add(name="forecast")([naive, residual])
     else:
         out = keras.layers.Dense(config.horizon, name="forecast")(x)
@@ -144,6 +119,7 @@ class LSTMRecommender:
             sub = (lambda d: d) if cfg.ensemble == 1 else (lambda d: d and Path(d) / f"member_{i}")
             model = build_model(cfg, len(self.segments))
             hist = model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y),
+                             sample_weight=_recency_weights(train.first_target, cfg.recency_halflife),
                              epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
                              callbacks=_callbacks(cfg, sub(log_dir), sub(checkpoint_dir)))
             histories.append(_checked_history(hist.history))
@@ -245,6 +221,14 @@ def _callbacks(cfg: ModelConfig, log_dir: Path | None, checkpoint_dir: Path | No
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0))
     return callbacks
+
+
+def _recency_weights(first_target: np.ndarray, halflife: int) -> np.ndarray | None:
+    """Weight 1 for the latest training window, halving every ``halflife`` days back; None when 0."""
+    if not halflife or len(first_target) == 0:
+        return None
+    age = (first_target.max() - first_target).astype("timedelta64[D]").astype(np.float64)
+    return (0.5 ** (age / halflife)).astype(np.float32)
 
 
 def _checked_history(raw: dict) -> dict[str, list[float]]:
