@@ -178,9 +178,6 @@ def _validate_model_options(model: ModelConfig) -> None:
         if getattr(model, name) not in allowed:
             raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, "
                               f"got {getattr(model, name)!r}")
-    if model.season_skip * model.base_seasons > model.lookback:
-        raise ConfigError(f"model.lookback ({model.lookback}) must cover season_skip x base_seasons "
-                          f"({model.season_skip} x {model.base_seasons}) days")
 
 
 def _validate_ingest(ing: IngestConfig) -> None:

@@ -67,8 +67,8 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
         # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
         # head starts at zero, so training starts from the baseline and early stopping keeps it if
         # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
-        naive = SeasonalRepeat(config.season_skip, config.horizon, config.base_seasons, config.base_statistic,
-                               name="seasonal_naive")(history)
+        naive = SeasonalRepeat(config.season_skip, config.horizon, _base_seasons(config),
+                               config.base_statistic, name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
         if config.base_gain:  # a learned per-day gain on the base (zero-initialised): level shifts, trends
             gain = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="base_gain")(x)
@@ -85,6 +85,15 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
     model.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay),
                   loss=loss, metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
     return model
+
+
+def _base_seasons(config: ModelConfig) -> int:
+    """base_seasons, or as many whole seasons as the lookback holds (a short lookback in a tune grid)."""
+    fit = max(1, config.lookback // config.season_skip)
+    if config.base_seasons > fit:
+        log.warning("lookback %d holds %d seasons of %d days, not base_seasons %d: the base uses %d",
+                    config.lookback, fit, config.season_skip, config.base_seasons, fit)
+    return min(config.base_seasons, fit)
 
 
 class LSTMRecommender:
