@@ -70,8 +70,6 @@ class ModelConfig:
     season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
     base_seasons: int = 1  # the skip's base: mean of the last N seasons' same day (1 = seasonal naive)
     base_statistic: str = "mean"  # mean | median of those N same days (median resists one-off spikes)
-    base_gain: bool = False  # forecast = base * (1 + learned gain) + residual: scales the base with the trend
-    recency_halflife: int = 0  # training windows weigh 0.5 ** (age / this many days); 0 = all equal
     closed_days: bool = False  # a weekday with no sales in the whole lookback keeps its base (0) exactly
     scaling: str = "mean"  # per-segment scale: "mean" of the target | "naive" = its seasonal-naive MAE
     loss: str = "huber"  # huber | mae (on the scaled target; mae with scaling "naive" is MASE-like)

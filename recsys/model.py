@@ -70,9 +70,6 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
         naive = SeasonalRepeat(config.season_skip, config.horizon, _base_seasons(config),
                                config.base_statistic, name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
-        if config.base_gain:  # a learned per-day gain on the base (zero-initialised): level shifts, trends
-            gain = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="base_gain")(x)
-            residual = keras.layers.Add(name="gained")([residual, keras.layers.Multiply()([naive, gain])])
         if config.closed_days:
             residual = keras.layers.Multiply(name="open_only")(
                 [residual, OpenDays(config.season_skip, config.horizon, name="open_days")(history)])
@@ -128,7 +125,6 @@ class LSTMRecommender:
             sub = (lambda d: d) if cfg.ensemble == 1 else (lambda d: d and Path(d) / f"member_{i}")
             model = build_model(cfg, len(self.segments))
             hist = model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y),
-                             sample_weight=_recency_weights(train.first_target, cfg.recency_halflife),
                              epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
                              callbacks=_callbacks(cfg, sub(log_dir), sub(checkpoint_dir)))
             histories.append(_checked_history(hist.history))
@@ -230,14 +226,6 @@ def _callbacks(cfg: ModelConfig, log_dir: Path | None, checkpoint_dir: Path | No
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), profile_batch=0))
     return callbacks
-
-
-def _recency_weights(first_target: np.ndarray, halflife: int) -> np.ndarray | None:
-    """Weight 1 for the latest training window, halving every ``halflife`` days back; None when 0."""
-    if not halflife or len(first_target) == 0:
-        return None
-    age = (first_target.max() - first_target).astype("timedelta64[D]").astype(np.float64)
-    return (0.5 ** (age / halflife)).astype(np.float32)
 
 
 def _checked_history(raw: dict) -> dict[str, list[float]]:

@@ -133,16 +133,16 @@ def test_untrained_model_starts_at_the_seasonal_naive_forecast():
     assert isinstance(model.get_layer("seasonal_naive"), keras.layers.Layer)
 
 
-@pytest.mark.parametrize("gain", [False, True])
-def test_base_of_several_seasons_is_the_mean_of_the_same_weekdays(gain):
+@pytest.mark.parametrize("closed", [False, True])
+def test_base_of_several_seasons_is_the_mean_of_the_same_weekdays(closed):
     """base_seasons = 2: each forecast day is the mean of that weekday in the last two weeks.
 
-    The zero-initialised gain on the base (base_gain) leaves the untrained forecast at the base.
+    With closed_days the untrained forecast is the same: the mask only silences the correction.
     """
     from pipeline.config import ModelConfig
     from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
 
-    cfg = ModelConfig(lookback=14, horizon=8, units=4, season_skip=7, base_seasons=2, base_gain=gain)
+    cfg = ModelConfig(lookback=14, horizon=8, units=4, season_skip=7, base_seasons=2, closed_days=closed)
     model = build_model(cfg, n_segments=1)
     history = np.zeros((1, 14, len(HISTORY_FEATURES)), dtype="float32")
     history[0, :, 0] = [0, 1, 2, 3, 4, 0, 6, 2, 3, 4, 5, 6, 0, 8]  # day 6 of each week closed
