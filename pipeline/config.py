@@ -56,10 +56,10 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     target: str = schemas.REVENUE  # daily measure the model forecasts
-    lookback: int = 28  # days of history per window
+    lookback: int = 84  # days of history per window
     horizon: int = 14  # days forecast per window
     cell: str = "lstm"  # lstm | gru
-    units: int = 32  # recurrent units per layer
+    units: int = 64  # recurrent units per layer
     layers: int = 1  # stacked recurrent layers
     dropout: float = 0.2  # dropout between layers (recurrent_dropout stays 0 for cuDNN)
     epochs: int = 40  # upper bound; early stopping usually ends sooner
@@ -68,11 +68,11 @@ class ModelConfig:
     learning_rate: float = 2e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
-    base_seasons: int = 1  # the skip's base: mean of the last N seasons' same day (1 = seasonal naive)
-    base_statistic: str = "mean"  # mean | median of those N same days (median resists one-off spikes)
-    closed_days: bool = False  # a weekday with no sales in the whole lookback keeps its base (0) exactly
-    scaling: str = "mean"  # per-segment scale: "mean" of the target | "naive" = its seasonal-naive MAE
-    loss: str = "huber"  # huber | mae (on the scaled target; mae with scaling "naive" is MASE-like)
+    base_seasons: int = 6  # the skip's base: mean of the last N seasons' same day (1 = seasonal naive)
+    base_statistic: str = "median"  # mean | median of those N same days (median resists one-off spikes)
+    closed_days: bool = True  # a weekday with no sales in the whole lookback keeps its base (0) exactly
+    scaling: str = "naive"  # per-segment scale: "mean" of the target | "naive" = its seasonal-naive MAE
+    loss: str = "mae"  # huber | mae (on the scaled target; mae with scaling "naive" is MASE-like)
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their forecasts are averaged
     val_days: int = 42  # last days of the training part used for early stopping
     seed: int = 42  # keras.utils.set_random_seed

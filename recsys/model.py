@@ -2,10 +2,12 @@
 
 Each segment (a category, a country...) has its own daily series of the target measure. Rather
 than one model per segment, a single LSTM/GRU reads the last ``lookback`` days of any segment
-(scaled by that segment's training mean) with their calendar, learns which segment it is reading
-through an embedding, and is told the calendar of the ``horizon`` days ahead; it outputs all
-``horizon`` days at once. Small segments borrow strength from big ones, and the forecast of the
-next days, compared with the recent past, is what re-ranking calls the segment's trend.
+(scaled by that segment's training mean, or by its seasonal-naive error so that the MAE loss is
+MASE-like) with their calendar, learns which segment it is reading through an embedding, and is
+told the calendar of the ``horizon`` days ahead; it outputs all ``horizon`` days at once, as a
+correction to a seasonal base (recsys.skip: the median of the same weekday over the last weeks).
+Small segments borrow strength from big ones, and the forecast of the next days, compared with the
+recent past, is what re-ranking calls the segment's trend.
 
     python -c "from recsys.model import *; build_model(ModelConfig(), n_segments=3).summary()"
 """
@@ -37,6 +39,9 @@ MODEL_FILE = "model.keras"
 META_FILE = "recommender.json"
 CHECKPOINT_FILE = "best.keras"
 FORMAT_VERSION = 1
+# How models saved before these options existed were trained (their recommender.json lacks the keys).
+PRE_BACKTEST_OPTIONS = {"base_seasons": 1, "base_statistic": "mean", "closed_days": False, "scaling": "mean",
+                        "loss": "huber", "ensemble": 1}
 
 
 class ModelError(TrendrecError):
@@ -188,8 +193,9 @@ class LSTMRecommender:
         directory = Path(directory)
         meta = _read_meta(directory / META_FILE)
         try:
-            config = ModelConfig(**{f.name: meta["config"][f.name] for f in dataclasses.fields(ModelConfig)
-                                    if f.name in meta["config"]})
+            saved = PRE_BACKTEST_OPTIONS | meta["config"]
+            config = ModelConfig(**{f.name: saved[f.name] for f in dataclasses.fields(ModelConfig)
+                                    if f.name in saved})
             segments = [str(x) for x in meta["segments"]]
             scales = {str(k): float(v) for k, v in meta["scales"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -123,7 +123,8 @@ def test_untrained_model_starts_at_the_seasonal_naive_forecast():
     from recsys.model import build_model
     from recsys.windows import HISTORY_FEATURES, CALENDAR_FEATURES
 
-    cfg = ModelConfig(lookback=14, horizon=10, units=4, season_skip=7)
+    cfg = ModelConfig(lookback=14, horizon=10, units=4, season_skip=7, base_seasons=1, base_statistic="mean",
+                      closed_days=False)
     model = build_model(cfg, n_segments=2)
     history = np.zeros((1, 14, len(HISTORY_FEATURES)), dtype="float32")
     history[0, :, 0] = np.arange(14)  # last week: 7..13
@@ -180,3 +181,16 @@ def test_median_base_ignores_a_one_off_spike():
     np.testing.assert_allclose(np.asarray(base)[0], [1, 3, 3, 4, 5, 0, 7, 1])
     even = SeasonalRepeat(7, 7, seasons=2, statistic="median")(history[:, 7:])  # two weeks: their mean
     np.testing.assert_allclose(np.asarray(even)[0], [1.5, 46.5, 3.5, 4.5, 5.5, 0, 7.5])
+
+
+def test_a_model_saved_before_the_base_options_loads_with_the_settings_it_was_trained_with(
+        trained_recommender, tmp_path):
+    from recsys.model import META_FILE, PRE_BACKTEST_OPTIONS
+
+    trained_recommender.save(tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    for key in PRE_BACKTEST_OPTIONS:
+        del meta["config"][key]
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    config = LSTMRecommender.load(tmp_path).config
+    assert (config.scaling, config.loss, config.base_seasons) == ("mean", "huber", 1)

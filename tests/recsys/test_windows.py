@@ -84,7 +84,7 @@ def test_latest_inputs_zero_pads_short_history():
 
 
 def test_split_windows_never_lets_validation_values_in():
-    cfg = dataclasses.replace(SMALL_MODEL, lookback=5, horizon=3, val_days=10)
+    cfg = dataclasses.replace(SMALL_MODEL, lookback=5, horizon=3, val_days=10, scaling="mean")  # scaled ~1
     clean = make_tiny_daily(n_days=60)
     dates = pd.to_datetime(clean[s.DATE])
     val_start = dates.max() - pd.Timedelta(days=cfg.val_days - 1)
@@ -101,3 +101,14 @@ def test_split_windows_never_lets_validation_values_in():
     assert len(b.val) == 3 * 8 and (b.val.y > 1e6).all()  # 1e12 / scale (c: ~1e4)
     # training: 60 - 10 = 50 days before val_start; a and c: 50 - 8 + 1 = 43 windows, b (30 days): 23
     assert len(b.train) == 43 + 23 + 43
+
+
+def test_split_windows_naive_scales_never_see_validation_values():
+    cfg = dataclasses.replace(SMALL_MODEL, lookback=5, horizon=3, val_days=10, scaling="naive")
+    clean = make_tiny_daily(n_days=60)
+    dates = pd.to_datetime(clean[s.DATE])
+    val_start = dates.max() - pd.Timedelta(days=cfg.val_days - 1)
+    poisoned = clean.assign(**{s.REVENUE: clean[s.REVENUE].where(dates < val_start, 1e12)})
+    a, b = w.split_windows(clean, cfg, ["a", "b", "c"]), w.split_windows(poisoned, cfg, ["a", "b", "c"])
+    assert b.scales == a.scales == w.fit_scales(clean, s.REVENUE, before=val_start.date(), method="naive")
+    np.testing.assert_array_equal(b.train.y, a.train.y)
