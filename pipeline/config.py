@@ -58,10 +58,10 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     target: str = schemas.REVENUE  # daily measure the model forecasts
-    lookback: int = 28  # days of history per window
+    lookback: int = 84  # days of history per window
     horizon: int = 14  # days forecast per window
     cell: str = "lstm"  # lstm | gru (both fused cuDNN on GPU) | peephole (own cell, generic RNN loop)
-    units: int = 32  # recurrent units per layer
+    units: int = 64  # recurrent units per layer
     layers: int = 1  # stacked recurrent layers
     dropout: float = 0.2  # dropout between layers (recurrent_dropout stays 0 for cuDNN)
     epochs: int = 40  # upper bound; early stopping usually ends sooner
@@ -70,6 +70,12 @@ class ModelConfig:
     learning_rate: float = 2e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     season_skip: int = 7  # forecast = seasonal naive (this period) + learned correction; 0 = off
+    base_seasons: int = 6  # the skip's base: mean of the last N seasons' same day (1 = seasonal naive)
+    base_statistic: str = "median"  # mean | median of those N same days (median resists one-off spikes)
+    closed_days: bool = True  # a weekday with no sales in the whole lookback keeps its base (0) exactly
+    scaling: str = "naive"  # per-segment scale: "mean" of the target | "naive" = its seasonal-naive MAE
+    loss: str = "mae"  # huber | mae (on the scaled target; mae with scaling "naive" is MASE-like)
+    ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their forecasts are averaged
     val_days: int = 42  # last days of the training part used for early stopping
     seed: int = 42  # keras.utils.set_random_seed
     quantiles: tuple[float, ...] = ()  # e.g. (0.1, 0.5, 0.9), pinball loss, must hold 0.5; () = point only
@@ -165,13 +171,14 @@ def _validate(cfg: Config) -> None:
 
 
 def _validate_model(model: ModelConfig) -> None:
-    for name, allowed in (("cell", CELLS), ("distribute", DISTRIBUTE)):
+    for name, allowed in (("cell", CELLS), ("distribute", DISTRIBUTE), ("scaling", ("mean", "naive")),
+                          ("loss", ("huber", "mae")), ("base_statistic", ("mean", "median"))):
         if getattr(model, name) not in allowed:
             value = getattr(model, name)
             raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
     if not 0.0 <= model.dropout < 1.0:
         raise ConfigError(f"model.dropout must be in [0, 1), got {model.dropout}")
-    for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size"):
+    for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size", "base_seasons", "ensemble"):
         if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
     for name in ("histogram_freq", "image_freq", "season_skip"):

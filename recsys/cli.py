@@ -3,6 +3,7 @@
     trendrec demo                       # every stage in-process on the bundled data
     trendrec train --json               # one stage, one JSON object on stdout
     trendrec tune --trials 6            # hyper-parameter search; best config in tune/<id>/best.toml
+    trendrec backtest --cutoffs 4 --step 14 --json   # model vs baselines on rolling cut-offs
     trendrec models list | promote v0002 | rollback
     trendrec status                     # what is in production, where the logs are
 """
@@ -139,6 +140,18 @@ def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
     return run_evaluate_rerank(cfg, weights=weights, weeks=args.weeks)
 
 
+def _backtest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cutoffs", type=int, default=4, help="number of rolling cut-offs (default 4)")
+    parser.add_argument("--step", type=int, help="days between cut-offs (default: the model's horizon)")
+    parser.add_argument("--run-id", help="name of the result, backtest/<run id>.json (default: UTC time)")
+
+
+def _run_backtest(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.backtest import run_backtest
+
+    return run_backtest(cfg, cutoffs=args.cutoffs, step=args.step, run_id=args.run_id)
+
+
 COMMANDS: dict[str, Command] = {
     **PIPELINE_COMMANDS,
     "train": Command("train an LSTMRecommender candidate (TensorBoard logs in runs/)", _train_arguments,
@@ -147,6 +160,8 @@ COMMANDS: dict[str, Command] = {
                     _tune_arguments, _run_tune, "tuned"),
     "evaluate": Command("score a candidate on the hold-out against baselines and production", _candidate_argument,
                         _run_evaluate, "evaluated"),
+    "backtest": Command("rolling-origin backtest of the model vs seasonal naive and AutoETS",
+                        _backtest_arguments, _run_backtest, "backtested"),
     "push": Command("version and promote a blessed candidate", _candidate_argument, _run_push, "push"),
     "rerank": Command("re-rank candidate lists with the production model's trends", _rerank_arguments,
                       _run_rerank, "re-ranked"),

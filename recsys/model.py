@@ -2,10 +2,12 @@
 
 Each segment (a category, a country...) has its own daily series of the target measure. Rather
 than one model per segment, a single LSTM/GRU reads the last ``lookback`` days of any segment
-(scaled by that segment's training mean) with their calendar, learns which segment it is reading
-through an embedding, and is told the calendar of the ``horizon`` days ahead; it outputs all
-``horizon`` days at once. Small segments borrow strength from big ones, and the forecast of the
-next days, compared with the recent past, is what re-ranking calls the segment's trend.
+(scaled by that segment's training mean, or by its seasonal-naive error so that the MAE loss is
+MASE-like) with their calendar, learns which segment it is reading through an embedding, and is
+told the calendar of the ``horizon`` days ahead; it outputs all ``horizon`` days at once, as a
+correction to a seasonal base (recsys.skip: the median of the same weekday over the last weeks).
+Small segments borrow strength from big ones, and the forecast of the next days, compared with the
+recent past, is what re-ranking calls the segment's trend.
 
 The recurrent layers are LSTM (default), GRU or a peephole LSTM (recsys.cells; not fused on GPU).
 With ``quantiles`` the head forecasts, per day, ordered quantiles around the median
@@ -35,6 +37,7 @@ from recsys import callbacks as cb
 from recsys import quantiles as q
 from recsys import windows as w
 from recsys.cells import PeepholeLSTMCell
+from recsys.skip import OpenDays, SeasonalRepeat
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +46,13 @@ MODEL_FILE = "model.keras"
 META_FILE = "recommender.json"
 CHECKPOINT_FILE = cb.CHECKPOINT_FILE
 FORMAT_VERSION = 1
+# How models saved before these options existed were trained (their recommender.json lacks the keys).
+PRE_BACKTEST_OPTIONS = {"base_seasons": 1, "base_statistic": "mean", "closed_days": False, "scaling": "mean",
+                        "loss": "huber", "ensemble": 1}
 
 
 class ModelError(TrendrecError):
     """Training diverged, or saved model files are missing, corrupt or inconsistent."""
-
-
-@keras.saving.register_keras_serializable(package="trendrec")
-class SeasonalRepeat(keras.layers.Layer):
-    """The last ``season`` values of the scaled target (channel 0), repeated over ``horizon`` days."""
-
-    def __init__(self, season: int, horizon: int, **kwargs):
-        super().__init__(**kwargs)
-        self.season, self.horizon = season, horizon
-
-    def call(self, history):
-        last = history[:, -self.season:, 0]
-        reps = -(-self.horizon // self.season)
-        return keras.ops.tile(last, [1, reps])[:, : self.horizon]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.horizon)
-
-    def get_config(self):
-        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
 
 
 def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
@@ -115,9 +101,9 @@ def _build(config: ModelConfig, n_segments: int) -> keras.Model:
     if config.quantiles:
         model.compile(optimizer=optimizer, loss=q.PinballLoss(config.quantiles),
                       metrics=[q.MedianAbsoluteError(q.median_index(config.quantiles), name="mae")])
-    else:  # Huber on the mean-scaled target: promotion spikes do not dominate the gradient.
-        model.compile(optimizer=optimizer, loss=keras.losses.Huber(),
-                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    else:  # Huber or MAE on the scaled target: promotion spikes do not dominate the gradient.
+        loss = keras.losses.Huber() if config.loss == "huber" else keras.losses.MeanAbsoluteError()
+        model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
     return model
 
 
@@ -127,8 +113,12 @@ def _output(config: ModelConfig, history, x):
         # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
         # head starts at zero, so training starts from the baseline and early stopping keeps it if
         # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
-        naive = SeasonalRepeat(config.season_skip, config.horizon, name="seasonal_naive")(history)
+        naive = SeasonalRepeat(config.season_skip, config.horizon, _base_seasons(config),
+                               config.base_statistic, name="seasonal_naive")(history)
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
+        if config.closed_days:  # a weekday never sold in the lookback keeps its base (0) exactly
+            residual = keras.layers.Multiply(name="open_only")(
+                [residual, OpenDays(config.season_skip, config.horizon, name="open_days")(history)])
         point = keras.layers.Add(name="forecast" if not config.quantiles else "median")([naive, residual])
     else:
         point = keras.layers.Dense(config.horizon, name="forecast" if not config.quantiles else "median")(x)
@@ -138,6 +128,15 @@ def _output(config: ModelConfig, history, x):
     gaps = keras.layers.Dense(config.horizon * (n - 1), name="quantile_gaps")(x)
     gaps = keras.layers.Reshape((config.horizon, n - 1))(gaps)
     return q.QuantileOffsets(n, q.median_index(config.quantiles), name="forecast")([point, gaps])
+
+
+def _base_seasons(config: ModelConfig) -> int:
+    """base_seasons, or as many whole seasons as the lookback holds (a short lookback in a tune grid)."""
+    fit = max(1, config.lookback // config.season_skip)
+    if config.base_seasons > fit:
+        log.warning("lookback %d holds %d seasons of %d days, not base_seasons %d: the base uses %d",
+                    config.lookback, fit, config.season_skip, config.base_seasons, fit)
+    return min(config.base_seasons, fit)
 
 
 class LSTMRecommender:
@@ -161,37 +160,45 @@ class LSTMRecommender:
         default the directory name); ``backup_dir`` holds a BackupAndRestore backup written every
         epoch: a fit killed half-way and started again with the same directory resumes after the last
         backed-up epoch. fit() deletes the backup when it ends (callers remove it after committing).
+        With ``ensemble`` > 1 each member trains with seed ``seed + m`` and logs, checkpoints and backs
+        up in ``member_<m>/`` of those directories; the saved model averages the members' forecasts.
 
         Returns ``{"history": {metric: [per epoch run now]}, "epochs_run" (including epochs before a
         resume), "initial_epoch" (0 unless resumed), "best_val_loss", "best_val_mae", "train_windows",
-        "val_windows", "val_start"}``. Raises ModelError if there is too little data or the loss is NaN.
+        "val_windows", "val_start", "member_val_loss"}`` (history and best: member 0's). Raises
+        ModelError if there is too little data or the loss is NaN.
         """
         cfg = self.config
         keras.utils.set_random_seed(cfg.seed)
         train, val, val_start = self._prepare(daily)
-        self.model = build_model(cfg, len(self.segments))
         log.info("training on %d windows, validating on %d (from %s), %d segments",
                  len(train), len(val), val_start, len(self.segments))
         if log_dir is not None:
             cb.write_hparams(Path(log_dir), cfg, trial_id)
         preview = cb.preview_windows(val, self.segments, self.scales)
-        callbacks = cb.make_callbacks(cfg, log_dir=log_dir, checkpoint_dir=checkpoint_dir,
-                                      backup_dir=backup_dir, preview=preview)
-        hist = self.model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y),
-                              epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True, verbose=verbose,
-                              callbacks=callbacks)
-        history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        initial = int(self.model._initial_epoch or 0)  # set by BackupAndRestore when it resumed
-        if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
-            log.error("training produced a non-finite loss: %s", history.get("loss"))
-            raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
+        members, histories, initial = [], [], 0
+        for m in range(cfg.ensemble):
+            if m:  # member 0 keeps the run's seed, so ensemble = 1 trains exactly as before
+                keras.utils.set_random_seed(cfg.seed + m)
+            sub = (lambda d: d) if cfg.ensemble == 1 else (lambda d: d and Path(d) / f"member_{m}")
+            model = build_model(cfg, len(self.segments))
+            callbacks = cb.make_callbacks(cfg, log_dir=sub(log_dir), checkpoint_dir=sub(checkpoint_dir),
+                                          backup_dir=sub(backup_dir), preview=preview)
+            hist = model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y), epochs=cfg.epochs,
+                             batch_size=cfg.batch_size, shuffle=True, verbose=verbose, callbacks=callbacks)
+            histories.append(_checked_history(hist.history))
+            initial = initial or int(model._initial_epoch or 0)  # set by BackupAndRestore when it resumed
+            members.append(model)
+        self.model = members[0] if cfg.ensemble == 1 else _average(members)
+        history = histories[0]
         i = int(np.nanargmin(history["val_loss"]))
         best = {"best_val_loss": float(history["val_loss"][i]),
                 "best_val_mae": float(history.get("val_mae", [math.nan] * (i + 1))[i])}
         if log_dir is not None:
             cb.write_best(Path(log_dir), best, step=initial + len(history["loss"]))
         return {"history": history, "epochs_run": initial + len(history["loss"]), "initial_epoch": initial,
-                **best, "train_windows": len(train), "val_windows": len(val), "val_start": str(val_start)}
+                **best, "train_windows": len(train), "val_windows": len(val), "val_start": str(val_start),
+                "member_val_loss": [float(np.nanmin(h["val_loss"])) for h in histories]}
 
     def _prepare(self, daily: pd.DataFrame) -> tuple[w.Windows, w.Windows, datetime.date]:
         """Vocabulary, then scales and the chronological split (recsys.windows.split_windows)."""
@@ -252,7 +259,7 @@ class LSTMRecommender:
         directory = Path(directory)
         meta = _read_meta(directory / META_FILE)
         try:
-            config = _config_from_json(meta["config"])
+            config = _config_from_json(PRE_BACKTEST_OPTIONS | meta["config"])
             segments = [str(x) for x in meta["segments"]]
             scales = {str(k): float(v) for k, v in meta["scales"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -286,6 +293,23 @@ def _config_from_json(values: dict[str, Any]) -> ModelConfig:
             value = values[f.name]
             kwargs[f.name] = tuple(value) if isinstance(value, list) else value
     return ModelConfig(**kwargs)
+
+
+def _checked_history(raw: dict) -> dict[str, list[float]]:
+    history = {k: [float(v) for v in vals] for k, vals in raw.items()}
+    if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
+        log.error("training produced a non-finite loss: %s", history.get("loss"))
+        raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
+    return history
+
+
+def _average(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the members' forecasts (saved and loaded as one file)."""
+    inputs = {t.name.split(":")[0]: keras.Input(t.shape[1:], dtype=t.dtype, name=t.name.split(":")[0])
+              for t in members[0].inputs}
+    renamed = [keras.Model(m.inputs, m.outputs[0], name=f"member_{i}") for i, m in enumerate(members)]
+    out = keras.layers.Average(name="forecast")([m(inputs) for m in renamed])
+    return keras.Model(inputs, out, name="trendrec_ensemble")
 
 
 def _check_finite(daily: pd.DataFrame, target: str) -> None:

@@ -68,23 +68,31 @@ def _days(column: pd.Series) -> pd.Series:
     return pd.to_datetime(column).dt.normalize()
 
 
-def fit_scales(daily: pd.DataFrame, target: str, before: datetime.date | None = None) -> dict[str, float]:
-    """Per-segment scale = mean of ``target`` over the days strictly before ``before`` (all days if None).
+def fit_scales(daily: pd.DataFrame, target: str, before: datetime.date | None = None, method: str = "mean",
+               season: int = 7) -> dict[str, float]:
+    """Per-segment scale of ``target`` over the days strictly before ``before`` (all days if None).
 
-    Dividing by the segment mean (rather than log1p + standardising) keeps zero days at exactly 0,
-    keeps the inverse linear (forecasts of a sum are the sum of forecasts) and puts a big and a small
-    segment on the same footing for one global model. A segment with no history before ``before``
-    or a zero mean gets scale 1.0, so it is never divided by zero.
+    ``method`` "mean": the segment mean. Dividing by it (rather than log1p + standardising) keeps
+    zero days at exactly 0, keeps the inverse linear (forecasts of a sum are the sum of forecasts)
+    and puts a big and a small segment on the same footing for one global model. "naive": the
+    in-sample MAE of the seasonal-naive forecast (lag ``season``), MASE's denominator, so that an
+    absolute error on the scaled target is the segment's MASE. A segment with no history before
+    ``before`` or a zero scale gets 1.0, so it is never divided by zero.
     """
     frame = daily[[s.SEGMENT, s.DATE, target]]
     if before is not None:
         frame = frame[_days(frame[s.DATE]) < pd.Timestamp(before)]
-    means = frame.groupby(s.SEGMENT, sort=True)[target].mean()
+    groups = frame.sort_values(s.DATE, kind="mergesort").groupby(s.SEGMENT, sort=True)[target]
+    means = groups.mean() if method == "mean" else groups.agg(lambda v: _naive_mae(v.to_numpy(float), season))
     scales = {str(seg): float(m) if np.isfinite(m) and m > 0 else 1.0 for seg, m in means.items()}
     for seg in sorted(set(daily[s.SEGMENT].astype(str)) - set(scales)):
         log.warning("segment %s has no %s before %s; using scale 1.0", seg, target, before)
         scales[seg] = 1.0
     return scales
+
+
+def _naive_mae(values: np.ndarray, season: int) -> float:
+    return float(np.mean(np.abs(values[season:] - values[:-season]))) if len(values) > season else np.nan
 
 
 def _panel(daily: pd.DataFrame, target: str, segments: list[str],
@@ -151,7 +159,8 @@ def split_windows(daily: pd.DataFrame, config: ModelConfig, segments: list[str])
     """
     last = _days(daily[s.DATE]).max()
     val_start = (last - pd.Timedelta(days=config.val_days - 1)).date()
-    scales = fit_scales(daily, config.target, before=val_start)
+    scales = fit_scales(daily, config.target, before=val_start, method=config.scaling,
+                        season=config.season_skip or 7)
     windows = make_windows(daily, config.target, config.lookback, config.horizon, segments, scales)
     boundary = np.datetime64(val_start, "D")
     is_val = windows.first_target >= boundary

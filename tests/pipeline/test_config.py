@@ -37,6 +37,9 @@ def test_config_is_frozen():
     [
         ("[model]\nunits = 'many'\n", "model.units: expected int"),
         ("[model]\nsize = 3\n", "unknown key(s) size"),
+        ("[model]\nscaling = 'max'\n", "model.scaling must be one of mean, naive"),
+        ("[model]\nloss = 'mse'\n", "model.loss must be one of huber, mae"),
+        ("[model]\nbase_statistic = 'mode'\n", "model.base_statistic must be one of mean, median"),
         ("[ingest]\nreturns = 'maybe'\n", "ingest.returns"),
         ("[ingest.columns]\nshoe_size = 'x'\n", "unknown field"),
         ("[model\n", "invalid TOML"),

@@ -21,7 +21,7 @@ from pipeline.io import Store, write_parquet
 
 START = datetime.date(2024, 1, 1)  # a Monday
 SMALL_MODEL = ModelConfig(lookback=14, horizon=7, units=8, layers=1, epochs=2, batch_size=32, patience=2,
-                          val_days=21, seed=7)
+                          val_days=21, seed=7, base_seasons=2)
 
 
 def make_tiny_daily(n_days: int = 150, start: datetime.date = START, seed: int = 0) -> pd.DataFrame:

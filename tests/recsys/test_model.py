@@ -123,7 +123,8 @@ def test_untrained_model_starts_at_the_seasonal_naive_forecast():
     from recsys.model import build_model
     from recsys.windows import HISTORY_FEATURES, CALENDAR_FEATURES
 
-    cfg = ModelConfig(lookback=14, horizon=10, units=4, season_skip=7)
+    cfg = ModelConfig(lookback=14, horizon=10, units=4, season_skip=7, base_seasons=1, base_statistic="mean",
+                      closed_days=False)
     model = build_model(cfg, n_segments=2)
     history = np.zeros((1, 14, len(HISTORY_FEATURES)), dtype="float32")
     history[0, :, 0] = np.arange(14)  # last week: 7..13
@@ -144,3 +145,65 @@ def test_mirrored_strategy_builds_in_its_scope_and_fits():
     result = rec.fit(make_tiny_daily(n_days=90))
     assert result["epochs_run"] == 1 and np.isfinite(result["best_val_loss"])
     assert isinstance(rec.model.distribute_strategy, tf.distribute.MirroredStrategy)
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_base_of_several_seasons_is_the_mean_of_the_same_weekdays(closed):
+    """base_seasons = 2: each forecast day is the mean of that weekday in the last two weeks.
+
+    With closed_days the untrained forecast is the same: the mask only silences the correction.
+    """
+    from pipeline.config import ModelConfig
+    from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
+
+    cfg = ModelConfig(lookback=14, horizon=8, units=4, season_skip=7, base_seasons=2, closed_days=closed)
+    model = build_model(cfg, n_segments=1)
+    history = np.zeros((1, 14, len(HISTORY_FEATURES)), dtype="float32")
+    history[0, :, 0] = [0, 1, 2, 3, 4, 0, 6, 2, 3, 4, 5, 6, 0, 8]  # day 6 of each week closed
+    out = model.predict({"history": history, "future": np.zeros((1, 8, len(CALENDAR_FEATURES)), "float32"),
+                         "segment": np.array([0])}, verbose=0)
+    np.testing.assert_allclose(out[0], [1, 2, 3, 4, 5, 0, 7, 1])
+
+
+@pytest.mark.slow
+def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
+    from recsys.windows import latest_inputs
+
+    cfg = dataclasses.replace(SMALL_MODEL, ensemble=2, epochs=1, scaling="naive", loss="mae")
+    daily = make_tiny_daily()
+    rec = LSTMRecommender(cfg)
+    result = rec.fit(daily)
+    assert len(result["member_val_loss"]) == 2
+    inputs = latest_inputs(daily, cfg.target, cfg.lookback, cfg.horizon, rec.segments, rec.scales,
+                           datetime.date(2024, 5, 29))
+    members = [rec.model.get_layer(f"member_{i}") for i in range(2)]
+    mean = np.mean([m.predict(inputs, verbose=0) for m in members], axis=0)
+    np.testing.assert_allclose(rec.model.predict(inputs, verbose=0), mean, rtol=1e-5)
+    rec.save(tmp_path)
+    loaded = LSTMRecommender.load(tmp_path)  # safe_mode=True inside
+    np.testing.assert_allclose(loaded.predict(daily)[FORECAST], rec.predict(daily)[FORECAST], rtol=1e-5)
+
+
+def test_median_base_ignores_a_one_off_spike():
+    """base_statistic = "median" over 3 weeks: a promotion day in one week does not move the base."""
+    from recsys.model import SeasonalRepeat
+
+    history = np.zeros((1, 21, 5), dtype="float32")
+    history[0, :, 0] = [0, 1, 2, 3, 4, 0, 6] + [2, 3, 4, 5, 6, 0, 8] + [1, 90, 3, 4, 5, 0, 7]
+    base = SeasonalRepeat(7, 8, seasons=3, statistic="median")(history)
+    np.testing.assert_allclose(np.asarray(base)[0], [1, 3, 3, 4, 5, 0, 7, 1])
+    even = SeasonalRepeat(7, 7, seasons=2, statistic="median")(history[:, 7:])  # two weeks: their mean
+    np.testing.assert_allclose(np.asarray(even)[0], [1.5, 46.5, 3.5, 4.5, 5.5, 0, 7.5])
+
+
+def test_a_model_saved_before_the_base_options_loads_with_the_settings_it_was_trained_with(
+        trained_recommender, tmp_path):
+    from recsys.model import META_FILE, PRE_BACKTEST_OPTIONS
+
+    trained_recommender.save(tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    for key in PRE_BACKTEST_OPTIONS:
+        del meta["config"][key]
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    config = LSTMRecommender.load(tmp_path).config
+    assert (config.scaling, config.loss, config.base_seasons) == ("mean", "huber", 1)

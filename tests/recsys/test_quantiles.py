@@ -39,7 +39,7 @@ def test_quantile_offsets_are_ordered_around_the_median():
 
 
 def test_quantile_model_output_shape_and_seasonal_skip_on_every_quantile():
-    cfg = dataclasses.replace(SMALL_MODEL, quantiles=QUANTILES, season_skip=7)
+    cfg = dataclasses.replace(SMALL_MODEL, quantiles=QUANTILES, season_skip=7, base_seasons=1)
     model = build_model(cfg, n_segments=2)
     assert model.output_shape == (None, cfg.horizon, 3)
     history = np.zeros((1, cfg.lookback, len(HISTORY_FEATURES)), "float32")

@@ -64,6 +64,16 @@ def test_fit_scales_uses_only_days_before():
     assert w.fit_scales(daily, s.REVENUE) == {"a": 5.5, "b": 1.0}
 
 
+def test_fit_scales_naive_is_the_in_sample_seasonal_naive_mae():
+    # a = 1..10 with season 7: |8-1|, |9-2|, |10-3| -> 7; before Jan 9: |8-1| only -> 7. b is constant:
+    # a zero naive error falls back to 1.0; with season 3, a before Jan 6 (1..5): |4-1|, |5-2| -> 3.
+    assert w.fit_scales(_hand_daily(), s.REVENUE, method="naive") == {"a": 7.0, "b": 1.0}
+    assert w.fit_scales(_hand_daily(), s.REVENUE, before=D(2024, 1, 9), method="naive")["a"] == 7.0
+    assert w.fit_scales(_hand_daily(), s.REVENUE, before=D(2024, 1, 6), method="naive", season=3)["a"] == 3.0
+    # b before Jan 6 has one day (<= season): no naive error at all -> 1.0
+    assert w.fit_scales(_hand_daily(), s.REVENUE, before=D(2024, 1, 6), method="naive", season=3)["b"] == 1.0
+
+
 def test_latest_inputs_zero_pads_short_history():
     scales = {"a": 1.0, "b": 2.0, "new": 1.0}
     inputs = w.latest_inputs(_hand_daily(), s.REVENUE, 4, 2, ["a", "b", "new"], scales, cutoff=D(2024, 1, 6))
@@ -74,7 +84,7 @@ def test_latest_inputs_zero_pads_short_history():
 
 
 def test_split_windows_never_lets_validation_values_in():
-    cfg = dataclasses.replace(SMALL_MODEL, lookback=5, horizon=3, val_days=10)
+    cfg = dataclasses.replace(SMALL_MODEL, lookback=5, horizon=3, val_days=10, scaling="mean")  # scaled ~1
     clean = make_tiny_daily(n_days=60)
     dates = pd.to_datetime(clean[s.DATE])
     val_start = dates.max() - pd.Timedelta(days=cfg.val_days - 1)
@@ -91,3 +101,14 @@ def test_split_windows_never_lets_validation_values_in():
     assert len(b.val) == 3 * 8 and (b.val.y > 1e6).all()  # 1e12 / scale (c: ~1e4)
     # training: 60 - 10 = 50 days before val_start; a and c: 50 - 8 + 1 = 43 windows, b (30 days): 23
     assert len(b.train) == 43 + 23 + 43
+
+
+def test_split_windows_naive_scales_never_see_validation_values():
+    cfg = dataclasses.replace(SMALL_MODEL, lookback=5, horizon=3, val_days=10, scaling="naive")
+    clean = make_tiny_daily(n_days=60)
+    dates = pd.to_datetime(clean[s.DATE])
+    val_start = dates.max() - pd.Timedelta(days=cfg.val_days - 1)
+    poisoned = clean.assign(**{s.REVENUE: clean[s.REVENUE].where(dates < val_start, 1e12)})
+    a, b = w.split_windows(clean, cfg, ["a", "b", "c"]), w.split_windows(poisoned, cfg, ["a", "b", "c"])
+    assert b.scales == a.scales == w.fit_scales(clean, s.REVENUE, before=val_start.date(), method="naive")
+    np.testing.assert_array_equal(b.train.y, a.train.y)
