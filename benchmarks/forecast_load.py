@@ -152,6 +152,7 @@ def train_residual(seed: int, data: dict[str, Windows], scale: Scale,
     """Test predictions (original scale), training seconds and epochs run for one seed."""
     import keras
 
+    keras.backend.clear_session()  # a fresh graph per seed: no retracing, same names every run
     keras.utils.set_random_seed(seed)
     model = build_network(data["train"].x.shape[2], args)
     target = {k: ((w.y - w.last) / scale.step)[:, None].astype(np.float32) for k, w in data.items()}
@@ -171,6 +172,7 @@ def train_published(seed: int, series: Series, epochs: int) -> tuple[np.ndarray,
     """The published network on min-max-scaled levels (min / max of the training points only)."""
     import keras
 
+    keras.backend.clear_session()  # a fresh graph per seed: no retracing, same names every run
     keras.utils.set_random_seed(seed)
     train = series.load[TRAIN[0]:TRAIN[1]]
     lo, hi = float(train.min()), float(train.max())
@@ -189,13 +191,13 @@ def train_published(seed: int, series: Series, epochs: int) -> tuple[np.ndarray,
 
 
 def _line(name: str, s: dict[str, float], extra: str = "") -> str:
-    return (f"  {name:<22} R² {s['r2']:.4f}  MAE {s['mae']:7.2f}  RMSE {s['rmse']:7.2f}  "
+    return (f"  {name:<22} R² {s['r2']:.5f}  MAE {s['mae']:7.2f}  RMSE {s['rmse']:7.2f}  "
             f"MAPE {s['mape']:.3f} %{extra}")
 
 
 def _summary(name: str, runs: list[dict[str, float]]) -> str:
     parts = []
-    for key, fmt in (("r2", ".4f"), ("mae", ".2f"), ("rmse", ".2f"), ("mape", ".3f")):
+    for key, fmt in (("r2", ".5f"), ("mae", ".2f"), ("rmse", ".2f"), ("mape", ".3f")):
         vals = np.array([r[key] for r in runs])
         parts.append(f"{key.upper().replace('R2', 'R²')} {vals.mean():{fmt}} ± {vals.std():{fmt}}")
     return f"  {name:<22} " + "  ".join(parts) + " %"
@@ -227,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     data = {k: make_windows(features, series.load, span)
             for k, span in (("train", TRAIN), ("val", VAL), ("test", TEST))}
     test = data["test"]
-    assert len(test.y) == TEST_PREDICTIONS, f"expected {TEST_PREDICTIONS} test windows, got {len(test.y)}"
+    if len(test.y) != TEST_PREDICTIONS:  # the issue's count: a check of the target indexing
+        sys.exit(f"expected {TEST_PREDICTIONS} test windows in points {TEST}, got {len(test.y)}")
     print(f"load benchmark: {len(series.load)} points, windows train {len(data['train'].y)}, "
           f"val {len(data['val'].y)}, test {len(test.y)}; scaler fitted on points {TRAIN}")
     print(_line("persistence", scores(test.y, test.last)))
