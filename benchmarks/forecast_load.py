@@ -16,9 +16,11 @@ the unit circle. The recurrent layers follow ``recsys.model``'s conventions (LST
 sigmoid, ``recurrent_dropout=0`` so the fused cuDNN kernel is used on a GPU, dropout between
 layers, AdamW, ``keras.utils.set_random_seed``) and windows are strided views
 (``sliding_window_view``) as in ``recsys.windows``. The product's ``LSTMRecommender`` does not fit
-this problem: it reads a daily (segment, date) table, scales by a segment's mean, uses month /
-weekday of dates and forecasts whole days, while this is one series of 15-minute points forecast
-one step ahead, whose useful signal is the next step's change, a tiny fraction of the mean level.
+this problem: it reads a daily (segment, date) table, scales by a segment's mean and uses month /
+weekday of dates, while this is one series of 15-minute points forecast one step ahead. Its
+``build_model`` can be fed by hand (lookback 96, horizon 1, ``season_skip=1`` = persistence, one
+segment); measured once, seed 0: MAPE 0.650 % after all 30 epochs in 241 s, against 0.620 % in
+116 s here: on the mean scale the next step's change is about 1 % of the input, so it learns slowly.
 
 Printed: R², MAE, RMSE and MAPE per seed and as mean ± std over the seeds, the persistence
 baseline (previous value) on the same 605 targets, and the training time of each seed. With
