@@ -11,7 +11,6 @@ a network, fonts or JavaScript.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,14 +22,13 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.io import Store, StoreError, atomic_path, read_json, read_parquet
 from recsys import registry
+from recsys.rerank import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
 
 log = logging.getLogger(__name__)
 
 FORECASTERS = ("model", "seasonal_naive", "production")
 METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
 SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rerank_eval.RESULT_NAME
-# Quantile columns of LSTMRecommender.predict once it has them, e.g. q10 / q90 or forecast_p90.
-_QUANTILE = re.compile(r"^(?:forecast_)?[qp](\d{1,2})$")
 
 
 class ReportError(TrendrecError):
@@ -137,12 +135,6 @@ def segment_mase(per_segment: dict[str, Any]) -> pd.DataFrame:
     rows = {seg: {name: (vals.get(name) or {}).get("mase") for name in FORECASTERS if name in vals}
             for seg, vals in per_segment.items()}
     return pd.DataFrame.from_dict(rows, orient="index").astype(float).sort_index()
-
-
-def quantile_band(columns) -> tuple[str, str] | None:
-    """(lowest, highest) quantile columns of a forecast frame, or None while the model has none."""
-    found = sorted((int(m.group(1)), c) for c in columns if (m := _QUANTILE.match(str(c))))
-    return (found[0][1], found[-1][1]) if len(found) >= 2 else None
 
 
 def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:

@@ -4,7 +4,8 @@ Trial 0 is the configured model; the others are drawn without replacement, with 
 from a grid over units, layers, dropout, lookback and cell. Every trial trains on the same training
 part as `trendrec train` (the hold-out that `trendrec evaluate` scores is cut off first and never
 seen), stops early on the last ``val_days`` of it, and is scored by its validation MAE on the
-mean-scaled target at the restored best epoch (comparable across cells, lookbacks and losses).
+scaled target at the restored best epoch (every trial shares the configured scaling, so the scores
+compare across cells, lookbacks and losses).
 Choosing on the hold-out would make the hold-out score an optimistic, tuned number.
 
 TensorBoard: ``runs/tune-<id>/`` holds the experiment (the searched hyper-parameters and the
@@ -39,7 +40,7 @@ SPACE: dict[str, list] = {  # the grid trials are drawn from
     "units": [16, 32, 64],
     "layers": [1, 2],
     "dropout": [0.0, 0.1, 0.3],
-    "lookback": [14, 28, 56],
+    "lookback": [14, 28, 56],  # the configured lookback (default 84) is trial 0
     "cell": ["lstm", "gru", "peephole"],
 }
 DEFAULT_TRIALS = 6  # about 3-4 minutes on the demo data on 2 cores

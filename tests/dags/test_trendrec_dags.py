@@ -11,7 +11,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.io import Store
-from tests.conftest import DEMO_CONFIG, DEMO_EVENTS, ROOT
+from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
 
 DAG_IDS = ("trendrec_ingest", "trendrec_retrain", "trendrec_rerank")
 DAY = "2011-12-09"  # the ingest run's logical date: its drop holds May..Dec 9 (a slice)

@@ -1,11 +1,9 @@
 """The full `trendrec` program: status and models through the real console entry point."""
 
 import json
-import shutil
 import subprocess
 import sys
 
-import pytest
 
 from tests.conftest import ROOT
 

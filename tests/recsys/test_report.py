@@ -136,7 +136,7 @@ def test_rerank_examples_pick_the_most_moved_list_with_ranks_before_and_after():
 
 def test_quantile_band_and_metrics_table():
     assert report.quantile_band(["segment", "date", "model"]) is None
-    assert report.quantile_band(["q90", "q10", "q50", "model"]) == ("q10", "q90")
+    assert report.quantile_band(["p90", "p10", "p50", "model"]) == ("p10", "p90")
     table = report.metrics_table({"model": {"mase": 0.9, "mae": 1.0}, "seasonal_naive": {"mase": 1.1},
                                   "production": None})
     assert table.index.tolist() == ["model", "seasonal_naive"] and table.loc["model", "mase"] == 0.9
