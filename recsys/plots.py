@@ -121,8 +121,8 @@ def plot_holdout(frame: pd.DataFrame, measure: str, band: tuple[str, str] | None
     return fig
 
 
-def plot_segment_mase(per_segment: pd.DataFrame) -> Figure:
-    """Grouped bars of each forecaster's hold-out MASE per segment (below 1 beats naive in-sample)."""
+def plot_segment_mase(per_segment: pd.DataFrame, title: str = "Hold-out MASE per segment") -> Figure:
+    """Grouped bars of each forecaster's MASE per segment (below 1 beats naive in-sample)."""
     fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
     names = list(per_segment.columns)
     x = np.arange(len(per_segment))
@@ -131,8 +131,8 @@ def plot_segment_mase(per_segment: pd.DataFrame) -> Figure:
         ax.bar(x + i * width - 0.4 + width / 2, per_segment[name], width, label=name)
     ax.axhline(1.0, color="black", lw=0.8, ls=":")
     ax.set_xticks(x, per_segment.index, rotation=40, ha="right", fontsize=8)
-    ax.set_ylabel("MASE on the hold-out (lower is better)")
-    ax.set_title("Hold-out MASE per segment")
+    ax.set_ylabel("MASE (lower is better)")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
 
@@ -190,7 +190,8 @@ _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily se
            "movers": "Rising and falling segments", "decomposition": "Seasonal decomposition",
            "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
-           "rerank_sweep": "HitRate / NDCG sweep"}
+           "rerank_sweep": "HitRate / NDCG sweep",
+           "backtest_mase": "Rolling-origin backtest: MASE per segment (model, seasonal naive, AutoETS)"}
 _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
           ".note{color:#444}")
@@ -211,5 +212,7 @@ def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.
                      f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
         if name in ("rerank_examples", "rerank_sweep") and name in tables:
             parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
+        if name == "backtest_mase" and "backtest" in tables:  # the overall figures under the bars
+            parts.append(tables["backtest"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 FORECASTERS = ("model", "seasonal_naive", "production")
 METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
 SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rerank_eval.RESULT_NAME
+BACKTEST_DIR = "backtest"  # backtest/<run id>.json: recsys.backtest.run_backtest
 
 
 class ReportError(TrendrecError):
@@ -130,11 +131,24 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index", columns=list(METRIC_COLUMNS)).astype(float)
 
 
-def segment_mase(per_segment: dict[str, Any]) -> pd.DataFrame:
-    """Rows = segments, columns = forecasters: the hold-out MASE from evaluation.json's per_segment."""
-    rows = {seg: {name: (vals.get(name) or {}).get("mase") for name in FORECASTERS if name in vals}
+def segment_mase(per_segment: dict[str, Any], names: tuple[str, ...] = FORECASTERS) -> pd.DataFrame:
+    """Rows = segments, columns = forecasters: the MASE in evaluation.json's (or a backtest's) per_segment."""
+    rows = {seg: {name: (vals.get(name) or {}).get("mase") for name in names if name in vals}
             for seg, vals in per_segment.items()}
     return pd.DataFrame.from_dict(rows, orient="index").astype(float).sort_index()
+
+
+def load_backtest(store: Store | str) -> dict[str, Any] | None:
+    """The newest rolling-origin backtest in backtest/ (`trendrec backtest`), or None when there is none."""
+    store = store if isinstance(store, Store) else Store(store)
+    files = sorted((store.root / BACKTEST_DIR).glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name))
+    return read_json(files[-1]) if files else None
+
+
+def backtest_table(result: dict[str, Any]) -> pd.DataFrame:
+    """Rows = methods (model, seasonal_naive, auto_ets), columns = metrics over every cut-off."""
+    rows = {m: {k: result["overall"][m].get(k) for k in METRIC_COLUMNS} for m in result["methods"]}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(METRIC_COLUMNS)).astype(float)
 
 
 def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
@@ -260,6 +274,14 @@ def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
     else:
         tables["rerank_sweep"] = sweep
         figures["rerank_sweep"] = plots.plot_sweep(sweep, cfg.rerank.weight)
+    result = load_backtest(store)
+    if result is None:
+        notes.append(f"No rolling-origin backtest ({store.root / BACKTEST_DIR}/): run `trendrec backtest`.")
+    else:
+        tables["backtest"] = backtest_table(result)
+        figures["backtest_mase"] = plots.plot_segment_mase(
+            segment_mase(result["per_segment"], tuple(result["methods"])),
+            f"Backtest MASE per segment, mean over cut-offs {', '.join(result['cutoffs'])}")
 
 
 def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:

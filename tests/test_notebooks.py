@@ -1,14 +1,13 @@
 """The notebooks are committed clean and run top to bottom against a small store (nbclient).
 
 The store is built once per session by tests.recsys.test_report.build_small_store (a 10 % row
-sample of Online Retail, 2 epochs, 8 units; plus `evaluate-rerank` when recsys.rerank_eval exists)
+sample of Online Retail, 2 epochs, 8 units) plus a 2-cut-off `backtest` and an `evaluate-rerank`
 and handed to the kernel through $TRENDREC_STORE. The kernel is the `python3` kernelspec, which
 jupyter_client starts with this interpreter (sys.executable), i.e. the project's .venv.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import nbformat
@@ -25,10 +24,11 @@ def notebook_store(tmp_path_factory):
     from tests.recsys.test_report import shared_small_store
 
     cfg = shared_small_store(tmp_path_factory)
-    if importlib.util.find_spec("recsys.rerank_eval") is not None:  # the sweep plot needs its output
-        from recsys.rerank_eval import run_evaluate_rerank
+    from recsys.backtest import run_backtest
+    from recsys.rerank_eval import run_evaluate_rerank
 
-        run_evaluate_rerank(cfg, weights=[0.0, 0.3, 1.0], weeks=2)
+    run_evaluate_rerank(cfg, weights=[0.0, 0.3, 1.0], weeks=2)  # the sweep plot's data
+    run_backtest(cfg, cutoffs=2, step=7, run_id="notebook")  # the backtest table and bars
     return cfg
 
 
@@ -65,4 +65,7 @@ def test_notebook_runs_top_to_bottom(path, notebook_store, monkeypatch):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors
-    assert len(images) >= (4 if path.stem.startswith("01") else 5), f"{path.name}: {len(images)} figures"
+    assert len(images) >= (4 if path.stem.startswith("01") else 6), f"{path.name}: {len(images)} figures"
+    if path.stem.startswith("02"):
+        text = "".join(str(o.get("data", {}).get("text/html", "")) + str(o.get("text", "")) for o in outputs)
+        assert "auto_ets" in text and "no backtest yet" not in text  # the backtest table was shown

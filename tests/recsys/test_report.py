@@ -83,6 +83,7 @@ def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
     assert "seasonal_naive" in page and "mase" in page  # the metrics table
     # the sweep is drawn once `evaluate-rerank` has run on the store (tests/test_notebooks.py runs it)
     assert ("rerank_sweep" in names) != any("evaluate-rerank" in note for note in out["notes"])
+    assert ("backtest_mase" in names) != any("trendrec backtest" in note for note in out["notes"])
     assert not list(folder.glob(".*"))  # no temporary file left behind
 
 
