@@ -28,17 +28,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
+from pipeline.errors import log_failure
+
 log = logging.getLogger(__name__)
 
 RAW_EVENTS = Asset(name="trendrec_raw_events")
-
-
-def log_failure(context) -> None:
-    """One clear line per failure: which DAG, task and logical date, and why."""
-    ti = context.get("task_instance")
-    log.error("trendrec failure: dag=%s task=%s logical_date=%s run_id=%s try=%s: %r",
-              context["dag"].dag_id, getattr(ti, "task_id", "-"), context.get("logical_date"),
-              context.get("run_id"), getattr(ti, "try_number", "-"), context.get("exception"))
 
 
 DEFAULT_ARGS = {

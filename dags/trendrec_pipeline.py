@@ -23,12 +23,15 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from pipeline.errors import log_failure
+
 DEFAULT_ARGS = {
     "owner": "trendrec",
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=2),
+    "on_failure_callback": log_failure,
 }
 
 
@@ -45,6 +48,7 @@ def _config(params: dict):
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
+    on_failure_callback=log_failure,
     tags=["trendrec", "training", "rerank"],
     doc_md=__doc__,
     params={
