@@ -28,7 +28,7 @@ def small_setup(tmp_path_factory):
     text = DEMO_CONFIG.read_text()
     text = re.sub(r'(?m)^source = .*$', f'source = "{root / "slice.parquet"}"', text)
     text = re.sub(r'(?m)^candidates = .*$', f'candidates = "{root / "candidates.parquet"}"', text)
-    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2",
+    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "ensemble": "1",
                        # accept a model up to 2x the baseline's MASE: this test is about the wiring
                        "margin": "-1.0"}.items():
         text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)

@@ -105,7 +105,8 @@ def setup(tmp_path_factory):
     }).to_parquet(cands / f"{RUN_DATE}.parquet")
     text = DEMO_CONFIG.read_text()
     text = re.sub(r'(?m)^source = .*$', 'source = ""', text)
-    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "margin": "-1.0"}.items():
+    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "ensemble": "1",
+                       "margin": "-1.0"}.items():
         text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
     (root / "trendrec.toml").write_text(text)
     return root

@@ -39,7 +39,7 @@ def build_small_store(root: Path) -> Config:
     pq.write_table(events.take(np.arange(0, events.num_rows, 10)), sample)
     cfg = load_config(DEMO_CONFIG, store=str(root / "store"))
     cfg = dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256),
+        cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256, ensemble=1),
         # A 2-epoch model need not beat the baseline; a negative margin blesses it so push happens.
         evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0))
     run_ingest(cfg, sample)
