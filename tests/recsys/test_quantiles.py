@@ -93,3 +93,18 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     trends = read_parquet(version / registry.TREND_FILE).to_pandas()
     assert {TREND_LOW, TREND_HIGH} <= set(trends.columns) and len(trends) == 3
     assert (trends[TREND_LOW] <= trends[TREND_HIGH]).all()
+    # the report and notebook 02 shade the p10-p90 band of the production model's hold-out forecast
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.collections import PolyCollection
+
+    from recsys import plots, report
+
+    holdout = report.holdout_frame(cfg)
+    band = report.quantile_band(holdout.columns)
+    assert band == ("p10", "p90")
+    ahead = holdout.dropna(subset=["model"])
+    assert len(ahead) and (ahead["p10"] <= ahead["model"]).all() and (ahead["model"] <= ahead["p90"]).all()
+    fig = plots.plot_holdout(holdout, cfg.model.target, band)
+    assert any(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
