@@ -114,3 +114,18 @@ def test_run_train_with_cutoff_before_the_data_is_refused(small_config):
     write_daily(small_config.store, make_tiny_daily(n_days=40))
     with pytest.raises(TrainError, match="no day on or before the cutoff"):
         run_train(small_config, run_id="x", cutoff=datetime.date(2023, 1, 1))
+
+
+@pytest.mark.slow
+def test_a_diverged_run_fails_and_leaves_no_candidate_to_evaluate_or_push(tiny_store):
+    import dataclasses
+
+    from pipeline.io import Store
+    from recsys.model import ModelError
+
+    cfg = dataclasses.replace(tiny_store, model=dataclasses.replace(tiny_store.model, learning_rate=1e30, epochs=2))
+    with pytest.raises(ModelError, match="diverged"):  # TerminateOnNaN stopped it; run_train refuses the result
+        run_train(cfg, run_id="nan")
+    candidates = Store(cfg.store).models / "candidates"
+    assert not (candidates / "nan").exists()
+    assert not [p for p in candidates.glob("*") if not p.name.startswith(".")]  # nothing committed
