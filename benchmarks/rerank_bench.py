@@ -101,9 +101,11 @@ def client(url: str, seconds: float, size: int, segments: list[str], max_request
 
 
 def bench_service(cfg, segments: list[str], seconds: float, size: int) -> dict:
-    from recsys.serve import create_app, serving
+    from recsys.serve import create_app, freeze_gc, serving
 
-    with serving(create_app(cfg)) as url:
+    app = create_app(cfg)
+    freeze_gc()  # as `trendrec serve` does once its app is built
+    with serving(app) as url:
         cmd = [sys.executable, __file__, "--client", url, "--seconds", str(seconds), "--size", str(size),
                "--segments", ",".join(segments)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=True)
