@@ -136,7 +136,9 @@ class _Staging:
     def deduplicate(self, committed: set[str]) -> int:
         """Drop staged rows whose event key a committed file holds; stage the new keys. Returns the count."""
         self._close()
-        found = [self._deduplicate_day(day, committed) for day in sorted(self.writers)]
+        # Days are independent, and their sorts, reads and writes release the GIL: two at a time.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
+            found = list(pool.map(lambda day: self._deduplicate_day(day, committed), sorted(self.writers)))
         for day, (kept, _) in zip(sorted(self.writers), found):
             if kept:
                 self.moves += [(self.dir / f"{day}.parquet", f"event_date={day}/part-{self.digest}.parquet"),
