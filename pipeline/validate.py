@@ -92,8 +92,18 @@ def _as_id(values: pd.Series) -> pd.Series:
         text = values.astype("str")
         text[whole] = values[whole].astype("int64").astype("str")
         return text.where(values.notna(), None)
+    if _is_arrow_text(values):  # the same result in Arrow, without pandas' masked assignment
+        text = pc.utf8_trim_whitespace(pa.array(values))
+        keep = pc.not_equal(text, "")
+        if keep.null_count or not pc.all(keep).as_py():
+            text = pc.if_else(keep, text, pa.scalar(None, text.type))
+        return pd.Series(text.to_pandas(), index=values.index, dtype="str")
     text = values.astype("str").str.strip()
     return text.where(values.notna() & (text != ""), None)
+
+
+def _is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
 def derive_segment(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
@@ -164,7 +174,7 @@ def _check_present(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> Non
 
 def _blank(raw: pd.Series) -> np.ndarray:
     """Missing, empty or only whitespace (what ``_text(raw) == ""`` finds, without stripping every value)."""
-    if isinstance(raw.dtype, pd.StringDtype) and raw.dtype.storage == "pyarrow":
+    if _is_arrow_text(raw):
         values = pa.array(raw)
         blank = pc.or_kleene(pc.utf8_is_space(values), pc.equal(pc.binary_length(values), 0))
         return pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
