@@ -159,7 +159,9 @@ class _Staging:
             return False, int(dup.sum())
         if dup.any():
             pq.write_table(pq.read_table(staged).filter(pa.array(~dup)), staged, **_RAW_WRITE)
-        pq.write_table(pa.table({KEY: keys[~dup]}, schema=_BASE_SCHEMA), keys_file)
+        # Keys are well-spread 64-bit hashes: neither a dictionary nor compression would shrink them.
+        pq.write_table(pa.table({KEY: keys[~dup]}, schema=_BASE_SCHEMA), keys_file, compression="none",
+                       use_dictionary=False)
         return True, int(dup.sum())
 
     def commit(self, summary: dict) -> list[str]:
