@@ -9,6 +9,11 @@ into raw/event_date=.../part-<digest>.parquet and raw/_keys/event_date=.../<dige
 become visible only when raw/_commits/<digest>.json is written last. Readers list committed files
 only, so a crash at any moment leaves the store as before or as after, and a re-run finishes.
 
+Speed: validation and key hashing run on the calling thread while one writer thread encodes the
+previous batch's parquet (pyarrow releases the GIL), and the dedup pass works on two days at a time.
+20 M generated CSV rows take about 27 s on 2 cores, 1.4-1.9x a bare pyarrow CSV -> parquet copy, with
+peak RSS about 1 GiB (benchmarks/ingest_bench.py).
+
 Every input row ends in exactly one counter:
 rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + rows_dropped.
 
