@@ -13,6 +13,8 @@ get ``dropped``: neither is quarantined, both are counted by ingest so no row go
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -90,8 +92,18 @@ def _as_id(values: pd.Series) -> pd.Series:
         text = values.astype("str")
         text[whole] = values[whole].astype("int64").astype("str")
         return text.where(values.notna(), None)
+    if _is_arrow_text(values):  # the same result in Arrow, without pandas' masked assignment
+        text = pc.utf8_trim_whitespace(pa.array(values))
+        keep = pc.not_equal(text, "")
+        if keep.null_count or not pc.all(keep).as_py():
+            text = pc.if_else(keep, text, pa.scalar(None, text.type))
+        return pd.Series(text.to_pandas(), index=values.index, dtype="str")
     text = values.astype("str").str.strip()
     return text.where(values.notna() & (text != ""), None)
+
+
+def _is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
 def derive_segment(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
@@ -100,28 +112,45 @@ def derive_segment(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
     if column:
         seg = _as_id(batch[column])
         return seg.fillna(cfg.segment_default)
-    seg = pd.Series(cfg.segment_default, index=batch.index, dtype="str")
     if not (cfg.segment_from and cfg.segment_rules):
-        return seg
-    text = batch[cfg.segment_from].astype("str").str.upper()
-    assigned = np.zeros(len(batch), dtype=bool)
+        return pd.Series(cfg.segment_default, index=batch.index, dtype="str")
+    # Rules depend on the value only: match each distinct value once (a log repeats its descriptions).
+    codes, uniques = pd.factorize(batch[cfg.segment_from].astype("str"))
+    text = pd.Series(uniques, dtype="str").str.upper()
+    names = np.full(len(text) + 1, cfg.segment_default, dtype=object)  # the last one: missing values
+    assigned = np.zeros(len(text) + 1, dtype=bool)
     for name, pattern in cfg.segment_rules:
-        hit = text.str.contains(pattern, regex=True, na=False).to_numpy() & ~assigned
-        seg[hit] = name
+        hit = np.append(text.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool), False) & ~assigned
+        names[hit] = name
         assigned |= hit
-    return seg
+    codes = np.where(codes < 0, len(text), codes)
+    return pd.Series(pa.array(names, type=pa.string()).take(codes).to_pandas(), index=batch.index, dtype="str")
 
 
 class _Reasons:
-    """One reason per row; the first refusal of a row wins."""
+    """One reason per row; the first refusal of a row wins.
+
+    A reason that quotes the row's value is given as a function of the refused rows' mask, so its
+    text is built for those rows only, not for the whole batch.
+    """
 
     def __init__(self, index: pd.Index):
-        self.text = pd.Series("", index=index, dtype="str")
+        self.index = index
+        self.refused = np.zeros(len(index), dtype=bool)
+        self.given: list[tuple[np.ndarray, Callable[[np.ndarray], pd.Series] | str]] = []
 
-    def refuse(self, mask: pd.Series | np.ndarray, text: pd.Series | str) -> None:
-        mask = pd.Series(np.asarray(mask, dtype=bool), index=self.text.index) & (self.text == "")
+    def refuse(self, mask: pd.Series | np.ndarray, text: Callable[[np.ndarray], pd.Series] | str) -> None:
+        mask = np.asarray(mask, dtype=bool) & ~self.refused
         if mask.any():
-            self.text[mask] = text[mask] if isinstance(text, pd.Series) else text
+            self.refused |= mask
+            self.given.append((mask, text))
+
+    @property
+    def text(self) -> pd.Series:
+        out = pd.Series("", index=self.index, dtype="str")
+        for mask, text in self.given:
+            out[mask] = text if isinstance(text, str) else text(mask).to_numpy()
+        return out
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -140,8 +169,16 @@ def _check_present(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> Non
             if field == schemas.EVENT_TIME and cfg.time_column:
                 names.append(cfg.time_column)
             for column in names:
-                raw = batch[column]
-                why.refuse(raw.isna() | (_text(raw) == ""), f"missing_field: {column} is empty")
+                why.refuse(_blank(batch[column]), f"missing_field: {column} is empty")
+
+
+def _blank(raw: pd.Series) -> np.ndarray:
+    """Missing, empty or only whitespace (what ``_text(raw) == ""`` finds, without stripping every value)."""
+    if _is_arrow_text(raw):
+        values = pa.array(raw)
+        blank = pc.or_kleene(pc.utf8_is_space(values), pc.equal(pc.binary_length(values), 0))
+        return pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
+    return (raw.isna() | (_text(raw) == "")).to_numpy(dtype=bool)
 
 
 def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> pd.Series:
@@ -151,7 +188,7 @@ def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> pd.Ser
         raw = _text(raw) + " " + _text(batch[cfg.time_column])
         column = f"{column} + {cfg.time_column}"
     ts = parse_timestamps(raw, cfg.timezone, cfg.timestamp_unit)
-    why.refuse(ts.isna(), "bad_timestamp: " + column + "=" + raw.astype("str") + " is not a timestamp")
+    why.refuse(ts.isna(), lambda bad: "bad_timestamp: " + column + "=" + raw[bad].astype("str") + " is not a timestamp")
     why.refuse((ts < MIN_TIME) | (ts >= MAX_TIME),
                f"timestamp_out_of_range: before {MIN_TIME.date()} or after {MAX_TIME.date()}")
     return ts
@@ -165,9 +202,16 @@ def _measure(batch: pd.DataFrame, cfg: IngestConfig, field: str, why: _Reasons) 
     raw = batch[column]
     num = _arrow_cast(raw, pa.float64())
     num = pd.to_numeric(raw, errors="coerce").astype("float64") if num is None else num.astype("float64")
-    why.refuse(num.isna(), "non_numeric: " + column + "=" + raw.astype("str") + " is not a number")
+    why.refuse(num.isna(), lambda bad: "non_numeric: " + column + "=" + raw[bad].astype("str") + " is not a number")
     why.refuse(~np.isfinite(num.fillna(0.0)), f"non_finite: {column} is infinite")
     return num
+
+
+def _local_date(ts: pd.Series, timezone: str) -> pd.Series:
+    """The calendar day in ``timezone`` as Arrow date32 (NaT gives null), without Python date objects."""
+    days = ts.dt.tz_convert(timezone).dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(days, type=pa.date32(), from_pandas=True)),
+                     index=ts.index)
 
 
 def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame, pd.Series]:
@@ -179,12 +223,12 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame
     why = _Reasons(batch.index)
     if cfg.event_type_column:
         kind = _text(batch[cfg.event_type_column])
-        why.refuse(~kind.isin(cfg.event_types), FILTERED + ": " + cfg.event_type_column + "=" + kind)
+        why.refuse(~kind.isin(cfg.event_types), lambda out: FILTERED + ": " + cfg.event_type_column + "=" + kind[out])
     _check_present(batch, cfg, why)
     out = pd.DataFrame(index=batch.index)
     ts = _event_time(batch, cfg, why)
     out[schemas.EVENT_TIME] = ts
-    out[schemas.EVENT_DATE] = ts.dt.tz_convert(cfg.timezone).dt.date
+    out[schemas.EVENT_DATE] = _local_date(ts, cfg.timezone)
     for field in (schemas.QUANTITY, schemas.PRICE):
         out[field] = _measure(batch, cfg, field, why)
     price_name = cfg.columns.get(schemas.PRICE, "price_default")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import threading
 from datetime import date
 
 import pandas as pd
@@ -103,6 +104,24 @@ def test_missing_column_fails_naming_file_and_column_and_writes_nothing(cfg, tmp
         run_ingest(cfg, path)
     assert Store(cfg.store).committed_raw_files() == []
     assert list(Store(cfg.store).quarantine.glob("*")) == []
+
+
+def test_a_write_failing_on_the_writer_thread_raises_and_leaves_the_store_untouched(cfg, events_csv, monkeypatch):
+    write_table = pq.ParquetWriter.write_table
+
+    def full_disk(self, table, *args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():  # the staging writer thread only
+            raise OSError(28, "No space left on device")
+        return write_table(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run_ingest(cfg, events_csv)
+    store = Store(cfg.store)
+    assert store.committed_raw_files() == [] and list(store.quarantine.glob("*")) == []
+    assert not (store.raw / "_staging").exists() or not any((store.raw / "_staging").iterdir())
+    monkeypatch.undo()
+    assert run_ingest(cfg, events_csv)["rows_accepted"] == 3  # and the next run completes the work
 
 
 def test_empty_file_fails(cfg, tmp_path):

@@ -56,19 +56,32 @@ def _check_store(store: Store) -> int:
     return stored
 
 
+def _start(cmd: list[str], store: Store) -> tuple[subprocess.Popen, float]:
+    """Start an ingest; return it and the moment its work began (imports take seconds on a loaded machine)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    while not (store.raw / "_staging").exists() and proc.poll() is None and time.monotonic() - started < 30:
+        time.sleep(0.02)
+    return proc, time.monotonic()
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun(tmp_path):
     expected = _write_logs(tmp_path / "logs")
+    # One uninterrupted run in a scratch store tells how long the work lasts, so kills land inside it.
+    (tmp_path / "scratch.toml").write_text(CONFIG.format(store=tmp_path / "scratch"))
+    proc, began = _start([sys.executable, "-c", SCRIPT, str(tmp_path / "scratch.toml"), str(tmp_path / "logs")],
+                         Store(tmp_path / "scratch"))
+    assert proc.wait() == 0
+    work = max(time.monotonic() - began, 0.5)
     (tmp_path / "c.toml").write_text(CONFIG.format(store=tmp_path / "store"))
     store, rng = Store(tmp_path / "store"), random.Random(7)
     cmd = [sys.executable, "-c", SCRIPT, str(tmp_path / "c.toml"), str(tmp_path / "logs")]
     for _ in range(3):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
-        started = time.monotonic()
-        while not (store.raw / "_staging").exists() and proc.poll() is None and time.monotonic() - started < 30:
-            time.sleep(0.02)  # the interpreter's imports take seconds on a loaded machine: wait for work
-        time.sleep(rng.uniform(0.0, 4.5))
-        os.kill(proc.pid, signal.SIGKILL)
+        proc, _began = _start(cmd, store)
+        time.sleep(rng.uniform(0.0, work))
+        if proc.poll() is None:  # a run that already finished is reaped by poll: nothing left to kill
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         _check_store(store)
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
