@@ -16,10 +16,17 @@ top-N segments change, or the settings do, everything is recomputed.
 
 Engine: DuckDB, by measurement on this project's 2-core machine (20 M events, segment x day):
 DuckDB 2.1 s, polars 3.0 s, pandas 5.7 s, pyarrow group_by 7.6 s; DuckDB also honours a memory limit.
-Raw files are scanned in batches of whole days (BATCH_BYTES): each batch's exact distinct counts fit
-in memory, so nothing spills and peak RSS depends on the batch, not on the number of events. One
-scan per batch yields the per-segment days and the all-segment days (GROUPING SETS). Measured with
-benchmarks/aggregate_bench.py (figures in its docstring).
+Nearly all the time goes into the exact distinct users and items, per (segment, day) and per day over
+every segment (GROUPING SETS): hash tables about as large as the rows; reading the columns is cheap.
+So raw files are scanned in small batches of whole days (BATCH_BYTES): a batch's distinct counts are
+final, its hash tables stay near cache size, nothing spills, and peak RSS depends on the batch, not on
+the number of events. Batches run side by side, one single-threaded query per core (``threads``): no
+synchronisation inside a query, and one batch's start and finish overlap another's work. Both halves
+count (see BATCH_BYTES). `trendrec aggregate` at 20 M events (benchmarks/aggregate_bench.py, figures in
+its docstring): 32 MiB batches one after the other, 2 threads each, 7.7-8.1 s; 4 MiB batches side by
+side 4.3-5.1 s, faster than one DuckDB query computing the daily table alone. Not faster: distinct
+counts as separate SELECT DISTINCT subqueries (within 2 %), list_unique(list(...)), two-stage
+aggregation through (day, segment, user) groups, dictionary codes sorted with NumPy.
 
     trendrec aggregate --config trendrec.toml
 """
@@ -52,8 +59,9 @@ log = logging.getLogger(__name__)
 STATE_FILE = "_state.json"
 ALL_DAYS_FILE = "_all_days.parquet"  # per-day totals over every segment, for the __all__ rows
 STATE_FORMAT = 1
-BATCH_BYTES = 4 << 20  # compressed raw parquet per query; measured: month-sized batches beat one
-# query over 20 M events (15 s vs 32 s at memory_limit 1GB, 360 MiB vs 1.1 GiB peak RSS)
+BATCH_BYTES = 4 << 20  # compressed raw parquet per query. Measured, 20 M events, the scan alone, 2 cores:
+# batches side by side 2 MiB 4.05 s, 4 MiB 4.08 s, 8 MiB 4.34 s; in another run 32 MiB 6.1 s, 4 MiB 4.7 s
+# (and one after the other, 2 threads each: 32 MiB 7.1 s, 4 MiB 5.9 s): big hash tables miss the cache
 _SUMS = f"""count(*) AS {s.EVENTS}, sum({s.QUANTITY}) AS {s.QUANTITY},
     sum({s.QUANTITY} * {s.PRICE}) AS {s.REVENUE}, count(DISTINCT {s.USER_ID}) AS {s.USERS},
     count(DISTINCT {s.ITEM_ID}) AS {s.ITEMS}"""
