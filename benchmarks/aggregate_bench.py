@@ -11,12 +11,15 @@ small. Then, each in its own child process so peak RSS is its own:
 It prints wall times, the ratio trendrec / reference (the issue's target: <= 1.0) and peak RSS
 (target <= 1.5 GiB, and still bounded at 100 M events). The machine is shared: compare ratios.
 
-Measured 2026-11-23 on the shared 2-core machine (load 2-5 from other work), full recompute:
-20 M, --repeat 3: trendrec 8.8-11.5 s, reference 6.7-18.7 s, median ratio 1.19 (0.62-1.37);
-peak RSS trendrec 518-537 MiB, reference 1.88-1.90 GiB. 100 M, --no-reference: trendrec 78 s,
-peak RSS 562 MiB. Where the time goes: the raw scan is 99 % of it, and the exact all-segment
-distinct users and items per day (a second grouping set over every row) cost 1.4-1.6x a scan
-without them; batching by whole days wins part of that back and bounds memory.
+Measured 2026-11-23 on the shared 2-core machine (benchmarks serialised, other work running),
+full recompute, 20 M, --repeat 3, two sessions: trendrec 4.26-5.91 s, reference 5.69-7.42 s, median
+ratio 0.75 and 0.80 (0.60-0.88); peak RSS trendrec 286-298 MiB, reference 1.89-1.96 GiB. 100 M,
+--no-reference: trendrec 23.3 s, peak RSS 313 MiB. Before 4 MiB batches side by side (32 MiB batches
+one after the other), the same day: trendrec 6.54-6.88 s, median ratio 1.12, peak RSS 523-542 MiB;
+100 M (an earlier day) 78 s, 562 MiB. Where the time goes: the exact distinct users and items per
+(segment, day) and per day over every segment, not reading the columns (per 2 M rows: reading them
+0.1-0.3 s, the grouping sets 0.6-0.8 s); small batches keep those hash tables near cache size and
+bound memory (see pipeline/aggregate.py).
 
     python benchmarks/aggregate_bench.py --events 2_000_000
     python benchmarks/aggregate_bench.py --events 100_000_000 --keep /tmp/trendrec-bench-100m

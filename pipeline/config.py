@@ -88,7 +88,7 @@ class ModelConfig:
 class AggregateConfig:
     top_n: int = 0  # keep the N segments with the most events, fold the rest into "__other__"; 0 = all
     memory_limit: str = "1GB"  # DuckDB memory limit of the aggregate step (it spills beyond)
-    threads: int = 0  # DuckDB threads; 0 = one per core
+    threads: int = 0  # DuckDB threads, and raw batches aggregated side by side; 0 = one per core
 
 
 @dataclass(frozen=True)
