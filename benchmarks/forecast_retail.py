@@ -9,6 +9,7 @@ Reference (issue 5): mean MASE SeasonalNaive 1.490, Naive 2.133, AutoETS 1.186, 
 
     PYTHONPATH=. python benchmarks/forecast_retail.py --seeds 3
     PYTHONPATH=. python benchmarks/forecast_retail.py --seeds 1 --set lookback=56 --set loss=mae
+    PYTHONPATH=. python benchmarks/forecast_retail.py --set level_exponents=0,0.25,0.5,0.75,1  # a list option
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ def _config(overrides: list[str], seed: int) -> ModelConfig:
     for item in overrides:
         key, _, value = item.partition("=")
         kind = type(getattr(base, key))
-        kwargs[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
+        if kind is tuple:  # a comma-separated list of numbers, e.g. quantiles=0.1,0.5,0.9; empty for ()
+            kwargs[key] = tuple(float(v) for v in value.split(",") if v)
+        else:
+            kwargs[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
     return dataclasses.replace(base, **kwargs, seed=seed)
 
 
