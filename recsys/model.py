@@ -37,7 +37,7 @@ from recsys import callbacks as cb
 from recsys import quantiles as q
 from recsys import windows as w
 from recsys.cells import PeepholeLSTMCell
-from recsys.skip import OpenDays, SeasonalRepeat
+from recsys.skip import LevelAdjust, OpenDays, SeasonalRepeat, select_level_exponents
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +45,11 @@ FORECAST = "forecast"  # column of predict(); pipeline.schemas has no constant f
 MODEL_FILE = "model.keras"
 META_FILE = "recommender.json"
 CHECKPOINT_FILE = cb.CHECKPOINT_FILE
+LEVEL_EXPONENT = "level_exponent"  # the non-trainable per-segment layer holding the base's level exponents
 FORMAT_VERSION = 1
 # How models saved before these options existed were trained (their recommender.json lacks the keys).
 PRE_BACKTEST_OPTIONS = {"base_seasons": 1, "base_statistic": "mean", "closed_days": False, "scaling": "mean",
-                        "loss": "huber", "ensemble": 1}
+                        "loss": "huber", "ensemble": 1, "level_exponents": ()}
 
 
 class ModelError(TrendrecError):
@@ -95,7 +96,7 @@ def _build(config: ModelConfig, n_segments: int) -> keras.Model:
     fut = keras.layers.Flatten(name="future_calendar")(future)
     x = keras.layers.Concatenate(name="encoded")([x, seg, fut])
     x = keras.layers.Dense(config.units, activation="relu", name="head")(x)
-    out = _output(config, history, x)
+    out = _output(config, history, segment, n_segments, x)
     model = keras.Model({"history": history, "future": future, "segment": segment}, out, name="trendrec")
     optimizer = keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
     if config.quantiles:
@@ -107,7 +108,7 @@ def _build(config: ModelConfig, n_segments: int) -> keras.Model:
     return model
 
 
-def _output(config: ModelConfig, history, x):
+def _output(config: ModelConfig, history, segment, n_segments: int, x):
     """The point forecast (batch, H), or the median plus ordered quantile gaps (batch, H, Q)."""
     if config.season_skip:
         # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
@@ -115,6 +116,10 @@ def _output(config: ModelConfig, history, x):
         # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
         naive = SeasonalRepeat(config.season_skip, config.horizon, _base_seasons(config),
                                config.base_statistic, name="seasonal_naive")(history)
+        if config.level_exponents:  # per segment, picked in fit(), saved with the weights
+            exponent = keras.layers.Embedding(n_segments, 1, embeddings_initializer="zeros", trainable=False,
+                                              name=LEVEL_EXPONENT)(segment)
+            naive = LevelAdjust(config.season_skip, name="level_adjusted")([naive, history, exponent])
         residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
         if config.closed_days:  # a weekday never sold in the lookback keeps its base (0) exactly
             residual = keras.layers.Multiply(name="open_only")(
@@ -150,6 +155,7 @@ class LSTMRecommender:
         self.config = config
         self.segments: list[str] = []
         self.scales: dict[str, float] = {}
+        self.level_exponents: dict[str, float] = {}
         self.model: keras.Model | None = None
 
     def fit(self, daily: pd.DataFrame, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
@@ -176,12 +182,15 @@ class LSTMRecommender:
         if log_dir is not None:
             cb.write_hparams(Path(log_dir), cfg, trial_id)
         preview = cb.preview_windows(val, self.segments, self.scales)
+        exponents = self._select_level_exponents(val)
         members, histories, initial = [], [], 0
         for m in range(cfg.ensemble):
             if m:  # member 0 keeps the run's seed, so ensemble = 1 trains exactly as before
                 keras.utils.set_random_seed(cfg.seed + m)
             sub = (lambda d: d) if cfg.ensemble == 1 else (lambda d: d and Path(d) / f"member_{m}")
             model = build_model(cfg, len(self.segments))
+            if exponents is not None:
+                model.get_layer(LEVEL_EXPONENT).set_weights([exponents[:, None]])
             callbacks = cb.make_callbacks(cfg, log_dir=sub(log_dir), checkpoint_dir=sub(checkpoint_dir),
                                           backup_dir=sub(backup_dir), preview=preview)
             hist = model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y), epochs=cfg.epochs,
@@ -199,6 +208,25 @@ class LSTMRecommender:
         return {"history": history, "epochs_run": initial + len(history["loss"]), "initial_epoch": initial,
                 **best, "train_windows": len(train), "val_windows": len(val), "val_start": str(val_start),
                 "member_val_loss": [float(np.nanmin(h["val_loss"])) for h in histories]}
+
+    def _select_level_exponents(self, val: w.Windows) -> np.ndarray | None:
+        """Per segment, the level exponent whose adjusted base did best on the validation windows.
+
+        The most recent weeks say whether a series currently follows last week's level (a smooth,
+        rising series) or its median weeks (a noisy one). The choice is made on the validation
+        windows, which are inside the training data: the hold-out never takes part.
+        """
+        cfg = self.config
+        if not (cfg.season_skip and cfg.level_exponents):
+            self.level_exponents = {}
+            return None
+        base = np.asarray(SeasonalRepeat(cfg.season_skip, cfg.horizon, _base_seasons(cfg),
+                                         cfg.base_statistic)(val.history))
+        exponents = select_level_exponents(base, val.history, val.y, val.segment, len(self.segments),
+                                           tuple(sorted(cfg.level_exponents)), cfg.season_skip)
+        self.level_exponents = {seg: float(e) for seg, e in zip(self.segments, exponents)}
+        log.info("level exponents per segment: %s", self.level_exponents)
+        return exponents
 
     def _prepare(self, daily: pd.DataFrame) -> tuple[w.Windows, w.Windows, datetime.date]:
         """Vocabulary, then scales and the chronological split (recsys.windows.split_windows)."""
@@ -248,7 +276,7 @@ class LSTMRecommender:
         directory.mkdir(parents=True, exist_ok=True)
         self.model.save(directory / MODEL_FILE)
         meta = {"format_version": FORMAT_VERSION, "config": dataclasses.asdict(self.config),
-                "segments": self.segments, "scales": self.scales,
+                "segments": self.segments, "scales": self.scales, "level_exponents": self.level_exponents,
                 "features": {"history": list(w.HISTORY_FEATURES), "future": list(w.CALENDAR_FEATURES)}}
         text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
         (directory / META_FILE).write_text(text, encoding="utf-8")
@@ -276,6 +304,7 @@ class LSTMRecommender:
             raise _fail(f"{directory}: model output {model.output_shape} or scales do not match {META_FILE}")
         rec = cls(config)
         rec.segments, rec.scales, rec.model = segments, scales, model
+        rec.level_exponents = {str(k): float(v) for k, v in meta.get("level_exponents", {}).items()}
         return rec
 
     def export_savedmodel(self, directory: Path) -> None:

@@ -46,6 +46,7 @@ def test_config_is_frozen():
         ("[model]\ncell = 'rnn'\n", "model.cell must be one of lstm, gru, peephole, got 'rnn'"),
         ("[model]\ndistribute = 'tpu'\n", "model.distribute must be one of none, mirrored"),
         ("[model]\nquantiles = 0.5\n", "model.quantiles: expected a list"),
+        ("[model]\nlevel_exponents = [0, 3]\n", "model.level_exponents must be numbers"),
         ("[model]\nquantiles = [0.1, 0.9]\n", "include 0.5"),
         ("[model]\nquantiles = [0.9, 0.5, 0.1]\n", "must be increasing"),
         ("[model]\nquantiles = [0.125, 0.5]\n", "at most two decimals"),
