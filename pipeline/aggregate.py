@@ -87,7 +87,9 @@ WHERE list_contains($months, strftime(g.{s.DATE}, '%Y-%m'))
 ORDER BY g.{s.SEGMENT}, g.{s.DATE}
 """
 
-_TOTALS = ", ".join(f"sum({m}) AS {m}" for m in s.DAILY_MEASURES)
+# Summed in date order: a float total must not depend on how DuckDB's threads split the rows, or a re-run
+# on the same data would write a different revenue in the last bits.
+_TOTALS = ", ".join(f"sum({m} ORDER BY {s.DATE}) AS {m}" for m in s.DAILY_MEASURES)
 _MONTH_WEEKDAY_SQL = f"""
 WITH daily AS (SELECT * FROM read_parquet($daily, hive_partitioning = false)),
 span AS (SELECT min({s.DATE}) AS lo, max({s.DATE}) AS hi FROM daily),
