@@ -113,12 +113,11 @@ def select_level_exponents(base: np.ndarray, history: np.ndarray, y: np.ndarray,
     without a window get the smallest candidate. Returns float32 (n_segments,).
     """
     layer = LevelAdjust(season)
+    counts = np.bincount(segment, minlength=n_segments)
     errors = np.full((len(candidates), n_segments), np.inf)
     for i, exponent in enumerate(candidates):
         adjusted = np.asarray(layer([base, history, np.full((len(base), 1), exponent, "float32")]))
-        per_window = np.mean(np.abs(adjusted - y), axis=1)
-        sums = np.bincount(segment, weights=per_window, minlength=n_segments)
-        counts = np.bincount(segment, minlength=n_segments)
+        sums = np.bincount(segment, weights=np.mean(np.abs(adjusted - y), axis=1), minlength=n_segments)
         errors[i] = np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
     best = np.argmin(errors, axis=0)  # the first (smallest) candidate on ties
     best[~np.isfinite(errors.min(axis=0))] = 0
