@@ -22,7 +22,7 @@ hold-out reaches. The last table is the bias on the two order series: how far ea
 90 s per seed on 2 cores). It prints the model blended with seasonal naive,
 ``(1 - w) * model + w * naive``, for several fixed ``w``.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/forecast_ceiling.py            # about 10 s
+    PYTHONPATH=. .venv/bin/python benchmarks/forecast_ceiling.py            # about 30 s
     PYTHONPATH=. .venv/bin/python benchmarks/forecast_ceiling.py --model --seeds 3
 """
 
@@ -54,23 +54,29 @@ def _tile(week: np.ndarray) -> np.ndarray:
     return np.tile(week, -(-H // SEASON))[:H]
 
 
-def median_base(y: np.ndarray, t: int) -> np.ndarray:
-    """The model's base at origin ``t`` (last training index): per weekday, the median of 6 weeks."""
-    return _tile(np.median(y[t - WEEKS * SEASON + 1: t + 1].reshape(WEEKS, SEASON), axis=0))
+def _histories(y: np.ndarray, origins) -> np.ndarray:
+    """(n, 6 weeks, 1): the days up to each origin (last training index) as the layers' channel 0."""
+    days = WEEKS * SEASON
+    return np.stack([y[o - days + 1: o + 1] for o in origins]).astype("float32")[:, :, None]
 
 
-def level_adjusted(y: np.ndarray, t: int, exponent: float) -> np.ndarray:
-    """``recsys.skip.LevelAdjust`` in numpy: the base moved towards last week's level."""
-    from recsys.skip import LEVEL_RATIO_RANGE
+def median_base(history: np.ndarray) -> np.ndarray:
+    """The model's base, ``recsys.skip.SeasonalRepeat``: per weekday, the median of 6 weeks."""
+    from recsys.skip import SeasonalRepeat
 
-    base = median_base(y, t)
-    typical = base[:SEASON].sum()
-    ratio = np.clip(y[t - SEASON + 1: t + 1].sum() / typical, *LEVEL_RATIO_RANGE) if typical > 1e-6 else 1.0
-    return base * ratio ** exponent
+    return np.asarray(SeasonalRepeat(SEASON, H, WEEKS, "median")(history), dtype=np.float64)
+
+
+def level_adjusted(history: np.ndarray, exponent: float) -> np.ndarray:
+    """``recsys.skip.LevelAdjust``: the base moved towards last week's level by ``exponent``."""
+    from recsys.skip import LevelAdjust
+
+    exponents = np.full((len(history), 1), exponent, "float32")
+    return np.asarray(LevelAdjust(SEASON)([median_base(history), history, exponents]), dtype=np.float64)
 
 
 def _shaped(y: np.ndarray, t: int, week_levels: tuple[float, float]) -> np.ndarray:
-    base = median_base(y, t)
+    base = median_base(_histories(y, [t]))[0]
     total = base[:SEASON].sum()
     if total <= 0:
         return base
@@ -102,16 +108,20 @@ def ses_forecast(y: np.ndarray, t: int) -> np.ndarray:
 
 def holt_forecast(y: np.ndarray, t: int) -> np.ndarray:
     weeks = _weekly(y, t)
-    (alpha, beta, phi), (_, level, trend) = min(((p, _holt(weeks, *p)) for p in HOLT_GRID), key=lambda x: x[1][0])
+    (_, _, phi), (_, level, trend) = min(((p, _holt(weeks, *p)) for p in HOLT_GRID), key=lambda x: x[1][0])
     return _shaped(y, t, (level + phi * trend, level + (phi + phi ** 2) * trend))
 
 
 def exponent_on_windows(y: np.ndarray, t: int, days: int) -> float:
-    """The exponent with the lowest MAE on the windows whose targets lie in the last ``days`` days."""
+    """``recsys.skip.select_level_exponents`` on the windows whose targets lie in the last ``days`` days."""
+    from recsys.skip import select_level_exponents
+
     origins = range(t - days, t - H + 1)
-    errors = [np.mean([np.abs(y[o + 1: o + 1 + H] - level_adjusted(y, o, e)).mean() for o in origins])
-              for e in EXPONENTS]
-    return EXPONENTS[int(np.argmin(errors))]
+    history = _histories(y, origins)
+    targets = np.stack([y[o + 1: o + 1 + H] for o in origins]).astype("float32")
+    chosen = select_level_exponents(median_base(history).astype("float32"), history, targets,
+                                    np.zeros(len(origins), np.int64), 1, EXPONENTS, SEASON)
+    return float(chosen[0])
 
 
 def _mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray) -> float:
@@ -132,11 +142,12 @@ def level_table(daily: pd.DataFrame, cutoffs: list[datetime.date]) -> tuple[pd.D
         for cutoff in cutoffs:
             t = dates.index(cutoff)
             train, actual = y[: t + 1], y[t + 1: t + 1 + H]
-            forecasts = {"seasonal_naive": _tile(y[t - SEASON + 1: t + 1]), "median": median_base(y, t)}
+            history = _histories(y, [t])
+            forecasts = {"seasonal_naive": _tile(y[t - SEASON + 1: t + 1]), "median": median_base(history)[0]}
             for days in VAL_DAYS:
-                forecasts[f"exp_val{days}"] = level_adjusted(y, t, exponent_on_windows(y, t, days))
+                forecasts[f"exp_val{days}"] = level_adjusted(history, exponent_on_windows(y, t, days))[0]
             forecasts["ses"], forecasts["holt"] = ses_forecast(y, t), holt_forecast(y, t)
-            forecasts["hindsight_exp"] = min((level_adjusted(y, t, e) for e in EXPONENTS),
+            forecasts["hindsight_exp"] = min((level_adjusted(history, e)[0] for e in EXPONENTS),
                                              key=lambda f: np.abs(actual - f).mean())
             forecasts["oracle_level"] = _shaped(y, t, (actual.sum() / 2, actual.sum() / 2))
             per_cutoff.append({k: _mase(actual, f, train) for k, f in forecasts.items()})
@@ -151,29 +162,20 @@ def level_table(daily: pd.DataFrame, cutoffs: list[datetime.date]) -> tuple[pd.D
 def blend_table(daily: pd.DataFrame, cutoffs: list[datetime.date], seeds: int) -> pd.DataFrame:
     """MASE per series (mean over seeds and cut-offs) of (1 - w) * model + w * seasonal naive."""
     from pipeline import schemas as s
-    from recsys.backtest import backtest_forecasts
+    from recsys.backtest import ACTUAL, CUTOFF, backtest_forecasts, score_backtest
 
     naive, _ = backtest_forecasts(daily, fr._config([], 0), cutoffs, methods=("seasonal_naive",))
+    names = [f"w={w}" for w in BLEND_WEIGHTS]
     per_seed = []
     for seed in range(seeds):
         model, _ = backtest_forecasts(daily, fr._config([], seed), cutoffs, methods=("model",))
-        joined = model.merge(naive, on=[s.SEGMENT, "cutoff", s.DATE, "actual"])
-        scores = {}
-        for w in BLEND_WEIGHTS:
-            blend = (1 - w) * joined["model"] + w * joined["seasonal_naive"]
-            scores[f"w={w}"] = joined.assign(blend=blend).groupby([s.SEGMENT, "cutoff"]).apply(
-                lambda g: _mase(g["actual"].to_numpy(), g["blend"].to_numpy(),
-                                _train(daily, g.name[0], g.name[1])), include_groups=False)
-        per_seed.append(pd.DataFrame(scores).groupby(level=0).mean())
-        print(f"seed {seed}: model mean MASE {per_seed[-1]['w=0.0'].mean():.3f}", flush=True)
+        joined = model.merge(naive, on=[s.SEGMENT, CUTOFF, s.DATE, ACTUAL])
+        joined = joined.assign(**{name: (1 - w) * joined["model"] + w * joined["seasonal_naive"]
+                                  for name, w in zip(names, BLEND_WEIGHTS)})
+        scores = score_backtest(joined, daily, fr.TARGET, SEASON, names)["per_segment"]
+        per_seed.append(pd.DataFrame({name: {seg: m[name]["mase"] for seg, m in scores.items()} for name in names}))
+        print(f"seed {seed}: model mean MASE {per_seed[-1][names[0]].mean():.3f}", flush=True)
     return sum(per_seed) / len(per_seed)
-
-
-def _train(daily: pd.DataFrame, segment: str, cutoff: datetime.date) -> np.ndarray:
-    from pipeline import schemas as s
-
-    part = daily[(daily[s.SEGMENT] == segment) & (daily[s.DATE] <= cutoff)]
-    return part.sort_values(s.DATE)[fr.TARGET].to_numpy(float)
 
 
 def _print(table: pd.DataFrame, title: str) -> None:
