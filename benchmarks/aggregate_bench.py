@@ -114,7 +114,7 @@ def _warm_imports() -> None:
     import duckdb  # noqa: F401
     import pandas  # noqa: F401
 
-    import pipeline.aggregate  # noqa: F401
+    import pipeline.aggregate.aggregate  # noqa: F401
 
     pa.array([0])
 
@@ -122,7 +122,7 @@ def _warm_imports() -> None:
 def _reference(store_root: str, queue: mp.Queue) -> None:
     import duckdb
 
-    from pipeline.io import Store
+    from pipeline.store import Store
 
     _warm_imports()
     files = [str(f) for f in Store(store_root).committed_raw_files()]
@@ -132,7 +132,7 @@ def _reference(store_root: str, queue: mp.Queue) -> None:
 
 
 def _trendrec(store_root: str, queue: mp.Queue) -> None:
-    from pipeline.aggregate import run_aggregate
+    from pipeline.aggregate.aggregate import run_aggregate
     from pipeline.config import load_config
 
     _warm_imports()

@@ -2,10 +2,10 @@
 
 Same series, cut-offs, horizon and MASE as ``forecast_retail.py``. Every forecast here is a weekday
 shape times a level. The shape is the model's seasonal base: the median of the same weekday over the
-last 6 weeks (``recsys.skip.SeasonalRepeat``). Only the level differs:
+last 6 weeks (``recsys.forecast.nn.seasonal_base.SeasonalRepeat``). Only the level differs:
 
 * ``median``: the shape's own level. This is the model's base with level exponent 0.
-* ``exp_val<N>``: ``base * (last week / base week) ** e`` (``recsys.skip.LevelAdjust``). ``e`` is picked
+* ``exp_val<N>``: ``base * (last week / base week) ** e`` (``recsys.forecast.nn.seasonal_base.LevelAdjust``). ``e`` is picked
   per series from 0, 0.25 .. 1 on the windows whose 14 target days lie in the last ``N`` training days.
   N=42 is what ``level_exponents`` does in the model (``val_days``).
 * ``ses``: simple exponential smoothing of the weekly totals. Alpha is fitted on all training weeks
@@ -61,15 +61,15 @@ def _histories(y: np.ndarray, origins) -> np.ndarray:
 
 
 def median_base(history: np.ndarray) -> np.ndarray:
-    """The model's base, ``recsys.skip.SeasonalRepeat``: per weekday, the median of 6 weeks."""
-    from recsys.skip import SeasonalRepeat
+    """The model's base, ``recsys.forecast.nn.seasonal_base.SeasonalRepeat``: per weekday, the median of 6 weeks."""
+    from recsys.forecast.nn.seasonal_base import SeasonalRepeat
 
     return np.asarray(SeasonalRepeat(SEASON, H, WEEKS, "median")(history), dtype=np.float64)
 
 
 def level_adjusted(history: np.ndarray, exponent: float) -> np.ndarray:
-    """``recsys.skip.LevelAdjust``: the base moved towards last week's level by ``exponent``."""
-    from recsys.skip import LevelAdjust
+    """``recsys.forecast.nn.seasonal_base.LevelAdjust``: the base moved towards last week's level by ``exponent``."""
+    from recsys.forecast.nn.seasonal_base import LevelAdjust
 
     exponents = np.full((len(history), 1), exponent, "float32")
     return np.asarray(LevelAdjust(SEASON)([median_base(history), history, exponents]), dtype=np.float64)
@@ -113,8 +113,8 @@ def holt_forecast(y: np.ndarray, t: int) -> np.ndarray:
 
 
 def exponent_on_windows(y: np.ndarray, t: int, days: int) -> float:
-    """``recsys.skip.select_level_exponents`` on the windows whose targets lie in the last ``days`` days."""
-    from recsys.skip import select_level_exponents
+    """``recsys.forecast.nn.seasonal_base.select_level_exponents`` on the windows whose targets lie in the last ``days`` days."""
+    from recsys.forecast.nn.seasonal_base import select_level_exponents
 
     origins = range(t - days, t - H + 1)
     history = _histories(y, origins)
@@ -125,7 +125,7 @@ def exponent_on_windows(y: np.ndarray, t: int, days: int) -> float:
 
 
 def _mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray) -> float:
-    from recsys.evaluate import mase
+    from recsys.forecast.evaluate import mase
 
     return mase(actual, forecast, train, SEASON)
 
@@ -162,7 +162,7 @@ def level_table(daily: pd.DataFrame, cutoffs: list[datetime.date]) -> tuple[pd.D
 def blend_table(daily: pd.DataFrame, cutoffs: list[datetime.date], seeds: int) -> pd.DataFrame:
     """MASE per series (mean over seeds and cut-offs) of (1 - w) * model + w * seasonal naive."""
     from pipeline import schemas as s
-    from recsys.backtest import ACTUAL, CUTOFF, backtest_forecasts, score_backtest
+    from recsys.forecast.backtest import ACTUAL, CUTOFF, backtest_forecasts, score_backtest
 
     naive, _ = backtest_forecasts(daily, fr._config([], 0), cutoffs, methods=("seasonal_naive",))
     names = [f"w={w}" for w in BLEND_WEIGHTS]

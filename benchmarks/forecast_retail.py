@@ -3,7 +3,7 @@
 Twelve daily series: revenue and order count (distinct invoices) for all countries together and
 for each of the top 5 countries by revenue; cancellations (InvoiceNo "C...") and non-positive
 quantities dropped; zero-filled from 2010-12-01 to 2011-11-30. Six rolling cut-offs two weeks
-apart, 14-day horizon, through recsys.backtest. The model is trained from scratch per cut-off and
+apart, 14-day horizon, through recsys.forecast.backtest. The model is trained from scratch per cut-off and
 per seed; the table shows its MASE as mean ± std over seeds next to the baselines (computed once).
 Reference (issue 5): mean MASE SeasonalNaive 1.490, Naive 2.133, AutoETS 1.186, AutoARIMA 1.271.
 
@@ -83,7 +83,7 @@ def _table(baselines: dict, runs: list[dict], segments: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Build the series, backtest the baselines once and the model per seed, print the table."""
-    from recsys.backtest import backtest
+    from recsys.forecast.backtest import backtest
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="model seeds 0..N-1 (default 3)")

@@ -58,7 +58,7 @@ with pq.ParquetWriter(sys.argv[2], reader.schema, compression="zstd") as w:
 INGEST = """
 import sys, json
 from pipeline.config import load_config
-from pipeline.ingest import run_ingest
+from pipeline.ingest.ingest import run_ingest
 print(json.dumps(run_ingest(load_config(sys.argv[1]), sys.argv[2])))
 """
 

@@ -1,6 +1,6 @@
 """Re-ranking figures of issue 6: batch throughput, service latency under load, offline lift.
 
-1. Batch: ``recsys.rerank.rerank`` on ``--rows`` synthetic candidates (lists of 20, the production
+1. Batch: ``recsys.rank.rerank.rerank`` on ``--rows`` synthetic candidates (lists of 20, the production
    model's segments plus unknown ones); best of 3 runs, in candidates per second.
 2. Service: ``trendrec serve``'s app in a uvicorn thread on loopback; a client in a separate process
    sends requests of ``--size`` candidates back to back over one keep-alive connection for
@@ -36,7 +36,7 @@ def bench_batch(trends, rows: int, list_len: int = 20) -> dict:
     import pandas as pd
 
     from pipeline import schemas as s
-    from recsys.rerank import rerank
+    from recsys.rank.rerank import rerank
 
     rng = np.random.default_rng(0)
     segments = np.array([*trends[s.SEGMENT].astype(str), "unknown_a", "unknown_b"])
@@ -101,7 +101,7 @@ def client(url: str, seconds: float, size: int, segments: list[str], max_request
 
 
 def bench_service(cfg, segments: list[str], seconds: float, size: int) -> dict:
-    from recsys.serve import create_app, freeze_gc, serving
+    from recsys.serve.app import create_app, freeze_gc, serving
 
     app = create_app(cfg)
     freeze_gc()  # as `trendrec serve` does once its app is built
@@ -113,7 +113,7 @@ def bench_service(cfg, segments: list[str], seconds: float, size: int) -> dict:
 
 
 def bench_lift(cfg, weights: list[float], weeks: int) -> dict:
-    from recsys.rerank_eval import run_evaluate_rerank
+    from recsys.rank.evaluation import run_evaluate_rerank
 
     result = run_evaluate_rerank(cfg, weights=weights, weeks=weeks)
     keep = ("weight", "users", "hit_rate", "ndcg", "hit_rate_lift", "ndcg_lift")
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pipeline import schemas as s
     from pipeline.config import load_config
-    from pipeline.io import Store, read_parquet
+    from pipeline.store import Store, read_parquet
     from recsys import registry
 
     cfg = load_config(args.config, store=args.store)

@@ -12,7 +12,7 @@ model's forecast, the trend here comes from tables that a model can at best appr
 * ``oracle_item``: the same per item, in units (a perfect item-level trend);
 * ``momentum_item``: last week against the week before, per item (a naive item-level trend).
 
-Each trend goes through ``recsys.rerank.trend_score`` and ``recsys.rerank.rerank`` unchanged, and
+Each trend goes through ``recsys.rank.rerank.trend_score`` and ``recsys.rank.rerank.rerank`` unchanged, and
 its pooled lift is printed against the base ranking for every weight. Needs a store with ingested
 events and aggregates (``make demo`` leaves one in ./trendrec-data); no model is loaded.
 
@@ -41,11 +41,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline import schemas as s
     from pipeline.config import load_config
-    from pipeline.io import Store, read_parquet
-    from recsys.candidates import build_candidates, read_events
-    from recsys.rerank import rerank, trend_score
-    from recsys.rerank_eval import K, RECENT_DAYS, TARGET_DAYS, evaluate_rerank, pool, purchases, score_lists
-    from recsys.rerank_eval import weekly_cutoffs
+    from pipeline.store import Store, read_parquet
+    from recsys.rank.candidates import build_candidates, read_events
+    from recsys.rank.rerank import rerank, trend_score
+    from recsys.rank.evaluation import K, RECENT_DAYS, TARGET_DAYS, evaluate_rerank, pool, purchases, score_lists
+    from recsys.rank.evaluation import weekly_cutoffs
 
     store = Store(load_config(args.config, store=args.store).store)
     events = read_events(store)

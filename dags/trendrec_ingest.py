@@ -7,7 +7,7 @@
   5 minutes, gives up after 12 hours): it waits until `<landing>/<D>/` holds a CSV or parquet file,
   or, when the `marker` param is set (e.g. `_SUCCESS`), until that marker exists (a folder with only
   the marker is a day without events: `ingest` is skipped and the asset is not updated).
-* `ingest` ingests **only** the files of `<landing>/<D>/` (`pipeline.ingest.run_ingest`). Each
+* `ingest` ingests **only** the files of `<landing>/<D>/` (`pipeline.ingest.ingest.run_ingest`). Each
   file is one transaction keyed by its bytes, so a re-run of D adds nothing; a file that cannot be
   read or lacks a mapped column fails the task at once (no retry: bad input does not heal) with
   the file and column in the task log, and nothing of it becomes visible in the store.
@@ -68,7 +68,7 @@ DEFAULT_ARGS = {
 def trendrec_ingest():
     @task.sensor(poke_interval=300, timeout=12 * 3600, mode="reschedule", execution_timeout=timedelta(minutes=5))
     def wait_for_drop(params=None, logical_date=None) -> PokeReturnValue:
-        from pipeline.landing import day_dir, day_files, drop_complete
+        from pipeline.ingest.landing import day_dir, day_files, drop_complete
 
         if not params["landing"]:
             raise ValueError("trendrec_ingest: the `landing` param (or $TRENDREC_LANDING) is empty")
@@ -85,8 +85,8 @@ def trendrec_ingest():
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from pipeline.errors import TrendrecError
-        from pipeline.ingest import run_ingest
-        from pipeline.landing import day_dir, load_run_config
+        from pipeline.ingest.ingest import run_ingest
+        from pipeline.ingest.landing import day_dir, load_run_config
 
         folder = day_dir(params["landing"], logical_date.date())
         if not files:  # a marker-only drop: the shop had no events that day

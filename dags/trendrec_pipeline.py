@@ -60,25 +60,25 @@ def _config(params: dict):
 def trendrec_pipeline():
     @task
     def ingest(params=None) -> dict:
-        from pipeline.ingest import run_ingest
+        from pipeline.ingest.ingest import run_ingest
 
         return run_ingest(_config(params), params["source"] or None)
 
     @task
     def aggregate(ingested: dict, params=None) -> dict:
-        from pipeline.aggregate import run_aggregate
+        from pipeline.aggregate.aggregate import run_aggregate
 
         return run_aggregate(_config(params))
 
     @task
     def train(aggregated: dict, params=None, ts_nodash=None) -> dict:
-        from recsys.train import run_train
+        from recsys.forecast.train import run_train
 
         return run_train(_config(params), run_id=ts_nodash)
 
     @task
     def evaluate(trained: dict, params=None) -> dict:
-        from recsys.evaluate import run_evaluate
+        from recsys.forecast.evaluate import run_evaluate
 
         return run_evaluate(_config(params), trained["candidate_dir"])
 
@@ -93,12 +93,12 @@ def trendrec_pipeline():
         from airflow.sdk.exceptions import AirflowSkipException
 
         from recsys.registry import load_production
-        from pipeline.io import Store
+        from pipeline.store import Store
 
         cfg = _config(params)
         if load_production(Store(cfg.store)) is None:
             raise AirflowSkipException("no model in production yet: nothing to re-rank with")
-        from recsys.rerank import run_rerank
+        from recsys.rank.rerank import run_rerank
 
         return run_rerank(cfg)
 

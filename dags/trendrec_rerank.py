@@ -42,7 +42,7 @@ DEFAULT_ARGS = {
 
 
 def _config(params: dict):
-    from pipeline.landing import load_run_config  # heavy imports stay inside tasks
+    from pipeline.ingest.landing import load_run_config  # heavy imports stay inside tasks
 
     return load_run_config(params["config"], params["store"])
 
@@ -77,8 +77,8 @@ def trendrec_rerank():
 
     @task
     def rerank(params=None, logical_date=None, dag_run=None) -> dict:
-        from pipeline.landing import candidates_for, run_day
-        from recsys.rerank import run_rerank
+        from pipeline.ingest.landing import candidates_for, run_day
+        from recsys.rank.rerank import run_rerank
 
         cfg = _config(params)
         day = run_day(logical_date, dag_run.run_after)

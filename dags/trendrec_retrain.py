@@ -53,7 +53,7 @@ DEFAULT_ARGS = {
 
 
 def _config(params: dict):
-    from pipeline.landing import load_run_config  # heavy imports stay inside tasks
+    from pipeline.ingest.landing import load_run_config  # heavy imports stay inside tasks
 
     return load_run_config(params["config"], params["store"], params["horizon"])
 
@@ -78,20 +78,20 @@ def _config(params: dict):
 def trendrec_retrain():
     @task
     def aggregate(params=None) -> dict:
-        from pipeline.aggregate import run_aggregate
+        from pipeline.aggregate.aggregate import run_aggregate
 
         return run_aggregate(_config(params))
 
     @task(execution_timeout=timedelta(hours=4))
     def train(aggregated: dict, params=None, logical_date=None, run_id=None) -> dict:
-        from pipeline.landing import run_key
-        from recsys.train import run_train
+        from pipeline.ingest.landing import run_key
+        from recsys.forecast.train import run_train
 
         return run_train(_config(params), run_id=run_key(logical_date, run_id))
 
     @task
     def evaluate(trained: dict, params=None) -> dict:
-        from recsys.evaluate import run_evaluate
+        from recsys.forecast.evaluate import run_evaluate
 
         return run_evaluate(_config(params), trained["candidate_dir"])
 

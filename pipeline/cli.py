@@ -44,13 +44,13 @@ def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_ingest(cfg: Config, args: argparse.Namespace) -> dict:
-    from pipeline.ingest import run_ingest
+    from pipeline.ingest.ingest import run_ingest
 
     return run_ingest(cfg, args.source)
 
 
 def _run_aggregate(cfg: Config, args: argparse.Namespace) -> dict:
-    from pipeline.aggregate import run_aggregate
+    from pipeline.aggregate.aggregate import run_aggregate
 
     return run_aggregate(cfg)
 

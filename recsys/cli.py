@@ -16,7 +16,7 @@ import sys
 from pipeline.cli import PIPELINE_COMMANDS, Command, run_cli
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store
+from pipeline.store import Store
 
 
 def _latest_candidate(cfg: Config) -> str:
@@ -36,7 +36,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_train(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.train import run_train
+    from recsys.forecast.train import run_train
 
     return run_train(cfg, run_id=args.run_id)
 
@@ -48,14 +48,14 @@ def _tune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.tune import run_tune
+    from recsys.forecast.tune import run_tune
 
     return run_tune(cfg, trials=args.trials, tune_id=args.tune_id, epochs=args.epochs,
                     progress=lambda line: print(line, file=sys.stderr, flush=True))
 
 
 def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.evaluate import run_evaluate
+    from recsys.forecast.evaluate import run_evaluate
 
     return run_evaluate(cfg, args.candidate or _latest_candidate(cfg))
 
@@ -72,7 +72,7 @@ def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_rerank(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.rerank import run_rerank
+    from recsys.rank.rerank import run_rerank
 
     return run_rerank(cfg, args.candidates, args.output)
 
@@ -96,13 +96,13 @@ def _run_models(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _run_status(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.status import store_status
+    from recsys.report.status import store_status
 
     return store_status(cfg)
 
 
 def _run_demo(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.status import run_demo
+    from recsys.report.status import run_demo
 
     return run_demo(cfg)
 
@@ -112,7 +112,7 @@ def _report_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_report(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.report import run_report
+    from recsys.report.report import run_report
 
     return run_report(cfg, args.output)
 
@@ -123,7 +123,7 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_serve(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.serve import run_serve
+    from recsys.serve.app import run_serve
 
     return run_serve(cfg, host=args.host, port=args.port)
 
@@ -134,7 +134,7 @@ def _evaluate_rerank_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.rerank_eval import run_evaluate_rerank
+    from recsys.rank.evaluation import run_evaluate_rerank
 
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
     return run_evaluate_rerank(cfg, weights=weights, weeks=args.weeks)
@@ -147,7 +147,7 @@ def _backtest_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_backtest(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.backtest import run_backtest
+    from recsys.forecast.backtest import run_backtest
 
     return run_backtest(cfg, cutoffs=args.cutoffs, step=args.step, run_id=args.run_id)
 

@@ -28,10 +28,10 @@ import pyarrow as pa
 
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, read_json, read_parquet, write_json, write_parquet
+from pipeline.store import Store, read_json, read_parquet, write_json, write_parquet
 
 if TYPE_CHECKING:
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def _write_production(store: Store, version: str, history: list[str]) -> dict[st
 
 
 def _load_version(store: Store, version: str) -> tuple[LSTMRecommender, dict[str, Any]]:
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
     path = version_dir(store, version)
     try:
@@ -272,8 +272,8 @@ def pushed_as(store: Store, candidate_dir: Path) -> str | None:
 def _assemble(cfg: Config, candidate_dir: Path, staging: Path, version: str,
               evaluation: dict[str, Any]) -> dict[str, Any]:
     """Copy the candidate into ``staging`` and add the SavedModel, trend scores and metadata."""
-    from recsys.model import LSTMRecommender
-    from recsys.rerank import compute_trend_scores
+    from recsys.forecast.forecaster import LSTMRecommender
+    from recsys.rank.rerank import compute_trend_scores
 
     shutil.rmtree(staging, ignore_errors=True)  # left over by a crashed push
     shutil.copytree(candidate_dir, staging)

@@ -24,8 +24,8 @@ def notebook_store(tmp_path_factory):
     from tests.recsys.test_report import shared_small_store
 
     cfg = shared_small_store(tmp_path_factory)
-    from recsys.backtest import run_backtest
-    from recsys.rerank_eval import run_evaluate_rerank
+    from recsys.forecast.backtest import run_backtest
+    from recsys.rank.evaluation import run_evaluate_rerank
 
     run_evaluate_rerank(cfg, weights=[0.0, 0.3, 1.0], weeks=2)  # the sweep plot's data
     run_backtest(cfg, cutoffs=2, step=7, run_id="notebook")  # the backtest table and bars

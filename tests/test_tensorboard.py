@@ -22,8 +22,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import load_config
-from recsys.train import run_train
-from pipeline.io import Store, write_parquet
+from recsys.forecast.train import run_train
+from pipeline.store import Store, write_parquet
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
 STARTUP_TIMEOUT = 90.0  # seconds; TensorBoard needs about 12 s on an idle 2-core machine

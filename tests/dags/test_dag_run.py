@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.io import Store
+from pipeline.store import Store
 from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
 
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.aggregate import run_aggregate
+from pipeline.aggregate.aggregate import run_aggregate
 from pipeline.config import IngestConfig, load_config
 from pipeline.errors import TrendrecError
-from pipeline.ingest import run_ingest
-from pipeline.io import Store, read_parquet
+from pipeline.ingest.ingest import run_ingest
+from pipeline.store import Store, read_parquet
 
 EVENTS = """ts,item,qty,price,user,cat
 2024-01-30 09:00:00,x,2,1.0,u1,a
@@ -128,7 +128,7 @@ def test_month_weekday_totals_do_not_depend_on_how_duckdb_splits_the_rows(tmp_pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.aggregate import _month_weekday
+    from pipeline.aggregate.aggregate import _month_weekday
 
     rng, files, first = np.random.default_rng(0), [], date(2020, 1, 1)
     for m in range(24):

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
-from pipeline.aggregate import run_aggregate
+from pipeline.aggregate.aggregate import run_aggregate
 from pipeline.config import load_config
-from pipeline.ingest import run_ingest
-from pipeline.io import Store, read_parquet
+from pipeline.ingest.ingest import run_ingest
+from pipeline.store import Store, read_parquet
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,12 +5,12 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from pipeline import aggregate
+from pipeline.aggregate import aggregate
 from pipeline import schemas as s
-from pipeline.aggregate import run_aggregate
+from pipeline.aggregate.aggregate import run_aggregate
 from pipeline.config import IngestConfig, load_config
-from pipeline.ingest import run_ingest
-from pipeline.io import Store, current_aggregates, daily_partition, read_parquet
+from pipeline.ingest.ingest import run_ingest
+from pipeline.store import Store, current_aggregates, daily_partition, read_parquet
 
 HEADER = "ts,item,qty,price,user,cat\n"
 FIRST = HEADER + """2024-01-30 09:00:00,x,2,1.0,u1,a

@@ -11,8 +11,8 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
-from pipeline.ingest import IngestError, run_ingest
-from pipeline.io import Store
+from pipeline.ingest.ingest import IngestError, run_ingest
+from pipeline.store import Store
 from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
 
 HEADER = "ts,item,qty,price,customer,invoice,desc"

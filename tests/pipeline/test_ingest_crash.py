@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.io import Store
+from pipeline.store import Store
 from tests.conftest import ROOT
 
 CONFIG = """
@@ -26,7 +26,7 @@ quantity = "qty"
 price = "price"
 order_id = "order"
 """
-SCRIPT = "import sys; from pipeline.config import load_config; from pipeline.ingest import run_ingest; " \
+SCRIPT = "import sys; from pipeline.config import load_config; from pipeline.ingest.ingest import run_ingest; " \
          "run_ingest(load_config(sys.argv[1]), sys.argv[2])"
 
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
-from pipeline.ingest import COUNTERS, run_ingest
-from pipeline.io import Store
+from pipeline.ingest.ingest import COUNTERS, run_ingest
+from pipeline.store import Store
 
 COLUMNS = {"event_time": "ts", "item_id": "item", "quantity": "qty", "price": "price", "order_id": "order"}
 HEADER = "ts,item,qty,price,order"

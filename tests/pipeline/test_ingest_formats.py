@@ -12,8 +12,8 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import ConfigError, IngestConfig, load_config
-from pipeline.ingest import IngestError, run_ingest
-from pipeline.io import Store
+from pipeline.ingest.ingest import IngestError, run_ingest
+from pipeline.store import Store
 from tests.conftest import ROOT
 
 BAKERY = ROOT.parent / "shared" / "data" / "bakery_breadbasket" / "BreadBasket_DMS.parquet"

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig, load_config
-from pipeline.io import Store, write_parquet
+from pipeline.store import Store, write_parquet
 
 START = datetime.date(2024, 1, 1)  # a Monday
 SMALL_MODEL = ModelConfig(lookback=14, horizon=7, units=8, layers=1, epochs=2, batch_size=32, patience=2,
@@ -81,7 +81,7 @@ def trained_daily() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def trained_recommender(trained_daily):
     """An LSTMRecommender(SMALL_MODEL) fitted for 2 epochs on ``trained_daily``, shared by the session."""
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
     recommender = LSTMRecommender(SMALL_MODEL)
     recommender.fit(trained_daily)

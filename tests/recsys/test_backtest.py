@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys import backtest as bt
+from recsys.forecast import backtest as bt
 from tests.conftest import ROOT
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily, write_daily
 

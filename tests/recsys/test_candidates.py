@@ -8,8 +8,8 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
-from pipeline.ingest import run_ingest
-from recsys.candidates import CandidatesError, build_candidates, main, sample_users
+from pipeline.ingest.ingest import run_ingest
+from recsys.rank.candidates import CandidatesError, build_candidates, main, sample_users
 
 AS_OF = date(2024, 3, 1)
 

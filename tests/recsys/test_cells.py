@@ -6,9 +6,9 @@ import math
 import keras
 import numpy as np
 
-from recsys.cells import PeepholeLSTMCell
-from recsys.model import build_model
-from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
+from recsys.forecast.nn.cells import PeepholeLSTMCell
+from recsys.forecast.forecaster import build_model
+from recsys.forecast.nn.windows import CALENDAR_FEATURES, HISTORY_FEATURES
 from tests.recsys.conftest import SMALL_MODEL
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.io import Store, read_json, read_parquet, write_json
-from recsys import evaluate as ev
+from pipeline.store import Store, read_json, read_parquet, write_json
+from recsys.forecast import evaluate as ev
 
 ACTUAL = np.array([1.0, 2.0, 3.0, 4.0])
 FORECAST = np.array([2.0, 2.0, 1.0, 4.0])  # errors 1, 0, 2, 0
@@ -86,7 +86,7 @@ def test_decide_blessing(model, baseline, production, margin, has_prod, blessed)
 
 
 def test_forecast_column_matches_the_model():
-    from recsys.model import FORECAST
+    from recsys.forecast.forecaster import FORECAST
 
     assert ev.FORECAST == FORECAST
 

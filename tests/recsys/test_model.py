@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.model import FORECAST, LSTMRecommender, ModelError, build_model
+from recsys.forecast.forecaster import FORECAST, LSTMRecommender, ModelError, build_model
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
 
@@ -120,8 +120,8 @@ def test_untrained_model_starts_at_the_seasonal_naive_forecast():
     import keras
 
     from pipeline.config import ModelConfig
-    from recsys.model import build_model
-    from recsys.windows import HISTORY_FEATURES, CALENDAR_FEATURES
+    from recsys.forecast.forecaster import build_model
+    from recsys.forecast.nn.windows import HISTORY_FEATURES, CALENDAR_FEATURES
 
     cfg = ModelConfig(lookback=14, horizon=10, units=4, season_skip=7, base_seasons=1, base_statistic="mean",
                       closed_days=False)
@@ -154,7 +154,7 @@ def test_base_of_several_seasons_is_the_mean_of_the_same_weekdays(closed):
     With closed_days the untrained forecast is the same: the mask only silences the correction.
     """
     from pipeline.config import ModelConfig
-    from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
+    from recsys.forecast.nn.windows import CALENDAR_FEATURES, HISTORY_FEATURES
 
     cfg = ModelConfig(lookback=14, horizon=8, units=4, season_skip=7, base_seasons=2, closed_days=closed)
     model = build_model(cfg, n_segments=1)
@@ -167,7 +167,7 @@ def test_base_of_several_seasons_is_the_mean_of_the_same_weekdays(closed):
 
 @pytest.mark.slow
 def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
-    from recsys.windows import latest_inputs
+    from recsys.forecast.nn.windows import latest_inputs
 
     cfg = dataclasses.replace(SMALL_MODEL, ensemble=2, epochs=1, scaling="naive", loss="mae")
     daily = make_tiny_daily()
@@ -186,7 +186,7 @@ def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
 
 def test_median_base_ignores_a_one_off_spike():
     """base_statistic = "median" over 3 weeks: a promotion day in one week does not move the base."""
-    from recsys.model import SeasonalRepeat
+    from recsys.forecast.forecaster import SeasonalRepeat
 
     history = np.zeros((1, 21, 5), dtype="float32")
     history[0, :, 0] = [0, 1, 2, 3, 4, 0, 6] + [2, 3, 4, 5, 6, 0, 8] + [1, 90, 3, 4, 5, 0, 7]
@@ -198,7 +198,7 @@ def test_median_base_ignores_a_one_off_spike():
 
 def test_a_model_saved_before_the_base_options_loads_with_the_settings_it_was_trained_with(
         trained_recommender, tmp_path):
-    from recsys.model import META_FILE, PRE_BACKTEST_OPTIONS
+    from recsys.forecast.forecaster import META_FILE, PRE_BACKTEST_OPTIONS
 
     trained_recommender.save(tmp_path)
     meta = json.loads((tmp_path / META_FILE).read_text())

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.model import FORECAST, LSTMRecommender, build_model
-from recsys.quantiles import PinballLoss, QuantileOffsets, column_names, pinball
-from recsys.rerank import TREND_HIGH, TREND_LOW, compute_trend_scores
-from recsys.windows import CALENDAR_FEATURES, HISTORY_FEATURES
+from recsys.forecast.forecaster import FORECAST, LSTMRecommender, build_model
+from recsys.forecast.nn.quantiles import PinballLoss, QuantileOffsets, column_names, pinball
+from recsys.rank.rerank import TREND_HIGH, TREND_LOW, compute_trend_scores
+from recsys.forecast.nn.windows import CALENDAR_FEATURES, HISTORY_FEATURES
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -77,10 +77,10 @@ def test_quantile_model_trains_predicts_ordered_columns_and_round_trips(tmp_path
 def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_band(tiny_store):
     """train -> evaluate (MASE on the median) -> push (SavedModel export, trend file) all keep working."""
     from pipeline.config import EvaluateConfig
-    from pipeline.io import Store, read_parquet
+    from pipeline.store import Store, read_parquet
     from recsys import registry
-    from recsys.evaluate import run_evaluate
-    from recsys.train import run_train
+    from recsys.forecast.evaluate import run_evaluate
+    from recsys.forecast.train import run_train
 
     model = dataclasses.replace(SMALL_MODEL, cell="peephole", quantiles=QUANTILES)
     cfg = dataclasses.replace(tiny_store, model=model, evaluate=EvaluateConfig(margin=-100.0))
@@ -99,7 +99,7 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     matplotlib.use("Agg")
     from matplotlib.collections import PolyCollection
 
-    from recsys import plots, report
+    from recsys.report import plots, report
 
     holdout = report.holdout_frame(cfg)
     band = report.quantile_band(holdout.columns)

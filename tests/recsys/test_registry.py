@@ -13,9 +13,9 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import EvaluateConfig, load_config
-from pipeline.io import Store, StoreError, read_json, write_json
+from pipeline.store import Store, StoreError, read_json, write_json
 from recsys import registry
-from recsys.evaluate import run_evaluate
+from recsys.forecast.evaluate import run_evaluate
 from recsys.registry import RegistryError
 from tests.recsys.conftest import SMALL_MODEL, write_daily
 
@@ -25,7 +25,7 @@ CUTOFF = datetime.date(2024, 5, 15)  # 14 days before the last day of make_tiny_
 
 
 def make_candidate(cfg, name: str, recommender, trained_daily):
-    """A candidate directory as recsys.train writes it, from the session's trained model."""
+    """A candidate directory as recsys.forecast.train writes it, from the session's trained model."""
     path = Store(cfg.store).models / "candidates" / name
     recommender.save(path)
     write_json(cfg.to_dict(), path / "config.json")
@@ -196,7 +196,7 @@ def test_prune_never_deletes_production_or_its_history(cfg):
 
 def test_a_worse_model_trained_on_shuffled_targets_is_never_promoted(cfg, trained_daily):
     """The gate with the real evaluation: margin 0, so it must beat seasonal naive and production."""
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
     cfg = dataclasses.replace(cfg, evaluate=EvaluateConfig(margin=0.0))
     shuffled = trained_daily.copy()

@@ -18,7 +18,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import Config, load_config
-from recsys import report
+from recsys.report import report
 from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,12 +26,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def build_small_store(root: Path) -> Config:
     """Every stage, ingest to rerank, on a 10 % row sample; returns the config."""
-    from pipeline.aggregate import run_aggregate
-    from pipeline.ingest import run_ingest
-    from recsys.evaluate import run_evaluate
+    from pipeline.aggregate.aggregate import run_aggregate
+    from pipeline.ingest.ingest import run_ingest
+    from recsys.forecast.evaluate import run_evaluate
     from recsys.registry import push
-    from recsys.rerank import run_rerank
-    from recsys.train import run_train
+    from recsys.rank.rerank import run_rerank
+    from recsys.forecast.train import run_train
 
     root.mkdir(parents=True, exist_ok=True)
     events = pq.read_table(DEMO_EVENTS)
@@ -89,7 +89,7 @@ def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
 
 @pytest.mark.slow
 def test_report_output_must_stay_inside_the_store(small_store, tmp_path):
-    from pipeline.io import StoreError
+    from pipeline.store import StoreError
 
     with pytest.raises(StoreError, match="outside the store"):
         report.run_report(small_store, str(tmp_path / "elsewhere"))
@@ -145,7 +145,7 @@ def test_quantile_band_and_metrics_table():
 
 
 def test_load_sweep_reads_the_pooled_rows_of_evaluate_rerank(tmp_path):
-    from pipeline.io import Store, write_json
+    from pipeline.store import Store, write_json
 
     store = Store(tmp_path).ensure()
     assert report.load_sweep(store) is None
@@ -159,7 +159,7 @@ def test_load_sweep_reads_the_pooled_rows_of_evaluate_rerank(tmp_path):
 def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(small_config):
     import pyarrow as pa
 
-    from pipeline.io import Store, write_parquet
+    from pipeline.store import Store, write_parquet
     from tests.recsys.conftest import make_tiny_daily
 
     store = Store(small_config.store).ensure()

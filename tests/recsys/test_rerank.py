@@ -8,9 +8,9 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import RerankConfig
-from pipeline.io import Store, StoreError, write_json
+from pipeline.store import Store, StoreError, write_json
 from recsys import registry
-from recsys.rerank import RerankError, read_candidates, rerank, run_rerank, trend_score
+from recsys.rank.rerank import RerankError, read_candidates, rerank, run_rerank, trend_score
 
 CANDIDATES = pd.DataFrame(
     {

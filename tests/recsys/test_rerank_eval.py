@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys.rerank_eval import (RerankEvaluationError, evaluate_rerank, pool, purchases, score_lists,
+from recsys.rank.evaluation import (RerankEvaluationError, evaluate_rerank, pool, purchases, score_lists,
                                 weekly_cutoffs)
 
 D = datetime.date

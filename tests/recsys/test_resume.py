@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_config
-from pipeline.io import read_json
-from recsys.model import LSTMRecommender
-from recsys.train import BACKUP_SUFFIX, run_train
+from pipeline.store import read_json
+from recsys.forecast.forecaster import LSTMRecommender
+from recsys.forecast.train import BACKUP_SUFFIX, run_train
 from tests.conftest import ROOT
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily, write_daily
 
@@ -32,7 +32,7 @@ MODEL = dataclasses.replace(SMALL_MODEL, **SLOWER)  # no early stop; enough epoc
 SCRIPT = f"""
 import dataclasses, sys
 from pipeline.config import load_config
-from recsys.train import run_train
+from recsys.forecast.train import run_train
 from tests.recsys.conftest import SMALL_MODEL
 model = dataclasses.replace(SMALL_MODEL, **{SLOWER!r})
 run_train(dataclasses.replace(load_config(None), store=sys.argv[1], model=model), run_id={RUN_ID!r})

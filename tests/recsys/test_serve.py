@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.io import Store, write_json
+from pipeline.store import Store, write_json
 from recsys import registry
-from recsys.rerank import rerank
-from recsys.serve import REQUEST, create_app, rerank_list, serving
+from recsys.rank.rerank import rerank
+from recsys.serve.app import REQUEST, create_app, rerank_list, serving
 
 TRENDS = pd.DataFrame({s.SEGMENT: ["up", "down"], s.TREND: [0.5, -0.5]})
 LIST = [{"item_id": "x", "segment": "up", "base_score": 1.0},
@@ -162,7 +162,7 @@ def test_promote_and_rollback_are_picked_up_without_restart(small_config, traine
 
 
 def test_the_service_does_not_import_tensorflow():
-    code = "import sys, recsys.serve; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    code = "import sys, recsys.serve.app; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=True)
     assert out.stdout.strip() == "[]"

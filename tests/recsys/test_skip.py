@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.model import FORECAST, LSTMRecommender
-from recsys.skip import LevelAdjust, OpenDays, select_level_exponents
+from recsys.forecast.forecaster import FORECAST, LSTMRecommender
+from recsys.forecast.nn.seasonal_base import LevelAdjust, OpenDays, select_level_exponents
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
 

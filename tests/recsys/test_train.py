@@ -11,9 +11,9 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
 from pipeline import schemas as s
-from pipeline.io import read_json
-from recsys.model import FORECAST, LSTMRecommender
-from recsys.train import TrainError, run_train
+from pipeline.store import read_json
+from recsys.forecast.forecaster import FORECAST, LSTMRecommender
+from recsys.forecast.train import TrainError, run_train
 from tests.recsys.conftest import make_tiny_daily, write_daily
 
 LAST_DAY = datetime.date(2024, 1, 1) + datetime.timedelta(days=149)  # make_tiny_daily(): 150 days
@@ -120,8 +120,8 @@ def test_run_train_with_cutoff_before_the_data_is_refused(small_config):
 def test_a_diverged_run_fails_and_leaves_no_candidate_to_evaluate_or_push(tiny_store):
     import dataclasses
 
-    from pipeline.io import Store
-    from recsys.model import ModelError
+    from pipeline.store import Store
+    from recsys.forecast.forecaster import ModelError
 
     cfg = dataclasses.replace(tiny_store, model=dataclasses.replace(tiny_store.model, learning_rate=1e30, epochs=2))
     with pytest.raises(ModelError, match="diverged"):  # TerminateOnNaN stopped it; run_train refuses the result

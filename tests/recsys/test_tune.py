@@ -12,7 +12,7 @@ from tensorboard.util import tensor_util
 
 from pipeline.config import load_config
 from recsys.cli import main
-from recsys.tune import SPACE, TuneError, run_tune, sample_configs
+from recsys.forecast.tune import SPACE, TuneError, run_tune, sample_configs
 from tests.recsys.conftest import SMALL_MODEL, write_daily, make_tiny_daily
 from tests.recsys.test_train import LAST_DAY, hparams_of_run
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys import windows as w
+from recsys.forecast.nn import windows as w
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
 D = datetime.date

@@ -23,12 +23,12 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, read_json, read_parquet, write_json
+from pipeline.store import Store, read_json, read_parquet, write_json
 from recsys import registry
 
 log = logging.getLogger(__name__)
 
-FORECAST = "forecast"  # = recsys.model.FORECAST, repeated so metrics and re-ranking load without TensorFlow
+FORECAST = "forecast"  # = recsys.forecast.forecaster.FORECAST, repeated so metrics and re-ranking load without TensorFlow
 METRICS = ("mae", "rmse", "mape", "smape", "r2", "mase")
 
 
@@ -190,7 +190,7 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
 def _forecast_all(cfg: Config, candidate_dir: Path, store: Store, history: pd.DataFrame, cutoff: date,
                   days: int) -> tuple[dict[str, pd.DataFrame], str | None]:
     """Forecasts of the candidate, seasonal naive and production (if any) from the same cutoff."""
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
     from recsys.registry import load_production
 
     target = cfg.model.target

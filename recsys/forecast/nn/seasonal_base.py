@@ -5,7 +5,7 @@ The model forecasts base + learned correction, so training starts from a seasona
 network only has to learn what the baseline misses. The layers read channel 0 (the scaled target)
 of the ``history`` input; the last day of the lookback is the day before the first forecast day.
 
-    python -c "import numpy as np; from recsys.skip import *; print(SeasonalRepeat(7, 3)(np.ones((1, 7, 5))))"
+    python -c "import numpy as np; from recsys.forecast.nn.seasonal_base import *; print(SeasonalRepeat(7, 3)(np.ones((1, 7, 5))))"
 """
 
 from __future__ import annotations

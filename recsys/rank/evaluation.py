@@ -1,7 +1,7 @@
 """Offline evaluation of re-ranking: does the trend blend put next week's purchases higher?
 
 At each of ``weeks`` weekly cut-offs at the end of the event log, the simple base recommender
-(recsys.candidates.build_candidates: recent popularity plus the customer's own history) builds a
+(recsys.rank.candidates.build_candidates: recent popularity plus the customer's own history) builds a
 list of ``rerank.eval_candidates`` items (default 50) for every customer active in the 28 days
 before the cut-off, from events before it only. The targets are the items each customer buys in the
 7 days from the cut-off. Each list is scored as the base ranks it (weight 0) and re-ranked with
@@ -41,10 +41,10 @@ import pyarrow as pa
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, read_parquet, write_json, write_parquet
+from pipeline.store import Store, read_parquet, write_json, write_parquet
 from recsys import registry
-from recsys.candidates import build_candidates, read_events
-from recsys.rerank import rerank
+from recsys.rank.candidates import build_candidates, read_events
+from recsys.rank.rerank import rerank
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def pool(table: pd.DataFrame) -> pd.DataFrame:
 # --- run_evaluate_rerank: I/O around the pure parts -------------------------------------------------
 def run_evaluate_rerank(cfg: Config, weights: list[float], weeks: int = 6) -> dict[str, Any]:
     """Evaluate on the store's events with the production model; write reranked/evaluation.*."""
-    from recsys.rerank import compute_trend_scores
+    from recsys.rank.rerank import compute_trend_scores
 
     store = Store(cfg.store)
     if any(not 0.0 <= w <= 1.0 for w in weights):

@@ -49,7 +49,7 @@ from typing_extensions import Annotated, NotRequired, TypedDict
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, read_parquet
+from pipeline.store import Store, read_parquet
 from recsys import registry
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.io import Store, read_json
+from pipeline.store import Store, read_json
 from recsys import registry
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,11 @@ def store_status(cfg: Config) -> dict[str, Any]:
 
 def run_demo(cfg: Config) -> dict[str, Any]:
     """ingest → aggregate → train → evaluate → push → rerank, in this process."""
-    from pipeline.aggregate import run_aggregate
-    from pipeline.ingest import run_ingest
-    from recsys.evaluate import run_evaluate
-    from recsys.rerank import run_rerank
-    from recsys.train import run_train
+    from pipeline.aggregate.aggregate import run_aggregate
+    from pipeline.ingest.ingest import run_ingest
+    from recsys.forecast.evaluate import run_evaluate
+    from recsys.rank.rerank import run_rerank
+    from recsys.forecast.train import run_train
 
     started = time.monotonic()
     ingested = run_ingest(cfg)

@@ -11,7 +11,7 @@ the raw outputs would also give ordered values, but then a head's gradient train
 it happens to land on, and the ties where two outputs swap give zero-width bands; cumulative
 softplus keeps every output tied to its quantile, smooth, and strictly ordered.
 
-    python -c "from recsys.quantiles import column_names; print(column_names((0.1, 0.5, 0.9)))"
+    python -c "from recsys.forecast.nn.quantiles import column_names; print(column_names((0.1, 0.5, 0.9)))"
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from keras import ops
 
 
 def column_names(quantiles: Sequence[float]) -> list[str]:
-    """predict() columns: 0.1 -> "p10", 0.05 -> "p5" (what recsys.report's quantile_band expects)."""
+    """predict() columns: 0.1 -> "p10", 0.05 -> "p5" (what recsys.report.report's quantile_band expects)."""
     return [f"p{round(q * 100)}" for q in quantiles]
 
 

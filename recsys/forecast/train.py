@@ -26,7 +26,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, StoreError, read_json, read_parquet, write_json
+from pipeline.store import Store, StoreError, read_json, read_parquet, write_json
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
 def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, final: Path, log_dir: Path,
                     run_id: str) -> dict[str, Any]:
     """Fit in a staging directory, rename it onto ``final``, then drop the resume backup."""
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
     backup = final.parent / f".{run_id}{BACKUP_SUFFIX}"
     staging = _fresh_staging(final, run_id)

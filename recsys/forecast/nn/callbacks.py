@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from pipeline.config import ModelConfig
-from recsys import windows as w
+from recsys.forecast.nn import windows as w
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Ingest a shop's event log into the store: validated rows to raw/, refused rows to quarantine/.
 
 The source (CSV, JSON lines or parquet, each optionally .gz; a file, a directory or a glob) is read
-in chunks by pipeline.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
+in chunks by pipeline.ingest.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
 size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged under
 raw/_staging/<digest>/, then, one date partition at a time, rows whose event key (see
 validate.event_keys) is already in a committed file are removed; the rest and their keys are renamed
@@ -41,9 +41,9 @@ from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.config import Config, IngestConfig
-from pipeline.io import Store, read_json, write_json
-from pipeline.sources import Chunk, IngestError, read_chunks, resolve_sources
-from pipeline.validate import DROPPED, FILTERED, event_key_base, event_keys, validate_batch
+from pipeline.store import Store, read_json, write_json
+from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
+from pipeline.ingest.validate import DROPPED, FILTERED, event_key_base, event_keys, validate_batch
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Matplotlib figures of trends, forecasts and re-ranking, drawn from frames that recsys.report shapes.
+"""Matplotlib figures of trends, forecasts and re-ranking, drawn from frames that recsys.report.report shapes.
 
 Every plot function takes ready-made tables and returns a ``Figure``; nothing here reads the store
 or computes a statistic, so the notebooks, ``trendrec report`` and the tests draw the same pictures.

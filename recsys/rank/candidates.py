@@ -5,7 +5,7 @@ the user bought most often (all history before ``as_of``) with the items most of
 everyone in those recent days. It stands in for a shop's real recommender, which would hand
 trendrec its own lists; it exists so the demo has candidate lists to re-rank.
 
-    python -m recsys.candidates --store ./trendrec-data --as-of 2011-12-01 --users 500 \
+    python -m recsys.rank.candidates --store ./trendrec-data --as-of 2011-12-01 --users 500 \
         --out data/demo/candidates.parquet
 """
 
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, write_parquet
+from pipeline.store import Store, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def read_events(store: Store) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recsys.candidates", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m recsys.rank.candidates", description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", required=True, help="store holding ingested events")
     parser.add_argument("--as-of", type=date.fromisoformat,
                         help="first day not used (default: the day after the last event)")

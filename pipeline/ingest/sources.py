@@ -5,7 +5,7 @@ own column names, the 1-based source line of each row, and the rows that could n
 into fields (a CSV line with the wrong number of fields, a JSON line that is not an object) with
 their original text. A file that cannot be read at all raises ``IngestError`` naming the file.
 
-    python -c "from pipeline.sources import resolve_sources; print(resolve_sources('data/demo'))"
+    python -c "from pipeline.ingest.sources import resolve_sources; print(resolve_sources('data/demo'))"
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, StoreError, read_parquet, write_json
-from recsys import evaluate as ev
+from pipeline.store import Store, StoreError, read_parquet, write_json
+from recsys.forecast import evaluate as ev
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def _forecast_cutoff(daily: pd.DataFrame, config: ModelConfig, cutoff: datetime.
 
 def _model_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
                     season: int) -> pd.DataFrame:
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
     recommender = LSTMRecommender(config)
     recommender.fit(train)

@@ -11,7 +11,7 @@ generic RNN loop (one step per time step) and on a GPU should be expected to be 
 ``cell = "lstm"`` (not measured here). On CPU, where no fused kernel exists anyway, the demo's
 epochs took 1.1-1.2x the LSTM's (2 shared cores, lookback 28, 32 units).
 
-    python -c "import keras; from recsys.cells import PeepholeLSTMCell; \\
+    python -c "import keras; from recsys.forecast.nn.cells import PeepholeLSTMCell; \\
 print(keras.layers.RNN(PeepholeLSTMCell(4))(keras.ops.ones((2, 5, 3))).shape)"
 """
 

@@ -22,7 +22,7 @@ month_weekday.parquet are fixed symlinks into _current, so a reader opening them
 set or the whole new one, never a mix or a half-written file. The previous set is kept until the
 next run, so a reader that resolved it just before the swap can finish.
 
-    python -c "from pipeline.io import Store; print(Store('./trendrec-data').raw)"
+    python -c "from pipeline.store import Store; print(Store('./trendrec-data').raw)"
 """
 
 from __future__ import annotations

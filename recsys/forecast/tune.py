@@ -32,7 +32,7 @@ import numpy as np
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, atomic_path, write_json
+from pipeline.store import Store, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,8 @@ def sample_configs(base: ModelConfig, trials: int) -> list[ModelConfig]:
 def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None = None,
              epochs: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the search on the days before the evaluation hold-out and write trials.json / best.toml."""
-    from recsys.callbacks import write_hparams_config
-    from recsys.train import read_daily
+    from recsys.forecast.nn.callbacks import write_hparams_config
+    from recsys.forecast.train import read_daily
 
     if trials < 1:
         raise TuneError(f"--trials must be >= 1, got {trials}")
@@ -104,7 +104,7 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
 def _trial(config: ModelConfig, train, log_dir: Path, i: int, n: int,
            progress: Callable[[str], None] | None) -> dict[str, Any]:
     """Fit one config; a ModelError (diverged, too little data for the lookback) is recorded, not raised."""
-    from recsys.model import LSTMRecommender, ModelError
+    from recsys.forecast.forecaster import LSTMRecommender, ModelError
 
     params = {k: getattr(config, k) for k in SPACE}
     started = time.monotonic()

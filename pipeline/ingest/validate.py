@@ -8,7 +8,7 @@ non-finite quantity or price, negative price, return (negative quantity, when th
 returns). Rows outside ``event_types`` get the status ``filtered`` and returns dropped by the config
 get ``dropped``: neither is quarantined, both are counted by ingest so no row goes unaccounted.
 
-    python -c "from pipeline.validate import REASONS; print(REASONS)"
+    python -c "from pipeline.ingest.validate import REASONS; print(REASONS)"
 """
 
 from __future__ import annotations

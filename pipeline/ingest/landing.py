@@ -12,7 +12,7 @@ configured — when the marker exists; a marker alone marks a day without events
 never fires between two files. Each file is ingested as its own transaction keyed by its bytes,
 so re-ingesting a day adds nothing.
 
-    python -c "from pipeline.landing import day_files; print(day_files('landing', '2011-12-10'))"
+    python -c "from pipeline.ingest.landing import day_files; print(day_files('landing', '2011-12-10'))"
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 from pipeline.config import Config, load_config
-from pipeline.ingest import IngestError, resolve_sources
+from pipeline.ingest.ingest import IngestError, resolve_sources
 
 
 def day_dir(landing: str | os.PathLike, day: datetime.date | str) -> Path:

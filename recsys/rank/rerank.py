@@ -26,12 +26,12 @@ import pyarrow.compute as pc
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, read_parquet, write_parquet
+from pipeline.store import Store, read_parquet, write_parquet
 from recsys import registry
-from recsys.evaluate import FORECAST
+from recsys.forecast.evaluate import FORECAST
 
 if TYPE_CHECKING:
-    from recsys.model import LSTMRecommender
+    from recsys.forecast.forecaster import LSTMRecommender
 
 log = logging.getLogger(__name__)
 

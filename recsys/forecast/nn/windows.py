@@ -7,7 +7,7 @@ and every window is a strided view of it (``sliding_window_view``): no Python lo
 days. Per-segment scales come only from the days before a given date, so validation and hold-out
 values never shape the inputs of training windows.
 
-    python -c "from recsys.windows import calendar_features; print(calendar_features(['2024-01-01']))"
+    python -c "from recsys.forecast.nn.windows import calendar_features; print(calendar_features(['2024-01-01']))"
 """
 
 from __future__ import annotations

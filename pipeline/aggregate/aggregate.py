@@ -1,7 +1,7 @@
 """Roll raw events up by segment and day, and into a month x weekday profile, incrementally.
 
 aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet (hive-partitioned; read the directory with
-``pipeline.io.read_parquet``, DuckDB, pandas or Spark) holds one row per (segment, date) with year,
+``pipeline.store.read_parquet``, DuckDB, pandas or Spark) holds one row per (segment, date) with year,
 month, weekday, events, quantity, revenue and distinct users and items of that day; days without
 sales inside a segment's active range are zero rows, so every series is regular.
 aggregates/month_weekday.parquet holds per (segment, month, weekday) the number of days, the totals
@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
+from pipeline.store import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
                          daily_partition, link_or_copy, read_json, write_json)
 
 log = logging.getLogger(__name__)

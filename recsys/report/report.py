@@ -1,7 +1,7 @@
 """Shape the store's tables for plotting, and write the report: PNG plots plus one HTML page.
 
 The notebooks call these functions and hold no logic of their own. ``run_report`` draws the same
-key plots with recsys.plots, saves them as PNG files and writes ``index.html`` with the images
+key plots with recsys.report.plots, saves them as PNG files and writes ``index.html`` with the images
 embedded as base64 and the hold-out metrics table, so the page opens anywhere without Jupyter,
 a network, fonts or JavaScript.
 
@@ -20,16 +20,16 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.io import Store, StoreError, atomic_path, read_json, read_parquet
+from pipeline.store import Store, StoreError, atomic_path, read_json, read_parquet
 from recsys import registry
-from recsys.rerank import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
+from recsys.rank.rerank import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
 
 log = logging.getLogger(__name__)
 
 FORECASTERS = ("model", "seasonal_naive", "production")
 METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
-SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rerank_eval.RESULT_NAME
-BACKTEST_DIR = "backtest"  # backtest/<run id>.json: recsys.backtest.run_backtest
+SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rank.evaluation.RESULT_NAME
+BACKTEST_DIR = "backtest"  # backtest/<run id>.json: recsys.forecast.backtest.run_backtest
 
 
 class ReportError(TrendrecError):
@@ -158,7 +158,7 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
     ``trendrec evaluate`` scored them; the ``context_days`` (default: lookback) before the cutoff
     carry the actuals only. Raises ReportError when nothing is in production.
     """
-    from recsys.evaluate import FORECAST, seasonal_naive_forecast
+    from recsys.forecast.evaluate import FORECAST, seasonal_naive_forecast
 
     store = Store(cfg.store)
     loaded = registry.load_production(store)
@@ -212,7 +212,7 @@ def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.Da
 def load_sweep(store: Store | str) -> pd.DataFrame | None:
     """[weight, hit_rate, ndcg, cutoffs] pooled over all and over leak-free cut-offs, or None.
 
-    Read from reranked/evaluation.json, written by `trendrec evaluate-rerank` (recsys.rerank_eval).
+    Read from reranked/evaluation.json, written by `trendrec evaluate-rerank` (recsys.rank.evaluation).
     """
     store = store if isinstance(store, Store) else Store(store)
     path = store.reranked / f"{SWEEP_NAME}.json"
@@ -228,7 +228,7 @@ def load_sweep(store: Store | str) -> pd.DataFrame | None:
 # --- the report --------------------------------------------------------------------------------------
 def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame], list[str]]:
     """({name: Figure}, {name: table}, notes): every plot the store has the data for."""
-    from recsys import plots
+    from recsys.report import plots
 
     store, measure = Store(cfg.store), cfg.model.target
     daily = load_daily(store)
@@ -251,7 +251,7 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
 def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
                    tables: dict[str, pd.DataFrame], notes: list[str]) -> None:
     """Add production's forecast, metric, loss and re-rank plots (and their notes) in place."""
-    from recsys import plots
+    from recsys.report import plots
 
     store, measure, meta = Store(cfg.store), cfg.model.target, record["metadata"]
     notes.append(f"Production {record['version']}: trained until {meta.get('cutoff')}, hold-out to "
@@ -292,7 +292,7 @@ def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:
         matplotlib.use("Agg")  # files only: no display needed, no GUI toolkit imported
     import matplotlib.pyplot as plt
 
-    from recsys import plots
+    from recsys.report import plots
 
     store = Store(cfg.store)
     folder = store.inside(output) if output else store.report

@@ -5,15 +5,15 @@ than one model per segment, a single LSTM/GRU reads the last ``lookback`` days o
 (scaled by that segment's training mean, or by its seasonal-naive error so that the MAE loss is
 MASE-like) with their calendar, learns which segment it is reading through an embedding, and is
 told the calendar of the ``horizon`` days ahead; it outputs all ``horizon`` days at once, as a
-correction to a seasonal base (recsys.skip: the median of the same weekday over the last weeks).
+correction to a seasonal base (recsys.forecast.nn.seasonal_base: the median of the same weekday over the last weeks).
 Small segments borrow strength from big ones, and the forecast of the next days, compared with the
 recent past, is what re-ranking calls the segment's trend.
 
-The recurrent layers are LSTM (default), GRU or a peephole LSTM (recsys.cells; not fused on GPU).
+The recurrent layers are LSTM (default), GRU or a peephole LSTM (recsys.forecast.nn.cells; not fused on GPU).
 With ``quantiles`` the head forecasts, per day, ordered quantiles around the median
-(recsys.quantiles) and re-ranking gets a trend band; training callbacks live in recsys.callbacks.
+(recsys.forecast.nn.quantiles) and re-ranking gets a trend band; training callbacks live in recsys.forecast.nn.callbacks.
 
-    python -c "from recsys.model import *; build_model(ModelConfig(), n_segments=3).summary()"
+    python -c "from recsys.forecast.forecaster import *; build_model(ModelConfig(), n_segments=3).summary()"
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import ModelConfig
 from pipeline.errors import TrendrecError
-from recsys import callbacks as cb
-from recsys import quantiles as q
-from recsys import windows as w
-from recsys.cells import PeepholeLSTMCell
-from recsys.skip import LevelAdjust, OpenDays, SeasonalRepeat, select_level_exponents
+from recsys.forecast.nn import callbacks as cb
+from recsys.forecast.nn import quantiles as q
+from recsys.forecast.nn import windows as w
+from recsys.forecast.nn.cells import PeepholeLSTMCell
+from recsys.forecast.nn.seasonal_base import LevelAdjust, OpenDays, SeasonalRepeat, select_level_exponents
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ class LSTMRecommender:
         return exponents
 
     def _prepare(self, daily: pd.DataFrame) -> tuple[w.Windows, w.Windows, datetime.date]:
-        """Vocabulary, then scales and the chronological split (recsys.windows.split_windows)."""
+        """Vocabulary, then scales and the chronological split (recsys.forecast.nn.windows.split_windows)."""
         cfg = self.config
         _check_finite(daily, cfg.target)
         self.segments = sorted(daily[s.SEGMENT].astype(str).unique().tolist())
@@ -247,7 +247,7 @@ class LSTMRecommender:
 
         Only the ``lookback`` days ending at ``cutoff`` (default: the last date in ``daily``) are
         read; missing days count as 0. Forecasts are on the original scale and never negative.
-        With ``config.quantiles`` there is one column per quantile (recsys.quantiles.column_names)
+        With ``config.quantiles`` there is one column per quantile (recsys.forecast.nn.quantiles.column_names)
         and ``forecast`` is the median; without, only ``forecast``.
         """
         if self.model is None:
