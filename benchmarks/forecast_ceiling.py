@@ -18,7 +18,7 @@ last 6 weeks (``recsys.forecast.nn.seasonal_base.SeasonalRepeat``). Only the lev
 hold-out reaches. The last table is the bias on the two order series: how far each forecast's
 14-day total falls short of the actual total.
 
-``--model`` also trains the default LSTMRecommender per seed (as ``forecast_retail.py`` does, about
+``--model`` also trains the default SegmentForecaster per seed (as ``forecast_retail.py`` does, about
 90 s per seed on 2 cores). It prints the model blended with seasonal naive,
 ``(1 - w) * model + w * naive``, for several fixed ``w``.
 
@@ -125,7 +125,7 @@ def exponent_on_windows(y: np.ndarray, t: int, days: int) -> float:
 
 
 def _mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray) -> float:
-    from recsys.forecast.evaluate import mase
+    from recsys.forecast.metrics import mase
 
     return mase(actual, forecast, train, SEASON)
 

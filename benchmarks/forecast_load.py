@@ -15,7 +15,7 @@ training mean and std), its change since the previous step, and the time of day 
 the unit circle. The recurrent layers follow ``recsys.forecast.forecaster``'s conventions (LSTM or GRU, tanh /
 sigmoid, ``recurrent_dropout=0`` so the fused cuDNN kernel is used on a GPU, dropout between
 layers, AdamW, ``keras.utils.set_random_seed``) and windows are strided views
-(``sliding_window_view``) as in ``recsys.forecast.nn.windows``. The product's ``LSTMRecommender`` does not fit
+(``sliding_window_view``) as in ``recsys.forecast.nn.windows``. The product's ``SegmentForecaster`` does not fit
 this problem: it reads a daily (segment, date) table, scales by a segment's mean and uses month /
 weekday of dates, while this is one series of 15-minute points forecast one step ahead. Its
 ``build_model`` can be fed by hand (lookback 96, horizon 1, ``season_skip=1`` = persistence, one

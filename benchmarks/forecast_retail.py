@@ -1,4 +1,4 @@
-"""Online Retail forecast benchmark: the LSTMRecommender vs SeasonalNaive(7) and AutoETS, by MASE.
+"""Online Retail forecast benchmark: the SegmentForecaster vs SeasonalNaive(7) and AutoETS, by MASE.
 
 Twelve daily series: revenue and order count (distinct invoices) for all countries together and
 for each of the top 5 countries by revenue; cancellations (InvoiceNo "C...") and non-positive

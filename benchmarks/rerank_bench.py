@@ -144,13 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from pipeline import schemas as s
     from pipeline.config import load_config
-    from pipeline.store import Store, read_parquet
+    from pipeline.store import Store, read_trends
     from recsys import registry
 
     cfg = load_config(args.config, store=args.store)
     store = Store(cfg.store)
     version = registry.read_production(store)["version"]
-    trends = read_parquet(registry.version_dir(store, version) / registry.TREND_FILE).to_pandas()
+    trends = read_trends(registry.version_dir(store, version) / registry.TREND_FILE)
     segments = [*trends[s.SEGMENT].astype(str), "unknown_segment"]
     skip = set(args.skip.split(","))
     report = {"model_version": version}

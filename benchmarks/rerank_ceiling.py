@@ -41,14 +41,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipeline import schemas as s
     from pipeline.config import load_config
-    from pipeline.store import Store, read_parquet
-    from recsys.rank.candidates import build_candidates, read_events
-    from recsys.rank.rerank import rerank, trend_score
+    from pipeline.store import Store, read_daily, read_events
+    from recsys.rank.candidates import EVENT_COLUMNS, build_candidates
+    from recsys.forecast.trends import trend_score
+    from recsys.rank.rerank import rerank
     from recsys.rank.evaluation import K, RECENT_DAYS, TARGET_DAYS, evaluate_rerank, pool, purchases, score_lists
     from recsys.rank.evaluation import weekly_cutoffs
 
     store = Store(load_config(args.config, store=args.store).store)
-    events = read_events(store)
+    events = read_events(store, EVENT_COLUMNS)
     day = pd.to_datetime(events[s.EVENT_DATE]).dt.date
     cutoffs = weekly_cutoffs(day.max(), args.weeks)
     weights = [float(w) for w in args.weights.split(",")]
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return pd.DataFrame({s.SEGMENT: keys.astype(str), s.TREND: trend_score(
             fut.reindex(keys, fill_value=0.0).to_numpy(float), rec.reindex(keys, fill_value=0.0).to_numpy(float))})
 
-    daily = read_parquet(store.daily_path).to_pandas()
+    daily = read_daily(store)
     daily_day = pd.to_datetime(daily[s.DATE]).dt.date
     target = load_config(args.config, store=args.store).model.target
 

@@ -28,22 +28,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, PokeReturnValue, dag, task
 
-from pipeline.errors import log_failure
+from pipeline.orchestration import PARAMS, RAW_EVENTS, default_args, log_failure
 
 log = logging.getLogger(__name__)
 
-RAW_EVENTS = Asset(name="trendrec_raw_events")
-
-
-DEFAULT_ARGS = {
-    "owner": "trendrec",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": 2.0,  # 1 min, 2 min, ... capped below
-    "max_retry_delay": timedelta(minutes=30),
-    "execution_timeout": timedelta(hours=1),
-    "on_failure_callback": log_failure,
-}
+RAW_EVENTS_ASSET = Asset(name=RAW_EVENTS)
 
 
 @dag(
@@ -52,18 +41,12 @@ DEFAULT_ARGS = {
     start_date=pendulum.datetime(2010, 12, 1, tz="UTC"),
     catchup=os.environ.get("TRENDREC_CATCHUP", "false").lower() == "true",
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(retries=2, timeout_minutes=60),
     on_failure_callback=log_failure,
     dagrun_timeout=timedelta(hours=14),
     tags=["trendrec", "ingest"],
     doc_md=__doc__,
-    params={
-        "config": Param(os.environ.get("TRENDREC_CONFIG", ""), type="string", description="TOML config path"),
-        "store": Param(os.environ.get("TRENDREC_STORE", ""), type="string", description="store directory"),
-        "landing": Param(os.environ.get("TRENDREC_LANDING", ""), type="string",
-                         description="landing folder holding <YYYY-MM-DD>/ drops"),
-        "marker": Param("", type="string", description="file that marks a day's drop complete (empty: any data file)"),
-    },
+    params={name: Param(**PARAMS[name]) for name in ("config", "store", "landing", "marker")},
 )
 def trendrec_ingest():
     @task.sensor(poke_interval=300, timeout=12 * 3600, mode="reschedule", execution_timeout=timedelta(minutes=5))
@@ -80,22 +63,23 @@ def trendrec_ingest():
                  len(files), done)
         return PokeReturnValue(is_done=done, xcom_value=[str(f) for f in files])
 
-    @task(outlets=[RAW_EVENTS])
+    @task(outlets=[RAW_EVENTS_ASSET])
     def ingest(files: list[str], params=None, logical_date=None, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+        from pipeline.config import load_run_config
         from pipeline.errors import TrendrecError
-        from pipeline.ingest.ingest import run_ingest
-        from pipeline.ingest.landing import day_dir, load_run_config
+        from pipeline.ingest.landing import day_dir
+        from recsys import flow
 
         folder = day_dir(params["landing"], logical_date.date())
         if not files:  # a marker-only drop: the shop had no events that day
             raise AirflowSkipException(f"{folder}: complete but empty, nothing to ingest")
         try:
-            summary = run_ingest(load_run_config(params["config"], params["store"]), str(folder))
+            summary = flow.run_stage("ingest", load_run_config(params["config"], params["store"]), source=str(folder))
         except TrendrecError as exc:  # bad input does not heal by retrying: fail now, with the reason
             raise AirflowFailException(f"{folder}: {exc}") from exc
-        outlet_events[RAW_EVENTS].extra = {
+        outlet_events[RAW_EVENTS_ASSET].extra = {
             "day": str(logical_date.date()), "files": len(summary["files"]),
             "rows_accepted": summary["rows_accepted"], "rows_duplicate": summary["rows_duplicate"]}
         return summary

@@ -17,32 +17,18 @@
 from __future__ import annotations
 
 import logging
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from pipeline.errors import log_failure
+from pipeline.orchestration import PARAMS, PRODUCTION_MODEL, default_args, log_failure, run_day
 
 log = logging.getLogger(__name__)
 
-PRODUCTION_MODEL = Asset(name="trendrec_production_model")
-
-
-DEFAULT_ARGS = {
-    "owner": "trendrec",
-    "retries": 3,
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=20),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": log_failure,
-}
-
 
 def _config(params: dict):
-    from pipeline.ingest.landing import load_run_config  # heavy imports stay inside tasks
+    from pipeline.config import load_run_config  # heavy imports stay inside tasks
 
     return load_run_config(params["config"], params["store"])
 
@@ -50,21 +36,16 @@ def _config(params: dict):
 @dag(
     dag_id="trendrec_rerank",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
-                                 assets=[PRODUCTION_MODEL]),
+                                 assets=[Asset(name=PRODUCTION_MODEL)]),
     start_date=pendulum.datetime(2010, 12, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(retries=3, max_retry_delay_minutes=20, timeout_minutes=30),
     on_failure_callback=log_failure,
     dagrun_timeout=timedelta(hours=2),
     tags=["trendrec", "rerank"],
     doc_md=__doc__,
-    params={
-        "config": Param(os.environ.get("TRENDREC_CONFIG", ""), type="string", description="TOML config path"),
-        "store": Param(os.environ.get("TRENDREC_STORE", ""), type="string", description="store directory"),
-        "candidates_dir": Param(os.environ.get("TRENDREC_CANDIDATES_DIR", ""), type="string",
-                                description="folder of <YYYY-MM-DD>.parquet lists (empty: config's file)"),
-    },
+    params={name: Param(**PARAMS[name]) for name in ("config", "store", "candidates_dir")},
 )
 def trendrec_rerank():
     @task.short_circuit
@@ -77,13 +58,13 @@ def trendrec_rerank():
 
     @task
     def rerank(params=None, logical_date=None, dag_run=None) -> dict:
-        from pipeline.ingest.landing import candidates_for, run_day
-        from recsys.rank.rerank import run_rerank
+        from pipeline.ingest.landing import candidates_for
+        from recsys import flow
 
         cfg = _config(params)
         day = run_day(logical_date, dag_run.run_after)
         candidates = candidates_for(params["candidates_dir"], day, cfg.rerank.candidates)
-        return run_rerank(cfg, candidates, f"reranked/{day}.parquet")
+        return flow.run_stage("rerank", cfg, candidates=str(candidates), output=f"reranked/{day}.parquet")
 
     has_production_model() >> rerank()
 

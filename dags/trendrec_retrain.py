@@ -27,35 +27,26 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from pipeline.errors import log_failure
+from pipeline.orchestration import PARAMS, PRODUCTION_MODEL, RAW_EVENTS, default_args, log_failure, run_key
 
 log = logging.getLogger(__name__)
 
-RAW_EVENTS = Asset(name="trendrec_raw_events")
-PRODUCTION_MODEL = Asset(name="trendrec_production_model")
+RAW_EVENTS_ASSET = Asset(name=RAW_EVENTS)
+PRODUCTION_MODEL_ASSET = Asset(name=PRODUCTION_MODEL)
 WEEKLY = CronTriggerTimetable("0 3 * * 1", timezone="UTC")
-SCHEDULES = {"asset": [RAW_EVENTS], "weekly": WEEKLY,
-             "asset_or_weekly": AssetOrTimeSchedule(timetable=WEEKLY, assets=[RAW_EVENTS])}
+SCHEDULES = {"asset": [RAW_EVENTS_ASSET], "weekly": WEEKLY,
+             "asset_or_weekly": AssetOrTimeSchedule(timetable=WEEKLY, assets=[RAW_EVENTS_ASSET])}
 SCHEDULE = os.environ.get("TRENDREC_RETRAIN_SCHEDULE", "asset")
 if SCHEDULE not in SCHEDULES:
     raise ValueError(f"TRENDREC_RETRAIN_SCHEDULE={SCHEDULE!r}: expected one of {sorted(SCHEDULES)}")
 
 
-DEFAULT_ARGS = {
-    "owner": "trendrec",
-    "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=30),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": log_failure,
-}
+def _run(stage: str, params: dict, upstream: dict | None = None, **options) -> dict:
+    from pipeline.config import load_run_config
+    from recsys import flow
 
-
-def _config(params: dict):
-    from pipeline.ingest.landing import load_run_config  # heavy imports stay inside tasks
-
-    return load_run_config(params["config"], params["store"], params["horizon"])
+    cfg = load_run_config(params["config"], params["store"], params["horizon"])
+    return flow.run_stage(stage, cfg, upstream, **options)
 
 
 @dag(
@@ -64,52 +55,39 @@ def _config(params: dict):
     start_date=pendulum.datetime(2010, 12, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(retries=2, retry_delay_minutes=2, timeout_minutes=30),
     on_failure_callback=log_failure,
     dagrun_timeout=timedelta(hours=6),
     tags=["trendrec", "training"],
     doc_md=__doc__,
-    params={
-        "config": Param(os.environ.get("TRENDREC_CONFIG", ""), type="string", description="TOML config path"),
-        "store": Param(os.environ.get("TRENDREC_STORE", ""), type="string", description="store directory"),
-        "horizon": Param(None, type=["null", "integer"], minimum=1, description="days forecast (default: config)"),
-    },
+    params={name: Param(**PARAMS[name]) for name in ("config", "store", "horizon")},
 )
 def trendrec_retrain():
     @task
     def aggregate(params=None) -> dict:
-        from pipeline.aggregate.aggregate import run_aggregate
-
-        return run_aggregate(_config(params))
+        return _run("aggregate", params)
 
     @task(execution_timeout=timedelta(hours=4))
     def train(aggregated: dict, params=None, logical_date=None, run_id=None) -> dict:
-        from pipeline.ingest.landing import run_key
-        from recsys.forecast.train import run_train
-
-        return run_train(_config(params), run_id=run_key(logical_date, run_id))
+        return _run("train", params, aggregated, run_key=run_key(logical_date, run_id))
 
     @task
     def evaluate(trained: dict, params=None) -> dict:
-        from recsys.forecast.evaluate import run_evaluate
-
-        return run_evaluate(_config(params), trained["candidate_dir"])
+        return _run("evaluate", params, trained)
 
     @task.branch
     def is_blessed(evaluated: dict) -> str:
         log.info("blessed=%s: %s", evaluated["blessed"], evaluated["reason"])
         return "push" if evaluated["blessed"] else "keep_production"
 
-    @task(outlets=[PRODUCTION_MODEL])
+    @task(outlets=[PRODUCTION_MODEL_ASSET])
     def push(evaluated: dict, params=None, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from recsys.registry import push as push_candidate
-
-        result = push_candidate(_config(params), evaluated["candidate_dir"])
+        result = _run("push", params, evaluated)
         if not result["pushed"]:  # already pushed by an earlier try of this run: no new model event
             raise AirflowSkipException(result["reason"])
-        outlet_events[PRODUCTION_MODEL].extra = {"version": result["version"], "previous": result["previous"]}
+        outlet_events[PRODUCTION_MODEL_ASSET].extra = {"version": result["version"], "previous": result["previous"]}
         return result
 
     @task

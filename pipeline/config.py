@@ -261,3 +261,11 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
 def _resolve(value: str, base: Path) -> Path:
     p = Path(value).expanduser()
     return (p if p.is_absolute() else base / p).resolve()
+
+
+def load_run_config(config: str = "", store: str = "", horizon: int | None = None) -> Config:
+    """The config file with a DAG run's overrides (store directory, forecast horizon) applied."""
+    cfg = load_config(config or None, store=store or None)
+    if horizon:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, horizon=int(horizon)))
+    return cfg

@@ -111,6 +111,13 @@ MONTH_WEEKDAY_SCHEMA = pa.schema(
     + [pa.field(PER_DAY[m], pa.float64(), nullable=False) for m in DAILY_MEASURES]
 )
 
+# --- forecasts and the trend table (models/<version>/trend.parquet) ----------------------------
+FORECAST = "forecast"  # a forecaster's point forecast (the median of a quantile model)
+FORECAST_SUM = "forecast_sum"  # forecast target over the next horizon days
+RECENT_SUM = "recent_sum"  # actual target over the last horizon days
+TREND_LOW = "trend_low"  # trend at the lowest forecast quantile (quantile models only)
+TREND_HIGH = "trend_high"  # trend at the highest forecast quantile (quantile models only)
+
 # --- candidates and re-ranked lists -----------------------------------------------------------
 BASE_SCORE = "base_score"  # the upstream recommender's score (higher is better)
 TREND = "trend"  # the segment's trend score from the production model

@@ -27,6 +27,7 @@ next run, so a reader that resolved it just before the swap can finish.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -38,9 +39,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import schemas as s
 from pipeline.errors import TrendrecError
 
 log = logging.getLogger(__name__)
@@ -136,6 +139,11 @@ class Store:
         return sorted(files)
 
 
+def new_run_id() -> str:
+    """A run id for a directory of runs/, models/candidates/, tune/ or backtest/: the UTC time, e.g. 20240101T120000Z."""
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
@@ -187,6 +195,44 @@ def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> p
     if not path.exists():
         raise StoreError(f"{path} does not exist; run the stage that writes it first")
     return pq.read_table(path, columns=columns, partitioning=None)
+
+
+# --- one reader per table: pandas frames, dates as datetime.date, StoreError naming the next command ---
+def read_daily(store: Store, columns: list[str] | None = None) -> pd.DataFrame:
+    """aggregates/daily.parquet (DAILY_SCHEMA) with ``date`` as datetime.date values, in file order."""
+    path = store.daily_path
+    if not path.exists():
+        raise StoreError(f"{path} not found: run `trendrec aggregate` first")
+    daily = read_parquet(path, columns).to_pandas()
+    if daily.empty:
+        raise StoreError(f"{path} is empty: run `trendrec aggregate` on ingested events first")
+    if s.DATE in daily:
+        daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
+    return daily
+
+
+def read_events(store: Store, columns: list[str] | None = None) -> pd.DataFrame:
+    """The committed raw events (RAW_SCHEMA columns, default all) with ``event_date`` as datetime.date."""
+    files = store.committed_raw_files()
+    if not files:
+        raise StoreError(f"no committed events in {store.raw}: run `trendrec ingest` first")
+    # date32 converts to datetime.date objects (pyarrow's date_as_object default): no conversion needed
+    return pa.concat_tables([pq.read_table(f, columns=columns, partitioning=None) for f in files]).to_pandas()
+
+
+def read_trends(path: str | os.PathLike) -> pd.DataFrame:
+    """A version's trend.parquet: segment, trend, forecast_sum, recent_sum (and the quantile band)."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path} not found: push a model first (`trendrec push`)")
+    try:
+        trends = pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise StoreError(f"{path} cannot be read (corrupt or truncated?): {exc}") from exc
+    missing = [c for c in (s.SEGMENT, s.TREND) if c not in trends]
+    if missing:
+        raise StoreError(f"{path}: missing column(s) {', '.join(missing)}")
+    return trends
 
 
 def daily_partition(root: str | os.PathLike, year_month: str) -> Path:

@@ -1,9 +1,14 @@
-"""The ``trendrec`` program: the data subcommands of pipeline.cli plus the model subcommands.
+"""The one ``trendrec`` program: every stage and operation as a subcommand.
+
+A subcommand is a ``Command``: a help line, a function adding its arguments, and a function
+``(config, args) -> dict`` that calls exactly one stage. The shell adds ``--config``, ``--store``,
+``--json`` and ``-v`` to each, prints a short human summary (or exactly one JSON object on stdout
+with ``--json``), and turns expected failures (``TrendrecError``) into a one-line reason on stderr
+and exit code 1. Stage modules are imported when their command runs, so ``--help`` stays fast.
 
     trendrec demo                       # every stage in-process on the bundled data
+    trendrec ingest data/demo/online_retail.parquet --json
     trendrec train --json               # one stage, one JSON object on stdout
-    trendrec tune --trials 6            # hyper-parameter search; best config in tune/<id>/best.toml
-    trendrec backtest --cutoffs 4 --step 14 --json   # model vs baselines on rolling cut-offs
     trendrec models list | promote v0002 | rollback
     trendrec status                     # what is in production, where the logs are
 """
@@ -11,12 +16,77 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import logging
+import os
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from pipeline.cli import PIPELINE_COMMANDS, Command, run_cli
-from pipeline.config import Config
+from pipeline.config import ENV_CONFIG, ENV_STORE, Config, load_config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str  # one line shown by `trendrec --help`
+    add_arguments: Callable[[argparse.ArgumentParser], None]  # the subcommand's own arguments
+    run: Callable[[Config, argparse.Namespace], dict]  # calls one stage, returns its summary
+    title: str = ""  # first line of the human summary
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trendrec")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", nargs="?", help="file, directory or glob (default: `source` in the config)")
+
+
+def _run_ingest(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys import flow
+
+    return flow.run_stage("ingest", cfg, source=args.source)
+
+
+def _run_aggregate(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys import flow
+
+    return flow.run_stage("aggregate", cfg)
+
+
+def _candidates_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--as-of", help="first day not used, YYYY-MM-DD (default: the day after the last event)")
+    parser.add_argument("--users", type=int, default=500, help="users kept, a deterministic sample (500)")
+    parser.add_argument("--n", type=int, default=20, help="candidates per user (20)")
+    parser.add_argument("--recent-days", type=int, default=28, help="window of activity and popularity (28)")
+    parser.add_argument("--output", default="candidates/base.parquet", help="parquet file inside the store")
+
+
+def _run_candidates(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.rank.candidates import write_candidates
+
+    return write_candidates(cfg, as_of=args.as_of, users=args.users, n=args.n, recent_days=args.recent_days,
+                            output=args.output)
 
 
 def _latest_candidate(cfg: Config) -> str:
@@ -61,9 +131,9 @@ def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _run_push(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.registry import push
+    from recsys.forecast.publish import publish
 
-    return push(cfg, args.candidate or _latest_candidate(cfg))
+    return publish(cfg, args.candidate or _latest_candidate(cfg))
 
 
 def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,9 +172,15 @@ def _run_status(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _run_demo(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.report.status import run_demo
+    from recsys import flow
+    from recsys.report.status import store_status
 
-    return run_demo(cfg)
+    started = time.monotonic()
+    done = flow.run_all(cfg)
+    return {"rows_in": done["ingest"]["rows_in"], "rows_duplicate": done["ingest"]["rows_duplicate"],
+            "epochs_run": done["train"]["epochs_run"], "blessed": done["evaluate"]["blessed"],
+            "pushed": done["push"].get("pushed"), "reranked_output": done["rerank"].get("output"),
+            "seconds": round(time.monotonic() - started, 1), **store_status(cfg)}
 
 
 def _report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -153,8 +229,11 @@ def _run_backtest(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 COMMANDS: dict[str, Command] = {
-    **PIPELINE_COMMANDS,
-    "train": Command("train an LSTMRecommender candidate (TensorBoard logs in runs/)", _train_arguments,
+    "ingest": Command("validate an event log into raw/ (bad rows to quarantine/)", _ingest_arguments,
+                      _run_ingest, "ingested"),
+    "aggregate": Command("roll raw events up into aggregates/daily and month_weekday", _no_arguments,
+                         _run_aggregate, "aggregated"),
+    "train": Command("train a SegmentForecaster candidate (TensorBoard logs in runs/)", _train_arguments,
                      _run_train, "trained a candidate"),
     "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
                     _tune_arguments, _run_tune, "tuned"),
@@ -163,6 +242,8 @@ COMMANDS: dict[str, Command] = {
     "backtest": Command("rolling-origin backtest of the model vs seasonal naive and AutoETS",
                         _backtest_arguments, _run_backtest, "backtested"),
     "push": Command("version and promote a blessed candidate", _candidate_argument, _run_push, "push"),
+    "candidates": Command("build candidate lists with the simple base recommender (demo input)",
+                          _candidates_arguments, _run_candidates, "candidates written"),
     "rerank": Command("re-rank candidate lists with the production model's trends", _rerank_arguments,
                       _run_rerank, "re-ranked"),
     "models": Command("list, promote or roll back model versions", _models_arguments, _run_models, "models"),
@@ -172,11 +253,73 @@ COMMANDS: dict[str, Command] = {
                      _run_serve, "server stopped"),
     "report": Command("write the key plots as PNG and a self-contained HTML page", _report_arguments,
                       _run_report, "report written"),
-    "status": Command("show the production model, its metrics and where outputs are", lambda p: None,
+    "status": Command("show the production model, its metrics and where outputs are", _no_arguments,
                       _run_status, "status"),
-    "demo": Command("run every stage in-process on the config's data (no Airflow)", lambda p: None,
+    "demo": Command("run every stage in-process on the config's data (no Airflow)", _no_arguments,
                     _run_demo, "demo finished"),
 }
+
+
+def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help=f"TOML config file (default: ${ENV_CONFIG} or built-in defaults)")
+    common.add_argument("--store", help=f"store directory (default: ${ENV_STORE}, the config's, ./trendrec-data)")
+    common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser = argparse.ArgumentParser(prog=prog, description="Learn shopping trends and re-rank recommendations.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in commands.items():
+        p = sub.add_parser(name, parents=[common], help=command.help, description=command.help)
+        command.add_arguments(p)
+    return parser
+
+
+def format_summary(title: str, summary: dict[str, Any]) -> str:
+    """A short human summary: scalars one per line, nested tables flattened one level."""
+    lines = [title] if title else []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            inner = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+            lines.append(f"  {key}: {inner}")
+        elif isinstance(value, list):
+            shown = ", ".join(_fmt(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
+            lines.append(f"  {key}: {shown}")
+        else:
+            lines.append(f"  {key}: {_fmt(value)}")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
+    args = build_parser(commands).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter off the terminal
+    command = commands[args.command]
+    try:
+        cfg = load_config(args.config, store=args.store)
+        # With --json, stdout carries exactly one JSON object: anything a library prints goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+            summary = command.run(cfg, args)
+    except TrendrecError as exc:
+        print(f"trendrec {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"trendrec {args.command}: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary, default=str, sort_keys=False))
+    else:
+        print(format_summary(f"trendrec {args.command}: {command.title or 'done'}", summary))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,11 @@
 """The model registry: numbered versions under ``models/`` and the production pointer.
 
 A version is a directory ``models/vNNNN/`` holding the candidate's files (model.keras,
-recommender.json, config.json, train.json, evaluation.json), a SavedModel export, the segment
-trend scores (trend.parquet) and metadata.json. ``models/production.json`` names the version in
+recommender.json, config.json, train.json, evaluation.json), what the model stage adds when it
+publishes (recsys.forecast.publish: a SavedModel export and the segment trend scores,
+trend.parquet) and metadata.json, which lists the SHA-256 of every file. The registry deals in
+files and JSON only and imports no model code: promote and rollback refuse a version whose files
+are missing or do not match their digests, before production.json is touched. ``models/production.json`` names the version in
 production plus the stack of earlier production versions, so ``rollback`` can step back. A version
 is assembled in ``models/.staging-vNNNN/`` and renamed into place whole, and production.json is
 replaced atomically last, so a failure at any step leaves production as it was.
@@ -16,22 +19,19 @@ capped at K entries, so rollback can step back up to K times. Older versions are
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pyarrow as pa
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_json, read_parquet, write_json, write_parquet
-
-if TYPE_CHECKING:
-    from recsys.forecast.forecaster import LSTMRecommender
+from pipeline.store import Store, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ VERSION_RE = re.compile(r"^v\d{4,}$")
 PRODUCTION_FILE = "production.json"
 METADATA_FILE = "metadata.json"
 TREND_FILE = "trend.parquet"
-SAVEDMODEL_DIR = "savedmodel"
-KEEP_VERSIONS = 10  # default of registry.keep_versions
+FILES_KEY = "files"  # metadata.json: {relative path: sha256} of every other file of the version
+# Fills a staging copy of the candidate (directory, version, evaluation) and returns metadata fields.
+Assembler = Callable[[Path, str, dict[str, Any]], dict[str, Any]]
 # What a loadable version must contain; checked before anything is loaded or promoted.
 VERSION_FILES = ("model.keras", "recommender.json", METADATA_FILE, TREND_FILE)
 
@@ -80,6 +81,40 @@ def version_dir(store: Store | str | os.PathLike, version: str) -> Path:
     return path
 
 
+def verify_version(store: Store | str | os.PathLike, version: str) -> Path:
+    """version_dir(), plus every file checked against the SHA-256 listed in its metadata.json.
+
+    Versions pushed before digests were recorded have no list and are checked for completeness only.
+    """
+    path = version_dir(store, version)
+    try:
+        digests = read_json(path / METADATA_FILE).get(FILES_KEY) or {}
+    except (ValueError, AttributeError) as exc:
+        raise RegistryError(f"model version {version} at {path} cannot be loaded: "
+                            f"{METADATA_FILE} is malformed ({exc})") from exc
+    for name, digest in sorted(digests.items()):
+        file = path / name
+        if not file.is_file() or _sha256(file) != digest:
+            log.error("model version %s: %s is missing or does not match its digest", version, file)
+            raise RegistryError(f"model version {version} at {path} cannot be loaded: {name} is missing or "
+                                f"does not match the digest recorded at push (corrupt or truncated?)")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digests(directory: Path) -> dict[str, str]:
+    """{path relative to ``directory``: sha256} of every file below it, metadata.json excepted."""
+    return {p.relative_to(directory).as_posix(): _sha256(p) for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != METADATA_FILE}
+
+
 def read_production(store: Store | str | os.PathLike) -> dict[str, Any] | None:
     """``{"version": ..., "history": [...]}`` or None when nothing was ever pushed."""
     path = _store(store).models / PRODUCTION_FILE
@@ -102,32 +137,6 @@ def _write_production(store: Store, version: str, history: list[str]) -> dict[st
     return prod
 
 
-def _load_version(store: Store, version: str) -> tuple[LSTMRecommender, dict[str, Any]]:
-    from recsys.forecast.forecaster import LSTMRecommender
-
-    path = version_dir(store, version)
-    try:
-        metadata = read_json(path / METADATA_FILE)
-        model = LSTMRecommender.load(path)
-    except (TrendrecError, OSError, ValueError) as exc:
-        log.error("model version %s at %s cannot be loaded: %s", version, path, exc)
-        raise RegistryError(f"model version {version} at {path} cannot be loaded "
-                            f"(corrupt or truncated model files?): {exc}") from exc
-    return model, metadata
-
-
-def load_production(store: Store | str | os.PathLike) -> tuple[LSTMRecommender, dict[str, Any]] | None:
-    """The production model and its metadata, or None when nothing is in production.
-
-    A missing or corrupt version raises RegistryError; production.json is never changed here.
-    """
-    store = _store(store)
-    prod = read_production(store)
-    if prod is None:
-        return None
-    return _load_version(store, prod["version"])
-
-
 def list_models(store: Store | str | os.PathLike) -> list[dict[str, Any]]:
     """One row per version: version, created_at, mase, baseline_mase, is_production."""
     store = _store(store)
@@ -147,13 +156,13 @@ def list_models(store: Store | str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def promote(store: Store | str | os.PathLike, version: str) -> dict[str, Any]:
-    """Make ``version`` production after checking it loads; the current one goes onto the history."""
+    """Make ``version`` production after verifying its files; the current one goes onto the history."""
     store = _store(store)
     check_version(version)
     prod = read_production(store)
     if prod is not None and prod["version"] == version:
         return {"version": version, "history": prod["history"], "changed": False}
-    _load_version(store, version)  # refuse a broken version before touching production.json
+    verify_version(store, version)  # refuse a broken version before touching production.json
     history = (prod["history"] + [prod["version"]]) if prod else []
     previous = prod["version"] if prod else None
     return _write_production(store, version, history) | {"changed": True, "previous": previous}
@@ -168,13 +177,17 @@ def rollback(store: Store | str | os.PathLike) -> dict[str, Any]:
     if not prod["history"]:
         raise RegistryError(f"nothing to roll back to: {prod['version']} is the first production version")
     previous = prod["history"][-1]
-    _load_version(store, previous)
+    verify_version(store, previous)
     result = _write_production(store, previous, prod["history"][:-1])
     return result | {"changed": True, "previous": prod["version"]}
 
 
-def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
+def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler) -> dict[str, Any]:
     """Version a blessed candidate as models/vNNNN/ and make it production; do nothing otherwise.
+
+    ``assemble(staging, version, evaluation)`` adds the model stage's files to a staging copy of the
+    candidate and returns its metadata fields (recsys.forecast.publish.publish passes one); the
+    registry adds the generic fields and the file digests, then renames the version into place.
 
     Re-pushing a candidate that already has a version is a no-op (a re-run DAG stays idempotent),
     and an evaluation made against another production version than today's is refused as stale.
@@ -200,7 +213,7 @@ def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     version = _next_version(store)
     final, staging = store.models / version, store.models / f".staging-{version}"
     try:
-        metadata = _assemble(cfg, candidate_dir, staging, version, evaluation)
+        metadata = _assemble(store, candidate_dir, staging, version, evaluation, assemble)
         os.rename(staging, final)  # fails if a concurrent push took the same number
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -213,8 +226,8 @@ def push(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
 
 
 def keep_versions(cfg: Config) -> int:
-    """registry.keep_versions when the config has it, else KEEP_VERSIONS."""
-    return int(getattr(getattr(cfg, "registry", None), "keep_versions", KEEP_VERSIONS))
+    """registry.keep_versions of the config (0 keeps every version)."""
+    return int(cfg.registry.keep_versions)
 
 
 def prune(store: Store | str | os.PathLike, keep: int) -> list[str]:
@@ -269,33 +282,18 @@ def pushed_as(store: Store, candidate_dir: Path) -> str | None:
     return None
 
 
-def _assemble(cfg: Config, candidate_dir: Path, staging: Path, version: str,
-              evaluation: dict[str, Any]) -> dict[str, Any]:
-    """Copy the candidate into ``staging`` and add the SavedModel, trend scores and metadata."""
-    from recsys.forecast.forecaster import LSTMRecommender
-    from recsys.rank.rerank import compute_trend_scores
-
+def _assemble(store: Store, candidate_dir: Path, staging: Path, version: str, evaluation: dict[str, Any],
+              assemble: Assembler) -> dict[str, Any]:
+    """Copy the candidate into ``staging``, let the model stage add its files, write metadata.json."""
     shutil.rmtree(staging, ignore_errors=True)  # left over by a crashed push
     shutil.copytree(candidate_dir, staging)
-    model = LSTMRecommender.load(staging)
-    model.export_savedmodel(staging / SAVEDMODEL_DIR)
-    daily = read_parquet(Store(cfg.store).daily_path).to_pandas()
-    trends = compute_trend_scores(model, daily)
-    write_parquet(pa.Table.from_pandas(trends, preserve_index=False), staging / TREND_FILE)
-    train = _read_optional(candidate_dir / "train.json", {})
-    config = _read_optional(candidate_dir / "config.json", cfg.to_dict())  # the config it was trained with
     metadata = {
         "version": version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "candidate": _candidate_ref(Store(cfg.store), candidate_dir), "metrics": evaluation.get("metrics"),
+        "candidate": _candidate_ref(store, candidate_dir), "metrics": evaluation.get("metrics"),
         "blessed": evaluation.get("blessed"), "reason": evaluation.get("reason"),
-        "config": config, "target": model.config.target, "horizon": model.config.horizon,
-        "train_start": train.get("train_start"), "cutoff": evaluation.get("cutoff", train.get("cutoff")),
-        "holdout_end": evaluation.get("holdout_end"), "segments": list(model.segments),
         "replaced": evaluation.get("production_version"),
     }
+    metadata |= assemble(staging, version, evaluation)
+    metadata[FILES_KEY] = file_digests(staging)
     write_json(metadata, staging / METADATA_FILE)
     return metadata
-
-
-def _read_optional(path: Path, default: dict[str, Any]) -> dict[str, Any]:
-    return read_json(path) if path.is_file() else default

@@ -131,13 +131,13 @@ def _month_of(raw_file: Path) -> str:
 
 
 def _settings(cfg: Config, top_n: int | None) -> dict:
-    """Settings from ``cfg.aggregate`` (top_n, memory_limit, threads) when present; ``top_n`` wins."""
-    section = getattr(cfg, "aggregate", None)
-    n = top_n if top_n is not None else getattr(section, "top_n", 0)
+    """Settings from ``cfg.aggregate`` (top_n, memory_limit, threads); a given ``top_n`` wins."""
+    section = cfg.aggregate
+    n = top_n if top_n is not None else section.top_n
     if n is not None and n < 0:
         raise TrendrecError(f"aggregate top_n must be >= 0 (0 = every segment), got {n}")
-    return {"top_n": n or None, "memory_limit": getattr(section, "memory_limit", "1GB"),
-            "threads": getattr(section, "threads", 0) or os.cpu_count() or 1}
+    return {"top_n": n or None, "memory_limit": section.memory_limit,
+            "threads": section.threads or os.cpu_count() or 1}
 
 
 def _connect(store: Store, settings: dict) -> duckdb.DuckDBPyConnection:

@@ -17,13 +17,10 @@ so re-ingesting a day adds nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import os
-import re
 from pathlib import Path
 
-from pipeline.config import Config, load_config
 from pipeline.ingest.ingest import IngestError, resolve_sources
 
 
@@ -48,35 +45,6 @@ def day_files(landing: str | os.PathLike, day: datetime.date | str, marker: str 
         return resolve_sources(folder)  # the same file rules as `trendrec ingest <folder>`
     except IngestError:
         return []
-
-
-def load_run_config(config: str = "", store: str = "", horizon: int | None = None) -> Config:
-    """The config file with a DAG run's overrides (store directory, forecast horizon) applied."""
-    cfg = load_config(config or None, store=store or None)
-    if horizon:
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, horizon=int(horizon)))
-    return cfg
-
-
-def run_key(logical_date: datetime.datetime | None, run_id: str) -> str:
-    """A deterministic, path-safe name for one DAG run: the same run re-executed gets the same key.
-
-    Time-scheduled and backfilled runs use their logical date (``20111210T000000``); asset-triggered
-    runs have none in Airflow 3, so their run id (unique and kept when the run is cleared) is used,
-    with every character other than letters, digits, ``.``, ``_`` and ``-`` turned into ``_``.
-    """
-    if logical_date is not None:
-        return logical_date.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    key = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")
-    if not key:
-        raise ValueError(f"run id {run_id!r} leaves no usable name")
-    return key
-
-
-def run_day(logical_date: datetime.datetime | None, run_after: datetime.datetime) -> datetime.date:
-    """The calendar day (UTC) a run works on: its logical date, else when it was queued (asset runs)."""
-    moment = logical_date if logical_date is not None else run_after
-    return moment.astimezone(datetime.timezone.utc).date()
 
 
 def candidates_for(candidates_dir: str, day: datetime.date, default: str) -> Path:

@@ -1,7 +1,7 @@
-"""Rolling-origin backtest: the LSTMRecommender against seasonal naive and AutoETS on the same cut-offs.
+"""Rolling-origin backtest: the SegmentForecaster against seasonal naive and AutoETS on the same cut-offs.
 
 One hold-out is one draw; a model that wins on one fortnight may lose on the next. For each cut-off
-the LSTMRecommender is trained from scratch on the days up to and including the cut-off only, and
+the SegmentForecaster is trained from scratch on the days up to and including the cut-off only, and
 forecasts the next ``horizon`` days; seasonal naive (same day last season) and statsforecast's
 AutoETS forecast the same days from the same history. Every method is scored on the same cells with
 MAE, RMSE, MAPE, sMAPE, R² and MASE, per segment and overall. MASE is Hyndman's: a forecast's MAE
@@ -26,8 +26,8 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, StoreError, read_parquet, write_json
-from recsys.forecast import evaluate as ev
+from pipeline.store import Store, new_run_id, read_daily, write_json
+from recsys.forecast import metrics as fm
 
 log = logging.getLogger(__name__)
 
@@ -87,23 +87,23 @@ def _forecast_cutoff(daily: pd.DataFrame, config: ModelConfig, cutoff: datetime.
         frame = _FORECASTERS[method](train, config, cutoff, season)
         seconds[method] += time.monotonic() - t0
         frame = frame.assign(**{s.DATE: pd.to_datetime(frame[s.DATE]).dt.date})
-        frame = frame.rename(columns={ev.FORECAST: method})
+        frame = frame.rename(columns={s.FORECAST: method})
         joined = joined.merge(frame, on=[s.SEGMENT, s.DATE], how="inner")
     return joined.assign(**{CUTOFF: cutoff})[[s.SEGMENT, CUTOFF, s.DATE, ACTUAL, *methods]]
 
 
 def _model_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
                     season: int) -> pd.DataFrame:
-    from recsys.forecast.forecaster import LSTMRecommender
+    from recsys.forecast.forecaster import SegmentForecaster
 
-    recommender = LSTMRecommender(config)
+    recommender = SegmentForecaster(config)
     recommender.fit(train)
     return recommender.predict(train, cutoff)
 
 
 def _naive_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
                     season: int) -> pd.DataFrame:
-    return ev.seasonal_naive_forecast(train, cutoff, config.horizon, season, config.target)
+    return fm.seasonal_naive_forecast(train, cutoff, config.horizon, season, config.target)
 
 
 def _ets_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
@@ -122,7 +122,7 @@ def _ets_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.dat
     except Exception as exc:  # statsforecast raises ValueError / numba errors for degenerate series
         raise BacktestError(f"AutoETS failed at cut-off {cutoff}: {exc!r}") from exc
     return pd.DataFrame({s.SEGMENT: out["unique_id"].astype(str), s.DATE: pd.to_datetime(out["ds"]).dt.date,
-                         ev.FORECAST: np.clip(out["AutoETS"].to_numpy(float), 0.0, None)})
+                         s.FORECAST: np.clip(out["AutoETS"].to_numpy(float), 0.0, None)})
 
 
 def _zero_fill(group: pd.DataFrame) -> pd.DataFrame:
@@ -140,7 +140,7 @@ def _train_series(daily: pd.DataFrame, segment: str, cutoff: datetime.date, targ
 
 
 def _cutoff_mase(part: pd.DataFrame, daily: pd.DataFrame, target: str, season: int, method: str) -> float:
-    values = [ev.mase(g[ACTUAL], g[method], _train_series(daily, seg, g[CUTOFF].iloc[0], target), season)
+    values = [fm.mase(g[ACTUAL], g[method], _train_series(daily, seg, g[CUTOFF].iloc[0], target), season)
               for seg, g in part.groupby(s.SEGMENT)]
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else math.nan
@@ -155,19 +155,19 @@ def score_backtest(forecasts: pd.DataFrame, daily: pd.DataFrame, target: str, se
     every cell and MASE is the mean of the segments' finite MASEs. Non-finite values become null.
     """
     daily = daily.assign(**{s.DATE: pd.to_datetime(daily[s.DATE]).dt.date})
-    scales = {key: ev.naive_scale(_train_series(daily, key[0], key[1], target), season)
+    scales = {key: fm.naive_scale(_train_series(daily, key[0], key[1], target), season)
               for key in forecasts.groupby([s.SEGMENT, CUTOFF]).groups}
     per_segment: dict[str, dict] = {}
     for segment, part in forecasts.groupby(s.SEGMENT, sort=True):
-        per_segment[str(segment)] = {m: _clean(ev.score(part[ACTUAL], part[m]) | {
+        per_segment[str(segment)] = {m: fm.finite_or_none(fm.score(part[ACTUAL], part[m]) | {
             "mase": _mean_mase(part, m, scales)}) for m in methods}
     overall = {}
     for m in methods:
         mases = [seg[m]["mase"] for seg in per_segment.values() if seg[m]["mase"] is not None]
-        pooled = ev.score(forecasts[ACTUAL], forecasts[m])
+        pooled = fm.score(forecasts[ACTUAL], forecasts[m])
         pooled["mase"] = float(np.mean(mases)) if mases else math.nan
-        overall[m] = _clean(pooled) | {"mase_segments": len(mases)}
-    per_cutoff = [{CUTOFF: str(c)} | {m: _clean({"mase": _cutoff_mase(g, daily, target, season, m)})["mase"]
+        overall[m] = fm.finite_or_none(pooled) | {"mase_segments": len(mases)}
+    per_cutoff = [{CUTOFF: str(c)} | {m: fm.finite_or_none({"mase": _cutoff_mase(g, daily, target, season, m)})["mase"]
                                       for m in methods} for c, g in forecasts.groupby(CUTOFF, sort=True)]
     horizon = int(forecasts.groupby([s.SEGMENT, CUTOFF]).size().max())
     return {"target": target, "season": season, "horizon": horizon,
@@ -180,12 +180,8 @@ def _mean_mase(part: pd.DataFrame, method: str, scales: dict) -> float:
     for (segment, cutoff), g in part.groupby([s.SEGMENT, CUTOFF]):
         scale = scales[(segment, cutoff)]
         if math.isfinite(scale) and scale > 0:
-            values.append(ev.mae(g[ACTUAL], g[method]) / scale)
+            values.append(fm.mae(g[ACTUAL], g[method]) / scale)
     return float(np.mean(values)) if values else math.nan
-
-
-def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: (float(v) if math.isfinite(v) else None) for k, v in metrics.items()}
 
 
 # --- run_backtest: the store around the pure parts ------------------------------------------------
@@ -201,14 +197,8 @@ def run_backtest(cfg: Config, *, cutoffs: int = 4, step: int | None = None,
                  run_id: str | None = None) -> dict[str, Any]:
     """Backtest on the store's daily table; the result goes to ``backtest/<run id>.json``."""
     store = Store(cfg.store)
-    try:
-        daily = read_parquet(store.daily_path).to_pandas()
-    except StoreError as exc:
-        raise BacktestError(f"{store.daily_path} not found: run `trendrec aggregate` first") from exc
-    if daily.empty:
-        raise BacktestError(f"{store.daily_path} is empty: run `trendrec aggregate` on ingested events first")
-    daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
-    run_id = run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    daily = read_daily(store)
+    run_id = run_id or new_run_id()
     days = default_cutoffs(daily[s.DATE].max(), cfg.model.horizon, cutoffs, step or cfg.model.horizon)
     log.info("backtest %s: %d cut-offs %s..%s, horizon %d", run_id, len(days), days[0], days[-1],
              cfg.model.horizon)

@@ -23,107 +23,16 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_json, read_parquet, write_json
+from pipeline.store import Store, read_daily, read_json, read_parquet, write_json
 from recsys import registry
+from recsys.forecast import metrics as m
 
 log = logging.getLogger(__name__)
 
-FORECAST = "forecast"  # = recsys.forecast.forecaster.FORECAST, repeated so metrics and re-ranking load without TensorFlow
-METRICS = ("mae", "rmse", "mape", "smape", "r2", "mase")
 
 
 class EvaluationError(TrendrecError):
     """The candidate or the data cannot be evaluated (missing train.json, no hold-out days...)."""
-
-
-# --- metrics: pure functions of numpy arrays ------------------------------------------------------
-def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Mean absolute error."""
-    return float(np.mean(np.abs(np.asarray(actual, float) - np.asarray(forecast, float))))
-
-
-def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Root mean squared error."""
-    return float(np.sqrt(np.mean((np.asarray(actual, float) - np.asarray(forecast, float)) ** 2)))
-
-
-def mape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Mean absolute percentage error in %, over the points whose actual is non-zero.
-
-    Zero actuals are skipped (the error is undefined there); ``nan`` when every actual is zero.
-    """
-    a, f = np.asarray(actual, float), np.asarray(forecast, float)
-    keep = a != 0
-    if not keep.any():
-        return math.nan
-    return float(100.0 * np.mean(np.abs(a[keep] - f[keep]) / np.abs(a[keep])))
-
-
-def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Symmetric MAPE in % (0..200): mean of 2|a - f| / (|a| + |f|); a point where both are 0 counts 0."""
-    a, f = np.asarray(actual, float), np.asarray(forecast, float)
-    denom = np.abs(a) + np.abs(f)
-    terms = np.divide(2.0 * np.abs(a - f), denom, out=np.zeros_like(denom), where=denom != 0)
-    return float(100.0 * np.mean(terms))
-
-
-def r2(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """Coefficient of determination 1 - SS_res / SS_tot; ``nan`` when the actuals are constant."""
-    a, f = np.asarray(actual, float), np.asarray(forecast, float)
-    ss_tot = float(np.sum((a - a.mean()) ** 2))
-    if ss_tot == 0:
-        return math.nan
-    return 1.0 - float(np.sum((a - f) ** 2)) / ss_tot
-
-
-def naive_scale(train: np.ndarray, season: int) -> float:
-    """In-sample MAE of the seasonal-naive forecast y(t - season) on ``train``; ``nan`` if too short."""
-    y = np.asarray(train, float)
-    if len(y) <= season:
-        return math.nan
-    return float(np.mean(np.abs(y[season:] - y[:-season])))
-
-
-def mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray, season: int) -> float:
-    """Mean absolute scaled error (Hyndman): forecast MAE / in-sample seasonal-naive MAE of ``train``.
-
-    A constant (or too short) training series has no naive error to scale by: the result is then
-    ``inf`` when the forecast has any error and ``nan`` when it has none (0/0), as numpy divides.
-    """
-    scale = naive_scale(train, season)
-    err = mae(actual, forecast)
-    if math.isnan(scale):
-        return math.nan
-    if scale == 0:
-        return math.inf if err > 0 else math.nan
-    return err / scale
-
-
-def seasonal_naive_forecast(history: pd.DataFrame, cutoff: date, horizon: int, season: int,
-                            target: str) -> pd.DataFrame:
-    """y_hat(T + h) = y(T + h - season * ceil(h / season)) for h = 1..horizon, T = cutoff.
-
-    That is the same weekday of the last observed season. A day missing from a segment's history
-    (before its first sale) counts as zero demand, as the daily table zero-fills within a segment.
-    """
-    past = history[pd.to_datetime(history[s.DATE]).dt.date <= cutoff]
-    segments = sorted(past[s.SEGMENT].unique())
-    steps = np.arange(1, horizon + 1)
-    lags = steps - season * np.ceil(steps / season).astype(int)  # -(season-1) .. 0, repeating
-    grid = pd.DataFrame({s.SEGMENT: np.repeat(segments, horizon), "_h": np.tile(steps, len(segments)),
-                         "_lag": np.tile(lags, len(segments))})
-    grid[s.DATE] = [cutoff + timedelta(days=int(h)) for h in grid["_h"]]
-    grid["_source"] = [cutoff + timedelta(days=int(lag)) for lag in grid["_lag"]]
-    values = past[[s.SEGMENT, s.DATE, target]].assign(_source=pd.to_datetime(past[s.DATE]).dt.date)
-    out = grid.merge(values.drop(columns=s.DATE), on=[s.SEGMENT, "_source"], how="left")
-    out[FORECAST] = out[target].fillna(0.0).astype(float)
-    return out[[s.SEGMENT, s.DATE, FORECAST]].reset_index(drop=True)
-
-
-def score(actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
-    """Every metric except MASE, which needs the training series (see ``mase``)."""
-    return {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast), "mape": mape(actual, forecast),
-            "smape": smape(actual, forecast), "r2": r2(actual, forecast)}
 
 
 def decide_blessing(model_mase: float | None, baseline_mase: float | None, production_mase: float | None,
@@ -165,7 +74,7 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
         # Its evaluation is part of version `pushed`'s record; a re-run (same DAG date) must not rewrite it.
         log.info("%s was pushed as %s: returning its recorded evaluation", candidate_dir, pushed)
         return read_json(candidate_dir / "evaluation.json")
-    daily = _read_daily(store.daily_path)
+    daily = read_daily(store)
     history = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
     actual = _holdout_actuals(daily, cutoff, cfg.evaluate.holdout_days, cfg.model.target, store.daily_path)
     days = actual[s.DATE].nunique()
@@ -190,15 +99,15 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
 def _forecast_all(cfg: Config, candidate_dir: Path, store: Store, history: pd.DataFrame, cutoff: date,
                   days: int) -> tuple[dict[str, pd.DataFrame], str | None]:
     """Forecasts of the candidate, seasonal naive and production (if any) from the same cutoff."""
-    from recsys.forecast.forecaster import LSTMRecommender
-    from recsys.registry import load_production
+    from recsys.forecast.forecaster import SegmentForecaster
+    from recsys.forecast.publish import load_production  # publish imports this stage's model: load lazily
 
     target = cfg.model.target
-    candidate = LSTMRecommender.load(candidate_dir)
+    candidate = SegmentForecaster.load(candidate_dir)
     if candidate.config.target != target:
         raise EvaluationError(f"{candidate_dir} forecasts {candidate.config.target!r} but the config's "
                               f"model.target is {target!r}; evaluate with the config it was trained with")
-    naive = seasonal_naive_forecast(history, cutoff, days, cfg.evaluate.season, target)
+    naive = m.seasonal_naive_forecast(history, cutoff, days, cfg.evaluate.season, target)
     forecasts = {"model": candidate.predict(history, cutoff), "seasonal_naive": naive}
     production = load_production(store)
     if production is None:
@@ -221,12 +130,6 @@ def _read_train(candidate_dir: Path) -> dict[str, Any]:
     return train
 
 
-def _read_daily(path: Path) -> pd.DataFrame:
-    daily = read_parquet(path).to_pandas()
-    daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
-    return daily
-
-
 def _holdout_actuals(daily: pd.DataFrame, cutoff: date, holdout_days: int, target: str,
                      path: Path) -> pd.DataFrame:
     end = cutoff + timedelta(days=holdout_days)
@@ -241,8 +144,8 @@ def _join(actual: pd.DataFrame, forecasts: dict[str, pd.DataFrame], candidate_di
     """Keep only the (segment, day) cells that every forecaster covers, so all score the same cells."""
     joined = actual
     for name, frame in forecasts.items():
-        frame = frame[[s.SEGMENT, s.DATE, FORECAST]].assign(**{s.DATE: pd.to_datetime(frame[s.DATE]).dt.date})
-        joined = joined.merge(frame.rename(columns={FORECAST: name}), on=[s.SEGMENT, s.DATE], how="inner")
+        frame = frame[[s.SEGMENT, s.DATE, s.FORECAST]].assign(**{s.DATE: pd.to_datetime(frame[s.DATE]).dt.date})
+        joined = joined.merge(frame.rename(columns={s.FORECAST: name}), on=[s.SEGMENT, s.DATE], how="inner")
     if joined.empty:
         raise EvaluationError(f"no hold-out day of {candidate_dir} is forecast by every model; "
                               f"expected forecasts for the days after the cutoff")
@@ -258,20 +161,16 @@ def _metrics(joined: pd.DataFrame, history: pd.DataFrame, names: list[str], targ
     mases: dict[str, list[float]] = {name: [] for name in names}
     for segment, part in joined.groupby(s.SEGMENT, sort=True):
         train = history.loc[history[s.SEGMENT] == segment].sort_values(s.DATE)[target].to_numpy(float)
-        scale = naive_scale(train, season)
+        scale = m.naive_scale(train, season)
         per_segment[segment] = {}
         for name in names:
-            m = score(part["actual"], part[name]) | {"mase": mase(part["actual"], part[name], train, season)}
-            per_segment[segment][name] = _clean(m)
+            scores = m.score(part["actual"], part[name]) | {"mase": m.mase(part["actual"], part[name], train, season)}
+            per_segment[segment][name] = m.finite_or_none(scores)
             if math.isfinite(scale) and scale > 0:
-                mases[name].append(m["mase"])
+                mases[name].append(scores["mase"])
     overall = {}
     for name in names:
-        pooled = score(joined["actual"], joined[name])
+        pooled = m.score(joined["actual"], joined[name])
         pooled["mase"] = float(np.mean(mases[name])) if mases[name] else math.nan
-        overall[name] = _clean(pooled) | {"mase_segments": len(mases[name])}
+        overall[name] = m.finite_or_none(pooled) | {"mase_segments": len(mases[name])}
     return per_segment, overall
-
-
-def _clean(metrics: dict[str, float]) -> dict[str, float | None]:
-    return {k: (float(v) if math.isfinite(v) else None) for k, v in metrics.items()}

@@ -13,7 +13,7 @@ The recurrent layers are LSTM (default), GRU or a peephole LSTM (recsys.forecast
 With ``quantiles`` the head forecasts, per day, ordered quantiles around the median
 (recsys.forecast.nn.quantiles) and re-ranking gets a trend band; training callbacks live in recsys.forecast.nn.callbacks.
 
-    python -c "from recsys.forecast.forecaster import *; build_model(ModelConfig(), n_segments=3).summary()"
+    python -c "from recsys.forecast.forecaster import SegmentForecaster; help(SegmentForecaster.fit)"
 """
 
 from __future__ import annotations
@@ -32,119 +32,24 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import ModelConfig
-from pipeline.errors import TrendrecError
 from recsys.forecast.nn import callbacks as cb
 from recsys.forecast.nn import quantiles as q
 from recsys.forecast.nn import windows as w
-from recsys.forecast.nn.cells import PeepholeLSTMCell
-from recsys.forecast.nn.seasonal_base import LevelAdjust, OpenDays, SeasonalRepeat, select_level_exponents
+from recsys.forecast.nn.network import LEVEL_EXPONENT, ModelError, base_seasons, build_model
+from recsys.forecast.nn.seasonal_base import SeasonalRepeat, select_level_exponents
 
 log = logging.getLogger(__name__)
 
-FORECAST = "forecast"  # column of predict(); pipeline.schemas has no constant for it
 MODEL_FILE = "model.keras"
 META_FILE = "recommender.json"
 CHECKPOINT_FILE = cb.CHECKPOINT_FILE
-LEVEL_EXPONENT = "level_exponent"  # the non-trainable per-segment layer holding the base's level exponents
 FORMAT_VERSION = 1
 # How models saved before these options existed were trained (their recommender.json lacks the keys).
 PRE_BACKTEST_OPTIONS = {"base_seasons": 1, "base_statistic": "mean", "closed_days": False, "scaling": "mean",
                         "loss": "huber", "ensemble": 1, "level_exponents": ()}
 
 
-class ModelError(TrendrecError):
-    """Training diverged, or saved model files are missing, corrupt or inconsistent."""
-
-
-def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
-    """Functional model with inputs ``history``, ``future`` and ``segment``, compiled.
-
-    Output (batch, horizon), or (batch, horizon, Q) with ``config.quantiles``. The LSTM/GRU layers
-    keep tanh / sigmoid, ``recurrent_dropout=0`` and ``unroll=False`` so that on a GPU Keras uses
-    the fused cuDNN kernel; dropout sits between layers and before the head. With
-    ``distribute = "mirrored"`` the variables are created in a MirroredStrategy scope, so fit()
-    splits each batch over the visible devices (one CPU works too).
-    """
-    if config.distribute == "mirrored":
-        import tensorflow as tf
-
-        with tf.distribute.MirroredStrategy().scope():
-            return _build(config, n_segments)
-    return _build(config, n_segments)
-
-
-def _recurrent(config: ModelConfig, i: int) -> keras.layers.Layer:
-    sequences, name = i < config.layers - 1, f"{config.cell}_{i}"
-    if config.cell == "peephole":
-        return keras.layers.RNN(PeepholeLSTMCell(config.units), return_sequences=sequences, unroll=False,
-                                name=name)
-    cell = keras.layers.LSTM if config.cell == "lstm" else keras.layers.GRU
-    return cell(config.units, activation="tanh", recurrent_activation="sigmoid", recurrent_dropout=0.0,
-                unroll=False, return_sequences=sequences, name=name)
-
-
-def _build(config: ModelConfig, n_segments: int) -> keras.Model:
-    history = keras.Input((config.lookback, len(w.HISTORY_FEATURES)), name="history")
-    future = keras.Input((config.horizon, len(w.CALENDAR_FEATURES)), name="future")
-    segment = keras.Input((), dtype="int32", name="segment")
-    x = history
-    for i in range(config.layers):
-        x = _recurrent(config, i)(x)
-        x = keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
-    emb_dim = max(2, min(16, math.ceil(math.sqrt(n_segments))))
-    seg = keras.layers.Embedding(n_segments, emb_dim, name="segment_embedding")(segment)
-    fut = keras.layers.Flatten(name="future_calendar")(future)
-    x = keras.layers.Concatenate(name="encoded")([x, seg, fut])
-    x = keras.layers.Dense(config.units, activation="relu", name="head")(x)
-    out = _output(config, history, segment, n_segments, x)
-    model = keras.Model({"history": history, "future": future, "segment": segment}, out, name="trendrec")
-    optimizer = keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay)
-    if config.quantiles:
-        model.compile(optimizer=optimizer, loss=q.PinballLoss(config.quantiles),
-                      metrics=[q.MedianAbsoluteError(q.median_index(config.quantiles), name="mae")])
-    else:  # Huber or MAE on the scaled target: promotion spikes do not dominate the gradient.
-        loss = keras.losses.Huber() if config.loss == "huber" else keras.losses.MeanAbsoluteError()
-        model.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
-    return model
-
-
-def _output(config: ModelConfig, history, segment, n_segments: int, x):
-    """The point forecast (batch, H), or the median plus ordered quantile gaps (batch, H, Q)."""
-    if config.season_skip:
-        # Learn a correction to the seasonal-naive forecast rather than the level itself: the residual
-        # head starts at zero, so training starts from the baseline and early stopping keeps it if
-        # nothing better is found. Closed days (no Saturdays in Online Retail) come for free.
-        naive = SeasonalRepeat(config.season_skip, config.horizon, _base_seasons(config),
-                               config.base_statistic, name="seasonal_naive")(history)
-        if config.level_exponents:  # per segment, picked in fit(), saved with the weights
-            exponent = keras.layers.Embedding(n_segments, 1, embeddings_initializer="zeros", trainable=False,
-                                              name=LEVEL_EXPONENT)(segment)
-            naive = LevelAdjust(config.season_skip, name="level_adjusted")([naive, history, exponent])
-        residual = keras.layers.Dense(config.horizon, kernel_initializer="zeros", name="residual")(x)
-        if config.closed_days:  # a weekday never sold in the lookback keeps its base (0) exactly
-            residual = keras.layers.Multiply(name="open_only")(
-                [residual, OpenDays(config.season_skip, config.horizon, name="open_days")(history)])
-        point = keras.layers.Add(name="forecast" if not config.quantiles else "median")([naive, residual])
-    else:
-        point = keras.layers.Dense(config.horizon, name="forecast" if not config.quantiles else "median")(x)
-    if not config.quantiles:
-        return point
-    n = len(config.quantiles)
-    gaps = keras.layers.Dense(config.horizon * (n - 1), name="quantile_gaps")(x)
-    gaps = keras.layers.Reshape((config.horizon, n - 1))(gaps)
-    return q.QuantileOffsets(n, q.median_index(config.quantiles), name="forecast")([point, gaps])
-
-
-def _base_seasons(config: ModelConfig) -> int:
-    """base_seasons, or as many whole seasons as the lookback holds (a short lookback in a tune grid)."""
-    fit = max(1, config.lookback // config.season_skip)
-    if config.base_seasons > fit:
-        log.warning("lookback %d holds %d seasons of %d days, not base_seasons %d: the base uses %d",
-                    config.lookback, fit, config.season_skip, config.base_seasons, fit)
-    return min(config.base_seasons, fit)
-
-
-class LSTMRecommender:
+class SegmentForecaster:
     """Forecasts each segment's target for the next ``horizon`` days; the basis of trend scores.
 
     ``config`` (the constructor argument) is saved with the model, together with the segment
@@ -220,7 +125,7 @@ class LSTMRecommender:
         if not (cfg.season_skip and cfg.level_exponents):
             self.level_exponents = {}
             return None
-        base = np.asarray(SeasonalRepeat(cfg.season_skip, cfg.horizon, _base_seasons(cfg),
+        base = np.asarray(SeasonalRepeat(cfg.season_skip, cfg.horizon, base_seasons(cfg),
                                          cfg.base_statistic)(val.history))
         exponents = select_level_exponents(base, val.history, val.y, val.segment, len(self.segments),
                                            tuple(sorted(cfg.level_exponents)), cfg.season_skip)
@@ -251,7 +156,7 @@ class LSTMRecommender:
         and ``forecast`` is the median; without, only ``forecast``.
         """
         if self.model is None:
-            raise ModelError("the model is not trained: call fit() or LSTMRecommender.load() first")
+            raise ModelError("the model is not trained: call fit() or SegmentForecaster.load() first")
         cfg = self.config
         cutoff = pd.to_datetime(daily[s.DATE]).max().date() if cutoff is None else pd.Timestamp(cutoff).date()
         inputs = w.latest_inputs(daily, cfg.target, cfg.lookback, cfg.horizon, self.segments, self.scales,
@@ -263,10 +168,10 @@ class LSTMRecommender:
         days = [cutoff + datetime.timedelta(days=h) for h in range(1, cfg.horizon + 1)]
         frame = {s.SEGMENT: np.repeat(self.segments, cfg.horizon), s.DATE: days * len(self.segments)}
         if not cfg.quantiles:
-            return pd.DataFrame(frame | {FORECAST: forecast.reshape(-1)})
+            return pd.DataFrame(frame | {s.FORECAST: forecast.reshape(-1)})
         flat = forecast.reshape(-1, len(cfg.quantiles))
         columns = dict(zip(q.column_names(cfg.quantiles), flat.T))
-        return pd.DataFrame(frame | {FORECAST: flat[:, q.median_index(cfg.quantiles)]} | columns)
+        return pd.DataFrame(frame | {s.FORECAST: flat[:, q.median_index(cfg.quantiles)]} | columns)
 
     def save(self, directory: Path) -> None:
         """Write ``model.keras`` and ``recommender.json`` into ``directory`` (the caller renames dirs)."""
@@ -282,7 +187,7 @@ class LSTMRecommender:
         (directory / META_FILE).write_text(text, encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> LSTMRecommender:
+    def load(cls, directory: Path) -> SegmentForecaster:
         """Read a directory written by :meth:`save`; ModelError if a file is missing or corrupt."""
         directory = Path(directory)
         meta = _read_meta(directory / META_FILE)
@@ -294,7 +199,7 @@ class LSTMRecommender:
             raise _fail(f"{directory / META_FILE} is malformed: {exc!r}") from exc
         path = directory / MODEL_FILE
         if not path.is_file():
-            raise _fail(f"{path} not found: expected a directory written by LSTMRecommender.save")
+            raise _fail(f"{path} not found: expected a directory written by SegmentForecaster.save")
         try:
             model = keras.saving.load_model(path, safe_mode=True)
         except Exception as exc:  # keras raises zipfile, OSError, ValueError... for a damaged file
@@ -351,7 +256,7 @@ def _check_finite(daily: pd.DataFrame, target: str) -> None:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise _fail(f"{path} not found: expected a directory written by LSTMRecommender.save")
+        raise _fail(f"{path} not found: expected a directory written by SegmentForecaster.save")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -1,4 +1,4 @@
-"""Train a candidate LSTMRecommender on the daily table up to a cutoff, leaving the hold-out unseen.
+"""Train a candidate SegmentForecaster on the daily table up to a cutoff, leaving the hold-out unseen.
 
 The candidate lands in ``models/candidates/<run id>/`` (model.keras, recommender.json, config.json,
 train.json) through a temporary directory and a rename, so a crash never leaves half a candidate;
@@ -26,7 +26,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, StoreError, read_json, read_parquet, write_json
+from pipeline.store import Store, new_run_id, read_daily, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
     """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory."""
     started = time.monotonic()
     store = Store(cfg.store)
-    run_id = run_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_id = run_id or new_run_id()
     daily = read_daily(store)
     cutoff = cutoff or daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
@@ -69,12 +69,12 @@ def run_train(cfg: Config, *, run_id: str | None = None,
 def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, final: Path, log_dir: Path,
                     run_id: str) -> dict[str, Any]:
     """Fit in a staging directory, rename it onto ``final``, then drop the resume backup."""
-    from recsys.forecast.forecaster import LSTMRecommender
+    from recsys.forecast.forecaster import SegmentForecaster
 
     backup = final.parent / f".{run_id}{BACKUP_SUFFIX}"
     staging = _fresh_staging(final, run_id)
     try:
-        recommender = LSTMRecommender(cfg.model)
+        recommender = SegmentForecaster(cfg.model)
         result = recommender.fit(train, log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
                                  backup_dir=backup)
         shutil.rmtree(staging / "checkpoint", ignore_errors=True)  # the restored best weights are saved below
@@ -109,25 +109,3 @@ def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict
             "n_windows": summary["train_windows"] + summary["val_windows"],
             "seconds": round(time.monotonic() - started, 2),
             "tensorboard": f"tensorboard --logdir {store.runs}"}
-
-
-def read_daily(store: Store) -> pd.DataFrame:
-    """The store's daily table with python dates; TrainError when it is missing or empty."""
-    try:
-        daily = read_parquet(store.daily_path).to_pandas()
-    except StoreError as exc:
-        raise TrainError(f"{store.daily_path} not found: run `trendrec aggregate` first") from exc
-    if daily.empty:
-        raise TrainError(f"{store.daily_path} is empty: run `trendrec aggregate` on ingested events first")
-    daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
-    return daily
-
-
-def _train_summary(result: dict[str, Any], train: pd.DataFrame, cutoff: datetime.date,
-                   segments: list[str]) -> dict[str, Any]:
-    return {"history": result["history"], "epochs_run": result["epochs_run"],
-            "best_val_loss": result["best_val_loss"], "best_val_mae": result["best_val_mae"],
-            "initial_epoch": result["initial_epoch"], "val_start": result["val_start"],
-            "train_windows": result["train_windows"], "val_windows": result["val_windows"],
-            "train_start": str(train[s.DATE].min()), "cutoff": str(cutoff), "segments": list(segments),
-            "rows": len(train)}

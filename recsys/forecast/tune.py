@@ -32,7 +32,7 @@ import numpy as np
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, atomic_path, write_json
+from pipeline.store import Store, new_run_id, atomic_path, read_daily, write_json
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +65,12 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
              epochs: int | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the search on the days before the evaluation hold-out and write trials.json / best.toml."""
     from recsys.forecast.nn.callbacks import write_hparams_config
-    from recsys.forecast.train import read_daily
 
     if trials < 1:
         raise TuneError(f"--trials must be >= 1, got {trials}")
     started = time.monotonic()
     store = Store(cfg.store)
-    tune_id = tune_id or datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    tune_id = tune_id or new_run_id()
     daily = read_daily(store)
     cutoff = daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
@@ -104,13 +103,13 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
 def _trial(config: ModelConfig, train, log_dir: Path, i: int, n: int,
            progress: Callable[[str], None] | None) -> dict[str, Any]:
     """Fit one config; a ModelError (diverged, too little data for the lookback) is recorded, not raised."""
-    from recsys.forecast.forecaster import LSTMRecommender, ModelError
+    from recsys.forecast.forecaster import SegmentForecaster, ModelError
 
     params = {k: getattr(config, k) for k in SPACE}
     started = time.monotonic()
     record: dict[str, Any] = {"trial": log_dir.name, "params": params, "val_mae": None, "val_loss": None}
     try:
-        result = LSTMRecommender(config).fit(train, log_dir=log_dir, trial_id=log_dir.name)
+        result = SegmentForecaster(config).fit(train, log_dir=log_dir, trial_id=log_dir.name)
         mae = result["best_val_mae"]
         record |= {"val_mae": mae if math.isfinite(mae) else None, "val_loss": result["best_val_loss"],
                    "epochs_run": result["epochs_run"]}

@@ -5,25 +5,22 @@ the user bought most often (all history before ``as_of``) with the items most of
 everyone in those recent days. It stands in for a shop's real recommender, which would hand
 trendrec its own lists; it exists so the demo has candidate lists to re-rank.
 
-    python -m recsys.rank.candidates --store ./trendrec-data --as-of 2011-12-01 --users 500 \
-        --out data/demo/candidates.parquet
+    trendrec candidates --as-of 2011-12-01 --users 500 --output candidates/base.parquet
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from datetime import date, timedelta
-from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline import schemas as s
+from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, write_parquet
+from pipeline.store import Store, read_events, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +28,7 @@ PERSONAL_WEIGHT = 0.7  # share of the user's own purchase frequency in base_scor
 CANDIDATE_SCHEMA = pa.schema([(s.USER_ID, pa.string()), (s.ITEM_ID, pa.string()), (s.SEGMENT, pa.string()),
                               (s.BASE_SCORE, pa.float64())])
 _COUNT = "_count"
+EVENT_COLUMNS = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.EVENT_DATE]  # what build_candidates reads
 
 
 class CandidatesError(TrendrecError):
@@ -97,38 +95,15 @@ def sample_users(candidates: pd.DataFrame, users: int) -> pd.DataFrame:
     return candidates[candidates[s.USER_ID].isin(chosen)].reset_index(drop=True)
 
 
-def read_events(store: Store) -> pd.DataFrame:
-    """The committed raw events, only the columns candidate building needs."""
-    files = store.committed_raw_files()
-    if not files:
-        raise CandidatesError(f"no committed events in {store.raw}: run `trendrec ingest` first")
-    columns = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.EVENT_DATE]
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files]).to_pandas()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recsys.rank.candidates", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", required=True, help="store holding ingested events")
-    parser.add_argument("--as-of", type=date.fromisoformat,
-                        help="first day not used (default: the day after the last event)")
-    parser.add_argument("--users", type=int, default=500, help="number of users kept (deterministic sample)")
-    parser.add_argument("--n", type=int, default=20, help="candidates per user")
-    parser.add_argument("--recent-days", type=int, default=28, help="window of activity and popularity")
-    parser.add_argument("--out", type=Path, default=Path("data/demo/candidates.parquet"),
-                        help="parquet file to write")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        events = read_events(Store(args.store))
-        as_of = args.as_of or pd.to_datetime(events[s.EVENT_DATE]).max().date() + timedelta(days=1)
-        lists = sample_users(build_candidates(events, as_of, args.n, args.recent_days), args.users)
-        write_parquet(pa.Table.from_pandas(lists, schema=CANDIDATE_SCHEMA, preserve_index=False), args.out)
-    except TrendrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"wrote {len(lists)} candidates for {lists[s.USER_ID].nunique()} users as of {as_of} to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def write_candidates(cfg: Config, *, as_of: str | date | None = None, users: int = 500, n: int = 20,
+                     recent_days: int = 28, output: str = "candidates/base.parquet") -> dict[str, Any]:
+    """Build lists for a deterministic sample of ``users`` from the store's events, into ``output``."""
+    store = Store(cfg.store)
+    target = store.inside(output)
+    events = read_events(store, EVENT_COLUMNS)
+    day = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
+    day = day or max(events[s.EVENT_DATE]) + timedelta(days=1)
+    lists = sample_users(build_candidates(events, day, n, recent_days), users)
+    write_parquet(pa.Table.from_pandas(lists, schema=CANDIDATE_SCHEMA, preserve_index=False), target)
+    log.info("wrote %d candidates for %d users as of %s to %s", len(lists), lists[s.USER_ID].nunique(), day, target)
+    return {"rows": len(lists), "users": int(lists[s.USER_ID].nunique()), "as_of": str(day), "output": str(target)}

@@ -39,11 +39,13 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline import schemas as s
-from pipeline.config import Config
+from pipeline.config import Config, RerankConfig
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_parquet, write_json, write_parquet
+from pipeline.store import Store, read_daily, read_events, write_json, write_parquet
 from recsys import registry
-from recsys.rank.candidates import build_candidates, read_events
+from recsys.rank.candidates import EVENT_COLUMNS, build_candidates
+from recsys.forecast.publish import load_production
+from recsys.forecast.trends import compute_trend_scores
 from recsys.rank.rerank import rerank
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,6 @@ log = logging.getLogger(__name__)
 K = 10  # metrics look at the top 10
 TARGET_DAYS = 7  # the target window after each cut-off
 RECENT_DAYS = 28  # customers active (and popularity counted) in these days before a cut-off
-EVAL_CANDIDATES = 50  # default list length; re-ranking needs more candidates than k to matter
 RESULT_NAME = "evaluation"  # reranked/evaluation.parquet and .json
 SUMS = ("users", "hits", "ndcg_sum")
 
@@ -103,7 +104,7 @@ def weekly_cutoffs(last_day: date, weeks: int) -> list[date]:
 
 
 def evaluate_rerank(events: pd.DataFrame, trend_at: Callable[[date], pd.DataFrame], cutoffs: list[date],
-                    weights: list[float], n: int = EVAL_CANDIDATES, k: int = K) -> pd.DataFrame:
+                    weights: list[float], n: int = RerankConfig.eval_candidates, k: int = K) -> pd.DataFrame:
     """One row per cut-off x weight: cutoff, weight, users, hits, ndcg_sum, hit_rate, ndcg, coverage.
 
     ``trend_at(cutoff)`` returns the trend table (segment, trend) known at the cut-off. Weight 0 is
@@ -138,25 +139,23 @@ def pool(table: pd.DataFrame) -> pd.DataFrame:
 # --- run_evaluate_rerank: I/O around the pure parts -------------------------------------------------
 def run_evaluate_rerank(cfg: Config, weights: list[float], weeks: int = 6) -> dict[str, Any]:
     """Evaluate on the store's events with the production model; write reranked/evaluation.*."""
-    from recsys.rank.rerank import compute_trend_scores
 
     store = Store(cfg.store)
     if any(not 0.0 <= w <= 1.0 for w in weights):
         raise RerankEvaluationError(f"weights must be in [0, 1], got {weights}")
-    loaded = registry.load_production(store)
+    loaded = load_production(store)
     if loaded is None:
         raise RerankEvaluationError(f"no production model in {store.models}: run `trendrec push` first")
     model, meta = loaded
-    events = read_events(store)
-    daily = read_parquet(store.daily_path).to_pandas()
-    daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
+    events = read_events(store, EVENT_COLUMNS)
+    daily = read_daily(store)
     cutoffs = weekly_cutoffs(pd.to_datetime(events[s.EVENT_DATE]).max().date(), weeks)
     trained_until = date.fromisoformat(str(meta["cutoff"])) if meta.get("cutoff") else None
 
     def trend_at(cutoff: date) -> pd.DataFrame:
         return compute_trend_scores(model, daily, cutoff - timedelta(days=1))
 
-    n = int(getattr(cfg.rerank, "eval_candidates", EVAL_CANDIDATES))
+    n = cfg.rerank.eval_candidates
     table = evaluate_rerank(events, trend_at, cutoffs, weights, n=n)
     table["leak_free"] = [trained_until is not None and c > trained_until for c in table["cutoff"]]
     table["model_version"] = meta["version"]

@@ -13,10 +13,9 @@ a non-negative score never changes sign.
 
 from __future__ import annotations
 
-import datetime
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,68 +25,16 @@ import pyarrow.compute as pc
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_parquet, write_parquet
+from pipeline.store import Store, read_trends, write_parquet
 from recsys import registry
-from recsys.forecast.evaluate import FORECAST
-
-if TYPE_CHECKING:
-    from recsys.forecast.forecaster import LSTMRecommender
 
 log = logging.getLogger(__name__)
 
-FORECAST_SUM = "forecast_sum"  # forecast target over the next horizon days
-RECENT_SUM = "recent_sum"  # actual target over the last horizon days
-TREND_LOW, TREND_HIGH = "trend_low", "trend_high"  # trend at the lowest/highest forecast quantile
-EPS = 1e-9  # keeps the trend defined (0) for a segment with no sales and no forecast
 OUTPUT_COLUMNS = (*s.CANDIDATE_COLUMNS, s.TREND, s.FINAL_SCORE, s.RANK)
 
 
 class RerankError(TrendrecError):
     """Candidate lists or trend scores are missing or malformed."""
-
-
-def trend_score(forecast_sum: np.ndarray, recent_sum: np.ndarray) -> np.ndarray:
-    """(f - r) / (f + r + eps) with both sums floored at 0, so the result stays in [-1, 1]."""
-    f = np.clip(np.asarray(forecast_sum, float), 0.0, None)
-    r = np.clip(np.asarray(recent_sum, float), 0.0, None)
-    return (f - r) / (f + r + EPS)
-
-
-def compute_trend_scores(recommender: LSTMRecommender, daily: pd.DataFrame,
-                         cutoff: datetime.date | None = None) -> pd.DataFrame:
-    """Per segment: trend, forecast_sum (next H days after the cutoff), recent_sum (last H days to it).
-
-    ``cutoff`` defaults to the last date in ``daily``; rows after it are ignored, so an offline
-    evaluation can ask for the trend as it was known at a past date. A quantile model's forecast
-    is its median, and the trend carries the uncertainty: trend_low / trend_high are the same score
-    with the sums of the lowest and highest quantile forecasts (trend_low <= trend <= trend_high,
-    as the score grows with the forecast). A point model has no such columns; consumers must not
-    need them.
-    """
-    target, horizon = recommender.config.target, recommender.config.horizon
-    dates = pd.to_datetime(daily[s.DATE]).dt.date
-    last = dates.max() if cutoff is None else cutoff
-    daily, dates = daily.loc[dates <= last], dates[dates <= last]
-    forecast = recommender.predict(daily, last)
-    band = quantile_band(forecast.columns)
-    sums = forecast.groupby(s.SEGMENT, sort=True)[[FORECAST, *(band or ())]].sum()
-    fsum = sums[FORECAST]
-    recent = daily.loc[dates > last - pd.Timedelta(days=horizon)]
-    rsum = recent.groupby(s.SEGMENT, sort=True)[target].sum().reindex(fsum.index, fill_value=0.0)
-    out = pd.DataFrame({s.SEGMENT: fsum.index.astype(str), FORECAST_SUM: fsum.to_numpy(float),
-                        RECENT_SUM: rsum.to_numpy(float)})
-    out.insert(1, s.TREND, trend_score(out[FORECAST_SUM], out[RECENT_SUM]))
-    if band:
-        out.insert(2, TREND_LOW, trend_score(sums[band[0]].to_numpy(float), out[RECENT_SUM]))
-        out.insert(3, TREND_HIGH, trend_score(sums[band[1]].to_numpy(float), out[RECENT_SUM]))
-    log.info("trend scores for %d segments after %s (horizon %d)", len(out), last, horizon)
-    return out
-
-
-def quantile_band(columns) -> tuple[str, str] | None:
-    """(lowest, highest) quantile column ("p10", "p90"...) of a forecast frame; None for a point model."""
-    found = sorted((int(c[1:]), c) for c in map(str, columns) if c[:1] == "p" and c[1:].isdigit())
-    return (found[0][1], found[-1][1]) if len(found) >= 2 else None
 
 
 def rerank(candidates: pd.DataFrame, trends: pd.DataFrame, weight: float) -> pd.DataFrame:
@@ -211,7 +158,7 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     prod = registry.read_production(store)
     if prod is None:
         raise RerankError(f"no production model in {store.models}: run `trendrec push`")
-    trends = read_parquet(registry.version_dir(store, prod["version"]) / registry.TREND_FILE).to_pandas()
+    trends = read_trends(registry.version_dir(store, prod["version"]) / registry.TREND_FILE)
     result = rerank(candidates, trends, cfg.rerank.weight)
     unchanged = rerank(candidates, trends, 0.0)  # the lists as base_score alone orders them
     moved = (result[s.ITEM_ID].to_numpy() != unchanged[s.ITEM_ID].to_numpy())

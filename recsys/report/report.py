@@ -20,9 +20,9 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, StoreError, atomic_path, read_json, read_parquet
+from pipeline.store import Store, StoreError, atomic_path, read_daily, read_json, read_parquet
 from recsys import registry
-from recsys.rank.rerank import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
+from recsys.forecast.trends import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,8 @@ class ReportError(TrendrecError):
 def load_daily(store: Store | str) -> pd.DataFrame:
     """aggregates/daily.parquet with ``date`` as datetime64, sorted by segment and date."""
     store = store if isinstance(store, Store) else Store(store)
-    try:
-        daily = read_parquet(store.daily_path).to_pandas()
-    except StoreError as exc:
-        raise ReportError(f"{store.daily_path} not found: run `trendrec aggregate` first") from exc
-    daily[s.DATE] = pd.to_datetime(daily[s.DATE])
+    daily = read_daily(store)
+    daily[s.DATE] = pd.to_datetime(daily[s.DATE])  # time-series plots and rolling windows want datetime64
     return daily.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)
 
 
@@ -158,10 +155,11 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
     ``trendrec evaluate`` scored them; the ``context_days`` (default: lookback) before the cutoff
     carry the actuals only. Raises ReportError when nothing is in production.
     """
-    from recsys.forecast.evaluate import FORECAST, seasonal_naive_forecast
+    from recsys.forecast.metrics import seasonal_naive_forecast
+    from recsys.forecast.publish import load_production
 
     store = Store(cfg.store)
-    loaded = registry.load_production(store)
+    loaded = load_production(store)
     if loaded is None:
         raise ReportError(f"no production model in {store.models}: run `trendrec push` first")
     model, meta = loaded
@@ -169,13 +167,13 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
     daily = load_daily(store)
     daily[s.DATE] = daily[s.DATE].dt.date
     target, history = model.config.target, daily[daily[s.DATE] <= cutoff]
-    forecast = model.predict(history, cutoff).rename(columns={FORECAST: "model"})
+    forecast = model.predict(history, cutoff).rename(columns={s.FORECAST: "model"})
     naive = seasonal_naive_forecast(history, cutoff, model.config.horizon, cfg.evaluate.season, target)
     start = cutoff - timedelta(days=context_days if context_days is not None else model.config.lookback)
     end = cutoff + timedelta(days=model.config.horizon)
     actual = daily[(daily[s.DATE] > start) & (daily[s.DATE] <= end)][[s.SEGMENT, s.DATE, target]]
     frame = actual.rename(columns={target: "actual"}).merge(forecast, on=[s.SEGMENT, s.DATE], how="left")
-    naive = naive.rename(columns={FORECAST: "seasonal_naive"})
+    naive = naive.rename(columns={s.FORECAST: "seasonal_naive"})
     frame = frame.merge(naive, on=[s.SEGMENT, s.DATE], how="left")
     frame[s.DATE] = pd.to_datetime(frame[s.DATE])
     return frame.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)

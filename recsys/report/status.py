@@ -1,17 +1,14 @@
-"""What the store holds now, and the whole flow in-process.
+"""What the store holds now: production model, its metrics beside the baseline's, where outputs are.
 
 ``store_status`` answers "what is in production, how good is it, where are the logs and the
-re-ranked lists": it is what `make demo` prints after the Airflow run. ``run_demo`` runs the six
-stages one after the other without Airflow (handy in a notebook or a shell).
+re-ranked lists": it is what `make demo` prints after the Airflow run.
 
     trendrec status
-    trendrec demo --store /tmp/trendrec-demo
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from pipeline.config import Config
@@ -59,27 +56,3 @@ def store_status(cfg: Config) -> dict[str, Any]:
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
     status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
     return status
-
-
-def run_demo(cfg: Config) -> dict[str, Any]:
-    """ingest → aggregate → train → evaluate → push → rerank, in this process."""
-    from pipeline.aggregate.aggregate import run_aggregate
-    from pipeline.ingest.ingest import run_ingest
-    from recsys.forecast.evaluate import run_evaluate
-    from recsys.rank.rerank import run_rerank
-    from recsys.forecast.train import run_train
-
-    started = time.monotonic()
-    ingested = run_ingest(cfg)
-    log.info("ingest: %d accepted, %d quarantined", ingested["rows_accepted"], ingested["rows_quarantined"])
-    run_aggregate(cfg)
-    trained = run_train(cfg)
-    log.info("train: %d epochs, logs in %s", trained["epochs_run"], trained["log_dir"])
-    evaluated = run_evaluate(cfg, trained["candidate_dir"])
-    pushed = registry.push(cfg, trained["candidate_dir"])
-    reranked = run_rerank(cfg) if registry.read_production(Store(cfg.store)) else None
-    return {
-        "rows_in": ingested["rows_in"], "rows_duplicate": ingested["rows_duplicate"], "epochs_run": trained["epochs_run"], "blessed": evaluated["blessed"], "pushed": pushed.get("pushed"),
-        "reranked_output": reranked and reranked["output"], "seconds": round(time.monotonic() - started, 1),
-        **store_status(cfg),
-    }

@@ -49,13 +49,11 @@ from typing_extensions import Annotated, NotRequired, TypedDict
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_parquet
+from pipeline.store import Store, read_trends
 from recsys import registry
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 2 * 1024 * 1024  # default body limit; 1,000 candidates are about 80 kB
-MAX_REQUEST_CANDIDATES = 10_000  # default list-length limit
 
 
 class ServeError(TrendrecError):
@@ -147,10 +145,10 @@ class TrendState:
 def load_trends(store: Store, version: str) -> dict[str, float]:
     """{segment: trend} from ``models/<version>/trend.parquet``, checked for finite values in [-1, 1]."""
     path = registry.version_dir(store, version) / registry.TREND_FILE
-    table = read_parquet(path, columns=[s.SEGMENT, s.TREND]).to_pydict()
+    table = read_trends(path)
     trends = dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
     bad = [seg for seg, t in trends.items() if not (math.isfinite(t) and -1.0 <= t <= 1.0)]
-    if bad or len(trends) != len(table[s.SEGMENT]):
+    if bad or len(trends) != len(table):
         raise ServeError(f"{path}: trend must be finite in [-1, 1] with one row per segment; bad: {bad[:5]}")
     return trends
 
@@ -169,9 +167,8 @@ def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float) -> 
 # --- the app --------------------------------------------------------------------------------------
 def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int | None = None) -> FastAPI:
     """The FastAPI app for ``cfg``'s store; limits default to rerank.max_request_bytes/_candidates."""
-    max_bytes = int(max_bytes or getattr(cfg.rerank, "max_request_bytes", MAX_REQUEST_BYTES))
-    max_candidates = int(max_candidates
-                         or getattr(cfg.rerank, "max_request_candidates", MAX_REQUEST_CANDIDATES))
+    max_bytes = int(max_bytes or cfg.rerank.max_request_bytes)
+    max_candidates = int(max_candidates or cfg.rerank.max_request_candidates)
     state = TrendState(Store(cfg.store))
     state.refresh()
     app = FastAPI(title="trendrec re-rank service", version="1",

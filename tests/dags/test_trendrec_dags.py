@@ -61,7 +61,7 @@ def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
 def test_run_keys_are_deterministic_and_path_safe():
     import datetime
 
-    from pipeline.ingest.landing import run_day, run_key
+    from pipeline.orchestration import run_day, run_key
 
     assert run_key(datetime.datetime(2011, 12, 10, tzinfo=datetime.timezone.utc), "x") == "20111210T000000"
     key = run_key(None, "asset_triggered__2026-11-23T05:00:00.123456+00:00")
@@ -183,7 +183,7 @@ def test_a_bad_file_fails_the_run_with_its_reason_and_leaves_the_store_intact(da
 def _tables(store):
     """Both aggregate tables and the committed raw events without their lineage (file, line), sorted."""
     from pipeline.aggregate.aggregate import run_aggregate
-    from pipeline.ingest.landing import load_run_config
+    from pipeline.config import load_run_config
 
     run_aggregate(load_run_config("", str(store)))
     st = Store(store)

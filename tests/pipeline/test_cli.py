@@ -19,7 +19,7 @@ price = "price"
 
 
 def trendrec(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "recsys.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd or ROOT)
 
 

@@ -74,15 +74,15 @@ def tiny_store(small_config, tiny_daily) -> Config:
 
 @pytest.fixture(scope="session")
 def trained_daily() -> pd.DataFrame:
-    """The frame ``trained_recommender`` was fitted on: ``make_tiny_daily()`` (do not modify)."""
+    """The frame ``trained_forecaster`` was fitted on: ``make_tiny_daily()`` (do not modify)."""
     return make_tiny_daily()
 
 
 @pytest.fixture(scope="session")
-def trained_recommender(trained_daily):
-    """An LSTMRecommender(SMALL_MODEL) fitted for 2 epochs on ``trained_daily``, shared by the session."""
-    from recsys.forecast.forecaster import LSTMRecommender
+def trained_forecaster(trained_daily):
+    """An SegmentForecaster(SMALL_MODEL) fitted for 2 epochs on ``trained_daily``, shared by the session."""
+    from recsys.forecast.forecaster import SegmentForecaster
 
-    recommender = LSTMRecommender(SMALL_MODEL)
+    recommender = SegmentForecaster(SMALL_MODEL)
     recommender.fit(trained_daily)
     return recommender

@@ -9,7 +9,8 @@ import pytest
 from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
 from pipeline.ingest.ingest import run_ingest
-from recsys.rank.candidates import CandidatesError, build_candidates, main, sample_users
+from pipeline.store import Store, StoreError
+from recsys.rank.candidates import CandidatesError, build_candidates, sample_users, write_candidates
 
 AS_OF = date(2024, 3, 1)
 
@@ -66,7 +67,7 @@ def test_sample_users_is_stable():
         [s.USER_ID, s.BASE_SCORE], ascending=[True, False]).reset_index(drop=True))
 
 
-def test_main_writes_candidates_from_a_store(tmp_path):
+def test_write_candidates_from_a_store(tmp_path):
     csv = tmp_path / "e.csv"
     csv.write_text("ts,item,qty,price,user,cat\n"
                    "2024-02-20 09:00:00,a,1,1.0,u1,s1\n2024-02-21 09:00:00,b,2,1.0,u2,s2\n")
@@ -74,8 +75,11 @@ def test_main_writes_candidates_from_a_store(tmp_path):
                                    "user_id": "user", "segment": "cat"})
     cfg = dataclasses.replace(load_config(None), store=str(tmp_path / "store"), ingest=ingest)
     run_ingest(cfg, csv)
-    out = tmp_path / "cands.parquet"
-    assert main(["--store", cfg.store, "--as-of", "2024-03-01", "--users", "5", "--out", str(out)]) == 0
-    lists = pd.read_parquet(out)
+    summary = write_candidates(cfg, as_of="2024-03-01", users=5, output="lists/cands.parquet")
+    lists = pd.read_parquet(summary["output"])
+    assert summary["output"] == str(Store(cfg.store).root / "lists" / "cands.parquet")
     assert sorted(lists[s.USER_ID].unique()) == ["u1", "u2"] and len(lists) == 4
-    assert main(["--store", str(tmp_path / "empty"), "--out", str(out)]) == 1  # nothing ingested
+    with pytest.raises(StoreError, match="outside the store"):
+        write_candidates(cfg, output=str(tmp_path / "elsewhere.parquet"))
+    with pytest.raises(StoreError, match="run `trendrec ingest` first"):  # nothing ingested
+        write_candidates(dataclasses.replace(cfg, store=str(tmp_path / "empty")))

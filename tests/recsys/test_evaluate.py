@@ -11,44 +11,45 @@ import pytest
 from pipeline import schemas as s
 from pipeline.store import Store, read_json, read_parquet, write_json
 from recsys.forecast import evaluate as ev
+from recsys.forecast import metrics
 
 ACTUAL = np.array([1.0, 2.0, 3.0, 4.0])
 FORECAST = np.array([2.0, 2.0, 1.0, 4.0])  # errors 1, 0, 2, 0
 
 
 def test_mae_and_rmse_by_hand():
-    assert ev.mae(ACTUAL, FORECAST) == pytest.approx((1 + 0 + 2 + 0) / 4)
-    assert ev.rmse(ACTUAL, FORECAST) == pytest.approx(math.sqrt((1 + 0 + 4 + 0) / 4))
+    assert metrics.mae(ACTUAL, FORECAST) == pytest.approx((1 + 0 + 2 + 0) / 4)
+    assert metrics.rmse(ACTUAL, FORECAST) == pytest.approx(math.sqrt((1 + 0 + 4 + 0) / 4))
 
 
 def test_mape_skips_zero_actuals():
     # |2-1|/2 = 0.5 and |4-5|/4 = 0.25; the zero actual is left out -> 100 * 0.375
-    assert ev.mape([0.0, 2.0, 4.0], [1.0, 1.0, 5.0]) == pytest.approx(37.5)
-    assert math.isnan(ev.mape([0.0, 0.0], [1.0, 2.0]))
+    assert metrics.mape([0.0, 2.0, 4.0], [1.0, 1.0, 5.0]) == pytest.approx(37.5)
+    assert math.isnan(metrics.mape([0.0, 0.0], [1.0, 2.0]))
 
 
 def test_smape_counts_both_zero_as_zero():
     # terms: 0 (0 vs 0), 2*1/(2+1) = 2/3, 2*2/(4+6) = 2/5 -> 100 * (2/3 + 2/5) / 3
-    assert ev.smape([0.0, 2.0, 4.0], [0.0, 1.0, 6.0]) == pytest.approx(100 * (2 / 3 + 2 / 5) / 3)
+    assert metrics.smape([0.0, 2.0, 4.0], [0.0, 1.0, 6.0]) == pytest.approx(100 * (2 / 3 + 2 / 5) / 3)
 
 
 def test_r2_by_hand():
     # mean 2.5, SS_tot = 2.25 + 0.25 + 0.25 + 2.25 = 5; SS_res = 1 (last point off by 1)
-    assert ev.r2(ACTUAL, [1.0, 2.0, 3.0, 5.0]) == pytest.approx(1 - 1 / 5)
-    assert ev.r2(ACTUAL, FORECAST) == pytest.approx(0.0)  # SS_res = 5 = SS_tot
-    assert math.isnan(ev.r2([3.0, 3.0], [1.0, 2.0]))
+    assert metrics.r2(ACTUAL, [1.0, 2.0, 3.0, 5.0]) == pytest.approx(1 - 1 / 5)
+    assert metrics.r2(ACTUAL, FORECAST) == pytest.approx(0.0)  # SS_res = 5 = SS_tot
+    assert math.isnan(metrics.r2([3.0, 3.0], [1.0, 2.0]))
 
 
 def test_mase_by_hand():
     # season 2 on 1..6: |3-1| = |4-2| = |5-3| = |6-4| = 2 -> scale 2; forecast MAE (1 + 0) / 2 = 0.5
-    assert ev.mase([7.0, 8.0], [6.0, 8.0], np.arange(1.0, 7.0), season=2) == pytest.approx(0.25)
+    assert metrics.mase([7.0, 8.0], [6.0, 8.0], np.arange(1.0, 7.0), season=2) == pytest.approx(0.25)
 
 
 def test_mase_constant_or_short_training_series():
     flat = [3.0, 3.0, 3.0, 3.0]  # the seasonal-naive in-sample error is 0
-    assert ev.mase([3.0, 4.0], [3.0, 3.0], flat, season=2) == math.inf
-    assert math.isnan(ev.mase([3.0, 3.0], [3.0, 3.0], flat, season=2))  # 0 / 0
-    assert math.isnan(ev.mase([3.0], [2.0], [1.0, 2.0], season=2))  # no full season to scale by
+    assert metrics.mase([3.0, 4.0], [3.0, 3.0], flat, season=2) == math.inf
+    assert math.isnan(metrics.mase([3.0, 3.0], [3.0, 3.0], flat, season=2))  # 0 / 0
+    assert math.isnan(metrics.mase([3.0], [2.0], [1.0, 2.0], season=2))  # no full season to scale by
 
 
 def _history() -> pd.DataFrame:
@@ -59,13 +60,13 @@ def _history() -> pd.DataFrame:
 
 
 def test_seasonal_naive_by_hand():
-    out = ev.seasonal_naive_forecast(_history(), date(2024, 1, 10), horizon=9, season=7, target=s.REVENUE)
+    out = metrics.seasonal_naive_forecast(_history(), date(2024, 1, 10), horizon=9, season=7, target=s.REVENUE)
     # h = 1..7 repeat Jan 4..10 (T+h-7); h = 8, 9 repeat Jan 4, 5 again (T+h-14). Jan 11 is after T.
-    assert out.loc[out[s.SEGMENT] == "a", ev.FORECAST].tolist() == [4, 5, 6, 7, 8, 9, 10, 4, 5]
+    assert out.loc[out[s.SEGMENT] == "a", s.FORECAST].tolist() == [4, 5, 6, 7, 8, 9, 10, 4, 5]
     # b has no row before Jan 8: those days count as zero demand
-    assert out.loc[out[s.SEGMENT] == "b", ev.FORECAST].tolist() == [0, 0, 0, 0, 100, 100, 100, 0, 0]
+    assert out.loc[out[s.SEGMENT] == "b", s.FORECAST].tolist() == [0, 0, 0, 0, 100, 100, 100, 0, 0]
     assert out[s.DATE].tolist()[:2] == [date(2024, 1, 11), date(2024, 1, 12)]
-    assert list(out.columns) == [s.SEGMENT, s.DATE, ev.FORECAST]
+    assert list(out.columns) == [s.SEGMENT, s.DATE, s.FORECAST]
 
 
 @pytest.mark.parametrize(
@@ -85,12 +86,6 @@ def test_decide_blessing(model, baseline, production, margin, has_prod, blessed)
     assert ok is blessed and reason
 
 
-def test_forecast_column_matches_the_model():
-    from recsys.forecast.forecaster import FORECAST
-
-    assert ev.FORECAST == FORECAST
-
-
 def _candidate(cfg, recommender, cutoff):
     path = Store(cfg.store).models / "candidates" / "run"
     recommender.save(path)
@@ -99,9 +94,9 @@ def _candidate(cfg, recommender, cutoff):
 
 
 @pytest.mark.slow
-def test_run_evaluate_end_to_end(tiny_store, trained_recommender):
+def test_run_evaluate_end_to_end(tiny_store, trained_forecaster):
     cutoff = date(2024, 5, 15)  # tiny_daily ends on May 29: 14 hold-out days, the model forecasts 7
-    cand = _candidate(tiny_store, trained_recommender, cutoff)
+    cand = _candidate(tiny_store, trained_forecaster, cutoff)
     out = ev.run_evaluate(tiny_store, cand)
     assert (out["cutoff"], out["holdout_start"], out["holdout_end"]) == ("2024-05-15", "2024-05-16",
                                                                          "2024-05-22")
@@ -124,9 +119,9 @@ def test_run_evaluate_end_to_end(tiny_store, trained_recommender):
 
 
 @pytest.mark.slow
-def test_run_evaluate_needs_train_json_and_a_holdout(tiny_store, trained_recommender, tmp_path):
+def test_run_evaluate_needs_train_json_and_a_holdout(tiny_store, trained_forecaster, tmp_path):
     with pytest.raises(ev.EvaluationError, match="train.json not found"):
         ev.run_evaluate(tiny_store, tmp_path)
-    cand = _candidate(tiny_store, trained_recommender, date(2024, 5, 29))  # the last day: nothing after it
+    cand = _candidate(tiny_store, trained_forecaster, date(2024, 5, 29))  # the last day: nothing after it
     with pytest.raises(ev.EvaluationError, match="at least 1 day"):
         ev.run_evaluate(tiny_store, cand)

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.forecast.forecaster import FORECAST, LSTMRecommender, ModelError, build_model
+from pipeline.schemas import FORECAST
+from recsys.forecast.forecaster import SegmentForecaster
+from recsys.forecast.nn.network import ModelError, build_model
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
 
@@ -33,8 +35,8 @@ def test_recurrent_layers_keep_cudnn_settings_and_dropout_between(cell, layer_ty
 
 
 @pytest.mark.slow
-def test_predict_gives_horizon_days_after_cutoff_per_segment(trained_recommender, trained_daily):
-    rec, horizon = trained_recommender, SMALL_MODEL.horizon
+def test_predict_gives_horizon_days_after_cutoff_per_segment(trained_forecaster, trained_daily):
+    rec, horizon = trained_forecaster, SMALL_MODEL.horizon
     assert rec.segments == ["a", "b", "c"]
     out = rec.predict(trained_daily)
     assert list(out.columns) == [s.SEGMENT, s.DATE, FORECAST] and len(out) == 3 * horizon
@@ -48,49 +50,49 @@ def test_predict_gives_horizon_days_after_cutoff_per_segment(trained_recommender
 
 
 @pytest.mark.slow
-def test_predict_at_an_earlier_cutoff_zero_pads_and_ignores_later_days(trained_recommender, trained_daily):
+def test_predict_at_an_earlier_cutoff_zero_pads_and_ignores_later_days(trained_forecaster, trained_daily):
     cutoff = datetime.date(2024, 1, 25)  # b starts Jan 21: only 5 of 14 lookback days exist
-    out = trained_recommender.predict(trained_daily, cutoff)
+    out = trained_forecaster.predict(trained_daily, cutoff)
     assert sorted(out[s.SEGMENT].unique()) == ["a", "b", "c"]
     assert out[s.DATE].min() == datetime.date(2024, 1, 26)
     early = trained_daily[trained_daily[s.DATE] <= cutoff]
-    np.testing.assert_allclose(trained_recommender.predict(early, cutoff)[FORECAST], out[FORECAST], rtol=1e-6)
+    np.testing.assert_allclose(trained_forecaster.predict(early, cutoff)[FORECAST], out[FORECAST], rtol=1e-6)
 
 
 @pytest.mark.slow
-def test_save_load_round_trip_gives_identical_predictions(trained_recommender, trained_daily, tmp_path):
-    trained_recommender.save(tmp_path / "m")
+def test_save_load_round_trip_gives_identical_predictions(trained_forecaster, trained_daily, tmp_path):
+    trained_forecaster.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "recommender.json").read_text())
     assert meta["segments"] == ["a", "b", "c"] and set(meta["scales"]) == {"a", "b", "c"}
     assert meta["config"]["horizon"] == SMALL_MODEL.horizon
     assert meta["features"]["history"][0] == "target_scaled"
-    loaded = LSTMRecommender.load(tmp_path / "m")
-    assert loaded.config == SMALL_MODEL and loaded.scales == trained_recommender.scales
+    loaded = SegmentForecaster.load(tmp_path / "m")
+    assert loaded.config == SMALL_MODEL and loaded.scales == trained_forecaster.scales
     np.testing.assert_allclose(loaded.predict(trained_daily)[FORECAST],
-                               trained_recommender.predict(trained_daily)[FORECAST], rtol=1e-6)
+                               trained_forecaster.predict(trained_daily)[FORECAST], rtol=1e-6)
 
 
 @pytest.mark.slow
-def test_load_refuses_truncated_missing_or_corrupt_files(trained_recommender, tmp_path):
-    trained_recommender.save(tmp_path / "m")
+def test_load_refuses_truncated_missing_or_corrupt_files(trained_forecaster, tmp_path):
+    trained_forecaster.save(tmp_path / "m")
     path = tmp_path / "m" / "model.keras"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelError, match="truncated"):
-        LSTMRecommender.load(tmp_path / "m")
+        SegmentForecaster.load(tmp_path / "m")
     path.unlink()
     with pytest.raises(ModelError, match="model.keras not found"):
-        LSTMRecommender.load(tmp_path / "m")
+        SegmentForecaster.load(tmp_path / "m")
     (tmp_path / "m" / "recommender.json").write_text('{"config": ')
     with pytest.raises(ModelError, match="not valid JSON"):
-        LSTMRecommender.load(tmp_path / "m")
+        SegmentForecaster.load(tmp_path / "m")
     with pytest.raises(ModelError, match="not found"):
-        LSTMRecommender.load(tmp_path / "nothing")
+        SegmentForecaster.load(tmp_path / "nothing")
 
 
 @pytest.mark.slow
-def test_export_savedmodel_writes_a_tf_savedmodel(trained_recommender, tmp_path):
-    trained_recommender.export_savedmodel(tmp_path / "sm")
+def test_export_savedmodel_writes_a_tf_savedmodel(trained_forecaster, tmp_path):
+    trained_forecaster.export_savedmodel(tmp_path / "sm")
     assert (tmp_path / "sm" / "saved_model.pb").is_file()
 
 
@@ -98,21 +100,21 @@ def test_fit_refuses_non_finite_targets_and_too_little_data():
     daily = make_tiny_daily(n_days=60)
     bad = daily.assign(**{s.REVENUE: daily[s.REVENUE].where(daily.index != 5, np.inf)})
     with pytest.raises(ModelError, match="non-finite revenue"):
-        LSTMRecommender(SMALL_MODEL).fit(bad)
+        SegmentForecaster(SMALL_MODEL).fit(bad)
     with pytest.raises(ModelError, match="too little data"):
-        LSTMRecommender(dataclasses.replace(SMALL_MODEL, val_days=3)).fit(daily)  # val_days < horizon
+        SegmentForecaster(dataclasses.replace(SMALL_MODEL, val_days=3)).fit(daily)  # val_days < horizon
 
 
 @pytest.mark.slow
 def test_diverging_training_raises_instead_of_returning_a_model():
     cfg = dataclasses.replace(SMALL_MODEL, learning_rate=1e30, epochs=1)
     with pytest.raises(ModelError, match="diverged"):
-        LSTMRecommender(cfg).fit(make_tiny_daily(n_days=60))
+        SegmentForecaster(cfg).fit(make_tiny_daily(n_days=60))
 
 
 def test_predict_before_fit_is_refused(tiny_daily):
     with pytest.raises(ModelError, match="not trained"):
-        LSTMRecommender(SMALL_MODEL).predict(tiny_daily)
+        SegmentForecaster(SMALL_MODEL).predict(tiny_daily)
 
 
 def test_untrained_model_starts_at_the_seasonal_naive_forecast():
@@ -141,7 +143,7 @@ def test_mirrored_strategy_builds_in_its_scope_and_fits():
     cfg = dataclasses.replace(SMALL_MODEL, distribute="mirrored", epochs=1)
     model = build_model(cfg, n_segments=3)
     assert isinstance(model.distribute_strategy, tf.distribute.MirroredStrategy)
-    rec = LSTMRecommender(cfg)
+    rec = SegmentForecaster(cfg)
     result = rec.fit(make_tiny_daily(n_days=90))
     assert result["epochs_run"] == 1 and np.isfinite(result["best_val_loss"])
     assert isinstance(rec.model.distribute_strategy, tf.distribute.MirroredStrategy)
@@ -171,7 +173,7 @@ def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
 
     cfg = dataclasses.replace(SMALL_MODEL, ensemble=2, epochs=1, scaling="naive", loss="mae")
     daily = make_tiny_daily()
-    rec = LSTMRecommender(cfg)
+    rec = SegmentForecaster(cfg)
     result = rec.fit(daily)
     assert len(result["member_val_loss"]) == 2
     inputs = latest_inputs(daily, cfg.target, cfg.lookback, cfg.horizon, rec.segments, rec.scales,
@@ -180,7 +182,7 @@ def test_ensemble_averages_its_members_and_survives_save_load(tmp_path):
     mean = np.mean([m.predict(inputs, verbose=0) for m in members], axis=0)
     np.testing.assert_allclose(rec.model.predict(inputs, verbose=0), mean, rtol=1e-5)
     rec.save(tmp_path)
-    loaded = LSTMRecommender.load(tmp_path)  # safe_mode=True inside
+    loaded = SegmentForecaster.load(tmp_path)  # safe_mode=True inside
     np.testing.assert_allclose(loaded.predict(daily)[FORECAST], rec.predict(daily)[FORECAST], rtol=1e-5)
 
 
@@ -197,13 +199,13 @@ def test_median_base_ignores_a_one_off_spike():
 
 
 def test_a_model_saved_before_the_base_options_loads_with_the_settings_it_was_trained_with(
-        trained_recommender, tmp_path):
+        trained_forecaster, tmp_path):
     from recsys.forecast.forecaster import META_FILE, PRE_BACKTEST_OPTIONS
 
-    trained_recommender.save(tmp_path)
+    trained_forecaster.save(tmp_path)
     meta = json.loads((tmp_path / META_FILE).read_text())
     for key in PRE_BACKTEST_OPTIONS:
         del meta["config"][key]
     (tmp_path / META_FILE).write_text(json.dumps(meta))
-    config = LSTMRecommender.load(tmp_path).config
+    config = SegmentForecaster.load(tmp_path).config
     assert (config.scaling, config.loss, config.base_seasons) == ("mean", "huber", 1)

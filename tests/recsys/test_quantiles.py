@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.forecast.forecaster import FORECAST, LSTMRecommender, build_model
+from pipeline.schemas import FORECAST
+from recsys.forecast.forecaster import SegmentForecaster
+from recsys.forecast.nn.network import build_model
 from recsys.forecast.nn.quantiles import PinballLoss, QuantileOffsets, column_names, pinball
-from recsys.rank.rerank import TREND_HIGH, TREND_LOW, compute_trend_scores
+from pipeline.schemas import TREND_HIGH, TREND_LOW
+from recsys.forecast.trends import compute_trend_scores
 from recsys.forecast.nn.windows import CALENDAR_FEATURES, HISTORY_FEATURES
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
@@ -54,7 +57,7 @@ def test_quantile_model_output_shape_and_seasonal_skip_on_every_quantile():
 @pytest.mark.slow
 def test_quantile_model_trains_predicts_ordered_columns_and_round_trips(tmp_path):
     daily = make_tiny_daily()
-    rec = LSTMRecommender(dataclasses.replace(SMALL_MODEL, quantiles=QUANTILES))
+    rec = SegmentForecaster(dataclasses.replace(SMALL_MODEL, quantiles=QUANTILES))
     result = rec.fit(daily)
     assert np.isfinite(result["best_val_loss"]) and np.isfinite(result["best_val_mae"])
     out = rec.predict(daily)
@@ -63,7 +66,7 @@ def test_quantile_model_trains_predicts_ordered_columns_and_round_trips(tmp_path
     assert (out["p10"] <= out["p50"]).all() and (out["p50"] <= out["p90"]).all()
     assert (out["p10"] < out["p90"]).any()
     rec.save(tmp_path / "m")
-    loaded = LSTMRecommender.load(tmp_path / "m")
+    loaded = SegmentForecaster.load(tmp_path / "m")
     assert loaded.config == rec.config and loaded.config.quantiles == QUANTILES
     np.testing.assert_allclose(loaded.predict(daily)[["p10", "p50", "p90"]], out[["p10", "p50", "p90"]],
                                rtol=1e-6)
@@ -79,6 +82,7 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     from pipeline.config import EvaluateConfig
     from pipeline.store import Store, read_parquet
     from recsys import registry
+    from recsys.forecast.publish import publish
     from recsys.forecast.evaluate import run_evaluate
     from recsys.forecast.train import run_train
 
@@ -87,7 +91,7 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     trained = run_train(cfg, run_id="q")
     evaluation = run_evaluate(cfg, trained["candidate_dir"])
     assert evaluation["blessed"] and np.isfinite(evaluation["metrics"]["model"]["mase"])
-    pushed = registry.push(cfg, trained["candidate_dir"])
+    pushed = publish(cfg, trained["candidate_dir"])
     assert pushed["pushed"]
     version = registry.version_dir(Store(cfg.store), pushed["version"])
     trends = read_parquet(version / registry.TREND_FILE).to_pandas()

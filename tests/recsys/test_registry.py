@@ -15,6 +15,7 @@ from pipeline import schemas as s
 from pipeline.config import EvaluateConfig, load_config
 from pipeline.store import Store, StoreError, read_json, write_json
 from recsys import registry
+from recsys.forecast.publish import load_production, publish
 from recsys.forecast.evaluate import run_evaluate
 from recsys.registry import RegistryError
 from tests.recsys.conftest import SMALL_MODEL, write_daily
@@ -42,18 +43,18 @@ def blessed_evaluation(path, production_version):
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory, trained_recommender, trained_daily):
+def base(tmp_path_factory, trained_forecaster, trained_daily):
     root = tmp_path_factory.mktemp("registry")
     # margin -100: any finite MASE passes the baseline bar, so blessing hinges on production alone
     cfg = dataclasses.replace(load_config(None), store=str(root / "store"), model=SMALL_MODEL,
                               evaluate=EvaluateConfig(margin=-100.0))
     write_daily(cfg.store, trained_daily)
-    first = make_candidate(cfg, "run1", trained_recommender, trained_daily)
+    first = make_candidate(cfg, "run1", trained_forecaster, trained_daily)
     evaluation = run_evaluate(cfg, first)
-    pushed = registry.push(cfg, first)
-    second = make_candidate(cfg, "run2", trained_recommender, trained_daily)
+    pushed = publish(cfg, first)
+    second = make_candidate(cfg, "run2", trained_forecaster, trained_daily)
     blessed_evaluation(second, "v0001")
-    return cfg, evaluation, pushed, registry.push(cfg, second)
+    return cfg, evaluation, pushed, publish(cfg, second)
 
 
 @pytest.fixture
@@ -83,39 +84,39 @@ def test_push_of_blessed_candidates_creates_versions(base, cfg):
     assert meta["metrics"]["model"]["mase"] == evaluation["metrics"]["model"]["mase"]
     trend = pd.read_parquet(models / "v0001" / "trend.parquet")
     assert trend[s.SEGMENT].tolist() == ["a", "b", "c"] and trend[s.TREND].between(-1, 1).all()
-    model, metadata = registry.load_production(Store(cfg.store))
+    model, metadata = load_production(Store(cfg.store))
     assert model.segments == ["a", "b", "c"] and metadata["version"] == "v0002"
 
 
-def test_candidate_no_better_than_production_is_not_pushed(cfg, trained_recommender, trained_daily):
-    same = make_candidate(cfg, "run3", trained_recommender, trained_daily)  # the production model again
+def test_candidate_no_better_than_production_is_not_pushed(cfg, trained_forecaster, trained_daily):
+    same = make_candidate(cfg, "run3", trained_forecaster, trained_daily)  # the production model again
     evaluation = run_evaluate(cfg, same)
     assert evaluation["production_version"] == "v0002" and not evaluation["blessed"]
     assert evaluation["metrics"]["production"]["mase"] == evaluation["metrics"]["model"]["mase"]
     assert "production" in evaluation["reason"]
     before = _production_bytes(cfg)
-    result = registry.push(cfg, same)
+    result = publish(cfg, same)
     assert result["pushed"] is False and result["blessed"] is False
     assert _production_bytes(cfg) == before and registry.versions(cfg.store) == ["v0001", "v0002"]
 
 
-def test_not_blessed_pushes_nothing_and_evaluation_is_required(cfg, trained_recommender, trained_daily):
-    cand = make_candidate(cfg, "run4", trained_recommender, trained_daily)
+def test_not_blessed_pushes_nothing_and_evaluation_is_required(cfg, trained_forecaster, trained_daily):
+    cand = make_candidate(cfg, "run4", trained_forecaster, trained_daily)
     with pytest.raises(RegistryError, match="run `trendrec evaluate` first"):
-        registry.push(cfg, cand)
+        publish(cfg, cand)
     write_json({"blessed": False, "reason": "worse than naive", "metrics": {}}, cand / "evaluation.json")
-    assert registry.push(cfg, cand) == {"pushed": False, "blessed": False, "reason": "worse than naive",
+    assert publish(cfg, cand) == {"pushed": False, "blessed": False, "reason": "worse than naive",
                                         "metrics": {}, "candidate_dir": str(cand.resolve())}
     assert registry.versions(cfg.store) == ["v0001", "v0002"]
 
 
-def test_repush_is_a_no_op_and_stale_evaluation_is_refused(cfg, trained_recommender, trained_daily):
-    again = registry.push(cfg, Store(cfg.store).models / "candidates" / "run2")
+def test_repush_is_a_no_op_and_stale_evaluation_is_refused(cfg, trained_forecaster, trained_daily):
+    again = publish(cfg, Store(cfg.store).models / "candidates" / "run2")
     assert again["pushed"] is False and again["version"] == "v0002"
-    stale = make_candidate(cfg, "run5", trained_recommender, trained_daily)
+    stale = make_candidate(cfg, "run5", trained_forecaster, trained_daily)
     blessed_evaluation(stale, "v0001")  # evaluated while v0001 was in production
     with pytest.raises(RegistryError, match="evaluate` again"):
-        registry.push(cfg, stale)
+        publish(cfg, stale)
 
 
 def test_rollback_then_promote(cfg):
@@ -141,13 +142,13 @@ def test_version_names_are_validated(cfg):
         registry.promote(store, "v0009")
 
 
-def test_failed_push_leaves_production_as_it_was(cfg, trained_recommender, trained_daily):
-    cand = make_candidate(cfg, "run6", trained_recommender, trained_daily)
+def test_failed_push_leaves_production_as_it_was(cfg, trained_forecaster, trained_daily):
+    cand = make_candidate(cfg, "run6", trained_forecaster, trained_daily)
     blessed_evaluation(cand, "v0002")
     Store(cfg.store).daily_path.unlink()  # trend scores cannot be computed: push fails mid-way
     before = _production_bytes(cfg)
     with pytest.raises(StoreError, match="daily.parquet"):
-        registry.push(cfg, cand)
+        publish(cfg, cand)
     models = Store(cfg.store).models
     assert _production_bytes(cfg) == before and registry.versions(cfg.store) == ["v0001", "v0002"]
     assert not list(models.glob(".staging-*"))
@@ -159,7 +160,7 @@ def test_truncated_model_is_refused_and_production_untouched(cfg):
     model_file.write_bytes(model_file.read_bytes()[:200])
     before = _production_bytes(cfg)
     with pytest.raises(RegistryError, match="v0002 .*cannot be loaded"):
-        registry.load_production(store)
+        load_production(store)
     assert _production_bytes(cfg) == before
     registry.rollback(store)  # v0001 is intact
     with pytest.raises(RegistryError, match="v0002"):
@@ -167,15 +168,15 @@ def test_truncated_model_is_refused_and_production_untouched(cfg):
     assert registry.read_production(store)["version"] == "v0001"
     (store.models / "v0001" / "trend.parquet").unlink()
     with pytest.raises(RegistryError, match="incomplete: missing trend.parquet"):
-        registry.load_production(store)
+        load_production(store)
 
 
-def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_recommender, trained_daily):
+def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_forecaster, trained_daily):
     store = Store(cfg.store)
     cfg = dataclasses.replace(cfg, registry=dataclasses.replace(cfg.registry, keep_versions=1))
-    cand = make_candidate(cfg, "run7", trained_recommender, trained_daily)
+    cand = make_candidate(cfg, "run7", trained_forecaster, trained_daily)
     blessed_evaluation(cand, "v0002")
-    result = registry.push(cfg, cand)
+    result = publish(cfg, cand)
     # history [v0001, v0002] capped to the last 1 -> [v0002]; v0001 is neither newest, production nor history
     assert result["version"] == "v0003" and result["pruned"] == ["v0001"]
     assert registry.read_production(store) == {"version": "v0003", "history": ["v0002"]}
@@ -196,18 +197,18 @@ def test_prune_never_deletes_production_or_its_history(cfg):
 
 def test_a_worse_model_trained_on_shuffled_targets_is_never_promoted(cfg, trained_daily):
     """The gate with the real evaluation: margin 0, so it must beat seasonal naive and production."""
-    from recsys.forecast.forecaster import LSTMRecommender
+    from recsys.forecast.forecaster import SegmentForecaster
 
     cfg = dataclasses.replace(cfg, evaluate=EvaluateConfig(margin=0.0))
     shuffled = trained_daily.copy()
     shuffled[s.REVENUE] = shuffled[s.REVENUE].sample(frac=1.0, random_state=3).to_numpy()  # no signal left
-    worse = LSTMRecommender(SMALL_MODEL)
+    worse = SegmentForecaster(SMALL_MODEL)
     worse.fit(shuffled[shuffled[s.DATE] <= CUTOFF])
     evaluation = run_evaluate(cfg, make_candidate(cfg, "shuffled", worse, trained_daily))
     model_mase = evaluation["metrics"]["model"]["mase"]
     assert not evaluation["blessed"] and evaluation["production_version"] == "v0002"
     assert model_mase > evaluation["metrics"]["production"]["mase"]
     before = _production_bytes(cfg)
-    result = registry.push(cfg, Store(cfg.store).models / "candidates" / "shuffled")
+    result = publish(cfg, Store(cfg.store).models / "candidates" / "shuffled")
     assert result["pushed"] is False and _production_bytes(cfg) == before
     assert registry.versions(cfg.store) == ["v0001", "v0002"]

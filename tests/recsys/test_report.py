@@ -18,6 +18,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import Config, load_config
+from pipeline.store import StoreError
 from recsys.report import report
 from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
 
@@ -25,13 +26,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def build_small_store(root: Path) -> Config:
-    """Every stage, ingest to rerank, on a 10 % row sample; returns the config."""
-    from pipeline.aggregate.aggregate import run_aggregate
-    from pipeline.ingest.ingest import run_ingest
-    from recsys.forecast.evaluate import run_evaluate
-    from recsys.registry import push
-    from recsys.rank.rerank import run_rerank
-    from recsys.forecast.train import run_train
+    """Every stage of recsys.flow, ingest to rerank, on a 10 % row sample; returns the config."""
+    from recsys import flow
 
     root.mkdir(parents=True, exist_ok=True)
     events = pq.read_table(DEMO_EVENTS)
@@ -42,12 +38,8 @@ def build_small_store(root: Path) -> Config:
         cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256, ensemble=1),
         # A 2-epoch model need not beat the baseline; a negative margin blesses it so push happens.
         evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0))
-    run_ingest(cfg, sample)
-    run_aggregate(cfg)
-    trained = run_train(cfg, run_id="small")
-    run_evaluate(cfg, trained["candidate_dir"])
-    assert push(cfg, trained["candidate_dir"])["pushed"]
-    run_rerank(cfg)
+    done = flow.run_all(cfg, source=str(sample), run_key="small")
+    assert done["push"]["pushed"] and "output" in done["rerank"]
     return cfg
 
 
@@ -89,7 +81,7 @@ def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
 
 @pytest.mark.slow
 def test_report_output_must_stay_inside_the_store(small_store, tmp_path):
-    from pipeline.store import StoreError
+    from pipeline.store import StoreError, StoreError
 
     with pytest.raises(StoreError, match="outside the store"):
         report.run_report(small_store, str(tmp_path / "elsewhere"))
@@ -98,7 +90,7 @@ def test_report_output_must_stay_inside_the_store(small_store, tmp_path):
 
 
 def test_report_without_aggregates_says_what_to_run(small_config):
-    with pytest.raises(report.ReportError, match="run `trendrec aggregate` first"):
+    with pytest.raises(StoreError, match="run `trendrec aggregate` first"):
         report.run_report(small_config)
 
 

@@ -10,7 +10,8 @@ from pipeline import schemas as s
 from pipeline.config import RerankConfig
 from pipeline.store import Store, StoreError, write_json
 from recsys import registry
-from recsys.rank.rerank import RerankError, read_candidates, rerank, run_rerank, trend_score
+from recsys.forecast.trends import trend_score
+from recsys.rank.rerank import RerankError, read_candidates, rerank, run_rerank
 
 CANDIDATES = pd.DataFrame(
     {
@@ -80,11 +81,11 @@ def test_read_candidates_csv_and_missing_column(tmp_path):
 
 
 @pytest.fixture
-def production_store(small_config, trained_recommender, tmp_path):
+def production_store(small_config, trained_forecaster, tmp_path):
     """A store whose production v0001 has hand-written trend scores (TRENDS), and a candidate file."""
     store = Store(small_config.store).ensure()
     version = store.models / "v0001"
-    trained_recommender.save(version)
+    trained_forecaster.save(version)
     write_json({"version": "v0001"}, version / registry.METADATA_FILE)
     TRENDS.to_parquet(version / registry.TREND_FILE)
     CANDIDATES.to_parquet(tmp_path / "lists.parquet")

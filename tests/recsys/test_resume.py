@@ -21,7 +21,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.store import read_json
-from recsys.forecast.forecaster import LSTMRecommender
+from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.train import BACKUP_SUFFIX, run_train
 from tests.conftest import ROOT
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily, write_daily
@@ -75,5 +75,5 @@ def test_killed_training_resumes_from_its_backup(tmp_path):
     assert out["initial_epoch"] == done and out["epochs_run"] == MODEL.epochs  # resumed, not epoch 1
     summary = read_json(Path(out["candidate_dir"]) / "train.json")
     assert summary["initial_epoch"] == done and len(summary["history"]["loss"]) == MODEL.epochs - done
-    assert LSTMRecommender.load(out["candidate_dir"]).predict(make_tiny_daily())["forecast"].notna().all()
+    assert SegmentForecaster.load(out["candidate_dir"]).predict(make_tiny_daily())["forecast"].notna().all()
     assert not [p.name for p in (store / "models" / "candidates").iterdir() if p.name.startswith(".")]

@@ -146,10 +146,10 @@ def test_no_production_model_answers_503_then_picks_one_up(small_config):
 
 
 @pytest.mark.slow
-def test_promote_and_rollback_are_picked_up_without_restart(small_config, trained_recommender):
+def test_promote_and_rollback_are_picked_up_without_restart(small_config, trained_forecaster):
     store = Store(small_config.store).ensure()
-    add_version(store, "v0001", TRENDS, trained_recommender)
-    add_version(store, "v0002", TRENDS.assign(**{s.TREND: [-0.5, 0.5]}), trained_recommender)
+    add_version(store, "v0001", TRENDS, trained_forecaster)
+    add_version(store, "v0002", TRENDS.assign(**{s.TREND: [-0.5, 0.5]}), trained_forecaster)
     set_production(store, "v0001")
     with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
         first = http.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.forecast.forecaster import FORECAST, LSTMRecommender
+from pipeline.schemas import FORECAST
+from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.nn.seasonal_base import LevelAdjust, OpenDays, select_level_exponents
 from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
 
@@ -25,10 +26,10 @@ def test_closed_weekday_forecasts_exactly_zero_after_save_and_load(tmp_path):
     daily = make_tiny_daily(n_days=120)
     daily.loc[daily[s.WEEKDAY] == 5, s.REVENUE] = 0.0  # no Saturday sales at all
     cfg = dataclasses.replace(SMALL_MODEL, epochs=1, closed_days=True, base_seasons=2)
-    rec = LSTMRecommender(cfg)
+    rec = SegmentForecaster(cfg)
     rec.fit(daily)
     rec.save(tmp_path)
-    forecast = LSTMRecommender.load(tmp_path).predict(daily)
+    forecast = SegmentForecaster.load(tmp_path).predict(daily)
     saturday = np.array([d.weekday() == 5 for d in forecast[s.DATE]])
     assert (forecast.loc[saturday, FORECAST] == 0).all() and (forecast.loc[~saturday, FORECAST] > 0).all()
 
@@ -68,15 +69,15 @@ def test_fit_stores_the_picked_exponents_as_frozen_weights_that_survive_save_and
     a = daily[s.SEGMENT] == "a"
     daily.loc[a, s.REVENUE] = daily.loc[a, s.REVENUE].to_numpy() * ramp[-a.sum():]
     cfg = dataclasses.replace(SMALL_MODEL, epochs=1, level_exponents=(0.0, 0.5, 1.0))
-    rec = LSTMRecommender(cfg)
+    rec = SegmentForecaster(cfg)
     rec.fit(daily)
     layer = rec.model.get_layer("level_exponent")
     assert not layer.trainable and rec.level_exponents["a"] == 1.0
     np.testing.assert_array_equal(layer.get_weights()[0][:, 0], [rec.level_exponents[x] for x in rec.segments])
     rec.save(tmp_path)
-    loaded = LSTMRecommender.load(tmp_path)
+    loaded = SegmentForecaster.load(tmp_path)
     assert loaded.level_exponents == rec.level_exponents
     np.testing.assert_allclose(loaded.predict(daily)[FORECAST], rec.predict(daily)[FORECAST], rtol=1e-6)
-    off = LSTMRecommender(dataclasses.replace(cfg, level_exponents=()))
+    off = SegmentForecaster(dataclasses.replace(cfg, level_exponents=()))
     off.fit(daily)
     assert off.level_exponents == {} and "level_exponent" not in [x.name for x in off.model.layers]

@@ -11,8 +11,9 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
 from pipeline import schemas as s
-from pipeline.store import read_json
-from recsys.forecast.forecaster import FORECAST, LSTMRecommender
+from pipeline.store import StoreError, read_json
+from pipeline.schemas import FORECAST
+from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.train import TrainError, run_train
 from tests.recsys.conftest import make_tiny_daily, write_daily
 
@@ -94,7 +95,7 @@ def test_same_seed_gives_same_predictions_and_cutoff_is_respected(tiny_store, ti
     first = run_train(tiny_store, run_id="one", cutoff=cutoff)
     second = run_train(tiny_store, run_id="two", cutoff=cutoff)
     assert first["cutoff"] == second["cutoff"] == "2024-04-30"
-    one, two = (LSTMRecommender.load(r["candidate_dir"]) for r in (first, second))
+    one, two = (SegmentForecaster.load(r["candidate_dir"]) for r in (first, second))
     history = tiny_daily[tiny_daily[s.DATE] <= cutoff]
     np.testing.assert_allclose(one.predict(history)[FORECAST], two.predict(history)[FORECAST], rtol=1e-6)
     assert first["best_val_loss"] == pytest.approx(second["best_val_loss"], rel=1e-6)
@@ -106,7 +107,7 @@ def test_same_seed_gives_same_predictions_and_cutoff_is_respected(tiny_store, ti
 
 
 def test_run_train_without_daily_table_says_what_to_run(small_config):
-    with pytest.raises(TrainError, match="run `trendrec aggregate` first"):
+    with pytest.raises(StoreError, match="run `trendrec aggregate` first"):
         run_train(small_config, run_id="x")
 
 

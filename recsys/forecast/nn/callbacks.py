@@ -35,7 +35,7 @@ HPARAM_METRICS = (("best_val_mae", None), ("best_val_loss", None), ("epoch_loss"
 
 def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
                    backup_dir: Path | None = None, preview: dict | None = None) -> list:
-    """The callback list of LSTMRecommender.fit, in the order Keras must run them.
+    """The callback list of SegmentForecaster.fit, in the order Keras must run them.
 
     EarlyStopping comes before the image callback so the final image shows the restored best
     weights; BackupAndRestore comes last so a backup is written only after everything else ran.

@@ -22,6 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline import schemas as s
 from pipeline.config import ModelConfig
+from recsys.forecast.metrics import naive_scale
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +84,12 @@ def fit_scales(daily: pd.DataFrame, target: str, before: datetime.date | None = 
     if before is not None:
         frame = frame[_days(frame[s.DATE]) < pd.Timestamp(before)]
     groups = frame.sort_values(s.DATE, kind="mergesort").groupby(s.SEGMENT, sort=True)[target]
-    means = groups.mean() if method == "mean" else groups.agg(lambda v: _naive_mae(v.to_numpy(float), season))
+    means = groups.mean() if method == "mean" else groups.agg(lambda v: naive_scale(v.to_numpy(float), season))
     scales = {str(seg): float(m) if np.isfinite(m) and m > 0 else 1.0 for seg, m in means.items()}
     for seg in sorted(set(daily[s.SEGMENT].astype(str)) - set(scales)):
         log.warning("segment %s has no %s before %s; using scale 1.0", seg, target, before)
         scales[seg] = 1.0
     return scales
-
-
-def _naive_mae(values: np.ndarray, season: int) -> float:
-    return float(np.mean(np.abs(values[season:] - values[:-season]))) if len(values) > season else np.nan
 
 
 def _panel(daily: pd.DataFrame, target: str, segments: list[str],

@@ -1,0 +1,81 @@
+"""What the Airflow DAG files share: default args, params, asset names, run keys, failure callback.
+
+Standard library only, so every DAG file can import it at parse time for free (the DAG integrity
+test checks both). The DAG files stay thin: a schedule, these settings, one call per task.
+
+    python -c "from pipeline.orchestration import default_args; print(default_args(retries=3))"
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import re
+from typing import Any
+
+# Asset names, defined once: trendrec_ingest updates RAW_EVENTS, trendrec_retrain listens to it and
+# updates PRODUCTION_MODEL, which trendrec_rerank listens to.
+RAW_EVENTS = "trendrec_raw_events"
+PRODUCTION_MODEL = "trendrec_production_model"
+
+# Params a DAG may declare: {name: keyword arguments of airflow.sdk.Param}. Defaults come from the
+# environment of the process that parses the DAG (set by `make airflow` / `make demo`).
+PARAMS: dict[str, dict[str, Any]] = {
+    "config": {"default": os.environ.get("TRENDREC_CONFIG", ""), "type": "string",
+               "description": "TOML config path"},
+    "store": {"default": os.environ.get("TRENDREC_STORE", ""), "type": "string", "description": "store directory"},
+    "source": {"default": "", "type": "string", "description": "event file, directory or glob (default: config)"},
+    "landing": {"default": os.environ.get("TRENDREC_LANDING", ""), "type": "string",
+                "description": "landing folder holding <YYYY-MM-DD>/ drops"},
+    "marker": {"default": "", "type": "string",
+               "description": "file that marks a day's drop complete (empty: any data file)"},
+    "horizon": {"default": None, "type": ["null", "integer"], "minimum": 1,
+                "description": "days forecast (default: config)"},
+    "candidates_dir": {"default": os.environ.get("TRENDREC_CANDIDATES_DIR", ""), "type": "string",
+                       "description": "folder of <YYYY-MM-DD>.parquet lists (empty: config's file)"},
+}
+
+
+def default_args(*, retries: int = 2, retry_delay_minutes: float = 1, max_retry_delay_minutes: float = 30,
+                 timeout_minutes: float = 60) -> dict[str, Any]:
+    """Every task retries with exponential back-off, has a timeout and logs one line when it fails."""
+    return {
+        "owner": "trendrec",
+        "retries": retries,
+        "retry_delay": datetime.timedelta(minutes=retry_delay_minutes),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": datetime.timedelta(minutes=max_retry_delay_minutes),
+        "execution_timeout": datetime.timedelta(minutes=timeout_minutes),
+        "on_failure_callback": log_failure,
+    }
+
+
+def run_key(logical_date: datetime.datetime | None, run_id: str) -> str:
+    """A deterministic, path-safe name for one DAG run: the same run re-executed gets the same key.
+
+    Time-scheduled and backfilled runs use their logical date (``20111210T000000``); asset-triggered
+    runs have none in Airflow 3, so their run id (unique and kept when the run is cleared) is used,
+    with every character other than letters, digits, ``.``, ``_`` and ``-`` turned into ``_``.
+    """
+    if logical_date is not None:
+        return logical_date.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    key = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._")
+    if not key:
+        raise ValueError(f"run id {run_id!r} leaves no usable name")
+    return key
+
+
+def run_day(logical_date: datetime.datetime | None, run_after: datetime.datetime) -> datetime.date:
+    """The calendar day (UTC) a run works on: its logical date, else when it was queued (asset runs)."""
+    moment = logical_date if logical_date is not None else run_after
+    return moment.astimezone(datetime.timezone.utc).date()
+
+
+def log_failure(context) -> None:
+    """Airflow ``on_failure_callback``: one clear line per failed task (DAG, task, date, try, reason)."""
+    ti = context.get("task_instance")
+    logging.getLogger("trendrec.dags").error(
+        "trendrec failure: dag=%s task=%s logical_date=%s run_id=%s try=%s: %r",
+        context["dag"].dag_id, getattr(ti, "task_id", "-"), context.get("logical_date"),
+        context.get("run_id"), getattr(ti, "try_number", "-"), context.get("exception"))
