@@ -14,19 +14,14 @@ segment's active range grew (their zero rows); other partitions are hard-linked 
 A day's raw files hold all of that day's events, so per-day distinct counts stay exact. If the
 top-N segments change, or the settings do, everything is recomputed.
 
-Engine: DuckDB, by measurement on this project's 2-core machine (20 M events, segment x day):
-DuckDB 2.1 s, polars 3.0 s, pandas 5.7 s, pyarrow group_by 7.6 s; DuckDB also honours a memory limit.
-Nearly all the time goes into the exact distinct users and items, per (segment, day) and per day over
-every segment (GROUPING SETS): hash tables about as large as the rows; reading the columns is cheap.
-So raw files are scanned in small batches of whole days (BATCH_BYTES): a batch's distinct counts are
-final, its hash tables stay near cache size, nothing spills, and peak RSS depends on the batch, not on
-the number of events. Batches run side by side, one single-threaded query per core (``threads``): no
-synchronisation inside a query, and one batch's start and finish overlap another's work. Both halves
-count (see BATCH_BYTES). `trendrec aggregate` at 20 M events (benchmarks/aggregate_bench.py, figures in
-its docstring): 32 MiB batches one after the other, 2 threads each, 7.7-8.1 s; 4 MiB batches side by
-side 4.3-5.1 s, faster than one DuckDB query computing the daily table alone. Not faster: distinct
-counts as separate SELECT DISTINCT subqueries (within 2 %), list_unique(list(...)), two-stage
-aggregation through (day, segment, user) groups, dictionary codes sorted with NumPy.
+Engine: DuckDB, the fastest of DuckDB, polars, pandas and pyarrow here, and it honours a memory
+limit. Nearly all the time goes into the exact distinct users and items, per (segment, day) and per
+day over every segment (GROUPING SETS), whose hash tables are about as large as the rows. So raw
+files are scanned in small batches of whole days (BATCH_BYTES): a batch's distinct counts are final,
+its hash tables stay near cache size, nothing spills, and peak RSS depends on the batch, not on the
+number of events. Batches run side by side, one single-threaded query per core (``threads``). The
+measurements behind these choices, and what was tried and was not faster: benchmarks/README.md.
+The SQL lives in pipeline/aggregate/sql.py.
 
     trendrec aggregate --config trendrec.toml
 """
@@ -51,65 +46,16 @@ import pyarrow.parquet as pq
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
+from pipeline.aggregate.sql import DAYS_SQL, MONTH_WEEKDAY_SQL, ZERO_FILL_SQL
 from pipeline.store import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
-                         daily_partition, link_or_copy, read_json, write_json)
+                            daily_partition, link_or_copy, read_json, write_json)
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "_state.json"
 ALL_DAYS_FILE = "_all_days.parquet"  # per-day totals over every segment, for the __all__ rows
 STATE_FORMAT = 1
-BATCH_BYTES = 4 << 20  # compressed raw parquet per query. Measured, 20 M events, the scan alone, 2 cores:
-# batches side by side 2 MiB 4.05 s, 4 MiB 4.08 s, 8 MiB 4.34 s; in another run 32 MiB 6.1 s, 4 MiB 4.7 s
-# (and one after the other, 2 threads each: 32 MiB 7.1 s, 4 MiB 5.9 s): big hash tables miss the cache
-_SUMS = f"""count(*) AS {s.EVENTS}, sum({s.QUANTITY}) AS {s.QUANTITY},
-    sum({s.QUANTITY} * {s.PRICE}) AS {s.REVENUE}, count(DISTINCT {s.USER_ID}) AS {s.USERS},
-    count(DISTINCT {s.ITEM_ID}) AS {s.ITEMS}"""
-
-# One scan gives both the per-segment days and the all-segment days (segment NULL).
-_DAYS_SQL = f"""
-SELECT {{segment}} AS {s.SEGMENT}, {s.EVENT_DATE} AS {s.DATE}, {_SUMS}
-FROM read_parquet($files, hive_partitioning = false)
-GROUP BY GROUPING SETS ((1, {s.EVENT_DATE}), ({s.EVENT_DATE}))
-"""
-
-_ZERO_FILL_SQL = f"""
-WITH grid AS (
-    SELECT {s.SEGMENT}, CAST(unnest(generate_series(lo, hi, INTERVAL 1 DAY)) AS DATE) AS {s.DATE}
-    FROM ranges
-)
-SELECT g.{s.SEGMENT}, g.{s.DATE}, year(g.{s.DATE}) AS {s.YEAR}, month(g.{s.DATE}) AS {s.MONTH},
-       isodow(g.{s.DATE}) - 1 AS {s.WEEKDAY},
-       {", ".join(f"coalesce(d.{m}, 0) AS {m}" for m in s.DAILY_MEASURES)},
-       strftime(g.{s.DATE}, '%Y-%m') AS {s.YEAR_MONTH}
-FROM grid g LEFT JOIN days d USING ({s.SEGMENT}, {s.DATE})
-WHERE list_contains($months, strftime(g.{s.DATE}, '%Y-%m'))
-ORDER BY g.{s.SEGMENT}, g.{s.DATE}
-"""
-
-# Summed in date order: a float total must not depend on how DuckDB's threads split the rows, or a re-run
-# on the same data would write a different revenue in the last bits.
-_TOTALS = ", ".join(f"sum({m} ORDER BY {s.DATE}) AS {m}" for m in s.DAILY_MEASURES)
-_MONTH_WEEKDAY_SQL = f"""
-WITH daily AS (SELECT * FROM read_parquet($daily, hive_partitioning = false)),
-span AS (SELECT min({s.DATE}) AS lo, max({s.DATE}) AS hi FROM daily),
-grid AS (SELECT CAST(unnest(generate_series(lo, hi, INTERVAL 1 DAY)) AS DATE) AS {s.DATE} FROM span),
-alls AS (
-    SELECT '{s.ALL_SEGMENTS}' AS {s.SEGMENT}, g.{s.DATE},
-           {", ".join(f"coalesce(a.{m}, 0) AS {m}" for m in s.DAILY_MEASURES)}
-    FROM grid g LEFT JOIN all_days a USING ({s.DATE})
-), cells AS (
-    SELECT {s.SEGMENT}, month({s.DATE}) AS {s.MONTH}, isodow({s.DATE}) - 1 AS {s.WEEKDAY},
-           count(*) AS {s.DAYS}, {_TOTALS}
-    FROM (SELECT {s.SEGMENT}, {s.DATE}, {", ".join(s.DAILY_MEASURES)} FROM daily
-          UNION ALL BY NAME SELECT * FROM alls)
-    GROUP BY ALL
-)
-SELECT *, {", ".join(f"CAST({m} AS DOUBLE) / {s.DAYS} AS {s.PER_DAY[m]}" for m in s.DAILY_MEASURES)}
-FROM cells ORDER BY ALL
-"""
-
-
+BATCH_BYTES = 4 << 20  # compressed raw parquet per query: small hash tables stay in cache (benchmarks/README.md)
 @dataclasses.dataclass
 class _Plan:
     """What this run recomputes from raw, and what it keeps from the previous set."""
@@ -194,7 +140,7 @@ def _scan_days(con: duckdb.DuckDBPyConnection, plan: _Plan, workers: int) -> tup
     if plan.kept is not None:
         segment = f"CASE WHEN list_contains($kept, {s.SEGMENT}) THEN {s.SEGMENT} ELSE '{s.OTHER_SEGMENT}' END"
     kept = {"kept": plan.kept} if plan.kept is not None else {}
-    sql = _DAYS_SQL.format(segment=segment)
+    sql = DAYS_SQL.format(segment=segment)
 
     def scan(batch: list[str]) -> pa.Table:
         cursor = con.cursor()  # one query per thread; cursors share the database and its settings
@@ -285,7 +231,7 @@ def _write_daily(con: duckdb.DuckDBPyConnection, days: pa.Table, ranges: dict, r
     range_table = pa.table({s.SEGMENT: list(ranges), "lo": [r[0] for r in ranges.values()],
                             "hi": [r[1] for r in ranges.values()]})
     with _registered(con, days=days, ranges=range_table):
-        filled = con.sql(_ZERO_FILL_SQL, params={"months": sorted(rebuild)}).to_arrow_table()
+        filled = con.sql(ZERO_FILL_SQL, params={"months": sorted(rebuild)}).to_arrow_table()
     for ym in sorted(rebuild):
         part = filled.filter(pc.equal(filled[s.YEAR_MONTH], ym)).drop_columns([s.YEAR_MONTH])
         target = daily_partition(new_dir / DAILY_NAME, ym)
@@ -311,7 +257,7 @@ def _all_days(new: pa.Table, old_dir: Path | None, months: set[str]) -> pa.Table
 
 def _month_weekday(con: duckdb.DuckDBPyConnection, daily_files: list[str], all_days: pa.Table) -> pa.Table:
     with _registered(con, all_days=all_days):
-        table = con.sql(_MONTH_WEEKDAY_SQL, params={"daily": daily_files}).to_arrow_table()
+        table = con.sql(MONTH_WEEKDAY_SQL, params={"daily": daily_files}).to_arrow_table()
     return table.cast(s.MONTH_WEEKDAY_SCHEMA)
 
 

@@ -10,9 +10,8 @@ become visible only when raw/_commits/<digest>.json is written last. Readers lis
 only, so a crash at any moment leaves the store as before or as after, and a re-run finishes.
 
 Speed: validation and key hashing run on the calling thread while one writer thread encodes the
-previous batch's parquet (pyarrow releases the GIL), and the dedup pass works on two days at a time.
-20 M generated CSV rows take about 27 s on 2 cores, 1.4-1.9x a bare pyarrow CSV -> parquet copy, with
-peak RSS about 1 GiB (benchmarks/ingest_bench.py).
+previous batch's parquet (pyarrow releases the GIL), and the dedup pass works on two days at a time
+(figures: benchmarks/README.md).
 
 Every input row ends in exactly one counter:
 rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + rows_dropped.

@@ -23,7 +23,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_daily, read_json, read_parquet, write_json
+from pipeline.store import Store, read_daily, read_json, write_json
 from recsys import registry
 from recsys.forecast import metrics as m
 

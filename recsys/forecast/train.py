@@ -109,3 +109,13 @@ def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict
             "n_windows": summary["train_windows"] + summary["val_windows"],
             "seconds": round(time.monotonic() - started, 2),
             "tensorboard": f"tensorboard --logdir {store.runs}"}
+
+
+def _train_summary(result: dict[str, Any], train: pd.DataFrame, cutoff: datetime.date,
+                   segments: list[str]) -> dict[str, Any]:
+    return {"history": result["history"], "epochs_run": result["epochs_run"],
+            "best_val_loss": result["best_val_loss"], "best_val_mae": result["best_val_mae"],
+            "initial_epoch": result["initial_epoch"], "val_start": result["val_start"],
+            "train_windows": result["train_windows"], "val_windows": result["val_windows"],
+            "train_start": str(train[s.DATE].min()), "cutoff": str(cutoff), "segments": list(segments),
+            "rows": len(train)}

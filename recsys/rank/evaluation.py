@@ -42,7 +42,6 @@ from pipeline import schemas as s
 from pipeline.config import Config, RerankConfig
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_daily, read_events, write_json, write_parquet
-from recsys import registry
 from recsys.rank.candidates import EVENT_COLUMNS, build_candidates
 from recsys.forecast.publish import load_production
 from recsys.forecast.trends import compute_trend_scores

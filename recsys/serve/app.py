@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import math
 import os
@@ -42,15 +41,16 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic import ValidationError
 from pydantic_core import to_json
-from typing_extensions import Annotated, NotRequired, TypedDict
 
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_trends
 from recsys import registry
+from recsys.serve.limits import BodyLimit
+from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse
 
 log = logging.getLogger(__name__)
 
@@ -58,47 +58,6 @@ log = logging.getLogger(__name__)
 
 class ServeError(TrendrecError):
     """The service cannot start or a trend table cannot be loaded."""
-
-
-# --- wire format (also the OpenAPI schema) -------------------------------------------------------
-# TypedDicts rather than models: pydantic validates the raw JSON bytes into plain dicts in one
-# pass, about twice as fast as json.loads + BaseModel for a 1,000-candidate request.
-@with_config(ConfigDict(extra="forbid"))
-class Candidate(TypedDict):
-    item_id: Annotated[str, Field(min_length=1, max_length=256, description="returned unchanged")]
-    segment: NotRequired[Annotated[str | None, Field(max_length=256, description="absent/unknown = neutral")]]
-    base_score: Annotated[float, Field(allow_inf_nan=False, description="upstream score, higher is better")]
-
-
-@with_config(ConfigDict(extra="forbid"))
-class RerankRequest(TypedDict):
-    user_id: NotRequired[Annotated[str | None, Field(max_length=256, description="echoed back")]]
-    weight: NotRequired[Annotated[float | None, Field(ge=0.0, le=1.0, description="default rerank.weight")]]
-    candidates: list[Candidate]
-
-
-class RankedItem(TypedDict):
-    item_id: str
-    trend: float
-    final_score: float
-    rank: Annotated[int, Field(description="1-based position in the re-ranked list")]
-
-
-class RerankResponse(TypedDict):
-    user_id: str | None
-    model_version: str
-    weight: float
-    items: list[RankedItem]
-
-
-class Health(TypedDict):
-    status: str
-    model_version: str | None
-    segments: int
-    reload_error: str | None
-
-
-REQUEST = TypeAdapter(RerankRequest)
 
 
 # --- the production trend table, reloaded when production.json changes ----------------------------
@@ -234,48 +193,6 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
               for e in exc.errors()]
     return JSONResponse({"detail": detail}, status_code=422)
-
-
-class BodyLimit:
-    """ASGI middleware: 413 before the body is parsed when it is over ``max_bytes``.
-
-    A declared Content-Length is checked up front; a chunked body (no length) is read into memory
-    up to the limit first and then handed on whole.
-    """
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None:
-            if not length.isdigit() or int(length) > self.max_bytes:
-                return await self._refuse(send)
-            return await self.app(scope, receive, send)
-        chunks, seen, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return await self.app(scope, _replay([message]), send)  # client went away
-            chunks.append(message.get("body", b""))
-            seen, more = seen + len(chunks[-1]), message.get("more_body", False)
-            if seen > self.max_bytes:
-                return await self._refuse(send)
-        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks)}]), send)
-
-    async def _refuse(self, send) -> None:
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
-
-
-def _replay(messages: list[dict]):
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-    return receive
 
 
 # --- running it -------------------------------------------------------------------------------------

@@ -8,8 +8,8 @@ peepholes were proposed for precise timing. Keras has no such cell, so this is a
 
 Not fused on GPU: cuDNN only implements the plain LSTM/GRU equations, so this cell runs Keras's
 generic RNN loop (one step per time step) and on a GPU should be expected to be much slower than
-``cell = "lstm"`` (not measured here). On CPU, where no fused kernel exists anyway, the demo's
-epochs took 1.1-1.2x the LSTM's (2 shared cores, lookback 28, 32 units).
+``cell = "lstm"``. On CPU, where no fused kernel exists anyway, it costs about as much as the LSTM
+(figures: benchmarks/README.md).
 
     python -c "import keras; from recsys.forecast.nn.cells import PeepholeLSTMCell; \\
 print(keras.layers.RNN(PeepholeLSTMCell(4))(keras.ops.ones((2, 5, 3))).shape)"

@@ -1,0 +1,52 @@
+"""The re-rank service's wire format: request and response types, also its OpenAPI schema.
+
+Every field is bounded (ids at most 256 characters, finite scores, a weight in [0, 1]) and unknown
+fields are refused, so a request is validated completely before any work is done.
+
+    python -c "from recsys.serve.schema import REQUEST; print(REQUEST.validate_json(b'{\"candidates\": []}'))"
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import Annotated, NotRequired, TypedDict
+
+
+# TypedDicts rather than models: pydantic validates the raw JSON bytes into plain dicts in one
+# pass, about twice as fast as json.loads + BaseModel for a 1,000-candidate request.
+@with_config(ConfigDict(extra="forbid"))
+class Candidate(TypedDict):
+    item_id: Annotated[str, Field(min_length=1, max_length=256, description="returned unchanged")]
+    segment: NotRequired[Annotated[str | None, Field(max_length=256, description="absent/unknown = neutral")]]
+    base_score: Annotated[float, Field(allow_inf_nan=False, description="upstream score, higher is better")]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class RerankRequest(TypedDict):
+    user_id: NotRequired[Annotated[str | None, Field(max_length=256, description="echoed back")]]
+    weight: NotRequired[Annotated[float | None, Field(ge=0.0, le=1.0, description="default rerank.weight")]]
+    candidates: list[Candidate]
+
+
+class RankedItem(TypedDict):
+    item_id: str
+    trend: float
+    final_score: float
+    rank: Annotated[int, Field(description="1-based position in the re-ranked list")]
+
+
+class RerankResponse(TypedDict):
+    user_id: str | None
+    model_version: str
+    weight: float
+    items: list[RankedItem]
+
+
+class Health(TypedDict):
+    status: str
+    model_version: str | None
+    segments: int
+    reload_error: str | None
+
+
+REQUEST = TypeAdapter(RerankRequest)
