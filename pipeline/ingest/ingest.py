@@ -42,6 +42,7 @@ from pipeline import schemas
 from pipeline.config import Config, IngestConfig
 from pipeline.store import Store, read_json, write_json
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
+from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.validate import DROPPED, FILTERED, event_key_base, event_keys, validate_batch
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
@@ -239,6 +240,7 @@ def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: _Staging, cou
         batch[column] = None  # a JSON lines chunk in which no record has this key: each row misses it
     chunk.frame = batch
     canon, reason = validate_batch(batch, cfg)
+    canon[schemas.SEGMENT] = assign_segments(batch, cfg)
     canon[schemas.SOURCE_FILE] = path.name
     canon[schemas.SOURCE_LINE] = chunk.lines
     ok = (reason == "").to_numpy()

@@ -85,7 +85,7 @@ def _arrow_cast(values: pd.Series, to: pa.DataType) -> pd.Series | None:
     return pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index)
 
 
-def _as_id(values: pd.Series) -> pd.Series:
+def as_id(values: pd.Series) -> pd.Series:
     """Ids as strings: floats like 17850.0 (a pandas artefact of nullable ints) lose their '.0'."""
     if pd.api.types.is_float_dtype(values):
         whole = values.notna() & (values == np.floor(values))
@@ -104,27 +104,6 @@ def _as_id(values: pd.Series) -> pd.Series:
 
 def _is_arrow_text(values: pd.Series) -> bool:
     return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
-
-
-def derive_segment(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
-    """The segment column if mapped, else the first matching rule on ``segment_from``, else the default."""
-    column = cfg.columns.get(schemas.SEGMENT)
-    if column:
-        seg = _as_id(batch[column])
-        return seg.fillna(cfg.segment_default)
-    if not (cfg.segment_from and cfg.segment_rules):
-        return pd.Series(cfg.segment_default, index=batch.index, dtype="str")
-    # Rules depend on the value only: match each distinct value once (a log repeats its descriptions).
-    codes, uniques = pd.factorize(batch[cfg.segment_from].astype("str"))
-    text = pd.Series(uniques, dtype="str").str.upper()
-    names = np.full(len(text) + 1, cfg.segment_default, dtype=object)  # the last one: missing values
-    assigned = np.zeros(len(text) + 1, dtype=bool)
-    for name, pattern in cfg.segment_rules:
-        hit = np.append(text.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool), False) & ~assigned
-        names[hit] = name
-        assigned |= hit
-    codes = np.where(codes < 0, len(text), codes)
-    return pd.Series(pa.array(names, type=pa.string()).take(codes).to_pandas(), index=batch.index, dtype="str")
 
 
 class _Reasons:
@@ -215,7 +194,8 @@ def _local_date(ts: pd.Series, timezone: str) -> pd.Series:
 
 
 def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame, pd.Series]:
-    """Canonical columns for every row, and why each row is not stored ('' when it is).
+    """Canonical columns for every row but the segment (pipeline.ingest.segments), and why each row
+    is not stored ('' when it is).
 
     Besides the quarantine reasons (REASONS) a row may get FILTERED or DROPPED, which ingest counts
     instead of quarantining.
@@ -239,8 +219,7 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame
     elif cfg.returns == "drop":
         why.refuse(returns, f"{DROPPED}: return (quantity < 0)")
     for field in (schemas.ITEM_ID, schemas.USER_ID, schemas.ORDER_ID):
-        out[field] = _as_id(batch[cfg.columns[field]]) if field in cfg.columns else None
-    out[schemas.SEGMENT] = derive_segment(batch, cfg)
+        out[field] = as_id(batch[cfg.columns[field]]) if field in cfg.columns else None
     return out, why.text
 
 
