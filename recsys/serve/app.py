@@ -229,7 +229,7 @@ def freeze_gc() -> None:
 
     A request allocates a few thousand short-lived objects; without this, the occasional full
     collection walks every object pandas and pyarrow left behind at import and shows up as a tail
-    latency (measured: max 78 ms -> 13 ms, p99 unchanged or better; benchmarks/rerank_bench.py).
+    latency (figures in benchmarks/README.md).
     """
     gc.collect()
     gc.freeze()
