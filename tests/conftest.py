@@ -1,4 +1,22 @@
-"""Test-wide setup: a private Airflow home and quiet TensorFlow, set before anything imports them."""
+"""Test-wide setup and the fixtures every stage's tests share.
+
+The environment comes first: a private Airflow home and quiet TensorFlow, set before anything
+imports them. Then the shared data and stores:
+
+- ``make_tiny_daily`` / ``tiny_daily``: a tiny daily table with three segments and a weekly pattern;
+  ``b`` starts 20 days late and ``c`` is 100 times bigger than ``a``, so zero-padding and
+  per-segment scaling are exercised. ``write_daily`` puts one into a store.
+- ``small_config`` (default config, own store, ``SMALL_MODEL``) and ``tiny_store`` (the same with
+  ``tiny_daily`` written).
+- ``trained_daily`` / ``trained_forecaster``: one fit of 2 epochs for the whole run; do not modify
+  the model or its frame.
+- ``small_store``: every stage of ``recsys.flow`` run once per session on a 10 % sample of the demo
+  data; the report tests and the notebooks test read it.
+- ``hparams_of_run``: the HParams a TensorBoard run directory records.
+
+Test modules import constants and plain builders (``SMALL_MODEL``, ``make_tiny_daily``, ...) from
+this file, never from one another.
+"""
 
 import os
 import tempfile
@@ -17,3 +35,133 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 for var in ("TRENDREC_STORE", "TRENDREC_CONFIG"):  # tests choose their own store and config
     os.environ.pop(var, None)
+
+# Below the environment on purpose: none of these imports Airflow or TensorFlow, but keep it so.
+import dataclasses  # noqa: E402
+import datetime  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import pytest  # noqa: E402
+
+from pipeline import schemas as s  # noqa: E402
+from pipeline.config import Config, ModelConfig, load_config  # noqa: E402
+from pipeline.store import Store, write_parquet  # noqa: E402
+
+START = datetime.date(2024, 1, 1)  # a Monday
+TINY_DAYS = 150
+LAST_DAY = START + datetime.timedelta(days=TINY_DAYS - 1)  # the last day of make_tiny_daily()
+SMALL_MODEL = ModelConfig(lookback=14, horizon=7, units=8, layers=1, epochs=2, batch_size=32, patience=2,
+                          val_days=21, seed=7, base_seasons=2)
+
+
+# --- a tiny daily table --------------------------------------------------------------------------
+def make_tiny_daily(n_days: int = TINY_DAYS, start: datetime.date = START, seed: int = 0) -> pd.DataFrame:
+    """A DAILY_SCHEMA frame: segments a (revenue ~100), b (~10, starts 20 days late), c (~10 000).
+
+    Revenue follows a weekly cycle (weekends busier) plus 5 % noise; dates are python dates as in
+    ``read_parquet(daily).to_pandas()``. Deterministic for a given seed.
+    """
+    rng = np.random.default_rng(seed)
+    parts = []
+    for segment, level, offset in (("a", 100.0, 0), ("b", 10.0, 20), ("c", 10_000.0, 0)):
+        days = pd.date_range(start + datetime.timedelta(days=offset), periods=n_days - offset, freq="D")
+        weekday = days.day_of_week.to_numpy()
+        revenue = level * (1.0 + 0.6 * (weekday >= 5)) * (1.0 + 0.05 * rng.standard_normal(len(days)))
+        parts.append(pd.DataFrame({
+            s.SEGMENT: segment, s.DATE: days.date, s.YEAR: days.year, s.MONTH: days.month,
+            s.WEEKDAY: weekday, s.EVENTS: np.rint(revenue / 5).astype(np.int64),
+            s.QUANTITY: np.rint(revenue / 2), s.REVENUE: revenue,
+            s.USERS: np.rint(revenue / 10).astype(np.int64),
+            s.ITEMS: np.rint(revenue / 20).astype(np.int64),
+        }))
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_daily(store_root, daily: pd.DataFrame) -> Store:
+    """Write ``daily`` as the store's aggregates/daily.parquet (DAILY_SCHEMA) and return the Store."""
+    store = Store(store_root).ensure()
+    write_parquet(pa.Table.from_pandas(daily, schema=s.DAILY_SCHEMA, preserve_index=False), store.daily_path)
+    return store
+
+
+@pytest.fixture
+def tiny_daily() -> pd.DataFrame:
+    """A fresh ``make_tiny_daily()`` frame (150 days, 3 segments) for each test."""
+    return make_tiny_daily()
+
+
+@pytest.fixture
+def small_config(tmp_path) -> Config:
+    """Default config with the store at ``tmp_path / "store"`` and SMALL_MODEL (2 epochs, 8 units)."""
+    return dataclasses.replace(load_config(None), store=str(tmp_path / "store"), model=SMALL_MODEL)
+
+
+@pytest.fixture
+def tiny_store(small_config, tiny_daily) -> Config:
+    """``small_config`` whose store holds ``tiny_daily`` as aggregates/daily.parquet."""
+    write_daily(small_config.store, tiny_daily)
+    return small_config
+
+
+# --- one trained forecaster for the session ------------------------------------------------------
+@pytest.fixture(scope="session")
+def trained_daily() -> pd.DataFrame:
+    """The frame ``trained_forecaster`` was fitted on: ``make_tiny_daily()`` (do not modify)."""
+    return make_tiny_daily()
+
+
+@pytest.fixture(scope="session")
+def trained_forecaster(trained_daily):
+    """A SegmentForecaster(SMALL_MODEL) fitted for 2 epochs on ``trained_daily``, shared by the session."""
+    from recsys.forecast.forecaster import SegmentForecaster
+
+    recommender = SegmentForecaster(SMALL_MODEL)
+    recommender.fit(trained_daily)
+    return recommender
+
+
+# --- one small real store for the session ------------------------------------------------------
+@pytest.fixture(scope="session")
+def small_store(tmp_path_factory) -> Config:
+    """Every stage of recsys.flow, ingest to rerank, on a 10 % row sample of the demo data; its config.
+
+    Built once per session (it trains a model: 2 epochs, 8 units, one member) and shared by the
+    report tests and tests/test_notebooks.py; callers must not change its model.
+    """
+    from recsys import flow
+
+    root = tmp_path_factory.mktemp("small-store")
+    events = pq.read_table(DEMO_EVENTS)
+    sample = root / "online_retail_sample.parquet"
+    pq.write_table(events.take(np.arange(0, events.num_rows, 10)), sample)
+    cfg = load_config(DEMO_CONFIG, store=str(root / "store"))
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256, ensemble=1),
+        # A 2-epoch model need not beat the baseline; a negative margin blesses it so push happens.
+        evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0))
+    done = flow.run_all(cfg, source=str(sample), run_key="small")
+    assert done["push"]["pushed"] and "output" in done["rerank"]
+    return cfg
+
+
+# --- TensorBoard -------------------------------------------------------------------------------
+def _hparams_of_run(run_dir) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    contents = acc.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in contents, contents
+    data = plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/session_start_info"])
+    hparams = data.session_start_info.hparams
+    return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in hparams.items()}
+
+
+@pytest.fixture(scope="session")
+def hparams_of_run():
+    """``hparams_of_run(run_dir) -> dict``: the hyper-parameters of the HParams session in ``run_dir``."""
+    return _hparams_of_run

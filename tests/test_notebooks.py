@@ -1,9 +1,10 @@
 """The notebooks are committed clean and run top to bottom against a small store (nbclient).
 
-The store is built once per session by tests.recsys.test_report.build_small_store (a 10 % row
-sample of Online Retail, 2 epochs, 8 units) plus a 2-cut-off `backtest` and an `evaluate-rerank`
-and handed to the kernel through $TRENDREC_STORE. The kernel is the `python3` kernelspec, which
-jupyter_client starts with this interpreter (sys.executable), i.e. the project's .venv.
+The store is the session's ``small_store`` fixture of tests/conftest.py (every stage on a 10 % row
+sample of Online Retail, 2 epochs, 8 units, shared with the report tests) plus a 2-cut-off
+`backtest` and an `evaluate-rerank`, and is handed to the kernel through $TRENDREC_STORE. The kernel
+is the `python3` kernelspec, which jupyter_client starts with this interpreter (sys.executable),
+i.e. the project's .venv.
 """
 
 from __future__ import annotations
@@ -20,16 +21,13 @@ CELL_TIMEOUT = 300  # seconds per cell; a whole notebook takes well under a minu
 
 
 @pytest.fixture(scope="module")
-def notebook_store(tmp_path_factory):
-    from tests.recsys.test_report import shared_small_store
-
-    cfg = shared_small_store(tmp_path_factory)
+def notebook_store(small_store):
     from recsys.forecast.backtest import run_backtest
     from recsys.rank.evaluation import run_evaluate_rerank
 
-    run_evaluate_rerank(cfg, weights=[0.0, 0.3, 1.0], weeks=2)  # the sweep plot's data
-    run_backtest(cfg, cutoffs=2, step=7, run_id="notebook")  # the backtest table and bars
-    return cfg
+    run_evaluate_rerank(small_store, weights=[0.0, 0.3, 1.0], weeks=2)  # the sweep plot's data
+    run_backtest(small_store, cutoffs=2, step=7, run_id="notebook")  # the backtest table and bars
+    return small_store
 
 
 def test_both_notebooks_exist():

@@ -24,7 +24,7 @@ import pytest
 from pipeline.config import load_config
 from recsys.forecast.train import run_train
 from pipeline.store import Store, write_parquet
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily
 
 STARTUP_TIMEOUT = 90.0  # seconds; TensorBoard needs about 12 s on an idle 2-core machine
 RUN_ID = "tb"

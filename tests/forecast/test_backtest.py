@@ -14,7 +14,7 @@ import pytest
 from pipeline import schemas as s
 from recsys.forecast import backtest as bt
 from tests.conftest import ROOT
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily, write_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily, write_daily
 
 D = datetime.date
 START = D(2024, 1, 1)

@@ -1,61 +1,26 @@
 """trendrec report on a small real store, plus the pure shaping functions on hand-made frames.
 
-``build_small_store`` runs every stage on every 10th row of the bundled Online Retail data with a
-tiny model (2 epochs, 8 units); tests/test_notebooks.py executes the notebooks on the same store.
+The ``small_store`` fixture (tests/conftest.py) runs every stage on every 10th row of the bundled
+Online Retail data with a tiny model (2 epochs, 8 units); tests/test_notebooks.py executes the
+notebooks on the same store.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
-from pipeline.config import Config, load_config
 from pipeline.store import StoreError
 from recsys.report import report
-from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
+from tests.conftest import make_tiny_daily
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def build_small_store(root: Path) -> Config:
-    """Every stage of recsys.flow, ingest to rerank, on a 10 % row sample; returns the config."""
-    from recsys import flow
-
-    root.mkdir(parents=True, exist_ok=True)
-    events = pq.read_table(DEMO_EVENTS)
-    sample = root.parent / "online_retail_sample.parquet"
-    pq.write_table(events.take(np.arange(0, events.num_rows, 10)), sample)
-    cfg = load_config(DEMO_CONFIG, store=str(root / "store"))
-    cfg = dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256, ensemble=1),
-        # A 2-epoch model need not beat the baseline; a negative margin blesses it so push happens.
-        evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0))
-    done = flow.run_all(cfg, source=str(sample), run_key="small")
-    assert done["push"]["pushed"] and "output" in done["rerank"]
-    return cfg
-
-
-_BUILT: dict[str, Config] = {}  # one small store per test session, shared with tests/test_notebooks.py
-
-
-def shared_small_store(tmp_path_factory) -> Config:
-    """``build_small_store`` once per session (it trains a model); callers must not change its model."""
-    if "cfg" not in _BUILT:
-        _BUILT["cfg"] = build_small_store(tmp_path_factory.mktemp("small-store"))
-    return _BUILT["cfg"]
-
-
-@pytest.fixture(scope="module")
-def small_store(tmp_path_factory) -> Config:
-    return shared_small_store(tmp_path_factory)
 
 
 @pytest.mark.slow
@@ -81,7 +46,7 @@ def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
 
 @pytest.mark.slow
 def test_report_output_must_stay_inside_the_store(small_store, tmp_path):
-    from pipeline.store import StoreError, StoreError
+    from pipeline.store import StoreError
 
     with pytest.raises(StoreError, match="outside the store"):
         report.run_report(small_store, str(tmp_path / "elsewhere"))
@@ -152,7 +117,6 @@ def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(s
     import pyarrow as pa
 
     from pipeline.store import Store, write_parquet
-    from tests.recsys.conftest import make_tiny_daily
 
     store = Store(small_config.store).ensure()
     daily = make_tiny_daily()

@@ -10,7 +10,7 @@ from pipeline import schemas as s
 from pipeline.schemas import FORECAST
 from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.nn.seasonal_base import LevelAdjust, OpenDays, select_level_exponents
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily
 
 
 def test_open_days_marks_a_weekday_closed_only_if_it_never_sold_in_the_lookback():

@@ -9,7 +9,7 @@ import numpy as np
 from recsys.forecast.nn.cells import PeepholeLSTMCell
 from recsys.forecast.forecaster import build_model
 from recsys.forecast.nn.windows import CALENDAR_FEATURES, HISTORY_FEATURES
-from tests.recsys.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL
 
 
 def _sigmoid(x: float) -> float:

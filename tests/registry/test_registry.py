@@ -18,7 +18,7 @@ from recsys import registry
 from recsys.forecast.publish import load_production, publish
 from recsys.forecast.evaluate import run_evaluate
 from recsys.registry import RegistryError
-from tests.recsys.conftest import SMALL_MODEL, write_daily
+from tests.conftest import SMALL_MODEL, write_daily
 
 pytestmark = pytest.mark.slow  # every test here pushes the session's trained model
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 from tensorboard.util import tensor_util
 
 from pipeline import schemas as s
@@ -15,9 +14,7 @@ from pipeline.store import StoreError, read_json
 from pipeline.schemas import FORECAST
 from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.train import TrainError, run_train
-from tests.recsys.conftest import make_tiny_daily, write_daily
-
-LAST_DAY = datetime.date(2024, 1, 1) + datetime.timedelta(days=149)  # make_tiny_daily(): 150 days
+from tests.conftest import LAST_DAY, make_tiny_daily, write_daily
 
 
 def _epoch_losses(log_dir) -> list[float]:
@@ -61,17 +58,8 @@ def _accumulator(path) -> EventAccumulator:
     return acc
 
 
-def hparams_of_run(run_dir) -> dict:
-    """The hyper-parameters of the HParams session written into ``run_dir`` (decoded plugin data)."""
-    contents = _accumulator(run_dir).PluginTagToContent("hparams")
-    assert "_hparams_/session_start_info" in contents, contents
-    data = plugin_data_pb2.HParamsPluginData.FromString(contents["_hparams_/session_start_info"])
-    hparams = data.session_start_info.hparams
-    return {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in hparams.items()}
-
-
 @pytest.mark.slow
-def test_run_train_logs_learning_rate_histograms_forecast_image_and_hparams(tiny_store):
+def test_run_train_logs_learning_rate_histograms_forecast_image_and_hparams(tiny_store, hparams_of_run):
     out = run_train(tiny_store, run_id="tb-extras")
     train = _accumulator(Path(out["log_dir"]) / "train")
     lr = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in train.Tensors("epoch_learning_rate")]

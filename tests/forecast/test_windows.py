@@ -9,7 +9,7 @@ import pytest
 
 from pipeline import schemas as s
 from recsys.forecast.nn import windows as w
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily
 
 D = datetime.date
 

@@ -24,7 +24,7 @@ from pipeline.store import read_json
 from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.train import BACKUP_SUFFIX, run_train
 from tests.conftest import ROOT
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily, write_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily, write_daily
 
 RUN_ID = "killed"
 SLOWER = {"epochs": 30, "patience": 30, "batch_size": 16, "histogram_freq": 0, "image_freq": 0}
@@ -33,7 +33,7 @@ SCRIPT = f"""
 import dataclasses, sys
 from pipeline.config import load_config
 from recsys.forecast.train import run_train
-from tests.recsys.conftest import SMALL_MODEL
+from tests.conftest import SMALL_MODEL
 model = dataclasses.replace(SMALL_MODEL, **{SLOWER!r})
 run_train(dataclasses.replace(load_config(None), store=sys.argv[1], model=model), run_id={RUN_ID!r})
 """

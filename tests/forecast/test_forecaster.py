@@ -12,7 +12,7 @@ from pipeline import schemas as s
 from pipeline.schemas import FORECAST
 from recsys.forecast.forecaster import SegmentForecaster
 from recsys.forecast.nn.network import ModelError, build_model
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily
 
 
 @pytest.mark.parametrize("cell, layer_type", [("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)])

@@ -13,8 +13,7 @@ from tensorboard.util import tensor_util
 from pipeline.config import load_config
 from recsys.cli import main
 from recsys.forecast.tune import SPACE, TuneError, run_tune, sample_configs
-from tests.recsys.conftest import SMALL_MODEL, write_daily, make_tiny_daily
-from tests.recsys.test_train import LAST_DAY, hparams_of_run
+from tests.conftest import LAST_DAY, SMALL_MODEL, make_tiny_daily, write_daily
 
 SMALL_TOML = """
 [model]
@@ -46,7 +45,7 @@ def test_tune_refuses_zero_trials(small_config):
 
 
 @pytest.mark.slow
-def test_tune_cli_two_trials_writes_best_toml_trials_json_and_hparams(tmp_path, capsys):
+def test_tune_cli_two_trials_writes_best_toml_trials_json_and_hparams(tmp_path, capsys, hparams_of_run):
     store = tmp_path / "store"
     write_daily(store, make_tiny_daily())
     config = tmp_path / "small.toml"

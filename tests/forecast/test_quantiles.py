@@ -13,7 +13,7 @@ from recsys.forecast.nn.quantiles import PinballLoss, QuantileOffsets, column_na
 from pipeline.schemas import TREND_HIGH, TREND_LOW
 from recsys.forecast.trends import compute_trend_scores
 from recsys.forecast.nn.windows import CALENDAR_FEATURES, HISTORY_FEATURES
-from tests.recsys.conftest import SMALL_MODEL, make_tiny_daily
+from tests.conftest import SMALL_MODEL, make_tiny_daily
 
 QUANTILES = (0.1, 0.5, 0.9)
 
