@@ -10,6 +10,8 @@ imports them. Then the shared data and stores:
   ``tiny_daily`` written).
 - ``trained_daily`` / ``trained_forecaster``: one fit of 2 epochs for the whole run; do not modify
   the model or its frame.
+- ``push_version``: a registry version holding a given trend table, made through
+  ``recsys.registry.push`` (so metadata.json, digests and production.json are the registry's own).
 - ``small_store``: every stage of ``recsys.flow`` run once per session on a 10 % sample of the demo
   data; the report tests and the notebooks test read it.
 - ``hparams_of_run``: the HParams a TensorBoard run directory records.
@@ -48,7 +50,8 @@ import pytest  # noqa: E402
 
 from pipeline import schemas as s  # noqa: E402
 from pipeline.config import Config, ModelConfig, load_config  # noqa: E402
-from pipeline.store import Store, write_parquet  # noqa: E402
+from pipeline.store import Store, write_json, write_parquet  # noqa: E402
+from recsys import registry  # noqa: E402
 
 START = datetime.date(2024, 1, 1)  # a Monday
 TINY_DAYS = 150
@@ -121,6 +124,47 @@ def trained_forecaster(trained_daily):
     recommender = SegmentForecaster(SMALL_MODEL)
     recommender.fit(trained_daily)
     return recommender
+
+
+# --- registry versions through the registry's own API --------------------------------------------
+def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None) -> str:
+    store = Store(cfg.store).ensure()
+    candidates = store.models / "candidates"
+    n = 1
+    while (candidates / f"by-test-{n:04d}").exists():
+        n += 1
+    candidate = candidates / f"by-test-{n:04d}"
+    if forecaster is None:
+        candidate.mkdir(parents=True)
+        (candidate / "model.keras").write_bytes(b"placeholder: this test never loads the model")
+        (candidate / "recommender.json").write_text("{}")
+    else:
+        forecaster.save(candidate)
+    production = registry.read_production(store)
+    write_json({"blessed": True, "reason": "test: a hand-made trend table",
+                "production_version": production["version"] if production else None, "metrics": {}},
+               candidate / "evaluation.json")
+
+    def assemble(staging: Path, version: str, evaluation: dict) -> dict:
+        trends.to_parquet(staging / registry.TREND_FILE)
+        return {"segments": [str(segment) for segment in trends[s.SEGMENT]]}
+
+    result = registry.push(cfg, candidate, assemble)
+    assert result["pushed"], result
+    return result["version"]
+
+
+@pytest.fixture(scope="session")
+def push_version():
+    """``push_version(cfg, trends, forecaster=None) -> "vNNNN"``: a new production version via registry.push.
+
+    The candidate holds ``forecaster`` saved, or placeholder model.keras and recommender.json where
+    the test never loads the model (the HTTP service and run_rerank read only trend.parquet), and an
+    evaluation blessed against today's production; its assembler writes ``trends`` as trend.parquet.
+    The registry writes metadata.json with the digests and moves production.json (the previous
+    production goes onto the history); switch production afterwards with registry.promote / rollback.
+    """
+    return _push_version
 
 
 # --- one small real store for the session ------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import RerankConfig
-from pipeline.store import Store, StoreError, write_json
+from pipeline.store import Store, StoreError
 from recsys import registry
 from recsys.forecast.trends import trend_score
 from recsys.rank.rerank import RerankError, read_candidates, rerank, run_rerank
@@ -81,13 +81,10 @@ def test_read_candidates_csv_and_missing_column(tmp_path):
 
 
 @pytest.fixture
-def production_store(small_config, trained_forecaster, tmp_path):
+def production_store(small_config, trained_forecaster, push_version, tmp_path):
     """A store whose production v0001 has hand-written trend scores (TRENDS), and a candidate file."""
     store = Store(small_config.store).ensure()
-    version = store.models / "v0001"
-    trained_forecaster.save(version)
-    write_json({"version": "v0001"}, version / registry.METADATA_FILE)
-    TRENDS.to_parquet(version / registry.TREND_FILE)
+    assert push_version(small_config, TRENDS, trained_forecaster) == "v0001"
     CANDIDATES.to_parquet(tmp_path / "lists.parquet")
     return small_config, store
 
@@ -95,9 +92,11 @@ def production_store(small_config, trained_forecaster, tmp_path):
 @pytest.mark.slow
 def test_run_rerank_end_to_end(production_store, tmp_path):
     cfg, store = production_store
+    (store.models / registry.PRODUCTION_FILE).unlink()  # a version but no production: none is picked
     with pytest.raises(RerankError, match="no production model.*trendrec push"):
         run_rerank(cfg, tmp_path / "lists.parquet")
-    write_json({"version": "v0001", "history": []}, store.models / registry.PRODUCTION_FILE)
+    assert registry.promote(store, "v0001")["changed"]
+    assert registry.read_production(store) == {"version": "v0001", "history": []}
     cfg = dataclasses.replace(cfg, rerank=RerankConfig(weight=1.0))
     CANDIDATES.assign(**{s.BASE_SCORE: [0.7, 1.2, 0.9, 0.7, 1.0, 1.0]}).to_parquet(tmp_path / "lists.parquet")
     out = run_rerank(cfg, tmp_path / "lists.parquet")

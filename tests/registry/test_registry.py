@@ -184,10 +184,14 @@ def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_forecaster,
     assert registry.rollback(store)["version"] == "v0002"
 
 
-def test_prune_never_deletes_production_or_its_history(cfg):
+def test_prune_never_deletes_production_or_its_history(cfg, push_version):
     store = Store(cfg.store)
-    for version in ("v0003", "v0004", "v0005"):
-        shutil.copytree(store.models / "v0001", store.models / version)
+    trends = pd.read_parquet(store.models / "v0001" / registry.TREND_FILE)
+    for version in ("v0003", "v0004", "v0005"):  # pushed, then stepped back, so production is v0002 again
+        assert push_version(cfg, trends) == version
+    for _ in range(3):
+        registry.rollback(store)
+    assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
     # production v0002, history [v0001]; newest 2: v0004, v0005 -> only v0003 may go
     assert registry.prune(store, keep=0) == []
     assert registry.prune(store, keep=2) == ["v0003"]

@@ -1,8 +1,8 @@
 """The HTTP service in a real uvicorn server on loopback: valid and invalid requests, limits, hot reload.
 
-Versions here hold hand-written trend tables; the service never loads model.keras, so placeholder
-files satisfy the registry's completeness check except in the promote/rollback test, which saves
-the session's trained model because promote() loads it.
+Versions here hold hand-written trend tables, pushed through the registry (the ``push_version``
+fixture of tests/conftest.py); the service never loads model.keras, so placeholder model files do,
+except in the promote/rollback test, which pushes the session's trained model as a real push would.
 """
 
 import json
@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.store import Store, write_json
+from pipeline.store import Store
 from recsys import registry
 from recsys.rank.rerank import rerank
-from recsys.serve.app import REQUEST, create_app, rerank_list, serving
+from recsys.serve.app import create_app, rerank_list, serving
+from recsys.serve.schema import REQUEST
 
 TRENDS = pd.DataFrame({s.SEGMENT: ["up", "down"], s.TREND: [0.5, -0.5]})
 LIST = [{"item_id": "x", "segment": "up", "base_score": 1.0},
@@ -26,27 +27,10 @@ LIST = [{"item_id": "x", "segment": "up", "base_score": 1.0},
         {"item_id": "w", "segment": None, "base_score": 1.2}]
 
 
-def add_version(store: Store, version: str, trends: pd.DataFrame, recommender=None) -> None:
-    path = store.models / version
-    path.mkdir(parents=True)
-    if recommender is None:
-        (path / "model.keras").write_bytes(b"placeholder: the service never loads it")
-        (path / "recommender.json").write_text("{}")
-    else:
-        recommender.save(path)
-    write_json({"version": version}, path / registry.METADATA_FILE)
-    trends.to_parquet(path / registry.TREND_FILE)
-
-
-def set_production(store: Store, version: str, history=()) -> None:
-    write_json({"version": version, "history": list(history)}, store.models / registry.PRODUCTION_FILE)
-
-
 @pytest.fixture
-def store(small_config):
+def store(small_config, push_version):
     store = Store(small_config.store).ensure()
-    add_version(store, "v0001", TRENDS)
-    set_production(store, "v0001")
+    assert push_version(small_config, TRENDS) == "v0001"  # and production
     return store
 
 
@@ -120,37 +104,37 @@ def test_size_limits_give_413(client):
     assert client.get("/health").status_code == 200  # the server is still fine
 
 
-def test_hot_reload_and_a_broken_version_keeps_serving(client, store):
-    add_version(store, "v0002", TRENDS.assign(**{s.TREND: [-0.5, 0.5]}))
-    set_production(store, "v0002", ["v0001"])
+def test_hot_reload_and_a_broken_version_keeps_serving(client, store, small_config, push_version):
+    assert push_version(small_config, TRENDS.assign(**{s.TREND: [-0.5, 0.5]})) == "v0002"
+    assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
     body = client.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
     assert body["model_version"] == "v0002" and [i["item_id"] for i in body["items"]] == ["y", "x"]
-    add_version(store, "v0003", TRENDS)
+    assert push_version(small_config, TRENDS) == "v0003"  # production, then broken before any request
     (store.models / "v0003" / registry.TREND_FILE).write_bytes(b"PAR1 truncated")
-    set_production(store, "v0003", ["v0001", "v0002"])
+    assert registry.read_production(store) == {"version": "v0003", "history": ["v0001", "v0002"]}
     health = client.get("/health").json()
     assert health["model_version"] == "v0002" and "v0003" in health["reload_error"]
     assert client.post("/rerank", json={"candidates": LIST[:2]}).json()["model_version"] == "v0002"
 
 
-def test_no_production_model_answers_503_then_picks_one_up(small_config):
-    store = Store(small_config.store).ensure()
+def test_no_production_model_answers_503_then_picks_one_up(small_config, push_version):
+    Store(small_config.store).ensure()  # an empty store: nothing was ever pushed
     with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
         assert http.get("/health").status_code == 503
         resp = http.post("/rerank", json={"candidates": LIST})
         assert resp.status_code == 503 and "trendrec push" in resp.text
-        add_version(store, "v0001", TRENDS)
-        set_production(store, "v0001")
+        assert push_version(small_config, TRENDS) == "v0001"
         assert http.post("/rerank", json={"candidates": LIST}).json()["model_version"] == "v0001"
         assert "RerankRequest" in http.get("/openapi.json").text
 
 
 @pytest.mark.slow
-def test_promote_and_rollback_are_picked_up_without_restart(small_config, trained_forecaster):
+def test_promote_and_rollback_are_picked_up_without_restart(small_config, trained_forecaster, push_version):
     store = Store(small_config.store).ensure()
-    add_version(store, "v0001", TRENDS, trained_forecaster)
-    add_version(store, "v0002", TRENDS.assign(**{s.TREND: [-0.5, 0.5]}), trained_forecaster)
-    set_production(store, "v0001")
+    assert push_version(small_config, TRENDS, trained_forecaster) == "v0001"
+    assert push_version(small_config, TRENDS.assign(**{s.TREND: [-0.5, 0.5]}), trained_forecaster) == "v0002"
+    registry.rollback(store)  # v0001 in production, v0002 waiting
+    assert registry.read_production(store) == {"version": "v0001", "history": []}
     with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
         first = http.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
         assert first["model_version"] == "v0001" and first["items"][0]["item_id"] == "x"
