@@ -23,7 +23,8 @@ def pairs(rows: list[tuple]) -> pd.DataFrame:
 def scored() -> pd.DataFrame:
     # u1 targets {a (bought before), d (new)}; u2 {b (before), e, f (new)}; u3 {g (new)}, no list.
     targets = pairs([("u1", "a"), ("u1", "d"), ("u2", "b"), ("u2", "e"), ("u2", "f"), ("u3", "g")])
-    history = pairs([("u1", "a"), ("u1", "a"), ("u1", "b"), ("u1", "c"), ("u2", "b"), ("u2", "c"), ("u3", "h")])
+    history = pairs([("u1", "a"), ("u1", "a"), ("u1", "b"), ("u1", "c"), ("u2", "b"), ("u2", "c"),
+                     ("u3", "h")])
     ranked = pd.DataFrame({s.USER_ID: ["u1", "u1", "u1", "u2", "u2", "u2", "u9"],
                            s.ITEM_ID: ["a", "b", "d", "c", "e", "f", "a"],
                            s.RANK: [1, 2, 3, 1, 2, 11, 1]})  # f at rank 11 is past k = 10; u9 has no target
