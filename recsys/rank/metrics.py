@@ -47,7 +47,7 @@ def score_users(ranked: pd.DataFrame, targets: pd.DataFrame, history: pd.DataFra
     explore_recall is NaN for a customer without such a target.
     """
     tgt = targets[_PAIR].drop_duplicates()
-    seen = history[_PAIR].drop_duplicates()
+    seen = history.loc[history[s.USER_ID].isin(tgt[s.USER_ID].unique()), _PAIR].drop_duplicates()
     tgt = tgt.merge(seen, on=_PAIR, how="left", indicator="_in_history")
     tgt["_repeat"] = (tgt.pop("_in_history") == "both").to_numpy(bool)
     top = ranked.loc[ranked[s.RANK] <= k, [*_PAIR, s.RANK]]

@@ -87,7 +87,12 @@ def before(events: pd.DataFrame, cutoff: date) -> pd.DataFrame:
 def recommend(method: Method, events: pd.DataFrame, cutoff: date, users: np.ndarray, k: int = K,
               name: str = "method") -> pd.DataFrame:
     """Call ``method`` on the events before ``cutoff``; its top ``k`` per user with a 1-based rank."""
-    out = method(before(events, cutoff), cutoff, users)
+    return rank_lists(method(before(events, cutoff), cutoff, users), users, cutoff, k, name)
+
+
+def rank_lists(out: pd.DataFrame, users: np.ndarray, cutoff: date, k: int = K,
+               name: str = "method") -> pd.DataFrame:
+    """Check a method's output against the ``Method`` contract; the top ``k`` of ``users`` ranked 1.."""
     missing = {s.USER_ID, s.ITEM_ID, SCORE} - set(out.columns)
     if missing:
         log.error("%s at %s returned columns %s, missing %s", name, cutoff, list(out.columns),
