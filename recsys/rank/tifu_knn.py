@@ -98,7 +98,7 @@ def _neighbour_order(vectors: sp.csr_matrix, unit: sp.csr_matrix, rows: np.ndarr
     if kmax <= 0:
         return np.empty((len(rows), 0), dtype=np.int64)
     part = np.argpartition(-sims, kmax - 1, axis=1)[:, :kmax]
-    part.sort(axis=1)  # ties at equal similarity go to the lower index, whatever argpartition did
+    part.sort(axis=1)  # so equally similar chosen neighbours are ordered by index, not by partition luck
     order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1)
 
