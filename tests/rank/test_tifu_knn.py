@@ -26,22 +26,35 @@ def vector(baskets: list[set[str]], params: TifuParams) -> dict[str, float]:
 def test_two_baskets_each_its_own_group():
     # b1 = {a, b}, b2 = {b, c}; m = 7 > 2 baskets: G = 2 groups of one basket, r_b plays no part.
     # user = (r_g * b1 + b2) / 2 = (0.7 * b1 + b2) / 2 -> a 0.35, b 0.35 + 0.5 = 0.85, c 0.5.
-    got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 7))
+    got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 7, "group"))
     assert got == pytest.approx({"a": 0.35, "b": 0.85, "c": 0.5})
+    # the authors' code also decays b1 by r_b for the one basket after it: (0.7 * 0.9 * b1 + b2) / 2
+    got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 7, "history"))
+    assert got == pytest.approx({"a": 0.315, "b": 0.815, "c": 0.5})
 
 
 def test_two_baskets_in_one_group():
     # m = 1: one group of 2 baskets, within-group decay: (r_b * b1 + b2) / 2 -> a 0.45, b 0.95, c 0.5.
-    got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 1))
-    assert got == pytest.approx({"a": 0.45, "b": 0.95, "c": 0.5})
+    for decay in ("group", "history"):  # one group: both readings agree
+        got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 1, decay))
+        assert got == pytest.approx({"a": 0.45, "b": 0.95, "c": 0.5})
 
 
 def test_uneven_groups_put_the_smaller_group_first():
     # 5 baskets, m = 2: groups {b0, b1} and {b2, b3, b4}. r_b = 0.5, r_g = 0.1, G = 2.
     # g0 = (0.5 * b0 + b1) / 2, g1 = (0.25 * b2 + 0.5 * b3 + b4) / 3; user = (0.1 * g0 + g1) / 2.
-    got = vector([{"p"}, {"q"}, {"r"}, {"s"}, {"t"}], TifuParams(10, 0.5, 0.1, 0.5, 2))
+    got = vector([{"p"}, {"q"}, {"r"}, {"s"}, {"t"}], TifuParams(10, 0.5, 0.1, 0.5, 2, "group"))
     assert got == pytest.approx({"p": 0.1 * 0.25 / 2, "q": 0.1 * 0.5 / 2, "r": 0.25 / 3 / 2,
                                  "s": 0.5 / 3 / 2, "t": 1 / 3 / 2})
+    # "history": r_b counts all later baskets: b0 0.5^4, b1 0.5^3 (then / 2 / 2 and r_g), b2 0.5^2 ...
+    got = vector([{"p"}, {"q"}, {"r"}, {"s"}, {"t"}], TifuParams(10, 0.5, 0.1, 0.5, 2, "history"))
+    assert got == pytest.approx({"p": 0.1 * 0.0625 / 2 / 2, "q": 0.1 * 0.125 / 2 / 2, "r": 0.25 / 3 / 2,
+                                 "s": 0.5 / 3 / 2, "t": 1 / 3 / 2})
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="decay_over"):
+        TifuParams(decay_over="basket")
 
 
 def test_prediction_blends_own_vector_with_the_nearest_neighbour():
@@ -56,10 +69,11 @@ def test_prediction_blends_own_vector_with_the_nearest_neighbour():
 
 def test_grid_holds_the_paper_settings():
     assert set(PAPER_PARAMS.values()) <= set(GRID)
-    assert PAPER_PARAMS["dunnhumby"] == TifuParams(900, 0.9, 0.6, 0.2, 3)
+    assert PAPER_PARAMS["dunnhumby"] == TifuParams(900, 0.9, 0.6, 0.2, 3, "history")
+    assert {p.decay_over for p in GRID} == {"history", "group"}
 
 
-SMALL_GRID = (TifuParams(3, 0.9, 0.7, 0.9, 3), TifuParams(30, 0.9, 0.6, 0.2, 3),
+SMALL_GRID = (TifuParams(3, 0.9, 0.7, 0.9, 3), TifuParams(30, 0.9, 0.6, 0.2, 3, "group"),
               TifuParams(10, 0.5, 0.5, 0.5, 1))
 
 
