@@ -20,6 +20,7 @@ fixes that protocol once so every method, present or future, plugs into it throu
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -118,7 +119,8 @@ def run_protocol(events: pd.DataFrame, methods: Mapping[str, Method], cutoffs: l
 
     Returns ``{"pooled": {method: {"recall@k", "ndcg@k", "phr@k", "repeat_recall@k",
     "explore_recall@k", "users"}}, "cutoffs": [{"cutoff": "YYYY-MM-DD", method: {...}}, ...]}``.
-    A cut-off without an eligible customer is logged and skipped.
+    A mean over no customer (e.g. explore recall when no target is new) is None. A cut-off without an
+    eligible customer is logged and skipped.
     """
     if not methods:
         raise ProtocolError("no method to evaluate")
@@ -147,6 +149,7 @@ def run_protocol(events: pd.DataFrame, methods: Mapping[str, Method], cutoffs: l
 
 
 def _result(per_user: pd.DataFrame, k: int) -> dict[str, float | int]:
-    """The protocol's figures for one method: the five means and the customer count."""
+    """The protocol's figures for one method: the five means (None if undefined, for JSON) and the count."""
     summary = metrics.summarise(per_user, k)
-    return {**{f"{key}@{k}": summary[f"{key}@{k}"] for key in RESULT_KEYS}, "users": summary["users"]}
+    means = {f"{key}@{k}": summary[f"{key}@{k}"] for key in RESULT_KEYS}
+    return {**{key: None if math.isnan(v) else v for key, v in means.items()}, "users": summary["users"]}
