@@ -50,7 +50,8 @@ def table(block: dict, names: list[str]) -> list[str]:
     lines = [f"  {'method':<22}" + "".join(f"{c:>19}" for c in COLUMNS) + f"{'users':>7}"]
     for name in names:
         row = block[name]
-        lines.append(f"  {name:<22}" + "".join(f"{row[c]:>19.4f}" for c in COLUMNS) + f"{row['users']:>7}")
+        cells = "".join(f"{'-':>19}" if row[c] is None else f"{row[c]:>19.4f}" for c in COLUMNS)
+        lines.append(f"  {name:<22}{cells}{row['users']:>7}")
     return lines
 
 

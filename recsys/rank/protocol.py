@@ -148,7 +148,7 @@ def run_protocol(events: pd.DataFrame, methods: Mapping[str, Method], cutoffs: l
     return {"pooled": pooled, "cutoffs": rows}
 
 
-def _result(per_user: pd.DataFrame, k: int) -> dict[str, float | int]:
+def _result(per_user: pd.DataFrame, k: int) -> dict[str, float | int | None]:
     """The protocol's figures for one method: the five means (None if undefined, for JSON) and the count."""
     summary = metrics.summarise(per_user, k)
     means = {f"{key}@{k}": summary[f"{key}@{k}"] for key in RESULT_KEYS}
