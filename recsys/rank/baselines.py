@@ -29,13 +29,13 @@ import pandas as pd
 
 from pipeline import schemas as s
 from recsys.rank.candidates import build_candidates
-from recsys.rank.evaluation import EVAL_CANDIDATES
 from recsys.rank.protocol import ACTIVE_DAYS, K, SCORE, before, known_purchases
 
 DAY = "_day"  # days since 1970-01-01 of a basket (its first event)
 SEQ = "_seq"  # a user's baskets numbered 0, 1, ... oldest first
 _KEY = "_basket"
 _OUT = [s.USER_ID, s.ITEM_ID, SCORE]
+BASE_CANDIDATES = 50  # list length asked of build_candidates: the re-rank evaluation's default
 
 
 def basket_table(events: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +110,7 @@ def p_topfreq(events: pd.DataFrame, cutoff: date, users: np.ndarray, *, k: int =
 
 def base(events: pd.DataFrame, cutoff: date, users: np.ndarray, *, k: int = K) -> pd.DataFrame:
     """The demo's candidate builder (own purchase lines and 28-day popularity), top ``k`` by base_score."""
-    lists = build_candidates(before(events, cutoff), cutoff, n=max(k, EVAL_CANDIDATES),
+    lists = build_candidates(before(events, cutoff), cutoff, n=max(k, BASE_CANDIDATES),
                              recent_days=ACTIVE_DAYS)
     lists = lists.groupby(s.USER_ID, sort=False).head(k)
     lists = lists[lists[s.USER_ID].isin(users)]
