@@ -1,0 +1,95 @@
+"""Next-basket baselines of issue 16 on a store's events, through ``recsys.rank.protocol``.
+
+Runs g_topfreq, p_topfreq, base (the demo candidate builder), TIFU-kNN tuned on the validation week
+before each cut-off, and TIFU-kNN at each of the paper's three fixed settings, on ``--weeks`` weekly
+cut-offs ending at the last full week of the log. Prints the pooled table, the table per cut-off,
+the seconds each method took (summed over cut-offs, TIFU-kNN's tuning included) and the customer
+count; ``--json`` prints the protocol's result object instead (with a "seconds" entry added).
+
+The machine is shared: timings are what this run measured, not a promise.
+
+    PYTHONPATH=. nice -n 5 .venv/bin/python benchmarks/nbr_baselines.py --store /tmp/nbr-store --weeks 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from functools import partial
+
+COLUMNS = ("recall@10", "ndcg@10", "phr@10", "repeat_recall@10", "explore_recall@10")
+
+
+def build_methods() -> dict:
+    from recsys.rank.baselines import base, g_topfreq, p_topfreq
+    from recsys.rank.tifu_knn import PAPER_PARAMS, tifu_knn
+
+    methods = {"g_topfreq": g_topfreq, "p_topfreq": p_topfreq, "base": base, "tifu_knn": tifu_knn}
+    for name, params in PAPER_PARAMS.items():
+        methods[f"tifu_knn[{name}]"] = partial(tifu_knn, params=params)
+    return methods
+
+
+def timed(methods: dict, seconds: dict) -> dict:
+    """The same methods, adding each call's wall time to ``seconds[name]``."""
+    def wrap(name, method):
+        def call(events, cutoff, users):
+            started = time.perf_counter()
+            try:
+                return method(events, cutoff, users)
+            finally:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+        return call
+    return {name: wrap(name, method) for name, method in methods.items()}
+
+
+def table(block: dict, names: list[str]) -> list[str]:
+    lines = [f"  {'method':<22}" + "".join(f"{c:>19}" for c in COLUMNS) + f"{'users':>7}"]
+    for name in names:
+        row = block[name]
+        cells = "".join(f"{'-':>19}" if row[c] is None else f"{row[c]:>19.4f}" for c in COLUMNS)
+        lines.append(f"  {name:<22}{cells}{row['users']:>7}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", required=True, help="store with ingested events")
+    parser.add_argument("--weeks", type=int, default=6, help="weekly cut-offs")
+    parser.add_argument("--json", action="store_true", help="print the result object as JSON")
+    parser.add_argument("--verbose", action="store_true", help="log each cut-off and TIFU-kNN's choice")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from pipeline.store import Store
+    from recsys.rank.candidates import read_events
+    from recsys.rank.protocol import last_cutoffs, run_protocol
+
+    started = time.perf_counter()
+    events = read_events(Store(args.store))
+    read_s = time.perf_counter() - started
+    cutoffs = last_cutoffs(events, args.weeks)
+    seconds: dict[str, float] = {}
+    result = run_protocol(events, timed(build_methods(), seconds), cutoffs)
+    total_s = time.perf_counter() - started
+    if args.json:
+        print(json.dumps(result | {"seconds": {k: round(v, 2) for k, v in seconds.items()}}, indent=2))
+        return 0
+    names = list(result["pooled"])
+    users = next(iter(result["pooled"].values()))["users"]
+    print(f"{len(events)} events read in {read_s:.1f}s; cut-offs {', '.join(str(c) for c in cutoffs)}")
+    print(f"pooled over {len(result['cutoffs'])} cut-offs, {users} customer-weeks:")
+    print("\n".join(table(result["pooled"], names)))
+    for row in result["cutoffs"]:
+        print(f"cut-off {row['cutoff']} ({row[names[0]]['users']} customers):")
+        print("\n".join(table(row, names)))
+    print("seconds per method (all cut-offs): " + ", ".join(f"{n} {seconds[n]:.1f}" for n in names))
+    print(f"total {total_s:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
