@@ -222,7 +222,7 @@ def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler) -> dict[st
     _write_production(store, version, history[-keep:] if keep > 0 else history)
     log.info("pushed %s as %s", candidate_dir, version)
     return {"pushed": True, **summary, "version": version, "model_dir": str(final),
-            "previous": current, "segments": metadata["segments"], "pruned": prune(store, keep)}
+            "previous": current, "segments": metadata.get("segments"), "pruned": prune(store, keep)}
 
 
 def keep_versions(cfg: Config) -> int:
