@@ -43,7 +43,6 @@ from pipeline.config import Config, RerankConfig
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_daily, read_events, write_json, write_parquet
 from recsys.rank.candidates import EVENT_COLUMNS, build_candidates
-from recsys.forecast.publish import load_production
 from recsys.forecast.trends import compute_trend_scores
 from recsys.rank.rerank import rerank
 
@@ -138,6 +137,8 @@ def pool(table: pd.DataFrame) -> pd.DataFrame:
 # --- run_evaluate_rerank: I/O around the pure parts -------------------------------------------------
 def run_evaluate_rerank(cfg: Config, weights: list[float], weeks: int = 6) -> dict[str, Any]:
     """Evaluate on the store's events with the production model; write reranked/evaluation.*."""
+    from recsys.forecast.publish import load_production  # loads Keras: not at import (the protocol imports us)
+
 
     store = Store(cfg.store)
     if any(not 0.0 <= w <= 1.0 for w in weights):
