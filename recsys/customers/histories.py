@@ -90,7 +90,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
                    users: np.ndarray | None = None) -> Iterator[Histories]:
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
-    _check_customers(con, params)
+    check_customers(con, cutoff, cfg)
     crowd_item, crowd_segment, item_segment = _crowd(con, params)
     where = f"{_WINDOW} AND {s.USER_ID} IS NOT NULL"
     if users is not None:
@@ -101,8 +101,10 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
     for bucket in range(n_buckets):
         batch = f"{where} AND hash({s.USER_ID}) % {n_buckets} = {bucket}"
-        yield Histories(cutoff, cfg.lookback_weeks, _counts(con, batch, (s.USER_ID, s.ITEM_ID), params),
-                        _counts(con, batch, (s.USER_ID, s.SEGMENT), params), crowd_item, crowd_segment, item_segment)
+        user_segment = _counts(con, batch, (s.USER_ID, s.SEGMENT), params)
+        if len(user_segment):  # a hash bucket can be empty
+            yield Histories(cutoff, cfg.lookback_weeks, _counts(con, batch, (s.USER_ID, s.ITEM_ID), params),
+                            user_segment, crowd_item, crowd_segment, item_segment)
 
 
 def purchased_items(con: duckdb.DuckDBPyConnection, start: date, end: date) -> pd.DataFrame:
@@ -119,7 +121,9 @@ def active_users(con: duckdb.DuckDBPyConnection, cutoff: date, days: int) -> np.
     return frame[s.USER_ID].to_numpy(dtype=object)
 
 
-def _check_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig) -> None:
+    """Raise GuestOnlyLogError / NoCustomerHistoryError unless a known customer bought in the lookback."""
+    params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     sql = (f"SELECT count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL) "
            f"FROM events WHERE {_WINDOW}")
     guests, known = con.execute(sql, params).fetchone()
@@ -129,7 +133,7 @@ def _check_customers(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     if known == 0:
         what = f"all {guests} purchase lines are guests' (null user_id)" if guests else "there are no purchases"
         msg = f"no customer history in [{params['start']}, {params['cutoff']}): {what}"
-        log.warning(msg)
+        log.info(msg)
         raise (GuestOnlyLogError if guests else NoCustomerHistoryError)(msg)
 
 

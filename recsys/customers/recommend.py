@@ -28,8 +28,8 @@ from pipeline import schemas as s
 from recsys.customers.candidates import build_candidates
 from recsys.customers.config import LABEL, SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
-from recsys.customers.histories import (NoCustomerHistoryError, active_users, iter_histories, open_events,
-                                        open_store, purchased_items)
+from recsys.customers.histories import (NoCustomerHistoryError, active_users, check_customers, iter_histories,
+                                        open_events, open_store, purchased_items)
 from recsys.customers.model import LSTMRecommender
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ def recommend(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray, c
               trend: Trend = None, run_dir: Path | None = None) -> pd.DataFrame:
     """Train on the weeks before ``cutoff`` and rank ``users``; popularity when no customer history exists."""
     try:
+        check_customers(con, cutoff, cfg)
         model = fit_recommender(con, cutoff, cfg, trend, run_dir)
         return rank_users(model, con, cutoff, users, cfg, trend)
     except NoCustomerHistoryError as exc:
