@@ -22,7 +22,7 @@ import pandas as pd
 from pipeline import schemas as s
 from recsys.customers.candidates import item_growth
 from recsys.customers.config import CAND_RANK, PURCHASES, WEEK, CustomerModelConfig
-from recsys.customers.histories import Histories
+from recsys.customers.histories import BUYERS, REPEAT_RATE, Histories
 
 SEQ_CHANNELS = ("user_item", "user_segment", "user_any", "crowd_item", "crowd_segment")
 STATIC_FEATURES = (
@@ -40,7 +40,12 @@ STATIC_FEATURES = (
     "user_since_last",  # weeks since the customer bought anything
     "segment_share",  # the customer's share of purchases in the item's segment
     "cand_rank",  # position in the candidate list (past items by frequency first)
+    "decayed_weeks",  # sum over the weeks they bought it of DECAY ** week (TIFU-kNN's personal part)
+    "decayed_share",  # decayed_weeks / the same sum over the weeks they bought anything
+    "item_buyers",  # known customers who bought the item in the lookback
+    "item_repeat_rate",  # share of them who bought it in two weeks or more (a staple vs a one-off)
 )
+DECAY = 0.9  # per-week decay of decayed_weeks (TIFU-kNN's r_b on Instacart and Dunnhumby)
 
 
 def build_features(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig = CustomerModelConfig(),
@@ -72,14 +77,15 @@ def _weekly(long: pd.DataFrame, keys: list[str], pairs: pd.DataFrame, t: int) ->
 def _repeat_stats(hist: Histories) -> pd.DataFrame:
     ui = hist.user_item.sort_values([s.USER_ID, s.ITEM_ID, WEEK])
     gap = ui[WEEK].diff().where(ui.duplicated([s.USER_ID, s.ITEM_ID]))
-    g = ui.assign(_gap=gap).groupby([s.USER_ID, s.ITEM_ID])
+    g = ui.assign(_gap=gap, _decay=DECAY ** ui[WEEK].to_numpy(np.float64)).groupby([s.USER_ID, s.ITEM_ID])
     return g.agg(weeks_since_last=(WEEK, "min"), weeks_bought=(WEEK, "size"), lines_bought=(PURCHASES, "sum"),
-                 interval=("_gap", "median")).reset_index()
+                 interval=("_gap", "median"), decayed_weeks=("_decay", "sum")).reset_index()
 
 
 def _user_stats(hist: Histories, user_any: pd.DataFrame) -> pd.DataFrame:
-    users = user_any.groupby(s.USER_ID).agg(user_weeks=(WEEK, "size"), user_since_last=(WEEK, "min"),
-                                            _total=(PURCHASES, "sum"))
+    decay = user_any.assign(_decay=DECAY ** user_any[WEEK].to_numpy(np.float64))
+    users = decay.groupby(s.USER_ID).agg(user_weeks=(WEEK, "size"), user_since_last=(WEEK, "min"),
+                                         _total=(PURCHASES, "sum"), _decay_total=("_decay", "sum"))
     return users.reset_index()
 
 
@@ -92,8 +98,9 @@ def _statics(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig, tre
     seg = hist.user_segment.groupby([s.USER_ID, s.SEGMENT], as_index=False)[PURCHASES].sum()
     x = x.merge(seg.rename(columns={PURCHASES: "_seg"}), on=[s.USER_ID, s.SEGMENT], how="left")
     growth = item_growth(hist, cfg)[[s.ITEM_ID, "recent", "prev"]]
-    x = x.merge(growth, on=s.ITEM_ID, how="left").fillna({"recent": 0.0, "prev": 0.0, "_seg": 0.0,
-                                                           "weeks_bought": 0.0, "lines_bought": 0.0})
+    x = x.merge(growth, on=s.ITEM_ID, how="left").merge(hist.item_repeat, on=s.ITEM_ID, how="left")
+    x = x.fillna({BUYERS: 0.0, REPEAT_RATE: 0.0, "recent": 0.0, "prev": 0.0, "_seg": 0.0,
+                  "weeks_bought": 0.0, "lines_bought": 0.0, "decayed_weeks": 0.0})
     x["weeks_since_last"] = x["weeks_since_last"].fillna(lb)
     x["interval"] = x["interval"].fillna(lb)
     x["weeks_since_due"] = x["weeks_since_last"] + 1.0 - x["interval"]
@@ -105,4 +112,6 @@ def _statics(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig, tre
     x["user_since_last"] = x["user_since_last"].fillna(lb)
     x["repeat_share"] = x["weeks_bought"] / x["user_weeks"].clip(lower=1.0)
     x["segment_share"] = x["_seg"] / x["_total"].fillna(0.0).clip(lower=1.0)
+    x["item_buyers"], x["item_repeat_rate"] = x[BUYERS], x[REPEAT_RATE]
+    x["decayed_share"] = x["decayed_weeks"] / x["_decay_total"].fillna(0.0).clip(lower=1e-9)
     return x[list(STATIC_FEATURES)].to_numpy(np.float32)

@@ -32,6 +32,8 @@ from recsys.customers.config import PURCHASES, WEEK, CustomerModelConfig, Custom
 log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = (s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.EVENT_DATE)
+BUYERS = "buyers"  # known customers who bought the item in the lookback
+REPEAT_RATE = "repeat_rate"  # share of them who bought it in two weeks or more
 _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR) AS {s.USER_ID},
     CAST({s.ITEM_ID} AS VARCHAR) AS {s.ITEM_ID}, CAST({s.SEGMENT} AS VARCHAR) AS {s.SEGMENT},
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
@@ -58,6 +60,7 @@ class Histories:
     crowd_item: pd.DataFrame  # item_id, week, purchases (every customer and guest)
     crowd_segment: pd.DataFrame  # segment, week, purchases
     item_segment: pd.DataFrame  # item_id, segment (the item's most frequent segment)
+    item_repeat: pd.DataFrame  # item_id, buyers (known customers), repeat_rate (share buying it in >= 2 weeks)
 
     @property
     def users(self) -> np.ndarray:
@@ -91,7 +94,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     check_customers(con, cutoff, cfg)
-    crowd_item, crowd_segment, item_segment = _crowd(con, params)
+    crowd = _crowd(con, params)
     where = f"{_WINDOW} AND {s.USER_ID} IS NOT NULL"
     if users is not None:
         con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
@@ -104,7 +107,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
         user_segment = _counts(con, batch, (s.USER_ID, s.SEGMENT), params)
         if len(user_segment):  # a hash bucket can be empty
             yield Histories(cutoff, cfg.lookback_weeks, _counts(con, batch, (s.USER_ID, s.ITEM_ID), params),
-                            user_segment, crowd_item, crowd_segment, item_segment)
+                            user_segment, *crowd)
 
 
 def purchased_items(con: duckdb.DuckDBPyConnection, start: date, end: date) -> pd.DataFrame:
@@ -144,9 +147,14 @@ def _counts(con: duckdb.DuckDBPyConnection, where: str, keys: tuple[str, ...], p
     return con.execute(sql, params).df()
 
 
-def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, ...]:
+    """The tables every batch shares: crowd item / segment weeks, item segments, item repeat rates."""
     crowd_item = _counts(con, _WINDOW, (s.ITEM_ID,), params)
     crowd_segment = _counts(con, _WINDOW, (s.SEGMENT,), params)
     sql = (f"SELECT {s.ITEM_ID}, mode({s.SEGMENT} ORDER BY {s.SEGMENT}) AS {s.SEGMENT} FROM events "
            f"WHERE {_WINDOW} GROUP BY 1 ORDER BY 1")
-    return crowd_item, crowd_segment, con.execute(sql, params).df()
+    item_segment = con.execute(sql, params).df()
+    sql = (f"SELECT {s.ITEM_ID}, count(*)::FLOAT AS {BUYERS}, avg((n >= 2)::FLOAT) AS {REPEAT_RATE} FROM "
+           f"(SELECT {s.USER_ID}, {s.ITEM_ID}, count(DISTINCT {WEEK}) AS n FROM (SELECT *, {_WEEK} FROM events "
+           f"WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL) GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
+    return crowd_item, crowd_segment, item_segment, con.execute(sql, params).df()
