@@ -54,6 +54,7 @@ class CustomerModelConfig:
     score_batch: int = 16_384  # pairs per predict step when scoring
     top_k: int = 10  # rows per customer returned by the ranking function
     histogram_freq: int = 1  # TensorBoard weight histograms every N epochs; 0 = none
+    log_dir: str = ""  # TensorBoard runs go to <log_dir>/customer-model-<cutoff>; "" = the store's runs/ or none
     seed: int = 42  # keras.utils.set_random_seed and negative sampling
 
     def __post_init__(self) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
+from pipeline.store import Store
 from recsys.customers.candidates import build_candidates
 from recsys.customers.config import LABEL, SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
@@ -41,13 +42,19 @@ Trend = dict[str, float] | None
 def lstm_recommender(events: pd.DataFrame, cutoff: date, users: np.ndarray,
                      cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
     """[user_id, item_id, score], up to ``top_k`` rows per user, best first; events before ``cutoff`` only."""
-    return recommend(open_events(events), _as_date(cutoff), users, cfg, trend)
+    cutoff = _as_date(cutoff)
+    return recommend(open_events(events), cutoff, users, cfg, trend, _run_dir(cfg.log_dir, cutoff))
 
 
 def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
                            cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
-    """As lstm_recommender, reading the store's committed raw files (later events are filtered out)."""
-    return recommend(open_store(str(root)), _as_date(cutoff), users, cfg, trend)
+    """As lstm_recommender, reading the store's committed raw files (later events are filtered out).
+
+    TensorBoard logs go to the store's runs/ unless ``log_dir`` is set.
+    """
+    cutoff = _as_date(cutoff)
+    run_dir = _run_dir(cfg.log_dir or str(Store(root).runs), cutoff)
+    return recommend(open_store(str(root)), cutoff, users, cfg, trend, run_dir)
 
 
 def recommend(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray, cfg: CustomerModelConfig,
@@ -141,6 +148,10 @@ def _subsample(pairs: pd.DataFrame, negatives: int, rng: np.random.Generator) ->
     key = pd.Series(np.where(neg, rng.random(len(pairs)), 2.0))  # positives sort last among the keys
     rank = key.groupby(pairs[s.USER_ID].to_numpy()).rank(method="first").to_numpy()
     return pairs[~neg | (rank <= negatives)].reset_index(drop=True)
+
+
+def _run_dir(log_dir: str, cutoff: date) -> Path | None:
+    return Path(log_dir) / f"customer-model-{cutoff}" if log_dir else None
 
 
 def _as_date(cutoff: date | datetime) -> date:

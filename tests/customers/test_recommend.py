@@ -13,7 +13,7 @@ from pipeline import schemas as s
 from recsys.customers.candidates import build_candidates
 from recsys.customers.config import SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
-from recsys.customers.histories import iter_histories, open_events
+from recsys.customers.histories import iter_histories, open_events, open_store
 from recsys.customers.recommend import labelled_pairs, lstm_recommender
 from tests.customers.conftest import make_events
 
@@ -61,3 +61,20 @@ def test_guest_only_log_falls_back_to_best_sellers(caplog):
     assert "guests'" in caplog.text and "falling back to the recent best sellers" in caplog.text
     assert ranked[ranked[s.USER_ID] == "a"][s.ITEM_ID].tolist() == ["x", "y"]
     assert set(ranked[s.USER_ID]) == {"a", "b"}
+
+
+def test_store_path_reads_the_same_inputs_as_a_dataframe(cyclic_events, tmp_path):
+    from pipeline.config import Config, IngestConfig  # noqa: PLC0415  (only this test builds a store)
+    from pipeline.ingest.ingest import run_ingest  # noqa: PLC0415
+    from pipeline.store import Store  # noqa: PLC0415
+
+    csv = tmp_path / "events.csv"
+    cyclic_events.assign(event_time=cyclic_events[s.EVENT_DATE].astype(str) + "T12:00:00").to_csv(csv, index=False)
+    names = ("event_time", s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.PRICE, s.ORDER_ID)
+    cfg = Config(store=str(tmp_path / "store"), ingest=IngestConfig(columns={n: n for n in names}, returns="keep"))
+    Store(cfg.store).ensure()
+    run_ingest(cfg, csv)
+    hists = [list(iter_histories(con, CUTOFF, CFG)) for con in (open_store(cfg.store), open_events(cyclic_events))]
+    for a, b in zip(*hists, strict=True):
+        pd.testing.assert_frame_equal(a.user_item, b.user_item)
+        pd.testing.assert_frame_equal(a.crowd_segment, b.crowd_segment)
