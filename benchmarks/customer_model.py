@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import time
 from datetime import date, timedelta
 
@@ -51,7 +52,7 @@ def topfreq(con, cutoff: date, users: np.ndarray) -> pd.DataFrame:
     sql = (f"SELECT {s.USER_ID}, {s.ITEM_ID}, count(*) + max(epoch({s.EVENT_DATE})) / 1e12 AS {SCORE} "
            f"FROM events WHERE {s.QUANTITY} > 0 AND {s.EVENT_DATE} < $c AND {s.USER_ID} IS NOT NULL GROUP BY 1, 2")
     f = con.execute(sql, {"c": cutoff}).df()
-    f = f[f[s.USER_ID].isin(users)].sort_values([s.USER_ID, SCORE], ascending=[True, False])
+    f = f[f[s.USER_ID].isin(users)].sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True])
     return f.groupby(s.USER_ID).head(K)
 
 
@@ -140,7 +141,9 @@ def _summary(t: pd.DataFrame) -> None:
         wins = int(((t["lstm_recall"] > t[f"{base}_recall"]) & (t["lstm_ndcg"] > t[f"{base}_ndcg"])).sum())
         print(f"lstm beats {base} on recall and NDCG at {wins}/{len(t)} cut-offs")
     print(f"mean train {t['train_s'].mean():.1f}s, score {t['score_s'].mean():.1f}s per cut-off; "
-          f"predict {t['predict_pps'].mean():,.0f} pairs/s, end-to-end {t['end2end_pps'].mean():,.0f} pairs/s")
+          f"predict {t['predict_pps'].mean():,.0f} pairs/s (best {t['predict_pps'].max():,.0f}), end-to-end "
+          f"{t['end2end_pps'].mean():,.0f} pairs/s; 1-min load average at the end {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (a shared machine: timings are upper bounds)")
 
 
 if __name__ == "__main__":

@@ -34,15 +34,15 @@ class CustomerModelError(TrendrecError):
 @dataclass(frozen=True)
 class CustomerModelConfig:
     lookback_weeks: int = 52  # weeks of history read before the cut-off (features and candidates)
-    seq_weeks: int = 16  # most recent weeks the recurrent layer reads (the statics cover the lookback)
+    seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
     n_candidates: int = 100  # candidates per customer when the shop gives none
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
     active_days: int = 28  # a training customer bought in these days before the training cut-off
     train_weeks: int = 8  # weekly training cut-offs before the prediction cut-off (the last validates)
-    train_negatives: int = 40  # non-bought candidates sampled per training customer-week (all positives kept)
+    train_negatives: int = 100  # non-bought candidates kept per training customer-week (>= n_candidates: all)
     cell: str = "lstm"  # lstm | gru
-    units: int = 32  # recurrent units
+    units: int = 16  # recurrent units
     dense_units: int = 64  # units of the dense layers after the recurrent one
     dropout: float = 0.2  # dropout between layers (recurrent_dropout stays 0 for cuDNN)
     epochs: int = 8  # upper bound; early stopping usually ends sooner
