@@ -20,7 +20,6 @@ WEEK = "week"  # 0 = the 7 days just before the cut-off, 1 = the 7 days before t
 PURCHASES = "purchases"  # purchase lines (quantity > 0) in the week
 SCORE = "score"  # the model's probability that the customer buys the item in the next 7 days
 LABEL = "label"  # 1 when the customer bought the item in the 7 days after a training cut-off
-CUTOFF = "cutoff"  # the cut-off a training pair belongs to
 SOURCE = "source"  # which candidate generator proposed the item (see SOURCES)
 CAND_RANK = "cand_rank"  # 0-based position of the item in the customer's candidate list
 
@@ -75,3 +74,6 @@ class CustomerModelConfig:
         if unknown:
             raise CustomerModelError(f"unknown customer model settings {sorted(unknown)}")
         return cls(**values)
+
+
+DEFAULT_CONFIG = CustomerModelConfig()  # the defaults above, shared (frozen) by every function's default argument

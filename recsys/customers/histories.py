@@ -27,7 +27,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.store import Store
-from recsys.customers.config import PURCHASES, WEEK, CustomerModelConfig, CustomerModelError
+from recsys.customers.config import DEFAULT_CONFIG, PURCHASES, WEEK, CustomerModelConfig, CustomerModelError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def open_store(root: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),
+def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = DEFAULT_CONFIG,
                    users: np.ndarray | None = None) -> Iterator[Histories]:
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}

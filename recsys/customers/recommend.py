@@ -27,10 +27,17 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.store import Store
 from recsys.customers.candidates import build_candidates
-from recsys.customers.config import LABEL, SCORE, CustomerModelConfig
+from recsys.customers.config import DEFAULT_CONFIG, LABEL, SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
-from recsys.customers.histories import (NoCustomerHistoryError, active_users, check_customers, iter_histories,
-                                        open_events, open_store, purchased_items)
+from recsys.customers.histories import (
+    NoCustomerHistoryError,
+    active_users,
+    check_customers,
+    iter_histories,
+    open_events,
+    open_store,
+    purchased_items,
+)
 from recsys.customers.model import LSTMRecommender
 
 log = logging.getLogger(__name__)
@@ -40,14 +47,14 @@ Trend = dict[str, float] | None
 
 
 def lstm_recommender(events: pd.DataFrame, cutoff: date, users: np.ndarray,
-                     cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
+                     cfg: CustomerModelConfig = DEFAULT_CONFIG, trend: Trend = None) -> pd.DataFrame:
     """[user_id, item_id, score], up to ``top_k`` rows per user, best first; events before ``cutoff`` only."""
     cutoff = _as_date(cutoff)
     return recommend(open_events(events), cutoff, users, cfg, trend, _run_dir(cfg.log_dir, cutoff))
 
 
 def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
-                           cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
+                           cfg: CustomerModelConfig = DEFAULT_CONFIG, trend: Trend = None) -> pd.DataFrame:
     """As lstm_recommender, reading the store's committed raw files (later events are filtered out).
 
     TensorBoard logs go to the store's runs/ unless ``log_dir`` is set.
@@ -97,6 +104,8 @@ def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelC
     """
     bought = purchased_items(con, at, at + timedelta(weeks=1))
     users = np.intersect1d(active_users(con, at, cfg.active_days), bought[s.USER_ID].unique())
+    if not len(users):
+        raise NoCustomerHistoryError(f"no customer active in the {cfg.active_days} days before {at} bought in its week")
     n_targets = bought[bought[s.USER_ID].isin(users)].groupby(s.USER_ID).size()
     seqs, statics, labels, groups = [], [], [], []
     for hist in iter_histories(con, at, cfg, users):

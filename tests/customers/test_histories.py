@@ -10,8 +10,13 @@ import pytest
 
 from pipeline import schemas as s
 from recsys.customers.config import PURCHASES, WEEK, CustomerModelConfig, CustomerModelError
-from recsys.customers.histories import (GuestOnlyLogError, NoCustomerHistoryError, iter_histories, open_events,
-                                        open_store)
+from recsys.customers.histories import (
+    GuestOnlyLogError,
+    NoCustomerHistoryError,
+    iter_histories,
+    open_events,
+    open_store,
+)
 from tests.customers.conftest import make_events
 
 CUTOFF = date(2011, 3, 15)  # a Tuesday: week 0 = Mar 8..14, week 1 = Mar 1..7, ... week 2 = Feb 22..28

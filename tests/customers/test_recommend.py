@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
+from pipeline.config import Config, IngestConfig
+from pipeline.ingest.ingest import run_ingest
+from pipeline.store import Store
 from recsys.customers.candidates import build_candidates
 from recsys.customers.config import SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
@@ -64,10 +67,6 @@ def test_guest_only_log_falls_back_to_best_sellers(caplog):
 
 
 def test_store_path_reads_the_same_inputs_as_a_dataframe(cyclic_events, tmp_path):
-    from pipeline.config import Config, IngestConfig  # noqa: PLC0415  (only this test builds a store)
-    from pipeline.ingest.ingest import run_ingest  # noqa: PLC0415
-    from pipeline.store import Store  # noqa: PLC0415
-
     csv = tmp_path / "events.csv"
     cyclic_events.assign(event_time=cyclic_events[s.EVENT_DATE].astype(str) + "T12:00:00").to_csv(csv, index=False)
     names = ("event_time", s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.PRICE, s.ORDER_ID)
