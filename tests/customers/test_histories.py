@@ -1,0 +1,75 @@
+"""Weekly histories on a hand-counted log: windows, cancellations, guests, batches, failures."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from recsys.customers.config import PURCHASES, WEEK, CustomerModelConfig, CustomerModelError
+from recsys.customers.histories import (
+    GuestOnlyLogError,
+    NoCustomerHistoryError,
+    iter_histories,
+    open_events,
+    open_store,
+)
+from tests.customers.conftest import make_events
+
+CUTOFF = date(2011, 3, 15)  # a Tuesday: week 0 = Mar 8..14, week 1 = Mar 1..7, ... week 2 = Feb 22..28
+CFG = CustomerModelConfig(lookback_weeks=4, seq_weeks=2, recent_weeks=1)
+
+
+def _log() -> pd.DataFrame:
+    return make_events([
+        ("a", "x", "s1", 2.0, "2011-03-14"),  # week 0 (the day before the cut-off)
+        ("a", "x", "s1", 1.0, "2011-03-08"),  # week 0 (first day of it)
+        ("a", "x", "s1", -1.0, "2011-03-09"),  # cancellation: not a purchase
+        ("a", "y", "s2", 5.0, "2011-03-07"),  # week 1
+        ("a", "x", "s1", 1.0, "2011-02-15"),  # week 3 (Feb 15..21), the oldest week of the lookback
+        ("a", "x", "s1", 1.0, "2011-02-14"),  # week 4: outside a 4-week lookback
+        ("a", "x", "s1", 1.0, "2011-03-15"),  # the cut-off day: never read
+        ("b", "y", "s2", 1.0, "2011-02-23"),  # week 2
+        (None, "y", "s2", 1.0, "2011-03-10"),  # guest, week 0: crowd only
+    ])
+
+
+def test_histories_match_hand_counts(caplog):
+    caplog.set_level(logging.INFO)
+    (hist,) = list(iter_histories(open_events(_log()), CUTOFF, CFG))
+    ui = {tuple(r[:3]): r[3] for r in hist.user_item[[s.USER_ID, s.ITEM_ID, WEEK, PURCHASES]].itertuples(index=False)}
+    assert ui == {("a", "x", 0): 2.0, ("a", "x", 3): 1.0, ("a", "y", 1): 1.0, ("b", "y", 2): 1.0}
+    us = {tuple(r[:3]): r[3] for r in hist.user_segment.itertuples(index=False)}
+    assert us == {("a", "s1", 0): 2.0, ("a", "s1", 3): 1.0, ("a", "s2", 1): 1.0, ("b", "s2", 2): 1.0}
+    crowd = {tuple(r[:2]): r[2] for r in hist.crowd_item.itertuples(index=False)}
+    assert crowd == {("x", 0): 2.0, ("x", 3): 1.0, ("y", 0): 1.0, ("y", 1): 1.0, ("y", 2): 1.0}
+    assert "1 guest purchase lines" in caplog.text
+
+
+def test_batches_split_customers_and_keep_every_row():
+    cfg = CustomerModelConfig(lookback_weeks=4, seq_weeks=2, recent_weeks=1, batch_customers=1)
+    batches = list(iter_histories(open_events(_log()), CUTOFF, cfg))
+    assert 1 <= len(batches) <= 2 and all(len(b.users) for b in batches)  # 2 buckets; hashing may fill one
+    users = pd.concat([b.user_item for b in batches])[s.USER_ID]
+    assert sorted(users.unique()) == ["a", "b"] and len(users) == 4
+
+
+def test_guest_only_log_raises_named_condition():
+    guests = make_events([(None, "x", "s1", 1.0, "2011-03-10"), (None, "y", "s1", 1.0, "2011-03-01")])
+    with pytest.raises(GuestOnlyLogError, match="guests'"):
+        list(iter_histories(open_events(guests), CUTOFF, CFG))
+    with pytest.raises(NoCustomerHistoryError, match="no purchases"):
+        list(iter_histories(open_events(guests.iloc[:0]), CUTOFF, CFG))
+
+
+def test_missing_column_is_named():
+    with pytest.raises(CustomerModelError, match="segment"):
+        open_events(_log().drop(columns=[s.SEGMENT]))
+
+
+def test_empty_store_is_refused(tmp_path):
+    with pytest.raises(CustomerModelError, match="no committed raw files"):
+        open_store(str(tmp_path))
