@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
+from pipeline.config import CustomerModelConfig
+from pipeline.schemas import SCORE
 from recsys.customers.candidates import build_candidates
-from recsys.customers.config import SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
 from recsys.customers.histories import active_users, iter_histories, open_store, purchased_items
 from recsys.customers.recommend import fit_recommender, rank_users

@@ -115,6 +115,55 @@ class RegistryConfig:
     keep_versions: int = 10  # newest versions kept after a push (plus production and its history); 0 = all
 
 
+CUSTOMER_CELLS = ("lstm", "gru")  # both run the fused cuDNN kernel on a GPU with the settings below
+
+
+@dataclass(frozen=True)
+class CustomerModelConfig:
+    lookback_weeks: int = 52  # weeks of history read before the cut-off (features and candidates)
+    seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
+    batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
+    n_candidates: int = 100  # candidates per customer when the shop gives none
+    recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
+    active_days: int = 28  # a training customer bought in these days before the training cut-off
+    train_weeks: int = 8  # weekly training cut-offs before the prediction cut-off (the last validates)
+    train_negatives: int = 100  # non-bought candidates kept per training customer-week (>= n_candidates: all)
+    cell: str = "lstm"  # lstm | gru
+    units: int = 16  # recurrent units
+    dense_units: int = 64  # units of the dense layers after the recurrent one
+    dropout: float = 0.2  # dropout between layers (recurrent_dropout stays 0 for cuDNN)
+    epochs: int = 8  # upper bound; early stopping usually ends sooner
+    batch_size: int = 512  # training pairs per step
+    patience: int = 2  # early-stopping patience in epochs
+    monitor: str = "val_recall_at_10"  # early-stopping metric (mode max), or "val_loss"
+    learning_rate: float = 3e-3  # AdamW learning rate
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    score_batch: int = 16_384  # pairs per predict step when scoring
+    top_k: int = 10  # rows per customer returned by the ranking function
+    histogram_freq: int = 1  # TensorBoard weight histograms every N epochs; 0 = none
+    log_dir: str = ""  # TensorBoard runs go to <log_dir>/customer-model-<cutoff>; "" = the store's runs/ or none
+    seed: int = 42  # keras.utils.set_random_seed and negative sampling
+
+    def __post_init__(self) -> None:
+        if self.cell not in CUSTOMER_CELLS:
+            raise ConfigError(f"customers.cell must be one of {CUSTOMER_CELLS}, got {self.cell!r}")
+        if not 1 <= self.seq_weeks <= self.lookback_weeks:
+            raise ConfigError(f"seq_weeks must be in [1, lookback_weeks], got {self.seq_weeks}")
+        if 2 * self.recent_weeks > self.lookback_weeks or self.train_weeks < 2:
+            raise ConfigError("need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> CustomerModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown customer model settings {sorted(unknown)}")
+        return cls(**values)
+
+
 @dataclass(frozen=True)
 class Config:
     store: str = DEFAULT_STORE  # root of raw/, quarantine/, aggregates/, models/, runs/, reranked/
@@ -125,6 +174,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
+    customers: CustomerModelConfig = field(default_factory=CustomerModelConfig)  # the LSTMRecommender
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, saved next to every model."""
@@ -132,7 +182,8 @@ class Config:
 
 
 _SECTIONS = {"ingest": IngestConfig, "aggregate": AggregateConfig, "model": ModelConfig,
-             "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig}
+             "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig,
+             "customers": CustomerModelConfig}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

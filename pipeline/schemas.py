@@ -125,3 +125,11 @@ FINAL_SCORE = "final_score"  # blend of base_score and trend
 RANK = "rank"  # 1-based position within the user's list
 
 CANDIDATE_COLUMNS = (USER_ID, ITEM_ID, SEGMENT, BASE_SCORE)
+
+# --- customer histories, candidates and scores (recsys.customers) ---------------------------
+WEEK = "week"  # 0 = the 7 days just before the cut-off, 1 = the 7 days before those, ...
+PURCHASES = "purchases"  # purchase lines (quantity > 0) in the week
+SCORE = "score"  # the model's probability that the customer buys the item in the next 7 days
+LABEL = "label"  # 1 when the customer bought the item in the 7 days after a training cut-off
+SOURCE = "source"  # which candidate generator proposed the item (see SOURCES)
+CAND_RANK = "cand_rank"  # 0-based position of the item in the customer's candidate list

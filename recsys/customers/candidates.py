@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
-from recsys.customers.config import CAND_RANK, DEFAULT_CONFIG, PURCHASES, SOURCE, WEEK, CustomerModelConfig
+from pipeline.config import CustomerModelConfig
+from pipeline.schemas import CAND_RANK, PURCHASES, SOURCE, WEEK
 from recsys.customers.histories import Histories
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ TOP_SEGMENTS = 3  # a customer's segments searched for rising items
 _TIER, _KEY = "_tier", "_key"
 
 
-def build_candidates(hist: Histories, cfg: CustomerModelConfig = DEFAULT_CONFIG,
+def build_candidates(hist: Histories, cfg: CustomerModelConfig = CustomerModelConfig(),
                      trend: dict[str, float] | None = None) -> pd.DataFrame:
     """Up to ``n_candidates`` (user_id, item_id, segment, source, cand_rank) per customer of the batch."""
     n = cfg.n_candidates

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
+from pipeline.config import CustomerModelConfig
+from pipeline.schemas import CAND_RANK, PURCHASES, WEEK
 from recsys.customers.candidates import item_growth
-from recsys.customers.config import CAND_RANK, DEFAULT_CONFIG, PURCHASES, WEEK, CustomerModelConfig
 from recsys.customers.histories import BUYERS, REPEAT_RATE, Histories
 
 SEQ_CHANNELS = ("user_item", "user_segment", "user_any", "crowd_item", "crowd_segment")
@@ -48,7 +49,7 @@ STATIC_FEATURES = (
 DECAY = 0.9  # per-week decay of decayed_weeks (TIFU-kNN's r_b on Instacart and Dunnhumby)
 
 
-def build_features(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig = DEFAULT_CONFIG,
+def build_features(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig = CustomerModelConfig(),
                    trend: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(sequences (P, seq_weeks, 5), statics (P, len(STATIC_FEATURES))) float32 for pairs of this batch.
 

@@ -26,8 +26,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
+from pipeline.config import CustomerModelConfig
+from pipeline.errors import TrendrecError
+from pipeline.schemas import PURCHASES, WEEK
 from pipeline.store import Store
-from recsys.customers.config import DEFAULT_CONFIG, PURCHASES, WEEK, CustomerModelConfig, CustomerModelError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
+
+
+class CustomerModelError(TrendrecError):
+    """The customer model's inputs or saved files are not what it expects."""
 
 
 class NoCustomerHistoryError(CustomerModelError):
@@ -89,7 +95,7 @@ def open_store(root: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = DEFAULT_CONFIG,
+def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),
                    users: np.ndarray | None = None) -> Iterator[Histories]:
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}

@@ -22,9 +22,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from pipeline.config import CustomerModelConfig
 from recsys.customers.callbacks import RecallAtK
-from recsys.customers.config import DEFAULT_CONFIG, CustomerModelConfig, CustomerModelError
 from recsys.customers.features import SEQ_CHANNELS, STATIC_FEATURES
+from recsys.customers.histories import CustomerModelError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
 class LSTMRecommender:
     """Keras 3 model of next-week repurchase and discovery for (customer, item) pairs; see the module doc."""
 
-    def __init__(self, config: CustomerModelConfig = DEFAULT_CONFIG):
+    def __init__(self, config: CustomerModelConfig = CustomerModelConfig()):
         self.config = config
         self.model: keras.Model | None = None
         self.history: dict[str, list[float]] = {}

@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
+from pipeline.config import CustomerModelConfig
+from pipeline.schemas import LABEL, SCORE
 from pipeline.store import Store
 from recsys.customers.candidates import build_candidates
-from recsys.customers.config import DEFAULT_CONFIG, LABEL, SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
 from recsys.customers.histories import (
     NoCustomerHistoryError,
@@ -47,14 +48,14 @@ Trend = dict[str, float] | None
 
 
 def lstm_recommender(events: pd.DataFrame, cutoff: date, users: np.ndarray,
-                     cfg: CustomerModelConfig = DEFAULT_CONFIG, trend: Trend = None) -> pd.DataFrame:
+                     cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
     """[user_id, item_id, score], up to ``top_k`` rows per user, best first; events before ``cutoff`` only."""
     cutoff = _as_date(cutoff)
     return recommend(open_events(events), cutoff, users, cfg, trend, _run_dir(cfg.log_dir, cutoff))
 
 
 def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
-                           cfg: CustomerModelConfig = DEFAULT_CONFIG, trend: Trend = None) -> pd.DataFrame:
+                           cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
     """As lstm_recommender, reading the store's committed raw files (later events are filtered out).
 
     TensorBoard logs go to the store's runs/ unless ``log_dir`` is set.

@@ -71,3 +71,18 @@ def test_model_options_from_toml(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_customer_model_section_from_toml(tmp_path):
+    """[customers] configures the LSTMRecommender; its defaults live in pipeline.config only."""
+    path = tmp_path / "c.toml"
+    path.write_text('[customers]\nunits = 32\ncell = "gru"\nn_candidates = 50\n')
+    cfg = load_config(path)
+    assert (cfg.customers.units, cfg.customers.cell, cfg.customers.n_candidates) == (32, "gru", 50)
+    assert cfg.customers.lookback_weeks == 52 and cfg.to_dict()["customers"]["units"] == 32
+    path.write_text('[customers]\ncell = "peephole"\n')
+    with pytest.raises(ConfigError, match="customers.cell"):
+        load_config(path)
+    path.write_text('[customers]\nunknown_key = 1\n')
+    with pytest.raises(ConfigError, match="customers: unknown key"):
+        load_config(path)

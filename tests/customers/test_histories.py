@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys.customers.config import PURCHASES, WEEK, CustomerModelConfig, CustomerModelError
+from pipeline.config import CustomerModelConfig
+from pipeline.schemas import PURCHASES, WEEK
 from recsys.customers.histories import (
+    CustomerModelError,
     GuestOnlyLogError,
     NoCustomerHistoryError,
     iter_histories,

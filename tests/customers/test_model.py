@@ -8,9 +8,10 @@ import keras
 import numpy as np
 import pytest
 
+from pipeline.config import ConfigError, CustomerModelConfig
 from recsys.customers.callbacks import recall_at_k
-from recsys.customers.config import CustomerModelConfig, CustomerModelError
 from recsys.customers.features import SEQ_CHANNELS, STATIC_FEATURES
+from recsys.customers.histories import CustomerModelError
 from recsys.customers.model import CONFIG_FILE, MODEL_FILE, LSTMRecommender
 
 TINY = CustomerModelConfig(lookback_weeks=8, seq_weeks=4, recent_weeks=2, units=4, dense_units=8, epochs=1,
@@ -41,7 +42,7 @@ def test_recurrent_layer_keeps_fused_cudnn_settings(cell):
 
 
 def test_bad_cell_is_refused():
-    with pytest.raises(CustomerModelError, match="cell"):
+    with pytest.raises(ConfigError, match="cell"):
         CustomerModelConfig(cell="peephole")
 
 

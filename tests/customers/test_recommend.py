@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.config import Config, IngestConfig
+from pipeline.config import Config, CustomerModelConfig, IngestConfig
 from pipeline.ingest.ingest import run_ingest
+from pipeline.schemas import SCORE
 from pipeline.store import Store
 from recsys.customers.candidates import build_candidates
-from recsys.customers.config import SCORE, CustomerModelConfig
 from recsys.customers.features import build_features
 from recsys.customers.histories import iter_histories, open_events, open_store
 from recsys.customers.recommend import labelled_pairs, lstm_recommender
