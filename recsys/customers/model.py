@@ -98,8 +98,15 @@ class LSTMRecommender:
         """Buy probabilities of the pairs, ``score_batch`` pairs per step (memory bounded by the batch)."""
         if self.model is None:
             raise CustomerModelError("score() before fit() or load()")
-        out = self.model.predict([seq, static], batch_size=self.config.score_batch, verbose=0)
-        return out.reshape(-1)
+        step, n = self.config.score_batch, len(seq)
+        out = np.empty(n, dtype=np.float32)
+        for start in range(0, n, step):
+            chunk = [seq[start:start + step], static[start:start + step]]
+            size = len(chunk[0])
+            if size < step:  # pad the last chunk: one input shape, so the predict step is traced once
+                chunk = [np.concatenate([c, np.zeros((step - size, *c.shape[1:]), c.dtype)]) for c in chunk]
+            out[start:start + size] = np.asarray(self.model.predict_on_batch(chunk)).reshape(-1)[:size]
+        return out
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
