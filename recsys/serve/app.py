@@ -10,6 +10,8 @@ request order, unknown or missing segments are neutral, every candidate comes ba
                 -> {"user_id", "model_version", "weight",
                     "items": [{"item_id", "trend", "final_score", "rank"}, ...]}   # best first
     GET  /health -> {"status": "ok", "model_version": "v0003", "segments": 14, "reload_error": null}
+                    # "degraded" (200) while production's version cannot be loaded and an older one
+                    # still serves; "no_model" (503) before the first push
 
 Bad input is answered with a 4xx and a reason: 422 (schema: missing field, non-finite score,
 weight outside [0, 1]), 413 (body over ``max_request_bytes`` or more than ``max_request_candidates``
@@ -140,7 +142,9 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     @app.get("/health", response_model=Health)
     async def health() -> Response:
         state.refresh()
-        body = {"status": "ok" if state.version else "no_model", "model_version": state.version,
+        # "degraded": still serving the last good version because production's could not be loaded
+        status = "no_model" if not state.version else "degraded" if state.reload_error else "ok"
+        body = {"status": status, "model_version": state.version,
                 "segments": len(state.trends), "reload_error": state.reload_error}
         return JSONResponse(body, status_code=200 if state.version else 503)
 

@@ -43,7 +43,7 @@ class RerankResponse(TypedDict):
 
 
 class Health(TypedDict):
-    status: str
+    status: str  # ok | degraded (an older version serves: production cannot be loaded) | no_model
     model_version: str | None
     segments: int
     reload_error: str | None

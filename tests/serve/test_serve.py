@@ -114,6 +114,7 @@ def test_hot_reload_and_a_broken_version_keeps_serving(client, store, small_conf
     assert registry.read_production(store) == {"version": "v0003", "history": ["v0001", "v0002"]}
     health = client.get("/health").json()
     assert health["model_version"] == "v0002" and "v0003" in health["reload_error"]
+    assert health["status"] == "degraded"  # not "ok": production is v0003, and it is not what serves
     assert client.post("/rerank", json={"candidates": LIST[:2]}).json()["model_version"] == "v0002"
 
 
