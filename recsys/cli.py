@@ -4,7 +4,7 @@ A subcommand is a ``Command``: a help line, a function adding its arguments, and
 ``(config, args) -> dict`` that calls exactly one stage. The shell adds ``--config``, ``--store``,
 ``--json`` and ``-v`` to each, prints a short human summary (or exactly one JSON object on stdout
 with ``--json``), and turns expected failures (``TrendrecError``) into a one-line reason on stderr
-and exit code 1. Stage modules are imported when their command runs, so ``--help`` stays fast.
+and exit code 1 (with ``--json``, stdout then carries ``{"error": ..., "stage": ...}``). Stage modules are imported when their command runs, so ``--help`` stays fast.
 
     trendrec demo                       # every stage in-process on the bundled data
     trendrec ingest data/demo/online_retail.parquet --json
@@ -311,6 +311,8 @@ def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
             summary = command.run(cfg, args)
     except TrendrecError as exc:
         print(f"trendrec {args.command}: error: {exc}", file=sys.stderr)
+        if args.json:  # a script reading stdout still gets exactly one object
+            print(json.dumps({"error": str(exc), "stage": args.command}))
         return 1
     except KeyboardInterrupt:
         print(f"trendrec {args.command}: interrupted", file=sys.stderr)

@@ -54,6 +54,15 @@ def test_expected_failure_is_one_line_without_traceback(workdir):
     assert "missing.csv" in out.stderr
 
 
+def test_expected_failure_with_json_is_one_error_object(workdir):
+    out = trendrec("ingest", workdir / "missing.csv", "--config", workdir / "c.toml", "--store", workdir / "s",
+                   "--json")
+    assert out.returncode == 1
+    error = json.loads(out.stdout)  # the whole of stdout is one JSON object, also on failure
+    assert error["stage"] == "ingest" and "missing.csv" in error["error"]
+    assert "Traceback" not in out.stderr
+
+
 def test_bad_config_is_reported(workdir):
     (workdir / "bad.toml").write_text("[model]\nunits = 'x'\n")
     out = trendrec("aggregate", "--config", workdir / "bad.toml", "--store", workdir / "s")
