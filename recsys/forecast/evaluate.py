@@ -54,7 +54,7 @@ def decide_blessing(model_mase: float | None, baseline_mase: float | None, produ
         return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
                       f"(margin {margin:g}) and production {production_mase:.4f}")
     return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
-                  f"(margin {margin:g}); no model in production")
+                  f"(margin {margin:g}); there was no production model to compare with")
 
 
 # --- run_evaluate: I/O around the pure parts ------------------------------------------------------

@@ -50,7 +50,7 @@ def store_status(cfg: Config) -> dict[str, Any]:
             "holdout_end": meta.get("holdout_end"),
             "model_metrics": _headline(metrics.get("model")),
             "seasonal_naive_metrics": _headline(metrics.get("seasonal_naive")),
-            "decision": meta.get("reason"),
+            "blessed_because": meta.get("reason"),  # the evaluation's reason, as it was at push time
         })
     status["versions"] = [m["version"] for m in registry.list_models(store)]
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"

@@ -129,3 +129,15 @@ def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(s
                                                           "movers"]
     assert out["notes"] == ["No production model yet: run `trendrec train`, `evaluate` and `push`."]
     assert "No production model yet" in Path(out["html"]).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_status_says_what_is_true_now(small_store):
+    """Production is named beside why it was blessed; the reason never claims there is no production model."""
+    from recsys.report.status import store_status
+
+    status = store_status(small_store)
+    assert status["production_version"] == "v0001" and status["versions"] == ["v0001"]
+    assert status["blessed_because"].startswith("candidate MASE")
+    assert "no model in production" not in status["blessed_because"]
+    assert "decision" not in status
