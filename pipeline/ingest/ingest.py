@@ -78,9 +78,14 @@ def _needed_columns(cfg: IngestConfig) -> dict[str, str]:
 
 
 def _check_columns(path: Path, names: list[str], cfg: IngestConfig) -> None:
-    absent = [f"{col!r} (for {field})" for field, col in _needed_columns(cfg).items() if col not in names]
+    needed = _needed_columns(cfg)
+    absent = [f"{col!r} (for {field})" for field, col in needed.items() if col not in names]
     if absent:
-        raise IngestError(f"{path}: column {', '.join(absent)} not found; the file has {names}")
+        optional = [f for f in (schemas.QUANTITY, schemas.PRICE) if f in needed and needed[f] not in names]
+        hint = (f"; a log without {' / '.join(optional)} can leave it out of [ingest.columns]: every row "
+                f"then gets {' / '.join(f'{f}_default' for f in optional)}") if optional else ""
+        raise IngestError(f"{path}: column {', '.join(absent)} not found; the file has {names}. "
+                          f"Map the file's own names in [ingest.columns] (field = \"column\"){hint}")
 
 
 class _Staging:

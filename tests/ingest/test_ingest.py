@@ -100,8 +100,10 @@ def test_reingest_adds_nothing(cfg, events_csv):
 def test_missing_column_fails_naming_file_and_column_and_writes_nothing(cfg, tmp_path):
     path = tmp_path / "no_price.csv"
     path.write_text("ts,item,qty,customer,invoice,desc\n2024-03-01 10:00:00,A1,2,u1,i1,MUG\n")
-    with pytest.raises(IngestError, match=r"no_price\.csv: column 'price' \(for price\) not found"):
+    with pytest.raises(IngestError, match=r"no_price\.csv: column 'price' \(for price\) not found") as err:
         run_ingest(cfg, path)
+    # the message says where to fix it: the mapping, or the default a shop without prices can use
+    assert "[ingest.columns]" in str(err.value) and "price_default" in str(err.value)
     assert Store(cfg.store).committed_raw_files() == []
     assert list(Store(cfg.store).quarantine.glob("*")) == []
 
