@@ -35,7 +35,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, run from anywhere
@@ -116,19 +115,7 @@ EXTRA_ROWS = (("segments", "segments", "{:,}"), ("raw files", "raw_files", "{:,}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    harness.add_arguments(ap)
-    args = ap.parse_args()
-    harness.setup_logging()
-    work = args.data or Path(tempfile.mkdtemp(prefix="trendrec-aggregate-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        help_runs = harness.startup(args.trendrec, work, args.repeat)
-        results = {shape: harness.summarise(bench_shape(args, work, shape), help_runs) for shape in args.shapes}
-    finally:
-        if not args.data:
-            shutil.rmtree(work, ignore_errors=True)
-    harness.report("aggregate", "trendrec aggregate vs one DuckDB query", args, results, EXTRA_ROWS)
+    harness.main("aggregate", "trendrec aggregate vs one DuckDB query", __doc__.splitlines()[0], bench_shape, EXTRA_ROWS)
 
 
 if __name__ == "__main__":

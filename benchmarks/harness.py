@@ -204,3 +204,22 @@ def report(bench: str, title: str, args: argparse.Namespace, results: dict[str, 
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def main(bench: str, title: str, description: str, bench_shape, extra_rows=()) -> None:
+    """The shared command line: every shape of ``--shapes`` through ``bench_shape(args, work, shape)``."""
+    ap = argparse.ArgumentParser(description=description)
+    add_arguments(ap)
+    args = ap.parse_args()
+    setup_logging()
+    work = args.data or Path(tempfile.mkdtemp(prefix=f"trendrec-{bench}-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        help_runs = startup(args.trendrec, work, args.repeat)
+        results = {shape: summarise(bench_shape(args, work, shape), help_runs) for shape in args.shapes}
+    finally:
+        if not args.data:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+    report(bench, title, args, results, extra_rows)

@@ -33,7 +33,6 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling modules, run from anywhere
@@ -90,19 +89,7 @@ EXTRA_ROWS = (("CSV MB", "csv_mb", "{:,}"), ("rows accepted", "rows_accepted", "
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    harness.add_arguments(ap)
-    args = ap.parse_args()
-    harness.setup_logging()
-    work = args.data or Path(tempfile.mkdtemp(prefix="trendrec-ingest-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        help_runs = harness.startup(args.trendrec, work, args.repeat)
-        results = {shape: harness.summarise(bench_shape(args, work, shape), help_runs) for shape in args.shapes}
-    finally:
-        if not args.data:
-            shutil.rmtree(work, ignore_errors=True)
-    harness.report("ingest", "trendrec ingest vs a bare pyarrow CSV -> parquet copy", args, results, EXTRA_ROWS)
+    harness.main("ingest", "trendrec ingest vs a bare pyarrow CSV -> parquet copy", __doc__.splitlines()[0], bench_shape, EXTRA_ROWS)
 
 
 if __name__ == "__main__":
