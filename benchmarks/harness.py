@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -219,7 +220,5 @@ def main(bench: str, title: str, description: str, bench_shape, extra_rows=()) -
         results = {shape: summarise(bench_shape(args, work, shape), help_runs) for shape in args.shapes}
     finally:
         if not args.data:
-            import shutil
-
             shutil.rmtree(work, ignore_errors=True)
     report(bench, title, args, results, extra_rows)

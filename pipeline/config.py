@@ -148,9 +148,9 @@ class CustomerModelConfig:
         if self.cell not in CUSTOMER_CELLS:
             raise ConfigError(f"customers.cell must be one of {CUSTOMER_CELLS}, got {self.cell!r}")
         if not 1 <= self.seq_weeks <= self.lookback_weeks:
-            raise ConfigError(f"seq_weeks must be in [1, lookback_weeks], got {self.seq_weeks}")
+            raise ConfigError(f"customers.seq_weeks must be in [1, customers.lookback_weeks], got {self.seq_weeks}")
         if 2 * self.recent_weeks > self.lookback_weeks or self.train_weeks < 2:
-            raise ConfigError("need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
+            raise ConfigError("customers: need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

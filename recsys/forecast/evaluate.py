@@ -100,7 +100,7 @@ def _forecast_all(cfg: Config, candidate_dir: Path, store: Store, history: pd.Da
                   days: int) -> tuple[dict[str, pd.DataFrame], str | None]:
     """Forecasts of the candidate, seasonal naive and production (if any) from the same cutoff."""
     from recsys.forecast.forecaster import SegmentForecaster
-    from recsys.forecast.publish import load_production  # publish imports this stage's model: load lazily
+    from recsys.forecast.publish import load_production  # both load Keras: importing this module stays light
 
     target = cfg.model.target
     candidate = SegmentForecaster.load(candidate_dir)
