@@ -74,11 +74,11 @@ def customer_status(meta: dict[str, Any]) -> dict[str, Any]:
             "customers_scored": scores.get("customers"), "scored_for": scores.get("cutoff")}
 
 
-def ranking_status(store: Store) -> dict[str, Any] | None:
-    """Pooled Recall@10 / NDCG@10 per method of the last `trendrec evaluate-rerank`, or None."""
+def ranking_status(store: Store) -> dict[str, Any] | str:
+    """Pooled Recall@10 / NDCG@10 per method of the last `trendrec evaluate-rerank`, or what to run."""
     path = store.reranked / "evaluation.json"
     if not path.is_file():
-        return None
+        return "not evaluated yet: run `trendrec evaluate-rerank` (every method retrained at 6 weekly cut-offs)"
     result = read_json(path)
     pooled = result.get("pooled") or {}
     return {"cutoffs": len(result.get("cutoffs") or []),
