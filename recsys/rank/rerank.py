@@ -153,12 +153,12 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     if not path:
         raise RerankError("no candidate file: pass --candidates or set rerank.candidates in the config")
     path = Path(path)
-    target = store.inside(output) if output else store.reranked / f"{path.stem}.parquet"
+    target = store.output(output) if output is not None else store.reranked / f"{path.stem}.parquet"
     candidates = read_candidates(path)
     prod = registry.read_production(store)
     if prod is None:
         raise RerankError(f"no production model in {store.models}: run `trendrec push`")
-    trends = read_trends(registry.version_dir(store, prod["version"]) / registry.TREND_FILE)
+    trends = read_trends(registry.verify_version(store, prod["version"]) / registry.TREND_FILE)
     result = rerank(candidates, trends, cfg.rerank.weight)
     unchanged = rerank(candidates, trends, 0.0)  # the lists as base_score alone orders them
     moved = (result[s.ITEM_ID].to_numpy() != unchanged[s.ITEM_ID].to_numpy())
