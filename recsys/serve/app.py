@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import math
 import os
 import socket
 import threading
@@ -52,6 +51,7 @@ from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_trends
 from recsys import registry
 from recsys.serve.limits import BodyLimit
+from recsys.serve.timeouts import BodyTimeout, uvicorn_options
 from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse
 
 log = logging.getLogger(__name__)
@@ -104,14 +104,9 @@ class TrendState:
 
 
 def load_trends(store: Store, version: str) -> dict[str, float]:
-    """{segment: trend} from ``models/<version>/trend.parquet``, checked for finite values in [-1, 1]."""
-    path = registry.version_dir(store, version) / registry.TREND_FILE
-    table = read_trends(path)
-    trends = dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
-    bad = [seg for seg, t in trends.items() if not (math.isfinite(t) and -1.0 <= t <= 1.0)]
-    if bad or len(trends) != len(table):
-        raise ServeError(f"{path}: trend must be finite in [-1, 1] with one row per segment; bad: {bad[:5]}")
-    return trends
+    """{segment: trend} from the verified ``models/<version>/trend.parquet`` (read_trends checks it)."""
+    table = read_trends(registry.verify_version(store, version) / registry.TREND_FILE)
+    return dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
 
 
 def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float) -> list[RankedItem]:
@@ -134,8 +129,9 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     state.refresh()
     app = FastAPI(title="trendrec re-rank service", version="1",
                   description=(__doc__ or "").split("\n\n")[0])
-    app.state.trends, app.state.requests = state, 0
+    app.state.trends, app.state.requests, app.state.limits = state, 0, cfg.rerank
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(BodyTimeout, timeout=cfg.rerank.body_timeout)  # outermost: bounds BodyLimit's reads too
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = lambda: _openapi(app)
 
@@ -203,7 +199,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 def _server(app: FastAPI, host: str, port: int, log_level: str = "warning"):
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level))
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
+                                         **uvicorn_options(app.state.limits)))
 
 
 @contextlib.contextmanager
