@@ -8,7 +8,11 @@ files and JSON only and imports no model code: promote and rollback refuse a ver
 are missing or do not match their digests, before production.json is touched. ``models/production.json`` names the version in
 production plus the stack of earlier production versions, so ``rollback`` can step back. A version
 is assembled in ``models/.staging-vNNNN/`` and renamed into place whole, and production.json is
-replaced atomically last, so a failure at any step leaves production as it was.
+replaced atomically last, so a failure at any step leaves production as it was. The version moves in
+with a ``.pending-production`` marker, removed once production.json names it: a push killed between
+the two steps is finished by its re-run (an Airflow retry), and what it left in models/ is removed.
+Versions and their files are never symlinks, and their digests are checked again where a version is
+used (status, rerank, the service), cheaply: a file is re-hashed only when its size or mtime changed.
 
 After each push the registry keeps the newest K versions (``registry.keep_versions``, default 10;
 0 keeps all) plus production and every version on its rollback history; the history itself is
@@ -47,7 +51,7 @@ Assembler = Callable[[Path, str, dict[str, Any]], dict[str, Any]]
 VERSION_FILES = ("model.keras", "recommender.json", METADATA_FILE, TREND_FILE)
 # In a version directory while its push has not yet written production.json (see _finish_push).
 PENDING_FILE = ".pending-production"
-STALE_SECONDS = 60.0  # a models/ temp file or staging dir untouched this long belongs to a dead process
+STALE_SECONDS = 60.0  # a production.json temp file untouched this long belongs to a dead process
 
 
 class RegistryError(TrendrecError):
