@@ -108,6 +108,10 @@ class RerankConfig:
     customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413
     max_request_candidates: int = 10_000  # `trendrec serve`: longer lists get 413
+    header_timeout: float = 10.0  # `trendrec serve`: seconds to send a request's headers, else closed
+    body_timeout: float = 30.0  # `trendrec serve`: seconds to send a whole body, else 408
+    keep_alive: float = 5.0  # `trendrec serve`: idle seconds before a kept-alive connection is closed
+    max_connections: int = 1000  # `trendrec serve`: concurrent connections; requests beyond get 503
     eval_candidates: int = 50  # list length per user in `trendrec evaluate-rerank`
 
 

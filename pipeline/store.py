@@ -31,6 +31,7 @@ import datetime
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -39,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -49,6 +51,11 @@ from pipeline.errors import TrendrecError
 log = logging.getLogger(__name__)
 
 AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked")
+# Areas that only their own stage writes: a user-named output (--output) may never land in them.
+CONTROL_AREAS = ("raw", "quarantine", "aggregates", "models", "runs")
+# A user-given id that becomes a directory or file name (run id, tune id): no separator, no dot-dot.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+NAME_MAX = 200  # longest name accepted: 255 (most file systems) less room for a temporary-file affix
 DAILY_NAME = "daily.parquet"
 MONTH_WEEKDAY_NAME = "month_weekday.parquet"
 
@@ -118,11 +125,27 @@ class Store:
         return self.root / "report"
 
     def inside(self, path: str | os.PathLike) -> Path:
-        """Resolve ``path`` (relative paths against the root) and refuse anything outside the store."""
-        p = Path(path).expanduser()
+        """Resolve ``path`` (relative paths against the root, symlinks followed) and refuse anything
+        outside the store or with a name longer than NAME_MAX."""
+        p = check_names(Path(path).expanduser(), "path", NAME_MAX)
         p = (p if p.is_absolute() else self.root / p).resolve()
         if p != self.root and self.root not in p.parents:
-            raise StoreError(f"path {p} is outside the store {self.root}")
+            raise StoreError(f"path {p} is outside the store {self.root}; give a path inside it")
+        return p
+
+    def output(self, path: str | os.PathLike, what: str = "--output", directory: bool = False) -> Path:
+        """A user-named output file (or ``directory``): inside the store, below its root, not in one of
+        the CONTROL_AREAS, and a file where a file is wanted."""
+        p = self.inside(path)
+        if p == self.root:
+            raise StoreError(f"{what} {p} is the store itself; name a file or folder inside it, e.g. reranked/")
+        area = p.relative_to(self.root).parts[0]
+        if area in CONTROL_AREAS or area.startswith("."):
+            raise StoreError(f"{what} {p} is in the store's {area}/, which only trendrec itself writes; "
+                             f"write to reranked/ or another folder")
+        if p.exists() and p.is_dir() != directory:
+            raise StoreError(f"{what} {p} is {'a file' if directory else 'a directory'}; give a "
+                             f"{'folder' if directory else 'file'} name, e.g. {'report/' if directory else 'reranked/lists.parquet'}")
         return p
 
     def raw_partition(self, day: Any) -> Path:
@@ -137,6 +160,24 @@ class Store:
             meta = json.loads(commit.read_text(encoding="utf-8"))
             files.extend(self.raw / rel for rel in meta.get("files", []))
         return sorted(files)
+
+
+def check_names(path: str | os.PathLike, what: str, limit: int = 255) -> Path:
+    """``path``, refused in one line when one of its names is longer than ``limit`` characters
+    (the OS would answer ENAMETOOLONG from deep inside a stage)."""
+    long = [part for part in Path(path).parts if len(part) > limit]
+    if long:
+        raise StoreError(f"{what} {str(path)[:60]}...: a name of {len(long[0])} characters is longer than "
+                         f"{limit}; use a shorter name")
+    return Path(path)
+
+
+def safe_name(name: str, what: str) -> str:
+    """Refuse an id that would not be one plain file name (``../x``, ``a/b``, empty, too long)."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise StoreError(f"invalid {what} {str(name)[:80]!r}: use 1-128 letters, digits, '.', '_' or '-', "
+                         f"starting with a letter or digit")
+    return name
 
 
 def new_run_id() -> str:
@@ -227,11 +268,28 @@ def read_trends(path: str | os.PathLike) -> pd.DataFrame:
         raise StoreError(f"{path} not found: push a model first (`trendrec push`)")
     try:
         trends = pq.read_table(path).to_pandas()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise StoreError(f"{path} cannot be read (corrupt or truncated?): {exc}") from exc
+    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:  # what damaged bytes raise (fuzzed)
+        reason = " ".join(str(exc).split())[:200]
+        raise StoreError(f"{path} cannot be read (corrupt or truncated?): {reason}; push the model again") from exc
+    return check_trends(trends, path)
+
+
+def check_trends(trends: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """The one check of a trend table, for batch re-ranking and the service alike: the segment and
+    trend columns, one row per segment, every trend a finite number in [-1, 1]."""
     missing = [c for c in (s.SEGMENT, s.TREND) if c not in trends]
     if missing:
-        raise StoreError(f"{path}: missing column(s) {', '.join(missing)}")
+        raise StoreError(f"{path}: missing column(s) {', '.join(missing)}; push the model again")
+    trend = pd.to_numeric(trends[s.TREND], errors="coerce").to_numpy(float)
+    bad = ~(np.isfinite(trend) & (np.abs(trend) <= 1.0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise StoreError(f"{path}: row {row + 1} (segment {trends[s.SEGMENT].iloc[row]!r}) has trend "
+                         f"{trends[s.TREND].iloc[row]!r}; expected a finite number in [-1, 1]: push the model again")
+    dup = trends[s.SEGMENT].astype(str).duplicated()
+    if dup.any():
+        raise StoreError(f"{path}: segment {trends[s.SEGMENT][dup].iloc[0]!r} appears more than once; "
+                         f"push the model again")
     return trends
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from pipeline.config import ENV_CONFIG, ENV_STORE, Config, load_config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store
+from pipeline.store import Store, check_names
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +318,7 @@ def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter off the terminal
     command = commands[args.command]
     try:
+        _check_path_arguments(args)
         cfg = load_config(args.config, store=args.store)
         # With --json, stdout carries exactly one JSON object: anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
@@ -335,6 +336,19 @@ def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
     else:
         print(format_summary(f"trendrec {args.command}: {command.title or 'done'}", summary))
     return 0
+
+
+PATH_ARGUMENTS = ("config", "store", "source", "candidate", "candidates", "output")  # names checked up front
+
+
+def _check_path_arguments(args: argparse.Namespace) -> None:
+    """Refuse an empty --store (it would silently mean the default one) and over-long path names."""
+    if args.store is not None and not args.store.strip():
+        raise TrendrecError("--store is empty: give the store directory, or leave --store out to use "
+                            "$TRENDREC_STORE or the config's")
+    for name in PATH_ARGUMENTS:
+        if getattr(args, name, None):
+            check_names(getattr(args, name), f"--{name}" if name not in ("source", "candidate") else name)
 
 
 def main(argv: list[str] | None = None) -> int:

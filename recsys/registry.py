@@ -8,7 +8,11 @@ files and JSON only and imports no model code: promote and rollback refuse a ver
 are missing or do not match their digests, before production.json is touched. ``models/production.json`` names the version in
 production plus the stack of earlier production versions, so ``rollback`` can step back. A version
 is assembled in ``models/.staging-vNNNN/`` and renamed into place whole, and production.json is
-replaced atomically last, so a failure at any step leaves production as it was.
+replaced atomically last, so a failure at any step leaves production as it was. The version moves in
+with a ``.pending-production`` marker, removed once production.json names it: a push killed between
+the two steps is finished by its re-run (an Airflow retry), and what it left in models/ is removed.
+Versions and their files are never symlinks, and their digests are checked again where a version is
+used (status, rerank, the service), cheaply: a file is re-hashed only when its size or mtime changed.
 
 After each push the registry keeps the newest K versions (``registry.keep_versions``, default 10;
 0 keeps all) plus production and every version on its rollback history; the history itself is
@@ -24,6 +28,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +49,9 @@ FILES_KEY = "files"  # metadata.json: {relative path: sha256} of every other fil
 Assembler = Callable[[Path, str, dict[str, Any]], dict[str, Any]]
 # What a loadable version must contain; checked before anything is loaded or promoted.
 VERSION_FILES = ("model.keras", "recommender.json", METADATA_FILE, TREND_FILE)
+# In a version directory while its push has not yet written production.json (see _finish_push).
+PENDING_FILE = ".pending-production"
+STALE_SECONDS = 60.0  # a production.json temp file untouched this long belongs to a dead process
 
 
 class RegistryError(TrendrecError):
@@ -66,7 +74,8 @@ def versions(store: Store | str | os.PathLike) -> list[str]:
     models = _store(store).models
     if not models.is_dir():
         return []
-    names = [p.name for p in models.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+    names = [p.name for p in models.iterdir()
+             if VERSION_RE.match(p.name) and p.is_dir() and not p.is_symlink()]  # the registry makes no links
     return sorted(names, key=lambda v: int(v[1:]))
 
 
@@ -75,10 +84,21 @@ def version_dir(store: Store | str | os.PathLike, version: str) -> Path:
     path = _store(store).models / check_version(version)
     if not path.is_dir():
         raise RegistryError(f"model version {version} not found: {path} does not exist")
+    _contained(path, path, version)
     missing = [name for name in VERSION_FILES if not (path / name).is_file()]
     if missing:
         raise RegistryError(f"model version {version} at {path} is incomplete: missing {', '.join(missing)}")
+    for name in VERSION_FILES:
+        _contained(path, path / name, version)
     return path
+
+
+def _contained(version_path: Path, file: Path, version: str) -> None:
+    """Refuse a version directory or file that is, or resolves through, a symlink out of the version."""
+    real = version_path.parent.resolve() / version_path.name
+    if version_path.is_symlink() or (file != version_path and real not in file.resolve().parents):
+        raise RegistryError(f"model version {version}: {file} is a symlink out of {real}; the registry "
+                            f"never makes links: remove it or push again")
 
 
 def verify_version(store: Store | str | os.PathLike, version: str) -> Path:
@@ -87,18 +107,42 @@ def verify_version(store: Store | str | os.PathLike, version: str) -> Path:
     Versions pushed before digests were recorded have no list and are checked for completeness only.
     """
     path = version_dir(store, version)
-    try:
-        digests = read_json(path / METADATA_FILE).get(FILES_KEY) or {}
-    except (ValueError, AttributeError) as exc:
-        raise RegistryError(f"model version {version} at {path} cannot be loaded: "
-                            f"{METADATA_FILE} is malformed ({exc})") from exc
+    digests = read_metadata(path).get(FILES_KEY) or {}
+    if not isinstance(digests, dict):
+        raise RegistryError(f"{path / METADATA_FILE}: '{FILES_KEY}' is not a mapping; push the model again")
     for name, digest in sorted(digests.items()):
         file = path / name
-        if not file.is_file() or _sha256(file) != digest:
+        _contained(path, file, version)
+        if not file.is_file() or cached_sha256(file) != digest:
             log.error("model version %s: %s is missing or does not match its digest", version, file)
             raise RegistryError(f"model version {version} at {path} cannot be loaded: {name} is missing or "
                                 f"does not match the digest recorded at push (corrupt or truncated?)")
     return path
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """A version's metadata.json as a dict; RegistryError (one line) when it is not one."""
+    file = path / METADATA_FILE
+    try:
+        meta = read_json(file)
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise RegistryError(f"{file} cannot be read ({' '.join(str(exc).split())[:120]}); "
+                            f"push the model again or remove {path.name}") from exc
+    if not isinstance(meta, dict):
+        raise RegistryError(f"{file} is not a JSON object; push the model again or remove {path.name}")
+    return meta
+
+
+_DIGESTS: dict[tuple, str] = {}  # (path, inode, size, mtime_ns) -> sha256: a file is hashed once per change
+
+
+def cached_sha256(path: Path) -> str:
+    """_sha256(path), from a cache keyed by the file's identity, size and mtime (a stat, not a read)."""
+    st = os.stat(path)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _sha256(path)
+    return _DIGESTS[key]
 
 
 def _sha256(path: Path) -> str:
@@ -143,9 +187,8 @@ def list_models(store: Store | str | os.PathLike) -> list[dict[str, Any]]:
     prod = read_production(store)
     rows = []
     for version in versions(store):
-        meta_path = store.models / version / METADATA_FILE
-        meta = read_json(meta_path) if meta_path.is_file() else {}
-        metrics = meta.get("metrics", {})
+        meta = read_metadata(store.models / version) if (store.models / version / METADATA_FILE).is_file() else {}
+        metrics = meta.get("metrics") or {}
         rows.append({
             "version": version, "created_at": meta.get("created_at"),
             "mase": (metrics.get("model") or {}).get("mase"),
@@ -200,10 +243,10 @@ def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler) -> dict[st
     if not summary["blessed"]:
         log.info("not pushing %s: %s", candidate_dir, summary["reason"])
         return {"pushed": False, **summary}
+    clean_stale(store)
     existing = pushed_as(store, candidate_dir)
     if existing:
-        return {"pushed": False, **summary, "version": existing,
-                "reason": f"{candidate_dir} was already pushed as {existing}"}
+        return _finish_push(cfg, store, existing, summary)
     prod = read_production(store)
     current = prod["version"] if prod else None
     if evaluation.get("production_version") != current:
@@ -214,15 +257,60 @@ def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler) -> dict[st
     final, staging = store.models / version, store.models / f".staging-{version}"
     try:
         metadata = _assemble(store, candidate_dir, staging, version, evaluation, assemble)
+        (staging / PENDING_FILE).touch()  # moves in with the version: "production.json not written yet"
         os.rename(staging, final)  # fails if a concurrent push took the same number
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return _finish_push(cfg, store, version, summary) | {"segments": metadata.get("segments")}
+
+
+def _finish_push(cfg: Config, store: Store, version: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Make a just-renamed (or an interrupted push's) version production, unless that already happened.
+
+    A version still holding PENDING_FILE was renamed into place by a push that did not get to write
+    production.json: it becomes production now if production is still the version it replaced. A
+    version without the marker was pushed completely before (a re-run is a no-op).
+    """
+    pending = store.models / version / PENDING_FILE
+    if not pending.exists():
+        return {"pushed": False, **summary, "version": version,
+                "reason": f"{summary['candidate_dir']} was already pushed as {version}"}
+    prod = read_production(store)
+    current = prod["version"] if prod else None
+    replaced = read_metadata(store.models / version).get("replaced")
+    if current not in (version, replaced):
+        pending.unlink()
+        raise RegistryError(f"{version} was pushed but production moved from {replaced} to {current} before it "
+                            f"was promoted; promote it with `trendrec models promote {version}` if wanted")
     keep = keep_versions(cfg)
-    history = (prod["history"] + [current]) if prod else []
-    _write_production(store, version, history[-keep:] if keep > 0 else history)
-    log.info("pushed %s as %s", candidate_dir, version)
-    return {"pushed": True, **summary, "version": version, "model_dir": str(final),
-            "previous": current, "segments": metadata.get("segments"), "pruned": prune(store, keep)}
+    if current != version:
+        history = (prod["history"] + [current]) if prod else []
+        _write_production(store, version, history[-keep:] if keep > 0 else history)
+    pending.unlink()
+    log.info("pushed %s as %s", summary["candidate_dir"], version)
+    return {"pushed": True, **summary, "version": version, "model_dir": str(store.models / version),
+            "previous": current if current != version else replaced, "pruned": prune(store, keep)}
+
+
+def clean_stale(store: Store | str | os.PathLike, older_than: float = STALE_SECONDS) -> list[str]:
+    """Remove what a killed push, promote or prune left in models/: trash directories, staging
+    directories of a version number already taken, production.json temp files untouched for
+    ``older_than`` seconds (a live one exists for microseconds), so a concurrent push keeps its own."""
+    models, removed = _store(store).models, []
+    taken, cutoff = set(versions(store)), time.time() - older_than
+    for entry in models.glob(".*") if models.is_dir() else []:
+        name = entry.name
+        stale = name.startswith(".trash-") or (name.startswith(".staging-") and name[9:] in taken) or (
+            name.startswith(f".{PRODUCTION_FILE}.") and name.endswith(".tmp") and entry.lstat().st_mtime < cutoff)
+        if stale:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry.name)
+    if removed:
+        log.info("removed %s left by an interrupted push in %s", removed, models)
+    return removed
 
 
 def keep_versions(cfg: Config) -> int:
@@ -276,8 +364,8 @@ def _candidate_ref(store: Store, candidate_dir: Path) -> str:
 def pushed_as(store: Store, candidate_dir: Path) -> str | None:
     ref = _candidate_ref(store, candidate_dir)
     for version in versions(store):
-        meta_path = store.models / version / METADATA_FILE
-        if meta_path.is_file() and read_json(meta_path).get("candidate") == ref:
+        if (store.models / version / METADATA_FILE).is_file() and \
+                read_metadata(store.models / version).get("candidate") == ref:
             return version
     return None
 

@@ -22,6 +22,7 @@ from typing import Any
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.store import Store, read_json, write_json
+from recsys.forecast.evaluate import candidate_in_store
 from recsys.customers.histories import NoCustomerHistoryError, check_customers, open_store
 from recsys.customers.scores import CUSTOMERS_DIR
 
@@ -45,7 +46,7 @@ def train_customer_model(cfg: Config, candidate_dir: str | Path, run_id: str | N
 
     started = time.monotonic()
     store = Store(cfg.store)
-    out_dir = store.inside(candidate_dir) / CUSTOMERS_DIR
+    out_dir = candidate_in_store(store, candidate_dir) / CUSTOMERS_DIR
     if (out_dir / TRAIN_FILE).is_file():
         log.info("customer model in %s already trained; reusing it", out_dir)
         return read_json(out_dir / TRAIN_FILE) | {"reused": True}

@@ -26,7 +26,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, new_run_id, read_daily, write_json
+from pipeline.store import Store, new_run_id, read_daily, safe_name, write_json
 from recsys.forecast import metrics as fm
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,8 @@ def run_backtest(cfg: Config, *, cutoffs: int = 4, step: int | None = None,
                  run_id: str | None = None) -> dict[str, Any]:
     """Backtest on the store's daily table; the result goes to ``backtest/<run id>.json``."""
     store = Store(cfg.store)
+    run_id = safe_name(run_id, "run id") if run_id is not None else new_run_id()
     daily = read_daily(store)
-    run_id = run_id or new_run_id()
     days = default_cutoffs(daily[s.DATE].max(), cfg.model.horizon, cutoffs, step or cfg.model.horizon)
     log.info("backtest %s: %d cut-offs %s..%s, horizon %d", run_id, len(days), days[0], days[-1],
              cfg.model.horizon)

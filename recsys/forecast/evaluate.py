@@ -26,6 +26,7 @@ from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_daily, read_json, write_json
 from recsys import registry
 from recsys.forecast import metrics as m
+from recsys.forecast.train import CANDIDATES
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,9 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     over the segments whose training series has a non-zero naive error. Non-finite values are
     reported as null so the summary stays strict JSON.
     """
-    candidate_dir = Path(candidate_dir)
-    cutoff = date.fromisoformat(str(_read_train(candidate_dir)["cutoff"]))
     store = Store(cfg.store)
+    candidate_dir = candidate_in_store(store, candidate_dir)
+    cutoff = date.fromisoformat(str(_read_train(candidate_dir)["cutoff"]))
     pushed = registry.pushed_as(store, candidate_dir)
     if pushed and (candidate_dir / "evaluation.json").is_file():
         # Its evaluation is part of version `pushed`'s record; a re-run (same DAG date) must not rewrite it.
@@ -118,6 +119,16 @@ def _forecast_all(cfg: Config, candidate_dir: Path, store: Store, history: pd.Da
         return forecasts, production[1]["version"]
     forecasts["production"] = production[0].predict(history, cutoff)
     return forecasts, production[1]["version"]
+
+
+def candidate_in_store(store: Store, candidate_dir: str | Path) -> Path:
+    """The candidate directory, resolved; refused unless under models/candidates/ (evaluation.json is
+    written into it, so it must be neither outside the store nor a registry version)."""
+    path = store.inside(candidate_dir)
+    if store.models / CANDIDATES not in path.parents:
+        raise EvaluationError(f"candidate {path} is not under {store.models / CANDIDATES}: evaluate writes "
+                              f"evaluation.json into it; give a directory written by `trendrec train`")
+    return path
 
 
 def _read_train(candidate_dir: Path) -> dict[str, Any]:

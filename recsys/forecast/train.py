@@ -26,7 +26,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, new_run_id, read_daily, read_json, write_json
+from pipeline.store import Store, new_run_id, read_daily, read_json, safe_name, write_json
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
     """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory."""
     started = time.monotonic()
     store = Store(cfg.store)
-    run_id = run_id or new_run_id()
+    run_id = safe_name(run_id, "run id") if run_id is not None else new_run_id()
     daily = read_daily(store)
     cutoff = cutoff or daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)

@@ -32,7 +32,7 @@ import numpy as np
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, new_run_id, atomic_path, read_daily, write_json
+from pipeline.store import Store, new_run_id, atomic_path, read_daily, safe_name, write_json
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
         raise TuneError(f"--trials must be >= 1, got {trials}")
     started = time.monotonic()
     store = Store(cfg.store)
-    tune_id = tune_id or new_run_id()
+    tune_id = safe_name(tune_id, "tune id") if tune_id is not None else new_run_id()
     daily = read_daily(store)
     cutoff = daily[s.DATE].max() - datetime.timedelta(days=cfg.evaluate.holdout_days)
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)

@@ -99,7 +99,7 @@ def write_candidates(cfg: Config, *, as_of: str | date | None = None, users: int
                      recent_days: int = 28, output: str = "candidates/base.parquet") -> dict[str, Any]:
     """Build lists for a deterministic sample of ``users`` from the store's events, into ``output``."""
     store = Store(cfg.store)
-    target = store.inside(output)
+    target = store.output(output)
     events = read_events(store, EVENT_COLUMNS)
     day = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
     day = day or max(events[s.EVENT_DATE]) + timedelta(days=1)

@@ -24,6 +24,7 @@ from typing import Any
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.store import Store, read_events, read_json, write_json
+from recsys.forecast.evaluate import candidate_in_store
 from recsys.customers.scores import CUSTOMERS_DIR
 from recsys.rank.baselines import base, g_topfreq, p_topfreq
 from recsys.rank.protocol import run_protocol
@@ -39,7 +40,7 @@ METRIC = "recall@10"
 
 def judge_customer_model(cfg: Config, candidate_dir: str | Path, trained: dict[str, Any]) -> dict[str, Any]:
     """Bless the candidate's customer model when its validation Recall@10 beats every baseline's."""
-    out_dir = Store(cfg.store).inside(candidate_dir) / CUSTOMERS_DIR
+    out_dir = candidate_in_store(Store(cfg.store), candidate_dir) / CUSTOMERS_DIR
     if (out_dir / EVALUATION_FILE).is_file():
         return read_json(out_dir / EVALUATION_FILE)
     if not trained.get("trained"):

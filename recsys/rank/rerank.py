@@ -171,12 +171,12 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     if not path:
         raise RerankError("no candidate file: pass --candidates or set rerank.candidates in the config")
     path = Path(path)
-    target = store.inside(output) if output else store.reranked / f"{path.stem}.parquet"
+    target = store.output(output) if output is not None else store.reranked / f"{path.stem}.parquet"
     candidates = read_candidates(path)
     prod = registry.read_production(store)
     if prod is None:
         raise RerankError(f"no production model in {store.models}: run `trendrec push`")
-    version_dir = registry.version_dir(store, prod["version"])
+    version_dir = registry.verify_version(store, prod["version"])
     trends = read_trends(version_dir / registry.TREND_FILE)
     scores = customer_scores(cfg, store, version_dir, candidates)
     result = rerank(candidates, trends, cfg.rerank.weight, scores, cfg.rerank.customer_weight)

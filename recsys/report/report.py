@@ -295,7 +295,7 @@ def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:
     from recsys.report import plots
 
     store = Store(cfg.store)
-    folder = store.inside(output) if output else store.report
+    folder = store.output(output, directory=True) if output is not None else store.report
     figures, tables, notes = report_figures(cfg)
     images = {}
     for name, fig in figures.items():

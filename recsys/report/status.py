@@ -42,10 +42,11 @@ def store_status(cfg: Config) -> dict[str, Any]:
     status: dict[str, Any] = {"store": str(store.root), **_ingested(store),
                               "production_version": prod and prod["version"]}
     if prod:
-        meta = read_json(registry.version_dir(store, prod["version"]) / registry.METADATA_FILE)
-        metrics = meta.get("metrics", {})
+        model_dir = registry.verify_version(store, prod["version"])  # files as pushed, or a one-line error
+        meta = registry.read_metadata(model_dir)
+        metrics = meta.get("metrics") or {}
         status.update({
-            "model_dir": str(registry.version_dir(store, prod["version"])),
+            "model_dir": str(model_dir),
             "trained_until": meta.get("cutoff"),
             "holdout_end": meta.get("holdout_end"),
             "model_metrics": _headline(metrics.get("model")),

@@ -60,6 +60,7 @@ from recsys.customers.scores import SCORES_FILE, ScoreIndex
 from recsys.rank.blend import SIGNALS, blend_one
 from recsys.serve.limits import BodyLimit
 from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownSegments
+from recsys.serve.timeouts import BodyTimeout, uvicorn_options
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +116,14 @@ class TrendState:
 
 
 def load_trends(store: Store, version: str) -> dict[str, float]:
-    """{segment: trend} from ``models/<version>/trend.parquet``, checked for finite values in [-1, 1]."""
-    path = registry.version_dir(store, version) / registry.TREND_FILE
-    table = read_trends(path)
-    trends = dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
-    bad = [seg for seg, t in trends.items() if not (math.isfinite(t) and -1.0 <= t <= 1.0)]
-    if bad or len(trends) != len(table):
-        raise ServeError(f"{path}: trend must be finite in [-1, 1] with one row per segment; bad: {bad[:5]}")
-    return trends
+    """{segment: trend} from the verified ``models/<version>/trend.parquet`` (read_trends checks it)."""
+    table = read_trends(registry.verify_version(store, version) / registry.TREND_FILE)
+    return dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
 
 
 def load_scores(store: Store, version: str) -> ScoreIndex:
     """The version's push-time customer scores, or an empty index when it has no customer model."""
-    path = registry.version_dir(store, version) / SCORES_FILE
+    path = registry.verify_version(store, version) / SCORES_FILE
     return ScoreIndex.load(path) if path.is_file() else EMPTY_SCORES
 
 
@@ -161,8 +157,9 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     state.refresh()
     app = FastAPI(title="trendrec re-rank service", version="1",
                   description=(__doc__ or "").split("\n\n")[0])
-    app.state.trends, app.state.requests = state, 0
+    app.state.trends, app.state.requests, app.state.limits = state, 0, cfg.rerank
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(BodyTimeout, timeout=cfg.rerank.body_timeout)  # outermost: bounds BodyLimit's reads too
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.openapi = lambda: _openapi(app)
 
@@ -248,7 +245,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 def _server(app: FastAPI, host: str, port: int, log_level: str = "warning"):
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level))
+    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, access_log=False, log_level=log_level,
+                                         **uvicorn_options(app.state.limits)))
 
 
 @contextlib.contextmanager

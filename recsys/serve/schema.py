@@ -1,7 +1,7 @@
 """The re-rank service's wire format: request and response types, also its OpenAPI schema.
 
-Every field is bounded (ids at most 256 characters, finite scores, a weight in [0, 1]) and unknown
-fields are refused, so a request is validated completely before any work is done.
+Every field is bounded (ids at most 256 characters, finite scores, a weight in [0, 1]), numbers must
+be JSON numbers (no booleans or numeric strings) and unknown fields are refused, so a request is validated completely before any work is done.
 
     python -c "from recsys.serve.schema import REQUEST; print(REQUEST.validate_json(b'{\"candidates\": []}'))"
 """
@@ -18,13 +18,14 @@ from typing_extensions import Annotated, NotRequired, TypedDict
 class Candidate(TypedDict):
     item_id: Annotated[str, Field(min_length=1, max_length=256, description="returned unchanged")]
     segment: NotRequired[Annotated[str | None, Field(max_length=256, description="absent/unknown = neutral")]]
-    base_score: Annotated[float, Field(allow_inf_nan=False, description="upstream score, higher is better")]
+    # strict: true or "0.5" are refused (422), not read as 1.0 / 0.5; integers stay numbers
+    base_score: Annotated[float, Field(strict=True, allow_inf_nan=False, description="upstream score, higher is better")]
 
 
 @with_config(ConfigDict(extra="forbid"))
 class RerankRequest(TypedDict):
     user_id: NotRequired[Annotated[str | None, Field(max_length=256, description="echoed back")]]
-    weight: NotRequired[Annotated[float | None, Field(ge=0.0, le=1.0, description="default rerank.weight")]]
+    weight: NotRequired[Annotated[float | None, Field(strict=True, ge=0.0, le=1.0, description="default rerank.weight")]]
     candidates: list[Candidate]
 
 

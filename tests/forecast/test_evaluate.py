@@ -120,8 +120,10 @@ def test_run_evaluate_end_to_end(tiny_store, trained_forecaster):
 
 @pytest.mark.slow
 def test_run_evaluate_needs_train_json_and_a_holdout(tiny_store, trained_forecaster, tmp_path):
+    empty = Store(tiny_store.store).models / "candidates" / "empty"
+    empty.mkdir(parents=True)
     with pytest.raises(ev.EvaluationError, match="train.json not found"):
-        ev.run_evaluate(tiny_store, tmp_path)
+        ev.run_evaluate(tiny_store, empty)
     cand = _candidate(tiny_store, trained_forecaster, date(2024, 5, 29))  # the last day: nothing after it
     with pytest.raises(ev.EvaluationError, match="at least 1 day"):
         ev.run_evaluate(tiny_store, cand)
