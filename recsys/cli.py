@@ -105,10 +105,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", help="name of the run (default: UTC time); also the TensorBoard run name")
 
 
+def _progress(line: str) -> None:
+    """Progress of a long stage, one line each, on stderr (stdout carries the summary or the JSON)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _run_train(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.forecast.train import run_train
 
-    return run_train(cfg, run_id=args.run_id)
+    return run_train(cfg, run_id=args.run_id, progress=_progress)
 
 
 def _tune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +126,7 @@ def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.forecast.tune import run_tune
 
     return run_tune(cfg, trials=args.trials, tune_id=args.tune_id, epochs=args.epochs,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+                    progress=_progress)
 
 
 def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:

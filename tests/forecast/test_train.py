@@ -118,3 +118,20 @@ def test_a_diverged_run_fails_and_leaves_no_candidate_to_evaluate_or_push(tiny_s
     candidates = Store(cfg.store).models / "candidates"
     assert not (candidates / "nan").exists()
     assert not [p for p in candidates.glob("*") if not p.name.startswith(".")]  # nothing committed
+
+
+@pytest.mark.slow
+def test_trendrec_train_prints_one_line_per_epoch_with_the_validation_loss(tiny_store, monkeypatch, capsys):
+    """Without -v: 'epoch n/N: ... val_loss ...' on stderr, no Keras progress bar; the summary on stdout."""
+    from recsys import cli
+
+    monkeypatch.setattr(cli, "load_config", lambda path, store=None: tiny_store)
+    assert cli.main(["train", "--run-id", "progress"]) == 0
+    out, err = capsys.readouterr()
+    epochs = read_json(Path(tiny_store.store) / "models" / "candidates" / "progress" / "train.json")["epochs_run"]
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == [f"epoch {i}/{tiny_store.model.epochs}"
+                                                      for i in range(1, epochs + 1)]
+    assert all(" val_loss " in line and " loss " in line for line in lines), lines
+    assert "step" not in err and "━" not in err  # no Keras progress bar
+    assert "epoch 1/" not in out and "trained a candidate" in out

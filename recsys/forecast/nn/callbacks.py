@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -34,8 +35,11 @@ HPARAM_METRICS = (("best_val_mae", None), ("best_val_loss", None), ("epoch_loss"
 
 
 def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
-                   backup_dir: Path | None = None, preview: dict | None = None) -> list:
+                   backup_dir: Path | None = None, preview: dict | None = None,
+                   progress: Callable[[str], None] | None = None, member: tuple[int, int] = (1, 1)) -> list:
     """The callback list of SegmentForecaster.fit, in the order Keras must run them.
+
+    ``progress`` gets one line per epoch from EpochLogger; ``member`` is (m, of M) of an ensemble.
 
     EarlyStopping comes before the image callback so the final image shows the restored best
     weights; BackupAndRestore comes last so a backup is written only after everything else ran.
@@ -43,7 +47,7 @@ def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_
     callbacks: list = [keras.callbacks.TerminateOnNaN(),
                        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                      restore_best_weights=True),
-                       EpochLogger()]
+                       EpochLogger(progress, member)]
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.ModelCheckpoint(Path(checkpoint_dir) / CHECKPOINT_FILE,
@@ -63,11 +67,17 @@ def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs every epoch's metrics and remembers the first epoch run (> 0 after a resume)."""
+    """Reports every epoch ("epoch 3/20: loss 0.41, val_loss 0.52") and remembers the first epoch run.
 
-    def __init__(self):
+    The line goes to ``progress`` when given (`trendrec train` prints it on stderr without -v, in
+    place of Keras' progress bar), else to the log at INFO. first_epoch is > 0 after a resume.
+    """
+
+    def __init__(self, progress: Callable[[str], None] | None = None, member: tuple[int, int] = (1, 1)):
         super().__init__()
         self.first_epoch: int | None = None
+        self.progress = progress
+        self.prefix = f"member {member[0]}/{member[1]} " if member[1] > 1 else ""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.first_epoch is None:
@@ -76,7 +86,12 @@ class EpochLogger(keras.callbacks.Callback):
                 log.info("resuming from the backup at epoch %d", epoch + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items()))
+        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
+        line = f"{self.prefix}epoch {epoch + 1}/{self.params.get('epochs', '?')}: {shown}"
+        if self.progress is not None:
+            self.progress(line)
+        else:
+            log.info("%s", line)
 
 
 def preview_windows(val: w.Windows, segments: list[str], scales: dict[str, float],
