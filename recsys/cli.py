@@ -288,7 +288,7 @@ def format_summary(title: str, summary: dict[str, Any]) -> str:
             inner = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
             lines.append(f"  {key}: {inner}")
         elif isinstance(value, list):
-            shown = ", ".join(_fmt(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
+            shown = ", ".join(_fmt(v) for v in value[:20]) + (" ..." if len(value) > 20 else "")
             lines.append(f"  {key}: {shown}")
         else:
             lines.append(f"  {key}: {_fmt(value)}")
