@@ -16,6 +16,8 @@ export TRENDREC_CONFIG ?= $(CURDIR)/trendrec.toml
 export TRENDREC_STORE ?= $(CURDIR)/trendrec-data
 export TRENDREC_LANDING ?= $(CURDIR)/landing
 AIRFLOW_PORT ?= 8080
+# Task runners call the API server's execution API; unset, they call localhost:8080 whatever --port says.
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://127.0.0.1:$(AIRFLOW_PORT)/execution/
 AIRFLOW_COMPONENTS := api-server scheduler dag-processor triggerer
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PATH := $(BIN):$(PATH)

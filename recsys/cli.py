@@ -101,10 +101,15 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", help="name of the run (default: UTC time); also the TensorBoard run name")
 
 
+def _progress(line: str) -> None:
+    """Progress of a long stage, one line each, on stderr (stdout carries the summary or the JSON)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _run_train(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.forecast.train import run_train
 
-    return run_train(cfg, run_id=args.run_id)
+    return run_train(cfg, run_id=args.run_id, progress=_progress)
 
 
 def _tune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +122,7 @@ def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.forecast.tune import run_tune
 
     return run_tune(cfg, trials=args.trials, tune_id=args.tune_id, epochs=args.epochs,
-                    progress=lambda line: print(line, file=sys.stderr, flush=True))
+                    progress=_progress)
 
 
 def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
@@ -296,7 +301,7 @@ def format_summary(title: str, summary: dict[str, Any]) -> str:
             inner = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
             lines.append(f"  {key}: {inner}")
         elif isinstance(value, list):
-            shown = ", ".join(_fmt(v) for v in value[:5]) + (" ..." if len(value) > 5 else "")
+            shown = ", ".join(_fmt(v) for v in value[:20]) + (" ..." if len(value) > 20 else "")
             lines.append(f"  {key}: {shown}")
         else:
             lines.append(f"  {key}: {_fmt(value)}")

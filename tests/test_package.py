@@ -93,3 +93,11 @@ def test_pip_install_into_a_fresh_virtualenv_gives_a_working_trendrec(tmp_path):
     imported = subprocess.run([str(python), "-c", code], **run)
     assert imported.returncode == 0, imported.stderr[-2000:]
     assert str(venv) in imported.stdout  # the installed copy, not the source tree
+
+
+def test_the_documented_commands_have_their_packages_in_the_lock():
+    """`jupyter lab notebooks/` (notebooks/README.md) and the offline /docs assets install from the lock."""
+    locked = {_name(line) for line in (ROOT / "requirements.txt").read_text().splitlines()
+              if line and not line.startswith((" ", "#"))}
+    assert {"jupyterlab", "fastapi-offline"} <= locked
+    assert "jupyterlab==" in "\n".join(_requirements_in()[1])  # a dev tool, not a runtime dependency

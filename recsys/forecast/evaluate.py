@@ -93,6 +93,7 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
         "metrics": overall, "per_segment": per_segment, "blessed": blessed, "reason": reason,
     }
     write_json(summary, candidate_dir / "evaluation.json")
+    _log_to_tensorboard(store, candidate_dir, overall, blessed)
     log.info("evaluated %s: %s", candidate_dir, reason)
     return summary
 
@@ -129,6 +130,15 @@ def candidate_in_store(store: Store, candidate_dir: str | Path) -> Path:
         raise EvaluationError(f"candidate {path} is not under {store.models / CANDIDATES}: evaluate writes "
                               f"evaluation.json into it; give a directory written by `trendrec train`")
     return path
+
+
+def _log_to_tensorboard(store: Store, candidate_dir: Path, overall: dict, blessed: bool) -> None:
+    """Add the hold-out metrics to the candidate's TensorBoard run (runs/<run id>/), when it has one."""
+    from recsys.forecast.nn.callbacks import write_holdout  # imports TensorFlow, loaded already here
+
+    run = store.runs / candidate_dir.name  # train names the candidate and its run after the run id
+    if run.is_dir():
+        write_holdout(run, overall, blessed)
 
 
 def _read_train(candidate_dir: Path) -> dict[str, Any]:

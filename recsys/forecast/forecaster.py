@@ -23,6 +23,7 @@ import datetime
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,8 @@ class SegmentForecaster:
         self.model: keras.Model | None = None
 
     def fit(self, daily: pd.DataFrame, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
-            backup_dir: Path | None = None, trial_id: str | None = None, verbose: int = 0) -> dict[str, Any]:
+            backup_dir: Path | None = None, trial_id: str | None = None, verbose: int = 0,
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         """Train on ``daily`` (the training part only); the last ``val_days`` dates drive early stopping.
 
         ``log_dir`` receives the TensorBoard logs and the HParams of this run (``trial_id`` names it,
@@ -73,6 +75,7 @@ class SegmentForecaster:
         backed-up epoch. fit() deletes the backup when it ends (callers remove it after committing).
         With ``ensemble`` > 1 each member trains with seed ``seed + m`` and logs, checkpoints and backs
         up in ``member_<m>/`` of those directories; the saved model averages the members' forecasts.
+        ``progress`` gets one line per epoch (else the epochs are logged at INFO).
 
         Returns ``{"history": {metric: [per epoch run now]}, "epochs_run" (including epochs before a
         resume), "initial_epoch" (0 unless resumed), "best_val_loss", "best_val_mae", "train_windows",
@@ -97,7 +100,8 @@ class SegmentForecaster:
             if exponents is not None:
                 model.get_layer(LEVEL_EXPONENT).set_weights([exponents[:, None]])
             callbacks = cb.make_callbacks(cfg, log_dir=sub(log_dir), checkpoint_dir=sub(checkpoint_dir),
-                                          backup_dir=sub(backup_dir), preview=preview)
+                                          backup_dir=sub(backup_dir), preview=preview, progress=progress,
+                                          member=(m + 1, cfg.ensemble))
             hist = model.fit(train.inputs(), train.y, validation_data=(val.inputs(), val.y), epochs=cfg.epochs,
                              batch_size=cfg.batch_size, shuffle=True, verbose=verbose, callbacks=callbacks)
             histories.append(_checked_history(hist.history))

@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,13 @@ class TrainError(TrendrecError):
     """The daily table is missing or leaves nothing to train on, or the candidate already exists."""
 
 
-def run_train(cfg: Config, *, run_id: str | None = None,
-              cutoff: datetime.date | None = None) -> dict[str, Any]:
-    """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory."""
+def run_train(cfg: Config, *, run_id: str | None = None, cutoff: datetime.date | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Fit on dates <= cutoff (default: last date - holdout_days) and write the candidate directory.
+
+    ``progress`` receives one line per epoch ("epoch 3/20: loss ..., val_loss ..."); `trendrec train`
+    prints them on stderr. Without it the epochs are logged at INFO.
+    """
     started = time.monotonic()
     store = Store(cfg.store)
     run_id = safe_name(run_id, "run id") if run_id is not None else new_run_id()
@@ -59,7 +64,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
         return _result(run_id, final, log_dir, store, read_json(final / "train.json"), started) | {"reused": True}
     log.info("run %s: training on %d rows, %s..%s; TensorBoard logs in %s",
              run_id, len(train), train[s.DATE].min(), cutoff, log_dir)
-    summary = _fit_and_commit(cfg, train, cutoff, final, log_dir, run_id)
+    summary = _fit_and_commit(cfg, train, cutoff, final, log_dir, run_id, progress)
     out = _result(run_id, final, log_dir, store, summary, started)
     log.info("run %s: candidate %s (%d epochs, best val_loss %.4g)", run_id, final,
              out["epochs_run"], out["best_val_loss"])
@@ -67,7 +72,7 @@ def run_train(cfg: Config, *, run_id: str | None = None,
 
 
 def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, final: Path, log_dir: Path,
-                    run_id: str) -> dict[str, Any]:
+                    run_id: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fit in a staging directory, rename it onto ``final``, then drop the resume backup."""
     from recsys.forecast.forecaster import SegmentForecaster
 
@@ -76,7 +81,7 @@ def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, fin
     try:
         recommender = SegmentForecaster(cfg.model)
         result = recommender.fit(train, log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
-                                 backup_dir=backup)
+                                 backup_dir=backup, progress=progress)
         shutil.rmtree(staging / "checkpoint", ignore_errors=True)  # the restored best weights are saved below
         recommender.save(staging)
         summary = _train_summary(result, train, cutoff, recommender.segments)

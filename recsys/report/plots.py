@@ -70,15 +70,41 @@ def plot_daily_trends(series: pd.DataFrame, measure: str, window: int) -> Figure
     return fig
 
 
-def plot_movers(movers: pd.DataFrame, days: int) -> Figure:
-    """Horizontal bars of each segment's change, last ``days`` days against the ``days`` before."""
+def plot_movers(movers: pd.DataFrame, days: int, measure: str = "sales") -> Figure:
+    """Horizontal bars of each segment's past change, last ``days`` days against the ``days`` before.
+
+    This looks back only; the trend scores re-ranking uses compare the model's forecast with the
+    recent days (plot_trend_scores), and the two can disagree.
+    """
     ordered = movers.sort_values("change")
     colors = np.where(ordered["change"] >= 0, "tab:green", "tab:red")
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(ordered) + 1.5), constrained_layout=True)
     ax.barh(ordered[s.SEGMENT], 100 * ordered["change"], color=colors)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel(f"change in the last {days} days vs the {days} before (%)")
-    ax.set_title("Rising and falling segments")
+    ax.set_xlabel(f"change of {measure} in the last {days} days vs the {days} before (%)")
+    ax.set_title(f"Past {measure}: last {days} days against the {days} before (not what re-ranking uses)")
+    return fig
+
+
+def plot_trend_scores(trends: pd.DataFrame) -> Figure:
+    """Horizontal bars of each segment's trend score in [-1, 1] exactly as trend.parquet holds it.
+
+    These are the scores re-ranking blends in; the quantile band (trend_low .. trend_high) is drawn
+    as an error bar when the model has one.
+    """
+    ordered = trends.sort_values(s.TREND, kind="mergesort")
+    values = ordered[s.TREND].to_numpy(float)
+    band = None
+    if {s.TREND_LOW, s.TREND_HIGH} <= set(ordered.columns):
+        band = np.vstack([values - ordered[s.TREND_LOW].to_numpy(float),
+                          ordered[s.TREND_HIGH].to_numpy(float) - values])
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(ordered) + 1.5), constrained_layout=True)
+    ax.barh(ordered[s.SEGMENT].astype(str), values, xerr=band,
+            color=np.where(values >= 0, "tab:green", "tab:red"), ecolor="0.3")
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlim(min(-0.05, float(values.min(initial=0)) * 1.2), max(0.05, float(values.max(initial=0)) * 1.2))
+    ax.set_xlabel("trend score: (forecast - recent) / (forecast + recent), next horizon vs last horizon days")
+    ax.set_title("Trend scores of the production model (what re-ranking uses)")
     return fig
 
 
@@ -137,14 +163,14 @@ def plot_segment_mase(per_segment: pd.DataFrame, title: str = "Hold-out MASE per
     return fig
 
 
-def plot_loss(history: dict[str, list[float]]) -> Figure:
-    """Training and validation loss per epoch of the production model's run."""
+def plot_loss(history: dict[str, list[float]], loss: str) -> Figure:
+    """Training and validation loss per epoch of the production model's run; ``loss`` names it."""
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     for key, label in (("loss", "training"), ("val_loss", "validation")):
         if history.get(key):
             ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", ms=3, label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("Huber loss (scaled target)")
+    ax.set_ylabel(f"{loss} loss (scaled target)")
     ax.set_title("Training curve of the production model")
     ax.legend()
     return fig
@@ -187,7 +213,9 @@ def plot_ranking(per_cutoff: pd.DataFrame) -> Figure:
 
 # --- the HTML page of `trendrec report` -------------------------------------------------------------
 _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily series and rolling trend",
-           "movers": "Rising and falling segments", "decomposition": "Seasonal decomposition",
+           "movers": "Past change per segment (looks back; not used by re-ranking)",
+           "trend_scores": "Trend scores that drive re-ranking (production's trend.parquet)",
+           "decomposition": "Seasonal decomposition",
            "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
            "ranking": "Next-basket evaluation: every method at every cut-off (pooled table below)",
@@ -210,7 +238,7 @@ def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
                      f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if name in ("rerank_examples", "ranking") and name in tables:
+        if name in ("rerank_examples", "ranking", "trend_scores") and name in tables:
             parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
         if name == "backtest_mase" and "backtest" in tables:  # the overall figures under the bars
             parts.append(tables["backtest"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))

@@ -20,9 +20,10 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, StoreError, atomic_path, read_daily, read_json, read_parquet
+from pipeline.store import Store, StoreError, atomic_path, read_daily, read_json, read_parquet, read_trends
 from recsys import registry
 from recsys.forecast.trends import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
+from recsys.report.status import store_status, status_lines
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,27 @@ def production_record(store: Store | str) -> dict[str, Any] | None:
         return None
     path = registry.version_dir(store, prod["version"])
     optional = {name: read_json(path / f"{name}.json") if (path / f"{name}.json").is_file() else {}
-                for name in ("evaluation", "train")}
+                for name in ("evaluation", "train", "recommender")}
     return {"version": prod["version"], "dir": path, "metadata": read_json(path / registry.METADATA_FILE),
             **optional}
+
+
+def loss_name(record: dict[str, Any]) -> str:
+    """The loss production was trained with, from its own config (recommender.json), for the loss plot."""
+    model = record["recommender"].get("config") or {}
+    if model.get("quantiles"):
+        return "pinball"
+    return str(model.get("loss", "huber"))  # files saved before the option existed: forecaster.PRE_BACKTEST_OPTIONS
+
+
+def trend_table(store: Store | str) -> pd.DataFrame:
+    """Production's trend.parquet, the scores re-ranking blends in, highest trend first."""
+    store = store if isinstance(store, Store) else Store(store)
+    prod = registry.read_production(store)
+    if prod is None:
+        raise ReportError(f"no production model in {store.models}: run `trendrec push` first")
+    trends = read_trends(registry.version_dir(store, prod["version"]) / registry.TREND_FILE)
+    return trends.sort_values(s.TREND, ascending=False, kind="mergesort").reset_index(drop=True)
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -236,7 +255,7 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
     matrices = month_weekday_matrices(load_month_weekday(store), measure)
     figures = {"month_weekday": plots.plot_month_weekday(matrices, measure),
                "daily_trends": plots.plot_daily_trends(rolling_trend(daily, measure), measure, 28),
-               "movers": plots.plot_movers(movers, 28)}
+               "movers": plots.plot_movers(movers, 28, measure)}
     top = movers[s.SEGMENT].iloc[0]
     figures["decomposition"] = plots.plot_decomposition(decompose(daily, top, measure), top, measure, 7)
     tables, notes = {"movers": movers}, []
@@ -254,15 +273,16 @@ def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
     from recsys.report import plots
 
     store, measure, meta = Store(cfg.store), cfg.model.target, record["metadata"]
-    notes.append(f"Production {record['version']}: trained until {meta.get('cutoff')}, hold-out to "
-                 f"{meta.get('holdout_end')}; {meta.get('reason')}.")
+    notes.extend(status_lines(store_status(cfg)))  # production now, its evaluation then, where it loses
     tables["metrics"] = metrics_table(meta.get("metrics") or {})
+    tables["trend_scores"] = trend_table(store)
+    figures["trend_scores"] = plots.plot_trend_scores(tables["trend_scores"])
     holdout = holdout_frame(cfg)
     figures["holdout"] = plots.plot_holdout(holdout, measure, quantile_band(holdout.columns))
     if record["evaluation"].get("per_segment"):
         figures["segment_mase"] = plots.plot_segment_mase(segment_mase(record["evaluation"]["per_segment"]))
     if record["train"].get("history"):
-        figures["loss"] = plots.plot_loss(record["train"]["history"])
+        figures["loss"] = plots.plot_loss(record["train"]["history"], loss_name(record))
     reranked = load_reranked(store)
     if reranked is not None:
         tables["rerank_examples"] = rerank_examples(reranked)

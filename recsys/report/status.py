@@ -1,7 +1,12 @@
 """What the store holds now: production model, its metrics beside the baseline's, where outputs are.
 
 ``store_status`` answers "what is in production, how good is it, where are the logs and the
-re-ranked lists": it is what `make demo` prints after the Airflow run.
+re-ranked lists": it is what `make demo` prints after the Airflow run. Two times are kept apart:
+``production_version`` is the pointer as it is now (models/production.json, moved by push, promote
+and rollback), while ``at_evaluation`` is what the evaluation said when that version was a candidate
+(the production it was compared with then, and why it was blessed). Every hold-out metric is shown
+for the model and the seasonal-naive baseline, with the metrics and the segments where the model
+loses (``compare_with_baseline``); ``status_lines`` turns that into the sentences the report prints.
 
     trendrec status
 """
@@ -9,6 +14,7 @@ re-ranked lists": it is what `make demo` prints after the Airflow run.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from pipeline.config import Config
@@ -17,11 +23,13 @@ from recsys import registry
 
 log = logging.getLogger(__name__)
 
-_HEADLINE = ("mase", "mae", "rmse", "smape", "r2")
+METRICS = ("mase", "mae", "rmse", "mape", "smape", "r2")  # every hold-out metric evaluate writes
+HIGHER_IS_BETTER = frozenset({"r2"})
+BASELINE = "seasonal_naive"
 
 
-def _headline(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    return None if metrics is None else {k: metrics.get(k) for k in _HEADLINE}
+def _metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if metrics is None else {k: metrics.get(k) for k in METRICS}
 
 
 def _ingested(store: Store) -> dict[str, int]:
@@ -35,23 +43,53 @@ def _ingested(store: Store) -> dict[str, int]:
     return totals
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _better(metric: str, model: float, baseline: float) -> bool:
+    return model > baseline if metric in HIGHER_IS_BETTER else model < baseline
+
+
+def compare_with_baseline(metrics: dict[str, Any], per_segment: dict[str, Any],
+                          baseline: str = BASELINE) -> dict[str, Any]:
+    """Where the model beats ``baseline`` and where it loses: per hold-out metric, and per segment on MASE.
+
+    A tie counts as neither. Per segment, MASE ranks the two forecasters as MAE does (same scale).
+    """
+    model, base = metrics.get("model") or {}, metrics.get(baseline) or {}
+    pairs = [(k, model.get(k), base.get(k)) for k in METRICS if _finite(model.get(k)) and _finite(base.get(k))]
+    segments = {seg: ((v.get("model") or {}).get("mase"), (v.get(baseline) or {}).get("mase"))
+                for seg, v in sorted(per_segment.items())}
+    segments = {seg: (a, b) for seg, (a, b) in segments.items() if _finite(a) and _finite(b)}
+    return {"model_beats_baseline_on": [k for k, a, b in pairs if _better(k, a, b)],
+            "model_loses_on": [k for k, a, b in pairs if _better(k, b, a)],
+            "segments_compared": len(segments),
+            "segments_model_wins": sum(a < b for a, b in segments.values()),
+            "segments_model_loses": [seg for seg, (a, b) in segments.items() if a > b]}
+
+
 def store_status(cfg: Config) -> dict[str, Any]:
-    """Production version with its hold-out metrics beside the baseline's, and where outputs are."""
+    """Production now, what its evaluation said then, every metric beside the baseline's, where outputs are."""
     store = Store(cfg.store)
     prod = registry.read_production(store)
     status: dict[str, Any] = {"store": str(store.root), **_ingested(store),
-                              "production_version": prod and prod["version"]}
+                              "production_version": prod and prod["version"]}  # now: models/production.json
     if prod:
         model_dir = registry.verify_version(store, prod["version"])  # files as pushed, or a one-line error
         meta = registry.read_metadata(model_dir)
+        evaluation = read_json(model_dir / "evaluation.json") if (model_dir / "evaluation.json").is_file() else {}
         metrics = meta.get("metrics") or {}
         status.update({
+            "production_history": prod["history"],
             "model_dir": str(model_dir),
             "trained_until": meta.get("cutoff"),
             "holdout_end": meta.get("holdout_end"),
-            "model_metrics": _headline(metrics.get("model")),
-            "seasonal_naive_metrics": _headline(metrics.get("seasonal_naive")),
-            "blessed_because": meta.get("reason"),  # the evaluation's reason, as it was at push time
+            "at_evaluation": {"pushed_at": meta.get("created_at"), "production_then": meta.get("replaced"),
+                              "blessed_because": meta.get("reason")},  # as it was then, not now
+            "model_metrics": _metrics(metrics.get("model")),
+            "seasonal_naive_metrics": _metrics(metrics.get(BASELINE)),
+            **compare_with_baseline(metrics, evaluation.get("per_segment") or {}),
         })
         status["customer_model"] = customer_status(meta)
     status["ranking"] = ranking_status(store)
@@ -85,3 +123,23 @@ def ranking_status(store: Store) -> dict[str, Any] | str:
     return {"cutoffs": len(result.get("cutoffs") or []),
             **{name: {k: row.get(k) for k in ("recall@10", "ndcg@10", "users")} for name, row in pooled.items()},
             "wins_over_best_baseline": result.get("wins_over_best_baseline")}
+
+
+def status_lines(status: dict[str, Any]) -> list[str]:
+    """The production part of ``store_status`` as sentences: now, then, and where the model loses."""
+    if not status.get("production_version"):
+        return []
+    then = status["at_evaluation"]
+    history = ", ".join(status["production_history"]) or "none"
+    lines = [f"Production now: {status['production_version']} (models/production.json; earlier: {history}), "
+             f"trained until {status['trained_until']}, hold-out to {status['holdout_end']}.",
+             f"At its evaluation (pushed {then['pushed_at']}; production then: {then['production_then'] or 'none'}):"
+             f" {then['blessed_because']}."]
+    wins, losses = status["model_beats_baseline_on"], status["model_loses_on"]
+    lines.append(f"Against seasonal naive on the hold-out: better on {', '.join(wins) or 'no metric'}; "
+                 f"worse on {', '.join(losses) or 'no metric'}.")
+    lost = status["segments_model_loses"]
+    lines.append(f"Segments (MASE): the model wins {status['segments_model_wins']} of "
+                 f"{status['segments_compared']} and loses {len(lost)}"
+                 + (f": {', '.join(lost)}." if lost else "."))
+    return lines

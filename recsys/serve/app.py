@@ -23,7 +23,9 @@ weight outside [0, 1]), 413 (body over ``max_request_bytes`` or more than ``max_
 candidates), 503 while no model is in production. The production model is picked up without a
 restart: every request stats ``models/production.json`` (microseconds) and reloads the trend table
 when the file changed; a version that cannot be read is logged and the previous one keeps serving.
-The OpenAPI schema is at /docs and /openapi.json. Binds 127.0.0.1 unless told otherwise.
+The OpenAPI schema is at /openapi.json, its pages at /docs and /redoc; their JavaScript and CSS come
+from the installed fastapi-offline package, so they render on a host without internet. Binds
+127.0.0.1 unless told otherwise.
 
     trendrec serve --port 8000 &
     curl -s localhost:8000/rerank -H 'content-type: application/json' \
@@ -48,6 +50,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from pydantic_core import to_json
 
@@ -155,8 +158,8 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     max_candidates = int(max_candidates or cfg.rerank.max_request_candidates)
     state = TrendState(Store(cfg.store))
     state.refresh()
-    app = FastAPI(title="trendrec re-rank service", version="1",
-                  description=(__doc__ or "").split("\n\n")[0])
+    app = FastAPIOffline(title="trendrec re-rank service", version="1",  # /docs assets: no CDN
+                         description=(__doc__ or "").split("\n\n")[0])
     app.state.trends, app.state.requests, app.state.limits = state, 0, cfg.rerank
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
     app.add_middleware(BodyTimeout, timeout=cfg.rerank.body_timeout)  # outermost: bounds BodyLimit's reads too

@@ -32,12 +32,12 @@ class BodyLimit:
         while more:
             message = await receive()
             if message["type"] != "http.request":
-                return await self.app(scope, _replay([message]), send)  # client went away
+                return await self.app(scope, _replay([message], receive), send)  # client went away
             chunks.append(message.get("body", b""))
             seen, more = seen + len(chunks[-1]), message.get("more_body", False)
             if seen > self.max_bytes:
                 return await self._refuse(send)
-        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks)}]), send)
+        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks)}], receive), send)
 
     async def _refuse(self, send) -> None:
         body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
@@ -46,7 +46,9 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _replay(messages: list[dict]):
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-    return receive
+def _replay(messages: list[dict], receive):
+    """``messages`` first, then the real channel: a streamed response (a static file) waits on it for
+    the client's disconnect, and a made-up disconnect would cut that response off mid-body."""
+    async def replayed():
+        return messages.pop(0) if messages else await receive()
+    return replayed

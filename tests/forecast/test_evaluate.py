@@ -94,10 +94,28 @@ def _candidate(cfg, recommender, cutoff):
 
 
 @pytest.mark.slow
-def test_run_evaluate_end_to_end(tiny_store, trained_forecaster):
+def test_run_evaluate_end_to_end(tiny_store, trained_forecaster, hparams_of_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    from recsys.forecast.nn.callbacks import write_hparams
+    from tests.conftest import SMALL_MODEL
+
     cutoff = date(2024, 5, 15)  # tiny_daily ends on May 29: 14 hold-out days, the model forecasts 7
     cand = _candidate(tiny_store, trained_forecaster, cutoff)
+    run = Store(tiny_store.store).runs / cand.name  # the candidate's TensorBoard run, as train leaves it
+    write_hparams(run, SMALL_MODEL)
     out = ev.run_evaluate(tiny_store, cand)
+    # the metrics that decide promotion, in the run's HParams session beside its hyper-parameters
+    acc = EventAccumulator(str(run), size_guidance={"tensors": 0})
+    acc.Reload()
+    scalars = {tag: float(tensor_util.make_ndarray(acc.Tensors(tag)[-1].tensor_proto))
+               for tag in acc.Tags()["tensors"] if tag.startswith("holdout_")}
+    assert scalars["holdout_mase"] == pytest.approx(out["metrics"]["model"]["mase"])
+    assert scalars["holdout_mae"] == pytest.approx(out["metrics"]["model"]["mae"])
+    assert scalars["holdout_seasonal_naive_mase"] == pytest.approx(out["metrics"]["seasonal_naive"]["mase"])
+    assert scalars["holdout_blessed"] == float(out["blessed"])
+    assert hparams_of_run(run)["units"] == SMALL_MODEL.units
     assert (out["cutoff"], out["holdout_start"], out["holdout_end"]) == ("2024-05-15", "2024-05-16",
                                                                          "2024-05-22")
     assert out["metrics"]["production"] is None and out["production_version"] is None

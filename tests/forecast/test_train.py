@@ -71,7 +71,8 @@ def test_run_train_logs_learning_rate_histograms_forecast_image_and_hparams(tiny
     final = images.Tensors("forecast_vs_actual")[-1]
     assert final.step == out["epochs_run"]  # the end-of-training image, after the last epoch
     width, height, png = tensor_util.make_ndarray(final.tensor_proto)[:3]
-    assert int(width) > 100 and int(height) > 100 and png[:4] == b"\x89PNG"
+    assert png[:4] == b"\x89PNG"
+    assert (int(width), int(height)) == (3 * 320, int(3.4 * 80))  # one 320 x 240 panel per segment (3)
     hparams = hparams_of_run(out["log_dir"])
     assert hparams["cell"] == "lstm" and hparams["units"] == tiny_store.model.units
     assert hparams["dropout"] == pytest.approx(tiny_store.model.dropout)
@@ -118,3 +119,48 @@ def test_a_diverged_run_fails_and_leaves_no_candidate_to_evaluate_or_push(tiny_s
     candidates = Store(cfg.store).models / "candidates"
     assert not (candidates / "nan").exists()
     assert not [p for p in candidates.glob("*") if not p.name.startswith(".")]  # nothing committed
+
+
+@pytest.mark.slow
+def test_trendrec_train_prints_one_line_per_epoch_with_the_validation_loss(tiny_store, monkeypatch, capsys):
+    """Without -v: 'epoch n/N: ... val_loss ...' on stderr, no Keras progress bar; the summary on stdout."""
+    from recsys import cli
+
+    monkeypatch.setattr(cli, "load_config", lambda path, store=None: tiny_store)
+    assert cli.main(["train", "--run-id", "progress"]) == 0
+    out, err = capsys.readouterr()
+    epochs = read_json(Path(tiny_store.store) / "models" / "candidates" / "progress" / "train.json")["epochs_run"]
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == [f"epoch {i}/{tiny_store.model.epochs}"
+                                                      for i in range(1, epochs + 1)]
+    assert all(" val_loss " in line and " loss " in line for line in lines), lines
+    assert "step" not in err and "━" not in err  # no Keras progress bar
+    assert "epoch 1/" not in out and "trained a candidate" in out
+
+
+def test_forecast_image_is_a_readable_grid_with_every_segment():
+    """14 segments: 4 rows of 4 panels of 320 x 240 px, none dropped (it drew the 4 biggest in one strip)."""
+    import io
+
+    from matplotlib.image import imread
+
+    from recsys.forecast.nn.callbacks import forecast_png, preview_windows
+
+    class FakeWindows:  # the part of windows.Windows that preview_windows reads
+        def __init__(self, segment):
+            self.segment, self.first_target = np.asarray(segment), np.arange(len(segment))
+            self.y = np.ones((len(segment), 7))
+
+        def subset(self, rows):
+            return FakeWindows(self.segment[rows])
+
+        def inputs(self):
+            return {"history": np.ones((len(self.segment), 14, 1))}
+
+    names = [f"seg{i:02d}" for i in range(14)]
+    scales = {name: float(i) for i, name in enumerate(names)}
+    preview = preview_windows(FakeWindows(np.repeat(np.arange(14), 2)), names, scales)
+    assert sorted(preview["names"]) == names and preview["names"][0] == "seg13"  # all, biggest first
+    png = forecast_png(preview, np.ones((14, 7)), "end of training")
+    height, width = imread(io.BytesIO(png)).shape[:2]
+    assert (width, height) == (4 * 320, int((4 * 3.0 + 0.4) * 80))

@@ -139,11 +139,95 @@ def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(s
 
 @pytest.mark.slow
 def test_status_says_what_is_true_now(small_store):
-    """Production is named beside why it was blessed; the reason never claims there is no production model."""
-    from recsys.report.status import store_status
+    """Production now, apart from what its evaluation said then; every metric beside the baseline's."""
+    from recsys.report.status import METRICS, status_lines, store_status
 
     status = store_status(small_store)
     assert status["production_version"] == "v0001" and status["versions"] == ["v0001"]
-    assert status["blessed_because"].startswith("candidate MASE")
-    assert "no model in production" not in status["blessed_because"]
-    assert "decision" not in status
+    assert status["production_history"] == []
+    then = status["at_evaluation"]
+    assert then["blessed_because"].startswith("candidate MASE") and then["production_then"] is None
+    assert "no model in production" not in then["blessed_because"]
+    assert "decision" not in status and "blessed_because" not in status
+    assert set(status["model_metrics"]) == set(status["seasonal_naive_metrics"]) == set(METRICS)
+    assert sorted(status["model_beats_baseline_on"] + status["model_loses_on"]) == sorted(
+        k for k in METRICS if status["model_metrics"][k] != status["seasonal_naive_metrics"][k])
+    assert status["segments_compared"] >= status["segments_model_wins"] + len(status["segments_model_loses"])
+    lines = status_lines(status)
+    assert lines[0].startswith("Production now: v0001") and "production then: none" in lines[1]
+    assert all(seg in lines[3] for seg in status["segments_model_loses"])
+
+
+def test_compare_with_baseline_names_the_metrics_and_segments_the_model_loses():
+    from recsys.report.status import compare_with_baseline
+
+    metrics = {"model": {"mase": 0.9, "mae": 12.0, "rmse": 20.0, "mape": None, "smape": 30.0, "r2": 0.5},
+               "seasonal_naive": {"mase": 1.0, "mae": 10.0, "rmse": 20.0, "mape": 40.0, "smape": 25.0, "r2": 0.4}}
+    per_segment = {"b": {"model": {"mase": 1.2}, "seasonal_naive": {"mase": 0.8}},
+                   "a": {"model": {"mase": 0.5}, "seasonal_naive": {"mase": 0.9}},
+                   "c": {"model": {"mase": 2.0}, "seasonal_naive": {"mase": 1.5}},
+                   "d": {"model": {"mase": None}, "seasonal_naive": {"mase": 1.0}}}
+    got = compare_with_baseline(metrics, per_segment)
+    # rmse ties (neither), mape is undefined for the model (not compared), r2: higher is better
+    assert got == {"model_beats_baseline_on": ["mase", "r2"], "model_loses_on": ["mae", "smape"],
+                   "segments_compared": 3, "segments_model_wins": 1, "segments_model_loses": ["b", "c"]}
+
+
+def test_status_lines_keep_production_now_apart_from_the_evaluation_then():
+    from recsys.report.status import status_lines
+
+    status = {"production_version": "v0003", "production_history": ["v0001"], "trained_until": "2011-11-01",
+              "holdout_end": "2011-11-29",
+              "at_evaluation": {"pushed_at": "2026-01-01T00:00:00+00:00", "production_then": None,
+                                "blessed_because": "candidate MASE 0.8 beats seasonal naive 0.9"},
+              "model_beats_baseline_on": ["mase"], "model_loses_on": ["mae", "mape"],
+              "segments_compared": 3, "segments_model_wins": 1, "segments_model_loses": ["b", "c"]}
+    lines = status_lines(status)
+    assert lines[0] == ("Production now: v0003 (models/production.json; earlier: v0001), trained until "
+                        "2011-11-01, hold-out to 2011-11-29.")
+    assert lines[1] == ("At its evaluation (pushed 2026-01-01T00:00:00+00:00; production then: none): "
+                        "candidate MASE 0.8 beats seasonal naive 0.9.")
+    assert lines[2] == "Against seasonal naive on the hold-out: better on mase; worse on mae, mape."
+    assert lines[3] == "Segments (MASE): the model wins 1 of 3 and loses 2: b, c."
+    assert status_lines({"production_version": None}) == []
+
+
+def test_plot_trend_scores_draws_the_table_values():
+    from recsys.report import plots
+
+    trends = pd.DataFrame({s.SEGMENT: ["lunch_boxes", "bags", "christmas"], s.TREND: [0.196, -0.05, 0.3]})
+    fig = plots.plot_trend_scores(trends)
+    bars = fig.axes[0].patches
+    drawn = {label.get_text(): bar.get_width() for label, bar in zip(fig.axes[0].get_yticklabels(), bars)}
+    assert drawn == pytest.approx({"bags": -0.05, "lunch_boxes": 0.196, "christmas": 0.3})
+
+
+def test_loss_plot_names_the_loss_the_model_was_trained_with():
+    from recsys.report import plots
+
+    record = {"recommender": {"config": {"loss": "mae", "quantiles": []}}}
+    assert report.loss_name(record) == "mae"
+    assert report.loss_name({"recommender": {"config": {"loss": "mae", "quantiles": [0.1, 0.5, 0.9]}}}) == "pinball"
+    assert report.loss_name({"recommender": {"config": {}}}) == "huber"  # saved before the option existed
+    fig = plots.plot_loss({"loss": [1.0, 0.8], "val_loss": [1.1, 0.9]}, report.loss_name(record))
+    assert fig.axes[0].get_ylabel() == "mae loss (scaled target)"
+
+
+@pytest.mark.slow
+def test_report_plots_the_trend_scores_reranking_uses_and_says_what_is_true_now(small_store):
+    from pipeline.store import Store, read_trends
+    from recsys import registry
+
+    store = Store(small_store.store)
+    version = registry.read_production(store)["version"]
+    table = read_trends(registry.version_dir(store, version) / registry.TREND_FILE)
+    figures, tables, notes = report.report_figures(small_store)
+    ax = figures["trend_scores"].axes[0]
+    drawn = {label.get_text(): bar.get_width() for label, bar in zip(ax.get_yticklabels(), ax.patches)}
+    assert drawn == pytest.approx(dict(zip(table[s.SEGMENT], table[s.TREND])))
+    loss = report.loss_name(report.production_record(store))
+    assert figures["loss"].axes[0].get_ylabel() == f"{loss} loss (scaled target)"
+    assert loss == small_store.model.loss
+    assert notes[0].startswith(f"Production now: {version}") and "production then: none" in notes[1]
+    assert not any("no model in production" in note for note in notes)
+    assert any(note.startswith("Against seasonal naive") for note in notes)

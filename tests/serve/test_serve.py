@@ -172,3 +172,19 @@ def test_the_service_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_name_no_external_host_and_their_assets_are_served(client, page):
+    """/docs and /redoc render offline: every script, style and icon comes from this server."""
+    import re
+
+    resp = client.get(page)
+    assert resp.status_code == 200 and "text/html" in resp.headers["content-type"]
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}", resp.text), resp.text  # no CDN, no fonts
+    assets = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", resp.text)
+    assets += re.findall(r"""url:\s*["']([^"']+)["']""", resp.text)  # swagger-ui loads the schema by URL
+    assert any(a.endswith(".js") for a in assets), assets
+    for url in assets:
+        assert url.startswith("/"), url
+        assert client.get(url).status_code == 200, url

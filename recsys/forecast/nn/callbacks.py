@@ -2,10 +2,11 @@
 
 TensorBoard gets, under ``runs/<run id>/``: ``train/`` and ``validation/`` (epoch loss and mae,
 the learning rate as ``epoch_learning_rate``, weight histograms every ``histogram_freq`` epochs),
-``images/`` (forecast vs actual on the last validation window of the biggest segments, every
-``image_freq`` epochs and once more at the end with the restored best weights) and, in the run
-directory itself, the run's hyper-parameters for the HParams dashboard (one hparams run per run
-or tuning trial, with the validation loss and mae as its metrics).
+``images/`` (forecast vs actual on the last validation window of every segment, a grid of one
+readable panel per segment, every ``image_freq`` epochs and once more at the end with the restored
+best weights) and, in the run directory itself, the run's hyper-parameters for the HParams dashboard
+(one hparams run per run or tuning trial, with the validation loss and mae as its metrics, and the
+hold-out metrics that decide promotion once `trendrec evaluate` has scored the candidate).
 
     trendrec train --run-id demo && tensorboard --logdir trendrec-data/runs
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -27,15 +29,20 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "best.keras"
 IMAGE_TAG = "forecast_vs_actual"
-IMAGE_SEGMENTS = 4  # segments drawn in the forecast image (the biggest by training mean)
-# (tag, run subdirectory) of the HParams metrics; the best_* scalars sit in the hparams run itself
+IMAGE_COLUMNS = 4  # panels per row of the forecast image; one panel per segment, biggest first
+HOLDOUT_PREFIX = "holdout_"  # holdout_<metric> (the candidate), holdout_<forecaster>_<metric> (the others)
+# (tag, run subdirectory) of a tuning search's HParams metrics; the best_* scalars sit in the hparams
+# run itself. No holdout_* here: tuning never looks at the hold-out (a train run's HParams shows them).
 HPARAM_METRICS = (("best_val_mae", None), ("best_val_loss", None), ("epoch_loss", "validation"),
                   ("epoch_mae", "validation"))
 
 
 def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
-                   backup_dir: Path | None = None, preview: dict | None = None) -> list:
+                   backup_dir: Path | None = None, preview: dict | None = None,
+                   progress: Callable[[str], None] | None = None, member: tuple[int, int] = (1, 1)) -> list:
     """The callback list of SegmentForecaster.fit, in the order Keras must run them.
+
+    ``progress`` gets one line per epoch from EpochLogger; ``member`` is (m, of M) of an ensemble.
 
     EarlyStopping comes before the image callback so the final image shows the restored best
     weights; BackupAndRestore comes last so a backup is written only after everything else ran.
@@ -43,7 +50,7 @@ def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_
     callbacks: list = [keras.callbacks.TerminateOnNaN(),
                        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience,
                                                      restore_best_weights=True),
-                       EpochLogger()]
+                       EpochLogger(progress, member)]
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         callbacks.append(keras.callbacks.ModelCheckpoint(Path(checkpoint_dir) / CHECKPOINT_FILE,
@@ -63,11 +70,17 @@ def make_callbacks(cfg: ModelConfig, *, log_dir: Path | None = None, checkpoint_
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs every epoch's metrics and remembers the first epoch run (> 0 after a resume)."""
+    """Reports every epoch ("epoch 3/20: loss 0.41, val_loss 0.52") and remembers the first epoch run.
 
-    def __init__(self):
+    The line goes to ``progress`` when given (`trendrec train` prints it on stderr without -v, in
+    place of Keras' progress bar), else to the log at INFO. first_epoch is > 0 after a resume.
+    """
+
+    def __init__(self, progress: Callable[[str], None] | None = None, member: tuple[int, int] = (1, 1)):
         super().__init__()
         self.first_epoch: int | None = None
+        self.progress = progress
+        self.prefix = f"member {member[0]}/{member[1]} " if member[1] > 1 else ""
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         if self.first_epoch is None:
@@ -76,12 +89,17 @@ class EpochLogger(keras.callbacks.Callback):
                 log.info("resuming from the backup at epoch %d", epoch + 1)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items()))
+        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items() if k != "learning_rate")
+        line = f"{self.prefix}epoch {epoch + 1}/{self.params.get('epochs', '?')}: {shown}"
+        if self.progress is not None:
+            self.progress(line)
+        else:
+            log.info("%s", line)
 
 
 def preview_windows(val: w.Windows, segments: list[str], scales: dict[str, float],
-                    top: int = IMAGE_SEGMENTS) -> dict | None:
-    """The last validation window of each of the ``top`` biggest segments, for ForecastImage."""
+                    top: int | None = None) -> dict | None:
+    """The last validation window of every segment (or the ``top`` biggest), biggest first, for ForecastImage."""
     order = sorted(range(len(segments)), key=lambda i: -scales.get(segments[i], 1.0))
     picks = []
     for i in order:
@@ -132,12 +150,21 @@ class ForecastImage(keras.callbacks.Callback):
 
 
 def forecast_png(preview: dict, forecast: np.ndarray, title: str) -> bytes:
-    """Draw one panel per segment on the original scale (Agg canvas, no pyplot state) and return PNG."""
+    """A grid of one panel per segment on the original scale (Agg canvas, no pyplot state), as PNG.
+
+    Each panel is 4 x 3 inches at 80 dpi (320 x 240 px), so titles and ticks stay readable however
+    many segments there are; the image grows by rows of IMAGE_COLUMNS panels.
+    """
     from matplotlib.figure import Figure
 
     n = len(preview["names"])
-    fig = Figure(figsize=(3.2 * n, 2.4), dpi=72)
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    cols = min(IMAGE_COLUMNS, n)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(4.0 * cols, 3.0 * rows + 0.4), dpi=80)
+    grid = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in grid[n:]:
+        ax.set_visible(False)
+    axes = grid[:n]
     history = preview["inputs"]["history"][:, :, 0]
     for k, ax in enumerate(axes):
         scale = preview["scale"][k]
@@ -151,11 +178,12 @@ def forecast_png(preview: dict, forecast: np.ndarray, title: str) -> bytes:
             ax.plot(np.arange(h), forecast[k, :, mid] * scale, color="tab:blue", lw=1.2, label="forecast")
         else:
             ax.plot(np.arange(h), forecast[k] * scale, color="tab:blue", lw=1.2, label="forecast")
-        ax.set_title(f"{preview['names'][k]} from {preview['first'][k]}", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12, top=0.8, wspace=0.3)  # tight_layout costs 2x
+        ax.set_title(f"{preview['names'][k]} from {preview['first'][k]}", fontsize=10)
+        ax.tick_params(labelsize=8)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    top = 1.0 - 0.4 / (3.0 * rows + 0.4)  # leave the suptitle its 0.4 inch
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=top - 0.06, wspace=0.25, hspace=0.45)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -196,6 +224,25 @@ def write_best(log_dir: Path, best: dict[str, float], step: int) -> None:
     with writer.as_default():
         for tag, value in best.items():
             tf.summary.scalar(tag, value, step=step)
+    writer.close()
+
+
+def write_holdout(log_dir: Path, metrics: dict[str, dict | None], blessed: bool) -> None:
+    """The hold-out metrics of `trendrec evaluate` as scalars of the run's HParams session (step 0).
+
+    holdout_<metric> is the candidate's, holdout_<forecaster>_<metric> the baseline's and production's,
+    holdout_blessed 1 or 0: the numbers that decided promotion, beside the run's hyper-parameters.
+    """
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        for name, values in metrics.items():
+            prefix = HOLDOUT_PREFIX if name == "model" else f"{HOLDOUT_PREFIX}{name}_"
+            for metric, value in (values or {}).items():
+                if isinstance(value, float) and np.isfinite(value):
+                    tf.summary.scalar(f"{prefix}{metric}", value, step=0)
+        tf.summary.scalar(f"{HOLDOUT_PREFIX}blessed", float(blessed), step=0)
     writer.close()
 
 
