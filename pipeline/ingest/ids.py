@@ -63,12 +63,35 @@ def is_arrow_text(values: pd.Series) -> bool:
 def id_problems(raw: pd.Series, ids: pd.Series, column: str, max_length: int) -> list[tuple[np.ndarray, str]]:
     """(rows, reason) for each way the ids of ``column`` (``raw`` as read, ``ids`` from as_id) are refused."""
     values = pa.array(ids, type=pa.string(), from_pandas=True)
-    control = pc.fill_null(pc.match_substring_regex(values, _CONTROL), False).to_numpy(zero_copy_only=False)
-    long = pc.fill_null(pc.greater(pc.utf8_length(values), max_length), False).to_numpy(zero_copy_only=False)
-    infinite = ids.notna().to_numpy() & ids.astype("str").isin(["inf", "-inf"]).to_numpy() & _is_float(raw)
+    none = np.zeros(len(ids), dtype=bool)
+    # A scan of the column's bytes finds most columns clean: then no per-row test is needed.
+    control = _per_row(pc.match_substring_regex, values, _CONTROL) if _any_control(values) else none
+    long = none
+    if len(values) and (pc.max(pc.binary_length(values)).as_py() or 0) > max_length:  # bytes >= characters
+        long = pc.fill_null(pc.greater(pc.utf8_length(values), max_length), False).to_numpy(zero_copy_only=False)
+    floats = _is_float(raw)
+    infinite = (floats & ids.astype("str").isin(["inf", "-inf"]).to_numpy()) if floats.any() else none
     return [(control, f"bad_id: {column} holds a control character (NUL, tab, newline...)"),
             (long, f"bad_id: {column} longer than max_id_length {max_length}"),
             (infinite, f"bad_id: {column} is not a finite number")]
+
+
+def _per_row(function, values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+    return pc.fill_null(function(values, pattern), False).to_numpy(zero_copy_only=False)
+
+
+def _any_control(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether any value holds a C0 control or DEL byte, or a C1 control (UTF-8 0xC2 0x80..0x9F)."""
+    if isinstance(values, pa.ChunkedArray):
+        return any(_any_control(chunk) for chunk in values.chunks)
+    data = values.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if ((raw < 0x20) | (raw == 0x7F)).any():
+        return True
+    lead = np.flatnonzero(raw[:-1] == 0xC2)
+    return bool(((raw[lead + 1] >= 0x80) & (raw[lead + 1] <= 0x9F)).any())
 
 
 def _is_float(raw: pd.Series) -> np.ndarray:
