@@ -10,6 +10,7 @@ overridden by ``--store`` or the ``TRENDREC_STORE`` environment variable, and th
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ class IngestConfig:
     csv_column_names: tuple[str, ...] = ()  # column names when csv_header is false
     csv_newlines_in_values: bool = False  # quoted values may span lines (line numbers become row numbers)
     batch_rows: int = 500_000  # rows per record batch: bounds memory on large files
+    timestamp_format: str = ""  # strptime format of text times, e.g. "%d/%m/%Y %H:%M"; "" = ISO-8601
+    max_reject_share: float = 0.5  # a file with more of its rows quarantined fails (1.0 = never)
+    max_id_length: int = 256  # longer item, user or order ids are quarantined (serve refuses them too)
+    max_quantity: float = 1e6  # |quantity| above this is quarantined as out_of_range
+    max_price: float = 1e7  # unit price above this is quarantined as out_of_range
+    min_event_date: str = "1990-01-01"  # events before this day (UTC) are quarantined
+    max_future_days: int = 1  # events after the ingest day (UTC) plus this many days are quarantined
 
 
 @dataclass(frozen=True)
@@ -278,6 +286,23 @@ def _validate_ingest(ing: IngestConfig) -> None:
         raise ConfigError("ingest.csv_delimiter must be one character and csv_quote_char at most one")
     if ing.batch_rows < 1:
         raise ConfigError("ingest.batch_rows must be >= 1")
+    _validate_ingest_bounds(ing)
+
+
+def _validate_ingest_bounds(ing: IngestConfig) -> None:
+    if not 0.0 <= ing.max_reject_share <= 1.0:
+        raise ConfigError(f"ingest.max_reject_share must be in [0, 1] (1 = never fail), got {ing.max_reject_share}")
+    if ing.max_id_length < 1 or ing.max_future_days < 0:
+        raise ConfigError("ingest.max_id_length must be >= 1 and ingest.max_future_days >= 0")
+    if not (ing.max_quantity > 0 and ing.max_price > 0):
+        raise ConfigError("ingest.max_quantity and ingest.max_price must be > 0")
+    try:
+        datetime.date.fromisoformat(ing.min_event_date)
+    except ValueError:
+        raise ConfigError(f"ingest.min_event_date must be a date like 1990-01-01, got {ing.min_event_date!r}") from None
+    if ing.timestamp_format and "%" not in ing.timestamp_format:
+        raise ConfigError(f"ingest.timestamp_format must be strptime syntax like \"%d/%m/%Y %H:%M\", "
+                          f"got {ing.timestamp_format!r}")
 
 
 def load_config(path: str | os.PathLike | None = None, *, store: str | None = None) -> Config:

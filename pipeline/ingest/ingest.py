@@ -2,12 +2,14 @@
 
 The source (CSV, JSON lines or parquet, each optionally .gz; a file, a directory or a glob) is read
 in chunks by pipeline.ingest.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
-size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged under
-raw/_staging/<digest>/, then, one date partition at a time, rows whose event key (see
-validate.event_keys) is already in a committed file are removed; the rest and their keys are renamed
-into raw/event_date=.../part-<digest>.parquet and raw/_keys/event_date=.../<digest>.parquet, and
-become visible only when raw/_commits/<digest>.json is written last. Readers list committed files
-only, so a crash at any moment leaves the store as before or as after, and a re-run finishes.
+size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged outside
+raw/ (pipeline.ingest.staging), then, one date partition at a time, rows whose event key (see
+validate.event_keys) is already in a committed file are removed, and so are refused rows already
+in quarantine/; the rest and their keys are renamed into raw/event_date=.../part-<digest>.parquet,
+raw/_keys/... and quarantine/, and become visible to trendrec's readers when
+raw/_commits/<digest>.json is written last. A crash at any moment leaves the store as before or as
+after (a decided commit is finished by the next ingest). A file with more than
+``max_reject_share`` of its rows refused fails with its top reasons and stores nothing.
 
 Speed: validation and key hashing run on the calling thread while one writer thread encodes the
 previous batch's parquet (pyarrow releases the GIL), and the dedup pass works on two days at a time
@@ -24,37 +26,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.config import Config, IngestConfig
-from pipeline.store import Store, read_json, write_json
-from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
 from pipeline.ingest.segments import assign_segments
-from pipeline.ingest.validate import DROPPED, FILTERED, event_key_base, event_keys, validate_batch
+from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
+from pipeline.ingest.staging import Staging, finish_pending
+from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
+from pipeline.store import Store, read_json
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
 log = logging.getLogger(__name__)
 COUNTERS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate", "rows_filtered", "rows_dropped")
-KEY = "key"
-_BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
-# Parquet options of raw/ files: dictionary pages only for columns with few distinct values. On
-# near-unique columns (lines, orders, times) a dictionary is built and then abandoned; without it a
-# 500k-row batch writes about 20% faster and its files come out about 30% smaller.
-_RAW_WRITE = {"compression": "zstd", "use_dictionary": [schemas.EVENT_DATE, schemas.SEGMENT, schemas.QUANTITY,
-                                                        schemas.SOURCE_FILE]}
 
 
 def file_digest(path: Path) -> str:
@@ -88,136 +78,10 @@ def _check_columns(path: Path, names: list[str], cfg: IngestConfig) -> None:
                           f"Map the file's own names in [ingest.columns] (field = \"column\"){hint}")
 
 
-class _Staging:
-    """Per-day parquet writers under raw/_staging/<digest>/, deduplicated, then committed by rename.
-
-    Beside each day's rows it stages their field hashes (validate.event_key_base) as a plain file of
-    native uint64 (scratch, never committed), so the dedup pass reads one small array per day instead
-    of the key columns.
-    """
-
-    def __init__(self, store: Store, digest: str, cfg: IngestConfig):
-        self.store, self.digest, self.cfg = store, digest, cfg
-        self.dir = store.raw / "_staging" / digest
-        shutil.rmtree(self.dir, ignore_errors=True)  # leftovers of a crashed run of the same file
-        self.dir.mkdir(parents=True)
-        self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}
-        self.moves: list[tuple[Path, str]] = []  # (staged file, target relative to raw/) to rename at commit
-        self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
-        self.reasons: dict[str, int] = {}
-        # Parquet encoding releases the GIL: one thread writes a batch while the next one is validated.
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-staging")
-        self.pending: Future | None = None
-
-    def write_bad(self, rows: pd.DataFrame) -> int:
-        """Stage refused rows (streamed, so a file of garbage does not fill memory); returns their count."""
-        if len(rows):
-            self.bad.write_table(pa.Table.from_pandas(rows, schema=schemas.QUARANTINE_SCHEMA, preserve_index=False))
-            for reason, n in rows[schemas.REASON].str.split(":", n=1).str[0].value_counts().items():
-                self.reasons[reason] = self.reasons.get(reason, 0) + int(n)
-        return len(rows)
-
-    def write(self, good: pd.DataFrame) -> None:
-        """Hand the rows to the writer thread, after the previous batch is on disk (one batch in flight)."""
-        table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
-        # Hashing is mostly Python-level work: here it overlaps the previous batch's (GIL-free) writes.
-        base = event_key_base(table.select(list(self.cfg.event_key)).to_pandas(), self.cfg.event_key)
-        self._wait()
-        self.pending = self.pool.submit(self._write, table, base)
-
-    def _wait(self) -> None:
-        """Let the batch in flight finish; its error, if any, is raised here."""
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
-
-    def _write(self, table: pa.Table, base: np.ndarray) -> None:
-        days = table.column(schemas.EVENT_DATE).to_numpy()
-        if (days[1:] < days[:-1]).any():  # logs mostly come in time order: then the stable sort is a no-op
-            order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # then zero-copy slices per day
-            table, base = table.take(order), base[order.to_numpy()]
-        runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
-        start = 0
-        for day, rows in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist()):
-            key = str(day)
-            if key not in self.writers:
-                rows_file, base_file = self.dir / f"{key}.parquet", self.dir / f"{key}.base.u64"
-                self.writers[key] = (pq.ParquetWriter(rows_file, schemas.RAW_SCHEMA, **_RAW_WRITE),
-                                     open(base_file, "wb"))  # noqa: SIM115 - closed in _close
-            self.writers[key][0].write_table(table.slice(start, rows))
-            self.writers[key][1].write(base[start:start + rows].tobytes())
-            start += rows
-
-    def deduplicate(self, committed: set[str]) -> int:
-        """Drop staged rows whose event key a committed file holds; stage the new keys. Returns the count."""
-        self._close()
-        # Days are independent, and their sorts, reads and writes release the GIL: two at a time.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
-            found = list(pool.map(lambda day: self._deduplicate_day(day, committed), sorted(self.writers)))
-        for day, (kept, _) in zip(sorted(self.writers), found):
-            if kept:
-                self.moves += [(self.dir / f"{day}.parquet", f"event_date={day}/part-{self.digest}.parquet"),
-                               (self.dir / f"{day}.keys.parquet", f"_keys/event_date={day}/{self.digest}.parquet")]
-        return sum(duplicates for _, duplicates in found)
-
-    def _deduplicate_day(self, day: str, committed: set[str]) -> tuple[bool, int]:
-        """Remove one day's duplicates and stage its new keys; returns (any row kept, duplicates)."""
-        staged, keys_file = self.dir / f"{day}.parquet", self.dir / f"{day}.keys.parquet"
-        keys = event_keys(np.fromfile(self.dir / f"{day}.base.u64", dtype=np.uint64))
-        dup = np.isin(keys, _committed_keys(self.store, day, committed))
-        if dup.all():
-            return False, int(dup.sum())
-        if dup.any():
-            pq.write_table(pq.read_table(staged).filter(pa.array(~dup)), staged, **_RAW_WRITE)
-        # Keys are well-spread 64-bit hashes: neither a dictionary nor compression would shrink them.
-        pq.write_table(pa.table({KEY: keys[~dup]}, schema=_BASE_SCHEMA), keys_file, compression="none",
-                       use_dictionary=False)
-        return True, int(dup.sum())
-
-    def commit(self, summary: dict) -> list[str]:
-        (self.dir / "quarantine.parquet").replace(self.store.quarantine / f"{self.digest}.parquet")
-        for staged, rel in self.moves:
-            target = self.store.raw / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            staged.replace(target)
-        files = [rel for _, rel in self.moves if not rel.startswith("_keys/")]
-        write_json({**summary, "files": files}, self.store.commits / f"{self.digest}.json")
-        self.abort()
-        return files
-
-    def _close(self) -> None:
-        try:
-            self._wait()
-        finally:  # close every file even when the write in flight failed (closing twice is a no-op)
-            self.pool.shutdown()
-            self.bad.close()
-            for pair in self.writers.values():
-                for w in pair:
-                    w.close()
-
-    def abort(self) -> None:
-        try:
-            self._close()
-        except Exception:  # a write failed while another error is on its way up: the staged files go anyway
-            log.debug("staging %s: a write failed while aborting", self.dir, exc_info=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        if self.dir.parent.is_dir() and not any(self.dir.parent.iterdir()):
-            self.dir.parent.rmdir()
-
-
 def _comparable_commits(store: Store, cfg: IngestConfig) -> set[str]:
     """Digests of committed files whose event keys were built from the same fields as ours."""
     wanted = list(cfg.event_key)
     return {c.stem for c in store.commits.glob("*.json") if read_json(c).get("event_key") == wanted}
-
-
-def _committed_keys(store: Store, day: str, committed: set[str]) -> np.ndarray:
-    """Event keys of every committed file in one date partition (uncommitted leftovers are ignored)."""
-    folder = store.raw / "_keys" / f"event_date={day}"
-    files = [f for f in folder.glob("*.parquet") if f.stem in committed] if folder.is_dir() else []
-    if not files:
-        return np.empty(0, dtype=np.uint64)
-    return np.concatenate([pq.read_table(f, columns=[KEY]).column(KEY).to_numpy() for f in files])
 
 
 def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: np.ndarray,
@@ -238,7 +102,7 @@ def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: 
     return rows
 
 
-def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: _Staging, counts: dict) -> pd.DataFrame:
+def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, counts: dict) -> pd.DataFrame:
     """Validate one chunk, stage its good rows, count every row; returns its quarantined rows."""
     batch = chunk.frame.reset_index(drop=True)
     for column in set(_needed_columns(cfg).values()) - set(batch.columns):
@@ -268,8 +132,22 @@ def _already_done(path: Path, digest: str, record: dict) -> dict:
     log.info("%s already ingested (commit %s): nothing added", path, digest)
     counts = {k: record.get(k, 0) for k in COUNTERS}
     skipped = counts["rows_quarantined"] + counts["rows_filtered"] + counts["rows_dropped"]
+    # the same rows are refused again, for the same reasons: the counts and the reasons agree
     return {"file": str(path), "digest": digest, **counts, "rows_accepted": 0,
-            "rows_duplicate": counts["rows_in"] - skipped}
+            "rows_duplicate": counts["rows_in"] - skipped, "reasons": record.get("reasons", {}),
+            "quarantine_written": 0}
+
+
+def _check_reject_share(path: Path, counts: dict, staging: Staging, cfg: IngestConfig) -> None:
+    """Fail the file (nothing stored) when more than max_reject_share of its rows are refused."""
+    refused, rows = counts["rows_quarantined"], counts["rows_in"]
+    if refused <= cfg.max_reject_share * rows:
+        return
+    top = sorted(staging.reasons.items(), key=lambda kv: -kv[1])[:3]
+    reasons = "; ".join(f"{n} x {staging.examples.get(r, r)}" for r, n in top)
+    raise IngestError(f"{path}: {refused} of {rows} rows refused, more than max_reject_share {cfg.max_reject_share:g}; "
+                      f"nothing stored. Top reasons: {reasons}. Fix the mapping in [ingest] (columns, "
+                      "timestamp_format for e.g. day-first dates) or raise max_reject_share")
 
 
 def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None) -> dict:
@@ -278,7 +156,7 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     commit = store.commits / f"{digest}.json"
     if commit.exists():
         return _already_done(path, digest, read_json(commit))
-    staging, counts = _Staging(store, digest, cfg.ingest), dict.fromkeys(COUNTERS, 0)
+    staging, counts = Staging(store, digest, cfg.ingest), dict.fromkeys(COUNTERS, 0)
     checked = False
     try:
         for chunk in read_chunks(path, cfg.ingest):
@@ -290,13 +168,15 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
                 progress.update(len(chunk.frame) + len(chunk.malformed))
         if counts["rows_in"] == 0:
             raise IngestError(f"{path}: the file holds no rows")
+        _check_reject_share(path, counts, staging, cfg.ingest)
         committed = _comparable_commits(store, cfg.ingest)
-        counts["rows_duplicate"] = staging.deduplicate(committed)
+        counts["rows_duplicate"], written = staging.deduplicate(committed)
     except BaseException:
         staging.abort()
         raise
     counts["rows_accepted"] -= counts["rows_duplicate"]
     summary = {"file": str(path), "digest": digest, **counts, "reasons": staging.reasons,
+               "quarantine_written": written,  # refused rows not already in quarantine/ (a re-export's)
                "event_key": list(cfg.ingest.event_key)}  # keys of files with another key do not compare
     staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
     return summary
@@ -309,6 +189,7 @@ def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:
         raise IngestError("no input given: pass a file, directory or glob, or set `source` in the config")
     files = resolve_sources(source)
     store = Store(cfg.store).ensure()
+    finish_pending(store)  # a commit a crash cut short completes before anything else is read
     started = time.monotonic()
     with tqdm(desc="ingest", unit=" rows", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
         per_file = []
@@ -323,6 +204,9 @@ def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:
     if totals["rows_in"] != sum(totals[k] for k in COUNTERS[1:]):
         raise IngestError(f"row accounting broke: {totals}")  # a bug, never bad input
     log.info("ingested %d files: %s", len(files), json.dumps(totals))
+    if totals["rows_quarantined"] != sum(reasons.values()):
+        raise IngestError(f"quarantine accounting broke: {totals['rows_quarantined']} rows, reasons {reasons}")
     return {"files": [str(f) for f in files], **totals, "quarantine_reasons": reasons,
+            "quarantine_written": sum(s.get("quarantine_written", 0) for s in per_file),
             "raw_dir": str(store.raw), "quarantine_dir": str(store.quarantine),
             "seconds": round(time.monotonic() - started, 2)}

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
-from pipeline.ingest.validate import as_id
+from pipeline.ingest.ids import as_id
 
 
 def assign_segments(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:

@@ -10,7 +10,6 @@ their original text. A file that cannot be read at all raises ``IngestError`` na
 
 from __future__ import annotations
 
-import codecs
 import glob
 import gzip
 import json
@@ -20,19 +19,19 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.config import IngestConfig
 from pipeline.errors import TrendrecError
+from pipeline.ingest import csv_reader
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv", ".txt": "csv",
            ".jsonl": "jsonl", ".ndjson": "jsonl"}  # not .json: manifests in a drop folder would be read
-_CSV_BLOCK = 1 << 24  # bytes per CSV block: bounds memory together with batch_rows
 
 
 class IngestError(TrendrecError):
@@ -98,91 +97,46 @@ def read_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
 
 
 def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
-    skipped: list[tuple[int, str]] = []
-
-    def on_bad_row(row) -> str:
-        try:
-            skipped.append((row.number if row.number is not None else -1, row.text))
-        except UnicodeDecodeError:  # binary content: the file is not a text CSV at all
-            return "error"
-        return "skip"
-
-    parse = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
-                               newlines_in_values=cfg.csv_newlines_in_values, invalid_row_handler=on_bad_row)
-    names = list(cfg.csv_column_names) or None
-    read = pacsv.ReadOptions(block_size=_CSV_BLOCK, column_names=names, use_threads=False)
-    with _open_binary(path) as stream:
-        _check_text(path, stream.read(1 << 16))
-    with _open_binary(path) as stream:
-        probe = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
-                                   newlines_in_values=cfg.csv_newlines_in_values,
-                                   invalid_row_handler=lambda r: "skip")
-        header = pacsv.open_csv(stream, read_options=read, parse_options=probe).schema.names
-    # Every column as text: the validator parses and reports, so nothing is lost to type inference.
-    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in header}, strings_can_be_null=True)
-    first, done, placer = first_data_line(path, cfg), 0, _LinePlacer()
-    with _open_binary(path) as stream:
-        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-        for batch in _rebatch(reader, cfg.batch_rows):
-            new_bad, skipped[:] = _malformed(skipped), []  # texts leave with this chunk: memory stays bounded
-            placer.add([n - first for n, _, _ in new_bad if n >= 0])
-            lines = first + placer.place(np.arange(done, done + batch.num_rows))
-            done += batch.num_rows
-            yield Chunk(batch.to_pandas(), lines, None, new_bad)
-    if skipped:
-        yield Chunk(pd.DataFrame(columns=header), np.empty(0, np.int64), None, _malformed(skipped))
+    with _open_binary(path) as fh:
+        head = fh.read(1 << 16)
+    if csv_reader.looks_binary(head):
+        raise IngestError(f"{path}: cannot be read as csv: binary content (NUL bytes or not UTF-8 text)")
+    with _open_binary(path) as fh:
+        names, rest = csv_reader.read_header(fh, cfg)
+        twice = csv_reader.duplicates(names)
+        if twice:
+            raise IngestError(f"{path}: the header names {twice} more than once; give every column its own "
+                              "name (or set csv_header = false with csv_column_names)")
+        blocks = csv_reader.read_blocks(fh, rest, first_data_line(path, cfg), names, cfg)
+        yield from _batched(blocks, cfg.batch_rows)
 
 
-def _malformed(skipped: list[tuple[int, str]]) -> list[tuple[int, str, str]]:
-    return [(n, text, "malformed_row: wrong number of fields") for n, text in skipped]
+def _batched(blocks: Iterator[tuple[pa.Table, np.ndarray, list]], rows: int) -> Iterator[Chunk]:
+    """Blocks gathered (or cut) into chunks of ``rows`` rows: validation costs per chunk, not per block."""
+    tables, lines, bad, held = [], [], [], 0
+    for table, at, malformed in blocks:
+        tables.append(table)
+        lines.append(at)
+        bad += malformed
+        held += table.num_rows
+        if held < rows and len(bad) < rows:
+            continue
+        table, at = pa.concat_tables(tables), np.concatenate(lines)
+        for start in range(0, table.num_rows - rows + 1, rows):
+            yield Chunk(table.slice(start, rows).to_pandas(), at[start:start + rows], None, bad)
+            bad = []
+        keep = table.num_rows - table.num_rows % rows
+        tables, lines, held = [table.slice(keep)], [at[keep:]], table.num_rows - keep
+        if len(bad) >= rows:  # mostly malformed records: their texts must not pile up either
+            yield Chunk(tables[0].to_pandas(), lines[0], None, bad)
+            tables, lines, bad, held = [], [], [], 0
+    if held or bad:
+        yield Chunk(pa.concat_tables(tables).to_pandas(), np.concatenate(lines), None, bad)
 
 
-class _LinePlacer:
-    """Row index in the file of each parsed row, given the indices of the rows the parser skipped.
-
-    Skipped rows already behind the parsed ones are kept as a count only, so the state stays small.
-    """
-
-    def __init__(self):
-        self.passed = 0  # skipped rows before the current position
-        self.pending = np.empty(0, dtype=np.int64)  # sorted indices of skipped rows not yet passed
-
-    def add(self, indices: list[int]) -> None:
-        self.pending = np.sort(np.concatenate([self.pending, np.asarray(indices, dtype=np.int64)]))
-
-    def place(self, parsed: np.ndarray) -> np.ndarray:
-        ahead = self.pending - self.passed - np.arange(len(self.pending))
-        rows = parsed + self.passed + np.searchsorted(ahead, parsed, side="right")
-        if len(rows):
-            behind = int(np.searchsorted(self.pending, rows[-1], side="right"))
-            self.passed += behind
-            self.pending = self.pending[behind:]
-        return rows
-
-
-def _open_binary(path: Path) -> pa.NativeFile:
-    """The file's bytes; gzip through Python's gzip, which (unlike pyarrow's) checks the CRC trailer."""
-    if is_gzip(path):
-        return pa.PythonFile(gzip.open(path, "rb"), mode="r")
-    return pa.input_stream(str(path))
-
-
-def _check_text(path: Path, head: bytes) -> None:
-    """Refuse binary files up front: pyarrow would silently skip their undecodable malformed rows."""
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-    except UnicodeDecodeError as exc:
-        why = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-        raise IngestError(f"{path}: cannot be read as csv: {why}") from None
-    if b"\x00" in head:
-        raise IngestError(f"{path}: cannot be read as csv: binary content (NUL bytes)")
-
-
-def _rebatch(reader, rows: int) -> Iterator[pa.RecordBatch]:
-    """CSV blocks re-cut to at most ``rows`` rows each."""
-    for batch in reader:
-        for start in range(0, batch.num_rows, rows):
-            yield batch.slice(start, rows)
+def _open_binary(path: Path) -> BinaryIO:
+    """The file's bytes; gzip through Python's gzip, which checks the CRC trailer."""
+    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
 
 
 def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
@@ -204,10 +158,18 @@ def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
                 lines.append(number)
                 texts.append(text)
             if len(records) >= cfg.batch_rows:
-                yield Chunk(pd.DataFrame.from_records(records), np.array(lines, np.int64), texts, bad)
+                yield Chunk(_object_frame(records), np.array(lines, np.int64), texts, bad)
                 records, lines, texts, bad = [], [], [], []
     if records or bad:
-        yield Chunk(pd.DataFrame.from_records(records), np.array(lines, np.int64), texts, bad)
+        yield Chunk(_object_frame(records), np.array(lines, np.int64), texts, bad)
+
+
+def _object_frame(records: list[dict]) -> pd.DataFrame:
+    """JSON objects as columns of their Python values: no dtype inferred from the rest of the batch, so
+    a value's type is judged on its own (a column of booleans is not read as numbers, a big int stays exact)."""
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    return pd.DataFrame({k: pd.Series([r.get(k) for r in records], dtype=object) for k in keys},
+                        index=pd.RangeIndex(len(records)))
 
 
 def _parquet_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
@@ -219,5 +181,12 @@ def _parquet_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
             path = plain
         done = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=cfg.batch_rows):
-            yield Chunk(batch.to_pandas(), np.arange(done + 1, done + 1 + batch.num_rows, dtype=np.int64))
+            frame = batch.to_pandas(types_mapper=_nullable_ints)  # no float detour: 2**63 and 1e20 stay apart
+            yield Chunk(frame, np.arange(done + 1, done + 1 + batch.num_rows, dtype=np.int64))
             done += batch.num_rows
+
+
+def _nullable_ints(arrow_type: pa.DataType):
+    """Integer columns as pandas' nullable integers (with a null, plain to_pandas makes them floats)."""
+    return pd.api.types.pandas_dtype(str(arrow_type).replace("int", "Int").replace("uInt", "UInt")) \
+        if pa.types.is_integer(arrow_type) else None

@@ -3,9 +3,12 @@
 Pure functions: a pandas batch with the shop's own column names goes in; a frame of canonical
 columns (pipeline.schemas) and a per-row reason (empty when the row is good) come out. The first
 failing check names the reason, in this order: wrong type (a JSON object, array or boolean where a
-value is expected), missing required field, unparseable or out-of-range timestamp, non-numeric or
-non-finite quantity or price, negative price, return (negative quantity, when the config quarantines
-returns). Rows outside ``event_types`` get the status ``filtered`` and returns dropped by the config
+value is expected, judged value by value), missing required field, unparseable or out-of-range
+timestamp (before ``min_event_date`` or after the ingest day plus ``max_future_days``), non-numeric,
+non-finite or out-of-range quantity or price (``max_quantity``, ``max_price``), negative price,
+return (negative quantity, when the config quarantines returns), bad id (a control character,
+longer than ``max_id_length``, an infinite number). Ids are text in every format: 1e20 and 2**63
+stay two customers, and "NA" is an item code, not a missing value. Rows outside ``event_types`` get the status ``filtered`` and returns dropped by the config
 get ``dropped``: neither is quarantined, both are counted by ingest so no row goes unaccounted.
 
     python -c "from pipeline.ingest.validate import REASONS; print(REASONS)"
@@ -13,6 +16,7 @@ get ``dropped``: neither is quarantined, both are counted by ingest so no row go
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +26,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
+from pipeline.ingest import ids
 
 FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
 DROPPED = "dropped"  # status of a return when returns = "drop" (counted as rows_dropped)
@@ -33,25 +38,32 @@ REASONS = (
     "timestamp_out_of_range",
     "non_numeric",
     "non_finite",
+    "out_of_range",
     "negative_price",
     "return",
+    "bad_id",
+    "bad_encoding",  # given by the CSV reader: the line is not UTF-8 (its bytes are kept, escaped)
 )
-# Events before this or after this are refused as out of range (clock errors, placeholder dates).
-MIN_TIME = pd.Timestamp("1990-01-01", tz="UTC")
-MAX_TIME = pd.Timestamp("2100-01-01", tz="UTC")
 _OFFSET = r"(?:[Zz]|[+-]\d\d:?\d\d)$"
 
 
-def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto") -> pd.Series:
+def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto", fmt: str = "") -> pd.Series:
     """Parse to UTC; naive values are read in ``timezone``. Unparseable values become NaT.
 
     ``unit`` "s", "ms" or "us" reads numbers (or numeric text) as epoch time; "auto" reads numeric
-    columns as epoch seconds and text as ISO-8601; "iso" always reads text.
+    columns as epoch seconds and text as ISO-8601 (or strptime ``fmt`` when given); "iso" always
+    reads text. Times are kept to the microsecond (nanoseconds are cut, as RAW_SCHEMA stores us).
     """
+    if fmt and not pd.api.types.is_datetime64_any_dtype(values) and unit in ("auto", "iso"):
+        return _parse_format(values, timezone, fmt)
     if unit in ("s", "ms", "us") and not pd.api.types.is_datetime64_any_dtype(values):
         num = pd.to_numeric(values, errors="coerce").astype("float64")
         num = num.where(np.isfinite(num) & (num.abs() < 1e19))
         return pd.to_datetime(num, unit=unit, utc=True, errors="coerce").astype("datetime64[us, UTC]")
+    if unit == "auto" and values.dtype == object:  # JSON values: numbers are epoch seconds, text is ISO
+        numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).to_numpy(dtype=bool)
+        if numeric.any():
+            return _parse_mixed(values, numeric, timezone)
     if pd.api.types.is_datetime64_any_dtype(values):
         ts = values
         if getattr(ts.dt, "tz", None) is None:
@@ -66,12 +78,32 @@ def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto") -> pd
     aware = text.str.contains(_OFFSET, regex=True, na=False)
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
     if aware.any():
-        out[aware] = pd.to_datetime(text[aware], utc=True, errors="coerce", format="ISO8601")
+        out[aware] = _to_us(pd.to_datetime(text[aware], utc=True, errors="coerce", format="ISO8601"))
     naive = ~aware & values.notna()
     if naive.any():
         parsed = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-        out[naive] = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        out[naive] = _to_us(parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC"))
     return out
+
+
+def _parse_mixed(values: pd.Series, numeric: np.ndarray, timezone: str) -> pd.Series:
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+    out[numeric] = parse_timestamps(pd.to_numeric(values[numeric], errors="coerce").astype("float64"), timezone, "s")
+    out[~numeric] = parse_timestamps(values[~numeric], timezone, "iso")
+    return out
+
+
+def _to_us(ts: pd.Series) -> pd.Series:
+    return ts.dt.floor("us").astype("datetime64[us, UTC]")
+
+
+def _parse_format(values: pd.Series, timezone: str, fmt: str) -> pd.Series:
+    """Text in the strptime format ``fmt`` (e.g. day-first "%d/%m/%Y %H:%M"); with %z it carries its offset."""
+    text = values.astype("str").str.strip().where(values.notna())
+    parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc="%z" in fmt)
+    if "%z" not in fmt:
+        parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    return _to_us(parsed.dt.tz_convert("UTC"))
 
 
 def _arrow_cast(values: pd.Series, to: pa.DataType) -> pd.Series | None:
@@ -83,27 +115,6 @@ def _arrow_cast(values: pd.Series, to: pa.DataType) -> pd.Series | None:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     return pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index)
-
-
-def as_id(values: pd.Series) -> pd.Series:
-    """Ids as strings: floats like 17850.0 (a pandas artefact of nullable ints) lose their '.0'."""
-    if pd.api.types.is_float_dtype(values):
-        whole = values.notna() & (values == np.floor(values))
-        text = values.astype("str")
-        text[whole] = values[whole].astype("int64").astype("str")
-        return text.where(values.notna(), None)
-    if _is_arrow_text(values):  # the same result in Arrow, without pandas' masked assignment
-        text = pc.utf8_trim_whitespace(pa.array(values))
-        keep = pc.not_equal(text, "")
-        if keep.null_count or not pc.all(keep).as_py():
-            text = pc.if_else(keep, text, pa.scalar(None, text.type))
-        return pd.Series(text.to_pandas(), index=values.index, dtype="str")
-    text = values.astype("str").str.strip()
-    return text.where(values.notna() & (text != ""), None)
-
-
-def _is_arrow_text(values: pd.Series) -> bool:
-    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
 
 
 class _Reasons:
@@ -140,8 +151,10 @@ def _check_present(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> Non
     for column in cfg.columns.values():
         raw = batch[column]
         if raw.dtype == object:  # JSON lines keep Python values: nested ones are not a field value
-            nested = raw.map(lambda v: isinstance(v, (dict, list, bool)))
+            nested = raw.map(lambda v: isinstance(v, (dict, list, bool, np.bool_)))
             why.refuse(nested, f"wrong_type: {column} holds an object, array or boolean")
+        elif pd.api.types.is_bool_dtype(raw):  # a parquet boolean column: judged per value all the same
+            why.refuse(raw.notna(), f"wrong_type: {column} holds an object, array or boolean")
     for field, required in schemas.MAPPABLE_FIELDS.items():
         if required and field in cfg.columns:
             names = [cfg.columns[field]]
@@ -153,23 +166,29 @@ def _check_present(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> Non
 
 def _blank(raw: pd.Series) -> np.ndarray:
     """Missing, empty or only whitespace (what ``_text(raw) == ""`` finds, without stripping every value)."""
-    if _is_arrow_text(raw):
+    if ids.is_arrow_text(raw):
         values = pa.array(raw)
         blank = pc.or_kleene(pc.utf8_is_space(values), pc.equal(pc.binary_length(values), 0))
         return pc.fill_null(blank, True).to_numpy(zero_copy_only=False)
     return (raw.isna() | (_text(raw) == "")).to_numpy(dtype=bool)
 
 
-def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons) -> pd.Series:
+def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons,
+                today: datetime.date | None) -> pd.Series:
     column = cfg.columns[schemas.EVENT_TIME]
     raw = batch[column]
     if cfg.time_column:  # separate date and time columns (e.g. the bakery's Date and Time)
         raw = _text(raw) + " " + _text(batch[cfg.time_column])
         column = f"{column} + {cfg.time_column}"
-    ts = parse_timestamps(raw, cfg.timezone, cfg.timestamp_unit)
-    why.refuse(ts.isna(), lambda bad: "bad_timestamp: " + column + "=" + raw[bad].astype("str") + " is not a timestamp")
-    why.refuse((ts < MIN_TIME) | (ts >= MAX_TIME),
-               f"timestamp_out_of_range: before {MIN_TIME.date()} or after {MAX_TIME.date()}")
+    ts = parse_timestamps(raw, cfg.timezone, cfg.timestamp_unit, cfg.timestamp_format)
+    hint = f" (timestamp_format {cfg.timestamp_format!r})" if cfg.timestamp_format else ""
+    why.refuse(ts.isna(), lambda bad: "bad_timestamp: " + column + "=" + raw[bad].astype("str")
+               + " is not a timestamp" + hint)
+    first = pd.Timestamp(cfg.min_event_date, tz="UTC")
+    end = pd.Timestamp(today or datetime.datetime.now(datetime.UTC).date(), tz="UTC")
+    end += pd.Timedelta(days=cfg.max_future_days + 1)
+    why.refuse((ts < first) | (ts >= end), f"timestamp_out_of_range: before {first.date()} (min_event_date) or "
+                                           f"after {(end - pd.Timedelta(days=1)).date()} (ingest day + max_future_days)")
     return ts
 
 
@@ -183,6 +202,9 @@ def _measure(batch: pd.DataFrame, cfg: IngestConfig, field: str, why: _Reasons) 
     num = pd.to_numeric(raw, errors="coerce").astype("float64") if num is None else num.astype("float64")
     why.refuse(num.isna(), lambda bad: "non_numeric: " + column + "=" + raw[bad].astype("str") + " is not a number")
     why.refuse(~np.isfinite(num.fillna(0.0)), f"non_finite: {column} is infinite")
+    limit, key = (cfg.max_quantity, "max_quantity") if field == schemas.QUANTITY else (cfg.max_price, "max_price")
+    why.refuse(num.abs() > limit, lambda bad: "out_of_range: " + column + "=" + raw[bad].astype("str")
+               + f" beyond {key} {limit:g}")
     return num
 
 
@@ -193,7 +215,8 @@ def _local_date(ts: pd.Series, timezone: str) -> pd.Series:
                      index=ts.index)
 
 
-def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame, pd.Series]:
+def validate_batch(batch: pd.DataFrame, cfg: IngestConfig,
+                   today: datetime.date | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Canonical columns for every row but the segment (pipeline.ingest.segments), and why each row
     is not stored ('' when it is).
 
@@ -206,7 +229,7 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame
         why.refuse(~kind.isin(cfg.event_types), lambda out: FILTERED + ": " + cfg.event_type_column + "=" + kind[out])
     _check_present(batch, cfg, why)
     out = pd.DataFrame(index=batch.index)
-    ts = _event_time(batch, cfg, why)
+    ts = _event_time(batch, cfg, why, today)
     out[schemas.EVENT_TIME] = ts
     out[schemas.EVENT_DATE] = _local_date(ts, cfg.timezone)
     for field in (schemas.QUANTITY, schemas.PRICE):
@@ -219,7 +242,13 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig) -> tuple[pd.DataFrame
     elif cfg.returns == "drop":
         why.refuse(returns, f"{DROPPED}: return (quantity < 0)")
     for field in (schemas.ITEM_ID, schemas.USER_ID, schemas.ORDER_ID):
-        out[field] = as_id(batch[cfg.columns[field]]) if field in cfg.columns else None
+        if field in cfg.columns:
+            column = cfg.columns[field]
+            out[field] = ids.as_id(batch[column])
+            for mask, reason in ids.id_problems(batch[column], out[field], column, cfg.max_id_length):
+                why.refuse(mask, reason)
+        else:
+            out[field] = None
     return out, why.text
 
 

@@ -1,20 +1,19 @@
 """Ingest reads every supported format and mapping: CSV dialects, JSON lines, parquet, gzip, epoch
 units, separate date and time columns, an event-type filter, returns dropped, missing measures."""
 
-import dataclasses
 import gzip
 import json
 from datetime import date
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
-from pipeline.config import ConfigError, IngestConfig, load_config
+from pipeline.config import ConfigError, load_config
 from pipeline.ingest.ingest import IngestError, run_ingest
 from pipeline.store import Store
 from tests.conftest import ROOT
+from tests.ingest.stores import ingest_config, quarantined, stored
 
 BAKERY = ROOT.parent / "shared" / "data" / "bakery_breadbasket" / "BreadBasket_DMS.parquet"
 BAKERY_HEAD = ROOT / "tests" / "data" / "bakery_head.csv"  # first 300 rows of BAKERY, CRLF as the original
@@ -22,17 +21,10 @@ COLUMNS = {"event_time": "ts", "item_id": "item", "quantity": "qty", "price": "p
 
 
 def _cfg(tmp_path, **ingest):
-    ingest.setdefault("columns", COLUMNS)
-    return dataclasses.replace(load_config(None), store=str(tmp_path / "store"), ingest=IngestConfig(**ingest))
+    return ingest_config(tmp_path, ingest.pop("columns", COLUMNS), **ingest)
 
 
-def _raw(cfg) -> pd.DataFrame:
-    files = Store(cfg.store).committed_raw_files()
-    return pd.concat([pq.read_table(f).to_pandas() for f in files]).sort_values([s.SOURCE_FILE, s.SOURCE_LINE])
-
-
-def _quarantine(cfg) -> pd.DataFrame:
-    return pd.concat(pq.read_table(f).to_pandas() for f in Store(cfg.store).quarantine.glob("*.parquet"))
+_raw, _quarantine = stored, quarantined
 
 
 def test_csv_dialect_bom_crlf_semicolon_quotes_gzip(tmp_path):

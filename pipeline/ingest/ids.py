@@ -1,0 +1,102 @@
+"""Ids (item, customer, order) as text in every format, and the ids ingest refuses.
+
+A parquet float column, a JSON number and CSV text give the same id: 17850.0 (pandas' artefact of a
+nullable integer) is 17850, 1e20 and 2**63 stay two different customers, and "NA" is an item code,
+not a missing value. An id is refused when it is an infinite number, holds a control character
+(NUL, tab, newline, escape...) or is longer than ``max_id_length``.
+
+    python -c "import pandas as pd; from pipeline.ingest.ids import as_id; print(as_id(pd.Series([1e20, 17850.0])))"
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_CONTROL = r"[\x{00}-\x{1f}\x{7f}-\x{9f}]"  # C0 and C1 control characters, NUL included (RE2 syntax)
+
+
+def as_id(values: pd.Series) -> pd.Series:
+    """Ids as strings: floats like 17850.0 (a pandas artefact of nullable ints) lose their '.0'."""
+    if pd.api.types.is_float_dtype(values):
+        return _float_ids(values)
+    if values.dtype == object:  # JSON values: each judged on its own
+        return pd.Series([_id_text(v) for v in values], index=values.index, dtype="str")
+    if is_arrow_text(values):  # the same result in Arrow, without pandas' masked assignment
+        text = pc.utf8_trim_whitespace(pa.array(values))
+        keep = pc.not_equal(text, "")
+        if keep.null_count or not pc.all(keep).as_py():
+            text = pc.if_else(keep, text, pa.scalar(None, text.type))
+        return pd.Series(text.to_pandas(), index=values.index, dtype="str")
+    text = values.astype("str").str.strip()
+    return text.where(values.notna() & (text != ""), None)
+
+
+def _float_ids(values: pd.Series) -> pd.Series:
+    """A float column's ids: whole numbers below 2**63 vectorised, the rare others one by one."""
+    v = values.to_numpy(dtype="float64", na_value=np.nan)
+    small = np.isfinite(v) & (v == np.floor(v)) & (np.abs(v) < 2.0**63)
+    text = np.full(len(v), None, dtype=object)
+    text[small] = v[small].astype("int64").astype("str")
+    for i in np.flatnonzero(~small & ~np.isnan(v)):
+        text[i] = _id_text(float(v[i]))
+    return pd.Series(text, index=values.index, dtype="str")
+
+
+def _id_text(value) -> str | None:
+    """One id as text: 17850.0 (a float column's artefact) as 17850, 1e20 and 2**63 exactly, never merged."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return str(int(value)) if np.isfinite(value) and value == np.floor(value) else repr(value)
+    text = str(value).strip()
+    return text or None
+
+
+def is_arrow_text(values: pd.Series) -> bool:
+    return isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"
+
+
+def id_problems(raw: pd.Series, ids: pd.Series, column: str, max_length: int) -> list[tuple[np.ndarray, str]]:
+    """(rows, reason) for each way the ids of ``column`` (``raw`` as read, ``ids`` from as_id) are refused."""
+    values = pa.array(ids, type=pa.string(), from_pandas=True)
+    none = np.zeros(len(ids), dtype=bool)
+    # A scan of the column's bytes finds most columns clean: then no per-row test is needed.
+    control = _per_row(pc.match_substring_regex, values, _CONTROL) if _any_control(values) else none
+    long = none
+    if len(values) and (pc.max(pc.binary_length(values)).as_py() or 0) > max_length:  # bytes >= characters
+        long = pc.fill_null(pc.greater(pc.utf8_length(values), max_length), False).to_numpy(zero_copy_only=False)
+    floats = _is_float(raw)
+    infinite = (floats & ids.astype("str").isin(["inf", "-inf"]).to_numpy()) if floats.any() else none
+    return [(control, f"bad_id: {column} holds a control character (NUL, tab, newline...)"),
+            (long, f"bad_id: {column} longer than max_id_length {max_length}"),
+            (infinite, f"bad_id: {column} is not a finite number")]
+
+
+def _per_row(function, values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+    return pc.fill_null(function(values, pattern), False).to_numpy(zero_copy_only=False)
+
+
+def _any_control(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether any value holds a C0 control or DEL byte, or a C1 control (UTF-8 0xC2 0x80..0x9F)."""
+    if isinstance(values, pa.ChunkedArray):
+        return any(_any_control(chunk) for chunk in values.chunks)
+    data = values.buffers()[2]
+    if data is None:
+        return False
+    raw = np.frombuffer(data, dtype=np.uint8)
+    if ((raw < 0x20) | (raw == 0x7F)).any():
+        return True
+    lead = np.flatnonzero(raw[:-1] == 0xC2)
+    return bool(((raw[lead + 1] >= 0x80) & (raw[lead + 1] <= 0x9F)).any())
+
+
+def _is_float(raw: pd.Series) -> np.ndarray:
+    if pd.api.types.is_float_dtype(raw):
+        return np.ones(len(raw), dtype=bool)
+    if raw.dtype == object:
+        return raw.map(lambda v: isinstance(v, float)).to_numpy(dtype=bool)
+    return np.zeros(len(raw), dtype=bool)

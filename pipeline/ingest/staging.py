@@ -1,0 +1,222 @@
+"""One ingest transaction's files: staged outside the store's readable trees, deduplicated, committed.
+
+A file's rows are staged under ``<store>/.staging/ingest/<digest>/``, never inside raw/ or
+quarantine/, so a glob reader (DuckDB or Spark over ``raw/*/*.parquet``) never sees a half-written
+or uncommitted file. Commit: the staging folder first gets ``commit.json`` (the decision: every
+move and the summary); then each day's rows and keys and the quarantine are renamed into
+raw/event_date=.../part-<digest>.parquet, raw/_keys/..., quarantine/<digest>.parquet and
+quarantine/_keys/<digest>.parquet; raw/_commits/<digest>.json is written last. A crash after the
+decision leaves only files that a decided commit names, and the next ingest finishes the commit
+first (``finish_pending``); a crash before it leaves nothing under raw/ or quarantine/.
+
+Refused rows are deduplicated like accepted ones: their key is the hash of their original text plus
+its occurrence among equal texts in the file, so a re-export writes only quarantine rows not
+already in quarantine/.
+
+    python -c "from pipeline.ingest.staging import staging_root; from pipeline.store import Store; print(staging_root(Store('s')))"
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline import schemas
+from pipeline.config import IngestConfig
+from pipeline.ingest.validate import event_key_base, event_keys
+from pipeline.store import Store, read_json, write_json
+
+log = logging.getLogger(__name__)
+KEY = "key"
+INTENT = "commit.json"  # in a staging folder: the commit is decided, only renames remain
+_BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
+# Parquet options of raw/ files: dictionary pages only for columns with few distinct values. On
+# near-unique columns (lines, orders, times) a dictionary is built and then abandoned; without it a
+# 500k-row batch writes about 20% faster and its files come out about 30% smaller.
+_RAW_WRITE = {"compression": "zstd", "use_dictionary": [schemas.EVENT_DATE, schemas.SEGMENT, schemas.QUANTITY,
+                                                        schemas.SOURCE_FILE]}
+
+
+def staging_root(store: Store) -> Path:
+    """Where ingests stage their files: in the store (renames stay on one disk), outside raw/."""
+    return store.root / ".staging" / "ingest"
+
+
+def finish_pending(store: Store) -> list[str]:
+    """Complete every commit that was decided but cut short by a crash; returns their digests."""
+    root = staging_root(store)
+    done = []
+    for intent in sorted(root.glob(f"*/{INTENT}")) if root.is_dir() else []:
+        record = read_json(intent)
+        _apply(store, intent.parent, record)
+        done.append(intent.parent.name)
+        log.info("finished the interrupted commit of %s", record.get("source", intent.parent.name))
+    return done
+
+
+def _apply(store: Store, folder: Path, record: dict) -> None:
+    """The renames of a decided commit (those already done are skipped), then its commit record."""
+    for name, target in record["moves"]:
+        staged, final = folder / name, store.root / target
+        if staged.exists():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            staged.replace(final)
+    summary = {k: v for k, v in record.items() if k != "moves"}
+    write_json(summary, store.commits / f"{folder.name}.json")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class Staging:
+    """Per-day parquet writers in the staging folder, deduplicated, then committed by rename.
+
+    Beside each day's rows it stages their field hashes (validate.event_key_base) as a plain file of
+    native uint64 (scratch, never committed), so the dedup pass reads one small array per day instead
+    of the key columns.
+    """
+
+    def __init__(self, store: Store, digest: str, cfg: IngestConfig):
+        self.store, self.digest, self.cfg = store, digest, cfg
+        self.dir = staging_root(store) / digest
+        shutil.rmtree(self.dir, ignore_errors=True)  # leftovers of a crashed run of the same file
+        self.dir.mkdir(parents=True)
+        self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}
+        self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
+        self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
+        self.bad_base: list[np.ndarray] = []  # hash of each refused row's original text
+        self.reasons: dict[str, int] = {}
+        self.examples: dict[str, str] = {}  # the first full reason of each kind, for error messages
+        # Parquet encoding releases the GIL: one thread writes a batch while the next one is validated.
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-staging")
+        self.pending: Future | None = None
+
+    def write_bad(self, rows: pd.DataFrame) -> int:
+        """Stage refused rows (streamed, so a file of garbage does not fill memory); returns their count."""
+        if len(rows):
+            self.bad.write_table(pa.Table.from_pandas(rows, schema=schemas.QUARANTINE_SCHEMA, preserve_index=False))
+            self.bad_base.append(pd.util.hash_pandas_object(rows[schemas.RAW_ROW], index=False).to_numpy())
+            kinds = rows[schemas.REASON].str.split(":", n=1).str[0]
+            for reason, n in kinds.value_counts().items():
+                self.reasons[reason] = self.reasons.get(reason, 0) + int(n)
+                if reason not in self.examples:
+                    self.examples[reason] = str(rows[schemas.REASON][(kinds == reason).to_numpy()].iloc[0])
+        return len(rows)
+
+    def write(self, good: pd.DataFrame) -> None:
+        """Hand the rows to the writer thread, after the previous batch is on disk (one batch in flight)."""
+        table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
+        # Hashing is mostly Python-level work: here it overlaps the previous batch's (GIL-free) writes.
+        base = event_key_base(table.select(list(self.cfg.event_key)).to_pandas(), self.cfg.event_key)
+        self._wait()
+        self.pending = self.pool.submit(self._write, table, base)
+
+    def _wait(self) -> None:
+        """Let the batch in flight finish; its error, if any, is raised here."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def _write(self, table: pa.Table, base: np.ndarray) -> None:
+        days = table.column(schemas.EVENT_DATE).to_numpy()
+        if (days[1:] < days[:-1]).any():  # logs mostly come in time order: then the stable sort is a no-op
+            order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # then zero-copy slices per day
+            table, base = table.take(order), base[order.to_numpy()]
+        runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
+        start = 0
+        for day, rows in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist()):
+            key = str(day)
+            if key not in self.writers:
+                rows_file, base_file = self.dir / f"{key}.parquet", self.dir / f"{key}.base.u64"
+                self.writers[key] = (pq.ParquetWriter(rows_file, schemas.RAW_SCHEMA, **_RAW_WRITE),
+                                     open(base_file, "wb"))  # noqa: SIM115 - closed in _close
+            self.writers[key][0].write_table(table.slice(start, rows))
+            self.writers[key][1].write(base[start:start + rows].tobytes())
+            start += rows
+
+    def deduplicate(self, committed: set[str]) -> tuple[int, int]:
+        """Drop staged rows whose event key a committed file holds, and refused rows already in
+        quarantine/; stage the new keys. Returns (duplicate rows, quarantine rows written)."""
+        self._close()
+        # Days are independent, and their sorts, reads and writes release the GIL: two at a time.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
+            found = list(pool.map(lambda day: self._deduplicate_day(day, committed), sorted(self.writers)))
+        for day, (kept, _) in zip(sorted(self.writers), found):
+            if kept:
+                self.moves += [(f"{day}.parquet", f"raw/event_date={day}/part-{self.digest}.parquet"),
+                               (f"{day}.keys.parquet", f"raw/_keys/event_date={day}/{self.digest}.parquet")]
+        written = self._deduplicate_quarantine()
+        return sum(duplicates for _, duplicates in found), written
+
+    def _deduplicate_day(self, day: str, committed: set[str]) -> tuple[bool, int]:
+        """Remove one day's duplicates and stage its new keys; returns (any row kept, duplicates)."""
+        staged, keys_file = self.dir / f"{day}.parquet", self.dir / f"{day}.keys.parquet"
+        keys = event_keys(np.fromfile(self.dir / f"{day}.base.u64", dtype=np.uint64))
+        dup = np.isin(keys, _committed_keys(self.store.raw / "_keys" / f"event_date={day}", committed))
+        if dup.all():
+            return False, int(dup.sum())
+        if dup.any():
+            pq.write_table(pq.read_table(staged).filter(pa.array(~dup)), staged, **_RAW_WRITE)
+        _write_keys(keys[~dup], keys_file)
+        return True, int(dup.sum())
+
+    def _deduplicate_quarantine(self) -> int:
+        """Keep the refused rows quarantine/ does not hold yet; returns how many are written."""
+        base = np.concatenate(self.bad_base) if self.bad_base else np.empty(0, dtype=np.uint64)
+        keys = event_keys(base)
+        known = {c.stem for c in self.store.commits.glob("*.json")} if self.store.commits.is_dir() else set()
+        dup = np.isin(keys, _committed_keys(self.store.quarantine / "_keys", known))
+        staged = self.dir / "quarantine.parquet"
+        if dup.any():
+            kept = pq.read_table(staged).filter(pa.array(~dup))  # refused rows only: small next to raw/
+            pq.write_table(kept, staged, compression="zstd")
+        _write_keys(keys[~dup], self.dir / "quarantine.keys.parquet")
+        self.moves += [("quarantine.parquet", f"quarantine/{self.digest}.parquet"),
+                       ("quarantine.keys.parquet", f"quarantine/_keys/{self.digest}.parquet")]
+        return int((~dup).sum())
+
+    def commit(self, summary: dict) -> list[str]:
+        """Decide (the intent file), rename everything into place, write the commit record last."""
+        record = {**summary, "files": [t.removeprefix("raw/") for _, t in self.moves
+                                       if t.startswith("raw/event_date=")], "moves": self.moves}
+        write_json(record, self.dir / INTENT)
+        _apply(self.store, self.dir, record)
+        self.abort()
+        return record["files"]
+
+    def _close(self) -> None:
+        try:
+            self._wait()
+        finally:  # close every file even when the write in flight failed (closing twice is a no-op)
+            self.pool.shutdown()
+            self.bad.close()
+            for pair in self.writers.values():
+                for w in pair:
+                    w.close()
+
+    def abort(self) -> None:
+        try:
+            self._close()
+        except Exception:  # a write failed while another error is on its way up: the staged files go anyway
+            log.debug("staging %s: a write failed while aborting", self.dir, exc_info=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _write_keys(keys: np.ndarray, path: Path) -> None:
+    # Keys are well-spread 64-bit hashes: neither a dictionary nor compression would shrink them.
+    pq.write_table(pa.table({KEY: keys}, schema=_BASE_SCHEMA), path, compression="none", use_dictionary=False)
+
+
+def _committed_keys(folder: Path, committed: set[str]) -> np.ndarray:
+    """Keys in ``folder`` of committed ingests only (uncommitted leftovers are ignored)."""
+    files = [f for f in folder.glob("*.parquet") if f.stem in committed] if folder.is_dir() else []
+    if not files:
+        return np.empty(0, dtype=np.uint64)
+    return np.concatenate([pq.read_table(f, columns=[KEY]).column(KEY).to_numpy() for f in files])

@@ -1,0 +1,89 @@
+"""What ingest writes, and when (issues #20 and #19): quarantine deduplicated like accepted rows, counts
+and reasons that agree on a re-ingest, a mostly refused file that fails in one line, and a commit cut
+short that shows no uncommitted file to a glob reader and is finished by the next run."""
+
+import json
+import pathlib
+
+import duckdb
+import pytest
+
+from pipeline.ingest.ingest import IngestError, run_ingest
+from pipeline.ingest.staging import INTENT, staging_root
+from pipeline.store import Store
+from tests.ingest.stores import USER_COLUMNS, ingest_config, quarantined, stored, write_csv
+
+
+def _cfg(tmp_path, **ingest):
+    return ingest_config(tmp_path, USER_COLUMNS, **ingest)
+
+
+def test_a_reexport_differing_by_one_byte_writes_no_quarantine_row_twice(tmp_path):
+    rows = [f"2011-03-04 10:00:0{i % 10},A{i},1,1,u" for i in range(10)] + ["bad-time,A,1,1,u"] * 3 + ["x"]
+    cfg = _cfg(tmp_path)
+    first = run_ingest(cfg, write_csv(tmp_path, rows, "a.csv"))
+    again = run_ingest(cfg, write_csv(tmp_path, [*rows, "bad-time,A,1,1,u"], "b.csv"))  # one more repeat
+    assert (first["quarantine_written"], again["rows_quarantined"], again["quarantine_written"]) == (4, 5, 1)
+    assert len(quarantined(cfg)) == 5
+    assert again["quarantine_reasons"] == {"bad_timestamp": 4, "malformed_row": 1}
+
+
+def test_reingest_summary_counts_and_reasons_agree(tmp_path):
+    cfg = _cfg(tmp_path)
+    path = write_csv(tmp_path, ["2011-03-04,A,1,1,u", "nope,A,1,1,u", "2011-03-04,A,x,1,u"])
+    run_ingest(cfg, path)
+    again = run_ingest(cfg, path)
+    assert again["rows_quarantined"] == 2 and again["quarantine_reasons"] == {"bad_timestamp": 1, "non_numeric": 1}
+
+
+def test_a_mostly_refused_file_fails_naming_the_file_and_its_top_reasons(tmp_path):
+    rows = ["01/12/2010 08:26,A,1,1,u", "02/12/2010 08:26,A,1,1,u", "2010-12-01 08:26,A,1,1,u"]
+    cfg = _cfg(tmp_path, max_reject_share=0.5)
+    with pytest.raises(IngestError, match=r"e\.csv: 2 of 3 rows refused, more than max_reject_share 0\.5") as err:
+        run_ingest(cfg, write_csv(tmp_path, rows))
+    assert "2 x bad_timestamp: ts=01/12/2010 08:26 is not a timestamp" in str(err.value)
+    assert "timestamp_format" in str(err.value) and "\n" not in str(err.value)
+    assert Store(cfg.store).committed_raw_files() == [] and not list(Store(cfg.store).quarantine.glob("*.parquet"))
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no cleanup handler catches it."""
+
+
+def _glob_reader(store: Store) -> list[str]:
+    """The files DuckDB reads for the hive glob a user would write."""
+    sql = f"SELECT DISTINCT filename FROM read_parquet('{store.raw}/*/*.parquet', hive_partitioning = true, " \
+          "filename = true)"
+    try:
+        return sorted(pathlib.Path(f).name for (f,) in duckdb.sql(sql).fetchall())
+    except duckdb.IOException:  # no file matches the glob
+        return []
+
+
+@pytest.mark.parametrize("renames", [0, 1, 2, 3, 5])
+def test_a_commit_cut_short_shows_no_uncommitted_file_and_the_next_run_finishes_it(tmp_path, monkeypatch, renames):
+    rows = [f"2011-03-0{1 + i % 3} 10:00:00,A{i},1,1,u" for i in range(30)] + ["bad,A,1,1,u"]
+    cfg = _cfg(tmp_path)
+    store, path = Store(cfg.store), write_csv(tmp_path, rows)
+    done = []
+    replace = pathlib.Path.replace
+
+    def kill_after(self, target):
+        if len(done) == renames:
+            raise _Killed
+        done.append(target)
+        return replace(self, target)
+
+    monkeypatch.setattr(pathlib.Path, "replace", kill_after)
+    with pytest.raises(_Killed):
+        run_ingest(cfg, path)
+    monkeypatch.undo()
+    intents = [json.loads(p.read_text()) for p in staging_root(store).glob(f"*/{INTENT}")]
+    decided = {pathlib.Path(t).name for i in intents for _, t in i["moves"]}
+    assert store.committed_raw_files() == []
+    assert set(_glob_reader(store)) <= decided  # only files of a decided commit, none staged or orphaned
+    assert not [p for p in store.raw.rglob("*") if "staging" in p.name]
+    summary = run_ingest(cfg, path)
+    assert summary["rows_accepted"] == 0 and summary["rows_duplicate"] == 30  # the first run's commit finished
+    assert len(_glob_reader(store)) == 3 and len(stored(cfg)) == 30 and len(quarantined(cfg)) == 1
+    assert not any(staging_root(store).iterdir())
