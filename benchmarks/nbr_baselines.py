@@ -62,19 +62,6 @@ def seed_summary(result: dict, seeds: list[int]) -> list[str]:
     return lines
 
 
-def timed(methods: dict, seconds: dict) -> dict:
-    """The same methods, adding each call's wall time to ``seconds[name]``."""
-    def wrap(name, method):
-        def call(events, cutoff, users):
-            started = time.perf_counter()
-            try:
-                return method(events, cutoff, users)
-            finally:
-                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
-        return call
-    return {name: wrap(name, method) for name, method in methods.items()}
-
-
 def table(block: dict, names: list[str]) -> list[str]:
     lines = [f"  {'method':<22}" + "".join(f"{c:>19}" for c in COLUMNS) + f"{'users':>7}"]
     for name in names:
@@ -95,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from pipeline.store import Store, read_events
+    from recsys.rank.evaluation import timed
     from recsys.rank.protocol import last_cutoffs, run_protocol
 
     started = time.perf_counter()

@@ -7,8 +7,9 @@
    ``--seconds``; p50 / p99 / max latency as the client sees it (request sent to whole response
    read), the handler's own time from the Server-Timing header, requests per second, errors (a
    non-200 answer, or a wrong item count in every 10th answer, which the client parses untimed).
-3. Lift: ``trendrec evaluate-rerank`` on the store (Online Retail in the demo store): pooled
-   HitRate@10 / NDCG@10 of each weight relative to the base ranking, all cut-offs and leak-free ones.
+3. Lift: ``trendrec evaluate-rerank`` on the store (Online Retail in the demo store): the pooled
+   next-basket figures of ``--methods`` (default p_topfreq, base, segment_trend), every method
+   retrained at each cut-off.
 
 The machine is shared: figures are what this run measured, not a promise.
 
@@ -112,15 +113,13 @@ def bench_service(cfg, segments: list[str], seconds: float, size: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_lift(cfg, weights: list[float], weeks: int) -> dict:
+def bench_lift(cfg, methods: list[str], weeks: int) -> dict:
     from recsys.rank.evaluation import run_evaluate_rerank
 
-    result = run_evaluate_rerank(cfg, weights=weights, weeks=weeks)
-    keep = ("weight", "users", "hit_rate", "ndcg", "hit_rate_lift", "ndcg_lift")
-    return {"model_version": result["model_version"], "cutoffs": result["cutoffs"],
-            "leak_free_cutoffs": result["leak_free_cutoffs"], "output": result["output_json"],
-            "pooled": [{k: r[k] for k in keep} for r in result["pooled"]],
-            "pooled_leak_free": [{k: r[k] for k in keep} for r in result["pooled_leak_free"]]}
+    result = run_evaluate_rerank(cfg, weeks=weeks, methods=methods)
+    return {"cutoffs": [row["cutoff"] for row in result["cutoffs"]], "output": result["output"],
+            "pooled": {name: {k: v for k, v in row.items()} for name, row in result["pooled"].items()},
+            "seconds": result["seconds"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=2_000_000, help="batch candidates")
     parser.add_argument("--seconds", type=float, default=30.0, help="service load duration")
     parser.add_argument("--size", type=int, default=1000, help="candidates per request")
-    parser.add_argument("--weights", default="0.1,0.2,0.3,0.5,0.8,1.0")
+    parser.add_argument("--methods", default="p_topfreq,base,segment_trend",
+                        help="evaluate-rerank methods for the lift part")
     parser.add_argument("--weeks", type=int, default=6)
     parser.add_argument("--skip", default="", help="comma list of batch,service,lift to skip")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: run as the load client
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         report["service"] = bench_service(cfg, segments, args.seconds, args.size)
         print(json.dumps({"service": report["service"]}), flush=True)
     if "lift" not in skip:
-        report["lift"] = bench_lift(cfg, [float(w) for w in args.weights.split(",")], args.weeks)
+        report["lift"] = bench_lift(cfg, args.methods.split(","), args.weeks)
         print(json.dumps({"lift": report["lift"]}, indent=1), flush=True)
     return 0
 

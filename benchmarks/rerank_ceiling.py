@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from recsys.rank.candidates import EVENT_COLUMNS, build_candidates
     from recsys.forecast.trends import trend_score
     from recsys.rank.rerank import rerank
-    from recsys.rank.evaluation import K, RECENT_DAYS, TARGET_DAYS, evaluate_rerank, pool, purchases, score_lists
-    from recsys.rank.evaluation import weekly_cutoffs
+    from hitrate_sweep import K, RECENT_DAYS, evaluate_rerank, pool, score_lists  # benchmarks/ is on sys.path
+    from recsys.rank.protocol import TARGET_DAYS, purchases, weekly_cutoffs
 
     store = Store(load_config(args.config, store=args.store).store)
     events = read_events(store, EVENT_COLUMNS)

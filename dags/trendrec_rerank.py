@@ -1,5 +1,5 @@
 """
-### trendrec_rerank — re-rank the day's candidate lists with the production model's trends
+### trendrec_rerank — re-rank the day's candidate lists with the production version (customer scores, segment trends)
 
 **has_production_model → rerank**
 

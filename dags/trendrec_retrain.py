@@ -12,6 +12,10 @@
   (`asset_triggered__2026-11-23T05_00_00.123456_00_00`); clearing a run keeps its run id. Either
   way a re-run reuses the committed candidate, its evaluation and its registry version: it changes
   nothing in the store.
+* `customers` trains the customer model (LSTMRecommender) into the same candidate and judges it
+  against the baselines on its validation week; `push` versions it with the segment forecaster
+  when it is blessed (else production's customer model is carried forward) and scores every active
+  customer's candidates, so serving needs no TensorFlow. Rollback moves both models together.
 * `is_blessed` branches on the evaluation: `push` versions the candidate as the production model
   and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`); a
   candidate that is not blessed, or was already pushed, leaves production and the asset alone.
@@ -71,6 +75,10 @@ def trendrec_retrain():
     def train(aggregated: dict, params=None, logical_date=None, run_id=None) -> dict:
         return _run("train", params, aggregated, run_key=run_key(logical_date, run_id))
 
+    @task(execution_timeout=timedelta(hours=4))
+    def customers(trained: dict, params=None, logical_date=None, run_id=None) -> dict:
+        return _run("customers", params, trained, run_key=run_key(logical_date, run_id))
+
     @task
     def evaluate(trained: dict, params=None) -> dict:
         return _run("evaluate", params, trained)
@@ -95,7 +103,7 @@ def trendrec_retrain():
         log.info("production unchanged: %s", evaluated["reason"])
         return evaluated["reason"]
 
-    evaluated = evaluate(train(aggregate()))
+    evaluated = evaluate(customers(train(aggregate())))
     is_blessed(evaluated) >> [push(evaluated), keep_production(evaluated)]
 
 

@@ -118,7 +118,8 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     candidates: str = ""  # default candidate file for `trendrec rerank`
-    weight: float = 0.3  # how far trend moves the score: base * (1 + weight * trend)
+    weight: float = 0.3  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
+    customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413
     max_request_candidates: int = 10_000  # `trendrec serve`: longer lists get 413
     eval_candidates: int = 50  # list length per user in `trendrec evaluate-rerank`
@@ -157,6 +158,7 @@ class CustomerModelConfig:
     histogram_freq: int = 1  # TensorBoard weight histograms every N epochs; 0 = none
     log_dir: str = ""  # TensorBoard runs go to <log_dir>/customer-model-<cutoff>; "" = the store's runs/ or none
     seed: int = 42  # keras.utils.set_random_seed and negative sampling
+    bless_margin: float = 0.0  # push the model only when its validation Recall@10 > best baseline's + margin
 
     def __post_init__(self) -> None:
         if self.cell not in CUSTOMER_CELLS:
@@ -232,8 +234,9 @@ def _validate(cfg: Config) -> None:
                          ("registry.keep_versions", cfg.registry.keep_versions)):
         if value < 0:
             raise ConfigError(f"{where} must be >= 0, got {value}")
-    if not 0.0 <= cfg.rerank.weight <= 1.0:
-        raise ConfigError(f"rerank.weight must be in [0, 1], got {cfg.rerank.weight}")
+    for name in ("weight", "customer_weight"):
+        if not 0.0 <= getattr(cfg.rerank, name) <= 1.0:
+            raise ConfigError(f"rerank.{name} must be in [0, 1], got {getattr(cfg.rerank, name)}")
     if cfg.model.target not in schemas.MEASURES:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
     _validate_model(cfg.model)

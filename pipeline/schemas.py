@@ -121,7 +121,8 @@ TREND_HIGH = "trend_high"  # trend at the highest forecast quantile (quantile mo
 # --- candidates and re-ranked lists -----------------------------------------------------------
 BASE_SCORE = "base_score"  # the upstream recommender's score (higher is better)
 TREND = "trend"  # the segment's trend score from the production model
-FINAL_SCORE = "final_score"  # blend of base_score and trend
+FINAL_SCORE = "final_score"  # the blend of base_score and the signal (recsys.rank.blend), in [0, 1]
+SIGNAL = "signal"  # what ranked a candidate: customer_model, segment_trend or base
 RANK = "rank"  # 1-based position within the user's list
 
 CANDIDATE_COLUMNS = (USER_ID, ITEM_ID, SEGMENT, BASE_SCORE)

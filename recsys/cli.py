@@ -54,10 +54,6 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _no_arguments(parser: argparse.ArgumentParser) -> None:
-    return None
-
-
 def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", help="file, directory or glob (default: `source` in the config)")
 
@@ -131,9 +127,21 @@ def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _run_push(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.forecast.publish import publish
+    from recsys import flow
 
-    return publish(cfg, args.candidate or _latest_candidate(cfg))
+    return flow.run_stage("push", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
+
+
+def _run_customers(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys import flow
+
+    return flow.run_stage("customers", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
+
+
+def _run_segments(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.report.segments import list_segments
+
+    return list_segments(cfg)
 
 
 def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
@@ -205,15 +213,16 @@ def _run_serve(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _evaluate_rerank_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", default="0,0.1,0.2,0.3,0.5,0.8", help="blend weights to sweep")
-    parser.add_argument("--weeks", type=int, default=6, help="number of weekly cut-offs at the end of the data")
+    parser.add_argument("--weeks", type=int, default=6, help="weekly cut-offs at the end of the data (6)")
+    parser.add_argument("--methods", help="comma list (default: g_topfreq, p_topfreq, base, tifu_knn, "
+                                          "segment_trend, lstm_recommender)")
 
 
 def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.rank.evaluation import run_evaluate_rerank
 
-    weights = [float(w) for w in args.weights.split(",") if w.strip()]
-    return run_evaluate_rerank(cfg, weights=weights, weeks=args.weeks)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    return run_evaluate_rerank(cfg, weeks=args.weeks, methods=methods)
 
 
 def _backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -237,6 +246,8 @@ COMMANDS: dict[str, Command] = {
                      _run_train, "trained a candidate"),
     "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
                     _tune_arguments, _run_tune, "tuned"),
+    "customers": Command("train the customer model (LSTMRecommender) for a candidate and judge it vs baselines",
+                         _candidate_argument, _run_customers, "customer model"),
     "evaluate": Command("score a candidate on the hold-out against baselines and production", _candidate_argument,
                         _run_evaluate, "evaluated"),
     "backtest": Command("rolling-origin backtest of the model vs seasonal naive and AutoETS",
@@ -247,7 +258,9 @@ COMMANDS: dict[str, Command] = {
     "rerank": Command("re-rank candidate lists with the production model's trends", _rerank_arguments,
                       _run_rerank, "re-ranked"),
     "models": Command("list, promote or roll back model versions", _models_arguments, _run_models, "models"),
-    "evaluate-rerank": Command("offline HitRate/NDCG of base vs re-ranked lists at weekly cut-offs",
+    "segments": Command("list the production model's segments, their trends and how items map to them",
+                        _no_arguments, _run_segments, "segments"),
+    "evaluate-rerank": Command("next-basket protocol: Recall/NDCG@10 of every method vs the baselines",
                                _evaluate_rerank_arguments, _run_evaluate_rerank, "re-rank evaluation"),
     "serve": Command("serve re-rank requests over HTTP with the production model", _serve_arguments,
                      _run_serve, "server stopped"),

@@ -1,7 +1,7 @@
 """The trendrec flow, written once: the ordered list of stages and ``run_all``.
 
-ingest → aggregate → train → evaluate → push → rerank. Each stage is one call into its package
-(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.registry through
+ingest → aggregate → train → customers → evaluate → push → rerank. Each stage is one call into its package
+(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.customers, recsys.registry through
 recsys.forecast.publish, recsys.rank) that takes the config and what the stage before it returned,
 and returns a small summary of counts and paths. `trendrec demo`, the ``trendrec_pipeline`` DAG
 (one task per stage, in this order) and the tests all run the flow through this module, so the
@@ -54,6 +54,15 @@ def _train(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: Any)
     return run_train(cfg, run_id=run_key)
 
 
+def _customers(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: Any) -> dict[str, Any]:
+    from recsys.customers.train import train_customer_model
+    from recsys.rank.gate import judge_customer_model
+
+    trained = train_customer_model(cfg, upstream["candidate_dir"], run_key)
+    judged = judge_customer_model(cfg, upstream["candidate_dir"], trained)
+    return {"candidate_dir": upstream["candidate_dir"], "customer_model": trained, "customer_evaluation": judged}
+
+
 def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
     from recsys.forecast.evaluate import run_evaluate
 
@@ -61,9 +70,10 @@ def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
 
 
 def _push(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
+    from recsys.customers.publish import assemble_customers
     from recsys.forecast.publish import publish
 
-    return publish(cfg, upstream["candidate_dir"])
+    return publish(cfg, upstream["candidate_dir"], extra=lambda staging: assemble_customers(cfg, staging))
 
 
 def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, output: str | None = None,
@@ -80,6 +90,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("ingest", "validate the event log into raw/ (bad rows to quarantine/)", _ingest),
     Stage("aggregate", "roll events up by segment and day into aggregates/", _aggregate),
     Stage("train", "train a segment-forecaster candidate (TensorBoard logs in runs/)", _train),
+    Stage("customers", "train the customer model (LSTMRecommender) and judge it against the baselines",
+          _customers),
     Stage("evaluate", "score the candidate on the hold-out against baselines and production", _evaluate),
     Stage("push", "version and promote the candidate if blessed", _push),
     Stage("rerank", "re-rank candidate lists with the production model", _rerank),

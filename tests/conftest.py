@@ -127,7 +127,7 @@ def trained_forecaster(trained_daily):
 
 
 # --- registry versions through the registry's own API --------------------------------------------
-def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None) -> str:
+def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd.DataFrame | None = None) -> str:
     store = Store(cfg.store).ensure()
     candidates = store.models / "candidates"
     n = 1
@@ -147,6 +147,13 @@ def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None) -> str:
 
     def assemble(staging: Path, version: str, evaluation: dict) -> dict:
         trends.to_parquet(staging / registry.TREND_FILE)
+        if scores is not None:  # push-time customer scores, as recsys.customers.publish writes them
+            from recsys.customers.scores import SCORES_FILE, SCORES_SCHEMA
+
+            (staging / SCORES_FILE).parent.mkdir(parents=True, exist_ok=True)
+            full = scores.assign(**{c: "" for c in SCORES_SCHEMA.names if c not in scores})
+            pq.write_table(pa.Table.from_pandas(full[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
+                                                preserve_index=False), staging / SCORES_FILE)
         return {"segments": [str(segment) for segment in trends[s.SEGMENT]]}
 
     result = registry.push(cfg, candidate, assemble)
@@ -156,7 +163,10 @@ def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None) -> str:
 
 @pytest.fixture(scope="session")
 def push_version():
-    """``push_version(cfg, trends, forecaster=None) -> "vNNNN"``: a new production version via registry.push.
+    """``push_version(cfg, trends, forecaster=None, scores=None) -> "vNNNN"``: a new production version.
+
+    Made via registry.push. ``scores`` (user_id, item_id, score) become the version's push-time
+    customer scores (customers/scores.parquet).
 
     The candidate holds ``forecaster`` saved, or placeholder model.keras and recommender.json where
     the test never loads the model (the HTTP service and run_rerank read only trend.parquet), and an
@@ -185,7 +195,9 @@ def small_store(tmp_path_factory) -> Config:
     cfg = dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, units=8, epochs=2, batch_size=256, ensemble=1),
         # A 2-epoch model need not beat the baseline; a negative margin blesses it so push happens.
-        evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0))
+        evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0),
+        # likewise for the customer model: a small, short fit, blessed whatever its validation figure
+        customers=dataclasses.replace(cfg.customers, epochs=2, train_weeks=3, units=8, bless_margin=-1.0))
     done = flow.run_all(cfg, source=str(sample), run_key="small")
     assert done["push"]["pushed"] and "output" in done["rerank"]
     return cfg

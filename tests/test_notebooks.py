@@ -25,7 +25,7 @@ def notebook_store(small_store):
     from recsys.forecast.backtest import run_backtest
     from recsys.rank.evaluation import run_evaluate_rerank
 
-    run_evaluate_rerank(small_store, weights=[0.0, 0.3, 1.0], weeks=2)  # the sweep plot's data
+    run_evaluate_rerank(small_store, weeks=2, methods=["g_topfreq", "p_topfreq", "base"])  # the ranking table
     run_backtest(small_store, cutoffs=2, step=7, run_id="notebook")  # the backtest table and bars
     return small_store
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,18 @@ log = logging.getLogger(__name__)
 SAVEDMODEL_DIR = "savedmodel"
 
 
-def publish(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
-    """registry.push of a forecaster candidate: blessed ones become the next production version."""
-    return registry.push(cfg, candidate_dir, lambda staging, version, evaluation:
-                         _assemble(cfg, Path(candidate_dir), staging, evaluation))
+def publish(cfg: Config, candidate_dir: str | Path,
+            extra: Callable[[Path], dict[str, Any]] | None = None) -> dict[str, Any]:
+    """registry.push of a forecaster candidate: blessed ones become the next production version.
+
+    ``extra(staging)`` lets a later stage add its files to the same version (the flow passes the
+    customer model's, recsys.customers.publish) and returns more metadata fields.
+    """
+    def assemble(staging: Path, version: str, evaluation: dict[str, Any]) -> dict[str, Any]:
+        fields = _assemble(cfg, Path(candidate_dir), staging, evaluation)
+        return fields | (extra(staging) if extra is not None else {})
+
+    return registry.push(cfg, candidate_dir, assemble)
 
 
 def _assemble(cfg: Config, candidate_dir: Path, staging: Path, evaluation: dict[str, Any]) -> dict[str, Any]:

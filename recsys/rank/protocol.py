@@ -31,7 +31,6 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.errors import TrendrecError
 from recsys.rank import metrics
-from recsys.rank.evaluation import purchases, weekly_cutoffs
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,22 @@ Method = Callable[[pd.DataFrame, date, np.ndarray], pd.DataFrame]
 
 class ProtocolError(TrendrecError):
     """A method's output or the arguments break the next-basket protocol."""
+
+
+def purchases(events: pd.DataFrame, start: date, days: int = TARGET_DAYS) -> pd.DataFrame:
+    """Distinct (user_id, item_id) bought (quantity > 0, known user) in [start, start + days)."""
+    day = pd.to_datetime(events[s.EVENT_DATE])
+    keep = ((day >= pd.Timestamp(start)) & (day < pd.Timestamp(start + timedelta(days=days)))
+            & (events[s.QUANTITY] > 0) & events[s.USER_ID].notna())
+    return events.loc[keep, [s.USER_ID, s.ITEM_ID]].drop_duplicates().reset_index(drop=True)
+
+
+def weekly_cutoffs(last_day: date, weeks: int) -> list[date]:
+    """``weeks`` cut-offs, oldest first; the last one leaves exactly one target week of data."""
+    if weeks < 1:
+        raise ProtocolError(f"weeks must be >= 1, got {weeks}")
+    end = last_day + timedelta(days=1)
+    return [end - timedelta(days=TARGET_DAYS * i) for i in range(weeks, 0, -1)]
 
 
 def known_purchases(events: pd.DataFrame) -> pd.DataFrame:

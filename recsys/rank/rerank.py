@@ -1,12 +1,13 @@
-"""Turn the production model's forecast into a trend per segment and blend it into candidate lists.
+"""Re-rank candidate lists with the production version: the customer model's scores, else segment trends.
 
-The trend of a segment compares the forecast for the next ``horizon`` days with what was sold in
-the last ``horizon`` days: (forecast - recent) / (forecast + recent + eps). The score is bounded in
-[-1, 1] whatever the segment's volume (a big and a small segment are comparable), symmetric (twice
-as much reads +1/3, half as much -1/3), and 0 for a segment with no sales and no forecast instead of
-a division by zero. Re-ranking multiplies each candidate's base_score by (1 + weight * trend), so a
-weight of 0.3 moves a score by at most 30 %, items of one segment keep their relative order, and
-a non-negative score never changes sign.
+The segment trend (recsys.forecast.trends) compares a segment's forecast for the next ``horizon``
+days with its last ``horizon`` days, bounded in [-1, 1]. The customer model (recsys.customers)
+scored every active customer's candidates at push time (``customers/scores.parquet`` in the
+version). Both are blended with the shop's ``base_score`` by the rank-safe rule of
+``recsys.rank.blend``: only the order of base_score within a list counts, so logits, negative or
+unnormalised scores re-rank the same as probabilities. Each output row says which signal ranked it
+(``customer_model``, ``segment_trend`` or ``base`` for a segment the model does not know); unknown
+segments are counted in the summary and logged.
 
     trendrec rerank --candidates data/demo/candidates.parquet --json
 """
@@ -27,26 +28,32 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_trends, write_parquet
 from recsys import registry
+from recsys.customers.histories import NoCustomerHistoryError
+from recsys.customers.scores import CUSTOMERS_DIR, MODEL_FILE, SCORES_FILE, read_scores, score_lists
+from recsys.rank.blend import SIGNALS, blend
 
 log = logging.getLogger(__name__)
 
-OUTPUT_COLUMNS = (*s.CANDIDATE_COLUMNS, s.TREND, s.FINAL_SCORE, s.RANK)
+OUTPUT_COLUMNS = (*s.CANDIDATE_COLUMNS, s.TREND, s.SCORE, s.SIGNAL, s.FINAL_SCORE, s.RANK)
 
 
 class RerankError(TrendrecError):
     """Candidate lists or trend scores are missing or malformed."""
 
 
-def rerank(candidates: pd.DataFrame, trends: pd.DataFrame, weight: float) -> pd.DataFrame:
-    """Re-order each user's list by final_score = base_score * (1 + weight * trend).
+def rerank(candidates: pd.DataFrame, trends: pd.DataFrame, weight: float, scores: pd.DataFrame | None = None,
+           customer_weight: float = 1.0) -> pd.DataFrame:
+    """Re-order each user's list by the blend rule of ``recsys.rank.blend`` (rank-safe in base_score).
 
-    A segment without a trend gets 0 (neutral). Users keep the order in which they first appear,
-    every row is kept, ties keep their input order (stable sort on the input position) and rank is
-    1-based per user. The inputs are not modified. Vectorised: no per-user Python work, so it
-    runs at millions of candidates per second (benchmarks/rerank_bench.py).
+    ``scores`` (user_id, item_id, score) are the customer model's push-time probabilities; a pair
+    without one falls back to its segment's trend, and a segment absent from ``trends`` (or null) is
+    neutral and shows ``signal = "base"``. Users keep the order in which they first appear, every row
+    is kept, ties go to the higher base_score, then keep their input order; rank is 1-based per user.
+    The inputs are not modified. Vectorised: no per-user Python work.
     """
-    if not 0.0 <= weight <= 1.0:
-        raise RerankError(f"rerank weight must be in [0, 1], got {weight}")
+    for name, value in (("weight", weight), ("customer_weight", customer_weight)):
+        if not 0.0 <= value <= 1.0:
+            raise RerankError(f"rerank {name} must be in [0, 1], got {value}")
     _require(candidates, s.CANDIDATE_COLUMNS, "candidates")
     _require(trends, (s.SEGMENT, s.TREND), "trend scores")
     dup = trends[s.SEGMENT][trends[s.SEGMENT].duplicated()]
@@ -54,20 +61,58 @@ def rerank(candidates: pd.DataFrame, trends: pd.DataFrame, weight: float) -> pd.
         raise RerankError(f"trend scores: segment(s) {sorted(dup.unique())} appear more than once")
     if candidates[s.USER_ID].isna().any():
         raise RerankError(f"candidates: {s.USER_ID} must not be null")
+    base = candidates[s.BASE_SCORE].to_numpy(float)
+    if not np.isfinite(base).all():
+        row = int(np.flatnonzero(~np.isfinite(base))[0])
+        raise RerankError(f"candidates: {s.BASE_SCORE} must be finite; row {row} has {base[row]}")
     trend = _segment_trends(candidates[s.SEGMENT], trends)
-    final = candidates[s.BASE_SCORE].to_numpy(float) * (1.0 + weight * trend)
+    prob = _customer_scores(candidates, scores)
     codes = pd.factorize(candidates[s.USER_ID])[0]
-    order, rank = rank_order(codes, final)
-    columns = {c: candidates[c].array.take(order) for c in s.CANDIDATE_COLUMNS[1:]}
-    users = candidates[s.USER_ID].array  # each user's block stays where it was when lists are contiguous
-    columns[s.USER_ID] = users.copy() if (np.diff(codes) >= 0).all() else users.take(order)
-    columns |= {s.TREND: trend[order], s.FINAL_SCORE: final[order], s.RANK: rank}
+    out = blend(codes, base, trend, prob, weight, customer_weight)
+    order = out.order
+    columns = {c: candidates[c].array.take(order) for c in s.CANDIDATE_COLUMNS}
+    columns |= {s.TREND: np.nan_to_num(trend)[order], s.SCORE: prob[order],
+                s.SIGNAL: np.asarray(SIGNALS, dtype=object)[out.signal[order]],
+                s.FINAL_SCORE: out.final[order], s.RANK: out.rank}
     return pd.DataFrame(columns, copy=False)[list(OUTPUT_COLUMNS)]
 
 
+def customer_scores(cfg: Config, store: Store, version_dir: Path, candidates: pd.DataFrame) -> pd.DataFrame | None:
+    """The version's customer model scores the shop's own lists; None when the version has none.
+
+    The batch path runs the model on exactly the shop's (customer, item) pairs; a log without
+    customer history left falls back to the push-time scores of the model's own candidates.
+    """
+    model_dir = version_dir / CUSTOMERS_DIR
+    if not (model_dir / MODEL_FILE).is_file():
+        return None
+    try:
+        return score_lists(store.root, model_dir, candidates, cfg.customers)
+    except NoCustomerHistoryError as exc:
+        log.warning("customer model cannot score these lists (%s): using its push-time scores", exc)
+        return read_scores(version_dir / SCORES_FILE, candidates[s.USER_ID].unique().tolist())
+
+
+def unknown_segments(candidates: pd.DataFrame, trends: pd.DataFrame) -> dict[str, int]:
+    """{segment: candidate rows} of the segments the trend table does not know (null as "<null>")."""
+    seg = candidates[s.SEGMENT]
+    unknown = seg[~seg.isin(trends[s.SEGMENT])]
+    return {str(k): int(v) for k, v in unknown.fillna("<null>").value_counts().sort_index().items()}
+
+
+def _customer_scores(candidates: pd.DataFrame, scores: pd.DataFrame | None) -> np.ndarray:
+    """Each row's customer-model probability; NaN where the pair was not scored."""
+    if scores is None or scores.empty or candidates.empty:
+        return np.full(len(candidates), np.nan)
+    keys = [s.USER_ID, s.ITEM_ID]
+    left = candidates[keys].astype(str)
+    merged = left.merge(scores[[*keys, s.SCORE]].astype({s.USER_ID: str, s.ITEM_ID: str}), on=keys, how="left")
+    return merged[s.SCORE].to_numpy(float)
+
+
 def _segment_trends(segments: pd.Series, trends: pd.DataFrame) -> np.ndarray:
-    """Each row's trend; 0 for a segment absent from ``trends`` or null. Arrow hash lookup when it can."""
-    known = np.append(trends[s.TREND].to_numpy(float), 0.0)  # the last slot is the neutral 0
+    """Each row's trend; NaN for a segment absent from ``trends`` or null. Arrow hash lookup when it can."""
+    known = np.append(trends[s.TREND].to_numpy(float), np.nan)  # the last slot: unknown
     missing = len(known) - 1
     try:
         seg = pa.array(segments)
@@ -79,35 +124,6 @@ def _segment_trends(segments: pd.Series, trends: pd.DataFrame) -> np.ndarray:
         lookup = pd.Series(np.arange(missing), index=trends[s.SEGMENT])
         index = segments.map(lookup).fillna(missing).to_numpy(np.int64)
     return known[index]
-
-
-def rank_order(codes: np.ndarray, final: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row order (users by ``codes`` ascending, then -final, then input position) and 1-based ranks.
-
-    Lists are padded into a users x longest-list matrix and sorted along rows (one small stable
-    sort per list, all in C); a very skewed set of list lengths falls back to a global lexsort.
-    """
-    n = len(codes)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    contiguous = bool((np.diff(codes) >= 0).all())
-    counts = np.bincount(codes)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    width = int(counts.max())
-    if contiguous and n == len(counts) * width:  # the usual batch: equal lists, one block per user
-        cols = np.argsort(-final.reshape(len(counts), width), axis=1, kind="stable")
-        return (cols + starts[:, None]).ravel(), np.tile(np.arange(1, width + 1), len(counts))
-    grouped = np.arange(n) if contiguous else np.argsort(codes, kind="stable")
-    if len(counts) * width > 4 * n + 1024:
-        order = np.lexsort((np.arange(n), -final, codes))
-        return order, np.arange(n) - starts[codes[order]] + 1
-    keys = np.full((len(counts), width), np.nan)  # NaN pads sort after every real (even NaN) score
-    row = codes[grouped]
-    keys[row, np.arange(n) - starts[row]] = -final[grouped]
-    cols = np.argsort(keys, axis=1, kind="stable")
-    valid = np.arange(width)[None, :] < counts[:, None]
-    order = grouped[(cols + starts[:, None])[valid]]
-    return order, np.broadcast_to(np.arange(1, width + 1), keys.shape)[valid]
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
@@ -144,9 +160,11 @@ def read_candidates(path: str | Path) -> pd.DataFrame:
 
 def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
                output: str | Path | None = None) -> dict[str, Any]:
-    """Re-rank a candidate file with the production model's trend scores into reranked/<name>.parquet.
+    """Re-rank a candidate file with the production version into reranked/<name>.parquet.
 
-    ``lists_changed`` counts the users whose order differs from ordering by base_score alone.
+    ``lists_changed`` counts the users whose order differs from ordering by base_score alone;
+    ``signals`` counts the rows each signal ranked; ``unknown_segments`` the rows per segment the
+    production trend table does not know (they are neutral: a warning names them).
     """
     store = Store(cfg.store)
     path = candidates_path or cfg.rerank.candidates
@@ -158,14 +176,27 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     prod = registry.read_production(store)
     if prod is None:
         raise RerankError(f"no production model in {store.models}: run `trendrec push`")
-    trends = read_trends(registry.version_dir(store, prod["version"]) / registry.TREND_FILE)
-    result = rerank(candidates, trends, cfg.rerank.weight)
-    unchanged = rerank(candidates, trends, 0.0)  # the lists as base_score alone orders them
+    version_dir = registry.version_dir(store, prod["version"])
+    trends = read_trends(version_dir / registry.TREND_FILE)
+    scores = customer_scores(cfg, store, version_dir, candidates)
+    result = rerank(candidates, trends, cfg.rerank.weight, scores, cfg.rerank.customer_weight)
+    unchanged = rerank(candidates, trends, 0.0, None, 0.0)  # the lists as base_score alone orders them
     moved = (result[s.ITEM_ID].to_numpy() != unchanged[s.ITEM_ID].to_numpy())
     changed = int(pd.Series(moved).groupby(result[s.USER_ID].to_numpy()).any().sum())
+    unknown = unknown_segments(candidates, trends)
+    if unknown:
+        log.warning("%d candidate rows in %d segment(s) the production model does not know are neutral: %s "
+                    "(`trendrec segments` lists the known ones)", sum(unknown.values()), len(unknown),
+                    ", ".join(list(unknown)[:10]))
+    if scores is None:
+        log.info("%s has no customer model: every list is ranked by segment trends", prod["version"])
     write_parquet(pa.Table.from_pandas(result, preserve_index=False), target)
     log.info("re-ranked %d rows for %d users with %s into %s", len(result), result[s.USER_ID].nunique(),
              prod["version"], target)
+    signals = result[s.SIGNAL].value_counts()
     return {"rows": len(result), "users": int(result[s.USER_ID].nunique()), "model_version": prod["version"],
             "candidates": str(path), "output": str(target), "lists_changed": changed,
-            "weight": cfg.rerank.weight}
+            "weight": cfg.rerank.weight, "customer_weight": cfg.rerank.customer_weight,
+            "signals": {name: int(signals.get(name, 0)) for name in SIGNALS},
+            "customers_scored": int(result.loc[result[s.SIGNAL] == "customer_model", s.USER_ID].nunique()),
+            "unknown_segments": unknown}

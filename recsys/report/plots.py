@@ -170,17 +170,17 @@ def plot_rerank_examples(examples: pd.DataFrame) -> Figure:
     return fig
 
 
-def plot_sweep(sweep: pd.DataFrame, weight: float | None = None) -> Figure:
-    """HitRate and NDCG against the blend weight, one line per set of cut-offs (all, leak-free)."""
+def plot_ranking(per_cutoff: pd.DataFrame) -> Figure:
+    """Recall@10 and NDCG@10 of every method at every cut-off of `trendrec evaluate-rerank`."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for ax, (metric, label) in zip(axes, (("hit_rate", "HitRate@10"), ("ndcg", "NDCG@10"))):
-        for cutoffs, part in sweep.groupby("cutoffs", sort=True):
-            ax.plot(part["weight"], part[metric], marker="o", label=cutoffs)
-        if weight is not None:
-            ax.axvline(weight, color="0.5", ls=":", label=f"configured weight {weight:g}")
-        ax.set_xlabel("re-rank weight (0 = base ranking)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{label} against the blend weight")
+    for ax, metric in zip(axes, ("recall@10", "ndcg@10")):
+        for method, part in per_cutoff.groupby("method", sort=False):
+            ax.plot(part["cutoff"], part[metric], marker="o", label=method,
+                    lw=2.5 if method == "lstm_recommender" else 1.2)
+        ax.set_xlabel("cut-off (the target week starts here)")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric} per weekly cut-off")
+        ax.tick_params(axis="x", rotation=30)
         ax.legend(fontsize=8)
     return fig
 
@@ -190,7 +190,7 @@ _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily se
            "movers": "Rising and falling segments", "decomposition": "Seasonal decomposition",
            "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
-           "rerank_sweep": "HitRate / NDCG sweep",
+           "ranking": "Next-basket evaluation: every method at every cut-off (pooled table below)",
            "backtest_mase": "Rolling-origin backtest: MASE per segment (the combination and each member)"}
 _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
@@ -213,7 +213,7 @@ def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
                      f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if name in ("rerank_examples", "rerank_sweep") and name in tables:
+        if name in ("rerank_examples", "ranking") and name in tables:
             parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
         if name == "backtest_mase" and "backtest" in tables:  # the overall figures under the bars
             parts.append(tables["backtest"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))

@@ -224,8 +224,8 @@ def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.Da
     return top[columns].reset_index(drop=True)
 
 
-def load_sweep(store: Store | str) -> pd.DataFrame | None:
-    """[weight, hit_rate, ndcg, cutoffs] pooled over all and over leak-free cut-offs, or None.
+def load_ranking(store: Store | str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(pooled: one row per method, per cut-off: cutoff x method), or None before any evaluate-rerank.
 
     Read from reranked/evaluation.json, written by `trendrec evaluate-rerank` (recsys.rank.evaluation).
     """
@@ -233,11 +233,13 @@ def load_sweep(store: Store | str) -> pd.DataFrame | None:
     path = store.reranked / f"{SWEEP_NAME}.json"
     if not path.is_file():
         return None
-    summary = read_json(path)
-    frames = [pd.DataFrame(summary.get(key) or []).assign(cutoffs=label)
-              for key, label in (("pooled", "all cut-offs"), ("pooled_leak_free", "leak-free cut-offs"))]
-    frames = [f for f in frames if {"weight", "hit_rate", "ndcg"} <= set(f.columns)]
-    return pd.concat(frames, ignore_index=True) if frames else None
+    result = read_json(path)
+    if not isinstance(result.get("pooled"), dict):
+        return None  # an evaluation.json of an older trendrec
+    pooled = pd.DataFrame.from_dict(result["pooled"], orient="index").rename_axis("method").reset_index()
+    rows = [{"cutoff": row["cutoff"], "method": name, **figures} for row in result.get("cutoffs", [])
+            for name, figures in row.items() if name != "cutoff"]
+    return pooled, pd.DataFrame(rows)
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -285,13 +287,13 @@ def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
     if reranked is not None:
         tables["rerank_examples"] = rerank_examples(reranked)
         figures["rerank_examples"] = plots.plot_rerank_examples(tables["rerank_examples"])
-    sweep = load_sweep(store)
-    if sweep is None:
-        notes.append(f"No HitRate/NDCG sweep ({store.reranked / SWEEP_NAME}.json): "
+    ranking = load_ranking(store)
+    if ranking is None:
+        notes.append(f"No next-basket evaluation ({store.reranked / SWEEP_NAME}.json): "
                      "run `trendrec evaluate-rerank`.")
     else:
-        tables["rerank_sweep"] = sweep
-        figures["rerank_sweep"] = plots.plot_sweep(sweep, cfg.rerank.weight)
+        tables["ranking"] = ranking[0]
+        figures["ranking"] = plots.plot_ranking(ranking[1])
     result = load_backtest(store)
     if result is None:
         notes.append(f"No rolling-origin backtest ({store.root / BACKTEST_DIR}/): run `trendrec backtest`.")

@@ -52,7 +52,35 @@ def store_status(cfg: Config) -> dict[str, Any]:
             "seasonal_naive_metrics": _headline(metrics.get("seasonal_naive")),
             "blessed_because": meta.get("reason"),  # the evaluation's reason, as it was at push time
         })
+        status["customer_model"] = customer_status(meta)
+    status["ranking"] = ranking_status(store)
     status["versions"] = [m["version"] for m in registry.list_models(store)]
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
     status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
     return status
+
+
+def customer_status(meta: dict[str, Any]) -> dict[str, Any]:
+    """The version's customer model: where it came from, its validation figure beside the best baseline's."""
+    info = meta.get("customers") or {}
+    if not info.get("model"):
+        return {"model": None, "reason": info.get("reason", "this version has no customer model: segment trends rank")}
+    evaluation, scores = info.get("evaluation") or {}, info.get("scores") or {}
+    best = evaluation.get("best_baseline")
+    return {"model": "this version's" if info["model"] == "candidate" else f"carried from {info['model']}",
+            "val_recall@10": (evaluation.get("model") or {}).get("recall@10"), "best_baseline": best,
+            "best_baseline_recall@10": (evaluation.get("baselines") or {}).get(best),
+            "validation_week_from": evaluation.get("validation_cutoff"),
+            "customers_scored": scores.get("customers"), "scored_for": scores.get("cutoff")}
+
+
+def ranking_status(store: Store) -> dict[str, Any] | str:
+    """Pooled Recall@10 / NDCG@10 per method of the last `trendrec evaluate-rerank`, or what to run."""
+    path = store.reranked / "evaluation.json"
+    if not path.is_file():
+        return "not evaluated yet: run `trendrec evaluate-rerank` (every method retrained at 6 weekly cut-offs)"
+    result = read_json(path)
+    pooled = result.get("pooled") or {}
+    return {"cutoffs": len(result.get("cutoffs") or []),
+            **{name: {k: row.get(k) for k in ("recall@10", "ndcg@10", "users")} for name, row in pooled.items()},
+            "wins_over_best_baseline": result.get("wins_over_best_baseline")}

@@ -1,15 +1,20 @@
 """``trendrec serve``: a small HTTP service that re-ranks one candidate list per request.
 
-It reads only the production version's ``trend.parquet`` (no TensorFlow is imported) and applies
-the same blend as the batch face: final_score = base_score * (1 + weight * trend), ties keep the
-request order, unknown or missing segments are neutral, every candidate comes back once.
+It reads only the production version's ``trend.parquet`` and, when the version has a customer model,
+its push-time ``customers/scores.parquet`` (no TensorFlow is imported), and applies the batch face's
+rank-safe blend (recsys.rank.blend): a known customer's items are ordered by the model's
+probability, anything else by the segment trend blended with the order of base_score. Each item says
+which signal ranked it; segments the model does not know are neutral, counted in the response and
+logged once each; every candidate comes back once.
 
     POST /rerank   {"user_id": "17850",                  # optional, echoed back
                     "weight": 0.3,                      # optional, in [0, 1]; default rerank.weight
                     "candidates": [{"item_id": "85123A", "segment": "home_decor", "base_score": 0.9}, ...]}
-                -> {"user_id", "model_version", "weight",
-                    "items": [{"item_id", "trend", "final_score", "rank"}, ...]}   # best first
-    GET  /health -> {"status": "ok", "model_version": "v0003", "segments": 14, "reload_error": null}
+                -> {"user_id", "model_version", "weight", "customer_known",
+                    "unknown_segments": {"count", "segments"},
+                    "items": [{"item_id", "trend", "score", "signal", "final_score", "rank"}, ...]}  # best first
+    GET  /health -> {"status": "ok", "model_version": "v0003", "segments": 14, "customers": 4302,
+                     "reload_error": null}
                     # "degraded" (200) while production's version cannot be loaded and an older one
                     # still serves; "no_model" (503) before the first push
 
@@ -51,11 +56,15 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_trends
 from recsys import registry
+from recsys.customers.scores import SCORES_FILE, ScoreIndex
+from recsys.rank.blend import SIGNALS, blend_one
 from recsys.serve.limits import BodyLimit
-from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse
+from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownSegments
 
 log = logging.getLogger(__name__)
 
+MAX_UNKNOWN_LISTED = 20  # unknown segment names listed in a response
+EMPTY_SCORES = ScoreIndex(np.zeros(0, object), np.zeros(1, np.int64), np.zeros(0, object), np.zeros(0))
 
 
 class ServeError(TrendrecError):
@@ -64,13 +73,14 @@ class ServeError(TrendrecError):
 
 # --- the production trend table, reloaded when production.json changes ----------------------------
 class TrendState:
-    """The production version's segment -> trend map, swapped whole when production.json changes."""
+    """The production version's segment -> trend map and customer scores, swapped when production.json changes."""
 
     def __init__(self, store: Store):
         self.store = store
         self.path = store.models / registry.PRODUCTION_FILE
         self.version: str | None = None
         self.trends: dict[str, float] = {}
+        self.scores: ScoreIndex = EMPTY_SCORES
         self.reload_error: str | None = None
         self._key: tuple | None = None
         self._lock = threading.Lock()
@@ -92,11 +102,12 @@ class TrendState:
         try:
             prod = registry.read_production(self.store)
             if prod is None:
-                self.version, self.trends, self.reload_error = None, {}, None
+                self.version, self.trends, self.scores, self.reload_error = None, {}, EMPTY_SCORES, None
             else:
-                self.trends = load_trends(self.store, prod["version"])
-                self.version, self.reload_error = prod["version"], None
-                log.info("serving trends of %s (%d segments)", self.version, len(self.trends))
+                trends, scores = load_trends(self.store, prod["version"]), load_scores(self.store, prod["version"])
+                self.version, self.trends, self.scores, self.reload_error = prod["version"], trends, scores, None
+                log.info("serving %s: trends of %d segments, customer scores of %d customers", self.version,
+                         len(self.trends), len(self.scores))
         except (TrendrecError, OSError, ValueError, KeyError) as exc:
             log.error("cannot load the production trends, still serving %s: %s", self.version, exc)
             self.reload_error = str(exc)
@@ -114,15 +125,31 @@ def load_trends(store: Store, version: str) -> dict[str, float]:
     return trends
 
 
-def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float) -> list[RankedItem]:
-    """One list, the batch formula: stable sort by -(base * (1 + weight * trend)); rank from 1."""
-    cands, lookup = req["candidates"], trends.get
+def load_scores(store: Store, version: str) -> ScoreIndex:
+    """The version's push-time customer scores, or an empty index when it has no customer model."""
+    path = registry.version_dir(store, version) / SCORES_FILE
+    return ScoreIndex.load(path) if path.is_file() else EMPTY_SCORES
+
+
+def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float,
+                scored: dict[str, float] | None = None, customer_weight: float = 1.0) -> list[RankedItem]:
+    """One list, the batch rule (recsys.rank.blend): ``scored`` = {item_id: probability} of the user."""
+    cands, lookup, nan = req["candidates"], trends.get, math.nan
     base = np.array([c["base_score"] for c in cands], float)
-    trend = np.array([lookup(c.get("segment"), 0.0) for c in cands], float)
-    final = base * (1.0 + weight * trend)
-    trend_l, final_l = trend.tolist(), final.tolist()
-    return [{"item_id": cands[i]["item_id"], "trend": trend_l[i], "final_score": final_l[i], "rank": r}
-            for r, i in enumerate(np.argsort(-final, kind="stable").tolist(), start=1)]
+    trend = np.array([lookup(c.get("segment"), nan) for c in cands], float)
+    prob = np.array([scored.get(c["item_id"], nan) for c in cands], float) if scored else np.full(len(cands), nan)
+    out = blend_one(base, trend, prob, weight, customer_weight)
+    trend_l, final_l, signal_l = np.nan_to_num(trend).tolist(), out.final.tolist(), out.signal.tolist()
+    prob_l = [None if math.isnan(p) else p for p in prob.tolist()]
+    return [{"item_id": cands[i]["item_id"], "trend": trend_l[i], "score": prob_l[i], "signal": SIGNALS[signal_l[i]],
+             "final_score": final_l[i], "rank": r} for r, i in enumerate(out.order.tolist(), start=1)]
+
+
+def unknown_segments(req: RerankRequest, trends: dict[str, float]) -> UnknownSegments:
+    """How many candidates carry a segment (or none) the trend table does not know, and which."""
+    unknown = [c.get("segment") for c in req["candidates"] if c.get("segment") not in trends]
+    names = sorted({"<null>" if seg is None else seg for seg in unknown})
+    return {"count": len(unknown), "segments": names[:MAX_UNKNOWN_LISTED]}
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -144,8 +171,8 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
         state.refresh()
         # "degraded": still serving the last good version because production's could not be loaded
         status = "no_model" if not state.version else "degraded" if state.reload_error else "ok"
-        body = {"status": status, "model_version": state.version,
-                "segments": len(state.trends), "reload_error": state.reload_error}
+        body = {"status": status, "model_version": state.version, "segments": len(state.trends),
+                "customers": len(state.scores), "reload_error": state.reload_error}
         return JSONResponse(body, status_code=200 if state.version else 503)
 
     @app.post("/rerank", response_model=RerankResponse, openapi_extra=_REQUEST_DOC,
@@ -167,12 +194,30 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
             raise HTTPException(503, "no model in production: run `trendrec push`")
         weight = req.get("weight")
         weight = cfg.rerank.weight if weight is None else weight
+        scored = state.scores.lookup(req.get("user_id"))
+        unknown = unknown_segments(req, state.trends)
+        if unknown["count"]:
+            _warn_unknown(unknown["segments"], state.version)
         body = {"user_id": req.get("user_id"), "model_version": state.version, "weight": weight,
-                "items": rerank_list(req, state.trends, weight)}
+                "customer_known": bool(scored), "unknown_segments": unknown,
+                "items": rerank_list(req, state.trends, weight, scored, cfg.rerank.customer_weight)}
         took = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"  # parse + re-rank + encode
         return Response(to_json(body), media_type="application/json", headers={"server-timing": took})
 
     return app
+
+
+_WARNED: set[str] = set()  # unknown segments already logged (bounded: MAX_WARNED names)
+MAX_WARNED = 1000
+
+
+def _warn_unknown(segments: list[str], version: str | None) -> None:
+    """Log each unknown segment once (a shop sending "shoes" all day gets one line, not millions)."""
+    new = [seg for seg in segments if seg not in _WARNED]
+    if new and len(_WARNED) < MAX_WARNED:
+        _WARNED.update(new)
+        log.warning("segments unknown to %s are neutral in re-ranking: %s (`trendrec segments` lists the known ones)",
+                    version, ", ".join(new))
 
 
 _REQUEST_DOC = {"requestBody": {"required": True, "content": {

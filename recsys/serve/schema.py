@@ -30,15 +30,24 @@ class RerankRequest(TypedDict):
 
 class RankedItem(TypedDict):
     item_id: str
-    trend: float
-    final_score: float
+    trend: Annotated[float, Field(description="the segment's trend; 0 for an unknown segment")]
+    score: Annotated[float | None, Field(description="the customer model's buy probability, if it scored the item")]
+    signal: Annotated[str, Field(description="what ranked the item: customer_model, segment_trend or base")]
+    final_score: Annotated[float, Field(description="the rank-safe blend, in [0, 1]")]
     rank: Annotated[int, Field(description="1-based position in the re-ranked list")]
+
+
+class UnknownSegments(TypedDict):
+    count: Annotated[int, Field(description="candidates whose segment the production model does not know")]
+    segments: Annotated[list[str], Field(description="those segments (at most 20), sorted")]
 
 
 class RerankResponse(TypedDict):
     user_id: str | None
     model_version: str
     weight: float
+    customer_known: Annotated[bool, Field(description="the customer model scored this user at push time")]
+    unknown_segments: UnknownSegments
     items: list[RankedItem]
 
 
@@ -46,6 +55,7 @@ class Health(TypedDict):
     status: str  # ok | degraded (an older version serves: production cannot be loaded) | no_model
     model_version: str | None
     segments: int
+    customers: Annotated[int, Field(description="customers with push-time scores (0: trends only)")]
     reload_error: str | None
 
 

@@ -51,6 +51,8 @@ def test_ingest_waits_for_the_drop_in_reschedule_mode(dagbag):
 def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
     retrain = dagbag.dags["trendrec_retrain"]
     assert retrain.get_task("is_blessed").downstream_task_ids == {"push", "keep_production"}
+    assert retrain.get_task("customers").upstream_task_ids == {"train"}  # both models, one candidate
+    assert retrain.get_task("evaluate").upstream_task_ids == {"customers"}
     assert [a.name for a in retrain.get_task("push").outlets] == ["trendrec_production_model"]
     assert "trendrec_raw_events" in str(retrain.timetable.asset_condition)
     rerank = dagbag.dags["trendrec_rerank"]
@@ -106,6 +108,7 @@ def setup(tmp_path_factory):
     text = DEMO_CONFIG.read_text()
     text = re.sub(r'(?m)^source = .*$', 'source = ""', text)
     for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "ensemble": "1",
+                       "train_weeks": "3",  # [customers]: a short customer model too
                        "margin": "-1.0"}.items():
         text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
     (root / "trendrec.toml").write_text(text)

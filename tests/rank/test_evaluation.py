@@ -1,41 +1,17 @@
-"""Offline re-rank evaluation on tiny hand-counted examples: metrics, cut-offs, the weight sweep."""
+"""``trendrec evaluate-rerank``: the protocol's cut-offs and targets, the method table, the JSON it writes."""
 
 import datetime
-import math
+import json
 
 import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys.rank.evaluation import (RerankEvaluationError, evaluate_rerank, pool, purchases, score_lists,
-                                weekly_cutoffs)
+from pipeline.store import Store
+from recsys.rank.evaluation import METHODS, RerankEvaluationError, build_methods, run_evaluate_rerank, wins
+from recsys.rank.protocol import ProtocolError, purchases, weekly_cutoffs
 
 D = datetime.date
-
-
-def test_score_lists_by_hand():
-    ranked = pd.DataFrame({
-        s.USER_ID: ["u1", "u1", "u1", "u2", "u2", "u3", "u5", "u5"],
-        s.ITEM_ID: ["a", "b", "c", "a", "d", "b", "e", "a"],
-        s.RANK: [1, 2, 3, 1, 2, 1, 1, 2],
-    })
-    targets = pd.DataFrame({s.USER_ID: ["u1", "u1", "u2", "u4", "u5"], s.ITEM_ID: ["b", "x", "d", "a", "f"]})
-    got = score_lists(ranked, targets, k=2)
-    # counted: u1, u2, u5 (u3 bought nothing, u4 has no list)
-    # u1: b at rank 2 -> DCG 1/log2(3); 2 targets -> ideal 1 + 1/log2(3); u2: d at rank 2, ideal 1; u5: miss
-    g = 1 / math.log2(3)
-    assert (got["users"], got["hits"]) == (3, 2.0)
-    assert got["hit_rate"] == pytest.approx(2 / 3)
-    assert got["ndcg"] == pytest.approx((g / (1 + g) + g + 0.0) / 3)
-    assert got["coverage"] == pytest.approx(4 / 5)  # top 2s hold a, b, d, e of a, b, c, d, e
-    assert score_lists(ranked, targets, k=1)["hits"] == 0.0
-
-
-def test_weekly_cutoffs_end_with_one_full_target_week():
-    assert weekly_cutoffs(D(2011, 12, 9), 2) == [D(2011, 11, 26), D(2011, 12, 3)]
-    with pytest.raises(RerankEvaluationError, match="weeks"):
-        weekly_cutoffs(D(2011, 12, 9), 0)
-
 
 EVENTS = pd.DataFrame({
     s.USER_ID: ["u1", "u1", "u1", "u2", "u1", "u2", "u4", "u2"],
@@ -47,42 +23,42 @@ EVENTS = pd.DataFrame({
 })
 
 
+def test_weekly_cutoffs_end_with_one_full_target_week():
+    assert weekly_cutoffs(D(2011, 12, 9), 2) == [D(2011, 11, 26), D(2011, 12, 3)]
+    with pytest.raises(ProtocolError, match="weeks"):
+        weekly_cutoffs(D(2011, 12, 9), 0)
+
+
 def test_purchases_in_the_target_week():
     got = purchases(EVENTS, D(2024, 1, 8))  # the return (quantity -5) is not a purchase
     pairs = sorted(map(tuple, got[[s.USER_ID, s.ITEM_ID]].to_numpy()))
     assert pairs == [("u1", "q"), ("u2", "p"), ("u4", "p")]
 
 
-def test_evaluate_rerank_by_hand():
-    seen = []
-
-    def trend_at(cutoff):
-        seen.append(cutoff)
-        return pd.DataFrame({s.SEGMENT: ["down", "up"], s.TREND: [-1.0, 1.0]})
-
-    table = evaluate_rerank(EVENTS, trend_at, [D(2024, 1, 8)], weights=[1.0, 0.5], n=2, k=1)
-    assert seen == [D(2024, 1, 8)]  # the trend is asked for as of the cut-off
-    # before the cut-off: p bought in 2 lines (u1), q in 2 (u1, u2) -> popularity 1 for both
-    # u1: p 0.7*1 + 0.3 = 1.0, q 0.7*0.5 + 0.3 = 0.65; u2: q 1.0, p 0.3
-    # targets: u1 buys q, u2 buys p (u4 buys too but has no list)
-    # weight 0: tops u1 p, u2 q -> no hit. weight 1: u1 p 0, q 1.3 -> q, a hit; u2 q 2.0, p 0 -> miss
-    # weight 0.5: u1 p 0.5, q 0.975 -> hit; u2 q 1.5, p 0.15 -> miss
-    assert table["weight"].tolist() == [0.0, 0.5, 1.0]
-    assert table["users"].tolist() == [2, 2, 2]
-    assert table["hit_rate"].tolist() == [0.0, 0.5, 0.5]
-    assert table["ndcg"].tolist() == [0.0, 0.5, 0.5]
-    assert table["coverage"].tolist() == [1.0, 0.5, 0.5]  # tops {p, q}, then {q}
-    pooled = pool(table)
-    assert pooled["users"].tolist() == [2, 2, 2] and pooled["hit_rate"].tolist() == [0.0, 0.5, 0.5]
+def test_method_table_and_unknown_methods(small_config):
+    assert list(build_methods(small_config, ["base", "g_topfreq"], None)) == ["g_topfreq", "base"]  # METHODS order
+    with pytest.raises(RerankEvaluationError, match="unknown method.*'best'"):
+        build_methods(small_config, ["best"], None)
+    assert METHODS[-2:] == ("segment_trend", "lstm_recommender")
 
 
-def test_pool_weights_users_and_computes_lift():
-    table = pd.DataFrame({"cutoff": [1, 1, 2, 2], "weight": [0.0, 0.3, 0.0, 0.3], "users": [10, 10, 30, 30],
-                          "hits": [5.0, 6.0, 15.0, 18.0], "ndcg_sum": [2.0, 2.0, 6.0, 5.0],
-                          "coverage": [0.2, 0.4, 0.4, 0.6]})
-    got = pool(table).set_index("weight")
-    # base: 20 hits / 40 users = 0.5, ndcg 8/40 = 0.2; weight 0.3: 24/40 = 0.6 (+20 %), 7/40 (-12.5 %)
-    assert got.loc[0.3, "hit_rate"] == pytest.approx(0.6)
-    assert got.loc[0.3, "hit_rate_lift"] == pytest.approx(0.2)
-    assert got.loc[0.3, "ndcg_lift"] == pytest.approx(-0.125)
-    assert got.loc[0.3, "coverage"] == pytest.approx(0.5)
+def test_wins_count_cutoffs_beating_every_baseline_that_ran():
+    row = lambda a, b, m: {"p_topfreq": {"recall@10": a}, "tifu_knn": {"recall@10": b}, "lstm": {"recall@10": m}}
+    result = {"cutoffs": [row(0.2, 0.21, 0.22), row(0.2, 0.25, 0.22), row(0.3, 0.1, 0.3)]}
+    assert wins(result, ["p_topfreq", "tifu_knn", "lstm"]) == {"lstm": 1}  # a tie is not a win
+
+
+@pytest.mark.slow
+def test_evaluate_rerank_on_a_store_prints_the_issue_shape(small_store):
+    methods = ["g_topfreq", "p_topfreq", "segment_trend", "lstm_recommender"]
+    out = run_evaluate_rerank(small_store, weeks=1, methods=methods)
+    assert set(out["pooled"]) == set(methods) and len(out["cutoffs"]) == 1
+    for name in methods:
+        figures = out["pooled"][name]
+        assert set(figures) == {"recall@10", "ndcg@10", "phr@10", "repeat_recall@10", "explore_recall@10", "users"}
+        assert figures["users"] == out["pooled"]["g_topfreq"]["users"] > 0  # one population for every method
+        assert 0.0 <= figures["recall@10"] <= 1.0
+    assert set(out["cutoffs"][0]) == {"cutoff", *methods}
+    assert set(out["wins_over_best_baseline"]) == {"segment_trend", "lstm_recommender"}
+    written = json.loads((Store(small_store.store).reranked / "evaluation.json").read_text())
+    assert written["pooled"] == json.loads(json.dumps(out["pooled"]))

@@ -11,7 +11,7 @@ from pipeline.config import RerankConfig
 from pipeline.store import Store, StoreError
 from recsys import registry
 from recsys.forecast.trends import trend_score
-from recsys.rank.rerank import RerankError, read_candidates, rerank, run_rerank
+from recsys.rank.rerank import RerankError, read_candidates, rerank, run_rerank, unknown_segments
 
 CANDIDATES = pd.DataFrame(
     {
@@ -33,27 +33,47 @@ def test_trend_score_is_bounded_symmetric_and_zero_safe():
 def test_rerank_two_users_by_hand():
     before = CANDIDATES.copy()
     out = rerank(CANDIDATES, TRENDS, weight=0.4)
-    # u1: x 1.0*(1+0.2)=1.2, y 1.2*(1-0.2)=0.96, z (unknown segment, neutral) 0.9 -> x, y, z
-    # u2: x 1.2, w 0.8, v 0.8 (a tie: w stays before v as in the input)
+    # final = 0.6 * base_pct + 0.4 * trend_pct, percentiles = average rank / list length (1 = best)
+    # u1: base pcts x 2/3, y 1, z 1/3; trends x .5, y -.5, z (unknown: neutral 0) -> pcts 1, 1/3, 2/3
+    #     x .4 + .4 = .8, y .6 + .4/3 = .7333, z .2 + .2667 = .4667 -> x, y, z
+    # u2: base all tied (2/3 each); trend pcts x 1, w and v 1/2 -> x .8, w .6, v .6 (tie: input order)
     assert out[s.USER_ID].tolist() == ["u1", "u1", "u1", "u2", "u2", "u2"]
     assert out[s.ITEM_ID].tolist() == ["x", "y", "z", "x", "w", "v"]
-    assert out[s.FINAL_SCORE].tolist() == pytest.approx([1.2, 0.96, 0.9, 1.2, 0.8, 0.8])
+    assert out[s.FINAL_SCORE].tolist() == pytest.approx([0.8, 0.6 + 0.4 / 3, 0.2 + 0.4 * 2 / 3, 0.8, 0.6, 0.6])
     assert out[s.TREND].tolist() == [0.5, -0.5, 0.0, 0.5, -0.5, -0.5]
+    assert out[s.SIGNAL].tolist() == ["segment_trend", "segment_trend", "base"] + ["segment_trend"] * 3
     assert out[s.RANK].tolist() == [1, 2, 3, 1, 2, 3]
-    assert list(out.columns) == [*s.CANDIDATE_COLUMNS, s.TREND, s.FINAL_SCORE, s.RANK]
+    assert list(out.columns) == [*s.CANDIDATE_COLUMNS, s.TREND, s.SCORE, s.SIGNAL, s.FINAL_SCORE, s.RANK]
     pd.testing.assert_frame_equal(CANDIDATES, before)  # the input is not modified
 
 
 def test_rerank_changes_order_and_keeps_user_order_and_sizes():
     cands = CANDIDATES.iloc[[3, 4, 5, 0, 1, 2]].reset_index(drop=True)  # u2 first, then u1
-    cands.loc[cands[s.ITEM_ID] == "x", s.BASE_SCORE] = 0.7  # x now loses without the trend
-    out = rerank(cands, TRENDS, weight=1.0)
-    # u2: x 0.7*1.5=1.05, w 0.5, v 0.5 ; u1: x 1.05, y 1.2*0.5=0.6, z 0.9 -> x, z, y
+    cands.loc[cands[s.ITEM_ID] == "x", s.BASE_SCORE] = 0.7  # x now the lowest base score of both lists
+    out = rerank(cands, TRENDS, weight=1.0)  # the trend alone orders, base breaks ties
     assert out[s.USER_ID].tolist() == ["u2"] * 3 + ["u1"] * 3
     assert out[s.ITEM_ID].tolist() == ["x", "w", "v", "x", "z", "y"]
     unchanged = rerank(cands, TRENDS, weight=0.0)  # weight 0 = order by base_score alone
     assert unchanged[s.ITEM_ID].tolist() == ["w", "v", "x", "y", "z", "x"]
-    assert unchanged[s.FINAL_SCORE].tolist() == pytest.approx([1.0, 1.0, 0.7, 1.2, 0.9, 0.7])
+
+
+def test_customer_scores_rank_scored_items_first_and_the_rest_by_trend():
+    scores = pd.DataFrame({s.USER_ID: ["u1", "u1", "u9"], s.ITEM_ID: ["z", "y", "x"], s.SCORE: [0.3, 0.1, 0.9]})
+    out = rerank(CANDIDATES, TRENDS, weight=0.4, scores=scores)
+    # u1: z (0.3) and y (0.1) were scored by the customer model, x was not: z, y, then x
+    # u2: no score for u2 (u9's is not used): the trend path as without scores
+    assert out[s.ITEM_ID].tolist() == ["z", "y", "x", "x", "w", "v"]
+    assert out[s.SIGNAL].tolist()[:3] == ["customer_model", "customer_model", "segment_trend"]
+    assert out[s.SCORE].tolist()[:2] == [0.3, 0.1] and out[s.SCORE].isna().tolist()[2:] == [True] * 4
+    # a customer weight of 0 keeps the shop's order for a scored customer
+    shop = rerank(CANDIDATES, TRENDS, weight=0.4, scores=scores, customer_weight=0.0)
+    assert shop[s.ITEM_ID].tolist()[:3] == ["y", "x", "z"]
+
+
+def test_unknown_segments_are_counted():
+    assert unknown_segments(CANDIDATES.assign(**{s.SEGMENT: ["up", "shoes", "shoes", None, "down", "up"]}),
+                            TRENDS) == {"<null>": 1, "shoes": 2}
+    assert unknown_segments(CANDIDATES.iloc[[0, 1]], TRENDS) == {}
 
 
 def test_rerank_validates_weight_and_columns():
@@ -98,10 +118,13 @@ def test_run_rerank_end_to_end(production_store, tmp_path):
     assert registry.promote(store, "v0001")["changed"]
     assert registry.read_production(store) == {"version": "v0001", "history": []}
     cfg = dataclasses.replace(cfg, rerank=RerankConfig(weight=1.0))
-    CANDIDATES.assign(**{s.BASE_SCORE: [0.7, 1.2, 0.9, 0.7, 1.0, 1.0]}).to_parquet(tmp_path / "lists.parquet")
+    CANDIDATES.assign(**{s.BASE_SCORE: [0.7, 1.2, 0.9, 0.7, 1.0, 1.0]}).assign(
+        **{s.SEGMENT: ["up", "down", "shoes", "up", "down", "down"]}).to_parquet(tmp_path / "lists.parquet")
     out = run_rerank(cfg, tmp_path / "lists.parquet")
-    # as in test_rerank_changes_order...: u1 x, z, y (changed); u2 x 1.05 first (changed from w, v, x)
+    # as in test_rerank_changes_order...: u1 x, z, y (changed); u2 x first (changed from w, v, x)
     assert (out["rows"], out["users"], out["model_version"], out["lists_changed"]) == (6, 2, "v0001", 2)
+    assert out["unknown_segments"] == {"shoes": 1}  # counted, not silently neutral
+    assert out["signals"] == {"base": 1, "segment_trend": 5, "customer_model": 0}  # no customer model in v0001
     written = pd.read_parquet(out["output"])
     assert out["output"] == str(store.reranked / "lists.parquet")
     assert written[s.ITEM_ID].tolist() == ["x", "z", "y", "x", "w", "v"]
@@ -109,33 +132,6 @@ def test_run_rerank_end_to_end(production_store, tmp_path):
         run_rerank(cfg, tmp_path / "lists.parquet", output=tmp_path / "elsewhere.parquet")
     inside = run_rerank(cfg, tmp_path / "lists.parquet", output="reranked/custom.parquet")
     assert inside["output"] == str(store.reranked / "custom.parquet")
-
-
-def _reference(cands: pd.DataFrame, trends: pd.DataFrame, weight: float) -> pd.DataFrame:
-    """The plain pandas definition: stable sort by (user's first appearance, -final_score)."""
-    trend = cands[s.SEGMENT].map(trends.set_index(s.SEGMENT)[s.TREND]).fillna(0.0)
-    final = cands[s.BASE_SCORE] * (1.0 + weight * trend)
-    keys = pd.DataFrame({"u": pd.factorize(cands[s.USER_ID])[0], "f": -final})
-    return cands.iloc[keys.sort_values(["u", "f"], kind="mergesort").index]
-
-
-@pytest.mark.parametrize("layout", ["equal", "ragged", "interleaved", "skewed"])
-def test_vectorised_rerank_matches_the_pandas_definition(layout):
-    rng = np.random.default_rng(1)
-    sizes = {"equal": [5] * 40, "ragged": rng.integers(1, 9, 40), "interleaved": [5] * 40,
-             "skewed": [1] * 40 + [2000]}[layout]
-    users = np.repeat([f"u{i}" for i in range(len(sizes))], sizes)
-    if layout == "interleaved":
-        users = rng.permutation(users)  # a user's rows are spread over the file
-    n = len(users)
-    cands = pd.DataFrame({s.USER_ID: users, s.ITEM_ID: [f"i{i}" for i in range(n)],
-                          s.SEGMENT: rng.choice(["up", "down", "new"], n),
-                          s.BASE_SCORE: rng.integers(0, 4, n) / 4})  # many ties
-    out = rerank(cands, TRENDS, weight=0.5)
-    expected = _reference(cands, TRENDS, 0.5)
-    assert out[s.ITEM_ID].tolist() == expected[s.ITEM_ID].tolist()
-    assert out[s.USER_ID].tolist() == expected[s.USER_ID].tolist()
-    assert out[s.RANK].tolist() == expected.groupby(s.USER_ID, sort=False).cumcount().add(1).tolist()
 
 
 def test_rerank_with_non_string_segments_and_empty_input():

@@ -39,8 +39,8 @@ def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
     assert not re.search(r"(?:src|href)=\"(?:https?:|//)", page) and "<script" not in page  # nothing fetched
     assert "seasonal_naive" in page and "mase" in page  # the metrics table
     assert "Combination per segment" in page and "w_" in page  # the weights table of combination.json
-    # the sweep is drawn once `evaluate-rerank` has run on the store (tests/test_notebooks.py runs it)
-    assert ("rerank_sweep" in names) != any("evaluate-rerank" in note for note in out["notes"])
+    # the ranking plot is drawn once `evaluate-rerank` has run on the store (tests/test_notebooks.py runs it)
+    assert ("ranking" in names) != any("evaluate-rerank" in note for note in out["notes"])
     assert ("backtest_mase" in names) != any("trendrec backtest" in note for note in out["notes"])
     assert not list(folder.glob(".*"))  # no temporary file left behind
 
@@ -114,16 +114,22 @@ def test_combination_table_shows_weights_and_validation_mase(tmp_path):
     assert table.loc["__default__", "w_seasonal_naive"] == 1.0 and np.isnan(table.loc["__default__", "w_lstm"])
 
 
-def test_load_sweep_reads_the_pooled_rows_of_evaluate_rerank(tmp_path):
+def test_load_ranking_reads_the_protocol_result_of_evaluate_rerank(tmp_path):
     from pipeline.store import Store, write_json
 
     store = Store(tmp_path).ensure()
-    assert report.load_sweep(store) is None
-    rows = [{"weight": 0.0, "hit_rate": 0.5, "ndcg": 0.2}, {"weight": 0.3, "hit_rate": 0.6, "ndcg": 0.25}]
-    write_json({"pooled": rows, "pooled_leak_free": rows[:1]}, store.reranked / "evaluation.json")
-    sweep = report.load_sweep(store)
-    assert sweep["cutoffs"].tolist() == ["all cut-offs"] * 2 + ["leak-free cut-offs"]
-    assert sweep["hit_rate"].tolist() == [0.5, 0.6, 0.5]
+    assert report.load_ranking(store) is None
+    fig = {"recall@10": 0.2, "ndcg@10": 0.3, "phr@10": 0.8, "repeat_recall@10": 0.3, "explore_recall@10": 0.0,
+           "users": 5}
+    result = {"pooled": {"p_topfreq": fig, "lstm_recommender": fig | {"recall@10": 0.25}},
+              "cutoffs": [{"cutoff": "2011-12-03", "p_topfreq": fig, "lstm_recommender": fig | {"recall@10": 0.25}}]}
+    write_json(result, store.reranked / "evaluation.json")
+    pooled, per_cutoff = report.load_ranking(store)
+    assert pooled.set_index("method")["recall@10"].to_dict() == {"p_topfreq": 0.2, "lstm_recommender": 0.25}
+    assert sorted(per_cutoff[["cutoff", "method"]].values.tolist()) == [["2011-12-03", "lstm_recommender"],
+                                                                       ["2011-12-03", "p_topfreq"]]
+    write_json({"pooled": [{"weight": 0.0}]}, store.reranked / "evaluation.json")  # an older trendrec's sweep
+    assert report.load_ranking(store) is None
 
 
 def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(small_config):

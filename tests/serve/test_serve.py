@@ -44,27 +44,48 @@ def client(small_config, store):
 def test_rerank_list_matches_the_batch_rerank():
     req = REQUEST.validate_python({"candidates": LIST})
     got = rerank_list(req, dict(zip(TRENDS[s.SEGMENT], TRENDS[s.TREND])), 0.4)
-    frame = pd.DataFrame(LIST).assign(**{s.USER_ID: "u", s.SEGMENT: lambda f: f[s.SEGMENT].fillna("")})
+    frame = pd.DataFrame(LIST).assign(**{s.USER_ID: "u"})
     batch = rerank(frame, TRENDS, 0.4)
     assert [i["item_id"] for i in got] == batch[s.ITEM_ID].tolist()
     assert [i["final_score"] for i in got] == pytest.approx(batch[s.FINAL_SCORE].tolist())
 
 
-def test_valid_request_by_hand(client):
-    resp = client.post("/rerank", json={"user_id": "u1", "weight": 0.4, "candidates": LIST})
+def test_valid_request_by_hand(client, caplog):
+    with caplog.at_level("WARNING", logger="recsys.serve.app"):
+        resp = client.post("/rerank", json={"user_id": "u1", "weight": 0.4, "candidates": LIST})
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    # x 1.0*1.2 = 1.2, y 1.2*0.8 = 0.96, z (unknown) 0.9, w (no segment) 1.2: x and w tie, x came first
-    assert [i["item_id"] for i in body["items"]] == ["x", "w", "y", "z"]
-    assert [i["final_score"] for i in body["items"]] == pytest.approx([1.2, 1.2, 0.96, 0.9])
+    # final = 0.6 * base_pct + 0.4 * trend_pct (recsys.rank.blend); base pcts z .25, x .5, y and w .875;
+    # trends x .5, y -.5, z and w unknown (0) -> pcts x 1, y .25, z and w .625
+    # w .525 + .25 = .775, x .3 + .4 = .7, y .525 + .1 = .625, z .15 + .25 = .4
+    assert [i["item_id"] for i in body["items"]] == ["w", "x", "y", "z"]
+    assert [i["final_score"] for i in body["items"]] == pytest.approx([0.775, 0.7, 0.625, 0.4])
     assert [i["rank"] for i in body["items"]] == [1, 2, 3, 4]
-    assert [i["trend"] for i in body["items"]] == [0.5, 0.0, -0.5, 0.0]
-    assert (body["user_id"], body["model_version"], body["weight"]) == ("u1", "v0001", 0.4)
+    assert [i["trend"] for i in body["items"]] == [0.0, 0.5, -0.5, 0.0]
+    assert [i["signal"] for i in body["items"]] == ["base", "segment_trend", "segment_trend", "base"]
+    assert body["unknown_segments"] == {"count": 2, "segments": ["<null>", "new"]}  # reported, not silent
+    assert any("new" in r.getMessage() and "trendrec segments" in r.getMessage() for r in caplog.records)
+    assert (body["user_id"], body["model_version"], body["weight"], body["customer_known"]) == ("u1", "v0001", 0.4, False)
     default = client.post("/rerank", json={"candidates": LIST[:1]}).json()
     assert default["weight"] == 0.3 and default["user_id"] is None  # rerank.weight from the config
     assert client.post("/rerank", json={"candidates": []}).json()["items"] == []
     health = client.get("/health").json()
-    assert health == {"status": "ok", "model_version": "v0001", "segments": 2, "reload_error": None}
+    assert health == {"status": "ok", "model_version": "v0001", "segments": 2, "customers": 0, "reload_error": None}
+
+
+def test_a_known_customer_is_ranked_by_the_push_time_scores(small_config, push_version):
+    scores = pd.DataFrame({s.USER_ID: ["17850", "17850", "other"], s.ITEM_ID: ["z", "y", "x"],
+                           s.SCORE: [0.4, 0.2, 0.9]})
+    assert push_version(small_config, TRENDS, scores=scores) == "v0001"
+    with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        body = http.post("/rerank", json={"user_id": "17850", "candidates": LIST}).json()
+        # z (0.4) and y (0.2) were scored for 17850: first, by probability; x and w by the trend path
+        assert [i["item_id"] for i in body["items"]][:2] == ["z", "y"] and body["customer_known"]
+        assert [i["signal"] for i in body["items"]][:2] == ["customer_model"] * 2
+        assert [i["score"] for i in body["items"]][:2] == pytest.approx([0.4, 0.2])
+        guest = http.post("/rerank", json={"candidates": LIST}).json()  # no user id: segment trends
+        assert not guest["customer_known"] and "customer_model" not in {i["signal"] for i in guest["items"]}
+        assert http.get("/health").json()["customers"] == 2
 
 
 @pytest.mark.parametrize("payload, reason", [
@@ -137,10 +158,10 @@ def test_promote_and_rollback_are_picked_up_without_restart(small_config, traine
     registry.rollback(store)  # v0001 in production, v0002 waiting
     assert registry.read_production(store) == {"version": "v0001", "history": []}
     with serving(create_app(small_config)) as url, httpx.Client(base_url=url, timeout=10) as http:
-        first = http.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
+        first = http.post("/rerank", json={"weight": 0.6, "candidates": LIST[:2]}).json()
         assert first["model_version"] == "v0001" and first["items"][0]["item_id"] == "x"
         registry.promote(store, "v0002")
-        promoted = http.post("/rerank", json={"weight": 0.4, "candidates": LIST[:2]}).json()
+        promoted = http.post("/rerank", json={"weight": 0.6, "candidates": LIST[:2]}).json()
         assert promoted["model_version"] == "v0002" and promoted["items"][0]["item_id"] == "y"
         registry.rollback(store)
         assert http.get("/health").json()["model_version"] == "v0001"
