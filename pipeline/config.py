@@ -94,6 +94,20 @@ class ModelConfig:
     histogram_freq: int = 1  # epochs between TensorBoard weight histograms; 0 = none
     image_freq: int = 10  # epochs between forecast-vs-actual images (one more at the end); 0 = none
 
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> ModelConfig:
+        """The config saved with a model: JSON lists back to tuples; keys older files lack keep their default."""
+        return cls(**{f.name: tuple(values[f.name]) if isinstance(values[f.name], list) else values[f.name]
+                      for f in dataclasses.fields(cls) if f.name in values})
+
+
+@dataclass(frozen=True)
+class CombinationConfig:
+    members: tuple[str, ...] = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # what the forecast combines
+    rule: str = "inverse"  # inverse (weights 1/validation MASE among the top_k) | select (the best member)
+    top_k: int = 2  # members kept per segment, best validation MASE first (rule "inverse")
+    origins: int = 3  # validation cut-offs, horizon days apart, inside the model's last val_days
+
 
 @dataclass(frozen=True)
 class AggregateConfig:
@@ -185,6 +199,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     aggregate: AggregateConfig = field(default_factory=AggregateConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    combination: CombinationConfig = field(default_factory=CombinationConfig)  # the published forecast's members
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
@@ -196,7 +211,7 @@ class Config:
 
 
 _SECTIONS = {"ingest": IngestConfig, "aggregate": AggregateConfig, "model": ModelConfig,
-             "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig,
+             "combination": CombinationConfig, "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig,
              "customers": CustomerModelConfig}
 
 
@@ -237,6 +252,7 @@ def _validate(cfg: Config) -> None:
     if cfg.model.target not in schemas.MEASURES:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
     _validate_model(cfg.model)
+    _validate_combination(cfg.combination, cfg.model)
 
 
 def _validate_model(model: ModelConfig) -> None:
@@ -263,6 +279,19 @@ def _validate_model(model: ModelConfig) -> None:
         raise ConfigError(f"model.quantiles must be increasing floats in (0, 1) with at most two decimals "
                           f"and include 0.5 (the median is the point forecast), e.g. [0.1, 0.5, 0.9]; "
                           f"got {list(q)}")
+
+
+def _validate_combination(comb: CombinationConfig, model: ModelConfig) -> None:
+    known = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # recsys.forecast.members.MEMBERS
+    if not comb.members or sorted(set(comb.members) - set(known)):
+        raise ConfigError(f"combination.members must be some of {list(known)}, got {list(comb.members)}")
+    if comb.rule not in ("inverse", "select"):
+        raise ConfigError(f"combination.rule must be one of inverse, select, got {comb.rule!r}")
+    if comb.top_k < 1 or comb.origins < 1:
+        raise ConfigError(f"combination.top_k ({comb.top_k}) and combination.origins ({comb.origins}) must be >= 1")
+    if comb.origins * model.horizon > model.val_days:
+        raise ConfigError(f"combination.origins ({comb.origins}) x model.horizon ({model.horizon}) must be <= "
+                          f"model.val_days ({model.val_days}): the LSTM must not have trained on a validation day")
 
 
 def _validate_ingest(ing: IngestConfig) -> None:

@@ -1,9 +1,10 @@
-"""Rolling-origin backtest: the SegmentForecaster against seasonal naive and AutoETS on the same cut-offs.
+"""Rolling-origin backtest: the published combination beside each of its members on the same cut-offs.
 
 One hold-out is one draw; a model that wins on one fortnight may lose on the next. For each cut-off
-the SegmentForecaster is trained from scratch on the days up to and including the cut-off only, and
-forecasts the next ``horizon`` days; seasonal naive (same day last season) and statsforecast's
-AutoETS forecast the same days from the same history. Every method is scored on the same cells with
+the combination (recsys.forecast.combination: the LSTM SegmentForecaster, seasonal naive, AutoETS,
+AutoTheta, weighted per segment on validation cut-offs before it) is fitted from scratch on the days
+up to and including the cut-off only, and forecasts the next ``horizon`` days; "model" is the
+combination, and every member is scored under its own name from the same fit. Every method is scored on the same cells with
 MAE, RMSE, MAPE, sMAPE, R² and MASE, per segment and overall. MASE is Hyndman's: a forecast's MAE
 divided by the in-sample MAE of the seasonal-naive forecast on the training part of the same series
 (so per cut-off), then averaged over the cut-offs and, for the overall figure, over the segments.
@@ -13,6 +14,7 @@ divided by the in-sample MAE of the seasonal-naive forecast on the training part
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import math
@@ -24,14 +26,17 @@ import numpy as np
 import pandas as pd
 
 from pipeline import schemas as s
-from pipeline.config import Config, ModelConfig
+from pipeline.config import CombinationConfig, Config, ModelConfig
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, new_run_id, read_daily, safe_name, write_json
 from recsys.forecast import metrics as fm
+from recsys.forecast.combination import fit_combination
+from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE, statistical_forecasts
 
 log = logging.getLogger(__name__)
 
-METHODS = ("model", "seasonal_naive", "auto_ets")
+MODEL = "model"  # the published forecast: the combination of the members (recsys.forecast.combination)
+METHODS = (MODEL, *MEMBERS)  # the combination beside each member: lstm, seasonal_naive, auto_ets, auto_theta
 CUTOFF = "cutoff"  # column of the forecast table: the last training day
 ACTUAL = "actual"  # column of the forecast table: the observed target
 
@@ -41,16 +46,18 @@ class BacktestError(TrendrecError):
 
 
 def backtest(daily: pd.DataFrame, config: ModelConfig, cutoffs: Sequence[datetime.date], *, season: int = 7,
-             methods: Sequence[str] = METHODS) -> dict[str, Any]:
+             methods: Sequence[str] = METHODS, combination: CombinationConfig = CombinationConfig()) -> dict[str, Any]:
     """Forecast from every cut-off with every method and score them (see :func:`score_backtest`)."""
     started = time.monotonic()
-    forecasts, seconds = backtest_forecasts(daily, config, cutoffs, season=season, methods=methods)
+    forecasts, seconds = backtest_forecasts(daily, config, cutoffs, season=season, methods=methods,
+                                            combination=combination)
     result = score_backtest(forecasts, daily, config.target, season, list(methods))
     return result | {"seconds": seconds | {"total": round(time.monotonic() - started, 2)}}
 
 
 def backtest_forecasts(daily: pd.DataFrame, config: ModelConfig, cutoffs: Sequence[datetime.date], *,
-                       season: int = 7, methods: Sequence[str] = METHODS) -> tuple[pd.DataFrame, dict]:
+                       season: int = 7, methods: Sequence[str] = METHODS,
+                       combination: CombinationConfig = CombinationConfig()) -> tuple[pd.DataFrame, dict]:
     """Long table [segment, cutoff, date, actual, <method>...] and the seconds each method took.
 
     Only rows dated on or before a cut-off are handed to the methods for that cut-off; the rows after
@@ -62,7 +69,7 @@ def backtest_forecasts(daily: pd.DataFrame, config: ModelConfig, cutoffs: Sequen
     daily = daily.assign(**{s.DATE: pd.to_datetime(daily[s.DATE]).dt.date})
     parts, seconds = [], dict.fromkeys(methods, 0.0)
     for i, cutoff in enumerate(sorted(pd.Timestamp(c).date() for c in cutoffs)):
-        part = _forecast_cutoff(daily, config, cutoff, season, methods, seconds)
+        part = _forecast_cutoff(daily, config, cutoff, season, methods, seconds, combination)
         parts.append(part)
         summary = ", ".join(f"{m} MASE {_cutoff_mase(part, daily, config.target, season, m):.3f}"
                             for m in methods)
@@ -74,64 +81,50 @@ def backtest_forecasts(daily: pd.DataFrame, config: ModelConfig, cutoffs: Sequen
 
 
 def _forecast_cutoff(daily: pd.DataFrame, config: ModelConfig, cutoff: datetime.date, season: int,
-                     methods: Sequence[str], seconds: dict[str, float]) -> pd.DataFrame:
+                     methods: Sequence[str], seconds: dict[str, float], combination: CombinationConfig) -> pd.DataFrame:
     train = daily[daily[s.DATE] <= cutoff].reset_index(drop=True)
     end = cutoff + datetime.timedelta(days=config.horizon)
     actual = daily.loc[(daily[s.DATE] > cutoff) & (daily[s.DATE] <= end), [s.SEGMENT, s.DATE, config.target]]
     if train.empty or actual.empty:
         raise BacktestError(f"cut-off {cutoff} leaves {len(train)} training and {len(actual)} hold-out rows "
                             f"(data {daily[s.DATE].min()}..{daily[s.DATE].max()}); both must be non-empty")
+    frames = _combination_forecasts(train, config, cutoff, season, methods, seconds, combination)
+    rest = [m for m in methods if m not in frames]
+    if rest:
+        t0 = time.monotonic()
+        frames |= statistical_forecasts(train, config.target, cutoff, config.horizon, season, rest)
+        for m in rest:  # one statsforecast call fits them together: the time is shared out
+            seconds[m] += (time.monotonic() - t0) / len(rest)
     joined = actual.rename(columns={config.target: ACTUAL})
     for method in methods:
-        t0 = time.monotonic()
-        frame = _FORECASTERS[method](train, config, cutoff, season)
-        seconds[method] += time.monotonic() - t0
+        frame = frames[method][[s.SEGMENT, s.DATE, s.FORECAST]]
         frame = frame.assign(**{s.DATE: pd.to_datetime(frame[s.DATE]).dt.date})
-        frame = frame.rename(columns={s.FORECAST: method})
-        joined = joined.merge(frame, on=[s.SEGMENT, s.DATE], how="inner")
+        joined = joined.merge(frame.rename(columns={s.FORECAST: method}), on=[s.SEGMENT, s.DATE], how="inner")
     return joined.assign(**{CUTOFF: cutoff})[[s.SEGMENT, CUTOFF, s.DATE, ACTUAL, *methods]]
 
 
-def _model_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
-                    season: int) -> pd.DataFrame:
-    from recsys.forecast.forecaster import SegmentForecaster
+def _combination_forecasts(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date, season: int,
+                           methods: Sequence[str], seconds: dict[str, float],
+                           combination: CombinationConfig) -> dict[str, pd.DataFrame]:
+    """The combination ("model") and every member it fitted, when the LSTM or the combination is asked for.
 
-    recommender = SegmentForecaster(config)
-    recommender.fit(train)
-    return recommender.predict(train, cutoff)
-
-
-def _naive_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
-                    season: int) -> pd.DataFrame:
-    return fm.seasonal_naive_forecast(train, cutoff, config.horizon, season, config.target)
-
-
-def _ets_forecast(train: pd.DataFrame, config: ModelConfig, cutoff: datetime.date,
-                  season: int) -> pd.DataFrame:
-    """statsforecast AutoETS(season_length=season) per segment, on its zero-filled daily series."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
-
-    frame = pd.DataFrame({"unique_id": train[s.SEGMENT].astype(str), "ds": pd.to_datetime(train[s.DATE]),
-                          "y": train[config.target].astype(float)})
-    frame = pd.concat([_zero_fill(group) for _, group in frame.groupby("unique_id", sort=True)],
-                      ignore_index=True)
-    try:
-        out = StatsForecast(models=[AutoETS(season_length=season)], freq="D").forecast(
-            df=frame, h=config.horizon)
-    except Exception as exc:  # statsforecast raises ValueError / numba errors for degenerate series
-        raise BacktestError(f"AutoETS failed at cut-off {cutoff}: {exc!r}") from exc
-    return pd.DataFrame({s.SEGMENT: out["unique_id"].astype(str), s.DATE: pd.to_datetime(out["ds"]).dt.date,
-                         s.FORECAST: np.clip(out["AutoETS"].to_numpy(float), 0.0, None)})
-
-
-def _zero_fill(group: pd.DataFrame) -> pd.DataFrame:
-    days = pd.date_range(group["ds"].min(), group["ds"].max(), freq="D")
-    filled = group.set_index("ds")[["y"]].reindex(days, fill_value=0.0).rename_axis("ds").reset_index()
-    return filled.assign(unique_id=group["unique_id"].iloc[0])
-
-
-_FORECASTERS = {"model": _model_forecast, "seasonal_naive": _naive_forecast, "auto_ets": _ets_forecast}
+    The members come from the same fit as the combination, so "model" and each member are scored on
+    the same forecasts the combination was built from. seconds["model"] is the whole fit (the LSTM,
+    the validation cut-offs, the forecast); seconds["lstm"] the LSTM's training alone.
+    """
+    if not {MODEL, LSTM} & set(methods):
+        return {}
+    wanted = set(combination.members) | ({LSTM} if LSTM in methods else set())
+    members = tuple(m for m in MEMBERS if m in wanted)
+    t0 = time.monotonic()
+    forecaster, result = fit_combination(train, config, dataclasses.replace(combination, members=members), season)
+    frames = forecaster.predict_members(train, cutoff, names=tuple(dict.fromkeys((*members, SEASONAL_NAIVE))))
+    frames[MODEL] = forecaster.combine(frames)
+    if MODEL in seconds:
+        seconds[MODEL] += time.monotonic() - t0
+    if LSTM in seconds:
+        seconds[LSTM] += result.get("seconds", {}).get(LSTM, 0.0)
+    return {m: f for m, f in frames.items() if m in methods}
 
 
 def _train_series(daily: pd.DataFrame, segment: str, cutoff: datetime.date, target: str) -> np.ndarray:
@@ -202,7 +195,7 @@ def run_backtest(cfg: Config, *, cutoffs: int = 4, step: int | None = None,
     days = default_cutoffs(daily[s.DATE].max(), cfg.model.horizon, cutoffs, step or cfg.model.horizon)
     log.info("backtest %s: %d cut-offs %s..%s, horizon %d", run_id, len(days), days[0], days[-1],
              cfg.model.horizon)
-    result = backtest(daily, cfg.model, days, season=cfg.evaluate.season)
+    result = backtest(daily, cfg.model, days, season=cfg.evaluate.season, combination=cfg.combination)
     path = write_json(result | {"run_id": run_id, "model": cfg.to_dict()["model"]},
                       store.inside(f"backtest/{run_id}.json"))
     return {"run_id": run_id, "path": str(path), "cutoffs": result["cutoffs"],

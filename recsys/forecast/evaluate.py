@@ -1,7 +1,8 @@
-"""Score a trained candidate on the hold-out against a seasonal-naive baseline and production.
+"""Score a trained candidate on the hold-out against the single baselines and production.
 
-The hold-out is the ``evaluate.holdout_days`` days right after the candidate's training cutoff;
-the candidate, the seasonal-naive baseline and the production model (if any) all forecast from
+The hold-out is the ``evaluate.holdout_days`` days right after the candidate's training cutoff; the
+candidate (the combination of recsys.forecast.combination), each single baseline (seasonal naive,
+AutoETS, AutoTheta) and the production model (if any) all forecast from
 the same cutoff with the same history, so their errors are comparable. MASE (Hyndman & Koehler)
 is the deciding metric because it is scale-free across segments of very different volume: a
 value below 1 beats the seasonal-naive forecast's in-sample error.
@@ -27,40 +28,48 @@ from pipeline.store import Store, read_daily, read_json, write_json
 from recsys import registry
 from recsys.forecast import metrics as m
 from recsys.forecast.train import CANDIDATES
+from recsys.forecast.combination import load_forecaster
+from recsys.forecast.members import STATISTICAL, statistical_forecasts
 
 log = logging.getLogger(__name__)
 
+BASELINES = STATISTICAL  # the single baselines the candidate must beat: seasonal naive, AutoETS, AutoTheta
 
 
 class EvaluationError(TrendrecError):
     """The candidate or the data cannot be evaluated (missing train.json, no hold-out days...)."""
 
 
-def decide_blessing(model_mase: float | None, baseline_mase: float | None, production_mase: float | None,
+def decide_blessing(model_mase: float | None, baselines: dict[str, float | None], production_mase: float | None,
                     margin: float, has_production: bool) -> tuple[bool, str]:
-    """Blessed iff MASE < baseline * (1 - margin) and, when a production model exists, < its MASE."""
+    """Blessed iff MASE < best baseline * (1 - margin) and, when a production model exists, < its MASE.
+
+    ``baselines`` maps each single baseline (seasonal naive, AutoETS, AutoTheta) to its MASE; the
+    best finite one is the bar, so a candidate that only beats seasonal naive is not enough.
+    """
     if model_mase is None or not math.isfinite(model_mase):
         return False, f"candidate MASE is undefined ({model_mase}); nothing to compare"
-    if baseline_mase is None or not math.isfinite(baseline_mase):
-        return False, f"seasonal-naive MASE is undefined ({baseline_mase}); cannot judge the candidate"
-    bar = baseline_mase * (1.0 - margin)
+    finite = {k: v for k, v in baselines.items() if v is not None and math.isfinite(v)}
+    if not finite:
+        return False, f"every baseline MASE is undefined ({baselines}); cannot judge the candidate"
+    best = min(finite, key=lambda k: (finite[k], k))
+    bar = finite[best] * (1.0 - margin)
     if not model_mase < bar:
-        return False, (f"candidate MASE {model_mase:.4f} does not beat seasonal naive {baseline_mase:.4f} "
-                       f"by margin {margin:g} (needs < {bar:.4f})")
+        return False, (f"candidate MASE {model_mase:.4f} does not beat the best baseline, {best} "
+                       f"{finite[best]:.4f}, by margin {margin:g} (needs < {bar:.4f})")
+    beaten = f"candidate MASE {model_mase:.4f} beats the best baseline, {best} {finite[best]:.4f} (margin {margin:g})"
     if has_production:
         if production_mase is None or not math.isfinite(production_mase):
             return False, f"production MASE is undefined ({production_mase}) on this hold-out; keeping it"
         if not model_mase < production_mase:
             return False, f"candidate MASE {model_mase:.4f} does not beat production {production_mase:.4f}"
-        return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
-                      f"(margin {margin:g}) and production {production_mase:.4f}")
-    return True, (f"candidate MASE {model_mase:.4f} beats seasonal naive {baseline_mase:.4f} "
-                  f"(margin {margin:g}); there was no production model to compare with")
+        return True, f"{beaten} and production {production_mase:.4f}"
+    return True, f"{beaten}; there was no production model to compare with"
 
 
 # --- run_evaluate: I/O around the pure parts ------------------------------------------------------
 def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
-    """Forecast the hold-out with the candidate, seasonal naive and production; write evaluation.json.
+    """Forecast the hold-out with the candidate, the baselines and production; write evaluation.json.
 
     Overall MAE, RMSE, MAPE, sMAPE and R² are computed on the pooled (segment, day) values of the
     hold-out; overall MASE is the mean of the per-segment MASEs (each segment has its own scale),
@@ -83,7 +92,8 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
     joined = _join(actual, forecasts, candidate_dir)
     per_segment, overall = _metrics(joined, history, list(forecasts), cfg.model.target, cfg.evaluate.season)
     overall.setdefault("production", None)
-    blessed, reason = decide_blessing(overall["model"]["mase"], overall["seasonal_naive"]["mase"],
+    baselines = {name: overall[name]["mase"] for name in BASELINES}
+    blessed, reason = decide_blessing(overall["model"]["mase"], baselines,
                                       (overall["production"] or {}).get("mase"), cfg.evaluate.margin,
                                       "production" in forecasts)
     summary = {
@@ -100,17 +110,16 @@ def run_evaluate(cfg: Config, candidate_dir: str | Path) -> dict[str, Any]:
 
 def _forecast_all(cfg: Config, candidate_dir: Path, store: Store, history: pd.DataFrame, cutoff: date,
                   days: int) -> tuple[dict[str, pd.DataFrame], str | None]:
-    """Forecasts of the candidate, seasonal naive and production (if any) from the same cutoff."""
-    from recsys.forecast.forecaster import SegmentForecaster
-    from recsys.forecast.publish import load_production  # both load Keras: importing this module stays light
+    """Forecasts of the candidate, the single baselines and production (if any) from the same cutoff."""
+    from recsys.forecast.publish import load_production  # loads Keras: importing this module stays light
 
     target = cfg.model.target
-    candidate = SegmentForecaster.load(candidate_dir)
+    candidate = load_forecaster(candidate_dir)
     if candidate.config.target != target:
         raise EvaluationError(f"{candidate_dir} forecasts {candidate.config.target!r} but the config's "
                               f"model.target is {target!r}; evaluate with the config it was trained with")
-    naive = m.seasonal_naive_forecast(history, cutoff, days, cfg.evaluate.season, target)
-    forecasts = {"model": candidate.predict(history, cutoff), "seasonal_naive": naive}
+    baselines = statistical_forecasts(history, target, cutoff, days, cfg.evaluate.season, BASELINES)
+    forecasts = {"model": candidate.predict(history, cutoff), **baselines}
     production = load_production(store)
     if production is None:
         return forecasts, None

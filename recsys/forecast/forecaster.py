@@ -196,7 +196,7 @@ class SegmentForecaster:
         directory = Path(directory)
         meta = _read_meta(directory / META_FILE)
         try:
-            config = _config_from_json(PRE_BACKTEST_OPTIONS | meta["config"])
+            config = ModelConfig.from_json(PRE_BACKTEST_OPTIONS | meta["config"])
             segments = [str(x) for x in meta["segments"]]
             scales = {str(k): float(v) for k, v in meta["scales"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -221,16 +221,6 @@ class SegmentForecaster:
         if self.model is None:
             raise ModelError("nothing to export: the model is not trained")
         self.model.export(str(directory), format="tf_saved_model", verbose=False)
-
-
-def _config_from_json(values: dict[str, Any]) -> ModelConfig:
-    """ModelConfig from recommender.json: JSON lists back to tuples; keys of older files default."""
-    kwargs = {}
-    for f in dataclasses.fields(ModelConfig):
-        if f.name in values:
-            value = values[f.name]
-            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
-    return ModelConfig(**kwargs)
 
 
 def _checked_history(raw: dict) -> dict[str, list[float]]:

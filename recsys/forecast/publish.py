@@ -23,7 +23,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_daily, read_json, write_parquet
 from recsys import registry
-from recsys.forecast.forecaster import SegmentForecaster
+from recsys.forecast.combination import CombinedForecaster, load_forecaster
 from recsys.forecast.trends import compute_trend_scores
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def publish(cfg: Config, candidate_dir: str | Path,
 
 def _assemble(cfg: Config, candidate_dir: Path, staging: Path, evaluation: dict[str, Any]) -> dict[str, Any]:
     """Add the SavedModel and trend.parquet to ``staging``; return the forecaster's metadata fields."""
-    model = SegmentForecaster.load(staging)
+    model = load_forecaster(staging)  # the combination; the candidate's combination.json came with the copy
     model.export_savedmodel(staging / SAVEDMODEL_DIR)
     trends = compute_trend_scores(model, read_daily(Store(cfg.store)))
     write_parquet(pa.Table.from_pandas(trends, preserve_index=False), staging / registry.TREND_FILE)
@@ -60,12 +60,12 @@ def _assemble(cfg: Config, candidate_dir: Path, staging: Path, evaluation: dict[
     }
 
 
-def load_version(store: Store | str | os.PathLike, version: str) -> tuple[SegmentForecaster, dict[str, Any]]:
+def load_version(store: Store | str | os.PathLike, version: str) -> tuple[CombinedForecaster, dict[str, Any]]:
     """The forecaster of ``version`` and its metadata; RegistryError when its files are broken."""
     path = registry.verify_version(store, version)
     try:
         metadata = read_json(path / registry.METADATA_FILE)
-        model = SegmentForecaster.load(path)
+        model = load_forecaster(path)
     except (TrendrecError, OSError, ValueError) as exc:
         log.error("model version %s at %s cannot be loaded: %s", version, path, exc)
         raise registry.RegistryError(f"model version {version} at {path} cannot be loaded "
@@ -73,7 +73,7 @@ def load_version(store: Store | str | os.PathLike, version: str) -> tuple[Segmen
     return model, metadata
 
 
-def load_production(store: Store | str | os.PathLike) -> tuple[SegmentForecaster, dict[str, Any]] | None:
+def load_production(store: Store | str | os.PathLike) -> tuple[CombinedForecaster, dict[str, Any]] | None:
     """The production forecaster and its metadata, or None when nothing is in production.
 
     A missing or corrupt version raises RegistryError; production.json is never changed here.

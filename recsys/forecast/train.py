@@ -1,6 +1,8 @@
-"""Train a candidate SegmentForecaster on the daily table up to a cutoff, leaving the hold-out unseen.
+"""Train a candidate segment forecast on the daily table up to a cutoff, leaving the hold-out unseen.
 
-The candidate lands in ``models/candidates/<run id>/`` (model.keras, recommender.json, config.json,
+The candidate is a combination (recsys.forecast.combination): the LSTM SegmentForecaster plus the
+statistical members, weighted per segment on validation cut-offs before the cutoff. It lands in
+``models/candidates/<run id>/`` (model.keras, recommender.json, combination.json, config.json,
 train.json) through a temporary directory and a rename, so a crash never leaves half a candidate;
 TensorBoard logs go to ``runs/<run id>/``. Evaluate and push read the candidate from there.
 While it trains, ``models/candidates/.<run id>.backup/`` holds a backup of every epoch: a run killed
@@ -28,6 +30,7 @@ from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, new_run_id, read_daily, read_json, safe_name, write_json
+from recsys.forecast.members import LSTM
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +77,20 @@ def run_train(cfg: Config, *, run_id: str | None = None, cutoff: datetime.date |
 def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, final: Path, log_dir: Path,
                     run_id: str, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Fit in a staging directory, rename it onto ``final``, then drop the resume backup."""
-    from recsys.forecast.forecaster import SegmentForecaster
+    from recsys.forecast.combination import fit_combination
 
+    if LSTM not in cfg.combination.members:
+        raise TrainError(f"combination.members {list(cfg.combination.members)} lacks 'lstm': a model version "
+                         f"holds the LSTM's files (its weight may still be 0 per segment); add 'lstm'")
     backup = final.parent / f".{run_id}{BACKUP_SUFFIX}"
     staging = _fresh_staging(final, run_id)
     try:
-        recommender = SegmentForecaster(cfg.model)
-        result = recommender.fit(train, log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
-                                 backup_dir=backup, progress=progress)
+        combination, result = fit_combination(train, cfg.model, cfg.combination, cfg.evaluate.season,
+                                              log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
+                                              backup_dir=backup, progress=progress)
         shutil.rmtree(staging / "checkpoint", ignore_errors=True)  # the restored best weights are saved below
-        recommender.save(staging)
-        summary = _train_summary(result, train, cutoff, recommender.segments)
+        combination.save(staging)  # model.keras, recommender.json and combination.json (the weights)
+        summary = _train_summary(result, train, cutoff, combination.segments)
         write_json(cfg.to_dict(), staging / "config.json")
         write_json(summary, staging / "train.json")
         os.replace(staging, final)
@@ -123,4 +129,4 @@ def _train_summary(result: dict[str, Any], train: pd.DataFrame, cutoff: datetime
             "initial_epoch": result["initial_epoch"], "val_start": result["val_start"],
             "train_windows": result["train_windows"], "val_windows": result["val_windows"],
             "train_start": str(train[s.DATE].min()), "cutoff": str(cutoff), "segments": list(segments),
-            "rows": len(train)}
+            "rows": len(train), "validation_origins": result["validation_origins"]}

@@ -22,7 +22,7 @@ import pandas as pd
 from pipeline import schemas as s
 
 if TYPE_CHECKING:  # typing only: the trend formula and quantile_band load without TensorFlow
-    from recsys.forecast.forecaster import SegmentForecaster
+    from recsys.forecast.combination import CombinedForecaster
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def trend_score(forecast_sum: np.ndarray, recent_sum: np.ndarray) -> np.ndarray:
     return (f - r) / (f + r + EPS)
 
 
-def compute_trend_scores(forecaster: SegmentForecaster, daily: pd.DataFrame,
+def compute_trend_scores(forecaster: CombinedForecaster, daily: pd.DataFrame,
                          cutoff: datetime.date | None = None) -> pd.DataFrame:
     """Per segment: trend, forecast_sum (next H days after the cutoff), recent_sum (last H days to it).
 

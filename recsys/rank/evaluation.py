@@ -9,7 +9,8 @@ target a method never returns is a miss (the whole catalogue counts). Methods, s
 - ``g_topfreq``, ``p_topfreq``, ``base``, ``tifu_knn`` (tuned on the week before each cut-off):
   recsys.rank.baselines and recsys.rank.tifu_knn;
 - ``segment_trend``: today's segment re-ranking: the base lists re-ranked by the blend rule with the
-  trend of a SegmentForecaster retrained on the daily table before the cut-off;
+  trend of the published segment forecast (the per-segment combination) refitted on the daily table
+  before the cut-off;
 - ``lstm_recommender``: the customer model (recsys.customers), retrained on the weeks before it.
 
 Writes ``reranked/evaluation.json`` (what ``--json`` prints: ``pooled`` and ``cutoffs`` as the
@@ -55,12 +56,11 @@ class RerankEvaluationError(TrendrecError):
 def segment_trend_method(daily: pd.DataFrame, cfg: Config) -> Method:
     """The base lists re-ranked by segment trends from a forecaster fitted on days before the cut-off."""
     def method(events: pd.DataFrame, cutoff: date, users: np.ndarray) -> pd.DataFrame:
-        from recsys.forecast.forecaster import SegmentForecaster  # TensorFlow: only when this method runs
+        from recsys.forecast.combination import fit_combination  # TensorFlow: only when this method runs
         from recsys.forecast.trends import compute_trend_scores
 
         seen = daily[daily[s.DATE] < cutoff].reset_index(drop=True)
-        forecaster = SegmentForecaster(cfg.model)
-        forecaster.fit(seen)
+        forecaster, _ = fit_combination(seen, cfg.model, cfg.combination, cfg.evaluate.season)
         trends = compute_trend_scores(forecaster, seen, cutoff - timedelta(days=1))
         lists = base(events, cutoff, users, k=cfg.rerank.eval_candidates)
         lists = lists.rename(columns={SCORE: s.BASE_SCORE})

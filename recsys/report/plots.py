@@ -219,7 +219,7 @@ _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily se
            "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
            "ranking": "Next-basket evaluation: every method at every cut-off (pooled table below)",
-           "backtest_mase": "Rolling-origin backtest: MASE per segment (model, seasonal naive, AutoETS)"}
+           "backtest_mase": "Rolling-origin backtest: MASE per segment (the combination and each member)"}
 _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
           ".note{color:#444}")
@@ -234,6 +234,9 @@ def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.
     if "metrics" in tables:
         parts.append("<h2>Hold-out metrics (production model vs baselines)</h2>"
                      + tables["metrics"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    if "combination" in tables:
+        parts.append("<h2>Combination per segment (weights and validation MASE, chosen before the hold-out)</h2>"
+                     + tables["combination"].to_html(float_format=lambda v: f"{v:.3g}", na_rep="-"))
     for name, path in images.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from recsys.report.status import store_status, status_lines
 
 log = logging.getLogger(__name__)
 
-FORECASTERS = ("model", "seasonal_naive", "production")
+FORECASTERS = ("model", "seasonal_naive", "auto_ets", "auto_theta", "production")
 METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
 SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rank.evaluation.RESULT_NAME
 BACKTEST_DIR = "backtest"  # backtest/<run id>.json: recsys.forecast.backtest.run_backtest
@@ -154,6 +155,22 @@ def segment_mase(per_segment: dict[str, Any], names: tuple[str, ...] = FORECASTE
     return pd.DataFrame.from_dict(rows, orient="index").astype(float).sort_index()
 
 
+def combination_table(version_dir: Path) -> pd.DataFrame | None:
+    """Rows = segments (and __default__), columns = each member's weight, then its validation MASE.
+
+    From the version's combination.json (recsys.forecast.combination); None for a version saved
+    before combinations (the LSTM alone).
+    """
+    path = Path(version_dir) / "combination.json"
+    if not path.is_file():
+        return None
+    meta = read_json(path)
+    rows = {seg: {f"w_{m}": w for m, w in weights.items()} for seg, weights in meta["weights"].items()}
+    for seg, mases in (meta.get("validation") or {}).items():
+        rows.setdefault(seg, {}).update({f"mase_{m}": v for m, v in mases.items()})
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1).astype(float)
+
+
 def load_backtest(store: Store | str) -> dict[str, Any] | None:
     """The newest rolling-origin backtest in backtest/ (`trendrec backtest`), or None when there is none."""
     store = store if isinstance(store, Store) else Store(store)
@@ -277,6 +294,9 @@ def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
     tables["metrics"] = metrics_table(meta.get("metrics") or {})
     tables["trend_scores"] = trend_table(store)
     figures["trend_scores"] = plots.plot_trend_scores(tables["trend_scores"])
+    combination = combination_table(record["dir"])
+    if combination is not None:
+        tables["combination"] = combination
     holdout = holdout_frame(cfg)
     figures["holdout"] = plots.plot_holdout(holdout, measure, quantile_band(holdout.columns))
     if record["evaluation"].get("per_segment"):

@@ -82,8 +82,16 @@ def test_seasonal_naive_by_hand():
     ],
 )
 def test_decide_blessing(model, baseline, production, margin, has_prod, blessed):
-    ok, reason = ev.decide_blessing(model, baseline, production, margin, has_prod)
+    ok, reason = ev.decide_blessing(model, {"seasonal_naive": baseline}, production, margin, has_prod)
     assert ok is blessed and reason
+
+
+def test_blessing_needs_the_best_single_baseline_not_only_seasonal_naive():
+    baselines = {"seasonal_naive": 1.0, "auto_ets": 0.7, "auto_theta": None}
+    ok, reason = ev.decide_blessing(0.8, baselines, None, 0.0, False)  # beats naive, loses to AutoETS
+    assert not ok and "auto_ets 0.7000" in reason
+    ok, reason = ev.decide_blessing(0.6, baselines, None, 0.0, False)
+    assert ok and "best baseline, auto_ets" in reason
 
 
 def _candidate(cfg, recommender, cutoff):
@@ -120,6 +128,7 @@ def test_run_evaluate_end_to_end(tiny_store, trained_forecaster, hparams_of_run)
                                                                          "2024-05-22")
     assert out["metrics"]["production"] is None and out["production_version"] is None
     assert set(out["per_segment"]) == {"a", "b", "c"} and isinstance(out["blessed"], bool) and out["reason"]
+    assert {"seasonal_naive", "auto_ets", "auto_theta"} <= set(out["metrics"])  # every single baseline
     assert read_json(cand / "evaluation.json") == json.loads(json.dumps(out))
     # the baseline's numbers, recomputed here: segment a's May 16..22 against May 9..15
     daily = read_parquet(Store(tiny_store.store).daily_path).to_pandas().set_index([s.SEGMENT, s.DATE])

@@ -38,8 +38,11 @@ def test_run_train_writes_candidate_and_tensorboard_logs(tiny_store):
     assert out["tensorboard"] == f"tensorboard --logdir {Path(tiny_store.store) / 'runs'}"
     cand = Path(tiny_store.store) / "models" / "candidates" / "20240601T000000Z"
     assert out["candidate_dir"] == str(cand)
-    assert sorted(p.name for p in cand.iterdir()) == ["config.json", "model.keras", "recommender.json",
-                                                      "train.json"]
+    assert sorted(p.name for p in cand.iterdir()) == ["combination.json", "config.json", "model.keras",
+                                                      "recommender.json", "train.json"]
+    weights = read_json(cand / "combination.json")["weights"]  # chosen per segment before the hold-out
+    assert set(weights) <= {"a", "b", "c", "__default__"} and "__default__" in weights
+    assert all(abs(sum(w.values()) - 1) < 1e-9 for w in weights.values())
     assert not [p for p in cand.parent.iterdir() if p.name.startswith(".")]  # no staging dir left
     train = read_json(cand / "train.json")
     assert train["cutoff"] == str(cutoff) and train["segments"] == ["a", "b", "c"]

@@ -38,6 +38,7 @@ def test_run_report_writes_pngs_and_a_self_contained_page(small_store):
     assert len(images) == len(out["plots"]) and base64.b64decode(images[0])[:8] == PNG_MAGIC
     assert not re.search(r"(?:src|href)=\"(?:https?:|//)", page) and "<script" not in page  # nothing fetched
     assert "seasonal_naive" in page and "mase" in page  # the metrics table
+    assert "Combination per segment" in page and "w_" in page  # the weights table of combination.json
     # the ranking plot is drawn once `evaluate-rerank` has run on the store (tests/test_notebooks.py runs it)
     assert ("ranking" in names) != any("evaluate-rerank" in note for note in out["notes"])
     assert ("backtest_mase" in names) != any("trendrec backtest" in note for note in out["notes"])
@@ -99,6 +100,18 @@ def test_quantile_band_and_metrics_table():
                                   "production": None})
     assert table.index.tolist() == ["model", "seasonal_naive"] and table.loc["model", "mase"] == 0.9
     assert np.isnan(table.loc["seasonal_naive", "mae"])
+
+
+def test_combination_table_shows_weights_and_validation_mase(tmp_path):
+    import json
+
+    assert report.combination_table(tmp_path) is None  # a version saved before combinations
+    (tmp_path / "combination.json").write_text(json.dumps({
+        "weights": {"a": {"lstm": 0.25, "auto_ets": 0.75}, "__default__": {"seasonal_naive": 1.0}},
+        "validation": {"a": {"lstm": 1.2, "auto_ets": 0.4}}}), encoding="utf-8")
+    table = report.combination_table(tmp_path)
+    assert table.loc["a", "w_auto_ets"] == 0.75 and table.loc["a", "mase_lstm"] == 1.2
+    assert table.loc["__default__", "w_seasonal_naive"] == 1.0 and np.isnan(table.loc["__default__", "w_lstm"])
 
 
 def test_load_ranking_reads_the_protocol_result_of_evaluate_rerank(tmp_path):
