@@ -126,7 +126,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     candidates: str = ""  # default candidate file for `trendrec rerank`
-    weight: float = 0.3  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
+    weight: float = 0.05  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
     customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413
     max_request_candidates: int = 10_000  # `trendrec serve`: longer lists get 413
