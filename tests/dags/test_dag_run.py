@@ -28,7 +28,7 @@ def small_setup(tmp_path_factory):
     text = DEMO_CONFIG.read_text()
     text = re.sub(r'(?m)^source = .*$', f'source = "{root / "slice.parquet"}"', text)
     text = re.sub(r'(?m)^candidates = .*$', f'candidates = "{root / "candidates.parquet"}"', text)
-    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "ensemble": "1",
+    for key, value in {"epochs": "2", "units": "8", "val_days": "42", "patience": "2", "ensemble": "1",
                        "train_weeks": "3",  # [customers]: a short customer model too
                        # accept a model up to 2x the baseline's MASE: this test is about the wiring
                        "margin": "-1.0"}.items():

@@ -107,7 +107,7 @@ def setup(tmp_path_factory):
     }).to_parquet(cands / f"{RUN_DATE}.parquet")
     text = DEMO_CONFIG.read_text()
     text = re.sub(r'(?m)^source = .*$', 'source = ""', text)
-    for key, value in {"epochs": "2", "units": "8", "val_days": "28", "patience": "2", "ensemble": "1",
+    for key, value in {"epochs": "2", "units": "8", "val_days": "42", "patience": "2", "ensemble": "1",
                        "train_weeks": "3",  # [customers]: a short customer model too
                        "margin": "-1.0"}.items():
         text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
