@@ -1,0 +1,154 @@
+"""`make airflow AIRFLOW_PORT=N` on a real Airflow: a task runs when the API server is not on 8080.
+
+The environment is the one make gives its recipes for a free port N (AIRFLOW__CORE__EXECUTION_API_SERVER_URL,
+AIRFLOW__API__HOST, ...), with AIRFLOW_HOME and the DAGs folder moved to a temporary directory that
+holds one tiny DAG. The API server, scheduler and DAG processor are started as ``make airflow`` starts
+them; the DAG is unpaused and triggered with the Airflow CLI and its run must end in ``success``.
+Without the execution API URL the task runners call localhost:8080 and the task fails.
+
+    PYTHONPATH=. .venv/bin/python -m pytest tests/dags/test_airflow_port.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")]
+
+DAG_ID = "port_probe"
+DEADLINE_S = 300
+DAG_SOURCE = '''
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{dag_id}", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
+def port_probe():
+    @task
+    def touch():
+        Path({out!r}).write_text("ran")
+
+    touch()
+
+
+port_probe()
+'''
+
+
+def _free_port() -> int:
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port != 8080:
+            return port
+
+
+def _make_env(port: int) -> dict[str, str]:
+    """The environment make's recipes see with AIRFLOW_PORT=port (pytest's own AIRFLOW_* left out)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    out = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "--eval", "probe-env: ; @env -0",
+                          "probe-env", f"AIRFLOW_PORT={port}"], env=base, capture_output=True, timeout=60,
+                         check=True).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["airflow", *args], env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+def _start(env: dict[str, str], logs: Path, component: str, *extra: str) -> subprocess.Popen:
+    with open(logs / f"{component}.log", "wb") as log:
+        return subprocess.Popen(["airflow", component, *extra], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _tails(logs: Path, home: Path) -> str:
+    files = [logs / "scheduler.log", logs / "api-server.log", *sorted(home.glob(f"logs/dag_id={DAG_ID}/**/*.log"))]
+    parts = [f"--- {f} ---\n" + "\n".join(f.read_text(errors="replace").splitlines()[-40:])
+             for f in files if f.is_file()]
+    return "\n".join(parts)
+
+
+def _run_state(env: dict[str, str]) -> tuple[str | None, str]:
+    """The state of the DAG's latest run (None before it has one) and what the CLI printed."""
+    out = _airflow(env, "dags", "list-runs", DAG_ID, "-o", "json")
+    # The CLI prints warnings (some starting with "[warning") before its one-line JSON list.
+    lines = [line for line in out.stdout.splitlines() if line.startswith("[{") or line.strip() == "[]"]
+    runs = json.loads(lines[-1]) if lines else []
+    return (runs[0].get("state") if runs else None), out.stdout[-1500:] + out.stderr[-1500:]
+
+
+def _trigger_and_wait(env: dict[str, str], port: int, deadline: float) -> tuple[str | None, str]:
+    """Waits for the API server, unpauses the DAG once parsed, triggers it; the run's state, last list-runs."""
+    while not _healthy(port) and time.monotonic() < deadline:
+        time.sleep(2)
+    while _airflow(env, "dags", "unpause", DAG_ID).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(3)
+    trigger = _airflow(env, "dags", "trigger", DAG_ID)
+    assert trigger.returncode == 0, trigger.stdout + trigger.stderr
+    state, printed = None, ""
+    while time.monotonic() < deadline:
+        state, printed = _run_state(env)
+        if state in ("success", "failed"):
+            break
+        time.sleep(5)
+    return state, printed
+
+
+def test_a_task_runs_when_the_api_server_is_not_on_8080(tmp_path):
+    port = _free_port()
+    env = _make_env(port)
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{port}/execution/"
+    home, dags, logs, out = tmp_path / "home", tmp_path / "dags", tmp_path / "logs", tmp_path / "ran.txt"
+    for d in (home, dags, logs):
+        d.mkdir()
+    (dags / f"{DAG_ID}.py").write_text(DAG_SOURCE.format(dag_id=DAG_ID, out=str(out)))
+    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    migrate = _airflow(env, "db", "migrate")
+    assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(_start(env, logs, "api-server", "--port", str(port)))
+        procs.append(_start(env, logs, "scheduler", "--skip-serve-logs"))
+        procs.append(_start(env, logs, "dag-processor"))
+        state, printed = _trigger_and_wait(env, port, time.monotonic() + DEADLINE_S)
+    finally:
+        _stop(procs)
+    assert state == "success" and out.is_file() and out.read_text() == "ran", \
+        f"run of {DAG_ID} ended {state!r} on port {port}\nlist-runs: {printed}\n{_tails(logs, home)}"
