@@ -36,10 +36,9 @@ def score_child(store: str, batch_customers: int) -> dict:
     """In this process: score every customer of ``store``; the figures and this process's peak RSS."""
     from pipeline.config import CustomerModelConfig
     from recsys.customers.features import SEQ_CHANNELS, STATIC_FEATURES
-    from recsys.customers.histories import open_store
+    from recsys.customers.histories import customer_cutoff, open_store
     from recsys.customers.model import LSTMRecommender
     from recsys.customers.scores import write_scores
-    from recsys.customers.train import customer_cutoff
 
     cfg = dataclasses.replace(CustomerModelConfig(), batch_customers=batch_customers)
     model = LSTMRecommender(cfg)

@@ -116,6 +116,14 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
                             user_segment, *crowd)
 
 
+def customer_cutoff(con: duckdb.DuckDBPyConnection) -> date:
+    """The day after the last event in the log: the first day the customer model predicts."""
+    last = con.execute(f"SELECT max({s.EVENT_DATE}) FROM events").fetchone()[0]
+    if last is None:
+        raise NoCustomerHistoryError("the event log is empty")
+    return last + timedelta(days=1)
+
+
 def purchased_items(con: duckdb.DuckDBPyConnection, start: date, end: date) -> pd.DataFrame:
     """Distinct (user_id, item_id) that known customers bought in [start, end): the labels and targets."""
     sql = (f"SELECT DISTINCT {s.USER_ID}, {s.ITEM_ID} FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL "

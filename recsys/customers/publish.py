@@ -21,9 +21,9 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.store import Store, read_json
 from recsys import registry
-from recsys.customers.histories import NoCustomerHistoryError, open_store
+from recsys.customers.histories import NoCustomerHistoryError, customer_cutoff, open_store
 from recsys.customers.scores import CUSTOMERS_DIR, MODEL_FILE, SCORES_FILE, write_scores
-from recsys.customers.train import TRAIN_FILE, customer_cutoff
+from recsys.customers.train import TRAIN_FILE
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
 from recsys.customers.candidates import build_candidates
-from recsys.customers.histories import CustomerModelError, iter_histories, open_store
+from recsys.customers.histories import CustomerModelError, customer_cutoff, iter_histories, open_store
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
     from recsys.customers.model import LSTMRecommender
@@ -103,7 +103,6 @@ def score_lists(root: str | Path, model_dir: Path, candidates: pd.DataFrame,
     Customers without history in the lookback get no row.
     """
     from recsys.customers.model import LSTMRecommender
-    from recsys.customers.train import customer_cutoff
 
     con = open_store(str(root))
     prob = score_pairs(LSTMRecommender.load(model_dir), con, customer_cutoff(con), candidates, cfg)

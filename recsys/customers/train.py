@@ -15,28 +15,19 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.store import Store, read_json, write_json
 from recsys.forecast.evaluate import candidate_in_store
-from recsys.customers.histories import NoCustomerHistoryError, check_customers, open_store
+from recsys.customers.histories import NoCustomerHistoryError, check_customers, customer_cutoff, open_store
 from recsys.customers.scores import CUSTOMERS_DIR
 
 log = logging.getLogger(__name__)
 
 TRAIN_FILE = "train.json"  # in <candidate>/customers/: cut-off, validation figures, epochs
-
-
-def customer_cutoff(con) -> date:
-    """The day after the last purchase in the log: the first day the model predicts."""
-    last = con.execute(f"SELECT max({s.EVENT_DATE}) FROM events").fetchone()[0]
-    if last is None:
-        raise NoCustomerHistoryError("the event log is empty")
-    return last + timedelta(days=1)
 
 
 def train_customer_model(cfg: Config, candidate_dir: str | Path, run_id: str | None = None) -> dict[str, Any]:
