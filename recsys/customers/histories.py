@@ -20,10 +20,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
@@ -71,6 +74,65 @@ class Histories:
     @property
     def users(self) -> np.ndarray:
         return self.user_segment[s.USER_ID].unique()
+
+    @cached_property
+    def codes(self) -> Codes:
+        """The same tables as integer codes, built once per batch (candidates and features both read them)."""
+        return Codes.encode(self)
+
+
+@dataclass(frozen=True)
+class Codes:
+    """One batch of histories as integer codes into sorted vocabularies: what the NumPy candidates and
+    features index into. Rows are sorted by their codes, then week; a code of -1 means "not in the batch"."""
+
+    users: pa.Array  # distinct user ids of the batch, sorted
+    items: pa.Array  # distinct item ids bought in the lookback (guests included), sorted
+    segments: pa.Array  # distinct segments bought in the lookback, sorted
+    user_item: tuple[np.ndarray, ...]  # (user, item, week, purchases) of hist.user_item
+    user_segment: tuple[np.ndarray, ...]  # (user, segment, week, purchases)
+    crowd_item: tuple[np.ndarray, ...]  # (item, week, purchases)
+    crowd_segment: tuple[np.ndarray, ...]  # (segment, week, purchases)
+    item_segment: np.ndarray  # segment code of each item code (-1: none)
+    item_buyers: np.ndarray  # BUYERS of each item code, float32 (0: none)
+    item_repeat_rate: np.ndarray  # REPEAT_RATE of each item code (0: none)
+
+    @classmethod
+    def encode(cls, hist: Histories) -> Codes:
+        users = _vocabulary(hist.user_segment[s.USER_ID])
+        items = _vocabulary(hist.crowd_item[s.ITEM_ID])
+        segments = _vocabulary(hist.crowd_segment[s.SEGMENT])
+        item_segment = np.full(len(items), -1, np.int64)
+        item_segment[code(hist.item_segment[s.ITEM_ID], items)] = code(hist.item_segment[s.SEGMENT], segments)
+        repeat = hist.item_repeat
+        rows = code(repeat[s.ITEM_ID], items)
+        buyers = np.zeros(len(items), repeat[BUYERS].dtype)
+        rate = np.zeros(len(items), repeat[REPEAT_RATE].dtype)
+        buyers[rows], rate[rows] = repeat[BUYERS].to_numpy(), repeat[REPEAT_RATE].to_numpy()
+        return cls(users, items, segments,
+                   _long(hist.user_item, (s.USER_ID, users), (s.ITEM_ID, items)),
+                   _long(hist.user_segment, (s.USER_ID, users), (s.SEGMENT, segments)),
+                   _long(hist.crowd_item, (s.ITEM_ID, items)), _long(hist.crowd_segment, (s.SEGMENT, segments)),
+                   item_segment, buyers, rate)
+
+
+def code(values: pd.Series | pa.Array, vocabulary: pa.Array) -> np.ndarray:
+    """Position of each value in ``vocabulary`` (int64), -1 where it is absent or null."""
+    found = pc.index_in(pa.array(values), value_set=vocabulary)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _vocabulary(values: pd.Series) -> pa.Array:
+    distinct = pc.unique(pa.array(values).drop_null())
+    return distinct.take(pc.sort_indices(distinct))
+
+
+def _long(frame: pd.DataFrame, *keys: tuple[str, pa.Array]) -> tuple[np.ndarray, ...]:
+    """Key codes, week and purchases of a long table, sorted by the codes and then the week."""
+    cols = [code(frame[name], vocabulary) for name, vocabulary in keys]
+    cols += [frame[WEEK].to_numpy(np.int64), frame[PURCHASES].to_numpy(np.float32)]
+    order = np.lexsort(cols[-2::-1])
+    return tuple(c[order] for c in cols)
 
 
 def open_events(events: pd.DataFrame) -> duckdb.DuckDBPyConnection:
