@@ -6,7 +6,9 @@ cancellations as negative quantity, which are not purchases) fell in each of the
 so the cut-off day itself is never read), per item and per segment, and the crowd's weekly sales per
 item and per segment. DuckDB aggregates the parquet files (or a DataFrame) directly; customers are
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
-the number of customers. Guests (null user_id) cannot have a history: they are counted, logged and
+the number of customers. One pass over the events writes the (customer, item, segment, week) counts
+to a temporary parquet folder per bucket; each batch then reads only its bucket (before, every batch
+scanned the whole log twice, so the time grew with customers x events). Guests (null user_id) cannot have a history: they are counted, logged and
 left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to fall back on.
 
     python -c "from datetime import date; from recsys.customers.histories import *; \
@@ -17,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -170,12 +174,17 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     n_users = con.execute(f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {where}", params).fetchone()[0]
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
-    for bucket in range(n_buckets):
-        batch = f"{where} AND hash({s.USER_ID}) % {n_buckets} = {bucket}"
-        user_segment = _counts(con, batch, (s.USER_ID, s.SEGMENT), params)
-        if len(user_segment):  # a hash bucket can be empty
-            yield Histories(cutoff, cfg.lookback_weeks, _counts(con, batch, (s.USER_ID, s.ITEM_ID), params),
-                            user_segment, *crowd)
+    with tempfile.TemporaryDirectory(prefix="trendrec-histories-") as tmp:
+        # one pass over the events: (user, item, segment, week) counts, a parquet folder per bucket
+        sql = (f"COPY (SELECT hash({s.USER_ID}) % {n_buckets} AS _bucket, {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, "
+               f"{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM (SELECT *, {_WEEK} FROM events WHERE {where}) "
+               f"GROUP BY ALL) TO '{tmp}' (FORMAT parquet, PARTITION_BY (_bucket))")
+        con.execute(sql, params)
+        for bucket in range(n_buckets):
+            files = sorted(str(f) for f in Path(tmp).glob(f"_bucket={bucket}/*.parquet"))
+            if files:  # a hash bucket can be empty
+                yield Histories(cutoff, cfg.lookback_weeks, _bucket_counts(con, files, s.ITEM_ID),
+                                _bucket_counts(con, files, s.SEGMENT), *crowd)
 
 
 def customer_cutoff(con: duckdb.DuckDBPyConnection) -> date:
@@ -221,6 +230,13 @@ def _counts(con: duckdb.DuckDBPyConnection, where: str, keys: tuple[str, ...], p
     sql = (f"SELECT {cols}, {WEEK}, count(*)::FLOAT AS {PURCHASES} FROM "
            f"(SELECT *, {_WEEK} FROM events WHERE {where}) GROUP BY ALL ORDER BY ALL")
     return con.execute(sql, params).df()
+
+
+def _bucket_counts(con: duckdb.DuckDBPyConnection, files: list[str], key: str) -> pd.DataFrame:
+    """(user_id, key, week, purchases) of one bucket's (user, item, segment, week) counts, sorted."""
+    sql = (f"SELECT {s.USER_ID}, {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} "
+           f"FROM read_parquet({files!r}) GROUP BY ALL ORDER BY ALL")
+    return con.execute(sql).df()
 
 
 def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, ...]:

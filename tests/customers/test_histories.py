@@ -75,3 +75,21 @@ def test_missing_column_is_named():
 def test_empty_store_is_refused(tmp_path):
     with pytest.raises(CustomerModelError, match="no committed raw files"):
         open_store(str(tmp_path))
+
+
+def test_one_pass_buckets_hold_what_a_query_per_bucket_returns():
+    """The batches read the one-pass bucket files; each equals a direct query of its hash bucket."""
+    rows = [(f"u{k % 37}", f"i{k % 11}", f"s{k % 3}", 1.0 + k % 2, f"2011-03-{1 + k % 14:02d}") for k in range(400)]
+    con = open_events(make_events(rows))
+    cfg = CustomerModelConfig(lookback_weeks=4, seq_weeks=2, recent_weeks=1, batch_customers=10)
+    batches = list(iter_histories(con, CUTOFF, cfg))
+    assert len(batches) >= 3
+    for hist in batches:
+        users = ", ".join(f"'{u}'" for u in hist.users)
+        for key, got in ((s.ITEM_ID, hist.user_item), (s.SEGMENT, hist.user_segment)):
+            sql = (f"SELECT {s.USER_ID}, {key}, CAST((date_diff('day', {s.EVENT_DATE}, DATE '{CUTOFF}') - 1) // 7 "
+                   f"AS INTEGER) AS {WEEK}, count(*)::FLOAT AS {PURCHASES} FROM events WHERE {s.QUANTITY} > 0 AND "
+                   f"{s.EVENT_DATE} >= DATE '2011-02-15' AND {s.EVENT_DATE} < DATE '{CUTOFF}' "
+                   f"AND {s.USER_ID} IN ({users}) GROUP BY ALL ORDER BY ALL")
+            pd.testing.assert_frame_equal(got, con.execute(sql).df())
+    assert sum(len(b.users) for b in batches) == 37
