@@ -225,13 +225,6 @@ def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
         raise (GuestOnlyLogError if guests else NoCustomerHistoryError)(msg)
 
 
-def _counts(con: duckdb.DuckDBPyConnection, where: str, keys: tuple[str, ...], params: dict) -> pd.DataFrame:
-    cols = ", ".join(keys)
-    sql = (f"SELECT {cols}, {WEEK}, count(*)::FLOAT AS {PURCHASES} FROM "
-           f"(SELECT *, {_WEEK} FROM events WHERE {where}) GROUP BY ALL ORDER BY ALL")
-    return con.execute(sql, params).df()
-
-
 def _bucket_counts(con: duckdb.DuckDBPyConnection, files: list[str], key: str) -> pd.DataFrame:
     """(user_id, key, week, purchases) of one bucket's (user, item, segment, week) counts, sorted."""
     sql = (f"SELECT {s.USER_ID}, {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} "
@@ -240,13 +233,21 @@ def _bucket_counts(con: duckdb.DuckDBPyConnection, files: list[str], key: str) -
 
 
 def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, ...]:
-    """The tables every batch shares: crowd item / segment weeks, item segments, item repeat rates."""
-    crowd_item = _counts(con, _WINDOW, (s.ITEM_ID,), params)
-    crowd_segment = _counts(con, _WINDOW, (s.SEGMENT,), params)
-    sql = (f"SELECT {s.ITEM_ID}, mode({s.SEGMENT} ORDER BY {s.SEGMENT}) AS {s.SEGMENT} FROM events "
-           f"WHERE {_WINDOW} GROUP BY 1 ORDER BY 1")
-    item_segment = con.execute(sql, params).df()
+    """The tables every batch shares: crowd item / segment weeks, item segments, item repeat rates.
+
+    The first three come from one pass: (item, segment, week) line counts, bounded by the catalogue.
+    """
+    sql = (f"SELECT {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*) AS n FROM (SELECT *, {_WEEK} FROM events "
+           f"WHERE {_WINDOW}) GROUP BY ALL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crowd_lines AS {sql}", params)
+    crowd = [con.execute(f"SELECT {key}, {WEEK}, sum(n)::FLOAT AS {PURCHASES} FROM _crowd_lines GROUP BY ALL "
+                         f"ORDER BY ALL").df() for key in (s.ITEM_ID, s.SEGMENT)]
+    # mode(segment ORDER BY segment) over the lines: the most lines, ties to the first segment
+    sql = (f"SELECT {s.ITEM_ID}, first({s.SEGMENT} ORDER BY {s.SEGMENT} IS NULL, n DESC, {s.SEGMENT}) AS {s.SEGMENT} "
+           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum(n) AS n FROM _crowd_lines GROUP BY ALL) GROUP BY 1 ORDER BY 1")
+    item_segment = con.execute(sql).df()
+    con.execute("DROP TABLE _crowd_lines")
     sql = (f"SELECT {s.ITEM_ID}, count(*)::FLOAT AS {BUYERS}, avg((n >= 2)::FLOAT) AS {REPEAT_RATE} FROM "
            f"(SELECT {s.USER_ID}, {s.ITEM_ID}, count(DISTINCT {WEEK}) AS n FROM (SELECT *, {_WEEK} FROM events "
            f"WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL) GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
-    return crowd_item, crowd_segment, item_segment, con.execute(sql, params).df()
+    return *crowd, item_segment, con.execute(sql, params).df()

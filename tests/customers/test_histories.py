@@ -93,3 +93,22 @@ def test_one_pass_buckets_hold_what_a_query_per_bucket_returns():
                    f"AND {s.USER_ID} IN ({users}) GROUP BY ALL ORDER BY ALL")
             pd.testing.assert_frame_equal(got, con.execute(sql).df())
     assert sum(len(b.users) for b in batches) == 37
+
+
+def test_crowd_tables_equal_a_query_each_with_ties_in_the_item_segment():
+    """crowd item / segment weeks and the item's mode segment (ties: the first segment) from one pass."""
+    rows = [(None if k % 9 == 0 else f"u{k % 13}", f"i{k % 7}", f"s{(k * 5) % 4}", 1.0, f"2011-03-{1 + k % 14:02d}")
+            for k in range(300)]
+    con = open_events(make_events(rows))
+    (hist, *_) = list(iter_histories(con, CUTOFF, CFG))
+    window = (f"FROM events WHERE {s.QUANTITY} > 0 AND {s.EVENT_DATE} >= DATE '2011-02-15' "
+              f"AND {s.EVENT_DATE} < DATE '{CUTOFF}'")
+    week = f"CAST((date_diff('day', {s.EVENT_DATE}, DATE '{CUTOFF}') - 1) // 7 AS INTEGER) AS {WEEK}"
+    for key, got in ((s.ITEM_ID, hist.crowd_item), (s.SEGMENT, hist.crowd_segment)):
+        sql = f"SELECT {key}, {week}, count(*)::FLOAT AS {PURCHASES} {window} GROUP BY ALL ORDER BY ALL"
+        pd.testing.assert_frame_equal(got, con.execute(sql).df())
+    sql = f"SELECT {s.ITEM_ID}, mode({s.SEGMENT} ORDER BY {s.SEGMENT}) AS {s.SEGMENT} {window} GROUP BY 1 ORDER BY 1"
+    want = con.execute(sql).df()
+    pd.testing.assert_frame_equal(hist.item_segment, want)
+    counts = con.execute(f"SELECT {s.ITEM_ID}, {s.SEGMENT}, count(*) n {window} GROUP BY ALL").df()
+    assert (counts.groupby(s.ITEM_ID)["n"].apply(lambda n: (n == n.max()).sum()) > 1).any()  # a tie was broken
