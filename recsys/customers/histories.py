@@ -6,7 +6,9 @@ cancellations as negative quantity, which are not purchases) fell in each of the
 so the cut-off day itself is never read), per item and per segment, and the crowd's weekly sales per
 item and per segment. DuckDB aggregates the parquet files (or a DataFrame) directly; customers are
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
-the number of customers. Guests (null user_id) cannot have a history: they are counted, logged and
+the number of customers. One pass over the events writes the (customer, item, segment, week) counts
+to a temporary parquet folder per bucket; each batch then reads only its bucket (before, every batch
+scanned the whole log twice, so the time grew with customers x events). Guests (null user_id) cannot have a history: they are counted, logged and
 left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to fall back on.
 
     python -c "from datetime import date; from recsys.customers.histories import *; \
@@ -17,13 +19,18 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cached_property
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
@@ -72,6 +79,65 @@ class Histories:
     def users(self) -> np.ndarray:
         return self.user_segment[s.USER_ID].unique()
 
+    @cached_property
+    def codes(self) -> Codes:
+        """The same tables as integer codes, built once per batch (candidates and features both read them)."""
+        return Codes.encode(self)
+
+
+@dataclass(frozen=True)
+class Codes:
+    """One batch of histories as integer codes into sorted vocabularies: what the NumPy candidates and
+    features index into. Rows are sorted by their codes, then week; a code of -1 means "not in the batch"."""
+
+    users: pa.Array  # distinct user ids of the batch, sorted
+    items: pa.Array  # distinct item ids bought in the lookback (guests included), sorted
+    segments: pa.Array  # distinct segments bought in the lookback, sorted
+    user_item: tuple[np.ndarray, ...]  # (user, item, week, purchases) of hist.user_item
+    user_segment: tuple[np.ndarray, ...]  # (user, segment, week, purchases)
+    crowd_item: tuple[np.ndarray, ...]  # (item, week, purchases)
+    crowd_segment: tuple[np.ndarray, ...]  # (segment, week, purchases)
+    item_segment: np.ndarray  # segment code of each item code (-1: none)
+    item_buyers: np.ndarray  # BUYERS of each item code, float32 (0: none)
+    item_repeat_rate: np.ndarray  # REPEAT_RATE of each item code (0: none)
+
+    @classmethod
+    def encode(cls, hist: Histories) -> Codes:
+        users = _vocabulary(hist.user_segment[s.USER_ID])
+        items = _vocabulary(hist.crowd_item[s.ITEM_ID])
+        segments = _vocabulary(hist.crowd_segment[s.SEGMENT])
+        item_segment = np.full(len(items), -1, np.int64)
+        item_segment[code(hist.item_segment[s.ITEM_ID], items)] = code(hist.item_segment[s.SEGMENT], segments)
+        repeat = hist.item_repeat
+        rows = code(repeat[s.ITEM_ID], items)
+        buyers = np.zeros(len(items), repeat[BUYERS].dtype)
+        rate = np.zeros(len(items), repeat[REPEAT_RATE].dtype)
+        buyers[rows], rate[rows] = repeat[BUYERS].to_numpy(), repeat[REPEAT_RATE].to_numpy()
+        return cls(users, items, segments,
+                   _long(hist.user_item, (s.USER_ID, users), (s.ITEM_ID, items)),
+                   _long(hist.user_segment, (s.USER_ID, users), (s.SEGMENT, segments)),
+                   _long(hist.crowd_item, (s.ITEM_ID, items)), _long(hist.crowd_segment, (s.SEGMENT, segments)),
+                   item_segment, buyers, rate)
+
+
+def code(values: pd.Series | pa.Array, vocabulary: pa.Array) -> np.ndarray:
+    """Position of each value in ``vocabulary`` (int64), -1 where it is absent or null."""
+    found = pc.index_in(pa.array(values), value_set=vocabulary)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _vocabulary(values: pd.Series) -> pa.Array:
+    distinct = pc.unique(pa.array(values).drop_null())
+    return distinct.take(pc.sort_indices(distinct))
+
+
+def _long(frame: pd.DataFrame, *keys: tuple[str, pa.Array]) -> tuple[np.ndarray, ...]:
+    """Key codes, week and purchases of a long table, sorted by the codes and then the week."""
+    cols = [code(frame[name], vocabulary) for name, vocabulary in keys]
+    cols += [frame[WEEK].to_numpy(np.int64), frame[PURCHASES].to_numpy(np.float32)]
+    order = np.lexsort(cols[-2::-1])
+    return tuple(c[order] for c in cols)
+
 
 def open_events(events: pd.DataFrame) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view ``events`` over a DataFrame of raw events (validated here)."""
@@ -108,12 +174,17 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     n_users = con.execute(f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {where}", params).fetchone()[0]
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
-    for bucket in range(n_buckets):
-        batch = f"{where} AND hash({s.USER_ID}) % {n_buckets} = {bucket}"
-        user_segment = _counts(con, batch, (s.USER_ID, s.SEGMENT), params)
-        if len(user_segment):  # a hash bucket can be empty
-            yield Histories(cutoff, cfg.lookback_weeks, _counts(con, batch, (s.USER_ID, s.ITEM_ID), params),
-                            user_segment, *crowd)
+    with tempfile.TemporaryDirectory(prefix="trendrec-histories-") as tmp:
+        # one pass over the events: (user, item, segment, week) counts, a parquet folder per bucket
+        sql = (f"COPY (SELECT hash({s.USER_ID}) % {n_buckets} AS _bucket, {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, "
+               f"{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM (SELECT *, {_WEEK} FROM events WHERE {where}) "
+               f"GROUP BY ALL) TO '{tmp}' (FORMAT parquet, PARTITION_BY (_bucket))")
+        con.execute(sql, params)
+        for bucket in range(n_buckets):
+            files = sorted(str(f) for f in Path(tmp).glob(f"_bucket={bucket}/*.parquet"))
+            if files:  # a hash bucket can be empty
+                yield Histories(cutoff, cfg.lookback_weeks, _bucket_counts(con, files, s.ITEM_ID),
+                                _bucket_counts(con, files, s.SEGMENT), *crowd)
 
 
 def customer_cutoff(con: duckdb.DuckDBPyConnection) -> date:
@@ -154,21 +225,29 @@ def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
         raise (GuestOnlyLogError if guests else NoCustomerHistoryError)(msg)
 
 
-def _counts(con: duckdb.DuckDBPyConnection, where: str, keys: tuple[str, ...], params: dict) -> pd.DataFrame:
-    cols = ", ".join(keys)
-    sql = (f"SELECT {cols}, {WEEK}, count(*)::FLOAT AS {PURCHASES} FROM "
-           f"(SELECT *, {_WEEK} FROM events WHERE {where}) GROUP BY ALL ORDER BY ALL")
-    return con.execute(sql, params).df()
+def _bucket_counts(con: duckdb.DuckDBPyConnection, files: list[str], key: str) -> pd.DataFrame:
+    """(user_id, key, week, purchases) of one bucket's (user, item, segment, week) counts, sorted."""
+    sql = (f"SELECT {s.USER_ID}, {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} "
+           f"FROM read_parquet({files!r}) GROUP BY ALL ORDER BY ALL")
+    return con.execute(sql).df()
 
 
 def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, ...]:
-    """The tables every batch shares: crowd item / segment weeks, item segments, item repeat rates."""
-    crowd_item = _counts(con, _WINDOW, (s.ITEM_ID,), params)
-    crowd_segment = _counts(con, _WINDOW, (s.SEGMENT,), params)
-    sql = (f"SELECT {s.ITEM_ID}, mode({s.SEGMENT} ORDER BY {s.SEGMENT}) AS {s.SEGMENT} FROM events "
-           f"WHERE {_WINDOW} GROUP BY 1 ORDER BY 1")
-    item_segment = con.execute(sql, params).df()
+    """The tables every batch shares: crowd item / segment weeks, item segments, item repeat rates.
+
+    The first three come from one pass: (item, segment, week) line counts, bounded by the catalogue.
+    """
+    sql = (f"SELECT {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*) AS n FROM (SELECT *, {_WEEK} FROM events "
+           f"WHERE {_WINDOW}) GROUP BY ALL")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _crowd_lines AS {sql}", params)
+    crowd = [con.execute(f"SELECT {key}, {WEEK}, sum(n)::FLOAT AS {PURCHASES} FROM _crowd_lines GROUP BY ALL "
+                         f"ORDER BY ALL").df() for key in (s.ITEM_ID, s.SEGMENT)]
+    # mode(segment ORDER BY segment) over the lines: the most lines, ties to the first segment
+    sql = (f"SELECT {s.ITEM_ID}, first({s.SEGMENT} ORDER BY {s.SEGMENT} IS NULL, n DESC, {s.SEGMENT}) AS {s.SEGMENT} "
+           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum(n) AS n FROM _crowd_lines GROUP BY ALL) GROUP BY 1 ORDER BY 1")
+    item_segment = con.execute(sql).df()
+    con.execute("DROP TABLE _crowd_lines")
     sql = (f"SELECT {s.ITEM_ID}, count(*)::FLOAT AS {BUYERS}, avg((n >= 2)::FLOAT) AS {REPEAT_RATE} FROM "
            f"(SELECT {s.USER_ID}, {s.ITEM_ID}, count(DISTINCT {WEEK}) AS n FROM (SELECT *, {_WEEK} FROM events "
            f"WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL) GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
-    return crowd_item, crowd_segment, item_segment, con.execute(sql, params).df()
+    return *crowd, item_segment, con.execute(sql, params).df()

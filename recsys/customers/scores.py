@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
-from recsys.customers.candidates import build_candidates
-from recsys.customers.histories import CustomerModelError, customer_cutoff, iter_histories, open_store
+from recsys.customers.candidates import SOURCES, Candidates, build_candidates, candidate_codes
+from recsys.customers.histories import CustomerModelError, Histories, customer_cutoff, iter_histories, open_store
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
     from recsys.customers.model import LSTMRecommender
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 CUSTOMERS_DIR = "customers"  # in a candidate and in a version: the customer model's files
 SCORES_FILE = f"{CUSTOMERS_DIR}/scores.parquet"
 MODEL_FILE = "model.keras"  # the LSTMRecommender in customers/ (recsys.customers.model.MODEL_FILE, without Keras)
+SCORE_CHUNK = 8  # predict steps (of score_batch pairs) whose features are built at a time: bounds memory
 SCORES_SCHEMA = pa.schema([(s.USER_ID, pa.string()), (s.ITEM_ID, pa.string()), (s.SEGMENT, pa.string()),
                            (SOURCE, pa.string()), (SCORE, pa.float32())])
 
@@ -48,8 +49,6 @@ SCORES_SCHEMA = pa.schema([(s.USER_ID, pa.string()), (s.ITEM_ID, pa.string()), (
 def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, path: Path,
                  cfg: CustomerModelConfig, trend: dict[str, float] | None = None) -> dict[str, Any]:
     """Score every customer of the lookback at ``cutoff`` into ``path`` (temp file, then rename)."""
-    from recsys.customers.features import build_features
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -57,12 +56,9 @@ def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff:
     try:
         with pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
             for hist in iter_histories(con, cutoff, cfg):
-                pairs = build_candidates(hist, cfg, trend)
-                pairs[SCORE] = model.score(*build_features(hist, pairs, cfg, trend))
-                pairs = pairs.sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True])
-                writer.write_table(pa.Table.from_pandas(pairs[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
-                                                        preserve_index=False))
-                rows, users = rows + len(pairs), users + pairs[s.USER_ID].nunique()
+                table, n_users = _score_batch(model, hist, cfg, trend)
+                writer.write_table(table)
+                rows, users = rows + table.num_rows, users + n_users
                 log.info("customer scores at %s: %d customers, %d pairs so far", cutoff, users, rows)
         os.replace(tmp, path)
     finally:
@@ -70,6 +66,47 @@ def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff:
     seconds = time.perf_counter() - started
     return {"customers": users, "pairs": rows, "seconds": round(seconds, 1),
             "pairs_per_second": round(rows / seconds) if seconds else None, "cutoff": cutoff.isoformat()}
+
+
+def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConfig,
+                 trend: dict[str, float] | None) -> tuple[pa.Table, int]:
+    """The scores table of one batch (sorted by user, score descending, item) and its customers.
+
+    Candidates stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
+    memory follows the chunk; the chunks start at multiples of ``score_batch``, so the network sees
+    the same padded steps as when it scored the whole batch at once.
+    """
+    from recsys.customers.features import FeatureTables, segment_trend
+
+    cand, codes = candidate_codes(hist, cfg, trend), hist.codes
+    tables, segment = FeatureTables.build(codes, cfg), cand.segment
+    trends = segment_trend(codes.segments.to_pylist(), segment, trend)
+    score = np.empty(len(cand.user), np.float32)
+    step = SCORE_CHUNK * cfg.score_batch
+    for lo in range(0, len(score), step):
+        part = slice(lo, lo + step)
+        score[part] = model.score(*tables.pairs(cand.user[part], cand.item[part], segment[part],
+                                                cand.rank[part].astype(np.float64), trends[part]))
+    order = _score_order(cand, score)
+    segments = pa.array(codes.segments.to_pylist() + [None], pa.string())  # code -1: no segment
+    columns = [codes.users.take(cand.user[order]), codes.items.take(cand.item[order]),
+               segments.take(segment[order]), pa.array(SOURCES).take(cand.source[order]), pa.array(score[order])]
+    table = pa.Table.from_arrays([col.cast(f.type) for col, f in zip(columns, SCORES_SCHEMA)], schema=SCORES_SCHEMA)
+    return table, len(np.unique(cand.user))
+
+
+def _score_order(cand: Candidates, score: np.ndarray) -> np.ndarray:
+    """Rows sorted by user, score descending, then item: each customer's block (contiguous, at most
+    n_candidates rows) is sorted in a (customers, n_candidates) matrix of one int64 key per row."""
+    if not len(score) or np.signbit(score).any() or not np.isfinite(score).all():
+        return np.lexsort((cand.item, -score, cand.user))
+    # the bits of a float32 >= 0 sort as it does: (inf bits - score bits, item) is one ascending key
+    key = ((0x7F800000 - score.view(np.int32).astype(np.int64)) << 32) | cand.item
+    counts = np.bincount(cand.user)
+    keys = np.full((len(counts), counts.max()), np.iinfo(np.int64).max)
+    keys[cand.user, cand.rank] = key
+    col = np.argsort(keys, axis=1)
+    return ((np.cumsum(counts) - counts)[:, None] + col)[np.arange(keys.shape[1]) < counts[:, None]]
 
 
 def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, pairs: pd.DataFrame,

@@ -75,3 +75,40 @@ def test_missing_column_is_named():
 def test_empty_store_is_refused(tmp_path):
     with pytest.raises(CustomerModelError, match="no committed raw files"):
         open_store(str(tmp_path))
+
+
+def test_one_pass_buckets_hold_what_a_query_per_bucket_returns():
+    """The batches read the one-pass bucket files; each equals a direct query of its hash bucket."""
+    rows = [(f"u{k % 37}", f"i{k % 11}", f"s{k % 3}", 1.0 + k % 2, f"2011-03-{1 + k % 14:02d}") for k in range(400)]
+    con = open_events(make_events(rows))
+    cfg = CustomerModelConfig(lookback_weeks=4, seq_weeks=2, recent_weeks=1, batch_customers=10)
+    batches = list(iter_histories(con, CUTOFF, cfg))
+    assert len(batches) >= 3
+    for hist in batches:
+        users = ", ".join(f"'{u}'" for u in hist.users)
+        for key, got in ((s.ITEM_ID, hist.user_item), (s.SEGMENT, hist.user_segment)):
+            sql = (f"SELECT {s.USER_ID}, {key}, CAST((date_diff('day', {s.EVENT_DATE}, DATE '{CUTOFF}') - 1) // 7 "
+                   f"AS INTEGER) AS {WEEK}, count(*)::FLOAT AS {PURCHASES} FROM events WHERE {s.QUANTITY} > 0 AND "
+                   f"{s.EVENT_DATE} >= DATE '2011-02-15' AND {s.EVENT_DATE} < DATE '{CUTOFF}' "
+                   f"AND {s.USER_ID} IN ({users}) GROUP BY ALL ORDER BY ALL")
+            pd.testing.assert_frame_equal(got, con.execute(sql).df())
+    assert sum(len(b.users) for b in batches) == 37
+
+
+def test_crowd_tables_equal_a_query_each_with_ties_in_the_item_segment():
+    """crowd item / segment weeks and the item's mode segment (ties: the first segment) from one pass."""
+    rows = [(None if k % 9 == 0 else f"u{k % 13}", f"i{k % 7}", f"s{(k * 5) % 4}", 1.0, f"2011-03-{1 + k % 14:02d}")
+            for k in range(300)]
+    con = open_events(make_events(rows))
+    (hist, *_) = list(iter_histories(con, CUTOFF, CFG))
+    window = (f"FROM events WHERE {s.QUANTITY} > 0 AND {s.EVENT_DATE} >= DATE '2011-02-15' "
+              f"AND {s.EVENT_DATE} < DATE '{CUTOFF}'")
+    week = f"CAST((date_diff('day', {s.EVENT_DATE}, DATE '{CUTOFF}') - 1) // 7 AS INTEGER) AS {WEEK}"
+    for key, got in ((s.ITEM_ID, hist.crowd_item), (s.SEGMENT, hist.crowd_segment)):
+        sql = f"SELECT {key}, {week}, count(*)::FLOAT AS {PURCHASES} {window} GROUP BY ALL ORDER BY ALL"
+        pd.testing.assert_frame_equal(got, con.execute(sql).df())
+    sql = f"SELECT {s.ITEM_ID}, mode({s.SEGMENT} ORDER BY {s.SEGMENT}) AS {s.SEGMENT} {window} GROUP BY 1 ORDER BY 1"
+    want = con.execute(sql).df()
+    pd.testing.assert_frame_equal(hist.item_segment, want)
+    counts = con.execute(f"SELECT {s.ITEM_ID}, {s.SEGMENT}, count(*) n {window} GROUP BY ALL").df()
+    assert (counts.groupby(s.ITEM_ID)["n"].apply(lambda n: (n == n.max()).sum()) > 1).any()  # a tie was broken
