@@ -61,3 +61,14 @@ def test_the_versioned_lstm_loads_in_safe_mode_and_predicts(small_store):
     seq_weeks, n_static = model.model.inputs[0].shape[1], model.model.inputs[1].shape[1]
     p, mean, p10, p90 = model.predict(np.zeros((3, seq_weeks, 5), np.float32), np.zeros((3, n_static), np.float32))
     assert np.all((p >= 0) & (p <= 1)) and np.all(p10 <= p90) and np.all(mean <= model.cap)
+
+
+def test_report_has_the_metrics_table_and_the_decile_chart(small_store):
+    from recsys.report.value import load_value
+
+    metrics, deciles, summary = load_value(small_store.store)
+    assert list(metrics["model"]) == ["bgnbd_gg", "rfm", "lstm", "ensemble"]
+    assert set(deciles["decile"]) == set(range(1, 11)) and summary["holdout_days"] == 90
+    # the deciles hold every customer once per model, and their actual means add up to the total
+    per_model = deciles.groupby("model").apply(lambda d: (d["customers"] * d["actual"]).sum(), include_groups=False)
+    assert per_model.nunique() == 1 and deciles.groupby("model")["customers"].sum().eq(summary["customers"]).all()

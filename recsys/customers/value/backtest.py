@@ -27,7 +27,15 @@ import pandas as pd
 from pipeline.config import ValueConfig
 from recsys.customers.value.bgnbd import ValueFitError
 from recsys.customers.value.data import DAY, window_spend
-from recsys.customers.value.ensemble import ENSEMBLE, Members, Prediction, blend, blend_weights, fit_members, predict_members
+from recsys.customers.value.ensemble import (
+    ENSEMBLE,
+    Members,
+    Prediction,
+    blend,
+    blend_weights,
+    fit_members,
+    predict_members,
+)
 from recsys.customers.value.features import build_features
 from recsys.customers.value.metrics import decile_table, value_metrics
 

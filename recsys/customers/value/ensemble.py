@@ -175,7 +175,7 @@ def blend_weights(spend: dict[str, np.ndarray], actual: np.ndarray, step: float 
 
 def _simplex(k: int, step: float) -> list[tuple[float, ...]]:
     """Every k-vector of multiples of ``step`` summing to 1 (BG/NBD alone first: it wins ties)."""
-    n = int(round(1 / step))
+    n = round(1 / step)
     grid = [c for c in itertools.product(range(n + 1), repeat=k) if sum(c) == n]
     grid.sort(key=lambda c: -c[0])
     return [tuple(v / n for v in c) for c in grid]

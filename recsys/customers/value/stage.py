@@ -39,9 +39,21 @@ from pipeline.store import Store, atomic_path, read_json, write_json
 from recsys.customers.scores import CUSTOMERS_DIR
 from recsys.customers.value.backtest import Split, run_split
 from recsys.customers.value.bgnbd import ValueFitError
-from recsys.customers.value.data import (count_customers, customer_days, guest_lines, last_event_day,
-                                         open_value_store)
-from recsys.customers.value.ensemble import ENSEMBLE, Members, blend, fit_members, level_scale, predict_members
+from recsys.customers.value.data import (
+    count_customers,
+    customer_days,
+    guest_lines,
+    last_event_day,
+    open_value_store,
+)
+from recsys.customers.value.ensemble import (
+    ENSEMBLE,
+    Members,
+    blend,
+    fit_members,
+    level_scale,
+    predict_members,
+)
 from recsys.customers.value.features import build_features
 from recsys.forecast.evaluate import candidate_in_store
 
@@ -90,7 +102,7 @@ def run_value(cfg: Config, candidate_dir: str | Path, horizon_days: int | None =
 def split_summary(split: Split) -> dict[str, Any]:
     """The figures of one split: the `trendrec value --json` keys, with every member's figures."""
     return {"calibration_end": split.calibration_end.isoformat(), "holdout_days": split.horizon,
-            "customers": int(len(split.actual)), "models": split.metrics()}
+            "customers": len(split.actual), "models": split.metrics()}
 
 
 def json_object(summary: dict[str, Any]) -> dict[str, Any]:
@@ -177,4 +189,7 @@ def assemble_value(candidate_dir: str | Path, staging: Path) -> dict[str, Any]:
 def run_value_command(cfg: Config, args, candidate_dir: str) -> dict[str, Any]:
     """`trendrec value`: the stage; with ``--json`` exactly the issue's object (calibration_end ... models)."""
     summary = run_value(cfg, candidate_dir, args.horizon_days)
-    return json_object(summary) if args.json else summary
+    if args.json:
+        return json_object(summary)
+    models = {m: " ".join(f"{k}={v:.3f}" for k, v in figures.items()) for m, figures in summary.get("models", {}).items()}
+    return summary | {"models": models}  # one line per model in the human summary

@@ -158,5 +158,5 @@ def _split(groups: np.ndarray, share: float, seed: int) -> np.ndarray:
     """True for the rows of a seeded ``share`` of the distinct groups (customers): the early-stopping set."""
     distinct = np.unique(groups)
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(distinct, size=max(1, int(round(share * len(distinct)))), replace=False)
+    chosen = rng.choice(distinct, size=max(1, round(share * len(distinct))), replace=False)
     return np.isin(groups, chosen)
