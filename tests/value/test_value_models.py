@@ -66,3 +66,17 @@ def test_blend_is_a_weighted_geometric_mean_at_the_members_level():
     scaled = blend(spend, {"bgnbd_gg": 0.5, "lstm": 0.5})  # level: the weighted mean of the members' totals
     assert scaled.sum() == pytest.approx(0.5 * 102 + 0.5 * 24)
 
+
+
+def test_lstm_forecasts_never_exceed_the_largest_training_spend():
+    """exp(mu + sigma²/2) explodes for a wide sigma: the cap keeps the mean and the band finite and sane."""
+    from recsys.customers.value.ziln import ValueLSTM
+
+    model = ValueLSTM(TINY)
+    model.build(TINY.seq_weeks, 5, 3)
+    layer = model.model.get_layer("ziln")
+    kernel, _ = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.array([5.0, 10.0, 10.0], np.float32)])  # p ~ 1, mu 10, sigma 4
+    model.cap = 250.0
+    p, mean, p10, p90 = model.predict(np.zeros((2, TINY.seq_weeks, 5), np.float32), np.zeros((2, 3), np.float32))
+    assert np.all(p > 0.99) and np.all(mean == 250.0) and np.all(p90 <= 250.0) and np.all(p10 <= p90)
