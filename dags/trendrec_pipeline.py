@@ -2,7 +2,7 @@
 ### trendrec_pipeline
 
 The whole trendrec flow, one task per stage, in the order `recsys.flow` defines:
-**ingest → aggregate → train → customers → evaluate → push → rerank**.
+**ingest → aggregate → train → customers → value → evaluate → push → rerank**.
 
 * Each task runs exactly one stage (`recsys.flow.run_stage`) and returns a small summary (counts
   and paths) through XCom; data stays in the store.

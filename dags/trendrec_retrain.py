@@ -1,7 +1,7 @@
 """
 ### trendrec_retrain — aggregate, train, evaluate and (if blessed) push a new model
 
-**aggregate → train → evaluate → is_blessed → push | keep_production**
+**aggregate → train → customers → value → evaluate → is_blessed → push | keep_production**
 
 * Scheduled on the **`trendrec_raw_events`** asset (every successful `trendrec_ingest` run), or
   weekly, or either: set `TRENDREC_RETRAIN_SCHEDULE` to `asset` (default), `weekly` (Mondays
@@ -16,6 +16,9 @@
   against the baselines on its validation week; `push` versions it with the segment forecaster
   when it is blessed (else production's customer model is carried forward) and scores every active
   customer's candidates, so serving needs no TensorFlow. Rollback moves both models together.
+* `value` forecasts every customer's spend over the next `value.horizon_days` (BG/NBD + Gamma-Gamma,
+  an LSTM with a ZILN output, their ensemble) into the candidate's `customers/value/`, after scoring
+  the models on the last H days of the log; `push` versions it with the models.
 * `is_blessed` branches on the evaluation: `push` versions the candidate as the production model
   and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`); a
   candidate that is not blessed, or was already pushed, leaves production and the asset alone.
@@ -79,6 +82,10 @@ def trendrec_retrain():
     def customers(trained: dict, params=None, logical_date=None, run_id=None) -> dict:
         return _run("customers", params, trained, run_key=run_key(logical_date, run_id))
 
+    @task(execution_timeout=timedelta(hours=2))
+    def value(trained: dict, params=None, logical_date=None, run_id=None) -> dict:
+        return _run("value", params, trained, run_key=run_key(logical_date, run_id))
+
     @task
     def evaluate(trained: dict, params=None) -> dict:
         return _run("evaluate", params, trained)
@@ -103,7 +110,7 @@ def trendrec_retrain():
         log.info("production unchanged: %s", evaluated["reason"])
         return evaluated["reason"]
 
-    evaluated = evaluate(customers(train(aggregate())))
+    evaluated = evaluate(value(customers(train(aggregate()))))
     is_blessed(evaluated) >> [push(evaluated), keep_production(evaluated)]
 
 

@@ -193,6 +193,35 @@ class CustomerModelConfig:
 
 
 @dataclass(frozen=True)
+class ValueConfig:
+    horizon_days: int = 90  # days of spend forecast per customer (and the hold-out of `trendrec value --json`)
+    seq_weeks: int = 26  # 7-day blocks the LSTM reads before a cut-off (the statics cover all history)
+    train_cutoffs: int = 4  # label windows the LSTM and the ridge learn from, the latest ending at the cut-off
+    train_step_days: int = 28  # days between those training cut-offs
+    units: int = 16  # LSTM units (tanh / sigmoid, recurrent_dropout 0: the fused cuDNN kernel on a GPU)
+    dense_units: int = 32  # units of the dense layer after the LSTM and the statics
+    dropout: float = 0.2  # dropout between layers
+    epochs: int = 40  # upper bound; early stopping usually ends sooner
+    batch_size: int = 256  # customers per step
+    patience: int = 4  # early-stopping patience in epochs (val_loss)
+    learning_rate: float = 3e-3  # AdamW learning rate
+    weight_decay: float = 1e-4  # AdamW decoupled weight decay
+    val_share: float = 0.2  # share of training customers held out for early stopping
+    seed: int = 42  # keras.utils.set_random_seed and the early-stopping split
+    ridge_l2: float = 1.0  # L2 of the RFM ridge (on standardised features, log1p spend target)
+    bgnbd_penalizer: float = 0.0  # L2 on BG/NBD and Gamma-Gamma log parameters; 0 = plain maximum likelihood
+    batch_customers: int = 50_000  # customers per scoring batch (hash buckets): bounds memory
+    histogram_freq: int = 0  # TensorBoard weight histograms every N epochs; 0 = none
+
+    def __post_init__(self) -> None:
+        if self.horizon_days < 7 or self.seq_weeks < 1 or self.train_cutoffs < 1 or self.train_step_days < 1:
+            raise ConfigError("value: need horizon_days >= 7, seq_weeks >= 1, train_cutoffs >= 1, train_step_days >= 1")
+        if not 0.0 < self.val_share < 1.0 or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"value: val_share must be in (0, 1) and dropout in [0, 1), got "
+                              f"{self.val_share}, {self.dropout}")
+
+
+@dataclass(frozen=True)
 class Config:
     store: str = DEFAULT_STORE  # root of raw/, quarantine/, aggregates/, models/, runs/, reranked/
     source: str = ""  # default event file for `trendrec ingest`
@@ -204,6 +233,7 @@ class Config:
     rerank: RerankConfig = field(default_factory=RerankConfig)
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     customers: CustomerModelConfig = field(default_factory=CustomerModelConfig)  # the LSTMRecommender
+    value: ValueConfig = field(default_factory=ValueConfig)  # customer value: BG/NBD + GG, LSTM (ZILN), ensemble
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, saved next to every model."""
@@ -212,7 +242,7 @@ class Config:
 
 _SECTIONS = {"ingest": IngestConfig, "aggregate": AggregateConfig, "model": ModelConfig,
              "combination": CombinationConfig, "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig,
-             "customers": CustomerModelConfig}
+             "customers": CustomerModelConfig, "value": ValueConfig}
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:

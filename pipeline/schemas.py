@@ -134,3 +134,20 @@ SCORE = "score"  # the model's probability that the customer buys the item in th
 LABEL = "label"  # 1 when the customer bought the item in the 7 days after a training cut-off
 SOURCE = "source"  # which candidate generator proposed the item (see SOURCES)
 CAND_RANK = "cand_rank"  # 0-based position of the item in the customer's candidate list
+
+# --- customer value (recsys.customers.value): customers/value/value.parquet in a version ---------
+EXPECTED_SPEND = "expected_spend"  # the ensemble's expected net spend over the next horizon_days
+EXPECTED_ORDERS = "expected_orders"  # BG/NBD's expected purchase days over the next horizon_days
+SPEND_P10 = "spend_p10"  # 10 % quantile of the spend (the LSTM's ZILN band, scaled to the ensemble's mean)
+SPEND_P90 = "spend_p90"  # 90 % quantile of the spend
+P_ALIVE = "p_alive"  # BG/NBD's probability that the customer is still active (0 without any purchase)
+HORIZON_DAYS = "horizon_days"  # the H of the row
+CUTOFF = "cutoff"  # first day forecast (the day after the last event read)
+MEMBER_SPEND = {m: f"spend_{m}" for m in ("bgnbd_gg", "lstm", "rfm")}  # each ensemble member's expected spend
+
+VALUE_SCHEMA = pa.schema(
+    [pa.field(USER_ID, pa.string(), nullable=False), pa.field(EXPECTED_SPEND, pa.float64()),
+     pa.field(EXPECTED_ORDERS, pa.float64()), pa.field(SPEND_P10, pa.float64()), pa.field(SPEND_P90, pa.float64()),
+     pa.field(P_ALIVE, pa.float64()), pa.field(HORIZON_DAYS, pa.int32()), pa.field(CUTOFF, pa.date32())]
+    + [pa.field(name, pa.float64()) for name in MEMBER_SPEND.values()]
+)

@@ -29,6 +29,7 @@ from typing import Any
 from pipeline.config import ENV_CONFIG, ENV_STORE, Config, load_config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, check_names
+from recsys.customers.value.command import add_value_arguments
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,12 @@ def _run_customers(cfg: Config, args: argparse.Namespace) -> dict:
     return flow.run_stage("customers", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
 
 
+def _run_value(cfg: Config, args: argparse.Namespace) -> dict:
+    from recsys.customers.value.stage import run_value_command
+
+    return run_value_command(cfg, args, args.candidate or _latest_candidate(cfg))
+
+
 def _run_segments(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.report.segments import list_segments
 
@@ -253,6 +260,8 @@ COMMANDS: dict[str, Command] = {
                     _tune_arguments, _run_tune, "tuned"),
     "customers": Command("train the customer model (LSTMRecommender) for a candidate and judge it vs baselines",
                          _candidate_argument, _run_customers, "customer model"),
+    "value": Command("forecast each customer's spend over the next H days; --json: every model on the last H days",
+                     add_value_arguments, _run_value, "customer value"),
     "evaluate": Command("score a candidate on the hold-out against baselines and production", _candidate_argument,
                         _run_evaluate, "evaluated"),
     "backtest": Command("rolling-origin backtest of the model vs seasonal naive and AutoETS",

@@ -1,7 +1,7 @@
 """The trendrec flow, written once: the ordered list of stages and ``run_all``.
 
-ingest → aggregate → train → customers → evaluate → push → rerank. Each stage is one call into its package
-(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.customers, recsys.registry through
+ingest → aggregate → train → customers → value → evaluate → push → rerank. Each stage is one call into its package
+(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.customers (and its value models), recsys.registry through
 recsys.forecast.publish, recsys.rank) that takes the config and what the stage before it returned,
 and returns a small summary of counts and paths. `trendrec demo`, the ``trendrec_pipeline`` DAG
 (one task per stage, in this order) and the tests all run the flow through this module, so the
@@ -63,6 +63,14 @@ def _customers(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: 
     return {"candidate_dir": upstream["candidate_dir"], "customer_model": trained, "customer_evaluation": judged}
 
 
+def _value(cfg: Config, upstream: dict, *, run_key: str | None = None, horizon_days: int | None = None,
+           **_: Any) -> dict[str, Any]:
+    from recsys.customers.value.stage import run_value
+
+    summary = run_value(cfg, upstream["candidate_dir"], horizon_days, run_key)
+    return {"candidate_dir": upstream["candidate_dir"], "customer_value": summary}
+
+
 def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
     from recsys.forecast.evaluate import run_evaluate
 
@@ -71,9 +79,12 @@ def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
 
 def _push(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
     from recsys.customers.publish import assemble_customers
+    from recsys.customers.value.stage import assemble_value
     from recsys.forecast.publish import publish
 
-    return publish(cfg, upstream["candidate_dir"], extra=lambda staging: assemble_customers(cfg, staging))
+    candidate = upstream["candidate_dir"]
+    return publish(cfg, candidate, extra=lambda staging: assemble_customers(cfg, staging)
+                   | assemble_value(candidate, staging))
 
 
 def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, output: str | None = None,
@@ -92,6 +103,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "train a segment-forecaster candidate (TensorBoard logs in runs/)", _train),
     Stage("customers", "train the customer model (LSTMRecommender) and judge it against the baselines",
           _customers),
+    Stage("value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)", _value),
     Stage("evaluate", "score the candidate on the hold-out against baselines and production", _evaluate),
     Stage("push", "version and promote the candidate if blessed", _push),
     Stage("rerank", "re-rank candidate lists with the production model", _rerank),
@@ -112,7 +124,7 @@ def run_all(cfg: Config, *, first: str = STAGE_NAMES[0], last: str = STAGE_NAMES
     """Run the stages from ``first`` to ``last`` in order, in this process; {stage: summary}.
 
     Options go to the stages that take them: ``source`` (ingest), ``run_key`` (train: the candidate
-    and TensorBoard run name), ``candidates`` and ``output`` (rerank).
+    and TensorBoard run name), ``horizon_days`` (value), ``candidates`` and ``output`` (rerank).
     """
     names = STAGE_NAMES[STAGE_NAMES.index(first): STAGE_NAMES.index(last) + 1]
     summaries: dict[str, dict[str, Any]] = {}

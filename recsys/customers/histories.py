@@ -141,23 +141,33 @@ def _long(frame: pd.DataFrame, *keys: tuple[str, pa.Array]) -> tuple[np.ndarray,
 
 def open_events(events: pd.DataFrame) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view ``events`` over a DataFrame of raw events (validated here)."""
-    missing = [c for c in EVENT_COLUMNS if c not in events.columns]
-    if missing:
-        log.error("events lack columns %s (have %s)", missing, list(events.columns))
-        raise CustomerModelError(f"events lack columns {missing}; expected {list(EVENT_COLUMNS)}")
-    con = duckdb.connect()
-    con.register("events_in", events[list(EVENT_COLUMNS)])
-    con.execute(_VIEW + "events_in")
-    return con
+    return view_over_frame(events, EVENT_COLUMNS, _VIEW)
 
 
 def open_store(root: str) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view ``events`` over the store's committed raw parquet files."""
+    return view_over_store(root, _VIEW)
+
+
+def view_over_frame(events: pd.DataFrame, columns: tuple[str, ...], view_sql: str) -> duckdb.DuckDBPyConnection:
+    """A connection where ``view_sql`` (``CREATE VIEW ... FROM ``) reads ``columns`` of a DataFrame."""
+    missing = [c for c in columns if c not in events.columns]
+    if missing:
+        log.error("events lack columns %s (have %s)", missing, list(events.columns))
+        raise CustomerModelError(f"events lack columns {missing}; expected {list(columns)}")
+    con = duckdb.connect()
+    con.register("events_in", events[list(columns)])
+    con.execute(view_sql + "events_in")
+    return con
+
+
+def view_over_store(root: str, view_sql: str) -> duckdb.DuckDBPyConnection:
+    """A connection where ``view_sql`` reads the store's committed raw parquet files."""
     files = [str(p) for p in Store(root).committed_raw_files()]
     if not files:
         raise CustomerModelError(f"{root}: no committed raw files; run `trendrec ingest` first")
     con = duckdb.connect()
-    con.execute(_VIEW + f"read_parquet({files!r})")
+    con.execute(view_sql + f"read_parquet({files!r})")
     return con
 
 

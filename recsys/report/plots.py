@@ -219,7 +219,8 @@ _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily se
            "holdout": "Forecasts against actuals", "segment_mase": "Hold-out MASE per segment",
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
            "ranking": "Next-basket evaluation: every method at every cut-off (pooled table below)",
-           "backtest_mase": "Rolling-origin backtest: MASE per segment (the combination and each member)"}
+           "backtest_mase": "Rolling-origin backtest: MASE per segment (the combination and each member)",
+           "value_deciles": "Customer value: predicted vs actual mean spend per predicted decile (table below)"}
 _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
           ".note{color:#444}")

@@ -25,6 +25,7 @@ from pipeline.store import Store, StoreError, atomic_path, read_daily, read_json
 from recsys import registry
 from recsys.forecast.trends import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
 from recsys.report.status import store_status, status_lines
+from recsys.report.value import value_figures
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +315,7 @@ def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
     else:
         tables["ranking"] = ranking[0]
         figures["ranking"] = plots.plot_ranking(ranking[1])
+    value_figures(store, figures, tables, notes)
     result = load_backtest(store)
     if result is None:
         notes.append(f"No rolling-origin backtest ({store.root / BACKTEST_DIR}/): run `trendrec backtest`.")

@@ -52,7 +52,8 @@ def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
     retrain = dagbag.dags["trendrec_retrain"]
     assert retrain.get_task("is_blessed").downstream_task_ids == {"push", "keep_production"}
     assert retrain.get_task("customers").upstream_task_ids == {"train"}  # both models, one candidate
-    assert retrain.get_task("evaluate").upstream_task_ids == {"customers"}
+    assert retrain.get_task("value").upstream_task_ids == {"customers"}  # customer value, same candidate
+    assert retrain.get_task("evaluate").upstream_task_ids == {"value"}
     assert [a.name for a in retrain.get_task("push").outlets] == ["trendrec_production_model"]
     assert "trendrec_raw_events" in str(retrain.timetable.asset_condition)
     rerank = dagbag.dags["trendrec_rerank"]

@@ -1,0 +1,10 @@
+"""Customer value: each customer's expected spend over the next H days (the ``value`` stage).
+
+``data`` (customer-days from the raw log, DuckDB) → ``features`` (BG/NBD summary, RFM statics,
+weekly sequences) → the members: ``bgnbd`` (BG/NBD + Gamma-Gamma by maximum likelihood), ``ziln``
+(the LSTM with a zero-inflated lognormal output), ``rfm`` (a ridge on RFM features) → ``ensemble``
+(their blend) → ``backtest`` (one calibration / hold-out split, weights chosen before the hold-out)
+→ ``metrics`` → ``stage`` (`trendrec value`, the flow's stage, the push assembler).
+
+    trendrec value --json
+"""

@@ -1,0 +1,82 @@
+"""The value models end to end on a small seeded log: edge customers, guests, no leakage, the band."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pytest
+
+from pipeline import schemas as s
+from recsys.customers.value.data import customer_days, guest_lines, open_value_events
+from recsys.customers.value.ensemble import blend, fit_members, level_scale, predict_members
+from recsys.customers.value.features import build_features
+from recsys.customers.value.stage import score_table
+from tests.value.conftest import END, ONE, RETURNS, SAMEDAY, TINY, value_events
+
+CUTOFF = date(2011, 10, 1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    events = value_events()
+    days = customer_days(open_value_events(events), END)
+    return events, days, fit_members(days, CUTOFF, TINY)
+
+
+def test_edge_customers_get_sane_values(fitted):
+    events, days, members = fitted
+    feats = build_features(days, CUTOFF, TINY.seq_weeks)
+    row = {u: i for i, u in enumerate(feats.users)}
+    assert feats.x[row[ONE]] == 0 and feats.x[row[SAMEDAY]] == 0 and feats.T[row[ONE]] > 0  # one day = frequency 0
+    assert feats.static[row[RETURNS], 0] == 0  # no purchase
+    weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
+    pred = predict_members(members, feats)
+    table = score_table(members, weights, level_scale(pred.spend, weights), feats).to_pandas().set_index(s.USER_ID)
+    numbers = table[[s.EXPECTED_SPEND, s.EXPECTED_ORDERS, s.SPEND_P10, s.SPEND_P90, s.P_ALIVE]]
+    assert np.isfinite(numbers.to_numpy()).all() and (numbers.to_numpy() >= 0).all()
+    assert (table[s.P_ALIVE] <= 1).all() and (table[s.SPEND_P10] <= table[s.SPEND_P90]).all()
+    assert table.loc[RETURNS, [s.EXPECTED_SPEND, s.EXPECTED_ORDERS, s.P_ALIVE]].tolist() == [0.0, 0.0, 0.0]
+    for user in (ONE, SAMEDAY):  # one purchase day: alive by BG/NBD's convention, a small positive forecast
+        assert table.loc[user, s.P_ALIVE] == 1.0 and 0 < table.loc[user, s.EXPECTED_SPEND] < table[s.EXPECTED_SPEND].max()
+    assert table.loc[SAMEDAY, s.EXPECTED_ORDERS] == pytest.approx(table.loc[ONE, s.EXPECTED_ORDERS], rel=0.5)
+    assert None not in set(table.index) and guest_lines(open_value_events(events), END) == 5  # guests left out
+
+
+def test_truncating_the_log_after_the_cutoff_changes_nothing(fitted):
+    events, days, members = fitted
+    short = events[events[s.EVENT_DATE] < CUTOFF]
+    short_days = customer_days(open_value_events(short), CUTOFF)
+    a, b = build_features(days, CUTOFF, TINY.seq_weeks), build_features(short_days, CUTOFF, TINY.seq_weeks)
+    for field in ("users", "x", "t_x", "T", "m_x", "static", "seq"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    again = fit_members(short_days, CUTOFF, TINY)
+    assert again.bgnbd == members.bgnbd and again.gamma_gamma == members.gamma_gamma
+    p, q = predict_members(members, a), predict_members(again, b)
+    for name in p.spend:
+        np.testing.assert_allclose(p.spend[name], q.spend[name], rtol=1e-5)
+
+
+def test_blend_is_a_weighted_geometric_mean_at_the_members_level():
+    spend = {"bgnbd_gg": np.array([0.0, 3.0, 99.0]), "lstm": np.array([0.0, 15.0, 9.0])}
+    one = blend(spend, {"bgnbd_gg": 1.0, "lstm": 0.0}, scale=1.0)
+    np.testing.assert_allclose(one, spend["bgnbd_gg"])
+    half = blend(spend, {"bgnbd_gg": 0.5, "lstm": 0.5}, scale=1.0)
+    np.testing.assert_allclose(half, [0.0, np.sqrt(4 * 16) - 1, np.sqrt(100 * 10) - 1])
+    scaled = blend(spend, {"bgnbd_gg": 0.5, "lstm": 0.5})  # level: the weighted mean of the members' totals
+    assert scaled.sum() == pytest.approx(0.5 * 102 + 0.5 * 24)
+
+
+
+def test_lstm_forecasts_never_exceed_the_largest_training_spend():
+    """exp(mu + sigma²/2) explodes for a wide sigma: the cap keeps the mean and the band finite and sane."""
+    from recsys.customers.value.ziln import ValueLSTM
+
+    model = ValueLSTM(TINY)
+    model.build(TINY.seq_weeks, 5, 3)
+    layer = model.model.get_layer("ziln")
+    kernel, _ = layer.get_weights()
+    layer.set_weights([np.zeros_like(kernel), np.array([5.0, 10.0, 10.0], np.float32)])  # p ~ 1, mu 10, sigma 4
+    model.cap = 250.0
+    p, mean, p10, p90 = model.predict(np.zeros((2, TINY.seq_weeks, 5), np.float32), np.zeros((2, 3), np.float32))
+    assert np.all(p > 0.99) and np.all(mean == 250.0) and np.all(p90 <= 250.0) and np.all(p10 <= p90)
