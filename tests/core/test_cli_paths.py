@@ -88,6 +88,11 @@ def test_empty_store_and_over_long_names_are_refused(capsys, store, tmp_path):
     fails(capsys, "rerank", "--candidates", tmp_path / LONG, "--store", store.root, match="longer than 255")
 
 
+def test_an_empty_store_variable_is_refused_like_an_empty_flag(capsys, store, monkeypatch):
+    monkeypatch.setenv("TRENDREC_STORE", "")
+    fails(capsys, "status", match="$TRENDREC_STORE is set but empty")
+
+
 def test_a_version_symlinked_out_of_the_store_is_not_listed_promoted_or_used(capsys, store, tmp_path):
     import shutil
 
