@@ -147,4 +147,4 @@ def test_rerank_refuses_trends_the_service_refuses(capsys, small_config, push_ve
     fails(capsys, "rerank", "--candidates", tmp_path / "c.csv", "--store", store.root,
           match="expected a finite number in [-1, 1]")
     with pytest.raises(Exception, match=r"expected a finite number in \[-1, 1\]"):
-        load_trends(store, "v0001")
+        load_trends(registry.verify_version(store, "v0001"))
