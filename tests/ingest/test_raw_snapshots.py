@@ -66,3 +66,12 @@ def test_raw_pointing_at_a_missing_snapshot_is_refused_in_one_line(tmp_path):
     shutil.rmtree(store.raw.resolve())
     with pytest.raises(StoreError, match="which is missing; restore that snapshot"):
         run_ingest(cfg, write_csv(tmp_path, DAYS[:1], "one.csv"))
+
+
+def test_paths_through_the_raw_link_stay_inside_the_store_and_closed_to_outputs(tmp_path):
+    cfg = ingest_config(tmp_path, USER_COLUMNS)
+    run_ingest(cfg, write_csv(tmp_path, DAYS))
+    store = Store(cfg.store)
+    assert store.inside("raw/_commits").parent == store.raw.resolve()  # the link's target is in the store
+    with pytest.raises(StoreError, match="only trendrec itself writes"):
+        store.output("raw/x.parquet")
