@@ -386,7 +386,7 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     sections = {k: _build(cls, raw.get(k, {}), k) for k, cls in _SECTIONS.items()}
     cfg = _build(Config, top, "config")
     cfg = dataclasses.replace(cfg, **sections)
-    chosen_store = store or os.environ.get(ENV_STORE) or cfg.store
+    chosen_store = store or _env_store() or cfg.store
     cfg = dataclasses.replace(
         cfg,
         store=str(_resolve(chosen_store, base if chosen_store == cfg.store else Path.cwd())),
@@ -398,6 +398,15 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     )
     _validate(cfg)
     return cfg
+
+
+def _env_store() -> str | None:
+    """``$TRENDREC_STORE``, or None when unset; set but empty it is refused (it would silently mean the config's
+    store, like an empty ``--store``)."""
+    value = os.environ.get(ENV_STORE)
+    if value is not None and not value.strip():
+        raise ConfigError(f"${ENV_STORE} is set but empty: give the store directory, or unset it to use the config's")
+    return value
 
 
 def _resolve(value: str, base: Path) -> Path:

@@ -3,7 +3,9 @@
 The store is one directory::
 
     raw/event_date=YYYY-MM-DD/part-<digest>.parquet   validated events, one file per ingest
-    raw/_commits/<digest>.json                        an ingest is visible once its commit exists
+    raw/_commits/<digest>.json                        the ingests raw/ holds, with their counts
+    .snapshots/raw-<id>/                              what raw/ (a symlink) shows: one per ingest commit
+    .keys/raw/event_date=YYYY-MM-DD/<digest>.parquet  event keys of raw files (ingest's dedup; not hive data)
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
@@ -15,6 +17,11 @@ The store is one directory::
 
 Writes go to a temporary file in the same directory and are renamed into place, so a crash never
 leaves a half-written file behind. Paths handed in by users are kept inside the store.
+
+raw/ is a symlink to an immutable snapshot directory. An ingest commit builds the next snapshot (hard
+links to every file of the current one, plus the new files and commit record) and replaces the
+symlink with one rename (``raw_commit``), so a DuckDB or Spark glob over ``raw/**/*.parquet`` sees
+every file of a commit or none, even when the ingest is killed mid-commit (pipeline.snapshots).
 
 The aggregate tables are written as a set into a fresh aggregates/_versions/<id>/ directory; then the
 symlink aggregates/_current is replaced by a new one with one rename. aggregates/daily.parquet and
@@ -32,7 +39,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -47,6 +53,7 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.errors import TrendrecError
+from pipeline.snapshots import building, link_tree, locked, prune, replace_symlink, sets
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,8 @@ CONTROL_AREAS = ("raw", "quarantine", "aggregates", "models", "runs")
 # A user-given id that becomes a directory or file name (run id, tune id): no separator, no dot-dot.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAME_MAX = 200  # longest name accepted: 255 (most file systems) less room for a temporary-file affix
+SNAPSHOTS = ".snapshots"  # raw/ points at one of its raw-<id> directories
+RAW_SNAPSHOT = "raw-"  # name prefix of a raw snapshot; "-legacy" ends one that was a plain raw/ directory
 DAILY_NAME = "daily.parquet"
 MONTH_WEEKDAY_NAME = "month_weekday.parquet"
 
@@ -75,7 +84,11 @@ class Store:
 
     def ensure(self) -> Store:
         for area in AREAS:
-            (self.root / area).mkdir(parents=True, exist_ok=True)
+            if area != "raw":
+                (self.root / area).mkdir(parents=True, exist_ok=True)
+        if not (self.raw.is_symlink() and self.raw.is_dir()):  # new, from before snapshots, or broken
+            with locked(self.snapshots / ".lock"):
+                settle_raw(self)
         return self
 
     @property
@@ -85,6 +98,15 @@ class Store:
     @property
     def commits(self) -> Path:
         return self.raw / "_commits"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / SNAPSHOTS
+
+    @property
+    def raw_keys(self) -> Path:
+        """Event keys of the raw files, per day (ingest's dedup): outside raw/, so no glob reads them as events."""
+        return self.root / ".keys" / "raw"
 
     @property
     def quarantine(self) -> Path:
@@ -308,42 +330,61 @@ def current_aggregates(store: Store) -> Path | None:
 def aggregate_set(store: Store) -> Iterator[Path]:
     """Yield a new, empty set directory; if the block succeeds, make it current with one rename."""
     versions = store.aggregates / "_versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=f"{time.time_ns():020d}-", dir=versions))
-    os.chmod(new, 0o755)
-    try:
+    with building(versions, "") as new:
         yield new
         for f in new.rglob("*.parquet"):
             if f.is_file():
                 _fsync(f)
-    except BaseException:
-        shutil.rmtree(new, ignore_errors=True)
-        raise
-    previous = current_aggregates(store)
-    _replace_symlink(store.aggregates_current, Path("_versions") / new.name)
-    for name in (DAILY_NAME, MONTH_WEEKDAY_NAME):
-        _replace_symlink(store.aggregates / name, Path("_current") / name)
-    # Keep the new set and the one before it (a reader may be mid-way); names sort by creation time,
-    # so a set another run is still writing (newer than ``previous``) is never removed.
-    for old in versions.iterdir() if previous is not None else []:
-        if old.name < previous.name and old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
+        with locked(store.aggregates / ".versions.lock"):
+            previous = current_aggregates(store)
+            # Before the swap, so a kill after it leaves nothing to tidy: every set but the one readers see
+            # now (they may be mid-way; it stays until the next run), the new one and any a live run builds.
+            prune(versions, "", {new.name, previous.name if previous else ""})
+            # the fixed links first: on a first run they dangle until _current exists, then all appear at once
+            for name in (DAILY_NAME, MONTH_WEEKDAY_NAME):
+                replace_symlink(store.aggregates / name, Path("_current") / name, versions)
+            replace_symlink(store.aggregates_current, Path("_versions") / new.name, versions)
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
-    """Share an immutable file of the previous aggregate set (hard link; a copy across devices)."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+def settle_raw(store: Store) -> Path:
+    """Make raw/ a symlink to a snapshot (call under the snapshots lock); returns the snapshot.
+
+    A new store gets an empty snapshot. A plain raw/ directory (a store from before snapshots) is
+    moved whole into .snapshots/ (its keys to raw_keys first). raw/ missing with a "-legacy"
+    snapshot present means a move was cut short: raw/ is pointed at it.
+    """
+    raw, snapshots = store.raw, store.snapshots
+    snapshots.mkdir(parents=True, exist_ok=True)
+    if raw.is_symlink():
+        if not raw.resolve().is_dir():
+            raise StoreError(f"{raw} points at {os.readlink(raw)}, which is missing; restore that snapshot "
+                             f"or point {raw.name} at one in {snapshots}")
+        return raw.resolve()
+    if raw.is_dir():
+        if (raw / "_keys").is_dir() and not store.raw_keys.exists():
+            store.raw_keys.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(raw / "_keys", store.raw_keys)
+        os.rename(raw, snapshots / f"{RAW_SNAPSHOT}{time.time_ns():020d}-legacy")
+    legacy = [p for p in sets(snapshots, RAW_SNAPSHOT) if p.name.endswith("-legacy")]
+    if legacy:
+        target = legacy[-1]
+    else:
+        with building(snapshots, RAW_SNAPSHOT) as target:
+            (target / "_commits").mkdir()
+    replace_symlink(raw, Path(SNAPSHOTS) / target.name, snapshots)
+    return target
 
 
-def _replace_symlink(link: Path, points_to: Path) -> None:
-    """Make ``link`` a symlink to ``points_to`` atomically (rename over whatever was there)."""
-    if link.is_symlink() and Path(os.readlink(link)) == points_to:
-        return
-    if link.is_dir() and not link.is_symlink():  # a real directory cannot be renamed over
-        shutil.rmtree(link)
-    tmp = link.with_name(f".{link.name}.{os.getpid()}.{time.time_ns()}.tmp")
-    os.symlink(points_to, tmp)
-    os.replace(tmp, link)
+@contextmanager
+def raw_commit(store: Store) -> Iterator[Path]:
+    """Yield the next raw snapshot, holding hard links to every file raw/ shows now; if the block
+    succeeds, raw/ becomes it with one rename. Commits run one at a time (a lock), so none is lost."""
+    with locked(store.snapshots / ".lock"):
+        current = settle_raw(store)
+        with building(store.snapshots, RAW_SNAPSHOT) as new:
+            link_tree(current, new)
+            yield new
+            # before the swap (a kill after it leaves nothing to tidy); the current snapshot stays for a
+            # reader that resolved it just before the swap, until the next commit
+            prune(store.snapshots, RAW_SNAPSHOT, {new.name, current.name})
+            replace_symlink(store.raw, Path(SNAPSHOTS) / new.name, store.snapshots)

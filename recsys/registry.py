@@ -114,7 +114,6 @@ def verify_version(store: Store | str | os.PathLike, version: str) -> Path:
         file = path / name
         _contained(path, file, version)
         if not file.is_file() or cached_sha256(file) != digest:
-            log.error("model version %s: %s is missing or does not match its digest", version, file)
             raise RegistryError(f"model version {version} at {path} cannot be loaded: {name} is missing or "
                                 f"does not match the digest recorded at push (corrupt or truncated?)")
     return path

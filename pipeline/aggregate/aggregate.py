@@ -47,8 +47,9 @@ from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.aggregate.sql import DAYS_SQL, MONTH_WEEKDAY_SQL, ZERO_FILL_SQL
+from pipeline.snapshots import link_or_copy
 from pipeline.store import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
-                            daily_partition, link_or_copy, read_json, write_json)
+                            daily_partition, read_json, write_json)
 
 log = logging.getLogger(__name__)
 

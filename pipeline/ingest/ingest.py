@@ -5,10 +5,10 @@ in chunks by pipeline.ingest.sources, so memory stays bounded by ``ingest.batch_
 size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged outside
 raw/ (pipeline.ingest.staging), then, one date partition at a time, rows whose event key (see
 validate.event_keys) is already in a committed file are removed, and so are refused rows already
-in quarantine/; the rest and their keys are renamed into raw/event_date=.../part-<digest>.parquet,
-raw/_keys/... and quarantine/, and become visible to trendrec's readers when
-raw/_commits/<digest>.json is written last. A crash at any moment leaves the store as before or as
-after (a decided commit is finished by the next ingest). A file with more than
+in quarantine/; the rest appear in raw/event_date=.../part-<digest>.parquet with the commit record
+raw/_commits/<digest>.json in one switch of the raw/ snapshot, then refused rows in quarantine/.
+A crash at any moment leaves the store as before or as after, for trendrec's readers and a hive
+glob alike (a decided commit is finished by the next ingest). A file with more than
 ``max_reject_share`` of its rows refused fails with its top reasons and stores nothing.
 
 Speed: validation and key hashing run on the calling thread while one writer thread encodes the

@@ -1,13 +1,15 @@
 """One ingest transaction's files: staged outside the store's readable trees, deduplicated, committed.
 
 A file's rows are staged under ``<store>/.staging/ingest/<digest>/``, never inside raw/ or
-quarantine/, so a glob reader (DuckDB or Spark over ``raw/*/*.parquet``) never sees a half-written
-or uncommitted file. Commit: the staging folder first gets ``commit.json`` (the decision: every
-move and the summary); then each day's rows and keys and the quarantine are renamed into
-raw/event_date=.../part-<digest>.parquet, raw/_keys/..., quarantine/<digest>.parquet and
-quarantine/_keys/<digest>.parquet; raw/_commits/<digest>.json is written last. A crash after the
-decision leaves only files that a decided commit names, and the next ingest finishes the commit
-first (``finish_pending``); a crash before it leaves nothing under raw/ or quarantine/.
+quarantine/. Commit: the staging folder first gets ``commit.json`` (the decision: every file's
+place and the summary); then each day's keys go to ``.keys/raw/event_date=.../<digest>.parquet``;
+then one raw snapshot is built with the day files (raw/event_date=.../part-<digest>.parquet) and
+raw/_commits/<digest>.json, and raw/ is switched to it with one rename (pipeline.store.raw_commit):
+that is the moment the ingest becomes visible, to trendrec and to a DuckDB or Spark glob over
+``raw/**/*.parquet`` alike, all its files at once. Last, the refused rows and their keys are renamed
+into quarantine/, so quarantine/ too only shows committed ingests. A crash after the decision is
+finished by the next ingest (``finish_pending``: each step is skipped when already done); a crash
+before it leaves nothing outside .staging/.
 
 Refused rows are deduplicated like accepted ones: their key is the hash of their original text plus
 its occurrence among equal texts in the file, so a re-export writes only quarantine rows not
@@ -33,11 +35,13 @@ import pyarrow.parquet as pq
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest.validate import event_key_base, event_keys
-from pipeline.store import Store, read_json, write_json
+from pipeline.snapshots import link_or_copy
+from pipeline.store import Store, raw_commit, read_json, write_json
 
 log = logging.getLogger(__name__)
 KEY = "key"
 INTENT = "commit.json"  # in a staging folder: the commit is decided, only renames remain
+LEGACY_KEYS = "raw/_keys/"  # where raw keys were kept before raw snapshots (a pending decision may name it)
 _BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
 # Parquet options of raw/ files: dictionary pages only for columns with few distinct values. On
 # near-unique columns (lines, orders, times) a dictionary is built and then abandoned; without it a
@@ -64,15 +68,33 @@ def finish_pending(store: Store) -> list[str]:
 
 
 def _apply(store: Store, folder: Path, record: dict) -> None:
-    """The renames of a decided commit (those already done are skipped), then its commit record."""
-    for name, target in record["moves"]:
+    """The steps of a decided commit, each skipped when already done: keys, the raw snapshot (day
+    files and commit record, visible at once), the quarantine files; then the staging folder goes."""
+    # a decision written before raw snapshots named the keys' old place, raw/_keys/
+    moves = [(name, target.replace(LEGACY_KEYS, _keys_prefix(store), 1)) for name, target in record["moves"]]
+    days = [(name, target) for name, target in moves if target.startswith("raw/")]
+    _rename(store, folder, [m for m in moves if m[1].startswith(_keys_prefix(store))])
+    if not (store.commits / f"{folder.name}.json").exists():
+        with raw_commit(store) as snapshot:
+            for name, target in days:
+                final = snapshot / target.removeprefix("raw/")
+                final.parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(folder / name, final)  # a link: the staged file stays until the commit is done
+            write_json({k: v for k, v in record.items() if k != "moves"}, snapshot / "_commits" / f"{folder.name}.json")
+    _rename(store, folder, [m for m in moves if m[1].startswith("quarantine/")])
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _keys_prefix(store: Store) -> str:
+    return store.raw_keys.relative_to(store.root).as_posix() + "/"
+
+
+def _rename(store: Store, folder: Path, moves: list[tuple[str, str]]) -> None:
+    for name, target in moves:
         staged, final = folder / name, store.root / target
         if staged.exists():
             final.parent.mkdir(parents=True, exist_ok=True)
             staged.replace(final)
-    summary = {k: v for k, v in record.items() if k != "moves"}
-    write_json(summary, store.commits / f"{folder.name}.json")
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 class Staging:
@@ -151,7 +173,7 @@ class Staging:
         for day, (kept, _) in zip(sorted(self.writers), found):
             if kept:
                 self.moves += [(f"{day}.parquet", f"raw/event_date={day}/part-{self.digest}.parquet"),
-                               (f"{day}.keys.parquet", f"raw/_keys/event_date={day}/{self.digest}.parquet")]
+                               (f"{day}.keys.parquet", f"{_keys_prefix(self.store)}event_date={day}/{self.digest}.parquet")]
         written = self._deduplicate_quarantine()
         return sum(duplicates for _, duplicates in found), written
 
@@ -159,7 +181,7 @@ class Staging:
         """Remove one day's duplicates and stage its new keys; returns (any row kept, duplicates)."""
         staged, keys_file = self.dir / f"{day}.parquet", self.dir / f"{day}.keys.parquet"
         keys = event_keys(np.fromfile(self.dir / f"{day}.base.u64", dtype=np.uint64))
-        dup = np.isin(keys, _committed_keys(self.store.raw / "_keys" / f"event_date={day}", committed))
+        dup = np.isin(keys, _committed_keys(self.store.raw_keys / f"event_date={day}", committed))
         if dup.all():
             return False, int(dup.sum())
         if dup.any():
@@ -183,7 +205,7 @@ class Staging:
         return int((~dup).sum())
 
     def commit(self, summary: dict) -> list[str]:
-        """Decide (the intent file), rename everything into place, write the commit record last."""
+        """Decide (the intent file), then apply it: keys, one raw snapshot switch, quarantine (``_apply``)."""
         record = {**summary, "files": [t.removeprefix("raw/") for _, t in self.moves
                                        if t.startswith("raw/event_date=")], "moves": self.moves}
         write_json(record, self.dir / INTENT)

@@ -52,7 +52,7 @@ def assemble_customers(cfg: Config, staging: Path) -> dict[str, Any]:
     except NoCustomerHistoryError as exc:
         shutil.rmtree(target, ignore_errors=True)
         return {"customers": {"model": None, "reason": f"nothing to score: {exc}"}}
-    info = {"model": source, "evaluation": evaluation if source == "candidate" else _read_evaluation_of(target),
+    info = {"model": source, "evaluation": evaluation if source == "candidate" else _read(target / EVALUATION_FILE),
             "train": _read(target / TRAIN_FILE), "scores": scored}
     log.info("customer model (%s) scored %d pairs for %d customers in %.1f s", source, scored["pairs"],
              scored["customers"], scored["seconds"])
@@ -70,10 +70,6 @@ def _carry_forward(store: Store, target: Path) -> str | None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("scores.parquet"))
     log.info("customer model of this candidate not blessed: carrying %s's forward", prod["version"])
     return prod["version"]
-
-
-def _read_evaluation_of(target: Path) -> dict[str, Any]:
-    return _read(target / EVALUATION_FILE)
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ Ties in ``final`` go to the higher base_pct, then to the input order. The signal
 - ``segment_trend`` — otherwise, its segment's trend t in [-1, 1]: key = the trend-path blend
   (1 - weight) * base_pct + weight * trend_pct, the order an unknown customer gets;
 - ``base`` — its segment is not in the production trend table (or missing): trend 0, neutral; such
-  segments are counted and reported by the callers.
+  segments are counted (``unknown_segments``, the same naming for the batch and the service).
 
 ``w`` is ``rerank.customer_weight`` (default 1: the model's probability orders the list, base_score
 breaks ties) for a customer the model scored, and ``rerank.weight`` (default 0.3) for anyone else.
@@ -29,11 +29,14 @@ print(blend(np.zeros(3, int), np.array([-5., -1., -3.]), np.array([0., .5, -.5])
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Container, Iterable
 from typing import NamedTuple
 
 import numpy as np
 
 SIGNALS = ("base", "segment_trend", "customer_model")  # codes 0, 1, 2 of Blended.signal
+NULL_SEGMENT = "<null>"  # how a candidate without a segment is named among the unknown ones
 _SCORED = 2.0  # offset of a scored item's key above any trend-path key (which lies in [0, 1])
 
 
@@ -94,3 +97,21 @@ def _pct(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.empty(n)
     out[order] = (avg[tie] - list_start) / sizes[c]
     return out
+
+
+def unknown_segments(segments: Iterable[object], known: Container[str]) -> dict[str, int]:
+    """{segment: occurrences} of the ``segments`` not in ``known``, sorted by name; a missing segment
+    (None or NaN) is named NULL_SEGMENT. Only unknown values are looked at twice, so a caller may
+    pass a whole list (the service) or only the rows a vectorised check found unknown (the batch)."""
+    counts = Counter(_segment_name(seg) for seg in segments if not (isinstance(seg, str) and seg in known))
+    return dict(sorted(counts.items()))
+
+
+def _segment_name(seg: object) -> str:
+    if isinstance(seg, str):
+        return seg
+    try:
+        missing = seg is None or bool(seg != seg)  # noqa: PLR0124 - NaN is the one value unequal to itself
+    except TypeError:  # pd.NA: its comparisons have no truth value
+        missing = True
+    return NULL_SEGMENT if missing else str(seg)

@@ -37,7 +37,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_daily, read_events, write_json
 from recsys.rank.baselines import base, g_topfreq, p_topfreq
-from recsys.rank.protocol import SCORE, Method, last_cutoffs, run_protocol
+from recsys.rank.protocol import EVENT_COLUMNS, SCORE, Method, last_cutoffs, run_protocol
 from recsys.rank.rerank import rerank
 from recsys.rank.tifu_knn import tifu_knn
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 RESULT_NAME = "evaluation"  # reranked/evaluation.json
 BASELINES = ("g_topfreq", "p_topfreq", "base", "tifu_knn")
 METHODS = (*BASELINES, "segment_trend", "lstm_recommender")
-EVENT_COLUMNS = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.EVENT_DATE, s.ORDER_ID]
 
 
 class RerankEvaluationError(TrendrecError):

@@ -21,20 +21,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.store import Store, read_events, read_json, write_json
 from recsys.forecast.evaluate import candidate_in_store
 from recsys.customers.scores import CUSTOMERS_DIR
 from recsys.rank.baselines import base, g_topfreq, p_topfreq
-from recsys.rank.protocol import run_protocol
+from recsys.rank.protocol import EVENT_COLUMNS, run_protocol
 from recsys.rank.tifu_knn import tifu_knn
 
 log = logging.getLogger(__name__)
 
 EVALUATION_FILE = "evaluation.json"  # in <candidate>/customers/
 BASELINES = {"g_topfreq": g_topfreq, "p_topfreq": p_topfreq, "base": base, "tifu_knn": tifu_knn}
-EVENT_COLUMNS = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.EVENT_DATE, s.ORDER_ID]
 METRIC = "recall@10"
 
 

@@ -39,6 +39,8 @@ TARGET_DAYS = 7  # the target week after a cut-off
 ACTIVE_DAYS = 28  # a customer counts only when they bought in these days before the cut-off
 SCORE = "score"  # a method's score column: higher is better
 RESULT_KEYS = ("recall", "ndcg", "phr", "repeat_recall", "explore_recall")
+# What a protocol run reads of the raw log (recsys.rank.gate and .evaluation): a Method sees these columns.
+EVENT_COLUMNS = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.EVENT_DATE, s.ORDER_ID]
 
 Method = Callable[[pd.DataFrame, date, np.ndarray], pd.DataFrame]
 """A next-basket recommender under the protocol: ``method(events, cutoff, users) -> recommendations``.

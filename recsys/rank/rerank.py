@@ -31,6 +31,7 @@ from recsys import registry
 from recsys.customers.histories import NoCustomerHistoryError
 from recsys.customers.scores import CUSTOMERS_DIR, MODEL_FILE, SCORES_FILE, read_scores, score_lists
 from recsys.rank.blend import SIGNALS, blend
+from recsys.rank.blend import unknown_segments as count_unknown
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,9 @@ def customer_scores(cfg: Config, store: Store, version_dir: Path, candidates: pd
 
 
 def unknown_segments(candidates: pd.DataFrame, trends: pd.DataFrame) -> dict[str, int]:
-    """{segment: candidate rows} of the segments the trend table does not know (null as "<null>")."""
-    seg = candidates[s.SEGMENT]
-    unknown = seg[~seg.isin(trends[s.SEGMENT])]
-    return {str(k): int(v) for k, v in unknown.fillna("<null>").value_counts().sort_index().items()}
+    """{segment: candidate rows} of the segments the trend table does not know (blend.unknown_segments)."""
+    seg, known = candidates[s.SEGMENT], trends[s.SEGMENT]
+    return count_unknown(seg[~seg.isin(known)], frozenset(known.astype(str)))  # only the unknown rows, vectorised
 
 
 def _customer_scores(candidates: pd.DataFrame, scores: pd.DataFrame | None) -> np.ndarray:

@@ -43,6 +43,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,7 @@ from pipeline.store import Store, read_trends
 from recsys import registry
 from recsys.customers.scores import SCORES_FILE, ScoreIndex
 from recsys.rank.blend import SIGNALS, blend_one
+from recsys.rank.blend import unknown_segments as count_unknown
 from recsys.serve.limits import BodyLimit
 from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownSegments
 from recsys.serve.timeouts import BodyTimeout, uvicorn_options
@@ -108,7 +110,8 @@ class TrendState:
             if prod is None:
                 self.version, self.trends, self.scores, self.reload_error = None, {}, EMPTY_SCORES, None
             else:
-                trends, scores = load_trends(self.store, prod["version"]), load_scores(self.store, prod["version"])
+                path = registry.verify_version(self.store, prod["version"])  # once per load: hashes are not free
+                trends, scores = load_trends(path), load_scores(path)
                 self.version, self.trends, self.scores, self.reload_error = prod["version"], trends, scores, None
                 log.info("serving %s: trends of %d segments, customer scores of %d customers", self.version,
                          len(self.trends), len(self.scores))
@@ -118,15 +121,15 @@ class TrendState:
         self._key = key  # a broken version is not retried on every request; the next change is
 
 
-def load_trends(store: Store, version: str) -> dict[str, float]:
-    """{segment: trend} from the verified ``models/<version>/trend.parquet`` (read_trends checks it)."""
-    table = read_trends(registry.verify_version(store, version) / registry.TREND_FILE)
+def load_trends(version_dir: Path) -> dict[str, float]:
+    """{segment: trend} from a verified version's ``trend.parquet`` (read_trends checks the values)."""
+    table = read_trends(version_dir / registry.TREND_FILE)
     return dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
 
 
-def load_scores(store: Store, version: str) -> ScoreIndex:
-    """The version's push-time customer scores, or an empty index when it has no customer model."""
-    path = registry.verify_version(store, version) / SCORES_FILE
+def load_scores(version_dir: Path) -> ScoreIndex:
+    """A verified version's push-time customer scores, or an empty index when it has no customer model."""
+    path = version_dir / SCORES_FILE
     return ScoreIndex.load(path) if path.is_file() else EMPTY_SCORES
 
 
@@ -146,9 +149,8 @@ def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float,
 
 def unknown_segments(req: RerankRequest, trends: dict[str, float]) -> UnknownSegments:
     """How many candidates carry a segment (or none) the trend table does not know, and which."""
-    unknown = [c.get("segment") for c in req["candidates"] if c.get("segment") not in trends]
-    names = sorted({"<null>" if seg is None else seg for seg in unknown})
-    return {"count": len(unknown), "segments": names[:MAX_UNKNOWN_LISTED]}
+    counts = count_unknown((c.get("segment") for c in req["candidates"]), trends)
+    return {"count": sum(counts.values()), "segments": list(counts)[:MAX_UNKNOWN_LISTED]}
 
 
 # --- the app --------------------------------------------------------------------------------------

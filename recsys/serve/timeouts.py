@@ -4,7 +4,12 @@ Three bounds, all from ``[rerank]`` in the config:
 
 - ``header_timeout``: a connection must finish sending a request's headers this many seconds
   after it opens (or after its previous response); otherwise uvicorn's protocol closes it.
-  uvicorn has no such limit of its own (its keep-alive timer stops at the first byte).
+  uvicorn has no such limit of its own: ``timeout_keep_alive`` stops at a request's first byte,
+  ``h11_max_incomplete_event_size`` bounds the headers' size, not their time, and
+  ``limit_concurrency`` counts connections. So ``header_deadline`` subclasses uvicorn's protocol
+  and uses its internals (``loop``, ``transport``, ``cycle``, ``on_response_complete``), checked
+  against uvicorn 0.54.0 (h11 0.16.0, httptools 0.9.0); tests/serve/test_serve_uvicorn_pin.py
+  fails by name if an upgrade changes them.
 - ``body_timeout``: the whole body must arrive this many seconds after the headers; otherwise
   the ASGI middleware ``BodyTimeout`` answers 408 and the connection is closed.
 - ``max_connections`` and ``keep_alive``: uvicorn's ``limit_concurrency`` (503 beyond it) and
@@ -68,7 +73,11 @@ async def _refuse(send, timeout: float) -> None:
 
 def header_deadline(protocol: type, timeout: float) -> type:
     """A subclass of uvicorn's HTTP ``protocol`` that closes a connection whose next request's
-    headers are not complete ``timeout`` seconds after it opened or after its last response."""
+    headers are not complete ``timeout`` seconds after it opened or after its last response.
+
+    uvicorn internals (checked against 0.54.0, H11Protocol and HttpToolsProtocol; pinned by
+    tests/serve/test_serve_uvicorn_pin.py): ``self.cycle`` is replaced by a new request cycle once
+    a request's headers are complete, ``on_response_complete`` runs after each response."""
 
     class HeaderDeadline(protocol):
         def connection_made(self, transport) -> None:

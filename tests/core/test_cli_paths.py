@@ -88,6 +88,11 @@ def test_empty_store_and_over_long_names_are_refused(capsys, store, tmp_path):
     fails(capsys, "rerank", "--candidates", tmp_path / LONG, "--store", store.root, match="longer than 255")
 
 
+def test_an_empty_store_variable_is_refused_like_an_empty_flag(capsys, store, monkeypatch):
+    monkeypatch.setenv("TRENDREC_STORE", "")
+    fails(capsys, "status", match="$TRENDREC_STORE is set but empty")
+
+
 def test_a_version_symlinked_out_of_the_store_is_not_listed_promoted_or_used(capsys, store, tmp_path):
     import shutil
 
@@ -142,4 +147,4 @@ def test_rerank_refuses_trends_the_service_refuses(capsys, small_config, push_ve
     fails(capsys, "rerank", "--candidates", tmp_path / "c.csv", "--store", store.root,
           match="expected a finite number in [-1, 1]")
     with pytest.raises(Exception, match=r"expected a finite number in \[-1, 1\]"):
-        load_trends(store, "v0001")
+        load_trends(registry.verify_version(store, "v0001"))

@@ -86,3 +86,10 @@ def test_customer_model_section_from_toml(tmp_path):
     path.write_text('[customers]\nunknown_key = 1\n')
     with pytest.raises(ConfigError, match="customers: unknown key"):
         load_config(path)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_env_store_is_refused_not_replaced_by_the_config_store(monkeypatch, value):
+    monkeypatch.setenv("TRENDREC_STORE", value)
+    with pytest.raises(ConfigError, match=r"\$TRENDREC_STORE is set but empty"):
+        load_config(DEMO_CONFIG)

@@ -95,3 +95,11 @@ def test_percentiles_match_pandas_average_ranks(rows):
     values = np.array([v for _, v in rows], float)
     expected = pd.Series(values).groupby(codes).rank(method="average").to_numpy() / np.bincount(codes)[codes]
     np.testing.assert_allclose(_pct(codes, values), expected)
+
+
+@pytest.mark.parametrize("missing", [None, float("nan"), pd.NA])
+def test_unknown_segments_are_named_alike_for_the_batch_and_the_service(missing):
+    from recsys.rank.blend import unknown_segments
+
+    assert unknown_segments(["up", missing, "x", "x", 7], {"up"}) == {"7": 1, "<null>": 1, "x": 2}
+    assert unknown_segments(iter(["up"]), {"up": 0.5}) == {}  # a dict of trends works as the known set

@@ -41,3 +41,12 @@ def test_a_same_size_rewrite_with_a_new_mtime_is_hashed_again(small_config, push
     os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 1_000_000))
     with pytest.raises(registry.RegistryError, match="does not match"):
         registry.verify_version(store, version)
+
+
+def test_a_digest_mismatch_is_one_error_not_a_log_line_too(small_config, push_version, caplog):
+    store = Store(small_config.store)
+    version = push_version(small_config, TRENDS)
+    (store.models / version / "model.keras").write_bytes(b"tampered")
+    with caplog.at_level("INFO", logger="recsys.registry"), pytest.raises(registry.RegistryError):
+        registry.verify_version(store, version)
+    assert [r for r in caplog.records if r.levelno >= 20] == []  # the CLI prints the error: one line

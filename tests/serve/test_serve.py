@@ -188,3 +188,15 @@ def test_docs_pages_name_no_external_host_and_their_assets_are_served(client, pa
     for url in assets:
         assert url.startswith("/"), url
         assert client.get(url).status_code == 200, url
+
+
+def test_a_reload_verifies_the_version_once(store, monkeypatch):
+    from recsys.serve.app import TrendState
+
+    calls = []
+    real = registry.verify_version
+    monkeypatch.setattr(registry, "verify_version", lambda *a: calls.append(a[1]) or real(*a))
+    state = TrendState(store)
+    state.refresh()
+    assert state.version == "v0001" and state.trends == {"up": 0.5, "down": -0.5}
+    assert calls == ["v0001"]  # trends and scores are read from the one verified directory

@@ -1,0 +1,126 @@
+"""Immutable directory sets behind one symlink: how a multi-file write becomes visible all at once.
+
+A writer builds a new set directory (``building``) beside the others, then replaces the symlink
+readers go through with one rename (``replace_symlink``): a reader, trendrec's own or a DuckDB or
+Spark glob, sees the whole old set or the whole new one, never a mix. Files of a set are never
+changed after the swap, so a new set shares the unchanged ones with the previous set by hard link
+(``link_tree``, ``link_or_copy``). The store uses it twice: ``raw`` -> ``.snapshots/raw-<id>/`` and
+``aggregates/_current`` -> ``aggregates/_versions/<id>/`` (pipeline.store).
+
+Locks are ``flock``s, which the kernel drops when their holder dies (SIGKILL included): a set
+being built is locked by its builder, so ``prune`` removes only sets nobody builds any more
+(leftovers of a killed run) and never the one a live process is writing; an area lock
+(``locked``) makes swaps and prunes, and raw commits as a whole, one at a time. POSIX only.
+
+    python -c "from pipeline.snapshots import sets; from pathlib import Path; print(sets(Path('s/.snapshots'), 'raw-'))"
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+TMP_LINK = ".link-"  # prefix of a symlink made beside the sets, then renamed onto the public one
+
+
+@contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive flock on ``lock_file`` (created if absent) for the block."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+@contextmanager
+def building(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new, empty set ``parent/<prefix><creation ns>-<random>``, flock-ed by this process until the
+    block ends (so ``prune`` leaves it alone); removed if the block fails."""
+    parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f"{prefix}{time.time_ns():020d}-", dir=parent))
+    os.chmod(new, 0o755)  # mkdtemp makes 0700; store files are shared by Airflow workers and users
+    fd = os.open(new, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield new
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
+
+
+def sets(parent: Path, prefix: str) -> list[Path]:
+    """The set directories under ``parent``, oldest first (names sort by creation time)."""
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if p.name.startswith(prefix) and p.is_dir() and not p.is_symlink())
+
+
+def prune(parent: Path, prefix: str, keep: set[str]) -> list[str]:
+    """Remove every set but ``keep`` and those a live process is building, and the temporary links
+    a killed swap left; call it under the area's ``locked``. Returns the names removed."""
+    removed = []
+    for old in sets(parent, prefix):
+        if old.name not in keep and not _busy(old):
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old.name)
+    for link in parent.glob(f"{TMP_LINK}*"):
+        link.unlink(missing_ok=True)
+    return removed
+
+
+def _busy(folder: Path) -> bool:
+    """True while another open descriptor (a live builder) holds ``folder``'s flock, or it is gone."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return True  # removed meanwhile: nothing to prune
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def replace_symlink(link: Path, points_to: Path, scratch: Path) -> None:
+    """Make ``link`` a symlink to ``points_to`` atomically: a new link made in ``scratch`` (on the same
+    disk, where ``prune`` clears what a kill leaves) is renamed over whatever ``link`` was."""
+    if link.is_symlink() and Path(os.readlink(link)) == points_to:
+        return
+    if link.is_dir() and not link.is_symlink():  # a real directory cannot be renamed over
+        shutil.rmtree(link)
+    tmp = scratch / f"{TMP_LINK}{link.name}.{os.getpid()}.{time.time_ns()}.tmp"
+    os.symlink(points_to, tmp)
+    os.replace(tmp, link)
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Share an immutable file with another set (hard link; a copy across devices)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def link_tree(src: Path, dst: Path) -> int:
+    """Hard-link every file under ``src`` to the same place under ``dst``; returns the file count."""
+    count = 0
+    for folder, _, files in os.walk(src):
+        target = dst / Path(folder).relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            link_or_copy(Path(folder) / name, target / name)
+        count += len(files)
+    return count
