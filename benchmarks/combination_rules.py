@@ -1,0 +1,162 @@
+"""Combination rules compared on the same member forecasts: dump once, replay every rule (issue 18).
+
+Choosing how the segment forecaster combines its members (recsys.forecast.combination) needs the
+same member forecasts scored under several rules. Refitting the LSTM for each rule costs the whole
+multi-shop backtest every time, so this script splits it in two:
+
+- ``--dump DIR`` runs the rolling-origin backtest of benchmarks/forecast_shops.py on each shop with
+  every member and keeps, per backtest cut-off, the members' forecasts on the validation cut-offs
+  the combination chose its weights on (all before that cut-off) and their forecasts of the
+  hold-out days. Nothing in the validation tables comes from after the backtest cut-off.
+- ``--replay DIR`` recomputes the combination from those tables under each rule (weights from the
+  validation tables only), scores it with recsys.forecast.backtest.score_backtest beside every
+  member and prints one table: shop x rule, mean MASE, with the best member and AutoETS.
+
+A rule is ``name[:top_k]``: ``inverse`` (today's default: the top_k by validation MASE, weights
+1/MASE), ``inverse2`` (1/MASE²), ``equal`` (the top_k, equal weights), ``select`` (the best one),
+``pooled`` (one set of inverse weights per shop from the mean MASE over its segments) and
+``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``).
+
+    flock /tmp/trendrec-cpu.lock nice -n 10 env PYTHONPATH=. python benchmarks/combination_rules.py --dump /tmp/comb
+    PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling scripts, run from anywhere
+
+import forecast_retail  # noqa: E402
+import forecast_shops  # noqa: E402
+
+from pipeline import schemas as s  # noqa: E402
+from recsys.forecast import backtest as bt  # noqa: E402
+from recsys.forecast import combination as comb  # noqa: E402
+from recsys.forecast.members import MEMBERS, SEASONAL_NAIVE  # noqa: E402
+
+RULES = ("inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
+         "pooled:1", "pooled:2", "pooled:3", "pooled:4", "shrunk:2", "shrunk:4")
+MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
+
+
+def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str]) -> None:
+    """Backtest each shop with every member; write daily, forecasts and validation tables per shop."""
+    captured: list[pd.DataFrame] = []
+    original = comb.validation_mase
+
+    def capture(table, *args, **kwargs):
+        captured.append(table.copy())
+        return original(table, *args, **kwargs)
+
+    comb.validation_mase = capture  # fit_combination looks it up in its module at call time
+    for shop in shops:
+        config = forecast_retail._config(forecast_shops.SHOP_OVERRIDES.get(shop, []) + overrides, seed)
+        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon)
+        if loaded is None:
+            print(f"{shop}: data not found; skipped", flush=True)
+            continue
+        daily, cutoffs = loaded
+        captured.clear()
+        forecasts, _ = bt.backtest_forecasts(daily, config, cutoffs, methods=forecast_shops.METHODS)
+        where = out / shop
+        where.mkdir(parents=True, exist_ok=True)
+        validation = pd.concat([t.assign(**{bt.CUTOFF: c}) for t, c in zip(captured, sorted(cutoffs))],
+                               ignore_index=True)
+        daily.assign(**{s.DATE: pd.to_datetime(daily[s.DATE])}).to_parquet(where / "daily.parquet")
+        forecasts.to_parquet(where / "forecasts.parquet")
+        validation.to_parquet(where / "validation.parquet")
+        (where / "meta.json").write_text(json.dumps({"target": config.target, "season": 7}))
+        print(f"{shop}: dumped {len(forecasts)} forecast cells, {len(validation)} validation cells", flush=True)
+    comb.validation_mase = original
+
+
+def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}."""
+    name, _, k = rule.partition(":")
+    top_k = int(k or 1)
+    mean = comb._mean_over_segments(validation)
+    if name == "pooled":
+        shared = comb.choose_weights(mean, "inverse", top_k)
+        return {seg: shared for seg in validation} | {comb.DEFAULT: shared}
+    if name == "shrunk":
+        validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
+    weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}
+    return {seg: w for seg, w in weights.items() if w} | {comb.DEFAULT: _choose(name, mean, top_k) or {SEASONAL_NAIVE: 1.0}}
+
+
+def _choose(name: str, mase: dict[str, float], top_k: int) -> dict[str, float]:
+    if name in ("inverse", "shrunk"):
+        return comb.choose_weights(mase, "inverse", top_k)
+    if name == "select":
+        return comb.choose_weights(mase, "select", 1)
+    kept = sorted((v, MEMBERS.index(m), m) for m, v in mase.items() if np.isfinite(v))[:top_k]
+    if not kept:
+        return {}
+    raw = {m: (1.0 if name == "equal" else 1.0 / max(v, 1e-9) ** 2) for v, _, m in kept}
+    return {m: w / sum(raw.values()) for m, w in raw.items()}
+
+
+def replay(where: Path, rules: list[str]) -> dict[str, float]:
+    """{rule or member: mean MASE} of one dumped shop."""
+    meta = json.loads((where / "meta.json").read_text())
+    daily = pd.read_parquet(where / "daily.parquet")
+    daily[s.DATE] = daily[s.DATE].dt.date
+    forecasts = pd.read_parquet(where / "forecasts.parquet")
+    validation = pd.read_parquet(where / "validation.parquet")
+    members = [m for m in MEMBERS if m in validation.columns]
+    for rule in rules:
+        parts = []
+        for cutoff, fc in forecasts.groupby(bt.CUTOFF, sort=True):
+            table = validation[validation[bt.CUTOFF] == cutoff].drop(columns=bt.CUTOFF)
+            train = daily[daily[s.DATE] <= cutoff]
+            per = comb.validation_mase(table, train, meta["target"], meta["season"], members)
+            frames = {m: fc[[s.SEGMENT, s.DATE, m]].rename(columns={m: s.FORECAST}) for m in members}
+            combined = comb.combine_forecasts(frames, weights_for(rule, per))
+            parts.append(fc[[s.SEGMENT, s.DATE]].merge(combined, on=[s.SEGMENT, s.DATE], how="left")[s.FORECAST]
+                         .to_numpy())
+        forecasts[rule] = np.concatenate(parts)
+    methods = [*MEMBER_METHODS, bt.MODEL, *rules]
+    scored = bt.score_backtest(forecasts, daily, meta["target"], meta["season"], methods)
+    return {m: scored["overall"][m]["mase"] for m in methods}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dump", type=Path, help="run the backtests and write the tables here")
+    parser.add_argument("--replay", type=Path, help="replay every rule on the tables written by --dump")
+    parser.add_argument("--shops", default=",".join(forecast_shops.SHOPS))
+    parser.add_argument("--cutoffs", type=int, default=4, help="cut-offs of the shops other than Online Retail")
+    parser.add_argument("--rules", default=",".join(RULES))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ModelConfig override")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.dump:
+        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set)
+    if args.replay:
+        rules = args.rules.split(",")
+        rows = {shop: replay(args.replay / shop, rules) for shop in args.shops.split(",")
+                if (args.replay / shop / "meta.json").is_file()}
+        cols = [*MEMBER_METHODS, bt.MODEL, *rules]
+        print(f"{'shop':<14}" + "".join(f"{c:>15}" for c in cols))
+        for shop, r in rows.items():
+            print(f"{shop:<14}" + "".join(f"{r[c]:>15.3f}" for c in cols))
+        print(f"{'vs best (%)':<14}" + "".join(" " * 15 for _ in MEMBER_METHODS) + "".join(
+            f"{max(100 * (r[c] / min(r[m] for m in MEMBER_METHODS) - 1) for r in rows.values()):>+15.1f}"
+            for c in [bt.MODEL, *rules]))
+        print(f"{'beats ETS':<14}" + "".join(" " * 15 for _ in MEMBER_METHODS) + "".join(
+            f"{sum(r[c] < r['auto_ets'] for r in rows.values()):>13}/{len(rows)}" for c in [bt.MODEL, *rules]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
