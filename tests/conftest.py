@@ -231,26 +231,3 @@ from hypothesis import settings as _hypothesis_settings  # noqa: E402
 _hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
     _hypothesis_settings.load_profile("ci")
-
-
-# --- parallel runs (`make test` runs pytest -n 2 --dist loadgroup) -------------------------------
-def pytest_collection_modifyitems(config, items):
-    """Give every test an xdist group, so parallel workers keep what a module shares together.
-
-    A module's tests run on one worker in file order (module fixtures and "runs after the test
-    above" hold, as in a serial run); every module that uses ``small_store`` shares one worker, so the
-    session store is built once; and tests/dags shares one worker and one Airflow database. Without
-    ``-n`` the groups change nothing.
-    """
-    modules: dict[str, list] = {}
-    for item in items:
-        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
-    for path, tests in modules.items():
-        if path.startswith("tests/dags/"):
-            group = "airflow"
-        elif any("small_store" in getattr(t, "fixturenames", ()) for t in tests):
-            group = "small_store"
-        else:
-            group = path
-        for t in tests:
-            t.add_marker(pytest.mark.xdist_group(group))
