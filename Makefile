@@ -16,6 +16,7 @@ export TRENDREC_CONFIG ?= $(CURDIR)/trendrec.toml
 export TRENDREC_STORE ?= $(CURDIR)/trendrec-data
 export TRENDREC_LANDING ?= $(CURDIR)/landing
 AIRFLOW_PORT ?= 8080
+TEST_WORKERS ?= 2  # pytest-xdist workers of `make test`; --dist loadfile keeps a module (and its fixtures) on one worker
 # Task runners call the API server's execution API; unset, they call localhost:8080 whatever --port says.
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL := http://127.0.0.1:$(AIRFLOW_PORT)/execution/
 AIRFLOW_COMPONENTS := api-server scheduler dag-processor triggerer
@@ -57,7 +58,7 @@ demo: install airflow-db
 	@$(BIN)/trendrec status
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The components are started one by one rather than with `airflow standalone`: standalone binds 0.0.0.0
 # and leaves its children running on SIGTERM. Here the API server listens on loopback only, the log
