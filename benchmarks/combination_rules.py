@@ -24,7 +24,6 @@ A rule is ``name[:top_k]``: ``inverse`` (today's default: the top_k by validatio
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import sys
