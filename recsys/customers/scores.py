@@ -96,17 +96,8 @@ def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConf
 
 
 def _score_order(cand: Candidates, score: np.ndarray) -> np.ndarray:
-    """Rows sorted by user, score descending, then item: each customer's block (contiguous, at most
-    n_candidates rows) is sorted in a (customers, n_candidates) matrix of one int64 key per row."""
-    if not len(score) or np.signbit(score).any() or not np.isfinite(score).all():
-        return np.lexsort((cand.item, -score, cand.user))
-    # the bits of a float32 >= 0 sort as it does: (inf bits - score bits, item) is one ascending key
-    key = ((0x7F800000 - score.view(np.int32).astype(np.int64)) << 32) | cand.item
-    counts = np.bincount(cand.user)
-    keys = np.full((len(counts), counts.max()), np.iinfo(np.int64).max)
-    keys[cand.user, cand.rank] = key
-    col = np.argsort(keys, axis=1)
-    return ((np.cumsum(counts) - counts)[:, None] + col)[np.arange(keys.shape[1]) < counts[:, None]]
+    """Rows sorted by user, score descending, then item (codes sort as the ids: the vocabularies are sorted)."""
+    return np.lexsort((cand.item, -score, cand.user))
 
 
 def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, pairs: pd.DataFrame,
