@@ -47,6 +47,7 @@ def test_a_digest_mismatch_is_one_error_not_a_log_line_too(small_config, push_ve
     store = Store(small_config.store)
     version = push_version(small_config, TRENDS)
     (store.models / version / "model.keras").write_bytes(b"tampered")
+    caplog.clear()  # only what verify_version logs counts, not the push's own lines
     with caplog.at_level("INFO", logger="recsys.registry"), pytest.raises(registry.RegistryError):
         registry.verify_version(store, version)
     assert [r for r in caplog.records if r.levelno >= 20] == []  # the CLI prints the error: one line
