@@ -82,10 +82,9 @@ def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str,
     """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}."""
     name, _, k = rule.partition(":")
     top_k = int(k or 1)
+    if name == "pooled":  # the product's default rule
+        return comb.rule_weights(validation, "pooled", top_k)
     mean = comb._mean_over_segments(validation)
-    if name == "pooled":
-        shared = comb.choose_weights(mean, "inverse", top_k)
-        return {seg: shared for seg in validation} | {comb.DEFAULT: shared}
     if name == "shrunk":
         validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
     weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}

@@ -104,8 +104,11 @@ class ModelConfig:
 @dataclass(frozen=True)
 class CombinationConfig:
     members: tuple[str, ...] = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # what the forecast combines
-    rule: str = "inverse"  # inverse (weights 1/validation MASE among the top_k) | select (the best member)
-    top_k: int = 2  # members kept per segment, best validation MASE first (rule "inverse")
+    # pooled: one weight set for the whole shop, 1 / mean validation MASE over the segments, among the top_k
+    # (benchmarks/README.md: better than per-segment weights on all 4 benchmark shops) | inverse: the same
+    # per segment | select: each segment's best member
+    rule: str = "pooled"
+    top_k: int = 2  # members kept, best validation MASE first (rules "pooled" and "inverse")
     origins: int = 3  # validation cut-offs, horizon days apart, inside the model's last val_days
 
 
@@ -315,8 +318,8 @@ def _validate_combination(comb: CombinationConfig, model: ModelConfig) -> None:
     known = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # recsys.forecast.members.MEMBERS
     if not comb.members or sorted(set(comb.members) - set(known)):
         raise ConfigError(f"combination.members must be some of {list(known)}, got {list(comb.members)}")
-    if comb.rule not in ("inverse", "select"):
-        raise ConfigError(f"combination.rule must be one of inverse, select, got {comb.rule!r}")
+    if comb.rule not in ("pooled", "inverse", "select"):
+        raise ConfigError(f"combination.rule must be one of pooled, inverse, select, got {comb.rule!r}")
     if comb.top_k < 1 or comb.origins < 1:
         raise ConfigError(f"combination.top_k ({comb.top_k}) and combination.origins ({comb.origins}) must be >= 1")
     if comb.origins * model.horizon > model.val_days:

@@ -6,10 +6,12 @@ selection, the M4 / M5 combinations), each segment gets its own weights, chosen 
 cut-offs *inside* the training data, never on the hold-out: the last ``origins`` cut-offs, ``horizon``
 days apart, whose target days all lie in the LSTM's early-stopping days (``model.val_days``), so the
 LSTM never trained on them. Every member forecasts from each validation cut-off with only the days
-up to it; its validation MASE per segment is the mean over the cut-offs. The rule "inverse" keeps the
-``top_k`` members with the lowest validation MASE and weights them by 1 / MASE (a simple combination
-of the best few is hard to beat, M4; dropping the weak members stops one bad fit from dragging the
-rest); "select" keeps the best one. A segment the validation cannot score (it appeared too late)
+up to it; its validation MASE per segment is the mean over the cut-offs. The default rule "pooled"
+keeps the ``top_k`` members with the lowest validation MASE averaged over the segments and weights
+them by 1 / MASE, one weight set for the whole shop (a simple combination of the best few is hard to
+beat, M4; a few 14-day validation cut-offs per segment cannot tell close members apart, the shop-wide
+mean can: benchmarks/README.md replays the rules on four shops). "inverse" does the same per segment,
+"select" keeps each segment's best one. A segment the validation cannot score (it appeared too late)
 and a segment unseen in training get the weights chosen on the mean MASE over all segments.
 
 Quantile bands (``model.quantiles``): the combination's validation residuals (actual - forecast),
@@ -67,6 +69,20 @@ def choose_weights(mase: dict[str, float], rule: str, top_k: int) -> dict[str, f
     inverse = {m: 1.0 / v for v, _, m in kept}
     total = sum(inverse.values())
     return {m: w / total for m, w in inverse.items()}
+
+
+def rule_weights(validation: dict[str, dict[str, float]], rule: str, top_k: int) -> dict[str, dict[str, float]]:
+    """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}.
+
+    DEFAULT (for segments without their own weights) is chosen on the mean MASE over the segments;
+    "pooled" gives every segment those weights, "inverse" and "select" choose per segment.
+    """
+    shared = choose_weights(_mean_over_segments(validation), "inverse" if rule == "pooled" else rule, top_k) or \
+        {SEASONAL_NAIVE: 1.0}
+    if rule == "pooled":
+        return {seg: dict(shared) for seg in validation} | {DEFAULT: shared}
+    weights = {seg: choose_weights(v, rule, top_k) for seg, v in validation.items()}
+    return {seg: w for seg, w in weights.items() if w} | {DEFAULT: shared}
 
 
 def validation_origins(last: datetime.date, horizon: int, origins: int, val_days: int) -> list[datetime.date]:
@@ -222,10 +238,7 @@ def fit_combination(daily: pd.DataFrame, config: ModelConfig, combination: Combi
     probe = CombinedForecaster(config, season, {}, lstm=lstm)
     table = pd.concat([_validation_cut(daily, probe, o, combination.members) for o in origins], ignore_index=True)
     validation = validation_mase(table, daily, config.target, season, list(combination.members))
-    weights = {seg: choose_weights(v, combination.rule, combination.top_k) for seg, v in validation.items()}
-    weights = {seg: w for seg, w in weights.items() if w}
-    weights[DEFAULT] = choose_weights(_mean_over_segments(validation), combination.rule, combination.top_k) or \
-        {SEASONAL_NAIVE: 1.0}
+    weights = rule_weights(validation, combination.rule, combination.top_k)
     segments = sorted(daily[s.SEGMENT].astype(str).unique())
     forecaster = CombinedForecaster(config, season, weights, validation=validation, lstm=lstm, segments=segments)
     if config.quantiles:
@@ -234,6 +247,26 @@ def fit_combination(daily: pd.DataFrame, config: ModelConfig, combination: Combi
              weights)
     seconds = {LSTM: round(lstm_seconds, 2), "total": round(time.monotonic() - started, 2)}
     return forecaster, result | {"validation_origins": [str(o) for o in origins], "seconds": seconds}
+
+
+def single_member(daily: pd.DataFrame, config: ModelConfig, season: int, member: str,
+                  origins: list[datetime.date]) -> CombinedForecaster:
+    """``member`` alone as a forecaster (weight 1 everywhere), scored like a combination on ``origins``.
+
+    For a statistical member this needs no TensorFlow and no fit: it is refitted on the history at
+    forecast time. Its validation MASE and (with ``config.quantiles``) residual quantiles come from
+    the validation cut-offs ``origins``, each forecast from the days up to it only, as
+    fit_combination does for a candidate.
+    """
+    check_members([member], "single_member")
+    segments = sorted(daily[s.SEGMENT].astype(str).unique())
+    forecaster = CombinedForecaster(config, season, {DEFAULT: {member: 1.0}}, segments=segments)
+    if origins:
+        table = pd.concat([_validation_cut(daily, forecaster, o, (member,)) for o in origins], ignore_index=True)
+        forecaster.validation = validation_mase(table, daily, config.target, season, [member])
+        if config.quantiles:
+            forecaster.residuals = _residual_quantiles(table, forecaster, config.quantiles)
+    return forecaster
 
 
 def _validation_cut(daily: pd.DataFrame, probe: CombinedForecaster, origin: datetime.date,

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 
 D = datetime.date
 START = D(2024, 1, 1)
-STATS_ONLY = CombinationConfig(members=("auto_ets", "auto_theta", "seasonal_naive"))
+STATS_ONLY = CombinationConfig(members=("auto_ets", "auto_theta", "seasonal_naive"), rule="inverse")
 SMALL = ModelConfig(lookback=14, horizon=7, val_days=21, quantiles=(0.1, 0.5, 0.9))
 
 
@@ -85,6 +85,26 @@ def test_fit_chooses_per_segment_and_round_trips(tmp_path):
     pd.testing.assert_frame_equal(cb.load_forecaster(tmp_path).predict(daily), out)
 
 
+def test_rule_weights_pooled_gives_every_segment_the_shops_weights():
+    validation = {"a": {"lstm": 1.0, "auto_ets": 3.0, "seasonal_naive": 2.0},
+                  "b": {"lstm": 3.0, "auto_ets": 1.0, "seasonal_naive": 3.0}}  # means: 2, 2, 2.5
+    pooled = cb.rule_weights(validation, "pooled", 2)
+    assert pooled == {"a": pooled[cb.DEFAULT], "b": pooled[cb.DEFAULT], cb.DEFAULT: pooled[cb.DEFAULT]}
+    assert pooled[cb.DEFAULT] == pytest.approx({"lstm": 0.5, "auto_ets": 0.5})  # 1/2 each, seasonal naive out
+    inverse = cb.rule_weights(validation, "inverse", 2)
+    assert inverse["a"] == pytest.approx({"lstm": 2 / 3, "seasonal_naive": 1 / 3})
+    assert inverse["b"] == pytest.approx({"auto_ets": 0.75, "lstm": 0.25})  # tie at 3: MEMBERS order
+    assert inverse[cb.DEFAULT] == pooled[cb.DEFAULT]
+    assert cb.rule_weights({}, "pooled", 2) == {cb.DEFAULT: {"seasonal_naive": 1.0}}  # nothing scored
+
+
+def test_fit_with_the_default_rule_shares_one_weight_set(tmp_path):
+    forecaster, _ = cb.fit_combination(_shop(), SMALL, dataclasses.replace(STATS_ONLY, rule="pooled"), 7)
+    shared = forecaster.weights[cb.DEFAULT]
+    assert CombinationConfig().rule == "pooled" and len(shared) == 2
+    assert all(w == shared for w in forecaster.weights.values())
+
+
 def test_quantile_band_is_ordered_around_the_point_forecast():
     forecaster, _ = cb.fit_combination(_shop(), SMALL, STATS_ONLY, 7)
     out = forecaster.predict(_shop())
@@ -139,7 +159,7 @@ def test_push_computes_trend_parquet_from_the_combination(tiny_store, trained_fo
                                         segments=trained_forecaster.segments)
     staging = Store(tiny_store.store).models / "staging-test"
     combination.save(staging)  # the LSTM's files and combination.json, as a candidate holds them
-    publish._assemble(tiny_store, staging, staging, {})
+    publish._assemble(tiny_store, staging, staging, {}, blessed=True)
     trends = read_parquet(staging / registry.TREND_FILE).to_pandas().set_index(s.SEGMENT)
     expected = cb.load_forecaster(staging).predict(tiny_daily).groupby(s.SEGMENT)[s.FORECAST].sum()
     ets = cb.CombinedForecaster(trained_forecaster.config, 7, {cb.DEFAULT: {"auto_ets": 1.0}}).predict(tiny_daily)
