@@ -20,8 +20,10 @@
   an LSTM with a ZILN output, their ensemble) into the candidate's `customers/value/`, after scoring
   the models on the last H days of the log; `push` versions it with the models.
 * `is_blessed` branches on the evaluation: `push` versions the candidate as the production model
-  and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`); a
-  candidate that is not blessed, or was already pushed, leaves production and the asset alone.
+  and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`) when
+  its segment forecaster or its customer model is blessed (an unblessed forecaster is replaced by
+  production's, or the best single baseline's); a candidate with neither blessed, or already
+  pushed, leaves production and the asset alone.
 * Params: `config`, `store`, `horizon` (days forecast; empty = the config's `model.horizon`).
 """
 
@@ -92,8 +94,8 @@ def trendrec_retrain():
 
     @task.branch
     def is_blessed(evaluated: dict) -> str:
-        log.info("blessed=%s: %s", evaluated["blessed"], evaluated["reason"])
-        return "push" if evaluated["blessed"] else "keep_production"
+        log.info("pushable=%s: %s", evaluated["pushable"], evaluated["push_reason"])
+        return "push" if evaluated["pushable"] else "keep_production"
 
     @task(outlets=[PRODUCTION_MODEL_ASSET])
     def push(evaluated: dict, params=None, outlet_events=None) -> dict:
@@ -107,8 +109,8 @@ def trendrec_retrain():
 
     @task
     def keep_production(evaluated: dict) -> str:
-        log.info("production unchanged: %s", evaluated["reason"])
-        return evaluated["reason"]
+        log.info("production unchanged: %s", evaluated["push_reason"])
+        return evaluated["push_reason"]
 
     evaluated = evaluate(value(customers(train(aggregate()))))
     is_blessed(evaluated) >> [push(evaluated), keep_production(evaluated)]

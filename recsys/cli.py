@@ -127,9 +127,9 @@ def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.forecast.evaluate import run_evaluate
+    from recsys import flow
 
-    return run_evaluate(cfg, args.candidate or _latest_candidate(cfg))
+    return flow.run_stage("evaluate", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
 
 
 def _run_push(cfg: Config, args: argparse.Namespace) -> dict:

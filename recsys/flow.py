@@ -72,19 +72,26 @@ def _value(cfg: Config, upstream: dict, *, run_key: str | None = None, horizon_d
 
 
 def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
+    from recsys.customers.publish import blessed_because
     from recsys.forecast.evaluate import run_evaluate
+    from recsys.forecast.publish import version_verdict
 
-    return run_evaluate(cfg, upstream["candidate_dir"])
+    summary = run_evaluate(cfg, upstream["candidate_dir"])
+    # "blessed" judges the segment forecaster; "pushable" says whether push makes a version (the DAG's branch)
+    pushable, why = version_verdict(summary, blessed_because(summary["candidate_dir"]))
+    return summary | {"pushable": pushable, "push_reason": why}
 
 
 def _push(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
-    from recsys.customers.publish import assemble_customers
+    from recsys.customers.publish import assemble_customers, blessed_because
     from recsys.customers.value.stage import assemble_value
     from recsys.forecast.publish import publish
 
     candidate = upstream["candidate_dir"]
+    # A blessed customer model is pushed even when the forecaster candidate is not (publish keeps
+    # production's forecaster, or the best single baseline's): re-ranking is what the shop runs for.
     return publish(cfg, candidate, extra=lambda staging: assemble_customers(cfg, staging)
-                   | assemble_value(candidate, staging))
+                   | assemble_value(candidate, staging), also_blessed=blessed_because(candidate))
 
 
 def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, output: str | None = None,
@@ -105,7 +112,7 @@ STAGES: tuple[Stage, ...] = (
           _customers),
     Stage("value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)", _value),
     Stage("evaluate", "score the candidate on the hold-out against baselines and production", _evaluate),
-    Stage("push", "version and promote the candidate if blessed", _push),
+    Stage("push", "version and promote the candidate if its forecaster or customer model is blessed", _push),
     Stage("rerank", "re-rank candidate lists with the production model", _rerank),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)

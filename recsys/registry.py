@@ -48,7 +48,10 @@ FILES_KEY = "files"  # metadata.json: {relative path: sha256} of every other fil
 # Fills a staging copy of the candidate (directory, version, evaluation) and returns metadata fields.
 Assembler = Callable[[Path, str, dict[str, Any]], dict[str, Any]]
 # What a loadable version must contain; checked before anything is loaded or promoted.
-VERSION_FILES = ("model.keras", "recommender.json", METADATA_FILE, TREND_FILE)
+VERSION_FILES = (METADATA_FILE, TREND_FILE)
+# ... and the forecaster's files, one of these sets: a combination (an LSTM member adds model.keras and
+# recommender.json, listed in the digests like every file), or an LSTM saved before combinations existed.
+FORECASTER_FILES = (("combination.json",), ("model.keras", "recommender.json"))
 # In a version directory while its push has not yet written production.json (see _finish_push).
 PENDING_FILE = ".pending-production"
 STALE_SECONDS = 60.0  # a production.json temp file untouched this long belongs to a dead process
@@ -86,9 +89,12 @@ def version_dir(store: Store | str | os.PathLike, version: str) -> Path:
         raise RegistryError(f"model version {version} not found: {path} does not exist")
     _contained(path, path, version)
     missing = [name for name in VERSION_FILES if not (path / name).is_file()]
+    forecaster = next((names for names in FORECASTER_FILES if all((path / n).is_file() for n in names)), None)
+    if forecaster is None:
+        missing.append(" or ".join("+".join(names) for names in FORECASTER_FILES))
     if missing:
         raise RegistryError(f"model version {version} at {path} is incomplete: missing {', '.join(missing)}")
-    for name in VERSION_FILES:
+    for name in (*VERSION_FILES, *forecaster):
         _contained(path, path / name, version)
     return path
 
@@ -224,21 +230,25 @@ def rollback(store: Store | str | os.PathLike) -> dict[str, Any]:
     return result | {"changed": True, "previous": prod["version"]}
 
 
-def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler) -> dict[str, Any]:
+def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler,
+         decision: tuple[bool, str] | None = None) -> dict[str, Any]:
     """Version a blessed candidate as models/vNNNN/ and make it production; do nothing otherwise.
 
     ``assemble(staging, version, evaluation)`` adds the model stage's files to a staging copy of the
     candidate and returns its metadata fields (recsys.forecast.publish.publish passes one); the
     registry adds the generic fields and the file digests, then renames the version into place.
+    ``decision`` (blessed, reason) replaces the evaluation's verdict when the caller judged the
+    version on more than evaluation.json (a version pushed for its customer model).
 
     Re-pushing a candidate that already has a version is a no-op (a re-run DAG stays idempotent),
     and an evaluation made against another production version than today's is refused as stale.
     """
     store = Store(cfg.store)
     candidate_dir = Path(candidate_dir).resolve()
-    evaluation = _read_evaluation(candidate_dir)
-    summary = {"candidate_dir": str(candidate_dir), "blessed": bool(evaluation.get("blessed")),
-               "reason": evaluation.get("reason"), "metrics": evaluation.get("metrics")}
+    evaluation = read_evaluation(candidate_dir)
+    blessed, reason = decision if decision is not None else (bool(evaluation.get("blessed")), evaluation.get("reason"))
+    summary = {"candidate_dir": str(candidate_dir), "blessed": bool(blessed), "reason": reason,
+               "metrics": evaluation.get("metrics")}
     if not summary["blessed"]:
         log.info("not pushing %s: %s", candidate_dir, summary["reason"])
         return {"pushed": False, **summary}
@@ -255,7 +265,8 @@ def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler) -> dict[st
     version = _next_version(store)
     final, staging = store.models / version, store.models / f".staging-{version}"
     try:
-        metadata = _assemble(store, candidate_dir, staging, version, evaluation, assemble)
+        verdict = evaluation | {"blessed": blessed, "reason": reason}
+        metadata = _assemble(store, candidate_dir, staging, version, verdict, assemble)
         (staging / PENDING_FILE).touch()  # moves in with the version: "production.json not written yet"
         os.rename(staging, final)  # fails if a concurrent push took the same number
     finally:
@@ -340,7 +351,8 @@ def prune(store: Store | str | os.PathLike, keep: int) -> list[str]:
     return removed
 
 
-def _read_evaluation(candidate_dir: Path) -> dict[str, Any]:
+def read_evaluation(candidate_dir: Path) -> dict[str, Any]:
+    """The candidate's evaluation.json (written by `trendrec evaluate`); RegistryError when missing."""
     path = candidate_dir / "evaluation.json"
     if not path.is_file():
         raise RegistryError(f"{path} not found: run `trendrec evaluate` first")

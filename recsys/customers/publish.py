@@ -59,6 +59,12 @@ def assemble_customers(cfg: Config, staging: Path) -> dict[str, Any]:
     return {"customers": info}
 
 
+def blessed_because(candidate_dir: Path) -> str | None:
+    """Why the candidate's customer model is blessed ("customer model: <gate reason>"), or None."""
+    evaluation = _read(Path(candidate_dir) / CUSTOMERS_DIR / EVALUATION_FILE)
+    return f"customer model: {evaluation.get('reason')}" if evaluation.get("blessed") else None
+
+
 def _carry_forward(store: Store, target: Path) -> str | None:
     """Copy production's customer model (not its scores) into ``target``; its version, or None."""
     prod = registry.read_production(store)

@@ -52,14 +52,16 @@ def _better(metric: str, model: float, baseline: float) -> bool:
 
 
 def compare_with_baseline(metrics: dict[str, Any], per_segment: dict[str, Any],
-                          baseline: str = BASELINE) -> dict[str, Any]:
+                          baseline: str = BASELINE, shipped: str = "model") -> dict[str, Any]:
     """Where the model beats ``baseline`` and where it loses: per hold-out metric, and per segment on MASE.
 
-    A tie counts as neither. Per segment, MASE ranks the two forecasters as MAE does (same scale).
+    ``shipped`` is the evaluation's name of the forecaster the version holds ("model", the candidate,
+    unless the version kept production's or a baseline's). A tie counts as neither. Per segment,
+    MASE ranks the two forecasters as MAE does (same scale).
     """
-    model, base = metrics.get("model") or {}, metrics.get(baseline) or {}
+    model, base = metrics.get(shipped) or {}, metrics.get(baseline) or {}
     pairs = [(k, model.get(k), base.get(k)) for k in METRICS if _finite(model.get(k)) and _finite(base.get(k))]
-    segments = {seg: ((v.get("model") or {}).get("mase"), (v.get(baseline) or {}).get("mase"))
+    segments = {seg: ((v.get(shipped) or {}).get("mase"), (v.get(baseline) or {}).get("mase"))
                 for seg, v in sorted(per_segment.items())}
     segments = {seg: (a, b) for seg, (a, b) in segments.items() if _finite(a) and _finite(b)}
     return {"model_beats_baseline_on": [k for k, a, b in pairs if _better(k, a, b)],
@@ -80,23 +82,43 @@ def store_status(cfg: Config) -> dict[str, Any]:
         meta = registry.read_metadata(model_dir)
         evaluation = read_json(model_dir / "evaluation.json") if (model_dir / "evaluation.json").is_file() else {}
         metrics = meta.get("metrics") or {}
+        kept = meta.get("segment_forecaster") or {"source": "candidate"}  # versions before it: the candidate
+        shipped = {"candidate": "model", "production": "production"}.get(kept["source"], kept.get("member"))
         status.update({
+            "segment_forecaster": kept,
             "production_history": prod["history"],
             "model_dir": str(model_dir),
             "trained_until": meta.get("cutoff"),
             "holdout_end": meta.get("holdout_end"),
             "at_evaluation": {"pushed_at": meta.get("created_at"), "production_then": meta.get("replaced"),
                               "blessed_because": meta.get("reason")},  # as it was then, not now
-            "model_metrics": _metrics(metrics.get("model")),
+            "model_metrics": _metrics(metrics.get(shipped)),
             "seasonal_naive_metrics": _metrics(metrics.get(BASELINE)),
-            **compare_with_baseline(metrics, evaluation.get("per_segment") or {}),
+            **compare_with_baseline(metrics, evaluation.get("per_segment") or {}, shipped=shipped),
         })
         status["customer_model"] = customer_status(meta)
+    status["latest_candidate"] = latest_candidate(store)
     status["ranking"] = ranking_status(store)
     status["versions"] = [m["version"] for m in registry.list_models(store)]
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
     status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
     return status
+
+
+def latest_candidate(store: Store) -> dict[str, Any] | None:
+    """The newest evaluated candidate: the version it was pushed as, or why it was not pushed."""
+    root = store.models / "candidates"
+    evaluated = sorted(p for p in root.iterdir() if (p / "evaluation.json").is_file()) if root.is_dir() else []
+    if not evaluated:
+        return None
+    candidate = evaluated[-1]
+    evaluation = read_json(candidate / "evaluation.json")
+    customers = candidate / "customers" / "evaluation.json"
+    judged = read_json(customers) if customers.is_file() else {}
+    return {"candidate": candidate.name, "pushed_as": registry.pushed_as(store, candidate),
+            "forecaster_blessed": bool(evaluation.get("blessed")), "forecaster_reason": evaluation.get("reason"),
+            "customer_model_blessed": bool(judged.get("blessed")),
+            "customer_model_reason": judged.get("reason", "no customer model trained")}
 
 
 def customer_status(meta: dict[str, Any]) -> dict[str, Any]:
@@ -127,14 +149,20 @@ def ranking_status(store: Store) -> dict[str, Any] | str:
 
 def status_lines(status: dict[str, Any]) -> list[str]:
     """The production part of ``store_status`` as sentences: now, then, and where the model loses."""
+    latest = status.get("latest_candidate")
     if not status.get("production_version"):
-        return []
+        return [] if latest is None else [_not_pushed(latest)]
     then = status["at_evaluation"]
     history = ", ".join(status["production_history"]) or "none"
     lines = [f"Production now: {status['production_version']} (models/production.json; earlier: {history}), "
              f"trained until {status['trained_until']}, hold-out to {status['holdout_end']}.",
              f"At its evaluation (pushed {then['pushed_at']}; production then: {then['production_then'] or 'none'}):"
              f" {then['blessed_because']}."]
+    kept = status.get("segment_forecaster") or {}
+    if kept.get("source") == "baseline":
+        lines.append(f"Its segment forecaster is the baseline {kept['member']} alone (the candidate was not blessed).")
+    elif kept.get("source") == "production":
+        lines.append(f"Its segment forecaster is {kept['version']}'s, carried forward (the candidate was not blessed).")
     wins, losses = status["model_beats_baseline_on"], status["model_loses_on"]
     lines.append(f"Against seasonal naive on the hold-out: better on {', '.join(wins) or 'no metric'}; "
                  f"worse on {', '.join(losses) or 'no metric'}.")
@@ -142,4 +170,13 @@ def status_lines(status: dict[str, Any]) -> list[str]:
     lines.append(f"Segments (MASE): the model wins {status['segments_model_wins']} of "
                  f"{status['segments_compared']} and loses {len(lost)}"
                  + (f": {', '.join(lost)}." if lost else "."))
+    if latest is not None and latest["pushed_as"] is None:
+        lines.append(_not_pushed(latest))
     return lines
+
+
+def _not_pushed(latest: dict[str, Any]) -> str:
+    return (f"The latest candidate, {latest['candidate']}, is not in a version: segment forecaster "
+            f"{'blessed' if latest['forecaster_blessed'] else 'not blessed'} ({latest['forecaster_reason']}); "
+            f"customer model {'blessed' if latest['customer_model_blessed'] else 'not blessed'} "
+            f"({latest['customer_model_reason']}).")

@@ -169,6 +169,9 @@ def test_truncated_model_is_refused_and_production_untouched(cfg):
     (store.models / "v0001" / "trend.parquet").unlink()
     with pytest.raises(RegistryError, match="incomplete: missing trend.parquet"):
         load_production(store)
+    (store.models / "v0001" / "model.keras").unlink()  # no forecaster: neither a combination nor an LSTM
+    with pytest.raises(RegistryError, match=r"missing trend.parquet, combination.json or model.keras\+recommender"):
+        load_production(store)
 
 
 def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_forecaster, trained_daily):
