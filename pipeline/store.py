@@ -6,6 +6,7 @@ The store is one directory::
     raw/_commits/<digest>.json                        the ingests raw/ holds, with their counts
     .snapshots/raw-<id>/                              what raw/ (a symlink) shows: one per ingest commit
     .keys/raw/event_date=YYYY-MM-DD/<digest>.parquet  event keys of raw files (ingest's dedup; not hive data)
+    .keys/raw.lock                                    held by an ingest while it deduplicates and commits
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
@@ -107,6 +108,12 @@ class Store:
     def raw_keys(self) -> Path:
         """Event keys of the raw files, per day (ingest's dedup): outside raw/, so no glob reads them as events."""
         return self.root / ".keys" / "raw"
+
+    @property
+    def raw_keys_lock(self) -> Path:
+        """Held while an ingest decides which of its rows are new and commits them: one at a time, so
+        no two ingests both take the same event for new (pipeline.ingest.ingest)."""
+        return self.root / ".keys" / "raw.lock"
 
     @property
     def quarantine(self) -> Path:
