@@ -150,6 +150,7 @@ class CustomerModelConfig:
     lookback_weeks: int = 52  # weeks of history read before the cut-off (features and candidates)
     seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
+    memory_limit: str = "2GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
     n_candidates: int = 100  # candidates per customer when the shop gives none
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
     active_days: int = 28  # a training customer bought in these days before the training cut-off

@@ -7,6 +7,7 @@ The store is one directory::
     .snapshots/raw-<id>/                              what raw/ (a symlink) shows: one per ingest commit
     .keys/raw/event_date=YYYY-MM-DD/<digest>.parquet  event keys of raw files (ingest's dedup; not hive data)
     .keys/raw.lock                                    held by an ingest while it deduplicates and commits
+    .tmp/                                             scratch of running stages (DuckDB spill, temp parts)
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
@@ -40,6 +41,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -114,6 +116,12 @@ class Store:
         """Held while an ingest decides which of its rows are new and commits them: one at a time, so
         no two ingests both take the same event for new (pipeline.ingest.ingest)."""
         return self.root / ".keys" / "raw.lock"
+
+    @property
+    def tmp(self) -> Path:
+        """Scratch of running stages (DuckDB spill, temporary partitions): on the store's disk, not the
+        system's temp dir; each use makes its own folder and removes it when it ends (``scratch_dir``)."""
+        return self.root / ".tmp"
 
     @property
     def quarantine(self) -> Path:
@@ -230,6 +238,18 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def scratch_dir(parent: str | os.PathLike, prefix: str) -> Iterator[Path]:
+    """A new, empty folder under ``parent`` (e.g. ``Store.tmp``) for the block; removed when the block
+    ends, whether it succeeded or failed."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:
