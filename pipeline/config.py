@@ -371,7 +371,7 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     Precedence for the store: ``store`` argument > ``$TRENDREC_STORE`` > file > default. Relative
     paths in the file (store, source, candidates) are resolved against the file's directory.
     """
-    path = path or os.environ.get(ENV_CONFIG) or None
+    path = path or _env(ENV_CONFIG, "the config file", "the defaults")
     raw: dict[str, Any] = {}
     base = Path.cwd()
     if path:
@@ -387,7 +387,7 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     sections = {k: _build(cls, raw.get(k, {}), k) for k, cls in _SECTIONS.items()}
     cfg = _build(Config, top, "config")
     cfg = dataclasses.replace(cfg, **sections)
-    chosen_store = store or _env_store() or cfg.store
+    chosen_store = store or _env(ENV_STORE, "the store directory", "the config's") or cfg.store
     cfg = dataclasses.replace(
         cfg,
         store=str(_resolve(chosen_store, base if chosen_store == cfg.store else Path.cwd())),
@@ -401,12 +401,12 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     return cfg
 
 
-def _env_store() -> str | None:
-    """``$TRENDREC_STORE``, or None when unset; set but empty it is refused (it would silently mean the config's
-    store, like an empty ``--store``)."""
-    value = os.environ.get(ENV_STORE)
+def _env(name: str, what: str, unset_means: str) -> str | None:
+    """``$name``, or None when unset; set but empty (or blank) it is refused: it would silently mean
+    ``unset_means``, like an empty ``--store``."""
+    value = os.environ.get(name)
     if value is not None and not value.strip():
-        raise ConfigError(f"${ENV_STORE} is set but empty: give the store directory, or unset it to use the config's")
+        raise ConfigError(f"${name} is set but empty: give {what}, or unset it to use {unset_means}")
     return value
 
 
