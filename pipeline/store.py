@@ -45,7 +45,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -242,14 +242,18 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 @contextmanager
 def scratch_dir(parent: str | os.PathLike, prefix: str) -> Iterator[Path]:
-    """A new, empty folder under ``parent`` (e.g. ``Store.tmp``) for the block; removed when the block
-    ends, whether it succeeded or failed."""
-    Path(parent).mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    """A new, empty folder ``parent/<prefix>...`` (e.g. under ``Store.tmp``) for the block; removed when
+    the block ends, whether it succeeded or failed. It is flock-ed while in use, so the folders a killed
+    run left behind (held by nobody) are removed when the next one starts."""
+    parent = Path(parent)
+    with ExitStack() as stack:
+        with locked(parent / ".lock"):  # no prune between another run's mkdtemp and its flock
+            prune(parent, prefix, set())
+            folder = stack.enter_context(building(parent, prefix))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
+import os
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -168,3 +170,17 @@ def test_store_connection_has_the_configured_memory_limit_and_spills_in_the_stor
         "SELECT current_setting('memory_limit')").fetchone()[0] != duckdb.connect().execute(
         "SELECT current_setting('memory_limit')").fetchone()[0]
     assert Path(spill).parent == store.tmp
+
+
+def test_a_killed_runs_scratch_is_removed_by_the_next_run_and_a_live_ones_kept(tmp_path):
+    store = _log_store(tmp_path)
+    killed, live = store.tmp / "histories-killed", store.tmp / "histories-live"
+    killed.mkdir(parents=True), live.mkdir()
+    (killed / "_bucket=0").mkdir()
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running iter_histories holds on its folder
+        list(iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG))
+        assert _scratch(store) == ["histories-live"]
+    finally:
+        os.close(fd)
