@@ -153,6 +153,7 @@ class CustomerModelConfig:
     lookback_weeks: int = 52  # weeks of history read before the cut-off (features and candidates)
     seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
+    memory_limit: str = "2GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
     n_candidates: int = 100  # candidates per customer when the shop gives none
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
     active_days: int = 28  # a training customer bought in these days before the training cut-off
@@ -373,7 +374,7 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     Precedence for the store: ``store`` argument > ``$TRENDREC_STORE`` > file > default. Relative
     paths in the file (store, source, candidates) are resolved against the file's directory.
     """
-    path = path or os.environ.get(ENV_CONFIG) or None
+    path = path or _env(ENV_CONFIG, "the config file", "the defaults")
     raw: dict[str, Any] = {}
     base = Path.cwd()
     if path:
@@ -389,7 +390,7 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     sections = {k: _build(cls, raw.get(k, {}), k) for k, cls in _SECTIONS.items()}
     cfg = _build(Config, top, "config")
     cfg = dataclasses.replace(cfg, **sections)
-    chosen_store = store or _env_store() or cfg.store
+    chosen_store = store or _env(ENV_STORE, "the store directory", "the config's") or cfg.store
     cfg = dataclasses.replace(
         cfg,
         store=str(_resolve(chosen_store, base if chosen_store == cfg.store else Path.cwd())),
@@ -403,12 +404,12 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     return cfg
 
 
-def _env_store() -> str | None:
-    """``$TRENDREC_STORE``, or None when unset; set but empty it is refused (it would silently mean the config's
-    store, like an empty ``--store``)."""
-    value = os.environ.get(ENV_STORE)
+def _env(name: str, what: str, unset_means: str) -> str | None:
+    """``$name``, or None when unset; set but empty (or blank) it is refused: it would silently mean
+    ``unset_means``, like an empty ``--store``."""
+    value = os.environ.get(name)
     if value is not None and not value.strip():
-        raise ConfigError(f"${ENV_STORE} is set but empty: give the store directory, or unset it to use the config's")
+        raise ConfigError(f"${name} is set but empty: give {what}, or unset it to use {unset_means}")
     return value
 
 

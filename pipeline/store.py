@@ -6,6 +6,8 @@ The store is one directory::
     raw/_commits/<digest>.json                        the ingests raw/ holds, with their counts
     .snapshots/raw-<id>/                              what raw/ (a symlink) shows: one per ingest commit
     .keys/raw/event_date=YYYY-MM-DD/<digest>.parquet  event keys of raw files (ingest's dedup; not hive data)
+    .keys/raw.lock                                    held by an ingest while it deduplicates and commits
+    .tmp/                                             scratch of running stages (DuckDB spill, temp parts)
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
@@ -39,10 +41,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,18 @@ class Store:
     def raw_keys(self) -> Path:
         """Event keys of the raw files, per day (ingest's dedup): outside raw/, so no glob reads them as events."""
         return self.root / ".keys" / "raw"
+
+    @property
+    def raw_keys_lock(self) -> Path:
+        """Held while an ingest decides which of its rows are new and commits them: one at a time, so
+        no two ingests both take the same event for new (pipeline.ingest.ingest)."""
+        return self.root / ".keys" / "raw.lock"
+
+    @property
+    def tmp(self) -> Path:
+        """Scratch of running stages (DuckDB spill, temporary partitions): on the store's disk, not the
+        system's temp dir; each use makes its own folder and removes it when it ends (``scratch_dir``)."""
+        return self.root / ".tmp"
 
     @property
     def quarantine(self) -> Path:
@@ -223,6 +238,22 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def scratch_dir(parent: str | os.PathLike, prefix: str) -> Iterator[Path]:
+    """A new, empty folder ``parent/<prefix>...`` (e.g. under ``Store.tmp``) for the block; removed when
+    the block ends, whether it succeeded or failed. It is flock-ed while in use, so the folders a killed
+    run left behind (held by nobody) are removed when the next one starts."""
+    parent = Path(parent)
+    with ExitStack() as stack:
+        with locked(parent / ".lock"):  # no prune between another run's mkdtemp and its flock
+            prune(parent, prefix, set())
+            folder = stack.enter_context(building(parent, prefix))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:

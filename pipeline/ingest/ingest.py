@@ -3,10 +3,12 @@
 The source (CSV, JSON lines or parquet, each optionally .gz; a file, a directory or a glob) is read
 in chunks by pipeline.ingest.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
 size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged outside
-raw/ (pipeline.ingest.staging), then, one date partition at a time, rows whose event key (see
-validate.event_keys) is already in a committed file are removed, and so are refused rows already
-in quarantine/; the rest appear in raw/event_date=.../part-<digest>.parquet with the commit record
-raw/_commits/<digest>.json in one switch of the raw/ snapshot, then refused rows in quarantine/.
+raw/ (pipeline.ingest.staging). Then, holding the store's raw keys lock (one ingest at a time from
+the duplicate check to the commit; reading and validating run in parallel), one date partition at a
+time, rows whose event key (see validate.event_keys) is already in a committed file are removed,
+and so are refused rows already in quarantine/; the rest appear in
+raw/event_date=.../part-<digest>.parquet with the commit record raw/_commits/<digest>.json in one
+switch of the raw/ snapshot, then refused rows in quarantine/.
 A crash at any moment leaves the store as before or as after, for trendrec's readers and a hive
 glob alike (a decided commit is finished by the next ingest). A file with more than
 ``max_reject_share`` of its rows refused fails with its top reasons and stores nothing.
@@ -40,6 +42,7 @@ from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
 from pipeline.ingest.staging import Staging, finish_pending
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
+from pipeline.snapshots import locked
 from pipeline.store import Store, read_json
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
@@ -150,6 +153,44 @@ def _check_reject_share(path: Path, counts: dict, staging: Staging, cfg: IngestC
                       "timestamp_format for e.g. day-first dates) or raise max_reject_share")
 
 
+def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progress: tqdm | None) -> None:
+    """Read, validate and stage every row of ``path`` (the long part: no lock is held)."""
+    checked = False
+    for chunk in read_chunks(path, cfg.ingest):
+        if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
+            _check_columns(path, list(chunk.frame.columns), cfg.ingest)
+            checked = True
+        counts["rows_quarantined"] += staging.write_bad(_process(chunk, path, cfg.ingest, staging, counts))
+        if progress is not None:
+            progress.update(len(chunk.frame) + len(chunk.malformed))
+    if counts["rows_in"] == 0:
+        raise IngestError(f"{path}: the file holds no rows")
+    _check_reject_share(path, counts, staging, cfg.ingest)
+
+
+def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Staging, counts: dict) -> dict:
+    """Under the raw keys lock: drop the rows committed ingests hold, then commit the rest. The check
+    and the commit run in one hold of the lock, so an ingest running beside this one either committed
+    before the check (its keys count) or commits after this one (and finds ours)."""
+    with locked(store.raw_keys_lock):
+        try:
+            commit = store.commits / f"{digest}.json"
+            if commit.exists():  # the same file, committed by an ingest that ran beside this one
+                staging.abort()
+                return _already_done(path, digest, read_json(commit))
+            committed = _comparable_commits(store, cfg.ingest)
+            counts["rows_duplicate"], written = staging.deduplicate(committed)
+        except BaseException:
+            staging.abort()
+            raise
+        counts["rows_accepted"] -= counts["rows_duplicate"]
+        summary = {"file": str(path), "digest": digest, **counts, "reasons": staging.reasons,
+                   "quarantine_written": written,  # refused rows not already in quarantine/ (a re-export's)
+                   "event_key": list(cfg.ingest.event_key)}  # keys of files with another key do not compare
+        staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
+    return summary
+
+
 def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None) -> dict:
     """Ingest one file as one transaction; returns its counts."""
     digest = file_digest(path)
@@ -157,29 +198,12 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     if commit.exists():
         return _already_done(path, digest, read_json(commit))
     staging, counts = Staging(store, digest, cfg.ingest), dict.fromkeys(COUNTERS, 0)
-    checked = False
     try:
-        for chunk in read_chunks(path, cfg.ingest):
-            if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
-                _check_columns(path, list(chunk.frame.columns), cfg.ingest)
-                checked = True
-            counts["rows_quarantined"] += staging.write_bad(_process(chunk, path, cfg.ingest, staging, counts))
-            if progress is not None:
-                progress.update(len(chunk.frame) + len(chunk.malformed))
-        if counts["rows_in"] == 0:
-            raise IngestError(f"{path}: the file holds no rows")
-        _check_reject_share(path, counts, staging, cfg.ingest)
-        committed = _comparable_commits(store, cfg.ingest)
-        counts["rows_duplicate"], written = staging.deduplicate(committed)
+        _stage_file(path, cfg, staging, counts, progress)
     except BaseException:
         staging.abort()
         raise
-    counts["rows_accepted"] -= counts["rows_duplicate"]
-    summary = {"file": str(path), "digest": digest, **counts, "reasons": staging.reasons,
-               "quarantine_written": written,  # refused rows not already in quarantine/ (a re-export's)
-               "event_key": list(cfg.ingest.event_key)}  # keys of files with another key do not compare
-    staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
-    return summary
+    return _commit_new(path, digest, cfg, store, staging, counts)
 
 
 def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:
@@ -189,7 +213,8 @@ def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:
         raise IngestError("no input given: pass a file, directory or glob, or set `source` in the config")
     files = resolve_sources(source)
     store = Store(cfg.store).ensure()
-    finish_pending(store)  # a commit a crash cut short completes before anything else is read
+    with locked(store.raw_keys_lock):  # never a commit that a live ingest is applying right now
+        finish_pending(store)  # a commit a crash cut short completes before anything else is read
     started = time.monotonic()
     with tqdm(desc="ingest", unit=" rows", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
         per_file = []

@@ -8,8 +8,11 @@ item and per segment. DuckDB aggregates the parquet files (or a DataFrame) direc
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
 the number of customers. One pass over the events writes the (customer, item, segment, week) counts
 to a temporary parquet folder per bucket; each batch then reads only its bucket (before, every batch
-scanned the whole log twice, so the time grew with customers x events). Guests (null user_id) cannot have a history: they are counted, logged and
-left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to fall back on.
+scanned the whole log twice, so the time grew with customers x events). Over a store, those folders
+and DuckDB's spill live in the store's .tmp/ (its disk, not the system's temp dir) and the connection
+is held to ``customers.memory_limit``. Guests (null user_id) cannot have a history: they are
+counted, logged and left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to
+fall back on.
 
     python -c "from datetime import date; from recsys.customers.histories import *; \
 con = open_store('/tmp/cust-store'); print(next(iter_histories(con, date(2011, 12, 3))).user_item.head())"
@@ -19,7 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -36,7 +41,7 @@ from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.errors import TrendrecError
 from pipeline.schemas import PURCHASES, WEEK
-from pipeline.store import Store
+from pipeline.store import Store, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -139,36 +144,57 @@ def _long(frame: pd.DataFrame, *keys: tuple[str, pa.Array]) -> tuple[np.ndarray,
     return tuple(c[order] for c in cols)
 
 
-def open_events(events: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+def open_events(events: pd.DataFrame,
+                cfg: CustomerModelConfig = CustomerModelConfig()) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view ``events`` over a DataFrame of raw events (validated here)."""
-    return view_over_frame(events, EVENT_COLUMNS, _VIEW)
+    return view_over_frame(events, EVENT_COLUMNS, _VIEW, cfg)
 
 
-def open_store(root: str) -> duckdb.DuckDBPyConnection:
+def open_store(root: str, cfg: CustomerModelConfig = CustomerModelConfig()) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with a view ``events`` over the store's committed raw parquet files."""
-    return view_over_store(root, _VIEW)
+    return view_over_store(root, _VIEW, cfg)
 
 
-def view_over_frame(events: pd.DataFrame, columns: tuple[str, ...], view_sql: str) -> duckdb.DuckDBPyConnection:
-    """A connection where ``view_sql`` (``CREATE VIEW ... FROM ``) reads ``columns`` of a DataFrame."""
+def view_over_frame(events: pd.DataFrame, columns: tuple[str, ...], view_sql: str,
+                    cfg: CustomerModelConfig = CustomerModelConfig()) -> duckdb.DuckDBPyConnection:
+    """A connection where ``view_sql`` (``CREATE VIEW ... FROM ``) reads ``columns`` of a DataFrame; no
+    store here, so its scratch goes to the system's temp dir."""
     missing = [c for c in columns if c not in events.columns]
     if missing:
         log.error("events lack columns %s (have %s)", missing, list(events.columns))
         raise CustomerModelError(f"events lack columns {missing}; expected {list(columns)}")
-    con = duckdb.connect()
+    con = _connect(Path(tempfile.gettempdir()), cfg)
     con.register("events_in", events[list(columns)])
     con.execute(view_sql + "events_in")
     return con
 
 
-def view_over_store(root: str, view_sql: str) -> duckdb.DuckDBPyConnection:
-    """A connection where ``view_sql`` reads the store's committed raw parquet files."""
-    files = [str(p) for p in Store(root).committed_raw_files()]
+def view_over_store(root: str, view_sql: str,
+                    cfg: CustomerModelConfig = CustomerModelConfig()) -> duckdb.DuckDBPyConnection:
+    """A connection where ``view_sql`` reads the store's committed raw parquet files; its scratch (spill,
+    iter_histories' partitions) stays in the store's .tmp/."""
+    store = Store(root)
+    files = [str(p) for p in store.committed_raw_files()]
     if not files:
         raise CustomerModelError(f"{root}: no committed raw files; run `trendrec ingest` first")
-    con = duckdb.connect()
+    con = _connect(store.tmp, cfg)
     con.execute(view_sql + f"read_parquet({files!r})")
     return con
+
+
+def _connect(scratch: Path, cfg: CustomerModelConfig) -> duckdb.DuckDBPyConnection:
+    """A connection held to ``cfg.memory_limit`` that spills into a folder of its own under ``scratch``
+    (DuckDB makes it on the first spill and removes it on close); iter_histories works beside it."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    spill = scratch / f"duckdb-spill-{os.getpid()}-{time.time_ns()}"
+    return duckdb.connect(config={"memory_limit": cfg.memory_limit, "temp_directory": str(spill)})
+
+
+def _scratch_of(con: duckdb.DuckDBPyConnection) -> Path:
+    """Where a connection's temporary files go: beside its spill folder (a connection opened
+    elsewhere, with DuckDB's relative default, uses the system's temp dir)."""
+    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    return spill.parent if spill.is_absolute() else Path(tempfile.gettempdir())
 
 
 def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),
@@ -184,7 +210,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     n_users = con.execute(f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {where}", params).fetchone()[0]
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
-    with tempfile.TemporaryDirectory(prefix="trendrec-histories-") as tmp:
+    with scratch_dir(_scratch_of(con), "histories-") as tmp:  # removed at the end, after an error too
         # one pass over the events: (user, item, segment, week) counts, a parquet folder per bucket
         sql = (f"COPY (SELECT hash({s.USER_ID}) % {n_buckets} AS _bucket, {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, "
                f"{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM (SELECT *, {_WEEK} FROM events WHERE {where}) "

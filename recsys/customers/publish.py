@@ -45,7 +45,7 @@ def assemble_customers(cfg: Config, staging: Path) -> dict[str, Any]:
             log.info("no customer model in this version (%s): serving uses segment trends",
                      evaluation.get("reason", "none trained"))
             return {"customers": {"model": None, "reason": evaluation.get("reason", "no customer model trained")}}
-    con = open_store(str(store.root))
+    con = open_store(str(store.root), cfg.customers)
     try:
         scored = write_scores(LSTMRecommender.load(target), con, customer_cutoff(con), staging / SCORES_FILE,
                               cfg.customers)

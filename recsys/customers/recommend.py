@@ -51,7 +51,7 @@ def lstm_recommender(events: pd.DataFrame, cutoff: date, users: np.ndarray,
                      cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
     """[user_id, item_id, score], up to ``top_k`` rows per user, best first; events before ``cutoff`` only."""
     cutoff = _as_date(cutoff)
-    return recommend(open_events(events), cutoff, users, cfg, trend, _run_dir(cfg.log_dir, cutoff))
+    return recommend(open_events(events, cfg), cutoff, users, cfg, trend, _run_dir(cfg.log_dir, cutoff))
 
 
 def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
@@ -62,7 +62,7 @@ def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
     """
     cutoff = _as_date(cutoff)
     run_dir = _run_dir(cfg.log_dir or str(Store(root).runs), cutoff)
-    return recommend(open_store(str(root)), cutoff, users, cfg, trend, run_dir)
+    return recommend(open_store(str(root), cfg), cutoff, users, cfg, trend, run_dir)
 
 
 def recommend(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray, cfg: CustomerModelConfig,

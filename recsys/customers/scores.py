@@ -132,7 +132,7 @@ def score_lists(root: str | Path, model_dir: Path, candidates: pd.DataFrame,
     """
     from recsys.customers.model import LSTMRecommender
 
-    con = open_store(str(root))
+    con = open_store(str(root), cfg)
     prob = score_pairs(LSTMRecommender.load(model_dir), con, customer_cutoff(con), candidates, cfg)
     keep = np.isfinite(prob)
     out = pd.DataFrame({s.USER_ID: candidates[s.USER_ID].astype(str).to_numpy()[keep],

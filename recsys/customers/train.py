@@ -41,7 +41,7 @@ def train_customer_model(cfg: Config, candidate_dir: str | Path, run_id: str | N
     if (out_dir / TRAIN_FILE).is_file():
         log.info("customer model in %s already trained; reusing it", out_dir)
         return read_json(out_dir / TRAIN_FILE) | {"reused": True}
-    con = open_store(str(store.root))
+    con = open_store(str(store.root), cfg.customers)
     try:
         cutoff = customer_cutoff(con)
         check_customers(con, cutoff, cfg.customers)  # a guest-only log says so, before any training

@@ -93,6 +93,12 @@ def test_an_empty_store_variable_is_refused_like_an_empty_flag(capsys, store, mo
     fails(capsys, "status", match="$TRENDREC_STORE is set but empty")
 
 
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_config_variable_is_refused_not_replaced_by_the_defaults(capsys, store, monkeypatch, value):
+    monkeypatch.setenv("TRENDREC_CONFIG", value)
+    fails(capsys, "status", "--store", store.root, match="$TRENDREC_CONFIG is set but empty")
+
+
 def test_a_version_symlinked_out_of_the_store_is_not_listed_promoted_or_used(capsys, store, tmp_path):
     import shutil
 

@@ -93,3 +93,12 @@ def test_an_empty_env_store_is_refused_not_replaced_by_the_config_store(monkeypa
     monkeypatch.setenv("TRENDREC_STORE", value)
     with pytest.raises(ConfigError, match=r"\$TRENDREC_STORE is set but empty"):
         load_config(DEMO_CONFIG)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_env_config_is_refused_not_replaced_by_the_defaults(monkeypatch, value):
+    monkeypatch.setenv("TRENDREC_CONFIG", value)
+    with pytest.raises(ConfigError, match=r"^\$TRENDREC_CONFIG is set but empty: give the config file") as err:
+        load_config()
+    assert "\n" not in str(err.value)
+    assert load_config(DEMO_CONFIG).ingest.columns  # a file given explicitly does not read the variable

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import logging
+import os
+import tempfile
 from datetime import date
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.config import CustomerModelConfig
+from pipeline.config import Config, CustomerModelConfig, IngestConfig
+from pipeline.ingest.ingest import run_ingest
 from pipeline.schemas import PURCHASES, WEEK
+from pipeline.store import Store
+from recsys.customers import histories
 from recsys.customers.histories import (
     CustomerModelError,
     GuestOnlyLogError,
@@ -112,3 +121,66 @@ def test_crowd_tables_equal_a_query_each_with_ties_in_the_item_segment():
     pd.testing.assert_frame_equal(hist.item_segment, want)
     counts = con.execute(f"SELECT {s.ITEM_ID}, {s.SEGMENT}, count(*) n {window} GROUP BY ALL").df()
     assert (counts.groupby(s.ITEM_ID)["n"].apply(lambda n: (n == n.max()).sum()) > 1).any()  # a tie was broken
+
+
+def _log_store(tmp_path) -> Store:
+    """The hand-counted log, ingested into a store under ``tmp_path``."""
+    csv = tmp_path / "events.csv"
+    _log().assign(event_time=lambda f: f[s.EVENT_DATE].astype(str) + "T12:00:00").to_csv(csv, index=False)
+    names = ("event_time", s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.PRICE, s.ORDER_ID)
+    cfg = Config(store=str(tmp_path / "store"), ingest=IngestConfig(columns={n: n for n in names}, returns="keep"))
+    run_ingest(cfg, csv)
+    return Store(cfg.store)
+
+
+def _scratch(store: Store) -> list[str]:
+    return sorted(p.name for p in store.tmp.glob("histories-*"))
+
+
+def test_histories_over_a_store_work_in_its_tmp_and_remove_it(tmp_path, monkeypatch):
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # what the system's temp dir would be
+    store = _log_store(tmp_path)
+    batches = iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG)
+    next(batches)
+    assert len(_scratch(store)) == 1  # the bucket folders, inside the store while batches are read
+    list(batches)
+    assert _scratch(store) == [] and list(system_tmp.iterdir()) == []
+
+
+def test_histories_scratch_is_removed_after_an_error(tmp_path, monkeypatch):
+    store = _log_store(tmp_path)
+
+    def broken(*args):
+        assert len(_scratch(store)) == 1  # the failure comes after the one pass wrote the buckets
+        raise OSError("disk full")
+
+    monkeypatch.setattr(histories, "_bucket_counts", broken)
+    with pytest.raises(OSError, match="disk full"):
+        list(iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG))
+    assert _scratch(store) == []
+
+
+def test_store_connection_has_the_configured_memory_limit_and_spills_in_the_store(tmp_path):
+    store = _log_store(tmp_path)
+    con = open_store(str(store.root), dataclasses.replace(CFG, memory_limit="123MB"))
+    limit, spill = con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchone()
+    assert limit == duckdb.connect(config={"memory_limit": "123MB"}).execute(
+        "SELECT current_setting('memory_limit')").fetchone()[0] != duckdb.connect().execute(
+        "SELECT current_setting('memory_limit')").fetchone()[0]
+    assert Path(spill).parent == store.tmp
+
+
+def test_a_killed_runs_scratch_is_removed_by_the_next_run_and_a_live_ones_kept(tmp_path):
+    store = _log_store(tmp_path)
+    killed, live = store.tmp / "histories-killed", store.tmp / "histories-live"
+    killed.mkdir(parents=True), live.mkdir()
+    (killed / "_bucket=0").mkdir()
+    fd = os.open(live, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running iter_histories holds on its folder
+        list(iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG))
+        assert _scratch(store) == ["histories-live"]
+    finally:
+        os.close(fd)
