@@ -105,6 +105,23 @@ def test_fit_with_the_default_rule_shares_one_weight_set(tmp_path):
     assert all(w == shared for w in forecaster.weights.values())
 
 
+def test_a_single_member_is_scored_on_the_validation_cutoffs_with_its_own_band():
+    daily = _shop()
+    origins = [D(2024, 4, 8), D(2024, 4, 15), D(2024, 4, 22)]
+    alone = cb.single_member(daily, SMALL, 7, "auto_ets", origins)
+    fitted, _ = cb.fit_combination(daily, SMALL, STATS_ONLY, 7)
+    assert alone.weights == {cb.DEFAULT: {"auto_ets": 1.0}} and not alone.uses_lstm
+    # the same cut-offs and the same fits as the candidate's validation: the same MASE per segment
+    assert {seg: v["auto_ets"] for seg, v in alone.validation.items()} == pytest.approx(
+        {seg: v["auto_ets"] for seg, v in fitted.validation.items()})
+    assert {"weekly", "noisy"} <= set(alone.residuals)  # per segment with validation days
+    out = alone.predict(daily)
+    assert (out["p10"] <= out[s.FORECAST]).all() and (out[s.FORECAST] <= out["p90"]).all()
+    assert (out["p90"] - out["p10"])[out[s.SEGMENT] == "noisy"].gt(0).all()
+    ets = cb.CombinedForecaster(SMALL, 7, {cb.DEFAULT: {"auto_ets": 1.0}}).predict(daily)
+    np.testing.assert_allclose(out[s.FORECAST], ets[s.FORECAST])
+
+
 def test_quantile_band_is_ordered_around_the_point_forecast():
     forecaster, _ = cb.fit_combination(_shop(), SMALL, STATS_ONLY, 7)
     out = forecaster.predict(_shop())
