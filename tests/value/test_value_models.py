@@ -43,6 +43,35 @@ def test_edge_customers_get_sane_values(fitted):
     assert None not in set(table.index) and guest_lines(open_value_events(events), END) == 5  # guests left out
 
 
+def test_the_batched_forecast_predicts_once_and_matches_one_batch_at_the_level_of_all(fitted, tmp_path,
+                                                                                     monkeypatch):
+    import dataclasses
+
+    import pandas as pd
+
+    from recsys.customers.value import stage
+    from recsys.customers.value.stage import write_forecast
+
+    events, days, members = fitted
+    weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
+    feats = build_features(days, CUTOFF, TINY.seq_weeks)
+    pred = predict_members(members, feats)
+    whole = score_table(members, weights, level_scale(pred.spend, weights), feats).to_pandas()
+    predicted = []
+    monkeypatch.setattr(stage, "predict_members", lambda m, f: predicted.append(len(f.users)) or predict_members(m, f))
+    summary = write_forecast(open_value_events(events), members, weights,
+                             dataclasses.replace(TINY, batch_customers=7), tmp_path)
+    assert sum(predicted) == len(feats.users) and len(predicted) > 2  # every customer once, in batches
+    assert summary["batches"] > 2 and summary["scale"] == pytest.approx(level_scale(pred.spend, weights))
+    got = pd.read_parquet(tmp_path / "value.parquet")
+    assert [p.name for p in tmp_path.iterdir()] == ["value.parquet"]  # the level-1 file is gone
+    merged = whole.merge(got, on=s.USER_ID, suffixes=("", "_batched"))
+    assert len(merged) == len(whole) == len(got) == summary["customers"]
+    for column in (s.EXPECTED_SPEND, s.SPEND_P10, s.SPEND_P90, s.EXPECTED_ORDERS, s.P_ALIVE):
+        np.testing.assert_allclose(merged[f"{column}_batched"], merged[column], rtol=1e-5, atol=1e-9)
+    assert summary["expected_spend"] == pytest.approx(whole[s.EXPECTED_SPEND].sum(), rel=1e-6)
+
+
 def test_truncating_the_log_after_the_cutoff_changes_nothing(fitted):
     events, days, members = fitted
     short = events[events[s.EVENT_DATE] < CUTOFF]

@@ -51,7 +51,6 @@ from recsys.customers.value.ensemble import (
     Members,
     blend,
     fit_members,
-    level_scale,
     predict_members,
 )
 from recsys.customers.value.features import build_features
@@ -89,8 +88,7 @@ def run_value(cfg: Config, candidate_dir: str | Path, horizon_days: int | None =
         return {"trained": False, "reason": f"no customer value forecast: {exc}"}
     summary = split_summary(split) | {
         "customers_without_id": guest_lines(con, end), "weights": split.weights,
-        "forecast": write_forecast(con, members, split.next_weights, _scale(days, members, split.next_weights, vcfg),
-                                   vcfg, out_dir),
+        "forecast": write_forecast(con, members, split.next_weights, vcfg, out_dir),
         "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
         "tensorboard": str(run_dir), "seconds": round(time.monotonic() - started, 1)}
     _save_members(members, split.next_weights, out_dir)
@@ -113,34 +111,65 @@ def json_object(summary: dict[str, Any]) -> dict[str, Any]:
                                                             if m in summary["models"]}}
 
 
-def _scale(days, members: Members, weights: dict[str, float], cfg: ValueConfig) -> float:
-    """The blend's level over every customer (recsys.customers.value.ensemble.level_scale), before batching."""
-    return level_scale(predict_members(members, build_features(days, members.cutoff, cfg.seq_weeks)).spend, weights)
-
-
-def write_forecast(con, members: Members, weights: dict[str, float], scale: float, cfg: ValueConfig,
+def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueConfig,
                    out_dir: Path) -> dict[str, Any]:
-    """Score every customer seen before the members' cut-off in hash-bucket batches into ``out_dir/value.parquet``."""
+    """Score every customer seen before the members' cut-off in hash-bucket batches into ``out_dir/value.parquet``.
+
+    Each customer is predicted once. The blend's level (recsys.customers.value.ensemble.level_scale)
+    is a ratio of totals over every customer, so batches are written at level 1 beside a running
+    sum of the members' and the blend's totals, then rescaled batch by batch (the spend and its band
+    are linear in the level): memory follows one batch whatever the number of customers.
+    """
     cutoff = members.cutoff
     n_buckets = max(1, math.ceil(count_customers(con, cutoff) / cfg.batch_customers))
-    target, rows, total = out_dir / VALUE_FILE, 0, 0.0
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA, compression="zstd") as writer:
-        for bucket in range(n_buckets):
-            days = customer_days(con, cutoff, bucket=(bucket, n_buckets))
-            if days.empty:
-                continue
-            table = score_table(members, weights, scale, build_features(days, cutoff, cfg.seq_weeks))
-            writer.write_table(table)
-            rows, total = rows + table.num_rows, total + float(pa.compute.sum(table[s.EXPECTED_SPEND]).as_py() or 0)
+    target, rows, totals = out_dir / VALUE_FILE, 0, {"blend": 0.0}
+    level1 = out_dir / f".{VALUE_FILE}.level1.tmp"  # the batches at level 1, until the level is known
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with pq.ParquetWriter(level1, s.VALUE_SCHEMA) as writer:
+            for bucket in range(n_buckets):
+                days = customer_days(con, cutoff, bucket=(bucket, n_buckets))
+                if not days.empty:
+                    table = score_table(members, weights, 1.0, build_features(days, cutoff, cfg.seq_weeks), totals)
+                    writer.write_table(table)
+                    rows += table.num_rows
+        scale = _level(totals, weights)
+        with atomic_path(target) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA, compression="zstd") as writer:
+            source = pq.ParquetFile(level1)
+            for group in range(source.num_row_groups):
+                writer.write_table(_rescaled(source.read_row_group(group), scale))
+    finally:
+        level1.unlink(missing_ok=True)
+    total = float(pa.compute.sum(pq.read_table(target, columns=[s.EXPECTED_SPEND])[0]).as_py() or 0)
     return {"cutoff": cutoff.isoformat(), "customers": rows, "batches": n_buckets, "expected_spend": round(total, 2),
             "weights": weights, "scale": scale, "output": str(target)}
 
 
-def score_table(members: Members, weights: dict[str, float], scale: float, feats) -> pa.Table:
-    """VALUE_SCHEMA rows of one batch: the ensemble's spend, BG/NBD's orders and P(alive), the band."""
+def _level(totals: dict[str, float], weights: dict[str, float]) -> float:
+    """level_scale from running totals: sum_m w_m * total_m / the level-1 blend's total."""
+    target = sum(w * totals[m] for m, w in weights.items() if m in totals)
+    return target / totals["blend"] if totals["blend"] > 0 else 1.0
+
+
+def _rescaled(table: pa.Table, scale: float) -> pa.Table:
+    for column in (s.EXPECTED_SPEND, s.SPEND_P10, s.SPEND_P90):
+        i = table.schema.get_field_index(column)
+        table = table.set_column(i, table.schema.field(i), pa.compute.multiply(table[column], scale))
+    return table
+
+
+def score_table(members: Members, weights: dict[str, float], scale: float, feats,
+                totals: dict[str, float] | None = None) -> pa.Table:
+    """VALUE_SCHEMA rows of one batch: the ensemble's spend, BG/NBD's orders and P(alive), the band.
+
+    ``totals`` ({"blend": ..., member: ...}) gets this batch's spend totals added (write_forecast's level).
+    """
     pred = predict_members(members, feats)
     spend = blend(pred.spend, weights, scale)
+    if totals is not None:
+        totals["blend"] += float(spend.sum()) / scale
+        for member, values in pred.spend.items():
+            totals[member] = totals.get(member, 0.0) + float(np.sum(values))
     if pred.lstm_band is not None:  # the LSTM's ZILN band, moved to the ensemble's mean
         ratio = np.where(pred.spend["lstm"] > 0, spend / np.maximum(pred.spend["lstm"], 1e-12), 0.0)
         p10, p90 = pred.lstm_band[0] * ratio, pred.lstm_band[1] * ratio
