@@ -1,8 +1,8 @@
 """The one exception family that trendrec raises for expected failures, and its kinds.
 
 The CLI prints these as a one-line reason on stderr (no traceback) and exits non-zero; anything
-else is a bug and keeps its traceback. ``ConfigError`` is also importable from
-``pipeline.config``, where it is raised most.
+else is a bug and keeps its traceback. ``ConfigError`` and ``StoreError`` are also importable from
+``pipeline.config`` and ``pipeline.store``, where they are raised most.
 
     python -c "from pipeline.errors import TrendrecError; print(TrendrecError.__doc__)"
 """
@@ -14,3 +14,7 @@ class TrendrecError(Exception):
 
 class ConfigError(TrendrecError):
     """The configuration file or an override is invalid."""
+
+
+class StoreError(TrendrecError):
+    """A path escapes the store or the store is not in the expected state."""
