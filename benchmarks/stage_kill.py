@@ -212,7 +212,7 @@ def run(stage: str, kills: int, seed: int, days: int, rows_per_day: int) -> dict
 
 def widen(seconds: float) -> None:
     """Sleep ``seconds`` before each file step of a commit, in this process and the ones it forks."""
-    from pipeline import snapshots, store
+    from pipeline import snapshots
     from pipeline.aggregate import aggregate
     from pipeline.ingest import staging
 
@@ -220,7 +220,7 @@ def widen(seconds: float) -> None:
         return lambda *args, **kwargs: (time.sleep(seconds), step(*args, **kwargs))[1]
 
     for module, name in ((snapshots, "link_or_copy"), (staging, "link_or_copy"), (staging, "_rename"),
-                         (aggregate, "link_or_copy"), (store, "replace_symlink")):
+                         (aggregate, "link_or_copy"), (snapshots, "replace_symlink")):
         setattr(module, name, slow(getattr(module, name)))
 
 

@@ -3,6 +3,7 @@
 The file holds the shop's column mapping and the model's defaults; the store directory can be
 overridden by ``--store`` or the ``TRENDREC_STORE`` environment variable, and the config file by
 ``--config`` or ``TRENDREC_CONFIG``. The config is passed explicitly and saved next to every model.
+Every setting and its default is here; the checks of the values are in ``pipeline.config_checks``.
 
     python -c "from pipeline.config import load_config; print(load_config('trendrec.toml'))"
 """
@@ -10,7 +11,6 @@ overridden by ``--store`` or the ``TRENDREC_STORE`` environment variable, and th
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -18,17 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import schemas
-from pipeline.errors import TrendrecError
+# ConfigError, CELLS and DISTRIBUTE are re-exported: callers import them from pipeline.config
+from pipeline.config_checks import CELLS, DISTRIBUTE, build_section, validate  # noqa: F401
+from pipeline.errors import ConfigError
 
 DEFAULT_STORE = "./trendrec-data"
 ENV_STORE = "TRENDREC_STORE"
 ENV_CONFIG = "TRENDREC_CONFIG"
-CELLS = ("lstm", "gru", "peephole")  # allowed model.cell values
-DISTRIBUTE = ("none", "mirrored")  # allowed model.distribute values
-
-
-class ConfigError(TrendrecError):
-    """The configuration file or an override is invalid."""
 
 
 @dataclass(frozen=True)
@@ -249,125 +245,6 @@ _SECTIONS = {"ingest": IngestConfig, "aggregate": AggregateConfig, "model": Mode
              "customers": CustomerModelConfig, "value": ValueConfig}
 
 
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; expected one of {', '.join(known)}")
-    kwargs = {}
-    for name, value in values.items():
-        default = getattr(cls(), name)
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)):
-                raise ConfigError(f"{where}.{name}: expected a list, got {value!r}")
-            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
-        elif isinstance(default, bool) or not isinstance(value, type(default)):
-            if isinstance(default, float) and isinstance(value, int):
-                value = float(value)
-            elif type(value) is not type(default):
-                raise ConfigError(f"{where}.{name}: expected {type(default).__name__}, got {value!r}")
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _validate(cfg: Config) -> None:
-    cols = cfg.ingest.columns
-    unknown = sorted(set(cols) - set(schemas.MAPPABLE_FIELDS))
-    if unknown:
-        raise ConfigError(f"ingest.columns: unknown field(s) {unknown}; mappable: {list(schemas.MAPPABLE_FIELDS)}")
-    _validate_ingest(cfg.ingest)
-    for where, value in (("aggregate.top_n", cfg.aggregate.top_n), ("aggregate.threads", cfg.aggregate.threads),
-                         ("registry.keep_versions", cfg.registry.keep_versions)):
-        if value < 0:
-            raise ConfigError(f"{where} must be >= 0, got {value}")
-    for name in ("weight", "customer_weight"):
-        if not 0.0 <= getattr(cfg.rerank, name) <= 1.0:
-            raise ConfigError(f"rerank.{name} must be in [0, 1], got {getattr(cfg.rerank, name)}")
-    if cfg.model.target not in schemas.MEASURES:
-        raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
-    _validate_model(cfg.model)
-    _validate_combination(cfg.combination, cfg.model)
-
-
-def _validate_model(model: ModelConfig) -> None:
-    for name, allowed in (("cell", CELLS), ("distribute", DISTRIBUTE), ("scaling", ("mean", "naive")),
-                          ("loss", ("huber", "mae")), ("base_statistic", ("mean", "median"))):
-        if getattr(model, name) not in allowed:
-            value = getattr(model, name)
-            raise ConfigError(f"model.{name} must be one of {', '.join(allowed)}, got {value!r}")
-    if not 0.0 <= model.dropout < 1.0:
-        raise ConfigError(f"model.dropout must be in [0, 1), got {model.dropout}")
-    for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size", "base_seasons", "ensemble"):
-        if getattr(model, name) < 1:
-            raise ConfigError(f"model.{name} must be >= 1")
-    for name in ("histogram_freq", "image_freq", "season_skip"):
-        if getattr(model, name) < 0:
-            raise ConfigError(f"model.{name} must be >= 0")
-    e = model.level_exponents
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 2.0 for v in e):
-        raise ConfigError(f"model.level_exponents must be numbers in [0, 2] (0 keeps the median base, 1 moves it "
-                          f"to last week's level), e.g. [0, 0.25, 0.5, 0.75, 1]; [] turns it off; got {list(e)}")
-    q = model.quantiles
-    valid = all(isinstance(v, float) and 0.0 < v < 1.0 and abs(round(v * 100) - v * 100) < 1e-9 for v in q)
-    if q and not (valid and list(q) == sorted(set(q)) and 0.5 in q):
-        raise ConfigError(f"model.quantiles must be increasing floats in (0, 1) with at most two decimals "
-                          f"and include 0.5 (the median is the point forecast), e.g. [0.1, 0.5, 0.9]; "
-                          f"got {list(q)}")
-
-
-def _validate_combination(comb: CombinationConfig, model: ModelConfig) -> None:
-    known = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # recsys.forecast.members.MEMBERS
-    if not comb.members or sorted(set(comb.members) - set(known)):
-        raise ConfigError(f"combination.members must be some of {list(known)}, got {list(comb.members)}")
-    if comb.rule not in ("pooled", "inverse", "select"):
-        raise ConfigError(f"combination.rule must be one of pooled, inverse, select, got {comb.rule!r}")
-    if comb.top_k < 1 or comb.origins < 1:
-        raise ConfigError(f"combination.top_k ({comb.top_k}) and combination.origins ({comb.origins}) must be >= 1")
-    if comb.origins * model.horizon > model.val_days:
-        raise ConfigError(f"combination.origins ({comb.origins}) x model.horizon ({model.horizon}) must be <= "
-                          f"model.val_days ({model.val_days}): the LSTM must not have trained on a validation day")
-
-
-def _validate_ingest(ing: IngestConfig) -> None:
-    checks = {
-        "returns": (ing.returns, ("keep", "drop", "quarantine")),
-        "format": (ing.format, ("auto", "csv", "jsonl", "parquet")),
-        "timestamp_unit": (ing.timestamp_unit, ("auto", "iso", "s", "ms", "us")),
-    }
-    for name, (value, allowed) in checks.items():
-        if value not in allowed:
-            raise ConfigError(f"ingest.{name} must be one of {', '.join(allowed)}, got {value!r}")
-    bad_key = sorted(set(ing.event_key) - set(schemas.MAPPABLE_FIELDS))
-    if bad_key or not ing.event_key:
-        fields = list(schemas.MAPPABLE_FIELDS)
-        raise ConfigError(f"ingest.event_key: unknown or empty {bad_key}; use fields of {fields}")
-    if ing.event_types and not ing.event_type_column:
-        raise ConfigError("ingest.event_types needs ingest.event_type_column")
-    if not ing.csv_header and not ing.csv_column_names:
-        raise ConfigError("ingest.csv_header = false needs ingest.csv_column_names")
-    if len(ing.csv_delimiter) != 1 or len(ing.csv_quote_char) > 1:
-        raise ConfigError("ingest.csv_delimiter must be one character and csv_quote_char at most one")
-    if ing.batch_rows < 1:
-        raise ConfigError("ingest.batch_rows must be >= 1")
-    _validate_ingest_bounds(ing)
-
-
-def _validate_ingest_bounds(ing: IngestConfig) -> None:
-    if not 0.0 <= ing.max_reject_share <= 1.0:
-        raise ConfigError(f"ingest.max_reject_share must be in [0, 1] (1 = never fail), got {ing.max_reject_share}")
-    if ing.max_id_length < 1 or ing.max_future_days < 0:
-        raise ConfigError("ingest.max_id_length must be >= 1 and ingest.max_future_days >= 0")
-    if not (ing.max_quantity > 0 and ing.max_price > 0):
-        raise ConfigError("ingest.max_quantity and ingest.max_price must be > 0")
-    try:
-        datetime.date.fromisoformat(ing.min_event_date)
-    except ValueError:
-        raise ConfigError(f"ingest.min_event_date must be a date like 1990-01-01, got {ing.min_event_date!r}") from None
-    if ing.timestamp_format and "%" not in ing.timestamp_format:
-        raise ConfigError(f"ingest.timestamp_format must be strptime syntax like \"%d/%m/%Y %H:%M\", "
-                          f"got {ing.timestamp_format!r}")
-
-
 def load_config(path: str | os.PathLike | None = None, *, store: str | None = None) -> Config:
     """Read the TOML file (or defaults), then apply the store override.
 
@@ -387,8 +264,8 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
             raise ConfigError(f"{p}: invalid TOML: {exc}") from None
         base = p.resolve().parent
     top = {k: v for k, v in raw.items() if k not in _SECTIONS}
-    sections = {k: _build(cls, raw.get(k, {}), k) for k, cls in _SECTIONS.items()}
-    cfg = _build(Config, top, "config")
+    sections = {k: build_section(cls, raw.get(k, {}), k) for k, cls in _SECTIONS.items()}
+    cfg = build_section(Config, top, "config")
     cfg = dataclasses.replace(cfg, **sections)
     chosen_store = store or _env(ENV_STORE, "the store directory", "the config's") or cfg.store
     cfg = dataclasses.replace(
@@ -400,7 +277,7 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
             candidates=str(_resolve(cfg.rerank.candidates, base)) if cfg.rerank.candidates else "",
         ),
     )
-    _validate(cfg)
+    validate(cfg)
     return cfg
 
 

@@ -4,8 +4,10 @@ A writer builds a new set directory (``building``) beside the others, then repla
 readers go through with one rename (``replace_symlink``): a reader, trendrec's own or a DuckDB or
 Spark glob, sees the whole old set or the whole new one, never a mix. Files of a set are never
 changed after the swap, so a new set shares the unchanged ones with the previous set by hard link
-(``link_tree``, ``link_or_copy``). The store uses it twice: ``raw`` -> ``.snapshots/raw-<id>/`` and
-``aggregates/_current`` -> ``aggregates/_versions/<id>/`` (pipeline.store).
+(``link_tree``, ``link_or_copy``). The store uses it twice, through the functions at the end of this
+module (pipeline.store re-exports them): ``raw`` -> ``.snapshots/raw-<id>/`` (``settle_raw``,
+``raw_commit``) and ``aggregates/_current`` -> ``aggregates/_versions/<id>/`` (``aggregate_set``,
+``current_aggregates``).
 
 Locks are ``flock``s, which the kernel drops when their holder dies (SIGKILL included): a set
 being built is locked by its builder, so ``prune`` removes only sets nobody builds any more
@@ -25,8 +27,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from pipeline.errors import StoreError
 
 TMP_LINK = ".link-"  # prefix of a symlink made beside the sets, then renamed onto the public one
+RAW_SNAPSHOT = "raw-"  # name prefix of a raw snapshot; "-legacy" ends one that was a plain raw/ directory
 
 
 @contextmanager
@@ -124,3 +130,80 @@ def link_tree(src: Path, dst: Path) -> int:
             link_or_copy(Path(folder) / name, target / name)
         count += len(files)
     return count
+
+
+def fsync(path: Path) -> None:
+    """Flush a file's bytes to disk, so a set (or an atomic rename) never shows a file the disk lacks."""
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+# --- the store's two sets; ``store`` is a pipeline.store.Store, which imports this module ---
+def current_aggregates(store: Any) -> Path | None:
+    """The aggregate set directory readers see now, or None before the first `trendrec aggregate`."""
+    link = store.aggregates_current
+    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+@contextmanager
+def aggregate_set(store: Any) -> Iterator[Path]:
+    """Yield a new, empty set directory; if the block succeeds, make it current with one rename."""
+    versions = store.aggregates / "_versions"
+    with building(versions, "") as new:
+        yield new
+        for f in new.rglob("*.parquet"):
+            if f.is_file():
+                fsync(f)
+        with locked(store.aggregates / ".versions.lock"):
+            previous = current_aggregates(store)
+            # Before the swap, so a kill after it leaves nothing to tidy: every set but the one readers see
+            # now (they may be mid-way; it stays until the next run), the new one and any a live run builds.
+            prune(versions, "", {new.name, previous.name if previous else ""})
+            # the fixed links first: on a first run they dangle until _current exists, then all appear at once
+            for table in (store.daily_path, store.month_weekday_path):
+                replace_symlink(table, Path("_current") / table.name, versions)
+            replace_symlink(store.aggregates_current, Path("_versions") / new.name, versions)
+
+
+def settle_raw(store: Any) -> Path:
+    """Make raw/ a symlink to a snapshot (call under the snapshots lock); returns the snapshot.
+
+    A new store gets an empty snapshot. A plain raw/ directory (a store from before snapshots) is
+    moved whole into .snapshots/ (its keys to raw_keys first). raw/ missing with a "-legacy"
+    snapshot present means a move was cut short: raw/ is pointed at it.
+    """
+    raw, snapshots = store.raw, store.snapshots
+    snapshots.mkdir(parents=True, exist_ok=True)
+    if raw.is_symlink():
+        if not raw.resolve().is_dir():
+            raise StoreError(f"{raw} points at {os.readlink(raw)}, which is missing; restore that snapshot "
+                             f"or point {raw.name} at one in {snapshots}")
+        return raw.resolve()
+    if raw.is_dir():
+        if (raw / "_keys").is_dir() and not store.raw_keys.exists():
+            store.raw_keys.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(raw / "_keys", store.raw_keys)
+        os.rename(raw, snapshots / f"{RAW_SNAPSHOT}{time.time_ns():020d}-legacy")
+    legacy = [p for p in sets(snapshots, RAW_SNAPSHOT) if p.name.endswith("-legacy")]
+    if legacy:
+        target = legacy[-1]
+    else:
+        with building(snapshots, RAW_SNAPSHOT) as target:
+            (target / "_commits").mkdir()
+    replace_symlink(raw, Path(snapshots.name) / target.name, snapshots)
+    return target
+
+
+@contextmanager
+def raw_commit(store: Any) -> Iterator[Path]:
+    """Yield the next raw snapshot, holding hard links to every file raw/ shows now; if the block
+    succeeds, raw/ becomes it with one rename. Commits run one at a time (a lock), so none is lost."""
+    with locked(store.snapshots / ".lock"):
+        current = settle_raw(store)
+        with building(store.snapshots, RAW_SNAPSHOT) as new:
+            link_tree(current, new)
+            yield new
+            # before the swap (a kill after it leaves nothing to tidy); the current snapshot stays for a
+            # reader that resolved it just before the swap, until the next commit
+            prune(store.snapshots, RAW_SNAPSHOT, {new.name, current.name})
+            replace_symlink(store.raw, Path(store.snapshots.name) / new.name, store.snapshots)

@@ -1,4 +1,4 @@
-"""Every path, read and write of the store lives here.
+"""Every path and write of the store lives here; its tables are read with pipeline.tables.
 
 The store is one directory::
 
@@ -29,7 +29,8 @@ The aggregate tables are written as a set into a fresh aggregates/_versions/<id>
 symlink aggregates/_current is replaced by a new one with one rename. aggregates/daily.parquet and
 month_weekday.parquet are fixed symlinks into _current, so a reader opening them sees the whole old
 set or the whole new one, never a mix or a half-written file. The previous set is kept until the
-next run, so a reader that resolved it just before the swap can finish.
+next run, so a reader that resolved it just before the swap can finish. Both switches (``raw_commit``,
+``aggregate_set``) live in pipeline.snapshots; this module re-exports them.
 
     python -c "from pipeline.store import Store; print(Store('./trendrec-data').raw)"
 """
@@ -43,20 +44,19 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import schemas as s
-from pipeline.errors import TrendrecError
-from pipeline.snapshots import building, link_tree, locked, prune, replace_symlink, sets
+from pipeline.errors import StoreError
+# re-exported with StoreError: callers import the set switching and the table readers from pipeline.store
+from pipeline.snapshots import (RAW_SNAPSHOT, aggregate_set, building, current_aggregates, fsync,  # noqa: F401
+                                locked, prune, raw_commit, settle_raw)
+from pipeline.tables import check_trends, read_daily, read_events, read_parquet, read_trends  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,8 @@ CONTROL_AREAS = ("raw", "quarantine", "aggregates", "models", "runs")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAME_MAX = 200  # longest name accepted: 255 (most file systems) less room for a temporary-file affix
 SNAPSHOTS = ".snapshots"  # raw/ points at one of its raw-<id> directories
-RAW_SNAPSHOT = "raw-"  # name prefix of a raw snapshot; "-legacy" ends one that was a plain raw/ directory
 DAILY_NAME = "daily.parquet"
 MONTH_WEEKDAY_NAME = "month_weekday.parquet"
-
-
-class StoreError(TrendrecError):
-    """A path escapes the store or the store is not in the expected state."""
 
 
 class Store:
@@ -233,7 +228,7 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; store files are shared by Airflow workers and users
-        _fsync(tmp_path)
+        fsync(tmp_path)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -256,11 +251,6 @@ def scratch_dir(parent: str | os.PathLike, prefix: str) -> Iterator[Path]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def write_parquet(table: pa.Table, target: str | os.PathLike) -> Path:
     """Write ``table`` atomically to ``target`` (zstd-compressed parquet)."""
     with atomic_path(target) as tmp:
@@ -279,143 +269,6 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
-    """Read one parquet file or a directory of them, with the columns stored in the files.
-
-    Hive keys in directory names (``year_month=...``) are not added as columns: in this store they
-    only repeat what the files hold, and pyarrow would add them as dictionary columns.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path} does not exist; run the stage that writes it first")
-    return pq.read_table(path, columns=columns, partitioning=None)
-
-
-# --- one reader per table: pandas frames, dates as datetime.date, StoreError naming the next command ---
-def read_daily(store: Store, columns: list[str] | None = None) -> pd.DataFrame:
-    """aggregates/daily.parquet (DAILY_SCHEMA) with ``date`` as datetime.date values, in file order."""
-    path = store.daily_path
-    if not path.exists():
-        raise StoreError(f"{path} not found: run `trendrec aggregate` first")
-    daily = read_parquet(path, columns).to_pandas()
-    if daily.empty:
-        raise StoreError(f"{path} is empty: run `trendrec aggregate` on ingested events first")
-    if s.DATE in daily:
-        daily[s.DATE] = pd.to_datetime(daily[s.DATE]).dt.date
-    return daily
-
-
-def read_events(store: Store, columns: list[str] | None = None) -> pd.DataFrame:
-    """The committed raw events (RAW_SCHEMA columns, default all) with ``event_date`` as datetime.date."""
-    files = store.committed_raw_files()
-    if not files:
-        raise StoreError(f"no committed events in {store.raw}: run `trendrec ingest` first")
-    # date32 converts to datetime.date objects (pyarrow's date_as_object default): no conversion needed
-    return pa.concat_tables([pq.read_table(f, columns=columns, partitioning=None) for f in files]).to_pandas()
-
-
-def read_trends(path: str | os.PathLike) -> pd.DataFrame:
-    """A version's trend.parquet: segment, trend, forecast_sum, recent_sum (and the quantile band)."""
-    path = Path(path)
-    if not path.is_file():
-        raise StoreError(f"{path} not found: push a model first (`trendrec push`)")
-    try:
-        trends = pq.read_table(path).to_pandas()
-    except (pa.ArrowException, OSError, ValueError, KeyError) as exc:  # what damaged bytes raise (fuzzed)
-        reason = " ".join(str(exc).split())[:200]
-        raise StoreError(f"{path} cannot be read (corrupt or truncated?): {reason}; push the model again") from exc
-    return check_trends(trends, path)
-
-
-def check_trends(trends: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
-    """The one check of a trend table, for batch re-ranking and the service alike: the segment and
-    trend columns, one row per segment, every trend a finite number in [-1, 1]."""
-    missing = [c for c in (s.SEGMENT, s.TREND) if c not in trends]
-    if missing:
-        raise StoreError(f"{path}: missing column(s) {', '.join(missing)}; push the model again")
-    trend = pd.to_numeric(trends[s.TREND], errors="coerce").to_numpy(float)
-    bad = ~(np.isfinite(trend) & (np.abs(trend) <= 1.0))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise StoreError(f"{path}: row {row + 1} (segment {trends[s.SEGMENT].iloc[row]!r}) has trend "
-                         f"{trends[s.TREND].iloc[row]!r}; expected a finite number in [-1, 1]: push the model again")
-    dup = trends[s.SEGMENT].astype(str).duplicated()
-    if dup.any():
-        raise StoreError(f"{path}: segment {trends[s.SEGMENT][dup].iloc[0]!r} appears more than once; "
-                         f"push the model again")
-    return trends
-
-
 def daily_partition(root: str | os.PathLike, year_month: str) -> Path:
     """The file of one month of a daily table directory: root/year_month=YYYY-MM/part-0.parquet."""
     return Path(root) / f"year_month={year_month}" / "part-0.parquet"
-
-
-def current_aggregates(store: Store) -> Path | None:
-    """The aggregate set directory readers see now, or None before the first `trendrec aggregate`."""
-    link = store.aggregates_current
-    return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
-
-
-@contextmanager
-def aggregate_set(store: Store) -> Iterator[Path]:
-    """Yield a new, empty set directory; if the block succeeds, make it current with one rename."""
-    versions = store.aggregates / "_versions"
-    with building(versions, "") as new:
-        yield new
-        for f in new.rglob("*.parquet"):
-            if f.is_file():
-                _fsync(f)
-        with locked(store.aggregates / ".versions.lock"):
-            previous = current_aggregates(store)
-            # Before the swap, so a kill after it leaves nothing to tidy: every set but the one readers see
-            # now (they may be mid-way; it stays until the next run), the new one and any a live run builds.
-            prune(versions, "", {new.name, previous.name if previous else ""})
-            # the fixed links first: on a first run they dangle until _current exists, then all appear at once
-            for name in (DAILY_NAME, MONTH_WEEKDAY_NAME):
-                replace_symlink(store.aggregates / name, Path("_current") / name, versions)
-            replace_symlink(store.aggregates_current, Path("_versions") / new.name, versions)
-
-
-def settle_raw(store: Store) -> Path:
-    """Make raw/ a symlink to a snapshot (call under the snapshots lock); returns the snapshot.
-
-    A new store gets an empty snapshot. A plain raw/ directory (a store from before snapshots) is
-    moved whole into .snapshots/ (its keys to raw_keys first). raw/ missing with a "-legacy"
-    snapshot present means a move was cut short: raw/ is pointed at it.
-    """
-    raw, snapshots = store.raw, store.snapshots
-    snapshots.mkdir(parents=True, exist_ok=True)
-    if raw.is_symlink():
-        if not raw.resolve().is_dir():
-            raise StoreError(f"{raw} points at {os.readlink(raw)}, which is missing; restore that snapshot "
-                             f"or point {raw.name} at one in {snapshots}")
-        return raw.resolve()
-    if raw.is_dir():
-        if (raw / "_keys").is_dir() and not store.raw_keys.exists():
-            store.raw_keys.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(raw / "_keys", store.raw_keys)
-        os.rename(raw, snapshots / f"{RAW_SNAPSHOT}{time.time_ns():020d}-legacy")
-    legacy = [p for p in sets(snapshots, RAW_SNAPSHOT) if p.name.endswith("-legacy")]
-    if legacy:
-        target = legacy[-1]
-    else:
-        with building(snapshots, RAW_SNAPSHOT) as target:
-            (target / "_commits").mkdir()
-    replace_symlink(raw, Path(SNAPSHOTS) / target.name, snapshots)
-    return target
-
-
-@contextmanager
-def raw_commit(store: Store) -> Iterator[Path]:
-    """Yield the next raw snapshot, holding hard links to every file raw/ shows now; if the block
-    succeeds, raw/ becomes it with one rename. Commits run one at a time (a lock), so none is lost."""
-    with locked(store.snapshots / ".lock"):
-        current = settle_raw(store)
-        with building(store.snapshots, RAW_SNAPSHOT) as new:
-            link_tree(current, new)
-            yield new
-            # before the swap (a kill after it leaves nothing to tidy); the current snapshot stays for a
-            # reader that resolved it just before the swap, until the next commit
-            prune(store.snapshots, RAW_SNAPSHOT, {new.name, current.name})
-            replace_symlink(store.raw, Path(SNAPSHOTS) / new.name, store.snapshots)

@@ -16,8 +16,8 @@ from tests.conftest import ROOT
 
 # Layers in flow order; a module belongs to the longest prefix that matches it.
 LAYERS: dict[str, int] = {
-    "pipeline.config": 0, "pipeline.schemas": 0, "pipeline.errors": 0, "pipeline.store": 0, "pipeline.snapshots": 0,
-    "pipeline.orchestration": 0,
+    "pipeline.config": 0, "pipeline.config_checks": 0, "pipeline.schemas": 0, "pipeline.errors": 0,
+    "pipeline.store": 0, "pipeline.tables": 0, "pipeline.snapshots": 0, "pipeline.orchestration": 0,
     "pipeline.ingest": 1,
     "pipeline.aggregate": 2,
     "recsys.registry": 3,
