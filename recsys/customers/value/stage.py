@@ -140,7 +140,7 @@ def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueC
                 writer.write_table(_rescaled(source.read_row_group(group), scale))
     finally:
         level1.unlink(missing_ok=True)
-    total = float(pa.compute.sum(pq.read_table(target, columns=[s.EXPECTED_SPEND])[0]).as_py() or 0)
+    total = scale * totals["blend"]  # the level-1 spend summed while scoring, at the level now known
     return {"cutoff": cutoff.isoformat(), "customers": rows, "batches": n_buckets, "expected_spend": round(total, 2),
             "weights": weights, "scale": scale, "output": str(target)}
 
