@@ -56,7 +56,19 @@ from pipeline.errors import StoreError
 # re-exported with StoreError: callers import the set switching and the table readers from pipeline.store
 from pipeline.snapshots import (RAW_SNAPSHOT, aggregate_set, building, current_aggregates, fsync,  # noqa: F401
                                 locked, prune, raw_commit, settle_raw)
-from pipeline.tables import check_trends, read_daily, read_events, read_parquet, read_trends  # noqa: F401
+
+# the table readers (pipeline.tables) import pandas, about 1.5 s of every CLI start-up: loaded on first use,
+# so `trendrec aggregate` and `trendrec status` never pay for it
+_TABLE_READERS = ("check_trends", "read_daily", "read_events", "read_parquet", "read_trends")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TABLE_READERS:
+        from pipeline import tables
+
+        return getattr(tables, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 log = logging.getLogger(__name__)
 

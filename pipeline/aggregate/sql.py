@@ -33,7 +33,7 @@ SELECT g.{s.SEGMENT}, g.{s.DATE}, year(g.{s.DATE}) AS {s.YEAR}, month(g.{s.DATE}
        strftime(g.{s.DATE}, '%Y-%m') AS {s.YEAR_MONTH}
 FROM grid g LEFT JOIN days d USING ({s.SEGMENT}, {s.DATE})
 WHERE list_contains($months, strftime(g.{s.DATE}, '%Y-%m'))
-ORDER BY g.{s.SEGMENT}, g.{s.DATE}
+ORDER BY {s.YEAR_MONTH}, g.{s.SEGMENT}, g.{s.DATE}
 """
 
 # Summed in date order: a float total must not depend on how DuckDB's threads split the rows, or a re-run

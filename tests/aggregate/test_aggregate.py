@@ -142,3 +142,22 @@ def test_month_weekday_totals_do_not_depend_on_how_duckdb_splits_the_rows(tmp_pa
     all_days = pa.table({s.DATE: [first], **{m_: [1.0 if m_ == s.REVENUE else 1] for m_ in s.DAILY_MEASURES}})
     runs = [_month_weekday(duckdb.connect(config={"threads": 4}), files, all_days) for _ in range(5)]
     assert runs[0].num_rows == (200 + 1) * 12 * 7 and all(runs[0].equals(r) for r in runs[1:])
+
+
+def test_the_aggregate_command_never_imports_pandas(store_cfg, tmp_path):
+    """pandas is 1-2 s of every start-up; `trendrec aggregate` (as a user runs it) does without it."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "trendrec.toml").write_text(
+        f'store = "{store_cfg.store}"\n[ingest.columns]\nevent_time = "ts"\nitem_id = "item"\nquantity = "qty"\n'
+        'price = "price"\nuser_id = "user"\nsegment = "cat"\n')
+    code = ("import sys; from recsys.cli import main\n"
+            "assert main(['aggregate', '--config', sys.argv[1], '--json']) == 0\n"
+            "print(json.dumps(sorted(m for m in ('pandas', 'tensorflow', 'keras') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", "import json\n" + code, str(tmp_path / "trendrec.toml")],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    *_, loaded = out.strip().splitlines()
+    assert json.loads(loaded) == []
+    assert Store(store_cfg.store).daily_path.exists()
