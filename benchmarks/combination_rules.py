@@ -12,9 +12,10 @@ multi-shop backtest every time, so this script splits it in two:
   validation tables only), scores it with recsys.forecast.backtest.score_backtest beside every
   member and prints one table: shop x rule, mean MASE, with the best member and AutoETS.
 
-A rule is ``name[:top_k]``: ``inverse`` (today's default: the top_k by validation MASE, weights
+A rule is ``name[:top_k]``: ``inverse`` (the old default: the top_k by validation MASE, weights
 1/MASE), ``inverse2`` (1/MASE²), ``equal`` (the top_k, equal weights), ``select`` (the best one),
-``pooled`` (one set of inverse weights per shop from the mean MASE over its segments) and
+``pooled`` (one set of inverse weights per shop from the mean MASE over its segments), ``pooledP``
+(the same with weights 1/MASE**P: P = 2, 4, 8 lean harder on the shop's best member) and
 ``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``).
 
     flock /tmp/trendrec-cpu.lock nice -n 10 env PYTHONPATH=. python benchmarks/combination_rules.py --dump /tmp/comb
@@ -43,7 +44,8 @@ from recsys.forecast import combination as comb  # noqa: E402
 from recsys.forecast.members import MEMBERS, SEASONAL_NAIVE  # noqa: E402
 
 RULES = ("inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
-         "pooled:1", "pooled:2", "pooled:3", "pooled:4", "shrunk:2", "shrunk:4")
+         "pooled:1", "pooled:2", "pooled:3", "pooled:4", "pooled2:2", "pooled4:2", "pooled8:2", "pooled4:3",
+         "shrunk:2", "shrunk:4")
 MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
 
 
@@ -85,6 +87,9 @@ def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str,
     if name == "pooled":  # the product's default rule
         return comb.rule_weights(validation, "pooled", top_k)
     mean = comb._mean_over_segments(validation)
+    if name.startswith("pooled"):  # pooledP: the shop's mean MASE, weights 1 / MASE ** P, for every segment
+        shared = _powered(mean, top_k, float(name[len("pooled"):])) or {SEASONAL_NAIVE: 1.0}
+        return {seg: dict(shared) for seg in validation} | {comb.DEFAULT: shared}
     if name == "shrunk":
         validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
     weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}
@@ -96,10 +101,15 @@ def _choose(name: str, mase: dict[str, float], top_k: int) -> dict[str, float]:
         return comb.choose_weights(mase, "inverse", top_k)
     if name == "select":
         return comb.choose_weights(mase, "select", 1)
+    return _powered(mase, top_k, 0.0 if name == "equal" else 2.0)
+
+
+def _powered(mase: dict[str, float], top_k: int, power: float) -> dict[str, float]:
+    """The ``top_k`` best members weighted by 1 / MASE ** power (0: equal weights)."""
     kept = sorted((v, MEMBERS.index(m), m) for m, v in mase.items() if np.isfinite(v))[:top_k]
     if not kept:
         return {}
-    raw = {m: (1.0 if name == "equal" else 1.0 / max(v, 1e-9) ** 2) for v, _, m in kept}
+    raw = {m: 1.0 / max(v, 1e-9) ** power for v, _, m in kept}
     return {m: w / sum(raw.values()) for m, w in raw.items()}
 
 
