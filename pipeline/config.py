@@ -100,11 +100,12 @@ class ModelConfig:
 @dataclass(frozen=True)
 class CombinationConfig:
     members: tuple[str, ...] = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # what the forecast combines
-    # pooled: one weight set for the whole shop, 1 / mean validation MASE over the segments, among the top_k
-    # (benchmarks/README.md: better than per-segment weights on all 4 benchmark shops) | inverse: the same
-    # per segment | select: each segment's best member
+    # pooled: one weight set for the whole shop, 1 / (mean validation MASE over the segments) ** power, among
+    # the top_k (benchmarks/README.md: better than per-segment weights on all 4 benchmark shops) | inverse:
+    # the same per segment | select: each segment's best member
     rule: str = "pooled"
     top_k: int = 2  # members kept, best validation MASE first (rules "pooled" and "inverse")
+    power: float = 8.0  # weights 1 / MASE ** power: 1 = inverse MASE, higher leans on the best member
     origins: int = 3  # validation cut-offs, horizon days apart, inside the model's last val_days
 
 

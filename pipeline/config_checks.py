@@ -97,6 +97,8 @@ def _validate_combination(comb: Any, model: Any) -> None:
         raise ConfigError(f"combination.members must be some of {list(known)}, got {list(comb.members)}")
     if comb.rule not in ("pooled", "inverse", "select"):
         raise ConfigError(f"combination.rule must be one of pooled, inverse, select, got {comb.rule!r}")
+    if not 0 <= comb.power <= 64:
+        raise ConfigError(f"combination.power must be in [0, 64] (0: equal weights), got {comb.power}")
     if comb.top_k < 1 or comb.origins < 1:
         raise ConfigError(f"combination.top_k ({comb.top_k}) and combination.origins ({comb.origins}) must be >= 1")
     if comb.origins * model.horizon > model.val_days:

@@ -45,6 +45,12 @@ def test_choose_weights_by_hand():
     assert cb.choose_weights(mase, "select", 3) == {"lstm": 1.0}
     assert cb.choose_weights({"auto_ets": 0.0, "lstm": 0.5}, "inverse", 2) == {"auto_ets": 1.0}
     assert cb.choose_weights({"lstm": float("nan")}, "inverse", 2) == {}
+    # power 8 (the default): 2 ** 8 = 256 to 1; a member 10 % worse keeps 1.1 ** -8 = 0.47 of the best's weight
+    assert cb.choose_weights(mase, "inverse", 2, 8) == pytest.approx({"lstm": 256 / 257, "auto_ets": 1 / 257})
+    close = cb.choose_weights({"lstm": 1.1, "auto_ets": 1.0}, "inverse", 2, 8)
+    assert close == pytest.approx({"auto_ets": 1 / (1 + 1.1 ** -8), "lstm": 1.1 ** -8 / (1 + 1.1 ** -8)})
+    assert cb.choose_weights(mase, "inverse", 2, 0) == pytest.approx({"lstm": 0.5, "auto_ets": 0.5})  # equal
+    assert cb.choose_weights({"lstm": 1e-3, "auto_ets": 1e3}, "inverse", 2, 64)["lstm"] == pytest.approx(1.0)
 
 
 def test_validation_origins_stay_inside_the_lstm_validation_days():
@@ -96,6 +102,9 @@ def test_rule_weights_pooled_gives_every_segment_the_shops_weights():
     assert inverse["b"] == pytest.approx({"auto_ets": 0.75, "lstm": 0.25})  # tie at 3: MEMBERS order
     assert inverse[cb.DEFAULT] == pooled[cb.DEFAULT]
     assert cb.rule_weights({}, "pooled", 2) == {cb.DEFAULT: {"seasonal_naive": 1.0}}  # nothing scored
+    sharp = cb.rule_weights(validation, "pooled", 3, 8)[cb.DEFAULT]  # means 2, 2, 2.5: 1, 1, 0.8 ** 8
+    assert sharp == pytest.approx({"lstm": 1 / (2 + 0.8 ** 8), "auto_ets": 1 / (2 + 0.8 ** 8),
+                                   "seasonal_naive": 0.8 ** 8 / (2 + 0.8 ** 8)})
 
 
 def test_fit_with_the_default_rule_shares_one_weight_set(tmp_path):
@@ -161,6 +170,9 @@ def test_config_refuses_validation_cutoffs_the_lstm_trained_on(tmp_path):
         load_config(path)
     path.write_text("[combination]\nmembers = [\"prophet\"]\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="combination.members"):
+        load_config(path)
+    path.write_text("[combination]\npower = -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="combination.power"):
         load_config(path)
     assert load_config(None).combination == dataclasses.replace(CombinationConfig())
 
