@@ -229,15 +229,13 @@ def _old_days(old_dir: Path, months: set[str]) -> list[pa.Table]:
 def _write_daily(con: duckdb.DuckDBPyConnection, days: pa.Table, ranges: dict, rebuild: set[str],
                  old_dir: Path | None, new_dir: Path) -> None:
     """Zero-fill and write the ``rebuild`` months; hard-link every other month from ``old_dir``."""
-    # built by DuckDB from lists: an Arrow table from Python objects would import pandas (1-2 s of start-up)
+    # a temp table built by DuckDB from lists (the run's connection drops it): an Arrow table from Python
+    # objects would import pandas, 1-2 s of start-up
     con.execute(f"CREATE OR REPLACE TEMP TABLE ranges AS SELECT unnest($seg) AS {s.SEGMENT}, "
                 "unnest($lo) AS lo, unnest($hi) AS hi",
                 {"seg": list(ranges), "lo": [r[0] for r in ranges.values()], "hi": [r[1] for r in ranges.values()]})
-    try:
-        with _registered(con, days=days):
-            filled = con.sql(ZERO_FILL_SQL, params={"months": sorted(rebuild)}).to_arrow_table()
-    finally:
-        con.execute("DROP TABLE ranges")
+    with _registered(con, days=days):
+        filled = con.sql(ZERO_FILL_SQL, params={"months": sorted(rebuild)}).to_arrow_table()
     # filled is sorted by month, so each month is a slice (a filter on a str scalar would import pandas)
     rows, offset = {run["values"]: run["counts"] for run in pc.value_counts(filled[s.YEAR_MONTH]).to_pylist()}, 0
     for ym in sorted(rebuild):
