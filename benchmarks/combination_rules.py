@@ -84,12 +84,9 @@ def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str,
     """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}."""
     name, _, k = rule.partition(":")
     top_k = int(k or 1)
-    if name == "pooled":  # the product's default rule
-        return comb.rule_weights(validation, "pooled", top_k)
+    if name.startswith("pooled"):  # the product's rule: pooled (power 1) or pooledP (weights 1 / MASE ** P)
+        return comb.rule_weights(validation, "pooled", top_k, float(name[len("pooled"):] or 1))
     mean = comb._mean_over_segments(validation)
-    if name.startswith("pooled"):  # pooledP: the shop's mean MASE, weights 1 / MASE ** P, for every segment
-        shared = _powered(mean, top_k, float(name[len("pooled"):])) or {SEASONAL_NAIVE: 1.0}
-        return {seg: dict(shared) for seg in validation} | {comb.DEFAULT: shared}
     if name == "shrunk":
         validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
     weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}
@@ -101,16 +98,7 @@ def _choose(name: str, mase: dict[str, float], top_k: int) -> dict[str, float]:
         return comb.choose_weights(mase, "inverse", top_k)
     if name == "select":
         return comb.choose_weights(mase, "select", 1)
-    return _powered(mase, top_k, 0.0 if name == "equal" else 2.0)
-
-
-def _powered(mase: dict[str, float], top_k: int, power: float) -> dict[str, float]:
-    """The ``top_k`` best members weighted by 1 / MASE ** power (0: equal weights)."""
-    kept = sorted((v, MEMBERS.index(m), m) for m, v in mase.items() if np.isfinite(v))[:top_k]
-    if not kept:
-        return {}
-    raw = {m: 1.0 / max(v, 1e-9) ** power for v, _, m in kept}
-    return {m: w / sum(raw.values()) for m, w in raw.items()}
+    return comb.choose_weights(mase, "inverse", top_k, 0.0 if name == "equal" else 2.0)  # equal | inverse2
 
 
 def replay(where: Path, rules: list[str]) -> dict[str, float]:
