@@ -58,7 +58,7 @@ from pipeline.snapshots import (RAW_SNAPSHOT, aggregate_set, building, current_a
                                 locked, prune, raw_commit, settle_raw)
 
 # the table readers (pipeline.tables) import pandas, about 1.5 s of every CLI start-up: loaded on first use,
-# so `trendrec aggregate` and `trendrec status` never pay for it
+# so a command that reads no table with them (`trendrec aggregate`, tests/aggregate checks) never pays for it
 _TABLE_READERS = ("check_trends", "read_daily", "read_events", "read_parquet", "read_trends")
 
 

@@ -1,6 +1,9 @@
 """Aggregates on a hand-counted log: two segments, across a month boundary, with a gap day."""
 
 import dataclasses
+import json
+import subprocess
+import sys
 from datetime import date
 
 import duckdb
@@ -146,10 +149,6 @@ def test_month_weekday_totals_do_not_depend_on_how_duckdb_splits_the_rows(tmp_pa
 
 def test_the_aggregate_command_never_imports_pandas(store_cfg, tmp_path):
     """pandas is 1-2 s of every start-up; `trendrec aggregate` (as a user runs it) does without it."""
-    import json
-    import subprocess
-    import sys
-
     (tmp_path / "trendrec.toml").write_text(
         f'store = "{store_cfg.store}"\n[ingest.columns]\nevent_time = "ts"\nitem_id = "item"\nquantity = "qty"\n'
         'price = "price"\nuser_id = "user"\nsegment = "cat"\n')
