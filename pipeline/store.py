@@ -42,10 +42,9 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,8 +125,8 @@ class Store:
 
     @property
     def tmp(self) -> Path:
-        """Scratch of running stages (DuckDB spill, temporary partitions): on the store's disk, not the
-        system's temp dir; each use makes its own folder and removes it when it ends (``scratch_dir``)."""
+        """Scratch of running stages (DuckDB spill): on the store's disk, not the system's temp dir; each
+        connection spills into a folder of its own, which DuckDB removes when it closes."""
         return self.root / ".tmp"
 
     @property
@@ -245,22 +244,6 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-@contextmanager
-def scratch_dir(parent: str | os.PathLike, prefix: str) -> Iterator[Path]:
-    """A new, empty folder ``parent/<prefix>...`` (e.g. under ``Store.tmp``) for the block; removed when
-    the block ends, whether it succeeded or failed. It is flock-ed while in use, so the folders a killed
-    run left behind (held by nobody) are removed when the next one starts."""
-    parent = Path(parent)
-    with ExitStack() as stack:
-        with locked(parent / ".lock"):  # no prune between another run's mkdtemp and its flock
-            prune(parent, prefix, set())
-            folder = stack.enter_context(building(parent, prefix))
-        try:
-            yield folder
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_parquet(table: pa.Table, target: str | os.PathLike) -> Path:

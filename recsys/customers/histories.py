@@ -6,11 +6,11 @@ cancellations as negative quantity, which are not purchases) fell in each of the
 so the cut-off day itself is never read), per item and per segment, and the crowd's weekly sales per
 item and per segment. DuckDB aggregates the parquet files (or a DataFrame) directly; customers are
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
-the number of customers. One pass over the events writes the (customer, item, segment, week) counts
-to a temporary parquet folder per bucket; each batch then reads only its bucket (before, every batch
-scanned the whole log twice, so the time grew with customers x events). Over a store, those folders
-and DuckDB's spill live in the store's .tmp/ (its disk, not the system's temp dir) and the connection
-is held to ``customers.memory_limit``. Guests (null user_id) cannot have a history: they are
+the number of customers. One pass over the events writes the (bucket, customer, item, segment, week)
+counts, guests' included, to a temporary DuckDB table sorted by bucket; the crowd tables come from that
+table and each batch reads only its bucket's rows (before, the crowd took three more passes over the
+log and the buckets went through parquet files). The connection is held to ``customers.memory_limit``:
+DuckDB spills what does not fit into the store's .tmp/ (its disk, not the system's temp dir). Guests (null user_id) cannot have a history: they are
 counted, logged and left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to
 fall back on.
 
@@ -41,7 +41,7 @@ from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.errors import TrendrecError
 from pipeline.schemas import PURCHASES, WEEK
-from pipeline.store import Store, scratch_dir
+from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
     CAST({s.ITEM_ID} AS VARCHAR) AS {s.ITEM_ID}, CAST({s.SEGMENT} AS VARCHAR) AS {s.SEGMENT},
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
+_LINES = "_history_lines"  # iter_histories' temporary table of (bucket, user, item, segment, week) lines
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
 
 
@@ -190,37 +191,34 @@ def _connect(scratch: Path, cfg: CustomerModelConfig) -> duckdb.DuckDBPyConnecti
     return duckdb.connect(config={"memory_limit": cfg.memory_limit, "temp_directory": str(spill)})
 
 
-def _scratch_of(con: duckdb.DuckDBPyConnection) -> Path:
-    """Where a connection's temporary files go: beside its spill folder (a connection opened
-    elsewhere, with DuckDB's relative default, uses the system's temp dir)."""
-    spill = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
-    return spill.parent if spill.is_absolute() else Path(tempfile.gettempdir())
-
-
 def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),
                    users: np.ndarray | None = None) -> Iterator[Histories]:
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     check_customers(con, cutoff, cfg)
-    crowd = _crowd(con, params)
-    where = f"{_WINDOW} AND {s.USER_ID} IS NOT NULL"
+    only = ""
     if users is not None:
         con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
-        where += f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in)"
-    n_users = con.execute(f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {where}", params).fetchone()[0]
+        only = f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in)"
+    sql = f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only}"
+    n_users = con.execute(sql, params).fetchone()[0]
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
-    with scratch_dir(_scratch_of(con), "histories-") as tmp:  # removed at the end, after an error too
-        # one pass over the events: (user, item, segment, week) counts, a parquet folder per bucket
-        sql = (f"COPY (SELECT hash({s.USER_ID}) % {n_buckets} AS _bucket, {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, "
-               f"{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM (SELECT *, {_WEEK} FROM events WHERE {where}) "
-               f"GROUP BY ALL) TO '{tmp}' (FORMAT parquet, PARTITION_BY (_bucket))")
-        con.execute(sql, params)
+    try:
+        # the one pass over the log: (bucket, user, item, segment, week) lines, guests too (for the crowd),
+        # sorted by bucket so that each batch's read skips the other buckets' row groups; DuckDB keeps the
+        # table within memory_limit and spills the rest to the connection's temp_directory
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT hash({s.USER_ID}) % {n_buckets} AS _bucket, "
+                    f"{s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*)::FLOAT AS {PURCHASES} "
+                    f"FROM (SELECT *, {_WEEK} FROM events WHERE {_WINDOW}) GROUP BY ALL ORDER BY _bucket", params)
+        crowd = _crowd(con)
         for bucket in range(n_buckets):
-            files = sorted(str(f) for f in Path(tmp).glob(f"_bucket={bucket}/*.parquet"))
-            if files:  # a hash bucket can be empty
-                yield Histories(cutoff, cfg.lookback_weeks, _bucket_counts(con, files, s.ITEM_ID),
-                                _bucket_counts(con, files, s.SEGMENT), *crowd)
+            where = f"_bucket = {bucket} AND {s.USER_ID} IS NOT NULL{only}"
+            user_item, user_segment = (_bucket_counts(con, where, key) for key in (s.ITEM_ID, s.SEGMENT))
+            if len(user_segment):  # a hash bucket can be empty
+                yield Histories(cutoff, cfg.lookback_weeks, user_item, user_segment, *crowd)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_LINES}")
 
 
 def customer_cutoff(con: duckdb.DuckDBPyConnection) -> date:
@@ -250,7 +248,7 @@ def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     sql = (f"SELECT count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL) "
            f"FROM events WHERE {_WINDOW}")
-    guests, known = con.execute(sql, params).fetchone()
+    (guests, known), = con.execute(sql, params).fetchall()  # fetched to the end: the connection is free again
     if guests:
         log.info("histories before %s: %d guest purchase lines (null user_id) left out; %d by known customers",
                  params["cutoff"], guests, known)
@@ -261,29 +259,22 @@ def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
         raise (GuestOnlyLogError if guests else NoCustomerHistoryError)(msg)
 
 
-def _bucket_counts(con: duckdb.DuckDBPyConnection, files: list[str], key: str) -> pd.DataFrame:
-    """(user_id, key, week, purchases) of one bucket's (user, item, segment, week) counts, sorted."""
+def _bucket_counts(con: duckdb.DuckDBPyConnection, where: str, key: str) -> pd.DataFrame:
+    """(user_id, key, week, purchases) of the lines ``where`` selects (one bucket's customers), sorted."""
     sql = (f"SELECT {s.USER_ID}, {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} "
-           f"FROM read_parquet({files!r}) GROUP BY ALL ORDER BY ALL")
+           f"FROM {_LINES} WHERE {where} GROUP BY ALL ORDER BY ALL")
     return con.execute(sql).df()
 
 
-def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, ...]:
-    """The tables every batch shares: crowd item / segment weeks, item segments, item repeat rates.
-
-    The first three come from one pass: (item, segment, week) line counts, bounded by the catalogue.
-    """
-    sql = (f"SELECT {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*) AS n FROM (SELECT *, {_WEEK} FROM events "
-           f"WHERE {_WINDOW}) GROUP BY ALL")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _crowd_lines AS {sql}", params)
-    crowd = [con.execute(f"SELECT {key}, {WEEK}, sum(n)::FLOAT AS {PURCHASES} FROM _crowd_lines GROUP BY ALL "
-                         f"ORDER BY ALL").df() for key in (s.ITEM_ID, s.SEGMENT)]
-    # mode(segment ORDER BY segment) over the lines: the most lines, ties to the first segment
+def _crowd(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, ...]:
+    """The tables every batch shares, from the lines table: crowd item / segment weeks (every customer
+    and guest), item segments (the most lines, ties to the first segment), item repeat rates."""
+    crowd = [con.execute(f"SELECT {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} FROM {_LINES} "
+                         f"GROUP BY ALL ORDER BY ALL").df() for key in (s.ITEM_ID, s.SEGMENT)]
     sql = (f"SELECT {s.ITEM_ID}, first({s.SEGMENT} ORDER BY {s.SEGMENT} IS NULL, n DESC, {s.SEGMENT}) AS {s.SEGMENT} "
-           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum(n) AS n FROM _crowd_lines GROUP BY ALL) GROUP BY 1 ORDER BY 1")
+           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum({PURCHASES}) AS n FROM {_LINES} GROUP BY ALL) GROUP BY 1 ORDER BY 1")
     item_segment = con.execute(sql).df()
-    con.execute("DROP TABLE _crowd_lines")
     sql = (f"SELECT {s.ITEM_ID}, count(*)::FLOAT AS {BUYERS}, avg((n >= 2)::FLOAT) AS {REPEAT_RATE} FROM "
-           f"(SELECT {s.USER_ID}, {s.ITEM_ID}, count(DISTINCT {WEEK}) AS n FROM (SELECT *, {_WEEK} FROM events "
-           f"WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL) GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
-    return *crowd, item_segment, con.execute(sql, params).df()
+           f"(SELECT {s.USER_ID}, {s.ITEM_ID}, count(DISTINCT {WEEK}) AS n FROM {_LINES} "
+           f"WHERE {s.USER_ID} IS NOT NULL GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
+    return *crowd, item_segment, con.execute(sql).df()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
-import os
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -133,33 +131,45 @@ def _log_store(tmp_path) -> Store:
     return Store(cfg.store)
 
 
-def _scratch(store: Store) -> list[str]:
-    return sorted(p.name for p in store.tmp.glob("histories-*"))
+def _lines_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()]
 
 
-def test_histories_over_a_store_work_in_its_tmp_and_remove_it(tmp_path, monkeypatch):
+def test_histories_over_a_store_keep_their_lines_in_duckdb_and_drop_them(tmp_path, monkeypatch):
     system_tmp = tmp_path / "system-tmp"
     system_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))  # what the system's temp dir would be
     store = _log_store(tmp_path)
-    batches = iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG)
+    con = open_store(str(store.root), CFG)
+    batches = iter_histories(con, CUTOFF, CFG)
     next(batches)
-    assert len(_scratch(store)) == 1  # the bucket folders, inside the store while batches are read
+    assert _lines_tables(con) == [histories._LINES]  # the one pass's lines, read by every batch
     list(batches)
-    assert _scratch(store) == [] and list(system_tmp.iterdir()) == []
+    assert _lines_tables(con) == [] and list(system_tmp.iterdir()) == []
+    assert not store.tmp.exists() or [p.name for p in store.tmp.iterdir()] == []  # nothing spilled, nothing left
 
 
-def test_histories_scratch_is_removed_after_an_error(tmp_path, monkeypatch):
-    store = _log_store(tmp_path)
+def test_histories_lines_are_dropped_after_an_error(tmp_path, monkeypatch):
+    con = open_store(str(_log_store(tmp_path).root), CFG)
 
-    def broken(*args):
-        assert len(_scratch(store)) == 1  # the failure comes after the one pass wrote the buckets
-        raise OSError("disk full")
+    def broken(con, *args):
+        assert _lines_tables(con) == [histories._LINES]  # the failure comes after the one pass
+        raise duckdb.IOException("disk full")
 
     monkeypatch.setattr(histories, "_bucket_counts", broken)
-    with pytest.raises(OSError, match="disk full"):
-        list(iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG))
-    assert _scratch(store) == []
+    with pytest.raises(duckdb.IOException, match="disk full"):
+        list(iter_histories(con, CUTOFF, CFG))
+    assert _lines_tables(con) == []
+    monkeypatch.undo()
+    assert len(list(iter_histories(con, CUTOFF, CFG))) == 1  # the connection is still usable
+
+
+def test_an_abandoned_iteration_drops_its_lines(tmp_path):
+    con = open_store(str(_log_store(tmp_path).root), CFG)
+    batches = iter_histories(con, CUTOFF, CFG)
+    next(batches)
+    batches.close()  # what a caller that stops early (or garbage collection) does
+    assert _lines_tables(con) == []
 
 
 def test_store_connection_has_the_configured_memory_limit_and_spills_in_the_store(tmp_path):
@@ -172,15 +182,3 @@ def test_store_connection_has_the_configured_memory_limit_and_spills_in_the_stor
     assert Path(spill).parent == store.tmp
 
 
-def test_a_killed_runs_scratch_is_removed_by_the_next_run_and_a_live_ones_kept(tmp_path):
-    store = _log_store(tmp_path)
-    killed, live = store.tmp / "histories-killed", store.tmp / "histories-live"
-    killed.mkdir(parents=True), live.mkdir()
-    (killed / "_bucket=0").mkdir()
-    fd = os.open(live, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running iter_histories holds on its folder
-        list(iter_histories(open_store(str(store.root), CFG), CUTOFF, CFG))
-        assert _scratch(store) == ["histories-live"]
-    finally:
-        os.close(fd)
