@@ -17,14 +17,18 @@ A rule is ``name[:top_k]``: ``inverse`` (the old default: the top_k by validatio
 ``pooled`` (one set of inverse weights per shop from the mean MASE over its segments), ``pooledP``
 (the same with weights 1/MASE**P: P = 2, 4, 8 lean harder on the shop's best member) and
 ``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``).
+``--hindsight`` adds two bounds that read the hold-out, so no rule can pass them: the member with the
+lowest hold-out error per segment and cut-off, and the best fixed weights of the members on a 0.1 grid.
 
     flock /tmp/trendrec-cpu.lock nice -n 10 env PYTHONPATH=. python benchmarks/combination_rules.py --dump /tmp/comb
     PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb
+    PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb --shops online_retail --rules pooled8:2 --hindsight
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -46,6 +50,7 @@ from recsys.forecast.members import MEMBERS, SEASONAL_NAIVE  # noqa: E402
 RULES = ("inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
          "pooled:1", "pooled:2", "pooled:3", "pooled:4", "pooled2:2", "pooled4:2", "pooled8:2", "pooled4:3",
          "shrunk:2", "shrunk:4")
+HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS = "hindsight_select", "hindsight_weights"
 MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
 
 
@@ -101,7 +106,7 @@ def _choose(name: str, mase: dict[str, float], top_k: int) -> dict[str, float]:
     return comb.choose_weights(mase, "inverse", top_k, 0.0 if name == "equal" else 2.0)  # equal | inverse2
 
 
-def replay(where: Path, rules: list[str]) -> dict[str, float]:
+def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, float]:
     """{rule or member: mean MASE} of one dumped shop."""
     meta = json.loads((where / "meta.json").read_text())
     daily = pd.read_parquet(where / "daily.parquet")
@@ -121,8 +126,31 @@ def replay(where: Path, rules: list[str]) -> dict[str, float]:
                          .to_numpy())
         forecasts[rule] = np.concatenate(parts)
     methods = [*MEMBER_METHODS, bt.MODEL, *rules]
-    scored = bt.score_backtest(forecasts, daily, meta["target"], meta["season"], methods)
-    return {m: scored["overall"][m]["mase"] for m in methods}
+    forecasts, grid = _hindsight(forecasts, members) if hindsight else (forecasts, [])
+    scored = bt.score_backtest(forecasts, daily, meta["target"], meta["season"], methods + grid)
+    out = {m: scored["overall"][m]["mase"] for m in methods}
+    if hindsight:
+        best = min(grid[1:], key=lambda m: scored["overall"][m]["mase"])
+        out |= {HINDSIGHT_SELECT: scored["overall"][HINDSIGHT_SELECT]["mase"], HINDSIGHT_WEIGHTS: scored["overall"][best]["mase"]}
+        print(f"{where.name}: the best fixed weights in hindsight are {best}", flush=True)
+    return out
+
+
+def _hindsight(forecasts: pd.DataFrame, members: list[str], step: float = 0.1) -> tuple[pd.DataFrame, list[str]]:
+    """Columns that leak the hold-out, bounds no rule can pass: HINDSIGHT_SELECT (per segment and
+    cut-off the member with the lowest hold-out MAE, hence MASE) and one column per weight vector on a
+    ``step`` grid of the simplex (``w:...``; the best of them is the best fixed combination in hindsight).
+    Returns the forecasts with those columns and their names."""
+    error = {m: (forecasts[m] - forecasts[bt.ACTUAL]).abs().groupby([forecasts[s.SEGMENT], forecasts[bt.CUTOFF]])
+             .transform("sum") for m in members}
+    best = pd.DataFrame(error).to_numpy().argmin(axis=1)
+    forecasts[HINDSIGHT_SELECT] = forecasts[members].to_numpy()[np.arange(len(forecasts)), best]
+    n, grid = round(1 / step), {}
+    for combo in itertools.product(range(n + 1), repeat=len(members) - 1):
+        if sum(combo) <= n:
+            w = [c / n for c in combo] + [(n - sum(combo)) / n]
+            grid["w:" + ",".join(f"{m}={v:.1f}" for m, v in zip(members, w) if v)] = forecasts[members].to_numpy() @ w
+    return pd.concat([forecasts, pd.DataFrame(grid, index=forecasts.index)], axis=1), [HINDSIGHT_SELECT, *grid]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shops", default=",".join(forecast_shops.SHOPS))
     parser.add_argument("--cutoffs", type=int, default=4, help="cut-offs of the shops other than Online Retail")
     parser.add_argument("--rules", default=",".join(RULES))
+    parser.add_argument("--hindsight", action="store_true",
+                        help="add two bounds that leak the hold-out: the best member per segment and cut-off, "
+                             "and the best fixed weights of the members (a 0.1 grid)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ModelConfig override")
     args = parser.parse_args(argv)
@@ -140,17 +171,18 @@ def main(argv: list[str] | None = None) -> int:
         dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set)
     if args.replay:
         rules = args.rules.split(",")
-        rows = {shop: replay(args.replay / shop, rules) for shop in args.shops.split(",")
+        rows = {shop: replay(args.replay / shop, rules, args.hindsight) for shop in args.shops.split(",")
                 if (args.replay / shop / "meta.json").is_file()}
-        cols = [*MEMBER_METHODS, bt.MODEL, *rules]
-        print(f"{'shop':<14}" + "".join(f"{c:>15}" for c in cols))
+        cols = [*MEMBER_METHODS, bt.MODEL, *rules] + ([HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS] if args.hindsight else [])
+        w = max(15, *(len(c) + 2 for c in cols))
+        print(f"{'shop':<14}" + "".join(f"{c:>{w}}" for c in cols))
         for shop, r in rows.items():
-            print(f"{shop:<14}" + "".join(f"{r[c]:>15.3f}" for c in cols))
-        print(f"{'vs best (%)':<14}" + "".join(" " * 15 for _ in MEMBER_METHODS) + "".join(
-            f"{max(100 * (r[c] / min(r[m] for m in MEMBER_METHODS) - 1) for r in rows.values()):>+15.1f}"
-            for c in [bt.MODEL, *rules]))
-        print(f"{'beats ETS':<14}" + "".join(" " * 15 for _ in MEMBER_METHODS) + "".join(
-            f"{sum(r[c] < r['auto_ets'] for r in rows.values()):>13}/{len(rows)}" for c in [bt.MODEL, *rules]))
+            print(f"{shop:<14}" + "".join(f"{r[c]:>{w}.3f}" for c in cols))
+        print(f"{'vs best (%)':<14}" + "".join(" " * w for _ in MEMBER_METHODS) + "".join(
+            f"{max(100 * (r[c] / min(r[m] for m in MEMBER_METHODS) - 1) for r in rows.values()):>+{w}.1f}"
+            for c in cols[len(MEMBER_METHODS):]))
+        print(f"{'beats ETS':<14}" + "".join(" " * w for _ in MEMBER_METHODS) + "".join(
+            f"{sum(r[c] < r['auto_ets'] for r in rows.values()):>{w - 2}}/{len(rows)}" for c in cols[len(MEMBER_METHODS):]))
     return 0
 
 
