@@ -22,7 +22,7 @@ lowest hold-out error per segment and cut-off, and the best fixed weights of the
 
     flock /tmp/trendrec-cpu.lock nice -n 10 env PYTHONPATH=. python benchmarks/combination_rules.py --dump /tmp/comb
     PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb
-    PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb --shops online_retail --rules pooled8:2 --hindsight
+    PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb --rules pooled8:2 --hindsight
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, 
     out = {m: scored["overall"][m]["mase"] for m in methods}
     if hindsight:
         best = min(grid[1:], key=lambda m: scored["overall"][m]["mase"])
-        out |= {HINDSIGHT_SELECT: scored["overall"][HINDSIGHT_SELECT]["mase"], HINDSIGHT_WEIGHTS: scored["overall"][best]["mase"]}
+        out |= {HINDSIGHT_SELECT: scored["overall"][HINDSIGHT_SELECT]["mase"],
+                HINDSIGHT_WEIGHTS: scored["overall"][best]["mase"]}
         print(f"{where.name}: the best fixed weights in hindsight are {best}", flush=True)
     return out
 
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         rules = args.rules.split(",")
         rows = {shop: replay(args.replay / shop, rules, args.hindsight) for shop in args.shops.split(",")
                 if (args.replay / shop / "meta.json").is_file()}
-        cols = [*MEMBER_METHODS, bt.MODEL, *rules] + ([HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS] if args.hindsight else [])
+        cols = [*MEMBER_METHODS, bt.MODEL, *rules]
+        cols += [HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS] if args.hindsight else []
         w = max(15, *(len(c) + 2 for c in cols))
         print(f"{'shop':<14}" + "".join(f"{c:>{w}}" for c in cols))
         for shop, r in rows.items():
@@ -181,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'vs best (%)':<14}" + "".join(" " * w for _ in MEMBER_METHODS) + "".join(
             f"{max(100 * (r[c] / min(r[m] for m in MEMBER_METHODS) - 1) for r in rows.values()):>+{w}.1f}"
             for c in cols[len(MEMBER_METHODS):]))
-        print(f"{'beats ETS':<14}" + "".join(" " * w for _ in MEMBER_METHODS) + "".join(
-            f"{sum(r[c] < r['auto_ets'] for r in rows.values()):>{w - 2}}/{len(rows)}" for c in cols[len(MEMBER_METHODS):]))
+        wins = {c: sum(r[c] < r["auto_ets"] for r in rows.values()) for c in cols[len(MEMBER_METHODS):]}
+        print(f"{'beats ETS':<14}" + "".join(" " * w for _ in MEMBER_METHODS)
+              + "".join(f"{n:>{w - 2}}/{len(rows)}" for n in wins.values()))
     return 0
 
 

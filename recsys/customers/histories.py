@@ -8,11 +8,10 @@ item and per segment. DuckDB aggregates the parquet files (or a DataFrame) direc
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
 the number of customers. One pass over the events writes the (bucket, customer, item, segment, week)
 counts, guests' included, to a temporary DuckDB table sorted by bucket; the crowd tables come from that
-table and each batch reads only its bucket's rows (before, the crowd took three more passes over the
-log and the buckets went through parquet files). The connection is held to ``customers.memory_limit``:
-DuckDB spills what does not fit into the store's .tmp/ (its disk, not the system's temp dir). Guests (null user_id) cannot have a history: they are
-counted, logged and left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to
-fall back on.
+table and each batch reads only its bucket's rows. The connection is held to ``customers.memory_limit``:
+DuckDB spills what does not fit into the store's .tmp/ (its disk, not the system's temp dir). Guests
+(null user_id) cannot have a history: they are counted, logged and left out; a log with guests only
+raises ``GuestOnlyLogError`` for the caller to fall back on.
 
     python -c "from datetime import date; from recsys.customers.histories import *; \
 con = open_store('/tmp/cust-store'); print(next(iter_histories(con, date(2011, 12, 3))).user_item.head())"
@@ -272,7 +271,8 @@ def _crowd(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, ...]:
     crowd = [_frame(con, f"SELECT {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} FROM {_LINES} "
                          f"GROUP BY ALL ORDER BY ALL") for key in (s.ITEM_ID, s.SEGMENT)]
     sql = (f"SELECT {s.ITEM_ID}, first({s.SEGMENT} ORDER BY {s.SEGMENT} IS NULL, n DESC, {s.SEGMENT}) AS {s.SEGMENT} "
-           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum({PURCHASES}) AS n FROM {_LINES} GROUP BY ALL) GROUP BY 1 ORDER BY 1")
+           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum({PURCHASES}) AS n FROM {_LINES} GROUP BY ALL) "
+           f"GROUP BY 1 ORDER BY 1")
     item_segment = _frame(con, sql)
     # bought in two weeks or more <=> its first and last weeks differ (cheaper than count(DISTINCT week))
     sql = (f"SELECT {s.ITEM_ID}, count(*)::FLOAT AS {BUYERS}, avg(repeated::FLOAT) AS {REPEAT_RATE} FROM "
