@@ -144,14 +144,14 @@ def _hindsight(forecasts: pd.DataFrame, members: list[str], step: float = 0.1) -
     Returns the forecasts with those columns and their names."""
     error = {m: (forecasts[m] - forecasts[bt.ACTUAL]).abs().groupby([forecasts[s.SEGMENT], forecasts[bt.CUTOFF]])
              .transform("sum") for m in members}
-    best = pd.DataFrame(error).to_numpy().argmin(axis=1)
-    forecasts[HINDSIGHT_SELECT] = forecasts[members].to_numpy()[np.arange(len(forecasts)), best]
-    n, grid = round(1 / step), {}
+    values = forecasts[members].to_numpy()
+    columns = {HINDSIGHT_SELECT: values[np.arange(len(forecasts)), pd.DataFrame(error).to_numpy().argmin(axis=1)]}
+    n = round(1 / step)
     for combo in itertools.product(range(n + 1), repeat=len(members) - 1):
         if sum(combo) <= n:
             w = [c / n for c in combo] + [(n - sum(combo)) / n]
-            grid["w:" + ",".join(f"{m}={v:.1f}" for m, v in zip(members, w) if v)] = forecasts[members].to_numpy() @ w
-    return pd.concat([forecasts, pd.DataFrame(grid, index=forecasts.index)], axis=1), [HINDSIGHT_SELECT, *grid]
+            columns["w:" + ",".join(f"{m}={v:.1f}" for m, v in zip(members, w) if v)] = values @ w
+    return pd.concat([forecasts, pd.DataFrame(columns, index=forecasts.index)], axis=1), list(columns)
 
 
 def main(argv: list[str] | None = None) -> int:

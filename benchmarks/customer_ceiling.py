@@ -39,6 +39,7 @@ from recsys.customers.histories import active_users, open_store, purchased_items
 from recsys.customers.model import LSTMRecommender
 from recsys.customers.recommend import fit_recommender, labelled_pairs, rank_users
 from recsys.rank.metrics import score_users, summarise
+from recsys.rank.protocol import rank_lists
 
 CUTOFFS = [date(2011, 10, 29) + timedelta(weeks=i) for i in range(6)]
 MODES = ("product", "hindsight", "in_sample")
@@ -47,8 +48,7 @@ K = 10
 
 def _scored(model: LSTMRecommender, con, cutoff: date, users: np.ndarray, targets: pd.DataFrame,
             history: pd.DataFrame, cfg: CustomerModelConfig) -> pd.DataFrame:
-    ranked = rank_users(model, con, cutoff, users, cfg)
-    ranked[s.RANK] = ranked.groupby(s.USER_ID, sort=False).cumcount() + 1
+    ranked = rank_lists(rank_users(model, con, cutoff, users, cfg), users, cutoff, K, "lstm_recommender")
     return score_users(ranked, targets[targets[s.USER_ID].isin(users)], history, K)
 
 
