@@ -35,7 +35,9 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@echo "==> creating $(VENV) and installing the pinned stack (requirements.txt)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.txt
+	@# --compile-bytecode: .pyc files written once here (pip's default, not uv's), so no process compiles
+	@# the stack's sources at import where they cannot be cached (PYTHONDONTWRITEBYTECODE, read-only images)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	@touch $@
 
