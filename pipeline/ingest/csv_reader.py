@@ -60,23 +60,24 @@ def read_blocks(fh: BinaryIO, rest: bytes, first_line: int, names: list[str],
     With ``csv_newlines_in_values`` a record still open at the end of a block moves to the next one.
     """
     carry, carry_line = b"", first_line
-    for block, line in _whole_lines(fh, rest, first_line):
+    for block, line, count in _whole_lines(fh, rest, first_line):
         if carry:
-            block, line = carry + block, carry_line
+            block, line, count = carry + block, carry_line, None
         # a quote open for more than a block is not a value spanning lines: stop carrying it
-        *parsed, carry, carry_line = _parse_block(block, line, names, cfg, last=len(block) > 2 * BLOCK_BYTES)
+        *parsed, carry, carry_line = _parse_block(block, line, names, cfg, last=len(block) > 2 * BLOCK_BYTES,
+                                                  count=count)
         yield tuple(parsed)
     if carry:
         yield tuple(_parse_block(carry, carry_line, names, cfg, last=True)[:3])
 
 
-def _whole_lines(fh: BinaryIO, rest: bytes, line: int) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole lines with the number of their first line."""
+def _whole_lines(fh: BinaryIO, rest: bytes, line: int) -> Iterator[tuple[bytes, int, int]]:
+    """Blocks of whole lines with the number of their first line and their count of lines."""
     while True:
         data = fh.read(BLOCK_BYTES)
         if not data:
             if rest:
-                yield rest, line
+                yield rest, line, _count_lines(rest)
             return
         data = rest + data
         cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))  # a last \r may precede a \n
@@ -84,8 +85,9 @@ def _whole_lines(fh: BinaryIO, rest: bytes, line: int) -> Iterator[tuple[bytes, 
             rest = data  # one line longer than a block: read on
             continue
         block, rest = data[:cut + 1], data[cut + 1:]
-        yield block, line
-        line += _count_lines(block)
+        count = _count_lines(block)  # counted once: the next block's first line and this block's rows
+        yield block, line, count
+        line += count
 
 
 def _count_lines(block: bytes) -> int:
@@ -95,23 +97,25 @@ def _count_lines(block: bytes) -> int:
     return breaks + (0 if block.endswith(_TERMINATORS) else 1)
 
 
-def _row_lines(block: bytes, first: int, rows: int) -> np.ndarray | None:
+def _row_lines(block: bytes, first: int, rows: int, lines: int | None = None) -> np.ndarray | None:
     """Physical line of each of the ``rows`` rows pyarrow parsed, or None when they are not one per
-    non-empty line (an open quote merged lines)."""
-    lines = _count_lines(block)
+    non-empty line (an open quote merged lines). ``lines``: the block's line count, when known."""
+    lines = _count_lines(block) if lines is None else lines
     if rows == lines:  # the common case: no empty line, no merge
         return first + np.arange(lines, dtype=np.int64)
     filled = np.flatnonzero([len(p) > 0 for p in block.splitlines()]).astype(np.int64)
     return first + filled if len(filled) == rows else None
 
 
-def _parse_block(block: bytes, first: int, names: list[str], cfg: IngestConfig, last: bool):
-    """(table, lines, malformed, bytes carried to the next block, their first line)."""
+def _parse_block(block: bytes, first: int, names: list[str], cfg: IngestConfig, last: bool,
+                 count: int | None = None):
+    """(table, lines, malformed, bytes carried to the next block, their first line); ``count``: the
+    block's line count, when already known."""
     table = _pyarrow(block, names, cfg, cfg.csv_newlines_in_values)
     # An open quote swallows the lines after it (fewer rows than lines), except on the block's last
     # line, which pyarrow closes at the end of its input: that one line is checked apart.
     if table is not None and not _open_quote(_last_line(block), cfg):
-        lines = _row_lines(block, first, table.num_rows)
+        lines = _row_lines(block, first, table.num_rows, count)
         if lines is not None:
             return table, lines, [], b"", 0
     return _rescan(block, first, names, cfg, last)
