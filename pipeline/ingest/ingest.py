@@ -2,8 +2,9 @@
 
 The source (CSV, JSON lines or parquet, each optionally .gz; a file, a directory or a glob) is read
 in chunks by pipeline.ingest.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
-size. Each file is one transaction keyed by the SHA-256 of its bytes: its rows are staged outside
-raw/ (pipeline.ingest.staging). Then, holding the store's raw keys lock (one ingest at a time from
+size. Each file is one transaction keyed by the SHA-256 of its bytes, hashed on a thread beside the
+reading (a file already committed stops the reading as soon as its digest is known): its rows are
+staged outside raw/ (pipeline.ingest.staging). Then, holding the store's raw keys lock (one ingest at a time from
 the duplicate check to the commit; reading and validating run in parallel), one date partition at a
 time, rows whose event key (see validate.event_keys) is already in a committed file are removed,
 and so are refused rows already in quarantine/; the rest appear in
@@ -13,9 +14,10 @@ A crash at any moment leaves the store as before or as after, for trendrec's rea
 glob alike (a decided commit is finished by the next ingest). A file with more than
 ``max_reject_share`` of its rows refused fails with its top reasons and stores nothing.
 
-Speed: validation and key hashing run on the calling thread while one writer thread encodes the
-previous batch's parquet (pyarrow releases the GIL), and the dedup pass works on two days at a time
-(figures: benchmarks/README.md).
+Speed: validation and key hashing run on the calling thread while a reader thread parses the next
+chunk, one writer thread encodes the previous batch's parquet and another hashes the file (pyarrow
+and hashlib release the GIL); the dedup pass works on two days at a time (figures:
+benchmarks/README.md).
 
 Every input row ends in exactly one counter:
 rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + rows_dropped.
@@ -29,7 +31,11 @@ import hashlib
 import json
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -50,10 +56,13 @@ log = logging.getLogger(__name__)
 COUNTERS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate", "rows_filtered", "rows_dropped")
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path, stop: threading.Event | None = None) -> str:
+    """The file's identity: the first 20 hex digits of the SHA-256 of its bytes ('' once ``stop`` is set)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
+            if stop is not None and stop.is_set():
+                return ""
             h.update(chunk)
     return h.hexdigest()[:20]
 
@@ -153,19 +162,25 @@ def _check_reject_share(path: Path, counts: dict, staging: Staging, cfg: IngestC
                       "timestamp_format for e.g. day-first dates) or raise max_reject_share")
 
 
-def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progress: tqdm | None) -> None:
-    """Read, validate and stage every row of ``path`` (the long part: no lock is held)."""
+def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progress: tqdm | None,
+                committed: Callable[[], bool]) -> bool:
+    """Read, validate and stage every row of ``path`` (the long part: no lock is held). Returns False,
+    having stopped early, when ``committed()`` says the file is already in the store."""
     checked = False
-    for chunk in read_chunks(path, cfg.ingest):
-        if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
-            _check_columns(path, list(chunk.frame.columns), cfg.ingest)
-            checked = True
-        counts["rows_quarantined"] += staging.write_bad(_process(chunk, path, cfg.ingest, staging, counts))
-        if progress is not None:
-            progress.update(len(chunk.frame) + len(chunk.malformed))
+    with closing(read_chunks(path, cfg.ingest)) as chunks:  # closed at once on any error: its reader thread ends
+        for chunk in chunks:
+            if committed():
+                return False
+            if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
+                _check_columns(path, list(chunk.frame.columns), cfg.ingest)
+                checked = True
+            counts["rows_quarantined"] += staging.write_bad(_process(chunk, path, cfg.ingest, staging, counts))
+            if progress is not None:
+                progress.update(len(chunk.frame) + len(chunk.malformed))
     if counts["rows_in"] == 0:
         raise IngestError(f"{path}: the file holds no rows")
     _check_reject_share(path, counts, staging, cfg.ingest)
+    return True
 
 
 def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Staging, counts: dict) -> dict:
@@ -174,10 +189,12 @@ def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Sta
     before the check (its keys count) or commits after this one (and finds ours)."""
     with locked(store.raw_keys_lock):
         try:
+            finish_pending(store)  # an ingest beside this one may have been killed after its decision
             commit = store.commits / f"{digest}.json"
             if commit.exists():  # the same file, committed by an ingest that ran beside this one
                 staging.abort()
                 return _already_done(path, digest, read_json(commit))
+            staging.adopt(digest)
             committed = _comparable_commits(store, cfg.ingest)
             counts["rows_duplicate"], written = staging.deduplicate(committed)
         except BaseException:
@@ -193,17 +210,34 @@ def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Sta
 
 def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None) -> dict:
     """Ingest one file as one transaction; returns its counts."""
-    digest = file_digest(path)
-    commit = store.commits / f"{digest}.json"
-    if commit.exists():
-        return _already_done(path, digest, read_json(commit))
-    staging, counts = Staging(store, digest, cfg.ingest), dict.fromkeys(COUNTERS, 0)
-    try:
-        _stage_file(path, cfg, staging, counts, progress)
-    except BaseException:
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-digest") as pool:
+        hashed = pool.submit(file_digest, path, stop)  # read beside the staging, not before it
+        staging, counts = Staging(store, cfg.ingest), dict.fromkeys(COUNTERS, 0)
+        try:
+            staged = _stage_file(path, cfg, staging, counts, progress, _known(store, hashed))
+            digest = hashed.result()
+        except BaseException:
+            stop.set()
+            staging.abort()
+            raise
+    if not staged or (store.commits / f"{digest}.json").exists():
         staging.abort()
-        raise
+        return _already_done(path, digest, read_json(store.commits / f"{digest}.json"))
     return _commit_new(path, digest, cfg, store, staging, counts)
+
+
+def _known(store: Store, hashed: Future) -> Callable[[], bool]:
+    """A check that is True once: when the file's digest has arrived and a commit of it exists."""
+    checked = False
+
+    def committed() -> bool:
+        nonlocal checked
+        if checked or not hashed.done():
+            return False
+        checked = True
+        return (store.commits / f"{hashed.result()}.json").exists()
+    return committed
 
 
 def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:

@@ -13,8 +13,10 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import queue
 import shutil
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -82,8 +84,57 @@ def first_data_line(path: Path, cfg: IngestConfig) -> int:
     return 2 if format_of(path, cfg.format) == "csv" and cfg.csv_header else 1
 
 
-def read_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
-    """Stream ``path`` as chunks; any read failure becomes one IngestError naming the file."""
+def read_chunks(path: Path, cfg: IngestConfig, ahead: bool = True) -> Iterator[Chunk]:
+    """Stream ``path`` as chunks; any read failure becomes one IngestError naming the file. With
+    ``ahead`` the next chunk is read and parsed on a thread of its own while the caller works on this
+    one (pyarrow's parsing releases the GIL): one chunk in flight, so memory stays bounded."""
+    chunks = _read_chunks(path, cfg)
+    return _ahead(chunks, f"trendrec-read-{path.name}") if ahead else chunks
+
+
+def _ahead(items: Iterator, name: str) -> Iterator:
+    """``items`` produced one step ahead on a thread. The thread owns the generator: it stops and closes
+    it (closing its files) when the consumer stops early, and passes any error on to the consumer."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((done, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put((None, exc))
+        finally:
+            items.close()
+
+    thread = threading.Thread(target=produce, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = handoff.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _read_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
     fmt = format_of(path, cfg.format)
     readers = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}
     if fmt not in readers:

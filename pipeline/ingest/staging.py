@@ -1,8 +1,12 @@
 """One ingest transaction's files: staged outside the store's readable trees, deduplicated, committed.
 
-A file's rows are staged under ``<store>/.staging/ingest/<digest>/``, never inside raw/ or
-quarantine/. Commit: the staging folder first gets ``commit.json`` (the decision: every file's
-place and the summary); then each day's keys go to ``.keys/raw/event_date=.../<digest>.parquet``;
+A file's rows are staged under ``<store>/.staging/ingest/partial-<ns>-<random>/`` while it is read
+(its digest is computed beside the reading), a folder flock-ed by the ingest that writes it, and
+renamed to ``<digest>/`` under the raw keys lock before the commit; never inside raw/ or quarantine/.
+A partial folder nobody holds (a killed ingest's) is removed by the next ingest.
+
+Commit: the staging folder first gets ``commit.json`` (the decision: every file's place and the
+summary); then each day's keys go to ``.keys/raw/event_date=.../<digest>.parquet``;
 then one raw snapshot is built with the day files (raw/event_date=.../part-<digest>.parquet) and
 raw/_commits/<digest>.json, and raw/ is switched to it with one rename (pipeline.store.raw_commit):
 that is the moment the ingest becomes visible, to trendrec and to a DuckDB or Spark glob over
@@ -20,8 +24,12 @@ already in quarantine/.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
+import tempfile
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -35,12 +43,13 @@ import pyarrow.parquet as pq
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest.validate import event_key_base, event_keys
-from pipeline.snapshots import link_or_copy
+from pipeline.snapshots import link_or_copy, prune
 from pipeline.store import Store, raw_commit, read_json, write_json
 
 log = logging.getLogger(__name__)
 KEY = "key"
 INTENT = "commit.json"  # in a staging folder: the commit is decided, only renames remain
+PARTIAL = "partial-"  # a staging folder whose file's digest is not known yet
 LEGACY_KEYS = "raw/_keys/"  # where raw keys were kept before raw snapshots (a pending decision may name it)
 _BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
 # Parquet options of raw/ files: dictionary pages only for columns with few distinct values. On
@@ -48,6 +57,11 @@ _BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
 # 500k-row batch writes about 20% faster and its files come out about 30% smaller.
 _RAW_WRITE = {"compression": "zstd", "use_dictionary": [schemas.EVENT_DATE, schemas.SEGMENT, schemas.QUANTITY,
                                                         schemas.SOURCE_FILE]}
+# Day files open at once. An open parquet writer holds its column writers and zstd contexts (about
+# 0.4 MiB each), so a two-year log with every day open held 0.3-0.5 GiB. Logs mostly come in time
+# order, so the least recently written day is closed; a day that comes back gets another part file,
+# joined to the first at the dedup pass.
+OPEN_DAYS = 32
 
 
 def staging_root(store: Store) -> Path:
@@ -56,9 +70,12 @@ def staging_root(store: Store) -> Path:
 
 
 def finish_pending(store: Store) -> list[str]:
-    """Complete every commit that was decided but cut short by a crash; returns their digests."""
+    """Complete every commit that was decided but cut short by a crash, and remove the partial folders
+    of killed ingests; returns the digests completed. Call it under the raw keys lock."""
     root = staging_root(store)
     done = []
+    if root.is_dir():
+        prune(root, PARTIAL, set())  # a live ingest holds its folder's flock: left alone
     for intent in sorted(root.glob(f"*/{INTENT}")) if root.is_dir() else []:
         record = read_json(intent)
         _apply(store, intent.parent, record)
@@ -105,12 +122,16 @@ class Staging:
     of the key columns.
     """
 
-    def __init__(self, store: Store, digest: str, cfg: IngestConfig):
-        self.store, self.digest, self.cfg = store, digest, cfg
-        self.dir = staging_root(store) / digest
-        shutil.rmtree(self.dir, ignore_errors=True)  # leftovers of a crashed run of the same file
-        self.dir.mkdir(parents=True)
-        self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}
+    def __init__(self, store: Store, cfg: IngestConfig):
+        self.store, self.digest, self.cfg = store, "", cfg
+        root = staging_root(store)
+        root.mkdir(parents=True, exist_ok=True)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{time.time_ns():020d}-", dir=root))
+        os.chmod(self.dir, 0o755)  # mkdtemp makes 0700
+        self._held = os.open(self.dir, os.O_RDONLY)  # flock-ed while this ingest lives: see finish_pending
+        fcntl.flock(self._held, fcntl.LOCK_EX)
+        self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
+        self.parts: dict[str, int] = {}  # part files per staged day: {day}.parquet, {day}.1.parquet, ...
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
         self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
         self.bad_base: list[np.ndarray] = []  # hash of each refused row's original text
@@ -119,6 +140,17 @@ class Staging:
         # Parquet encoding releases the GIL: one thread writes a batch while the next one is validated.
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-staging")
         self.pending: Future | None = None
+
+    def adopt(self, digest: str) -> None:
+        """Name the folder after the file's digest (under the raw keys lock, before ``deduplicate``); a
+        folder of that name without a decision is a killed run's leftover of the same file."""
+        self._close()  # every staged file written and closed before its folder moves
+        target = staging_root(self.store) / digest
+        if (target / INTENT).exists():
+            raise RuntimeError(f"{target}: a decided commit is pending; finish_pending first")
+        shutil.rmtree(target, ignore_errors=True)
+        self.dir.rename(target)
+        self.dir, self.digest = target, digest
 
     def write_bad(self, rows: pd.DataFrame) -> int:
         """Stage refused rows (streamed, so a file of garbage does not fill memory); returns their count."""
@@ -154,14 +186,26 @@ class Staging:
         runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
         start = 0
         for day, rows in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist()):
-            key = str(day)
-            if key not in self.writers:
-                rows_file, base_file = self.dir / f"{key}.parquet", self.dir / f"{key}.base.u64"
-                self.writers[key] = (pq.ParquetWriter(rows_file, schemas.RAW_SCHEMA, **_RAW_WRITE),
-                                     open(base_file, "wb"))  # noqa: SIM115 - closed in _close
-            self.writers[key][0].write_table(table.slice(start, rows))
-            self.writers[key][1].write(base[start:start + rows].tobytes())
+            writer, base_out = self._writer(str(day))
+            writer.write_table(table.slice(start, rows))
+            base_out.write(base[start:start + rows].tobytes())
             start += rows
+
+    def _writer(self, day: str) -> tuple[pq.ParquetWriter, BinaryIO]:
+        """The day's open writer (now the most recent), opening a new part file when it was closed."""
+        if day in self.writers:
+            self.writers[day] = self.writers.pop(day)
+            return self.writers[day]
+        if len(self.writers) >= OPEN_DAYS:
+            for w in self.writers.pop(next(iter(self.writers))):
+                w.close()
+        part = self.parts.get(day, 0)
+        self.parts[day] = part + 1
+        rows_file = self.dir / (f"{day}.parquet" if part == 0 else f"{day}.{part}.parquet")
+        # the hashes of every part go to one file, in the order the rows were written
+        self.writers[day] = (pq.ParquetWriter(rows_file, schemas.RAW_SCHEMA, **_RAW_WRITE),
+                             open(self.dir / f"{day}.base.u64", "ab" if part else "wb"))  # noqa: SIM115 - closed in _close
+        return self.writers[day]
 
     def deduplicate(self, committed: set[str]) -> tuple[int, int]:
         """Drop staged rows whose event key a committed file holds, and refused rows already in
@@ -169,8 +213,8 @@ class Staging:
         self._close()
         # Days are independent, and their sorts, reads and writes release the GIL: two at a time.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
-            found = list(pool.map(lambda day: self._deduplicate_day(day, committed), sorted(self.writers)))
-        for day, (kept, _) in zip(sorted(self.writers), found):
+            found = list(pool.map(lambda day: self._deduplicate_day(day, committed), sorted(self.parts)))
+        for day, (kept, _) in zip(sorted(self.parts), found):
             if kept:
                 self.moves += [(f"{day}.parquet", f"raw/event_date={day}/part-{self.digest}.parquet"),
                                (f"{day}.keys.parquet", f"{_keys_prefix(self.store)}event_date={day}/{self.digest}.parquet")]
@@ -184,8 +228,12 @@ class Staging:
         dup = np.isin(keys, _committed_keys(self.store.raw_keys / f"event_date={day}", committed))
         if dup.all():
             return False, int(dup.sum())
-        if dup.any():
-            pq.write_table(pq.read_table(staged).filter(pa.array(~dup)), staged, **_RAW_WRITE)
+        parts = [staged] + [self.dir / f"{day}.{k}.parquet" for k in range(1, self.parts[day])]
+        if dup.any() or len(parts) > 1:  # one file per day and commit, without the duplicates
+            rows = pa.concat_tables([pq.read_table(p, schema=schemas.RAW_SCHEMA) for p in parts])
+            pq.write_table(rows.filter(pa.array(~dup)) if dup.any() else rows, staged, **_RAW_WRITE)
+            for extra in parts[1:]:
+                extra.unlink()
         _write_keys(keys[~dup], keys_file)
         return True, int(dup.sum())
 
@@ -229,6 +277,9 @@ class Staging:
         except Exception:  # a write failed while another error is on its way up: the staged files go anyway
             log.debug("staging %s: a write failed while aborting", self.dir, exc_info=True)
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._held >= 0:
+            os.close(self._held)
+            self._held = -1
 
 
 def _write_keys(keys: np.ndarray, path: Path) -> None:
