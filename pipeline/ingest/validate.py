@@ -265,12 +265,16 @@ def event_keys(base: np.ndarray) -> np.ndarray:
     with a third copy where the store has two adds exactly one. Occurrences are counted within one
     date partition of one file (rows with equal event_time always share a partition).
     """
-    order = np.argsort(base, kind="stable")
-    ranked = base[order]
-    starts = np.r_[True, ranked[1:] != ranked[:-1]]
-    first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
-    occurrence = np.empty(len(base), dtype=np.uint64)
-    occurrence[order] = np.arange(len(ranked)) - first
+    occurrence = np.zeros(len(base), dtype=np.uint64)
+    ranked = np.sort(base)  # most rows are unique: only the repeated ones need the stable ranking
+    repeated = np.flatnonzero(np.isin(base, ranked[1:][ranked[1:] == ranked[:-1]]))
+    if len(repeated):
+        some = base[repeated]
+        order = np.argsort(some, kind="stable")
+        ranked = some[order]
+        starts = np.r_[True, ranked[1:] != ranked[:-1]]
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
+        occurrence[repeated[order]] = np.arange(len(ranked)) - first
     return _mix(base ^ _mix(occurrence + np.uint64(1)))
 
 
