@@ -79,15 +79,24 @@ def _whole_lines(fh: BinaryIO, rest: bytes, line: int) -> Iterator[tuple[bytes, 
             if rest:
                 yield rest, line, _count_lines(rest)
             return
-        data = rest + data
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))  # a last \r may precede a \n
-        if cut < 0:
-            rest = data  # one line longer than a block: read on
-            continue
-        block, rest = data[:cut + 1], data[cut + 1:]
+        cut = _last_break(data)
+        if cut >= 0:  # the common case: one copy of the block, not two
+            block, rest = rest + data[:cut + 1], data[cut + 1:]
+        else:  # no break in the new bytes: a line longer than a block, or a lone CR ending ``rest``
+            data = rest + data
+            cut = _last_break(data)
+            if cut < 0:
+                rest = data  # read on
+                continue
+            block, rest = data[:cut + 1], data[cut + 1:]
         count = _count_lines(block)  # counted once: the next block's first line and this block's rows
         yield block, line, count
         line += count
+
+
+def _last_break(data: bytes) -> int:
+    """Index of the last line break (-1: none); a \\r as the last byte may precede a \\n not read yet."""
+    return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))
 
 
 def _count_lines(block: bytes) -> int:

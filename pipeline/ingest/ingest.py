@@ -58,12 +58,13 @@ COUNTERS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate", "r
 
 def file_digest(path: Path, stop: threading.Event | None = None) -> str:
     """The file's identity: the first 20 hex digits of the SHA-256 of its bytes ('' once ``stop`` is set)."""
-    h = hashlib.sha256()
+    h, buffer = hashlib.sha256(), bytearray(1 << 20)
+    view = memoryview(buffer)
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
+        while read := fh.readinto(buffer):  # one buffer, reused: no allocation per MiB
             if stop is not None and stop.is_set():
                 return ""
-            h.update(chunk)
+            h.update(view[:read])
     return h.hexdigest()[:20]
 
 

@@ -96,6 +96,7 @@ def _ahead(items: Iterator, name: str) -> Iterator:
     """``items`` produced one step ahead on a thread. The thread owns the generator: it stops and closes
     it (closing its files) when the consumer stops early, and passes any error on to the consumer."""
     handoff: queue.Queue = queue.Queue(maxsize=1)
+    turn = threading.Semaphore(1)  # the next item is made only once the consumer took the last one
     stop = threading.Event()
     done = object()
 
@@ -108,12 +109,18 @@ def _ahead(items: Iterator, name: str) -> Iterator:
                 continue
         return False
 
+    def wait_turn() -> bool:
+        while not stop.is_set():
+            if turn.acquire(timeout=0.1):
+                return True
+        return False
+
     def produce() -> None:
         try:
-            for item in items:
-                if not put((item, None)):
+            while wait_turn():
+                item = next(items, done)
+                if not put((item, None)) or item is done:
                     return
-            put((done, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put((None, exc))
         finally:
@@ -124,6 +131,7 @@ def _ahead(items: Iterator, name: str) -> Iterator:
     try:
         while True:
             item, error = handoff.get()
+            turn.release()
             if error is not None:
                 raise error
             if item is done:

@@ -1,9 +1,13 @@
 """The CSV reader under hostile input (issue #20): a bad record costs only itself, every other row keeps
 its physical line, one invalid byte refuses one row, a duplicated header name fails in one line."""
 
+import io
+import random
+
 import pytest
 
 from pipeline import schemas as s
+from pipeline.ingest import csv_reader
 from pipeline.ingest.ingest import IngestError, run_ingest
 from tests.ingest.stores import HEADER, USER_COLUMNS, ingest_config, quarantined, stored, write_csv
 
@@ -71,3 +75,21 @@ def test_duplicate_header_names_fail_in_one_line(tmp_path):
     path.write_text("ts,item,qty,qty,price,cust\n2011-03-04,A,1,1,1,u\n")
     with pytest.raises(IngestError, match=r"dup\.csv: the header names \['qty'\] more than once"):
         run_ingest(_cfg(tmp_path), path)
+
+
+def test_blocks_end_on_line_breaks_and_count_every_line_whatever_the_block_size(monkeypatch):
+    """The cut between blocks, for LF, CRLF and lone-CR logs and lines longer than a block: blocks put
+    back together are the input, each ends on a line break (but the last), line numbers add up."""
+    rng = random.Random(5)
+    for trial in range(300):
+        pieces = [rng.choice([b"a", b"bc", b"x" * rng.randint(0, 40), b"\n", b"\r\n", b"\r", b"\n\n"])
+                  for _ in range(rng.randint(0, 60))]
+        data = b"".join(pieces)
+        monkeypatch.setattr(csv_reader, "BLOCK_BYTES", rng.randint(1, 24))
+        blocks = list(csv_reader._whole_lines(io.BytesIO(data[3:]), data[:3], 2))
+        assert b"".join(block for block, _, _ in blocks) == data, trial
+        for (block, line, count), after in zip(blocks, blocks[1:] + [None]):
+            assert count == csv_reader._count_lines(block)
+            if after is not None:
+                assert block.endswith((b"\n", b"\r")) and not (block.endswith(b"\r") and after[0].startswith(b"\n"))
+                assert after[1] == line + count
