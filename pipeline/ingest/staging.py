@@ -171,8 +171,7 @@ class Staging:
     def write(self, good: pd.DataFrame) -> None:
         """Hand the rows to the writer thread, after the previous batch is on disk (one batch in flight)."""
         table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
-        # Hashing is mostly Python-level work: here it overlaps the previous batch's (GIL-free) writes.
-        base = event_key_base(table.select(list(self.cfg.event_key)).to_pandas(), self.cfg.event_key)
+        base = event_key_base(table, self.cfg.event_key)  # overlaps the previous batch's writes
         self._wait()
         self.pending = self.pool.submit(self._write, table, base)
 

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest import ids
+from pipeline.ingest.rowhash import hash_rows
 
 FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
 DROPPED = "dropped"  # status of a return when returns = "drop" (counted as rows_dropped)
@@ -252,9 +253,10 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig,
     return out, why.text
 
 
-def event_key_base(events: pd.DataFrame, fields: tuple[str, ...]) -> np.ndarray:
-    """A 64-bit hash of each row's ``fields`` (columns as read from a RAW_SCHEMA table)."""
-    return pd.util.hash_pandas_object(events[list(fields)], index=False).to_numpy()
+def event_key_base(events: pa.Table, fields: tuple[str, ...]) -> np.ndarray:
+    """A 64-bit hash of each row's ``fields`` of a RAW_SCHEMA table (pandas' ``hash_pandas_object`` of
+    those columns, computed by pipeline.ingest.rowhash)."""
+    return hash_rows(events.select(list(fields)))
 
 
 def event_keys(base: np.ndarray) -> np.ndarray:
