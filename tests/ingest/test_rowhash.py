@@ -62,3 +62,12 @@ def test_a_raw_schema_table_hashes_as_pandas_column_by_column_and_together():
 def test_tiny_tables(rows):
     table = pa.table({"t": pa.array(["abc"][:rows], pa.string()), "q": pa.array([1.5][:rows])})
     assert (hash_rows(table) == _pandas(table)).all()
+
+
+def test_texts_in_runs_of_equal_neighbours_hash_as_pandas():
+    """An order's lines share its id: such a column is hashed once per run, not per distinct value."""
+    rng = np.random.default_rng(5)
+    texts = _texts(rng, 500)
+    runs = [texts[i] for i in rng.integers(0, len(texts), 300) for _ in range(rng.integers(1, 6))]
+    table = pa.table({"order": pa.array(runs), "shuffled": pa.array(list(rng.permutation(np.array(runs, object))))})
+    assert (hash_rows(table) == _pandas(table)).all()
