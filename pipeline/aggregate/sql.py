@@ -1,8 +1,9 @@
 """The DuckDB SQL of the aggregate stage, with the table's column names from pipeline.schemas.
 
 DAYS_SQL scans a batch of raw files once for both the per-segment days and the all-segment days
-(GROUPING SETS; segment NULL); ZERO_FILL_SQL adds the zero rows of days without sales inside each
-segment's active range; MONTH_WEEKDAY_SQL builds the month x weekday profile from the daily table.
+(GROUPING SETS; segment NULL); ZERO_FILL_SQL adds, one month at a time, the zero rows of days without
+sales inside each segment's active range; MONTH_WEEKDAY_SQL builds the month x weekday profile from the
+daily table.
 
     python -c "from pipeline.aggregate.sql import DAYS_SQL; print(DAYS_SQL)"
 """
@@ -22,18 +23,19 @@ FROM read_parquet($files, hive_partitioning = false)
 GROUP BY GROUPING SETS ((1, {s.EVENT_DATE}), ({s.EVENT_DATE}))
 """
 
+# One month ($start to $end, inclusive): each segment's days of the month inside its active range,
+# zero where it sold nothing.
 ZERO_FILL_SQL = f"""
 WITH grid AS (
-    SELECT {s.SEGMENT}, CAST(unnest(generate_series(lo, hi, INTERVAL 1 DAY)) AS DATE) AS {s.DATE}
-    FROM ranges
+    SELECT {s.SEGMENT},
+           CAST(unnest(generate_series(greatest(lo, $start), least(hi, $end), INTERVAL 1 DAY)) AS DATE) AS {s.DATE}
+    FROM ranges WHERE lo <= $end AND hi >= $start
 )
 SELECT g.{s.SEGMENT}, g.{s.DATE}, year(g.{s.DATE}) AS {s.YEAR}, month(g.{s.DATE}) AS {s.MONTH},
        isodow(g.{s.DATE}) - 1 AS {s.WEEKDAY},
-       {", ".join(f"coalesce(d.{m}, 0) AS {m}" for m in s.DAILY_MEASURES)},
-       strftime(g.{s.DATE}, '%Y-%m') AS {s.YEAR_MONTH}
-FROM grid g LEFT JOIN days d USING ({s.SEGMENT}, {s.DATE})
-WHERE list_contains($months, strftime(g.{s.DATE}, '%Y-%m'))
-ORDER BY {s.YEAR_MONTH}, g.{s.SEGMENT}, g.{s.DATE}
+       {", ".join(f"coalesce(d.{m}, 0) AS {m}" for m in s.DAILY_MEASURES)}
+FROM grid g LEFT JOIN (SELECT * FROM days WHERE {s.DATE} BETWEEN $start AND $end) d USING ({s.SEGMENT}, {s.DATE})
+ORDER BY g.{s.SEGMENT}, g.{s.DATE}
 """
 
 # Summed in date order: a float total must not depend on how DuckDB's threads split the rows, or a re-run
