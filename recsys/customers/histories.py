@@ -194,13 +194,17 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
                    users: np.ndarray | None = None) -> Iterator[Histories]:
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
-    check_customers(con, cutoff, cfg)
+    # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
+    sql = (f"SELECT count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL), "
+           f"count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW}")
+    (guests, known, n_users), = con.execute(sql, params).fetchall()
+    _judge(guests, known, params)
     only = ""
     if users is not None:
         con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
         only = f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in)"
-    sql = f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only}"
-    n_users = con.execute(sql, params).fetchone()[0]
+        sql = f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only}"
+        (n_users,), = con.execute(sql, params).fetchall()
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
     try:
@@ -248,6 +252,11 @@ def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
     sql = (f"SELECT count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL) "
            f"FROM events WHERE {_WINDOW}")
     (guests, known), = con.execute(sql, params).fetchall()  # fetched to the end: the connection is free again
+    _judge(guests, known, params)
+
+
+def _judge(guests: int, known: int, params: dict) -> None:
+    """Log the guests' purchase lines left out; raise when no known customer bought in the window."""
     if guests:
         log.info("histories before %s: %d guest purchase lines (null user_id) left out; %d by known customers",
                  params["cutoff"], guests, known)
