@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -52,6 +54,7 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
 _LINES = "_history_lines"  # iter_histories' temporary table of (bucket, user, item, segment, week) lines
+_SPILL = "duckdb-spill-"  # a connection's spill folder: duckdb-spill-<host>-<pid>-<ns>
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
 
 
@@ -184,10 +187,34 @@ def view_over_store(root: str, view_sql: str,
 
 def _connect(scratch: Path, cfg: CustomerModelConfig) -> duckdb.DuckDBPyConnection:
     """A connection held to ``cfg.memory_limit`` that spills into a folder of its own under ``scratch``
-    (DuckDB makes it on the first spill and removes it on close); iter_histories works beside it."""
+    (DuckDB makes it on the first spill and removes it on close; a killed process's folder is removed
+    by the next connection on the same host); iter_histories works beside it."""
     scratch.mkdir(parents=True, exist_ok=True)
-    spill = scratch / f"duckdb-spill-{os.getpid()}-{time.time_ns()}"
+    prune_spills(scratch)
+    spill = scratch / f"{_SPILL}{socket.gethostname()}-{os.getpid()}-{time.time_ns()}"
     return duckdb.connect(config={"memory_limit": cfg.memory_limit, "temp_directory": str(spill)})
+
+
+def prune_spills(scratch: Path) -> list[str]:
+    """Remove the spill folders under ``scratch`` of this host's processes that are gone (a killed
+    run's); another host's (a store shared by Celery workers) or a live process's are left alone."""
+    prefix, removed = f"{_SPILL}{socket.gethostname()}-", []
+    for folder in scratch.glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),

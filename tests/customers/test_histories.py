@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 from datetime import date
 from pathlib import Path
@@ -182,3 +186,17 @@ def test_store_connection_has_the_configured_memory_limit_and_spills_in_the_stor
     assert Path(spill).parent == store.tmp
 
 
+
+
+def test_a_killed_runs_spill_folder_is_removed_by_the_next_connection_on_the_host(tmp_path):
+    store = _log_store(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    dead = store.tmp / f"duckdb-spill-{host}-{int(gone.stdout)}-1"  # its process has exited
+    live = store.tmp / f"duckdb-spill-{host}-{os.getpid()}-2"  # this process: still running
+    elsewhere = store.tmp / f"duckdb-spill-another-host-{int(gone.stdout)}-3"  # maybe live on its own host
+    for folder in (dead, live, elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "duckdb_temp_block-1.block").write_bytes(b"spilled")
+    open_store(str(store.root), CFG).close()
+    assert not dead.exists() and live.is_dir() and elsewhere.is_dir()
