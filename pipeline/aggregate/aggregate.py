@@ -21,14 +21,13 @@ files are scanned in small batches of whole days (BATCH_BYTES): a batch's distin
 its hash tables stay near cache size, nothing spills, and peak RSS depends on the batch, not on the
 number of events. Batches run side by side, one single-threaded query per core (``threads``). The
 measurements behind these choices, and what was tried and was not faster: benchmarks/README.md.
-The SQL lives in pipeline/aggregate/sql.py.
+The SQL lives in pipeline/aggregate/sql.py, the choice of what to recompute in pipeline/aggregate/plan.py.
 
     trendrec aggregate --config trendrec.toml
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -46,6 +45,7 @@ import pyarrow.parquet as pq
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
+from pipeline.aggregate.plan import STATE_FORMAT, Plan, committed_files, make_plan
 from pipeline.aggregate.sql import DAYS_SQL, MONTH_WEEKDAY_SQL, ZERO_FILL_SQL
 from pipeline.snapshots import link_or_copy
 from pipeline.store import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
@@ -55,26 +55,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "_state.json"
 ALL_DAYS_FILE = "_all_days.parquet"  # per-day totals over every segment, for the __all__ rows
-STATE_FORMAT = 1
 BATCH_BYTES = 4 << 20  # compressed raw parquet per query: small hash tables stay in cache (benchmarks/README.md)
-@dataclasses.dataclass
-class _Plan:
-    """What this run recomputes from raw, and what it keeps from the previous set."""
-
-    commits: dict[str, list[Path]]  # every committed ingest: digest -> its raw files
-    top_n: int | None  # the setting this set is built with
-    months: set[str]  # YYYY-MM months recomputed from raw
-    kept: list[str] | None  # top-N segments, or None for every segment
-    totals: dict[str, int]  # events per raw segment (only with top_n)
-    old: dict | None  # the previous set's state when this run is incremental
-
-    @property
-    def files(self) -> list[str]:
-        return sorted(str(f) for fs in self.commits.values() for f in fs if _month_of(f) in self.months)
-
-
-def _month_of(raw_file: Path) -> str:
-    return raw_file.parent.name.split("=", 1)[1][:7]  # raw/event_date=YYYY-MM-DD/part-....parquet
 
 
 def _settings(cfg: Config, top_n: int | None) -> dict:
@@ -94,48 +75,7 @@ def _connect(store: Store, settings: dict) -> duckdb.DuckDBPyConnection:
                                   "temp_directory": str(spill), "preserve_insertion_order": False})
 
 
-def _committed(store: Store) -> dict[str, list[Path]]:
-    commits = {}
-    for path in sorted(store.commits.glob("*.json")) if store.commits.is_dir() else []:
-        commits[path.stem] = [store.raw / rel for rel in read_json(path).get("files", [])]
-    return commits
-
-
-def _segment_totals(con: duckdb.DuckDBPyConnection, files: list[Path]) -> dict[str, int]:
-    if not files:
-        return {}
-    sql = f"SELECT {s.SEGMENT}, count(*) FROM read_parquet($f, hive_partitioning = false) GROUP BY ALL"
-    return dict(con.sql(sql, params={"f": [str(f) for f in files]}).fetchall())
-
-
-def _top(totals: dict[str, int], n: int) -> list[str]:
-    return sorted(sorted(totals, key=lambda seg: (-totals[seg], seg))[:n])  # ties: by name
-
-
-def _plan(con: duckdb.DuckDBPyConnection, old: dict | None, commits: dict, top_n: int | None) -> _Plan | None:
-    """Incremental when the previous set used the same settings and covers a subset of the commits."""
-    if old and (old.get("format") != STATE_FORMAT or old.get("top_n") != top_n
-                or not set(old["commits"]) <= set(commits)):
-        log.info("aggregate settings or commits changed since the last run: full recompute")
-        old = None
-    new = sorted(set(commits) - set(old["commits"] if old else []))
-    if old and not new:
-        return None
-    new_files = [f for d in new for f in commits[d]]
-    totals, kept = {}, None
-    if top_n:
-        totals = dict(old["totals"]) if old else {}
-        for seg, n in _segment_totals(con, new_files).items():
-            totals[seg] = totals.get(seg, 0) + n
-        kept = _top(totals, top_n)
-        if old and kept != old["kept"]:
-            log.info("the top %d segments changed: full recompute", top_n)
-            old = None
-    months = {_month_of(f) for fs in (commits.values() if old is None else [new_files]) for f in fs}
-    return _Plan(commits, top_n, months, kept, totals, old)
-
-
-def _scan_days(con: duckdb.DuckDBPyConnection, plan: _Plan, workers: int) -> tuple[pa.Table, pa.Table]:
+def _scan_days(con: duckdb.DuckDBPyConnection, plan: Plan, workers: int) -> tuple[pa.Table, pa.Table]:
     """Per (segment, day) and per day (all segments) measures of the plan's months, from raw."""
     segment = s.SEGMENT
     if plan.kept is not None:
@@ -296,7 +236,7 @@ def _registered(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[
             con.unregister(name)
 
 
-def _build(con: duckdb.DuckDBPyConnection, plan: _Plan, old_dir: Path | None, new_dir: Path,
+def _build(con: duckdb.DuckDBPyConnection, plan: Plan, old_dir: Path | None, new_dir: Path,
            workers: int) -> dict:
     """Write the daily partitions, the month x weekday table and the state into ``new_dir``."""
     old_dir = old_dir if plan.old is not None else None
@@ -331,7 +271,7 @@ def run_aggregate(cfg: Config, *, top_n: int | None = None) -> dict:
     """
     settings = _settings(cfg, top_n)
     store = Store(cfg.store).ensure()
-    commits = _committed(store)
+    commits = committed_files(store)
     if not commits:
         raise TrendrecError(f"no ingested events in {store.raw}: run `trendrec ingest` first")
     started = time.monotonic()
@@ -339,7 +279,7 @@ def run_aggregate(cfg: Config, *, top_n: int | None = None) -> dict:
     old = read_json(old_dir / STATE_FILE) if old_dir and (old_dir / STATE_FILE).exists() else None
     con = _connect(store, settings)
     try:
-        plan = _plan(con, old, commits, settings["top_n"])
+        plan = make_plan(con, old, commits, settings["top_n"])
         if plan is None:
             state, mode = {**old, "months_recomputed": 0}, "unchanged"
         else:
