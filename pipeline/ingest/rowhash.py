@@ -46,11 +46,11 @@ def _column(values: pa.ChunkedArray) -> np.ndarray:
         bits = values.to_numpy().view(np.uint64).copy()
         bits[np.isnan(values.to_numpy())] = np.array(np.nan).view(np.uint64)
         bits[bits == np.array(-0.0).view(np.uint64)] = 0
-        return _mix(bits)
+        return splitmix(bits)
     if pa.types.is_int64(kind) and values.null_count == 0:
-        return _mix(values.to_numpy().view(np.uint64).copy())
+        return splitmix(values.to_numpy().view(np.uint64).copy())
     if pa.types.is_timestamp(kind) and values.null_count == 0:
-        return _mix(values.cast(pa.int64()).to_numpy().view(np.uint64).copy())
+        return splitmix(values.cast(pa.int64()).to_numpy().view(np.uint64).copy())
     return pd.util.hash_pandas_object(values.to_pandas(), index=False).to_numpy()  # as pandas reads it
 
 
@@ -63,10 +63,10 @@ def _text(values: pa.ChunkedArray) -> np.ndarray:
         changed = pc.fill_null(pc.not_equal(values.slice(1), values.slice(0, n - 1)), True)
         starts = np.flatnonzero(np.r_[True, changed.to_numpy(zero_copy_only=False)])
         if 2 * len(starts) <= n:
-            out = np.repeat(_mix(_siphash(values.take(starts))), np.diff(np.r_[starts, n]))
+            out = np.repeat(splitmix(_siphash(values.take(starts))), np.diff(np.r_[starts, n]))
             return _nulls(out, values)
     encoded = pc.dictionary_encode(values)
-    hashed = _mix(_siphash(encoded.dictionary))
+    hashed = splitmix(_siphash(encoded.dictionary))
     out = hashed[encoded.indices.fill_null(0).to_numpy()] if len(hashed) else np.zeros(n, np.uint64)
     return _nulls(out, values)
 
@@ -138,8 +138,9 @@ def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
     return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, as pandas applies it after hashing (in place)."""
+def splitmix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (in place): pandas applies it after hashing, and event keys mix the
+    occurrence number in with it (validate.event_keys)."""
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)

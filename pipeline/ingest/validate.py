@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest import ids
-from pipeline.ingest.rowhash import hash_rows
+from pipeline.ingest.rowhash import hash_rows, splitmix
 
 FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
 DROPPED = "dropped"  # status of a return when returns = "drop" (counted as rows_dropped)
@@ -277,12 +277,4 @@ def event_keys(base: np.ndarray) -> np.ndarray:
         starts = np.r_[True, ranked[1:] != ranked[:-1]]
         first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
         occurrence[repeated[order]] = np.arange(len(ranked)) - first
-    return _mix(base ^ _mix(occurrence + np.uint64(1)))
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: a fixed, well-spread 64-bit mix (stored keys depend on it never changing)."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    return splitmix(base ^ splitmix(occurrence + np.uint64(1)))  # stored keys depend on it never changing
