@@ -86,10 +86,13 @@ def first_data_line(path: Path, cfg: IngestConfig) -> int:
 
 def read_chunks(path: Path, cfg: IngestConfig, ahead: bool = True) -> Iterator[Chunk]:
     """Stream ``path`` as chunks; any read failure becomes one IngestError naming the file. With
-    ``ahead`` the next chunk is read and parsed on a thread of its own while the caller works on this
-    one (pyarrow's parsing releases the GIL): one chunk in flight, so memory stays bounded."""
+    ``ahead`` the next chunk of a CSV or parquet file is read and parsed on a thread of its own while the
+    caller works on this one (pyarrow's parsing releases the GIL): one chunk in flight, so memory stays
+    bounded. JSON lines are parsed by ``json.loads``, which holds the GIL, so they are read in turn (1.2 M
+    lines, one run each: 17.0 s so, 17.7 s with the thread)."""
     chunks = _read_chunks(path, cfg)
-    return _ahead(chunks, f"trendrec-read-{path.name}") if ahead else chunks
+    gil_bound = format_of(path, cfg.format) == "jsonl"
+    return _ahead(chunks, f"trendrec-read-{path.name}") if ahead and not gil_bound else chunks
 
 
 def _ahead(items: Iterator, name: str) -> Iterator:
