@@ -47,16 +47,23 @@ def locked(lock_file: Path) -> Iterator[None]:
         os.close(fd)  # closing the only descriptor releases the lock
 
 
-@contextmanager
-def building(parent: Path, prefix: str) -> Iterator[Path]:
-    """A new, empty set ``parent/<prefix><creation ns>-<random>``, flock-ed by this process until the
-    block ends (so ``prune`` leaves it alone); removed if the block fails."""
+def held_folder(parent: Path, prefix: str) -> tuple[Path, int]:
+    """A new, empty folder ``parent/<prefix><creation ns>-<random>`` and the descriptor that holds its
+    flock: ``prune`` leaves it alone until the descriptor is closed (or its process dies)."""
     parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f"{prefix}{time.time_ns():020d}-", dir=parent))
     os.chmod(new, 0o755)  # mkdtemp makes 0700; store files are shared by Airflow workers and users
     fd = os.open(new, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return new, fd
+
+
+@contextmanager
+def building(parent: Path, prefix: str) -> Iterator[Path]:
+    """A new, empty set (``held_folder``), flock-ed by this process until the block ends; removed if the
+    block fails."""
+    new, fd = held_folder(parent, prefix)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield new
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)

@@ -24,12 +24,9 @@ already in quarantine/.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
-import tempfile
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -43,7 +40,7 @@ import pyarrow.parquet as pq
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest.validate import event_key_base, event_keys
-from pipeline.snapshots import link_or_copy, prune
+from pipeline.snapshots import held_folder, link_or_copy, prune
 from pipeline.store import Store, raw_commit, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -128,12 +125,7 @@ class Staging:
 
     def __init__(self, store: Store, cfg: IngestConfig):
         self.store, self.digest, self.cfg = store, "", cfg
-        root = staging_root(store)
-        root.mkdir(parents=True, exist_ok=True)
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{time.time_ns():020d}-", dir=root))
-        os.chmod(self.dir, 0o755)  # mkdtemp makes 0700
-        self._held = os.open(self.dir, os.O_RDONLY)  # flock-ed while this ingest lives: see finish_pending
-        fcntl.flock(self._held, fcntl.LOCK_EX)
+        self.dir, self._held = held_folder(staging_root(store), PARTIAL)  # flock-ed while this ingest lives
         self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
         self.parts: dict[str, int] = {}  # part files per staged day: {day}.parquet, {day}.1.parquet, ...
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
