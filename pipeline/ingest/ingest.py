@@ -222,10 +222,10 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
             stop.set()
             staging.abort()
             raise
-    if not staged or (store.commits / f"{digest}.json").exists():
+    if not staged:
         staging.abort()
         return _already_done(path, digest, read_json(store.commits / f"{digest}.json"))
-    return _commit_new(path, digest, cfg, store, staging, counts)
+    return _commit_new(path, digest, cfg, store, staging, counts)  # checks the commit again, under the lock
 
 
 def _known(store: Store, hashed: Future) -> Callable[[], bool]:

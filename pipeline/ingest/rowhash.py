@@ -43,8 +43,9 @@ def _column(values: pa.ChunkedArray) -> np.ndarray:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _text(values)
     if pa.types.is_floating(kind) and kind.bit_width == 64 and values.null_count == 0:
-        bits = values.to_numpy().view(np.uint64).copy()
-        bits[np.isnan(values.to_numpy())] = np.array(np.nan).view(np.uint64)
+        floats = values.to_numpy()
+        bits = floats.view(np.uint64).copy()
+        bits[np.isnan(floats)] = np.array(np.nan).view(np.uint64)
         bits[bits == np.array(-0.0).view(np.uint64)] = 0
         return splitmix(bits)
     if pa.types.is_int64(kind) and values.null_count == 0:
