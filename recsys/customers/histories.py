@@ -54,6 +54,7 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
 _LINES = "_history_lines"  # iter_histories' temporary table of (bucket, user, item, segment, week) lines
+_GUESTS_KNOWN = f"count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL)"  # lines
 _SPILL = "duckdb-spill-"  # a connection's spill folder: duckdb-spill-<host>-<pid>-<ns>
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
 
@@ -222,8 +223,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
-    sql = (f"SELECT count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL), "
-           f"count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW}")
+    sql = f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW}"
     (guests, known, n_users), = con.execute(sql, params).fetchall()
     _judge(guests, known, params)
     only = ""
@@ -276,8 +276,7 @@ def active_users(con: duckdb.DuckDBPyConnection, cutoff: date, days: int) -> np.
 def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig) -> None:
     """Raise GuestOnlyLogError / NoCustomerHistoryError unless a known customer bought in the lookback."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
-    sql = (f"SELECT count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL) "
-           f"FROM events WHERE {_WINDOW}")
+    sql = f"SELECT {_GUESTS_KNOWN} FROM events WHERE {_WINDOW}"
     (guests, known), = con.execute(sql, params).fetchall()  # fetched to the end: the connection is free again
     _judge(guests, known, params)
 
