@@ -6,7 +6,7 @@ ranking losses and extra inputs all land within the seeds' spread (benchmarks/RE
 asks whether the limit is the training data (the weeks before a cut-off differ from the one being
 predicted: the Christmas rush) or the inputs, by letting the model see the answer:
 
-* ``product``: the model as shipped (``recsys.customers.recommend.fit_recommender``: labelled pairs of
+* ``product``: the model as shipped (``recsys.nextbasket.recommend.fit_recommender``: labelled pairs of
   the weekly cut-offs before the cut-off, early stopping on the week before it);
 * ``hindsight``: the same training pairs plus the target week's own labelled pairs of half of the
   scored customers, with early stopping on those; scored on the other half, then the halves swap.
@@ -15,9 +15,9 @@ predicted: the Christmas rush) or the inputs, by letting the model see the answe
   the very customers it is scored on: memorisation, an upper bound no honest model reaches.
 
 Every mode ranks the same 100 candidates per customer (``build_candidates``) with the same features
-(``build_features``); the population and metrics are issue 16's protocol (``recsys.rank.protocol``):
+(``build_features``); the population and metrics are issue 16's protocol (``recsys.evaluation.protocol``):
 customers who bought in the 28 days before the cut-off and in the target week, Recall@10 and NDCG@10 by
-``recsys.rank.metrics``, pooled over customer-weeks; mean ± std over ``--seeds``.
+``recsys.evaluation.metrics``, pooled over customer-weeks; mean ± std over ``--seeds``.
 
     PYTHONPATH=. nice -n 5 .venv/bin/python benchmarks/customer_ceiling.py --store /tmp/cust-store --seeds 42,43,44
 """
@@ -35,11 +35,11 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
-from recsys.customers.histories import active_users, open_store, purchased_items
-from recsys.customers.model import LSTMRecommender
-from recsys.customers.recommend import fit_recommender, labelled_pairs, rank_users
-from recsys.rank.metrics import score_users, summarise
-from recsys.rank.protocol import rank_lists
+from recsys.nextbasket.histories import active_users, open_store, purchased_items
+from recsys.nextbasket.model import LSTMRecommender
+from recsys.nextbasket.recommend import fit_recommender, labelled_pairs, rank_users
+from recsys.evaluation.metrics import score_users, summarise
+from recsys.evaluation.protocol import rank_lists
 
 CUTOFFS = [date(2011, 10, 29) + timedelta(weeks=i) for i in range(6)]
 MODES = ("product", "hindsight", "in_sample")

@@ -9,7 +9,7 @@ lookback the default 52 weeks. Then ``--repeat`` pairs run interleaved, each in 
 * reference: what a user would write instead, one DuckDB query with default settings over
   ``STORE/raw/event_date=*/*.parquet`` computing the purchase lines (quantity > 0) of every known
   customer × item × week of the lookback, written to a parquet file with ``COPY ... TO``;
-* trendrec: ``recsys.customers.histories.iter_histories`` over the store as push and training run it
+* trendrec: ``recsys.nextbasket.histories.iter_histories`` over the store as push and training run it
   (default ``[customers] batch_customers``): every batch's customer × item and customer × segment
   weekly counts plus the crowd tables every batch shares, as pandas frames.
 
@@ -58,7 +58,7 @@ TRENDREC = f"""
 import sys
 sys.path.insert(0, {str(ROOT)!r})
 from datetime import date
-from recsys.customers.histories import iter_histories, open_store
+from recsys.nextbasket.histories import iter_histories, open_store
 rows = batches = 0
 for hist in iter_histories(open_store(sys.argv[1]), date.fromisoformat(sys.argv[2])):
     rows, batches = rows + len(hist.user_item), batches + 1
@@ -69,7 +69,7 @@ print(rows, batches)
 def _cutoff(store: Path) -> str:
     files = str(store / "raw" / "event_date=*" / "*.parquet")
     sql = f"SELECT CAST(max({s.EVENT_DATE}) AS DATE) + 1 FROM read_parquet('{files}', hive_partitioning = false)"
-    return duckdb.connect().execute(sql).fetchone()[0].isoformat()  # recsys.customers.histories.customer_cutoff
+    return duckdb.connect().execute(sql).fetchone()[0].isoformat()  # recsys.nextbasket.histories.customer_cutoff
 
 
 def bench_shape(args: argparse.Namespace, work: Path, shape: str) -> ShapeResult:

@@ -3,7 +3,7 @@
 At each cut-off the population is the customers who bought in the 28 days before it and buy in the
 7 days from it; targets are the distinct items each buys in that week. Reported per cut-off and
 pooled (every customer-week weighs the same): Recall@10 and NDCG@10 of the LSTMRecommender
-(recsys.rank.metrics), the candidate recall ceiling (targets inside the 100 candidates), training and
+(recsys.evaluation.metrics), the candidate recall ceiling (targets inside the 100 candidates), training and
 scoring seconds and scoring pairs per second. The baselines, in the same protocol and run, are in
 benchmarks/nbr_baselines.py (``--seeds`` adds this model there).
 
@@ -24,18 +24,18 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
-from recsys.customers.candidates import build_candidates
-from recsys.customers.features import build_features
-from recsys.customers.histories import active_users, iter_histories, open_store, purchased_items
-from recsys.customers.recommend import fit_recommender, rank_users
-from recsys.rank.metrics import score_users
+from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.features import build_features
+from recsys.nextbasket.histories import active_users, iter_histories, open_store, purchased_items
+from recsys.nextbasket.recommend import fit_recommender, rank_users
+from recsys.evaluation.metrics import score_users
 
 CUTOFFS = [date(2011, 10, 29) + timedelta(weeks=i) for i in range(6)]
 K = 10
 
 
 def recall_ndcg(ranked: pd.DataFrame, targets: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """Per customer of ``targets``: recall@10 and NDCG@10 of ``ranked`` (best first), by recsys.rank.metrics."""
+    """Per customer of ``targets``: recall@10 and NDCG@10 of ``ranked`` (best first), by recsys.evaluation.metrics."""
     ranked = ranked.assign(**{s.RANK: ranked.groupby(s.USER_ID, sort=False).cumcount() + 1})
     return score_users(ranked, targets, history, K).set_index(s.USER_ID)[["recall", "ndcg"]]
 

@@ -2,7 +2,7 @@
 
 Generates a synthetic log (benchmarks/shapes.py, ``--shape``, default long_tail: many one-off
 customers) with about ``--customers`` distinct customers, ingests it into a fresh store, then scores
-every customer of the lookback exactly as ``trendrec push`` does (recsys.customers.scores.write_scores:
+every customer of the lookback exactly as ``trendrec push`` does (recsys.nextbasket.scores.write_scores:
 DuckDB histories in customer batches, candidates, features, the LSTMRecommender, a streamed parquet
 writer) in a child process, so the peak RSS is the scoring's alone. The network is built with the
 default settings and not trained: scoring cost does not depend on the weights. The scoring's own
@@ -35,10 +35,10 @@ ROOT = HERE.parent
 def score_child(store: str, batch_customers: int) -> dict:
     """In this process: score every customer of ``store``; the figures and this process's peak RSS."""
     from pipeline.config import CustomerModelConfig
-    from recsys.customers.features import SEQ_CHANNELS, STATIC_FEATURES
-    from recsys.customers.histories import customer_cutoff, open_store
-    from recsys.customers.model import LSTMRecommender
-    from recsys.customers.scores import write_scores
+    from recsys.nextbasket.features import SEQ_CHANNELS, STATIC_FEATURES
+    from recsys.nextbasket.histories import customer_cutoff, open_store
+    from recsys.nextbasket.model import LSTMRecommender
+    from recsys.nextbasket.scores import write_scores
 
     cfg = dataclasses.replace(CustomerModelConfig(), batch_customers=batch_customers)
     model = LSTMRecommender(cfg)

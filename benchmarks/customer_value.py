@@ -2,7 +2,7 @@
 
 The split of issue 17: calibration up to 2011-09-09, hold-out 2011-09-10 … 2011-12-09 (91 days, so
 H = 91 here), customers = everyone seen before 2011-09-10 (those who do not come back count with 0).
-For each seed the split runs as `trendrec value` runs it (recsys.customers.value.backtest.run_split:
+For each seed the split runs as `trendrec value` runs it (recsys.value.backtest.run_split:
 blend weights chosen on 2011-06-11 … 09-09 with members fitted before it, members refitted up to
 09-09); BG/NBD + Gamma-Gamma and the ridge are deterministic, the LSTM and so the ensemble vary with
 the seed (mean ± std over ``--seeds``). Settings: the [value] section of trendrec.toml.
@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline import schemas as s
 from pipeline.config import load_config
-from recsys.customers.value.backtest import run_split
-from recsys.customers.value.data import DAY, GROSS, NET, ORDERS, customer_days, open_value_events
+from recsys.value.backtest import run_split
+from recsys.value.data import DAY, GROSS, NET, ORDERS, customer_days, open_value_events
 
 DATA = Path("/work/shared/data/online_retail/online_retail.parquet")
 CUTOFF = date(2011, 9, 10)  # first hold-out day
@@ -102,9 +102,9 @@ def synthetic_batch(rng: np.random.Generator, start: int, n: int) -> pd.DataFram
 def score_synthetic(split, n: int, batch: int) -> None:
     import pyarrow.parquet as pq
 
-    from recsys.customers.value.ensemble import level_scale
-    from recsys.customers.value.features import build_features
-    from recsys.customers.value.stage import score_table
+    from recsys.value.ensemble import level_scale
+    from recsys.value.features import build_features
+    from recsys.value.stage import score_table
 
     members, weights, rng = split.members, split.weights, np.random.default_rng(0)
     scale = level_scale(split.prediction.spend, weights)

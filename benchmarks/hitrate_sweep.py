@@ -1,6 +1,6 @@
 """The HitRate@10 sweep of blend weights that benchmarks/rerank_ceiling.py measured (kept for its figures).
 
-``trendrec evaluate-rerank`` now runs the next-basket protocol (recsys.rank.evaluation); this module
+``trendrec evaluate-rerank`` now runs the next-basket protocol (recsys.offline.evaluate_rerank); this module
 keeps the earlier HitRate / NDCG sweep over lists of the base recommender so the ceiling benchmark
 reproduces. Pure functions of tables.
 
@@ -19,8 +19,8 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import RerankConfig
-from recsys.rank.candidates import build_candidates
-from recsys.rank.protocol import TARGET_DAYS, purchases, weekly_cutoffs  # noqa: F401 (re-exported)
+from recsys.evaluation.candidates import build_candidates
+from recsys.evaluation.protocol import TARGET_DAYS, purchases, weekly_cutoffs  # noqa: F401 (re-exported)
 from recsys.rank.rerank import rerank
 
 log = logging.getLogger(__name__)

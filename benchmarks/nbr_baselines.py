@@ -1,8 +1,8 @@
-"""Next-basket baselines and the LSTMRecommender of issue 16 side by side, through ``recsys.rank.protocol``.
+"""Next-basket baselines and the LSTMRecommender of issue 16 side by side, through ``recsys.evaluation.protocol``.
 
 Runs g_topfreq, p_topfreq, base (the demo candidate builder), TIFU-kNN tuned on the validation week
 before each cut-off, TIFU-kNN at each of the paper's three fixed settings and, with ``--seeds``, the
-LSTMRecommender (recsys.customers, retrained at every cut-off on data before it, once per seed:
+LSTMRecommender (recsys.nextbasket, retrained at every cut-off on data before it, once per seed:
 ``lstm_recommender[seed N]``), on ``--weeks`` weekly cut-offs ending at the last full week of the log.
 With two or more seeds it also prints the LSTMRecommender's mean ± std over seeds and the number of
 cut-offs where each seed beats the best baseline. Prints the pooled table, the table per cut-off,
@@ -33,9 +33,9 @@ def build_methods(seeds: list[int]) -> dict:
     import dataclasses
 
     from pipeline.config import CustomerModelConfig
-    from recsys.customers.recommend import lstm_recommender
-    from recsys.rank.baselines import base, g_topfreq, p_topfreq
-    from recsys.rank.tifu_knn import PAPER_PARAMS, tifu_knn
+    from recsys.nextbasket.recommend import lstm_recommender
+    from recsys.evaluation.baselines import base, g_topfreq, p_topfreq
+    from recsys.evaluation.tifu_knn import PAPER_PARAMS, tifu_knn
 
     methods = {"g_topfreq": g_topfreq, "p_topfreq": p_topfreq, "base": base, "tifu_knn": tifu_knn}
     for name, params in PAPER_PARAMS.items():
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from pipeline.store import Store, read_events
-    from recsys.rank.evaluation import timed
-    from recsys.rank.protocol import last_cutoffs, run_protocol
+    from recsys.offline.evaluate_rerank import timed
+    from recsys.evaluation.protocol import last_cutoffs, run_protocol
 
     started = time.perf_counter()
     events = read_events(Store(args.store))

@@ -114,7 +114,7 @@ def bench_service(cfg, segments: list[str], seconds: float, size: int) -> dict:
 
 
 def bench_lift(cfg, methods: list[str], weeks: int) -> dict:
-    from recsys.rank.evaluation import run_evaluate_rerank
+    from recsys.offline.evaluate_rerank import run_evaluate_rerank
 
     result = run_evaluate_rerank(cfg, weeks=weeks, methods=methods)
     return {"cutoffs": [row["cutoff"] for row in result["cutoffs"]], "output": result["output"],

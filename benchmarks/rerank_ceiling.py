@@ -42,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import schemas as s
     from pipeline.config import load_config
     from pipeline.store import Store, read_daily, read_events
-    from recsys.rank.candidates import EVENT_COLUMNS, build_candidates
+    from recsys.evaluation.candidates import EVENT_COLUMNS, build_candidates
     from recsys.forecast.trends import trend_score
     from recsys.rank.rerank import rerank
     from hitrate_sweep import K, RECENT_DAYS, evaluate_rerank, pool, score_lists  # benchmarks/ is on sys.path
-    from recsys.rank.protocol import TARGET_DAYS, purchases, weekly_cutoffs
+    from recsys.evaluation.protocol import TARGET_DAYS, purchases, weekly_cutoffs
 
     store = Store(load_config(args.config, store=args.store).store)
     events = read_events(store, EVENT_COLUMNS)

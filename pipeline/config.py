@@ -212,6 +212,7 @@ class ValueConfig:
     ridge_l2: float = 1.0  # L2 of the RFM ridge (on standardised features, log1p spend target)
     bgnbd_penalizer: float = 0.0  # L2 on BG/NBD and Gamma-Gamma log parameters; 0 = plain maximum likelihood
     batch_customers: int = 50_000  # customers per scoring batch (hash buckets): bounds memory
+    memory_limit: str = "2GB"  # DuckDB memory limit of the customer-day queries (spills to the store's .tmp/)
     histogram_freq: int = 0  # TensorBoard weight histograms every N epochs; 0 = none
 
     def __post_init__(self) -> None:

@@ -127,7 +127,7 @@ RANK = "rank"  # 1-based position within the user's list
 
 CANDIDATE_COLUMNS = (USER_ID, ITEM_ID, SEGMENT, BASE_SCORE)
 
-# --- customer histories, candidates and scores (recsys.customers) ---------------------------
+# --- customer histories, candidates and scores (recsys.nextbasket) ---------------------------
 WEEK = "week"  # 0 = the 7 days just before the cut-off, 1 = the 7 days before those, ...
 PURCHASES = "purchases"  # purchase lines (quantity > 0) in the week
 SCORE = "score"  # the model's probability that the customer buys the item in the next 7 days
@@ -135,7 +135,7 @@ LABEL = "label"  # 1 when the customer bought the item in the 7 days after a tra
 SOURCE = "source"  # which candidate generator proposed the item (see SOURCES)
 CAND_RANK = "cand_rank"  # 0-based position of the item in the customer's candidate list
 
-# --- customer value (recsys.customers.value): customers/value/value.parquet in a version ---------
+# --- customer value (recsys.value): customers/value/value.parquet in a version ---------
 EXPECTED_SPEND = "expected_spend"  # the ensemble's expected net spend over the next horizon_days
 EXPECTED_ORDERS = "expected_orders"  # BG/NBD's expected purchase days over the next horizon_days
 SPEND_P10 = "spend_p10"  # 10 % quantile of the spend (the LSTM's ZILN band, scaled to the ensemble's mean)

@@ -13,6 +13,7 @@ The store is one directory::
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
     aggregates/_versions/<id>/                        the table sets; aggregates/_current points at one
     models/<version>/, models/production.json         the registry
+    models/runs/<run id>/<family>/                    training runs: what each model family trained and its verdict
     runs/<run id>/                                    TensorBoard logs
     reranked/<name>.parquet                           re-ranked candidate lists
     report/                                           PNG plots and an HTML page (trendrec report)
@@ -157,7 +158,13 @@ class Store:
 
     @property
     def runs(self) -> Path:
+        """TensorBoard logs, one folder per training run and family (``make tensorboard`` serves them)."""
         return self.root / "runs"
+
+    @property
+    def training_runs(self) -> Path:
+        """Training runs, one folder each with a sub-folder per model family (recsys.runs)."""
+        return self.models / "runs"
 
     @property
     def reranked(self) -> Path:

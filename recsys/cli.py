@@ -29,7 +29,7 @@ from typing import Any
 from pipeline.config import ENV_CONFIG, ENV_STORE, Config, load_config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, check_names
-from recsys.customers.value.command import add_value_arguments
+from recsys.value.command import add_value_arguments
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _candidates_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_candidates(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.rank.candidates import write_candidates
+    from recsys.evaluation.candidates import write_candidates
 
     return write_candidates(cfg, as_of=args.as_of, users=args.users, n=args.n, recent_days=args.recent_days,
                             output=args.output)
@@ -145,7 +145,7 @@ def _run_customers(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _run_value(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.customers.value.stage import run_value_command
+    from recsys.value.stage import run_value_command
 
     return run_value_command(cfg, args, args.candidate or _latest_candidate(cfg))
 
@@ -231,7 +231,7 @@ def _evaluate_rerank_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.rank.evaluation import run_evaluate_rerank
+    from recsys.offline.evaluate_rerank import run_evaluate_rerank
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
     return run_evaluate_rerank(cfg, weeks=args.weeks, methods=methods)

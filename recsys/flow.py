@@ -1,7 +1,7 @@
 """The trendrec flow, written once: the ordered list of stages and ``run_all``.
 
 ingest → aggregate → train → customers → value → evaluate → push → rerank. Each stage is one call into its package
-(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.customers (and its value models), recsys.registry through
+(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.nextbasket (and its value models), recsys.registry through
 recsys.forecast.publish, recsys.rank) that takes the config and what the stage before it returned,
 and returns a small summary of counts and paths. `trendrec demo`, the ``trendrec_pipeline`` DAG
 (one task per stage, in this order) and the tests all run the flow through this module, so the
@@ -55,8 +55,8 @@ def _train(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: Any)
 
 
 def _customers(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: Any) -> dict[str, Any]:
-    from recsys.customers.train import train_customer_model
-    from recsys.rank.gate import judge_customer_model
+    from recsys.nextbasket.train import train_customer_model
+    from recsys.nextbasket.judge import judge_customer_model
 
     trained = train_customer_model(cfg, upstream["candidate_dir"], run_key)
     judged = judge_customer_model(cfg, upstream["candidate_dir"], trained)
@@ -65,14 +65,14 @@ def _customers(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: 
 
 def _value(cfg: Config, upstream: dict, *, run_key: str | None = None, horizon_days: int | None = None,
            **_: Any) -> dict[str, Any]:
-    from recsys.customers.value.stage import run_value
+    from recsys.value.stage import run_value
 
     summary = run_value(cfg, upstream["candidate_dir"], horizon_days, run_key)
     return {"candidate_dir": upstream["candidate_dir"], "customer_value": summary}
 
 
 def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
-    from recsys.customers.publish import blessed_because
+    from recsys.nextbasket.publish import blessed_because
     from recsys.forecast.evaluate import run_evaluate
     from recsys.forecast.publish import version_verdict
 
@@ -83,8 +83,8 @@ def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
 
 
 def _push(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
-    from recsys.customers.publish import assemble_customers, blessed_because
-    from recsys.customers.value.stage import assemble_value
+    from recsys.nextbasket.publish import assemble_customers, blessed_because
+    from recsys.value.stage import assemble_value
     from recsys.forecast.publish import publish
 
     candidate = upstream["candidate_dir"]

@@ -30,6 +30,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -177,6 +178,63 @@ def read_production(store: Store | str | os.PathLike) -> dict[str, Any] | None:
         raise RegistryError(f"{path} is malformed ({exc}); "
                             f"expected {{'version': 'vNNNN', 'history': [...]}}") from exc
     return {"version": prod["version"], "history": history}
+
+
+# Where each part's files live in a version. Versions pushed before parts existed hold the forecaster at the
+# version's root, the next-basket model in customers/ and the value forecast in customers/value/.
+PART_NAMES = ("forecast", "nextbasket", "value")
+LEGACY_PART_DIRS = {"forecast": ".", "nextbasket": "customers", "value": "customers/value"}
+SCORES_FILE = "scores.parquet"  # in the nextbasket part: push-time scores of (customer, item) pairs
+
+
+@dataclass(frozen=True)
+class Release:
+    """A verified version: the one way status, report, segments, rerank, serve and notebooks read production.
+
+    ``path`` is the version folder, every file checked against its digest; ``metadata`` its metadata.json;
+    ``part(name)`` the folder of a part (None when the version ships no such part); ``trend_file`` and
+    ``scores_file`` the two tables re-ranking reads.
+    """
+
+    version: str
+    path: Path
+    metadata: dict[str, Any]
+    history: tuple[str, ...] = ()
+
+    def part(self, name: str) -> Path | None:
+        folder = self.path / name
+        if folder.is_dir() and not folder.is_symlink():
+            return folder
+        legacy = self.path / LEGACY_PART_DIRS[name]
+        if "parts" not in self.metadata and legacy.is_dir():
+            return legacy if name != "forecast" or (legacy / TREND_FILE).is_file() else None
+        return None
+
+    def part_metadata(self, name: str) -> dict[str, Any]:
+        """The part's entry in metadata.json ({} when the version has none)."""
+        return (self.metadata.get("parts") or {}).get(name) or {}
+
+    @property
+    def trend_file(self) -> Path | None:
+        forecast = self.part("forecast")
+        return forecast / TREND_FILE if forecast is not None and (forecast / TREND_FILE).is_file() else None
+
+    @property
+    def scores_file(self) -> Path | None:
+        nextbasket = self.part("nextbasket")
+        return nextbasket / SCORES_FILE if nextbasket is not None and (nextbasket / SCORES_FILE).is_file() else None
+
+
+def load_release(store: Store | str | os.PathLike, version: str, history: tuple[str, ...] = ()) -> Release:
+    """``version`` verified (every digest checked) with its metadata; RegistryError when it is broken."""
+    path = verify_version(store, version)
+    return Release(version, path, read_metadata(path), tuple(history))
+
+
+def production(store: Store | str | os.PathLike) -> Release | None:
+    """The production release, verified; None when nothing was ever pushed. RegistryError when it is broken."""
+    prod = read_production(store)
+    return None if prod is None else load_release(store, prod["version"], tuple(prod["history"]))
 
 
 def _write_production(store: Store, version: str, history: list[str]) -> dict[str, Any]:

@@ -147,8 +147,8 @@ def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd
 
     def assemble(staging: Path, version: str, evaluation: dict) -> dict:
         trends.to_parquet(staging / registry.TREND_FILE)
-        if scores is not None:  # push-time customer scores, as recsys.customers.publish writes them
-            from recsys.customers.scores import SCORES_FILE, SCORES_SCHEMA
+        if scores is not None:  # push-time customer scores, as recsys.nextbasket.publish writes them
+            from recsys.nextbasket.scores import SCORES_FILE, SCORES_SCHEMA
 
             (staging / SCORES_FILE).parent.mkdir(parents=True, exist_ok=True)
             full = scores.assign(**{c: "" for c in SCORES_SCHEMA.names if c not in scores})

@@ -22,14 +22,14 @@ LAYERS: dict[str, int] = {
     "pipeline.aggregate": 2,
     "recsys.registry": 3,
     "recsys.forecast": 4,
-    "recsys.customers": 5,
+    "recsys.nextbasket": 5,
     "recsys.rank": 6,
     "recsys.serve": 7,
     "recsys.report": 8,
     "recsys.flow": 9,
     "recsys.cli": 10,
 }
-NO_MODEL_CODE = {"recsys.registry": ("recsys.forecast", "recsys.customers", "keras", "tensorflow")}
+NO_MODEL_CODE = {"recsys.registry": ("recsys.forecast", "recsys.nextbasket", "keras", "tensorflow")}
 
 
 def _layer(module: str) -> tuple[str, int] | None:

@@ -23,7 +23,7 @@ CELL_TIMEOUT = 300  # seconds per cell; a whole notebook takes well under a minu
 @pytest.fixture(scope="module")
 def notebook_store(small_store):
     from recsys.forecast.backtest import run_backtest
-    from recsys.rank.evaluation import run_evaluate_rerank
+    from recsys.offline.evaluate_rerank import run_evaluate_rerank
 
     run_evaluate_rerank(small_store, weeks=2, methods=["g_topfreq", "p_topfreq", "base"])  # the ranking table
     run_backtest(small_store, cutoffs=2, step=7, run_id="notebook")  # the backtest table and bars

@@ -51,7 +51,7 @@ def publish(cfg: Config, candidate_dir: str | Path, extra: Callable[[Path], dict
     """registry.push of a forecaster candidate: blessed ones become the next production version.
 
     ``extra(staging)`` lets a later stage add its files to the same version (the flow passes the
-    customer model's, recsys.customers.publish) and returns more metadata fields. ``also_blessed``
+    customer model's, recsys.nextbasket.publish) and returns more metadata fields. ``also_blessed``
     is why that stage's model is blessed, or None: with it, an unblessed forecaster candidate still
     gives a version, whose segment forecaster is production's or the best single baseline's.
     """

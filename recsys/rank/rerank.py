@@ -1,7 +1,7 @@
 """Re-rank candidate lists with the production version: the customer model's scores, else segment trends.
 
 The segment trend (recsys.forecast.trends) compares a segment's forecast for the next ``horizon``
-days with its last ``horizon`` days, bounded in [-1, 1]. The customer model (recsys.customers)
+days with its last ``horizon`` days, bounded in [-1, 1]. The customer model (recsys.nextbasket)
 scored every active customer's candidates at push time (``customers/scores.parquet`` in the
 version). Both are blended with the shop's ``base_score`` by the rank-safe rule of
 ``recsys.rank.blend``: only the order of base_score within a list counts, so logits, negative or
@@ -28,8 +28,8 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_trends, write_parquet
 from recsys import registry
-from recsys.customers.histories import NoCustomerHistoryError
-from recsys.customers.scores import CUSTOMERS_DIR, MODEL_FILE, SCORES_FILE, read_scores, score_lists
+from recsys.nextbasket.histories import NoCustomerHistoryError
+from recsys.nextbasket.scores import CUSTOMERS_DIR, MODEL_FILE, SCORES_FILE, read_scores, score_lists
 from recsys.rank.blend import SIGNALS, blend
 from recsys.rank.blend import unknown_segments as count_unknown
 

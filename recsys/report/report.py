@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 FORECASTERS = ("model", "seasonal_naive", "auto_ets", "auto_theta", "production")
 METRIC_COLUMNS = ("mase", "mae", "rmse", "mape", "smape", "r2")
-SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.rank.evaluation.RESULT_NAME
+SWEEP_NAME = "evaluation"  # reranked/evaluation.json: recsys.offline.evaluate_rerank.RESULT_NAME
 BACKTEST_DIR = "backtest"  # backtest/<run id>.json: recsys.forecast.backtest.run_backtest
 
 
@@ -247,7 +247,7 @@ def rerank_examples(reranked: pd.DataFrame, users: int = 3, k: int = 6) -> pd.Da
 def load_ranking(store: Store | str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """(pooled: one row per method, per cut-off: cutoff x method), or None before any evaluate-rerank.
 
-    Read from reranked/evaluation.json, written by `trendrec evaluate-rerank` (recsys.rank.evaluation).
+    Read from reranked/evaluation.json, written by `trendrec evaluate-rerank` (recsys.offline.evaluate_rerank).
     """
     store = store if isinstance(store, Store) else Store(store)
     path = store.reranked / f"{SWEEP_NAME}.json"

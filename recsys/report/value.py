@@ -1,7 +1,7 @@
 """The customer value page of the report and notebook 02: the metrics table and the decile chart.
 
 Both come from the production version's ``customers/value/value.json`` (written by the value stage,
-recsys.customers.value.stage): every model's figures on the last H days of the log, and the mean
+recsys.value.stage): every model's figures on the last H days of the log, and the mean
 predicted vs mean actual spend per predicted decile (1 = the customers predicted to spend most).
 
     python -c "from recsys.report.value import load_value; print(load_value('trendrec-data'))"
@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.store import Store, read_json
 from recsys import registry
-from recsys.customers.value.stage import SUMMARY_FILE, VALUE_DIR
+from recsys.value.stage import SUMMARY_FILE, VALUE_DIR
 
 MODEL_ORDER = ("bgnbd_gg", "rfm", "lstm", "ensemble")
 

@@ -60,7 +60,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_trends
 from recsys import registry
-from recsys.customers.scores import SCORES_FILE, ScoreIndex
+from recsys.nextbasket.scores import SCORES_FILE, ScoreIndex
 from recsys.rank.blend import SIGNALS, blend_one
 from recsys.rank.blend import unknown_segments as count_unknown
 from recsys.serve.limits import BodyLimit

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys.customers.value import bgnbd as bg
+from recsys.value import bgnbd as bg
 from tests.conftest import DEMO_EVENTS
 
 
@@ -47,8 +47,8 @@ def test_predictions_are_sane_for_the_edge_summaries():
 
 def test_bgnbd_converges_on_online_retail():
     """Where lifetimes 0.11.3 stops on precision loss: calibration up to 2011-09-09 of the bundled data."""
-    from recsys.customers.value.data import customer_days, open_value_events
-    from recsys.customers.value.features import build_features
+    from recsys.value.data import customer_days, open_value_events
+    from recsys.value.features import build_features
 
     ev = pd.read_parquet(DEMO_EVENTS, columns=["CustomerID", "InvoiceNo", "Quantity", "UnitPrice", "InvoiceDate"])
     frame = pd.DataFrame({s.USER_ID: ev["CustomerID"].astype("Int64").astype(str).where(ev["CustomerID"].notna()),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys.customers.value.metrics import decile_table, gini, value_metrics
+from recsys.value.metrics import decile_table, gini, value_metrics
 
 PRED = np.array([3.0, 2.0, 1.0, 0.0])
 ACTUAL = np.array([10.0, 0.0, 5.0, 0.0])

@@ -15,7 +15,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.store import Store, read_json
 from recsys import registry
-from recsys.customers.value.stage import SUMMARY_FILE, VALUE_DIR, VALUE_FILE
+from recsys.value.stage import SUMMARY_FILE, VALUE_DIR, VALUE_FILE
 from tests.conftest import DEMO_CONFIG
 
 METRIC_KEYS = {"spearman", "norm_gini", "top_decile_capture", "mae", "total_error"}
@@ -55,7 +55,7 @@ def test_tensorboard_run_has_the_value_hparams(small_store, hparams_of_run):
 def test_the_versioned_lstm_loads_in_safe_mode_and_predicts(small_store):
     import numpy as np
 
-    from recsys.customers.value.ziln import ValueLSTM
+    from recsys.value.ziln import ValueLSTM
 
     path = registry.verify_version(Store(small_store.store), registry.read_production(small_store.store)["version"])
     model = ValueLSTM.load(path / VALUE_DIR, small_store.value)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline import schemas as s
-from recsys.customers.value.data import customer_days, guest_lines, open_value_events
-from recsys.customers.value.ensemble import blend, fit_members, level_scale, predict_members
-from recsys.customers.value.features import build_features
-from recsys.customers.value.stage import score_table
+from recsys.value.data import customer_days, guest_lines, open_value_events
+from recsys.value.ensemble import blend, fit_members, level_scale, predict_members
+from recsys.value.features import build_features
+from recsys.value.stage import score_table
 from tests.value.conftest import END, ONE, RETURNS, SAMEDAY, TINY, value_events
 
 CUTOFF = date(2011, 10, 1)
@@ -49,8 +49,8 @@ def test_the_batched_forecast_predicts_once_and_matches_one_batch_at_the_level_o
 
     import pandas as pd
 
-    from recsys.customers.value import stage
-    from recsys.customers.value.stage import write_forecast
+    from recsys.value import stage
+    from recsys.value.stage import write_forecast
 
     events, days, members = fitted
     weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
@@ -99,7 +99,7 @@ def test_blend_is_a_weighted_geometric_mean_at_the_members_level():
 
 def test_lstm_forecasts_never_exceed_the_largest_training_spend():
     """exp(mu + sigma²/2) explodes for a wide sigma: the cap keeps the mean and the band finite and sane."""
-    from recsys.customers.value.ziln import ValueLSTM
+    from recsys.value.ziln import ValueLSTM
 
     model = ValueLSTM(TINY)
     model.build(TINY.seq_weeks, 5, 3)

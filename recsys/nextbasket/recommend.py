@@ -1,0 +1,168 @@
+"""Top-10 lists per customer from LSTMRecommender, trained on the weeks before the cut-off only.
+
+``lstm_recommender(events, cutoff, users)`` is the ranking function the evaluation harness calls;
+``lstm_recommender_store(root, cutoff, users)`` does the same over the store's committed raw files
+(the production path). Both train a fresh model: training cut-offs are the ``train_weeks`` weekly
+cut-offs before ``cutoff`` (cutoff - 7, - 14, ...); each one's features come from data before it and
+its labels from the 7 days after it, which all end by ``cutoff``, so the week being predicted is
+never read. The latest labelled week (cutoff - 7) is the validation set, with full candidate lists.
+Training customers bought in the ``active_days`` before their cut-off and in its label week;
+negatives are subsampled (``train_negatives`` per customer-week), positives all kept.
+
+    python -c "from datetime import date; import numpy as np; from recsys.nextbasket.recommend import *; \
+print(lstm_recommender_store('/tmp/cust-store', date(2011, 12, 3), np.array(['12347', '12748'])))"
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas as s
+from pipeline.config import CustomerModelConfig
+from pipeline.schemas import LABEL, SCORE
+from pipeline.store import Store
+from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.features import build_features
+from recsys.nextbasket.histories import (
+    NoCustomerHistoryError,
+    active_users,
+    check_customers,
+    iter_histories,
+    open_events,
+    open_store,
+    purchased_items,
+)
+from recsys.nextbasket.model import LSTMRecommender
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = [s.USER_ID, s.ITEM_ID, SCORE]
+Trend = dict[str, float] | None
+
+
+def lstm_recommender(events: pd.DataFrame, cutoff: date, users: np.ndarray,
+                     cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
+    """[user_id, item_id, score], up to ``top_k`` rows per user, best first; events before ``cutoff`` only."""
+    cutoff = _as_date(cutoff)
+    return recommend(open_events(events, cfg), cutoff, users, cfg, trend, _run_dir(cfg.log_dir, cutoff))
+
+
+def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
+                           cfg: CustomerModelConfig = CustomerModelConfig(), trend: Trend = None) -> pd.DataFrame:
+    """As lstm_recommender, reading the store's committed raw files (later events are filtered out).
+
+    TensorBoard logs go to the store's runs/ unless ``log_dir`` is set.
+    """
+    cutoff = _as_date(cutoff)
+    run_dir = _run_dir(cfg.log_dir or str(Store(root).runs), cutoff)
+    return recommend(open_store(str(root), cfg), cutoff, users, cfg, trend, run_dir)
+
+
+def recommend(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray, cfg: CustomerModelConfig,
+              trend: Trend = None, run_dir: Path | None = None) -> pd.DataFrame:
+    """Train on the weeks before ``cutoff`` and rank ``users``; popularity when no customer history exists."""
+    try:
+        check_customers(con, cutoff, cfg)
+        model = fit_recommender(con, cutoff, cfg, trend, run_dir)
+        return rank_users(model, con, cutoff, users, cfg, trend)
+    except NoCustomerHistoryError as exc:
+        log.warning("customer model cannot run (%s); falling back to the recent best sellers for every user", exc)
+        return popular_lists(con, cutoff, users, cfg)
+
+
+def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig, trend: Trend = None,
+                    run_dir: Path | None = None) -> LSTMRecommender:
+    """An LSTMRecommender fitted on training cut-offs cutoff - 14 ... and validated on cutoff - 7."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed)
+    parts = []
+    for k in range(2, cfg.train_weeks + 1):
+        try:
+            parts.append(labelled_pairs(con, cutoff - timedelta(weeks=k), cfg, trend, rng))
+        except NoCustomerHistoryError as exc:
+            log.info("training cut-off %s skipped: %s", cutoff - timedelta(weeks=k), exc)
+    if not parts:
+        raise NoCustomerHistoryError(f"no training cut-off before {cutoff} has customer history")
+    train = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None)
+    log.info("customer model at %s: %d training pairs (%.1f %% positive), %d validation pairs, features %.1f s",
+             cutoff, len(train[2]), 100 * train[2].mean(), len(val[2]), time.perf_counter() - t0)
+    return LSTMRecommender(cfg).fit(train, val, run_dir)
+
+
+def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelConfig, trend: Trend,
+                   rng: np.random.Generator | None) -> tuple:
+    """(seq, static, label, user codes, targets per user) of candidates at ``at``, labels from [at, at + 7).
+
+    ``rng`` subsamples negatives to ``train_negatives`` per customer; None keeps every candidate.
+    """
+    bought = purchased_items(con, at, at + timedelta(weeks=1))
+    users = np.intersect1d(active_users(con, at, cfg.active_days), bought[s.USER_ID].unique())
+    if not len(users):
+        raise NoCustomerHistoryError(f"no customer active in the {cfg.active_days} days before {at} bought in its week")
+    n_targets = bought[bought[s.USER_ID].isin(users)].groupby(s.USER_ID).size()
+    seqs, statics, labels, groups = [], [], [], []
+    for hist in iter_histories(con, at, cfg, users):
+        pairs = build_candidates(hist, cfg, trend)
+        pairs[LABEL] = pairs.merge(bought.assign(_b=1.0), on=[s.USER_ID, s.ITEM_ID], how="left")["_b"].fillna(0.0)
+        if rng is not None:
+            pairs = _subsample(pairs, cfg.train_negatives, rng)
+        seq, static = build_features(hist, pairs, cfg, trend)
+        seqs.append(seq), statics.append(static), labels.append(pairs[LABEL].to_numpy(np.float32))
+        groups.append(n_targets.index.get_indexer(pairs[s.USER_ID]))
+    return (np.concatenate(seqs), np.concatenate(statics), np.concatenate(labels), np.concatenate(groups),
+            n_targets.to_numpy())
+
+
+def rank_users(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray,
+               cfg: CustomerModelConfig, trend: Trend = None) -> pd.DataFrame:
+    """Top ``top_k`` candidates per user by the model's score, one customer batch at a time."""
+    out = []
+    for hist in iter_histories(con, cutoff, cfg, users):
+        pairs = build_candidates(hist, cfg, trend)
+        pairs[SCORE] = model.score(*build_features(hist, pairs, cfg, trend))
+        out.append(_top(pairs, cfg.top_k))
+    ranked = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=RESULT_COLUMNS)
+    missing = np.setdiff1d(np.asarray(users, dtype=object).astype(str), ranked[s.USER_ID].unique())
+    if len(missing):
+        log.info("%d users have no purchase in the lookback: they get the recent best sellers", len(missing))
+        ranked = pd.concat([ranked, popular_lists(con, cutoff, missing, cfg)], ignore_index=True)
+    return ranked.reset_index(drop=True)
+
+
+def popular_lists(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray,
+                  cfg: CustomerModelConfig) -> pd.DataFrame:
+    """The same ``top_k`` recent best sellers (purchase lines in the last ``recent_weeks``, guests too) per user."""
+    sql = (f"SELECT {s.ITEM_ID}, count(*)::DOUBLE AS {SCORE} FROM events WHERE {s.QUANTITY} > 0 "
+           f"AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {cfg.top_k}")
+    top = con.execute(sql, {"start": cutoff - timedelta(weeks=cfg.recent_weeks), "cutoff": cutoff}).df()
+    frame = pd.DataFrame({s.USER_ID: np.asarray(users, dtype=object).astype(str)}).merge(top, how="cross")
+    return frame[RESULT_COLUMNS]
+
+
+def _top(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
+    pairs = pairs.sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True], kind="stable")
+    return pairs[pairs.groupby(s.USER_ID).cumcount() < k][RESULT_COLUMNS]
+
+
+def _subsample(pairs: pd.DataFrame, negatives: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Every positive and ``negatives`` random negatives per customer."""
+    neg = pairs[LABEL].to_numpy() == 0
+    key = pd.Series(np.where(neg, rng.random(len(pairs)), 2.0))  # positives sort last among the keys
+    rank = key.groupby(pairs[s.USER_ID].to_numpy()).rank(method="first").to_numpy()
+    return pairs[~neg | (rank <= negatives)].reset_index(drop=True)
+
+
+def _run_dir(log_dir: str, cutoff: date) -> Path | None:
+    return Path(log_dir) / f"customer-model-{cutoff}" if log_dir else None
+
+
+def _as_date(cutoff: date | datetime) -> date:
+    return cutoff.date() if isinstance(cutoff, datetime) else cutoff

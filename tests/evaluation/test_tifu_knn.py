@@ -1,0 +1,109 @@
+"""TIFU-kNN: user vectors and one prediction worked out by hand; tuning blind to the target week."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from recsys.evaluation.baselines import basket_table
+from recsys.evaluation.tifu_knn import GRID, PAPER_PARAMS, TifuParams, tifu_knn, tune_tifu_knn, user_vectors
+
+from .conftest import frame, synthetic_events
+
+
+def vector(baskets: list[set[str]], params: TifuParams) -> dict[str, float]:
+    rows = [("u", f"o{j}", date(2024, 1, 1) + timedelta(days=j), item, 1)
+            for j, basket in enumerate(baskets) for item in sorted(basket)]
+    matrix, users, items = user_vectors(basket_table(frame(rows)), params)
+    assert list(users) == ["u"]
+    return dict(zip(items, matrix.toarray()[0]))
+
+
+def test_two_baskets_each_its_own_group():
+    # b1 = {a, b}, b2 = {b, c}; m = 7 > 2 baskets: G = 2 groups of one basket, r_b plays no part.
+    # user = (r_g * b1 + b2) / 2 = (0.7 * b1 + b2) / 2 -> a 0.35, b 0.35 + 0.5 = 0.85, c 0.5.
+    got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 7, "group"))
+    assert got == pytest.approx({"a": 0.35, "b": 0.85, "c": 0.5})
+    # the authors' code also decays b1 by r_b for the one basket after it: (0.7 * 0.9 * b1 + b2) / 2
+    got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 7, "history"))
+    assert got == pytest.approx({"a": 0.315, "b": 0.815, "c": 0.5})
+
+
+def test_two_baskets_in_one_group():
+    # m = 1: one group of 2 baskets, within-group decay: (r_b * b1 + b2) / 2 -> a 0.45, b 0.95, c 0.5.
+    for decay in ("group", "history"):  # one group: both readings agree
+        got = vector([{"a", "b"}, {"b", "c"}], TifuParams(10, 0.9, 0.7, 0.5, 1, decay))
+        assert got == pytest.approx({"a": 0.45, "b": 0.95, "c": 0.5})
+
+
+def test_uneven_groups_put_the_smaller_group_first():
+    # 5 baskets, m = 2: groups {b0, b1} and {b2, b3, b4}. r_b = 0.5, r_g = 0.1, G = 2.
+    # g0 = (0.5 * b0 + b1) / 2, g1 = (0.25 * b2 + 0.5 * b3 + b4) / 3; user = (0.1 * g0 + g1) / 2.
+    got = vector([{"p"}, {"q"}, {"r"}, {"s"}, {"t"}], TifuParams(10, 0.5, 0.1, 0.5, 2, "group"))
+    assert got == pytest.approx({"p": 0.1 * 0.25 / 2, "q": 0.1 * 0.5 / 2, "r": 0.25 / 3 / 2,
+                                 "s": 0.5 / 3 / 2, "t": 1 / 3 / 2})
+    # "history": r_b counts all later baskets: b0 0.5^4, b1 0.5^3 (then / 2 / 2 and r_g), b2 0.5^2 ...
+    got = vector([{"p"}, {"q"}, {"r"}, {"s"}, {"t"}], TifuParams(10, 0.5, 0.1, 0.5, 2, "history"))
+    assert got == pytest.approx({"p": 0.1 * 0.0625 / 2 / 2, "q": 0.1 * 0.125 / 2 / 2, "r": 0.25 / 3 / 2,
+                                 "s": 0.5 / 3 / 2, "t": 1 / 3 / 2})
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="decay_over"):
+        TifuParams(decay_over="basket")
+
+
+def test_prediction_blends_own_vector_with_the_nearest_neighbour():
+    # One basket each (vector = the basket): A {p}, B {p, q}, C {r}. cos(A, B) = 0.71, cos(A, C) = 0.
+    # k = 1 neighbour (B), alpha 0.5: 0.5 * [1, 0, 0] + 0.5 * [1, 1, 0] = p 1.0, q 0.5; r (0) left out.
+    events = frame([("A", "o1", date(2024, 1, 2), "p", 1), ("B", "o2", date(2024, 1, 3), "p", 1),
+                    ("B", "o2", date(2024, 1, 3), "q", 1), ("C", "o3", date(2024, 1, 4), "r", 1)])
+    out = tifu_knn(events, date(2024, 1, 8), np.array(["A"], dtype=object),
+                   params=TifuParams(1, 0.9, 0.7, 0.5, 3))
+    assert out[[s.ITEM_ID, "score"]].values.tolist() == [["p", 1.0], ["q", 0.5]]
+
+
+def test_grid_holds_the_paper_settings():
+    assert set(PAPER_PARAMS.values()) <= set(GRID)
+    assert PAPER_PARAMS["dunnhumby"] == TifuParams(900, 0.9, 0.6, 0.2, 3, "history")
+    assert {p.decay_over for p in GRID} == {"history", "group"}
+
+
+SMALL_GRID = (TifuParams(3, 0.9, 0.7, 0.9, 3), TifuParams(30, 0.9, 0.6, 0.2, 3, "group"),
+              TifuParams(10, 0.5, 0.5, 0.5, 1))
+
+
+def test_tuning_never_sees_the_target_week():
+    events = synthetic_events()
+    cutoff = date(2024, 3, 11)
+    chosen = tune_tifu_knn(events, cutoff, SMALL_GRID)
+    day = pd.to_datetime(events[s.EVENT_DATE])
+    target_week = (day >= pd.Timestamp(cutoff)) & (day < pd.Timestamp(cutoff + timedelta(days=7)))
+    # replace the target week by another seed's purchases, or drop everything from the cut-off on
+    other = synthetic_events(seed=99)
+    other_day = pd.to_datetime(other[s.EVENT_DATE])
+    other_week = (other_day >= pd.Timestamp(cutoff)) & (other_day < pd.Timestamp(cutoff + timedelta(days=7)))
+    swapped = pd.concat([events[~target_week], other[other_week]])
+    assert tune_tifu_knn(swapped, cutoff, SMALL_GRID) == chosen
+    assert tune_tifu_knn(events[day < pd.Timestamp(cutoff)], cutoff, SMALL_GRID) == chosen
+
+
+def test_tuning_reads_the_validation_week():
+    # Control for the test above: the validation week [cutoff - 7, cutoff) does steer the choice.
+    events = synthetic_events()
+    cutoff = date(2024, 3, 11)
+    day = pd.to_datetime(events[s.EVENT_DATE])
+    val = (day >= pd.Timestamp(cutoff - timedelta(days=7))) & (day < pd.Timestamp(cutoff))
+    choices = {tune_tifu_knn(events, cutoff, SMALL_GRID)}
+    for seed in range(1, 6):
+        other = synthetic_events(seed=seed)
+        other_day = pd.to_datetime(other[s.EVENT_DATE])
+        other_val = ((other_day >= pd.Timestamp(cutoff - timedelta(days=7)))
+                     & (other_day < pd.Timestamp(cutoff)))
+        choices.add(tune_tifu_knn(pd.concat([events[~val], other[other_val]]), cutoff, SMALL_GRID))
+    assert len(choices) > 1
+

@@ -1,0 +1,73 @@
+"""LSTMRecommender: fused-kernel settings, safe_mode save/load round trip, Recall@k helper."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from pipeline.config import ConfigError, CustomerModelConfig
+from recsys.nextbasket.callbacks import recall_at_k
+from recsys.nextbasket.features import SEQ_CHANNELS, STATIC_FEATURES
+from recsys.nextbasket.histories import CustomerModelError
+from recsys.nextbasket.model import CONFIG_FILE, MODEL_FILE, LSTMRecommender
+
+TINY = CustomerModelConfig(lookback_weeks=8, seq_weeks=4, recent_weeks=2, units=4, dense_units=8, epochs=1,
+                           batch_size=32, train_weeks=2)
+
+
+def _data(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    seq = rng.poisson(1.0, (n, TINY.seq_weeks, len(SEQ_CHANNELS))).astype(np.float32)
+    static = rng.normal(size=(n, len(STATIC_FEATURES))).astype(np.float32)
+    y = (seq[:, -1, 0] > 1).astype(np.float32)
+    return seq, static, y
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_layer_keeps_fused_cudnn_settings(cell):
+    rec = LSTMRecommender(CustomerModelConfig(cell=cell, units=4))
+    model = rec.build(4, len(STATIC_FEATURES))
+    layer = model.get_layer(cell)
+    conf = layer.get_config()
+    assert isinstance(layer, keras.layers.LSTM if cell == "lstm" else keras.layers.GRU)
+    assert conf["activation"] == "tanh" and conf["recurrent_activation"] == "sigmoid"
+    assert conf["recurrent_dropout"] == 0 and conf["unroll"] is False and conf["use_bias"] is True
+    if cell == "gru":
+        assert conf["reset_after"] is True  # cuDNN's GRU variant
+    assert any(isinstance(x, keras.layers.Dropout) for x in model.layers)
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+
+
+def test_bad_cell_is_refused():
+    with pytest.raises(ConfigError, match="cell"):
+        CustomerModelConfig(cell="peephole")
+
+
+@pytest.mark.slow
+def test_save_load_round_trip_with_safe_mode(tmp_path):
+    seq, static, y = _data(300)
+    groups = np.arange(300) // 10
+    n_targets = np.bincount(groups, weights=y).astype(int) + 1
+    rec = LSTMRecommender(TINY).fit((seq, static, y), (seq, static, y, groups, n_targets), run_dir=tmp_path / "tb")
+    assert "val_recall_at_10" in rec.history and "val_auc" in rec.history
+    assert any((tmp_path / "tb").rglob("*tfevents*"))  # TensorBoard wrote its logs
+    rec.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / CONFIG_FILE).read_text())["config"]["units"] == 4
+    loaded = LSTMRecommender.load(tmp_path / "m")  # keras.saving.load_model(..., safe_mode=True)
+    assert loaded.config == TINY
+    np.testing.assert_allclose(loaded.score(seq, static), rec.score(seq, static), rtol=1e-5, atol=1e-6)
+    (tmp_path / "m" / MODEL_FILE).unlink()
+    (tmp_path / "m" / CONFIG_FILE).write_text("{}")
+    with pytest.raises(CustomerModelError, match="malformed"):
+        LSTMRecommender.load(tmp_path / "m")
+
+
+def test_recall_at_k_by_hand():
+    groups = np.array([0, 0, 0, 1, 1])
+    scores = np.array([0.9, 0.8, 0.1, 0.2, 0.7])
+    labels = np.array([0, 1, 1, 1, 0])
+    # user 0: top 2 = (0.9 miss, 0.8 hit) -> 1 of 3 targets; user 1: top 2 holds its one hit -> 1 of 1
+    assert recall_at_k(groups, scores, labels, np.array([3, 1]), 2) == pytest.approx((1 / 3 + 1) / 2)

@@ -1,0 +1,79 @@
+"""The ranking function: no future leak, a due repurchase comes first, a guest-only log falls back."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from pipeline.config import Config, CustomerModelConfig, IngestConfig
+from pipeline.ingest.ingest import run_ingest
+from pipeline.schemas import SCORE
+from pipeline.store import Store
+from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.features import build_features
+from recsys.nextbasket.histories import iter_histories, open_events, open_store
+from recsys.nextbasket.recommend import labelled_pairs, lstm_recommender
+from tests.nextbasket.conftest import make_events
+
+CFG = CustomerModelConfig(lookback_weeks=10, seq_weeks=4, recent_weeks=2, train_weeks=6, n_candidates=10,
+                          units=8, dense_units=16, epochs=30, patience=30, batch_size=32, learning_rate=1e-2,
+                          histogram_freq=0, monitor="val_loss")
+# start of week 15 of the cyclic log: "A" bought X in week 13 (odd weeks) and Y, Z in week 14, so X is
+# the one due in [CUTOFF, CUTOFF + 7)
+CUTOFF = date(2011, 1, 3) + timedelta(weeks=15)
+
+
+def _inputs(events: pd.DataFrame, cutoff: date):
+    con = open_events(events)
+    out = [labelled_pairs(con, cutoff - timedelta(weeks=k), CFG, None, np.random.default_rng(0))
+           for k in range(1, CFG.train_weeks + 1)]
+    for hist in iter_histories(con, cutoff, CFG):
+        out.append(build_features(hist, build_candidates(hist, CFG), CFG))
+    return out
+
+
+def test_truncating_the_log_after_the_cutoff_changes_nothing(cyclic_events):
+    before = cyclic_events[pd.to_datetime(cyclic_events[s.EVENT_DATE]) < pd.Timestamp(CUTOFF)]
+    assert len(before) < len(cyclic_events)
+    for full, cut in zip(_inputs(cyclic_events, CUTOFF), _inputs(before, CUTOFF), strict=True):
+        for a, b in zip(full, cut, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_item_due_on_a_two_week_cycle_comes_first(cyclic_events):
+    events = cyclic_events[pd.to_datetime(cyclic_events[s.EVENT_DATE]) < pd.Timestamp(CUTOFF)]
+    ranked = lstm_recommender(events, CUTOFF, np.array(["A", "u1"]), CFG)
+    a = ranked[ranked[s.USER_ID] == "A"]
+    assert a[s.ITEM_ID].iloc[0] == "X"  # due this week; Y and Z were bought last week
+    assert list(ranked.columns) == [s.USER_ID, s.ITEM_ID, SCORE]
+    assert (ranked.groupby(s.USER_ID).size() <= CFG.top_k).all()
+    assert ranked.groupby(s.USER_ID)[SCORE].is_monotonic_decreasing.all()
+
+
+def test_guest_only_log_falls_back_to_best_sellers(caplog):
+    caplog.set_level(logging.WARNING)
+    guests = make_events([(None, "x", "s1", 1.0, "2011-03-10"), (None, "x", "s1", 1.0, "2011-03-11"),
+                          (None, "y", "s1", 1.0, "2011-03-01")])
+    ranked = lstm_recommender(guests, date(2011, 3, 15), np.array(["a", "b"]), CFG)
+    assert "guests'" in caplog.text and "falling back to the recent best sellers" in caplog.text
+    assert ranked[ranked[s.USER_ID] == "a"][s.ITEM_ID].tolist() == ["x", "y"]
+    assert set(ranked[s.USER_ID]) == {"a", "b"}
+
+
+def test_store_path_reads_the_same_inputs_as_a_dataframe(cyclic_events, tmp_path):
+    csv = tmp_path / "events.csv"
+    cyclic_events.assign(event_time=cyclic_events[s.EVENT_DATE].astype(str) + "T12:00:00").to_csv(csv, index=False)
+    names = ("event_time", s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.PRICE, s.ORDER_ID)
+    cfg = Config(store=str(tmp_path / "store"), ingest=IngestConfig(columns={n: n for n in names}, returns="keep"))
+    Store(cfg.store).ensure()
+    run_ingest(cfg, csv)
+    hists = [list(iter_histories(con, CUTOFF, CFG)) for con in (open_store(cfg.store), open_events(cyclic_events))]
+    for a, b in zip(*hists, strict=True):
+        pd.testing.assert_frame_equal(a.user_item, b.user_item)
+        pd.testing.assert_frame_equal(a.crowd_segment, b.crowd_segment)
