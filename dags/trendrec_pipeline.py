@@ -2,14 +2,14 @@
 ### trendrec_pipeline
 
 The whole trendrec flow, one task per stage, in the order `recsys.flow` defines:
-**ingest → aggregate → train → customers → value → evaluate → push → rerank**.
+**ingest → aggregate → train_forecast → train_nextbasket → train_value → judge → push → rerank**.
 
 * Each task runs exactly one stage (`recsys.flow.run_stage`) and returns a small summary (counts
   and paths) through XCom; data stays in the store.
 * `config` and `store` params choose the TOML file and the store directory (defaults from
   `$TRENDREC_CONFIG` / `$TRENDREC_STORE`). `source` overrides the config's event file.
 * The training run id is the run key (the logical date), so a re-run of the same date rewrites the
-  same candidate instead of adding one. `push` only promotes a blessed model; `rerank` is skipped
+  same training run instead of adding one. `push` makes a version only when a part is blessed; `rerank` is skipped
   while no model is in production.
 
 Run it once with `airflow dags test trendrec_pipeline 2011-12-10` (what `make demo` does).

@@ -1,29 +1,28 @@
 """
-### trendrec_retrain — aggregate, train, evaluate and (if blessed) push a new model
+### trendrec_retrain — aggregate, train every model family, judge and (if a part is blessed) push
 
-**aggregate → train → customers → value → evaluate → is_blessed → push | keep_production**
+**aggregate → train_forecast → train_nextbasket → train_value → judge → is_pushable → push | keep_production**
+
+The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages, in the same order, as `trendrec demo`
+and the `trendrec_pipeline` DAG.
 
 * Scheduled on the **`trendrec_raw_events`** asset (every successful `trendrec_ingest` run), or
   weekly, or either: set `TRENDREC_RETRAIN_SCHEDULE` to `asset` (default), `weekly` (Mondays
   03:00 UTC) or `asset_or_weekly` where the DAG processor runs.
-* `train` names its candidate `models/candidates/<run key>/`. The run key is the logical date
+* The training stages write into one training run, `models/runs/<run key>/`. The run key is the logical date
   (`20111210T000000`) for time-scheduled, manual and backfill runs. Asset-triggered runs have no
   logical date in Airflow 3, so their key is the run id with unsafe characters replaced by `_`
   (`asset_triggered__2026-11-23T05_00_00.123456_00_00`); clearing a run keeps its run id. Either
-  way a re-run reuses the committed candidate, its evaluation and its registry version: it changes
-  nothing in the store.
-* `customers` trains the customer model (LSTMRecommender) into the same candidate and judges it
-  against the baselines on its validation week; `push` versions it with the segment forecaster
-  when it is blessed (else production's customer model is carried forward) and scores every active
-  customer's candidates, so serving needs no TensorFlow. Rollback moves both models together.
-* `value` forecasts every customer's spend over the next `value.horizon_days` (BG/NBD + Gamma-Gamma,
-  an LSTM with a ZILN output, their ensemble) into the candidate's `customers/value/`, after scoring
-  the models on the last H days of the log; `push` versions it with the models.
-* `is_blessed` branches on the evaluation: `push` versions the candidate as the production model
-  and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`) when
-  its segment forecaster or its customer model is blessed (an unblessed forecaster is replaced by
-  production's, or the best single baseline's); a candidate with neither blessed, or already
-  pushed, leaves production and the asset alone.
+  way a re-run reuses each part whose settings and data are unchanged, its verdict and its registry
+  version: it changes nothing in the store.
+* `train_forecast`, `train_nextbasket` (the LSTMRecommender) and `train_value` (BG/NBD + Gamma-Gamma,
+  an LSTM with a ZILN output, their ensemble) each train one part of the run; `judge` compares each part
+  with its baselines (and production) and writes one verdict per part.
+* `is_pushable` branches on the verdicts: `push` versions the run's parts as the production release
+  and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`) when at
+  least one part is blessed; each part of the version is what its verdict ships (the run's model,
+  production's part, or the family's baseline). A run with no part blessed, or already pushed, leaves
+  production and the asset alone. Rollback moves every part together.
 * Params: `config`, `store`, `horizon` (days forecast; empty = the config's `model.horizon`).
 """
 
@@ -37,6 +36,9 @@ import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from pipeline.orchestration import PARAMS, PRODUCTION_MODEL, RAW_EVENTS, default_args, log_failure, run_key
+from recsys.flow import RETRAIN, stage
+
+RETRAIN_STAGES = tuple(stage(name) for name in RETRAIN)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,14 @@ def _run(stage: str, params: dict, upstream: dict | None = None, **options) -> d
     return flow.run_stage(stage, cfg, upstream, **options)
 
 
+def _stage_task(step):
+    @task(task_id=step.name, execution_timeout=timedelta(minutes=step.timeout_minutes))
+    def run_stage(upstream: dict | None = None, params=None, logical_date=None, run_id=None) -> dict:
+        return _run(step.name, params, upstream, run_key=run_key(logical_date, run_id))
+
+    return run_stage
+
+
 @dag(
     dag_id="trendrec_retrain",
     schedule=SCHEDULES[SCHEDULE],
@@ -72,48 +82,30 @@ def _run(stage: str, params: dict, upstream: dict | None = None, **options) -> d
     params={name: Param(**PARAMS[name]) for name in ("config", "store", "horizon")},
 )
 def trendrec_retrain():
-    @task
-    def aggregate(params=None) -> dict:
-        return _run("aggregate", params)
-
-    @task(execution_timeout=timedelta(hours=4))
-    def train(aggregated: dict, params=None, logical_date=None, run_id=None) -> dict:
-        return _run("train", params, aggregated, run_key=run_key(logical_date, run_id))
-
-    @task(execution_timeout=timedelta(hours=4))
-    def customers(trained: dict, params=None, logical_date=None, run_id=None) -> dict:
-        return _run("customers", params, trained, run_key=run_key(logical_date, run_id))
-
-    @task(execution_timeout=timedelta(hours=2))
-    def value(trained: dict, params=None, logical_date=None, run_id=None) -> dict:
-        return _run("value", params, trained, run_key=run_key(logical_date, run_id))
-
-    @task
-    def evaluate(trained: dict, params=None) -> dict:
-        return _run("evaluate", params, trained)
-
     @task.branch
-    def is_blessed(evaluated: dict) -> str:
-        log.info("pushable=%s: %s", evaluated["pushable"], evaluated["push_reason"])
-        return "push" if evaluated["pushable"] else "keep_production"
+    def is_pushable(judged: dict) -> str:
+        log.info("pushable=%s: %s", judged["pushable"], judged["push_reason"])
+        return "push" if judged["pushable"] else "keep_production"
 
     @task(outlets=[PRODUCTION_MODEL_ASSET])
-    def push(evaluated: dict, params=None, outlet_events=None) -> dict:
+    def push(judged: dict, params=None, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        result = _run("push", params, evaluated)
+        result = _run("push", params, judged)
         if not result["pushed"]:  # already pushed by an earlier try of this run: no new model event
             raise AirflowSkipException(result["reason"])
         outlet_events[PRODUCTION_MODEL_ASSET].extra = {"version": result["version"], "previous": result["previous"]}
         return result
 
     @task
-    def keep_production(evaluated: dict) -> str:
-        log.info("production unchanged: %s", evaluated["push_reason"])
-        return evaluated["push_reason"]
+    def keep_production(judged: dict) -> str:
+        log.info("production unchanged: %s", judged["push_reason"])
+        return judged["push_reason"]
 
-    evaluated = evaluate(value(customers(train(aggregate()))))
-    is_blessed(evaluated) >> [push(evaluated), keep_production(evaluated)]
+    summary = None
+    for stage in RETRAIN_STAGES:
+        summary = _stage_task(stage)(summary)
+    is_pushable(summary) >> [push(summary), keep_production(summary)]
 
 
 trendrec_retrain()

@@ -29,7 +29,7 @@ from typing import Any
 from pipeline.config import ENV_CONFIG, ENV_STORE, Config, load_config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, check_names
-from recsys.value.command import add_value_arguments
+from recsys import flow
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,19 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]  # the subcommand's own arguments
     run: Callable[[Config, argparse.Namespace], dict]  # calls one stage, returns its summary
     title: str = ""  # first line of the human summary
+    aliases: tuple[str, ...] = ()  # older names still accepted
+
+
+COMMON = ("command", "config", "store", "json", "verbose")  # the shell's own arguments, not a stage's options
+
+
+def stage_command(stage: flow.Stage) -> Command:
+    """The `trendrec` subcommand of a flow stage: its arguments become the stage's options."""
+    def run(cfg: Config, args: argparse.Namespace) -> dict:
+        options = {k: v for k, v in vars(args).items() if k not in COMMON and v is not None}
+        return flow.run_stage(stage.name, cfg, progress=_progress, **options)
+
+    return Command(stage.help, stage.add_arguments, run, stage.title, stage.aliases)
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,22 +66,6 @@ def _version() -> str:
         return version("trendrec")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
-
-
-def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", nargs="?", help="file, directory or glob (default: `source` in the config)")
-
-
-def _run_ingest(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys import flow
-
-    return flow.run_stage("ingest", cfg, source=args.source)
-
-
-def _run_aggregate(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys import flow
-
-    return flow.run_stage("aggregate", cfg)
 
 
 def _candidates_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,31 +83,9 @@ def _run_candidates(cfg: Config, args: argparse.Namespace) -> dict:
                             output=args.output)
 
 
-def _latest_candidate(cfg: Config) -> str:
-    root = Store(cfg.store).models / "candidates"
-    runs = sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-    if not runs:
-        raise TrendrecError(f"no trained candidate in {root}: run `trendrec train` first")
-    return str(runs[-1])
-
-
-def _candidate_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("candidate", nargs="?", help="candidate directory (default: the latest trained)")
-
-
-def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-id", help="name of the run (default: UTC time); also the TensorBoard run name")
-
-
 def _progress(line: str) -> None:
     """Progress of a long stage, one line each, on stderr (stdout carries the summary or the JSON)."""
     print(line, file=sys.stderr, flush=True)
-
-
-def _run_train(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.forecast.train import run_train
-
-    return run_train(cfg, run_id=args.run_id, progress=_progress)
 
 
 def _tune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,45 +101,10 @@ def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
                     progress=_progress)
 
 
-def _run_evaluate(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys import flow
-
-    return flow.run_stage("evaluate", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
-
-
-def _run_push(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys import flow
-
-    return flow.run_stage("push", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
-
-
-def _run_customers(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys import flow
-
-    return flow.run_stage("customers", cfg, {"candidate_dir": args.candidate or _latest_candidate(cfg)})
-
-
-def _run_value(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.value.stage import run_value_command
-
-    return run_value_command(cfg, args, args.candidate or _latest_candidate(cfg))
-
-
 def _run_segments(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.report.segments import list_segments
 
     return list_segments(cfg)
-
-
-def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--candidates", help="candidate lists, parquet or CSV (default: the config's)")
-    parser.add_argument("--output", help="where to write, inside the store (default: reranked/<name>.parquet)")
-
-
-def _run_rerank(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.rank.rerank import run_rerank
-
-    return run_rerank(cfg, args.candidates, args.output)
 
 
 def _models_arguments(parser: argparse.ArgumentParser) -> None:
@@ -197,8 +137,10 @@ def _run_demo(cfg: Config, args: argparse.Namespace) -> dict:
 
     started = time.monotonic()
     done = flow.run_all(cfg)
+    verdicts = done["judge"]["verdicts"]
     return {"rows_in": done["ingest"]["rows_in"], "rows_duplicate": done["ingest"]["rows_duplicate"],
-            "epochs_run": done["train"]["epochs_run"], "blessed": done["evaluate"]["blessed"],
+            "epochs_run": done["train_forecast"]["epochs_run"],
+            "blessed": {name: v["blessed"] for name, v in verdicts.items()},
             "pushed": done["push"].get("pushed"), "reranked_output": done["rerank"].get("output"),
             "seconds": round(time.monotonic() - started, 1), **store_status(cfg)}
 
@@ -250,27 +192,13 @@ def _run_backtest(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 COMMANDS: dict[str, Command] = {
-    "ingest": Command("validate an event log into raw/ (bad rows to quarantine/)", _ingest_arguments,
-                      _run_ingest, "ingested"),
-    "aggregate": Command("roll raw events up into aggregates/daily and month_weekday", _no_arguments,
-                         _run_aggregate, "aggregated"),
-    "train": Command("train a SegmentForecaster candidate (TensorBoard logs in runs/)", _train_arguments,
-                     _run_train, "trained a candidate"),
+    **{stage.command: stage_command(stage) for stage in flow.STAGES},
     "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
                     _tune_arguments, _run_tune, "tuned"),
-    "customers": Command("train the customer model (LSTMRecommender) for a candidate and judge it vs baselines",
-                         _candidate_argument, _run_customers, "customer model"),
-    "value": Command("forecast each customer's spend over the next H days; --json: every model on the last H days",
-                     add_value_arguments, _run_value, "customer value"),
-    "evaluate": Command("score a candidate on the hold-out against baselines and production", _candidate_argument,
-                        _run_evaluate, "evaluated"),
     "backtest": Command("rolling-origin backtest of the model vs seasonal naive and AutoETS",
                         _backtest_arguments, _run_backtest, "backtested"),
-    "push": Command("version and promote a blessed candidate", _candidate_argument, _run_push, "push"),
     "candidates": Command("build candidate lists with the simple base recommender (demo input)",
                           _candidates_arguments, _run_candidates, "candidates written"),
-    "rerank": Command("re-rank candidate lists with the production model's trends", _rerank_arguments,
-                      _run_rerank, "re-ranked"),
     "models": Command("list, promote or roll back model versions", _models_arguments, _run_models, "models"),
     "segments": Command("list the production model's segments, their trends and how items map to them",
                         _no_arguments, _run_segments, "segments"),
@@ -297,7 +225,8 @@ def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argpar
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in commands.items():
-        p = sub.add_parser(name, parents=[common], help=command.help, description=command.help)
+        p = sub.add_parser(name, parents=[common], help=command.help, description=command.help,
+                           aliases=list(command.aliases))
         command.add_arguments(p)
     return parser
 
@@ -330,7 +259,7 @@ def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter off the terminal
-    command = commands[args.command]
+    command = commands[_canonical(commands, args.command)]
     try:
         _check_path_arguments(args)
         cfg = load_config(args.config, store=args.store)
@@ -352,7 +281,12 @@ def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
     return 0
 
 
-PATH_ARGUMENTS = ("config", "store", "source", "candidate", "candidates", "output")  # names checked up front
+def _canonical(commands: dict[str, Command], name: str) -> str:
+    """The command's own name when it was called by an alias (`customers` for `nextbasket`)."""
+    return name if name in commands else next(c for c, command in commands.items() if name in command.aliases)
+
+
+PATH_ARGUMENTS = ("config", "store", "source", "run", "candidates", "output")  # names checked up front
 
 
 def _check_path_arguments(args: argparse.Namespace) -> None:
@@ -362,7 +296,7 @@ def _check_path_arguments(args: argparse.Namespace) -> None:
                             "$TRENDREC_STORE or the config's")
     for name in PATH_ARGUMENTS:
         if getattr(args, name, None):
-            check_names(getattr(args, name), f"--{name}" if name not in ("source", "candidate") else name)
+            check_names(getattr(args, name), f"--{name}" if name not in ("source", "run") else name)
 
 
 def main(argv: list[str] | None = None) -> int:

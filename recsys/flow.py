@@ -1,11 +1,17 @@
-"""The trendrec flow, written once: the ordered list of stages and ``run_all``.
+"""The trendrec flow, written once: the ordered stages, their commands, and ``run_all``.
 
-ingest → aggregate → train → customers → value → evaluate → push → rerank. Each stage is one call into its package
-(pipeline.ingest, pipeline.aggregate, recsys.forecast, recsys.nextbasket (and its value models), recsys.registry through
-recsys.forecast.publish, recsys.rank) that takes the config and what the stage before it returned,
-and returns a small summary of counts and paths. `trendrec demo`, the ``trendrec_pipeline`` DAG
-(one task per stage, in this order) and the tests all run the flow through this module, so the
+ingest → aggregate → train_forecast → train_nextbasket → train_value → judge → push → rerank. Each stage
+is one call into its package (pipeline.ingest, pipeline.aggregate, each model family's part —
+recsys.forecast, recsys.nextbasket, recsys.value —, the release rule recsys.release, recsys.rank) that
+takes the config and what the stage before it returned, and returns a small summary of counts and paths.
+A stage also names its `trendrec` command, the arguments the command adds and the Airflow task's time
+limit: `trendrec demo`, the CLI's stage commands (recsys.cli), the ``trendrec_pipeline`` DAG (one task
+per stage), the ``trendrec_retrain`` DAG (``RETRAIN``) and the tests all come from this list, so the
 order cannot drift between them; ``run_all(cfg, last="push")`` runs a slice.
+
+The training stages and judge/push share one training run (recsys.runs): the run named by the
+``run_key`` option (the DAG's logical date, `trendrec train --run-id`), the one the stage before passed
+on (``run_dir``), or the latest one.
 
 This module imports only the standard library at load time (each stage imports its package when it
 runs), so an Airflow DAG file can read the stage list at parse time for free.
@@ -15,6 +21,7 @@ runs), so an Airflow DAG file can read the stage list at parse time for free.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import time
 from collections.abc import Callable
@@ -23,17 +30,42 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipeline.config import Config
+    from recsys.runs import Run
 
 log = logging.getLogger(__name__)
 
 SKIPPED = "skipped"  # key of a summary whose stage had nothing to do (the DAG marks the task skipped)
+RUN_DIR = "run_dir"  # key of a summary that names the training run the next stage works on
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
 
 
 @dataclass(frozen=True)
 class Stage:
-    name: str
-    help: str  # one line: what the stage does
+    name: str  # family and verb: the Airflow task id
+    help: str  # one line: what the stage does (also the command's help)
     run: Callable[..., dict[str, Any]]  # (cfg, upstream summary, **options) -> summary
+    command: str  # the `trendrec` subcommand that runs it
+    aliases: tuple[str, ...] = ()  # older names of the command, still accepted
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    title: str = ""  # first line of the command's human summary
+    timeout_minutes: int = 60  # the Airflow task's execution_timeout
+
+
+def _run(cfg: Config, upstream: dict, options: dict[str, Any], new: bool = False) -> Run:
+    """The training run a stage works on: the upstream's, a named one, the latest, or (``new``) a fresh one."""
+    from pipeline.store import Store
+    from recsys import runs
+
+    store = Store(cfg.store)
+    path = upstream.get(RUN_DIR) or options.get("run")
+    if path:
+        return runs.inside(store, path)
+    if options.get("run_key") or new:
+        return runs.create(store, options.get("run_key"))
+    return runs.latest_or_new(store)
 
 
 def _ingest(cfg: Config, upstream: dict, *, source: str | None = None, **_: Any) -> dict[str, Any]:
@@ -48,50 +80,34 @@ def _aggregate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
     return run_aggregate(cfg)
 
 
-def _train(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: Any) -> dict[str, Any]:
-    from recsys.forecast.train import run_train
+def _train(part: str) -> Callable[..., dict[str, Any]]:
+    """The stage that trains one family's part into the run."""
+    def train(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
+        from recsys.release import parts
 
-    return run_train(cfg, run_id=run_key)
+        run = _run(cfg, upstream, options, new=part == "forecast" and not upstream.get(RUN_DIR))
+        found = next(p for p in parts() if p.name == part)
+        return {RUN_DIR: str(run.root), **found.train(cfg, run, **options)}
 
-
-def _customers(cfg: Config, upstream: dict, *, run_key: str | None = None, **_: Any) -> dict[str, Any]:
-    from recsys.nextbasket.train import train_customer_model
-    from recsys.nextbasket.judge import judge_customer_model
-
-    trained = train_customer_model(cfg, upstream["candidate_dir"], run_key)
-    judged = judge_customer_model(cfg, upstream["candidate_dir"], trained)
-    return {"candidate_dir": upstream["candidate_dir"], "customer_model": trained, "customer_evaluation": judged}
+    return train
 
 
-def _value(cfg: Config, upstream: dict, *, run_key: str | None = None, horizon_days: int | None = None,
-           **_: Any) -> dict[str, Any]:
-    from recsys.value.stage import run_value
+def _judge(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
+    from pipeline.store import Store
+    from recsys import release, runs
 
-    summary = run_value(cfg, upstream["candidate_dir"], horizon_days, run_key)
-    return {"candidate_dir": upstream["candidate_dir"], "customer_value": summary}
-
-
-def _evaluate(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
-    from recsys.nextbasket.publish import blessed_because
-    from recsys.forecast.evaluate import run_evaluate
-    from recsys.forecast.publish import version_verdict
-
-    summary = run_evaluate(cfg, upstream["candidate_dir"])
-    # "blessed" judges the segment forecaster; "pushable" says whether push makes a version (the DAG's branch)
-    pushable, why = version_verdict(summary, blessed_because(summary["candidate_dir"]))
-    return summary | {"pushable": pushable, "push_reason": why}
+    run = runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run"))
+    verdicts = release.judge(cfg, run)
+    pushable, why = release.decide(verdicts, release.registry.read_production(Store(cfg.store)) is not None)
+    return {RUN_DIR: str(run.root), "pushable": pushable, "push_reason": why,
+            "verdicts": {name: verdict.to_json() for name, verdict in verdicts.items()}}
 
 
-def _push(cfg: Config, upstream: dict, **_: Any) -> dict[str, Any]:
-    from recsys.nextbasket.publish import assemble_customers, blessed_because
-    from recsys.value.stage import assemble_value
-    from recsys.forecast.publish import publish
+def _push(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
+    from pipeline.store import Store
+    from recsys import release, runs
 
-    candidate = upstream["candidate_dir"]
-    # A blessed customer model is pushed even when the forecaster candidate is not (publish keeps
-    # production's forecaster, or the best single baseline's): re-ranking is what the shop runs for.
-    return publish(cfg, candidate, extra=lambda staging: assemble_customers(cfg, staging)
-                   | assemble_value(candidate, staging), also_blessed=blessed_because(candidate))
+    return release.push(cfg, runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run")))
 
 
 def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, output: str | None = None,
@@ -104,41 +120,79 @@ def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, outpu
     return run_rerank(cfg, candidates, output)
 
 
+def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", nargs="?", help="file, directory or glob (default: `source` in the config)")
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-id", dest="run_key",
+                        help="name of the training run (default: UTC time); also the TensorBoard run name")
+
+
+def _run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", nargs="?", help="training run folder, models/runs/<id> (default: the latest run)")
+
+
+def _value_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_argument(parser)
+    parser.add_argument("--horizon-days", type=int, help="days forecast and held out (default: value.horizon_days)")
+
+
+def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--candidates", help="the shop's lists, parquet or CSV (default: the config's)")
+    parser.add_argument("--output", help="where to write, inside the store (default: reranked/<name>.parquet)")
+
+
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest", "validate the event log into raw/ (bad rows to quarantine/)", _ingest),
-    Stage("aggregate", "roll events up by segment and day into aggregates/", _aggregate),
-    Stage("train", "train a segment-forecaster candidate (TensorBoard logs in runs/)", _train),
-    Stage("customers", "train the customer model (LSTMRecommender) and judge it against the baselines",
-          _customers),
-    Stage("value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)", _value),
-    Stage("evaluate", "score the candidate on the hold-out against baselines and production", _evaluate),
-    Stage("push", "version and promote the candidate if its forecaster or customer model is blessed", _push),
-    Stage("rerank", "re-rank candidate lists with the production model", _rerank),
+    Stage("ingest", "validate the event log into raw/ (bad rows to quarantine/)", _ingest, "ingest",
+          add_arguments=_ingest_arguments, title="ingested", timeout_minutes=60),
+    Stage("aggregate", "roll events up by segment and day into aggregates/", _aggregate, "aggregate",
+          title="aggregated", timeout_minutes=30),
+    Stage("train_forecast", "train the segment forecaster into a new training run (TensorBoard logs in runs/)",
+          _train("forecast"), "train", add_arguments=_train_arguments, title="trained the segment forecaster",
+          timeout_minutes=240),
+    Stage("train_nextbasket", "train the next-basket model (LSTMRecommender) into the training run",
+          _train("nextbasket"), "nextbasket", aliases=("customers",), add_arguments=_run_argument,
+          title="trained the next-basket model", timeout_minutes=240),
+    Stage("train_value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)",
+          _train("value"), "value", add_arguments=_value_arguments, title="customer value", timeout_minutes=120),
+    Stage("judge", "judge every trained part against its baselines and production: one verdict each", _judge,
+          "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60),
+    Stage("push", "version the run's judged parts and make it production if a part is blessed", _push, "push",
+          add_arguments=_run_argument, title="push", timeout_minutes=60),
+    Stage("rerank", "re-rank the shop's lists with the production release's scores", _rerank, "rerank",
+          add_arguments=_rerank_arguments, title="re-ranked", timeout_minutes=60),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+RETRAIN: tuple[str, ...] = STAGE_NAMES[STAGE_NAMES.index("aggregate"): STAGE_NAMES.index("judge") + 1]
+
+
+def stage(name: str) -> Stage:
+    found = next((s for s in STAGES if s.name == name), None)
+    if found is None:
+        raise ValueError(f"unknown stage {name!r}: expected one of {', '.join(STAGE_NAMES)}")
+    return found
 
 
 def run_stage(name: str, cfg: Config, upstream: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
     """Run one stage by name with the summary of the stage before it (see ``run_all`` for options)."""
-    stage = next((s for s in STAGES if s.name == name), None)
-    if stage is None:
-        raise ValueError(f"unknown stage {name!r}: expected one of {', '.join(STAGE_NAMES)}")
-    return stage.run(cfg, upstream or {}, **options)
+    return stage(name).run(cfg, upstream or {}, **options)
 
 
 def run_all(cfg: Config, *, first: str = STAGE_NAMES[0], last: str = STAGE_NAMES[-1],
             **options: Any) -> dict[str, dict[str, Any]]:
     """Run the stages from ``first`` to ``last`` in order, in this process; {stage: summary}.
 
-    Options go to the stages that take them: ``source`` (ingest), ``run_key`` (train: the candidate
-    and TensorBoard run name), ``horizon_days`` (value), ``candidates`` and ``output`` (rerank).
+    Options go to the stages that take them: ``source`` (ingest), ``run_key`` (the training run and
+    TensorBoard run name), ``horizon_days`` (train_value), ``candidates`` and ``output`` (rerank).
     """
     names = STAGE_NAMES[STAGE_NAMES.index(first): STAGE_NAMES.index(last) + 1]
     summaries: dict[str, dict[str, Any]] = {}
     upstream: dict[str, Any] = {}
     for name in names:
         started = time.monotonic()
-        upstream = run_stage(name, cfg, upstream, **options)
-        summaries[name] = upstream
+        summary = run_stage(name, cfg, upstream, **options)
+        summaries[name] = summary
+        upstream = {RUN_DIR: summary[RUN_DIR]} if RUN_DIR in summary else upstream
         log.info("%s done in %.1f s", name, time.monotonic() - started)
     return summaries

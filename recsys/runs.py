@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -146,6 +147,22 @@ def fingerprint(settings: Any, inputs: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def switch_folder(built: Path, final: Path) -> None:
+    """Put the fully built folder ``built`` in place of ``final``, whole.
+
+    The old set is renamed aside first and removed after: a process killed between the two renames
+    leaves no ``final`` (the old set or none, never a mix); what it set aside is a ``.<name>.old-*``
+    folder that the next attempt of the stage removes with its other leftovers.
+    """
+    aside = None
+    if final.exists():
+        aside = final.parent / f".{final.name}.old-{time.time_ns()}"
+        os.rename(final, aside)
+    os.rename(built, final)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 def raw_inputs(store: Store) -> list[str]:
     """The committed ingests the raw log holds (their digests): what a stage reading raw/ read."""
     return sorted(p.stem for p in store.commits.glob("*.json")) if store.commits.is_dir() else []
@@ -155,7 +172,7 @@ def raw_inputs(store: Store) -> list[str]:
 class Verdict:
     """A family's blessing: whether its trained model beats its strong baseline, on which metric, by how much.
 
-    ``ships`` says what the release would hold for the family under this verdict: ``"candidate"`` (the run's
+    ``ships`` says what the release would hold for the family under this verdict: ``"run"`` (the run's
     model), ``"production"`` (production's part, carried forward) or the name of a baseline or member shipped
     instead. ``against`` is the production version the judge compared with (None: none was in production,
     or the family is judged against baselines only); a push refuses a verdict judged against a production
@@ -169,7 +186,7 @@ class Verdict:
     baseline: str | None
     baseline_value: float | None
     reason: str
-    ships: str = "candidate"
+    ships: str = "run"
     against: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # the family's own figures, shown by status/report
 

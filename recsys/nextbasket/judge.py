@@ -8,8 +8,10 @@ same customers under the next-basket protocol (recsys.evaluation.protocol) from 
 Early stopping picked the model's epoch on this week, which flatters it a little; the held-out
 proof is ``trendrec evaluate-rerank``, which retrains everything at every cut-off.
 
-Writes ``<candidate>/customers/evaluation.json``: blessed, reason, the model's and every baseline's
-validation Recall@10, and the best baseline.
+Writes the run's ``nextbasket/evaluation.json`` (blessed, reason, the model's and every baseline's
+validation Recall@10, the best baseline) and its Verdict (``nextbasket/verdict.json``): when the model
+is not blessed, a release carries production's customer model forward, or ships none (serving then
+ranks by segment trends).
 
     trendrec customers --json
 """
@@ -23,26 +25,44 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.store import Store, read_events, read_json, write_json
-from recsys.forecast.evaluate import candidate_in_store
-from recsys.nextbasket.scores import CUSTOMERS_DIR
+from recsys import registry
+from recsys.runs import EVALUATION_FILE, FINGERPRINT_KEY, TRAIN_FILE, Run, Verdict, write_verdict
 from recsys.evaluation.baselines import base, g_topfreq, p_topfreq
 from recsys.evaluation.protocol import EVENT_COLUMNS, run_protocol
 from recsys.evaluation.tifu_knn import tifu_knn
 
 log = logging.getLogger(__name__)
 
-EVALUATION_FILE = "evaluation.json"  # in <candidate>/customers/
+PART = "nextbasket"
 BASELINES = {"g_topfreq": g_topfreq, "p_topfreq": p_topfreq, "base": base, "tifu_knn": tifu_knn}
 METRIC = "recall@10"
 
 
-def judge_customer_model(cfg: Config, candidate_dir: str | Path, trained: dict[str, Any]) -> dict[str, Any]:
-    """Bless the candidate's customer model when its validation Recall@10 beats every baseline's."""
-    out_dir = candidate_in_store(Store(cfg.store), candidate_dir) / CUSTOMERS_DIR
-    if (out_dir / EVALUATION_FILE).is_file():
-        return read_json(out_dir / EVALUATION_FILE)
+def judge_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
+    """Bless the run's customer model when its validation Recall@10 beats every baseline's."""
+    out_dir = run.part(PART)
+    trained = read_json(out_dir / TRAIN_FILE) if (out_dir / TRAIN_FILE).is_file() else {}
+    key = trained.get(FINGERPRINT_KEY)
+    if key and (out_dir / EVALUATION_FILE).is_file():
+        done = read_json(out_dir / EVALUATION_FILE)
+        if done.get(FINGERPRINT_KEY) == key:
+            return done | {"reused": True}
     if not trained.get("trained"):
         return {"blessed": False, "reason": trained.get("reason", "no customer model was trained")}
+    result = _compare(cfg, trained) | {FINGERPRINT_KEY: key}
+    if trained.get("tensorboard"):  # the baselines beside the model's figure in its HParams row
+        from recsys.evaluation.tensorboard import write_ranking_summary
+
+        write_ranking_summary(trained["tensorboard"], None, {f"{name}_recall_at_10": value
+                                                             for name, value in result["baselines"].items()})
+    write_verdict(out_dir, nextbasket_verdict(result, registry.production(Store(cfg.store))))
+    write_json(result, out_dir / EVALUATION_FILE)  # last: marks the judgement complete
+    log.info("customer model: %s", result["reason"])
+    return result | {"reused": False}
+
+
+def _compare(cfg: Config, trained: dict[str, Any]) -> dict[str, Any]:
+    """The model's and the baselines' Recall@10 on the validation week, and the blessing."""
     val_cut = date.fromisoformat(trained["validation_cutoff"])
     events = read_events(Store(cfg.store), EVENT_COLUMNS)
     figures = run_protocol(events, BASELINES, [val_cut])["pooled"]
@@ -59,12 +79,20 @@ def judge_customer_model(cfg: Config, candidate_dir: str | Path, trained: dict[s
                   "reason": f"validation Recall@10 {model:.4f} {verdict} the best baseline, {best} "
                             f"{baselines[best]:.4f} (week from {val_cut}, {figures[best]['users']} customers): "
                             f"{'blessed' if blessed else 'not blessed'}"}
-    result |= {"validation_cutoff": val_cut.isoformat(), "model": {METRIC: model}, "baselines": baselines}
-    if trained.get("tensorboard"):  # the baselines beside the model's figure in its HParams row
-        from recsys.evaluation.tensorboard import write_ranking_summary
+    return result | {"validation_cutoff": val_cut.isoformat(), "model": {METRIC: model}, "baselines": baselines}
 
-        write_ranking_summary(trained["tensorboard"], None, {f"{name}_recall_at_10": value
-                                                             for name, value in baselines.items()})
-    write_json(result, out_dir / EVALUATION_FILE)
-    log.info("customer model: %s", result["reason"])
-    return result
+
+def nextbasket_verdict(result: dict[str, Any], production: registry.Release | None) -> Verdict:
+    """The Verdict of a judgement: the run's model when blessed, else production's (if it has one), else none."""
+    best = result.get("best_baseline")
+    if result.get("blessed"):
+        ships = "run"
+    else:
+        held = production is not None and production.part(PART) is not None
+        ships = "production" if held else "none"
+    return Verdict(part=PART, blessed=bool(result.get("blessed")), metric=METRIC,
+                   value=(result.get("model") or {}).get(METRIC), baseline=best,
+                   baseline_value=(result.get("baselines") or {}).get(best) if best else None,
+                   reason=str(result.get("reason")), ships=ships,
+                   details={"validation_cutoff": result.get("validation_cutoff"),
+                            "baselines": result.get("baselines")})

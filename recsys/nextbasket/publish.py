@@ -1,12 +1,11 @@
-"""What push adds for the customer model: the model chosen for the version and its scores.
+"""The next-basket model's part of a release: the model the verdict ships and its push-time scores.
 
-Called by the push stage on the registry's staging copy of the candidate (after the forecaster's
-own files are in). The version's customer model is the candidate's when the gate blessed it
-(recsys.nextbasket.judge), else production's (carried forward, so one bad week does not drop a good
-model), else none. Its scores for every customer of the lookback are computed now, at the day
-after the last event, into ``customers/scores.parquet``: serving then needs no TensorFlow. The
-metadata fields returned land in the version's metadata.json under ``customers``. A version without
-a customer model serves segment trends only.
+``assemble`` fills the version's ``nextbasket/`` folder (in the registry's staging copy): the run's
+``LSTMRecommender`` when its verdict is blessed, else production's (carried forward, so one bad week
+does not drop a good model), else nothing. The shipped model then scores every active customer's
+retrieved items at the day after the last event, into ``nextbasket/scores.parquet``: batch re-ranking
+and the service read these scores (recsys.rank), so neither needs TensorFlow and both give the same
+order. A version without a next-basket model re-ranks by segment trends.
 
     trendrec push --json
 """
@@ -22,60 +21,49 @@ from pipeline.config import Config
 from pipeline.store import Store, read_json
 from recsys import registry
 from recsys.nextbasket.histories import NoCustomerHistoryError, customer_cutoff, open_store
-from recsys.nextbasket.scores import CUSTOMERS_DIR, MODEL_FILE, SCORES_FILE, write_scores
-from recsys.nextbasket.train import TRAIN_FILE
+from recsys.nextbasket.scores import write_scores
+from recsys.runs import EVALUATION_FILE, TRAIN_FILE, VERDICT_FILE, Run, Verdict
 
 log = logging.getLogger(__name__)
 
-EVALUATION_FILE = "evaluation.json"
+PART = "nextbasket"
+MODEL_FILE, CONFIG_FILE = "model.keras", "config.json"  # recsys.nextbasket.model's, named without Keras
+MODEL_FILES = (MODEL_FILE, CONFIG_FILE, TRAIN_FILE, EVALUATION_FILE, VERDICT_FILE)
+SHIPPED = (MODEL_FILE, CONFIG_FILE, registry.SCORES_FILE)  # what a version's nextbasket/ folder holds
 
 
-def assemble_customers(cfg: Config, staging: Path) -> dict[str, Any]:
-    """Fill ``staging/customers/`` (model + scores) or remove it; the ``customers`` metadata field."""
+def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: Path | None) -> dict[str, Any]:
+    """Fill ``target`` with the shipped model and its scores; the part's metadata fields ({} when none ships)."""
     from recsys.nextbasket.model import LSTMRecommender  # TensorFlow: only at push
 
+    source = _source(run, verdict, production)
+    if source is None:
+        log.info("no next-basket model in this version (%s): re-ranking uses segment trends", verdict.reason)
+        return {}
+    registry.copy_part_files(source, target, [n for n in MODEL_FILES if (source / n).is_file()])
     store = Store(cfg.store)
-    target = staging / CUSTOMERS_DIR
-    evaluation = _read(target / EVALUATION_FILE)
-    source = "candidate"
-    if not evaluation.get("blessed"):
-        shutil.rmtree(target, ignore_errors=True)
-        source = _carry_forward(store, target)
-        if source is None:
-            log.info("no customer model in this version (%s): serving uses segment trends",
-                     evaluation.get("reason", "none trained"))
-            return {"customers": {"model": None, "reason": evaluation.get("reason", "no customer model trained")}}
     con = open_store(str(store.root), cfg.customers)
     try:
-        scored = write_scores(LSTMRecommender.load(target), con, customer_cutoff(con), staging / SCORES_FILE,
+        scored = write_scores(LSTMRecommender.load(target), con, customer_cutoff(con), target / registry.SCORES_FILE,
                               cfg.customers)
     except NoCustomerHistoryError as exc:
         shutil.rmtree(target, ignore_errors=True)
-        return {"customers": {"model": None, "reason": f"nothing to score: {exc}"}}
-    info = {"model": source, "evaluation": evaluation if source == "candidate" else _read(target / EVALUATION_FILE),
-            "train": _read(target / TRAIN_FILE), "scores": scored}
-    log.info("customer model (%s) scored %d pairs for %d customers in %.1f s", source, scored["pairs"],
+        log.warning("next-basket model not shipped: nothing to score (%s)", exc)
+        return {}
+    log.info("next-basket model (%s) scored %d pairs for %d customers in %.1f s", verdict.ships, scored["pairs"],
              scored["customers"], scored["seconds"])
-    return {"customers": info}
+    return {"ships": verdict.ships, "verdict": verdict.to_json(), "train": _read(target / TRAIN_FILE),
+            "evaluation": _read(target / EVALUATION_FILE), "scores": scored}
 
 
-def blessed_because(candidate_dir: Path) -> str | None:
-    """Why the candidate's customer model is blessed ("customer model: <gate reason>"), or None."""
-    evaluation = _read(Path(candidate_dir) / CUSTOMERS_DIR / EVALUATION_FILE)
-    return f"customer model: {evaluation.get('reason')}" if evaluation.get("blessed") else None
-
-
-def _carry_forward(store: Store, target: Path) -> str | None:
-    """Copy production's customer model (not its scores) into ``target``; its version, or None."""
-    prod = registry.read_production(store)
-    if prod is None:
-        return None
-    source = registry.verify_version(store, prod["version"]) / CUSTOMERS_DIR
-    if not (source / MODEL_FILE).is_file():
-        return None
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("scores.parquet"))
-    log.info("customer model of this candidate not blessed: carrying %s's forward", prod["version"])
-    return prod["version"]
+def _source(run: Run, verdict: Verdict, production: Path | None) -> Path | None:
+    """The folder whose model ships: the run's, production's, or None."""
+    if verdict.ships == "run":
+        return run.part(PART)
+    if verdict.ships == "production" and production is not None and (production / MODEL_FILE).is_file():
+        log.info("next-basket model of %s not blessed: carrying production's forward", run.run_id)
+        return production
+    return None
 
 
 def _read(path: Path) -> dict[str, Any]:

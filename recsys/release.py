@@ -1,0 +1,142 @@
+"""The release rule: judge every part of a training run, and build a version from the verdicts only.
+
+Each model family is one part (recsys.runs.Part): the segment forecaster (recsys.forecast.part), the
+next-basket model (recsys.nextbasket.part) and customer value (recsys.value.part). ``judge`` runs each
+trained part's judge and records, in every verdict, the production version it was judged against.
+``push`` reads those verdicts, and nothing else of a family, the way TFX's Pusher reads the
+Evaluator's blessing:
+
+- a run gives a version only when at least one part's verdict is blessed (``decide``);
+- each part of the version is what its verdict ships: the run's model, production's part carried
+  forward, or the family's baseline (``Verdict.ships``); a part the run did not train keeps
+  production's part unchanged;
+- the registry builds the version in a staging folder of its own under its lock and refuses verdicts
+  judged against a production that has moved since (recsys.registry.push).
+
+    trendrec evaluate --json && trendrec push --json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config
+from pipeline.errors import TrendrecError
+from pipeline.store import Store
+from recsys import registry
+from recsys.runs import TRAIN_FILE, Part, Run, Verdict, read_verdict, write_verdict
+
+log = logging.getLogger(__name__)
+
+PART_MODULES = ("recsys.forecast.part", "recsys.nextbasket.part", "recsys.value.part")  # in release order
+
+
+class ReleaseError(TrendrecError):
+    """A run cannot give a version (nothing judged, or no segment forecaster for a first release)."""
+
+
+def parts() -> tuple[Part, ...]:
+    """Every family's part, imported when asked for (the flow module stays light at import)."""
+    return tuple(importlib.import_module(name).PART for name in PART_MODULES)
+
+
+def trained(run: Run, part: Part) -> bool:
+    """Whether the run holds a trained result of ``part`` (its train.json says so)."""
+    return (run.part(part.name) / TRAIN_FILE).is_file()
+
+
+def judge(cfg: Config, run: Run) -> dict[str, Verdict]:
+    """Judge every part the run trained; {part: verdict}, each recording the production it was judged against."""
+    production = registry.read_production(Store(cfg.store))
+    against = production and production["version"]
+    verdicts = {}
+    for part in parts():
+        if not trained(run, part):
+            continue
+        verdict = part.judge(cfg, run)
+        if verdict.against != against:
+            verdict = write_verdict(run.part(part.name), dataclasses.replace(verdict, against=against))
+        verdicts[part.name] = verdict
+    return verdicts
+
+
+def verdicts_of(run: Run) -> dict[str, Verdict]:
+    """The verdicts written by ``judge``: what ``push`` decides on."""
+    found = {part.name: read_verdict(run.part(part.name)) for part in parts() if trained(run, part)}
+    return {name: verdict for name, verdict in found.items() if verdict is not None}
+
+
+def decide(verdicts: dict[str, Verdict], in_production: bool) -> tuple[bool, str]:
+    """(whether the run gives a version, why): some part blessed, and a segment forecaster to ship."""
+    if not verdicts:
+        return False, "no part of this run was judged: run `trendrec evaluate` first"
+    blessed = [v for v in verdicts.values() if v.blessed]
+    if not blessed:
+        return False, "no part is blessed: " + "; ".join(f"{v.part}: {v.reason}" for v in verdicts.values())
+    forecast = verdicts.get("forecast")
+    if not in_production and (forecast is None or forecast.ships == "none"):
+        return False, "a first release needs a segment forecaster: run `trendrec train` and `trendrec evaluate`"
+    kept = [f"{v.part} ships {v.ships}" for v in verdicts.values() if not v.blessed]
+    return True, "; ".join(f"{v.part}: {v.reason}" for v in blessed) + (f" ({', '.join(kept)})" if kept else "")
+
+
+def push(cfg: Config, run: Run) -> dict[str, Any]:
+    """Version the run's judged parts and make the version production, when ``decide`` says so."""
+    store = Store(cfg.store)
+    verdicts = verdicts_of(run)
+    production = registry.production(store)
+    pushable, reason = decide(verdicts, production is not None)
+    summary = {"run_dir": str(run.root), "verdicts": {n: v.to_json() for n, v in verdicts.items()}}
+    if not pushable:
+        log.info("not pushing %s: %s", run.root, reason)
+        return {"pushed": False, "reason": reason, **summary}
+    againsts = {v.against for v in verdicts.values()}
+    if len(againsts) > 1:
+        raise ReleaseError(f"{run.root}: its parts were judged against different production versions "
+                           f"({sorted(map(str, againsts))}): run `trendrec evaluate` again")
+
+    def assemble(staging: Path) -> dict[str, Any]:
+        return _assemble(cfg, run, staging, verdicts, production)
+
+    result = registry.push(cfg, run_ref(store, run), assemble, against=againsts.pop(), reason=reason)
+    return result | summary
+
+
+def run_ref(store: Store, run: Run) -> str:
+    """How a version records the run it was built from: its path relative to the store."""
+    return run.root.resolve().relative_to(store.root).as_posix()
+
+
+def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict],
+              production: registry.Release | None) -> dict[str, Any]:
+    """Fill ``staging`` part by part; the version's metadata fields."""
+    fields: dict[str, Any] = {"parts": {}}
+    for part in parts():
+        target = staging / part.name
+        held = production.part(part.name) if production is not None else None
+        verdict = verdicts.get(part.name)
+        if verdict is None:
+            if held is not None:
+                _carry(held, target, part, production)
+                fields["parts"][part.name] = production.part_metadata(part.name) | {"carried_from": production.version}
+            continue
+        part_fields = part.assemble(cfg, run, target, verdict, held)
+        if part_fields:
+            fields["parts"][part.name] = part_fields
+    forecast = fields["parts"].get("forecast") or {}
+    fields["segments"] = forecast.get("segments")
+    return fields
+
+
+def _carry(held: Path, target: Path, part: Part, production: registry.Release) -> None:
+    """Copy production's part unchanged (a part this run did not train)."""
+    other = {production.path / name for name in registry.PART_NAMES} | {
+        production.path / sub for sub in registry.LEGACY_PART_DIRS.values() if sub != "."}
+    names = [p.relative_to(held).as_posix() for p in sorted(held.rglob("*"))
+             if p.is_file() and p.name != registry.METADATA_FILE and not any(o in p.parents for o in other)]
+    registry.copy_part_files(held, target, names)
+    log.info("%s: not trained in this run; %s's part carried forward", part.title, production.version)
