@@ -129,34 +129,33 @@ def trained_forecaster(trained_daily):
 # --- registry versions through the registry's own API --------------------------------------------
 def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd.DataFrame | None = None) -> str:
     store = Store(cfg.store).ensure()
-    candidates = store.models / "candidates"
-    n = 1
-    while (candidates / f"by-test-{n:04d}").exists():
-        n += 1
-    candidate = candidates / f"by-test-{n:04d}"
-    if forecaster is None:
-        candidate.mkdir(parents=True)
-        (candidate / "model.keras").write_bytes(b"placeholder: this test never loads the model")
-        (candidate / "recommender.json").write_text("{}")
-    else:
-        forecaster.save(candidate)
     production = registry.read_production(store)
-    write_json({"blessed": True, "reason": "test: a hand-made trend table",
-                "production_version": production["version"] if production else None, "metrics": {}},
-               candidate / "evaluation.json")
+    n = len(registry.versions(store)) + 1
 
-    def assemble(staging: Path, version: str, evaluation: dict) -> dict:
-        trends.to_parquet(staging / registry.TREND_FILE)
+    def assemble(staging: Path) -> dict:
+        forecast = staging / "forecast"
+        forecast.mkdir(parents=True)
+        if forecaster is None:
+            (forecast / "model.keras").write_bytes(b"placeholder: this test never loads the model")
+            (forecast / "recommender.json").write_text("{}")
+            (forecast / "combination.json").write_text("{}")
+        else:
+            forecaster.save(forecast)
+        trends.to_parquet(forecast / registry.TREND_FILE)
+        parts = {"forecast": {"ships": "run", "holdout_mase": None, "metrics": {}}}
         if scores is not None:  # push-time customer scores, as recsys.nextbasket.publish writes them
-            from recsys.nextbasket.scores import SCORES_FILE, SCORES_SCHEMA
+            from recsys.nextbasket.scores import SCORES_SCHEMA
 
-            (staging / SCORES_FILE).parent.mkdir(parents=True, exist_ok=True)
+            (staging / "nextbasket").mkdir()
             full = scores.assign(**{c: "" for c in SCORES_SCHEMA.names if c not in scores})
             pq.write_table(pa.Table.from_pandas(full[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
-                                                preserve_index=False), staging / SCORES_FILE)
-        return {"segments": [str(segment) for segment in trends[s.SEGMENT]]}
+                                                preserve_index=False), staging / "nextbasket" / registry.SCORES_FILE)
+            parts["nextbasket"] = {"ships": "run"}
+        return {"parts": parts, "segments": [str(segment) for segment in trends[s.SEGMENT]]}
 
-    result = registry.push(cfg, candidate, assemble)
+    result = registry.push(cfg, f"models/runs/by-test-{n:04d}-{id(trends)}", assemble,
+                           against=production["version"] if production else None,
+                           reason="test: a hand-made trend table")
     assert result["pushed"], result
     return result["version"]
 
@@ -166,11 +165,11 @@ def push_version():
     """``push_version(cfg, trends, forecaster=None, scores=None) -> "vNNNN"``: a new production version.
 
     Made via registry.push. ``scores`` (user_id, item_id, score) become the version's push-time
-    customer scores (customers/scores.parquet).
+    next-basket scores (nextbasket/scores.parquet).
 
-    The candidate holds ``forecaster`` saved, or placeholder model.keras and recommender.json where
-    the test never loads the model (the HTTP service and run_rerank read only trend.parquet), and an
-    evaluation blessed against today's production; its assembler writes ``trends`` as trend.parquet.
+    Its forecast/ part holds ``forecaster`` saved, or placeholder model files where the test never loads
+    the model (the HTTP service and run_rerank read only the trend and score tables), and ``trends`` as
+    trend.parquet.
     The registry writes metadata.json with the digests and moves production.json (the previous
     production goes onto the history); switch production afterwards with registry.promote / rollback.
     """
@@ -201,7 +200,7 @@ def small_store(tmp_path_factory) -> Config:
         # and a short customer value model (2 epochs, 2 training windows of the 90-day horizon)
         value=dataclasses.replace(cfg.value, epochs=2, units=8, train_cutoffs=2, seq_weeks=13))
     done = flow.run_all(cfg, source=str(sample), run_key="small")
-    assert done["push"]["pushed"] and "output" in done["rerank"]
+    assert done["push"]["pushed"] and "output" in done["rerank"], done["push"]
     return cfg
 
 

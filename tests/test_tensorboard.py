@@ -22,6 +22,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import load_config
+from recsys.runs import create as create_run
 from recsys.forecast.train import run_train
 from pipeline.store import Store, write_parquet
 from tests.conftest import SMALL_MODEL, make_tiny_daily
@@ -72,8 +73,8 @@ def test_tensorboard_serves_the_loss_series_of_a_real_run(tmp_path):
     tiny_store = dataclasses.replace(load_config(None), store=str(tmp_path / "store"), model=SMALL_MODEL)
     table = pa.Table.from_pandas(make_tiny_daily(), preserve_index=False)  # only what training reads
     write_parquet(table, Store(tiny_store.store).ensure().daily_path)
-    trained = run_train(tiny_store, run_id=RUN_ID)
-    history = json.loads((Path(trained["candidate_dir"]) / "train.json").read_text())["history"]
+    trained = run_train(tiny_store, create_run(Store(tiny_store.store), RUN_ID))
+    history = json.loads((Path(trained["forecast_dir"]) / "train.json").read_text())["history"]
     port = _free_port()
     tensorboard = Path(sys.executable).with_name("tensorboard")
     command = [str(tensorboard)] if tensorboard.is_file() else [sys.executable, "-m", "tensorboard.main"]

@@ -182,13 +182,15 @@ def test_push_computes_trend_parquet_from_the_combination(tiny_store, trained_fo
     from pipeline.store import Store, read_parquet
     from recsys import registry
     from recsys.forecast import publish
+    from recsys.runs import Verdict
 
     weights = {"a": {"auto_ets": 1.0}, cb.DEFAULT: {"lstm": 0.5, "seasonal_naive": 0.5}}
     combination = cb.CombinedForecaster(trained_forecaster.config, 7, weights, lstm=trained_forecaster,
                                         segments=trained_forecaster.segments)
     staging = Store(tiny_store.store).models / "staging-test"
-    combination.save(staging)  # the LSTM's files and combination.json, as a candidate holds them
-    publish._assemble(tiny_store, staging, staging, {}, blessed=True)
+    combination.save(staging)  # the LSTM's files and combination.json, as a run's forecast/ holds them
+    verdict = Verdict("forecast", True, "mase", 0.5, "auto_ets", 0.6, "test", ships="run")
+    publish._finish(tiny_store, staging, {}, verdict, 0.5)
     trends = read_parquet(staging / registry.TREND_FILE).to_pandas().set_index(s.SEGMENT)
     expected = cb.load_forecaster(staging).predict(tiny_daily).groupby(s.SEGMENT)[s.FORECAST].sum()
     ets = cb.CombinedForecaster(trained_forecaster.config, 7, {cb.DEFAULT: {"auto_ets": 1.0}}).predict(tiny_daily)

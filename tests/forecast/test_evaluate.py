@@ -11,6 +11,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.store import Store, read_json, read_parquet, write_json
 from recsys.forecast import evaluate as ev
+from recsys.runs import create as create_run
 from recsys.forecast import metrics
 
 ACTUAL = np.array([1.0, 2.0, 3.0, 4.0])
@@ -94,11 +95,13 @@ def test_blessing_needs_the_best_single_baseline_not_only_seasonal_naive():
     assert ok and "best baseline, auto_ets" in reason
 
 
-def _candidate(cfg, recommender, cutoff):
-    path = Store(cfg.store).models / "candidates" / "run"
+def _candidate(cfg, recommender, cutoff, run_id="run"):
+    """A training run whose forecast/ part holds ``recommender``, trained up to ``cutoff``."""
+    run = create_run(Store(cfg.store), run_id)
+    path = run.part("forecast")
     recommender.save(path)
     write_json({"cutoff": str(cutoff), "train_start": "2024-01-01"}, path / "train.json")
-    return path
+    return run
 
 
 @pytest.mark.slow
@@ -111,7 +114,7 @@ def test_run_evaluate_end_to_end(tiny_store, trained_forecaster, hparams_of_run)
 
     cutoff = date(2024, 5, 15)  # tiny_daily ends on May 29: 14 hold-out days, the model forecasts 7
     cand = _candidate(tiny_store, trained_forecaster, cutoff)
-    run = Store(tiny_store.store).runs / cand.name  # the candidate's TensorBoard run, as train leaves it
+    run = Store(tiny_store.store).runs / cand.run_id  # the run's TensorBoard logs, as train leaves them
     write_hparams(run, SMALL_MODEL)
     out = ev.run_evaluate(tiny_store, cand)
     # the metrics that decide promotion, in the run's HParams session beside its hyper-parameters
@@ -129,7 +132,11 @@ def test_run_evaluate_end_to_end(tiny_store, trained_forecaster, hparams_of_run)
     assert out["metrics"]["production"] is None and out["production_version"] is None
     assert set(out["per_segment"]) == {"a", "b", "c"} and isinstance(out["blessed"], bool) and out["reason"]
     assert {"seasonal_naive", "auto_ets", "auto_theta"} <= set(out["metrics"])  # every single baseline
-    assert read_json(cand / "evaluation.json") == json.loads(json.dumps(out))
+    assert read_json(cand.part("forecast") / "evaluation.json") == json.loads(json.dumps(out | {"reused": True}))
+    verdict = read_json(cand.part("forecast") / "verdict.json")
+    assert verdict["metric"] == "mase" and verdict["value"] == out["metrics"]["model"]["mase"]
+    assert verdict["blessed"] == out["blessed"] and verdict["ships"] in ("run", "seasonal_naive", "auto_ets", "auto_theta")
+    assert ev.run_evaluate(tiny_store, cand)["reused"]  # same forecaster, settings and production
     # the baseline's numbers, recomputed here: segment a's May 16..22 against May 9..15
     daily = read_parquet(Store(tiny_store.store).daily_path).to_pandas().set_index([s.SEGMENT, s.DATE])
     a = daily.loc["a", s.REVENUE]
@@ -147,10 +154,9 @@ def test_run_evaluate_end_to_end(tiny_store, trained_forecaster, hparams_of_run)
 
 @pytest.mark.slow
 def test_run_evaluate_needs_train_json_and_a_holdout(tiny_store, trained_forecaster, tmp_path):
-    empty = Store(tiny_store.store).models / "candidates" / "empty"
-    empty.mkdir(parents=True)
+    empty = create_run(Store(tiny_store.store), "empty")
     with pytest.raises(ev.EvaluationError, match="train.json not found"):
         ev.run_evaluate(tiny_store, empty)
-    cand = _candidate(tiny_store, trained_forecaster, date(2024, 5, 29))  # the last day: nothing after it
+    cand = _candidate(tiny_store, trained_forecaster, date(2024, 5, 29), "last")  # the last day: nothing after it
     with pytest.raises(ev.EvaluationError, match="at least 1 day"):
         ev.run_evaluate(tiny_store, cand)

@@ -82,19 +82,20 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     from pipeline.config import EvaluateConfig
     from pipeline.store import Store, read_parquet
     from recsys import registry
-    from recsys.forecast.publish import publish
+    from recsys import release
     from recsys.forecast.evaluate import run_evaluate
     from recsys.forecast.train import run_train
+    from recsys.runs import create as create_run
 
     model = dataclasses.replace(SMALL_MODEL, cell="peephole", quantiles=QUANTILES)
     cfg = dataclasses.replace(tiny_store, model=model, evaluate=EvaluateConfig(margin=-100.0))
-    trained = run_train(cfg, run_id="q")
-    evaluation = run_evaluate(cfg, trained["candidate_dir"])
+    run = create_run(Store(cfg.store), "q")
+    run_train(cfg, run)
+    evaluation = run_evaluate(cfg, run)
     assert evaluation["blessed"] and np.isfinite(evaluation["metrics"]["model"]["mase"])
-    pushed = publish(cfg, trained["candidate_dir"])
+    pushed = release.push(cfg, run)
     assert pushed["pushed"]
-    version = registry.version_dir(Store(cfg.store), pushed["version"])
-    trends = read_parquet(version / registry.TREND_FILE).to_pandas()
+    trends = read_parquet(registry.load_release(Store(cfg.store), pushed["version"]).trend_file).to_pandas()
     assert {TREND_LOW, TREND_HIGH} <= set(trends.columns) and len(trends) == 3
     assert (trends[TREND_LOW] <= trends[TREND_HIGH]).all()
     # the report and notebook 02 shade the p10-p90 band of the production model's hold-out forecast

@@ -22,7 +22,9 @@ import pytest
 from pipeline.config import load_config
 from pipeline.store import read_json
 from recsys.forecast.forecaster import SegmentForecaster
-from recsys.forecast.train import BACKUP_SUFFIX, run_train
+from pipeline.store import Store
+from recsys.runs import create as create_run
+from recsys.forecast.train import BACKUP, run_train
 from tests.conftest import ROOT
 from tests.conftest import SMALL_MODEL, make_tiny_daily, write_daily
 
@@ -32,10 +34,12 @@ MODEL = dataclasses.replace(SMALL_MODEL, **SLOWER)  # no early stop; enough epoc
 SCRIPT = f"""
 import dataclasses, sys
 from pipeline.config import load_config
+from pipeline.store import Store
 from recsys.forecast.train import run_train
+from recsys.runs import create
 from tests.conftest import SMALL_MODEL
 model = dataclasses.replace(SMALL_MODEL, **{SLOWER!r})
-run_train(dataclasses.replace(load_config(None), store=sys.argv[1], model=model), run_id={RUN_ID!r})
+run_train(dataclasses.replace(load_config(None), store=sys.argv[1], model=model), create(Store(sys.argv[1]), {RUN_ID!r}))
 """
 
 
@@ -50,7 +54,7 @@ def _backed_up_epoch(backup: Path) -> int:
 def test_killed_training_resumes_from_its_backup(tmp_path):
     store = tmp_path / "store"
     write_daily(store, make_tiny_daily())
-    backup = store / "models" / "candidates" / f".{RUN_ID}{BACKUP_SUFFIX}"
+    backup = store / "models" / "runs" / RUN_ID / BACKUP
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(tmp_path / "train.log", "w") as sink:
         proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(store)], cwd=ROOT, env=env,
@@ -68,12 +72,12 @@ def test_killed_training_resumes_from_its_backup(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     done = _backed_up_epoch(backup)
     assert 2 <= done < MODEL.epochs
-    assert not (store / "models" / "candidates" / RUN_ID).exists()  # nothing committed
+    assert not (store / "models" / "runs" / RUN_ID / "forecast").exists()  # nothing committed
 
     cfg = dataclasses.replace(load_config(None), store=str(store), model=MODEL)
-    out = run_train(cfg, run_id=RUN_ID)
+    out = run_train(cfg, create_run(Store(cfg.store), RUN_ID))
     assert out["initial_epoch"] == done and out["epochs_run"] == MODEL.epochs  # resumed, not epoch 1
-    summary = read_json(Path(out["candidate_dir"]) / "train.json")
+    summary = read_json(Path(out["forecast_dir"]) / "train.json")
     assert summary["initial_epoch"] == done and len(summary["history"]["loss"]) == MODEL.epochs - done
-    assert SegmentForecaster.load(out["candidate_dir"]).predict(make_tiny_daily())["forecast"].notna().all()
-    assert not [p.name for p in (store / "models" / "candidates").iterdir() if p.name.startswith(".")]
+    assert SegmentForecaster.load(out["forecast_dir"]).predict(make_tiny_daily())["forecast"].notna().all()
+    assert not [p.name for p in (store / "models" / "runs" / RUN_ID).iterdir() if p.name.startswith(".")]

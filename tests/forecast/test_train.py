@@ -13,6 +13,7 @@ from pipeline import schemas as s
 from pipeline.store import StoreError, read_json
 from pipeline.schemas import FORECAST
 from recsys.forecast.forecaster import SegmentForecaster
+from recsys.runs import create as create_run
 from recsys.forecast.train import TrainError, run_train
 from tests.conftest import LAST_DAY, make_tiny_daily, write_daily
 
@@ -29,15 +30,15 @@ def _epoch_losses(log_dir) -> list[float]:
 
 @pytest.mark.slow
 def test_run_train_writes_candidate_and_tensorboard_logs(tiny_store):
-    out = run_train(tiny_store, run_id="20240601T000000Z")
+    out = run_train(tiny_store, create_run(Store(tiny_store.store), "20240601T000000Z"))
     json.dumps(out)  # JSON-serialisable
     cutoff = LAST_DAY - datetime.timedelta(days=tiny_store.evaluate.holdout_days)
     assert out["run_id"] == "20240601T000000Z" and out["cutoff"] == str(cutoff)
     assert out["train_start"] == "2024-01-01" and out["n_segments"] == 3 and out["n_windows"] > 100
     assert 1 <= out["epochs_run"] <= tiny_store.model.epochs
     assert out["tensorboard"] == f"tensorboard --logdir {Path(tiny_store.store) / 'runs'}"
-    cand = Path(tiny_store.store) / "models" / "candidates" / "20240601T000000Z"
-    assert out["candidate_dir"] == str(cand)
+    cand = Path(tiny_store.store) / "models" / "runs" / "20240601T000000Z" / "forecast"
+    assert out["forecast_dir"] == str(cand)
     assert sorted(p.name for p in cand.iterdir()) == ["combination.json", "config.json", "model.keras",
                                                       "recommender.json", "train.json"]
     weights = read_json(cand / "combination.json")["weights"]  # chosen per segment before the hold-out
@@ -63,7 +64,7 @@ def _accumulator(path) -> EventAccumulator:
 
 @pytest.mark.slow
 def test_run_train_logs_learning_rate_histograms_forecast_image_and_hparams(tiny_store, hparams_of_run):
-    out = run_train(tiny_store, run_id="tb-extras")
+    out = run_train(tiny_store, create_run(Store(tiny_store.store), "tb-extras"))
     train = _accumulator(Path(out["log_dir"]) / "train")
     lr = [float(tensor_util.make_ndarray(e.tensor_proto)) for e in train.Tensors("epoch_learning_rate")]
     assert lr == pytest.approx([tiny_store.model.learning_rate] * out["epochs_run"])
@@ -84,29 +85,29 @@ def test_run_train_logs_learning_rate_histograms_forecast_image_and_hparams(tiny
 @pytest.mark.slow
 def test_same_seed_gives_same_predictions_and_cutoff_is_respected(tiny_store, tiny_daily):
     cutoff = datetime.date(2024, 4, 30)
-    first = run_train(tiny_store, run_id="one", cutoff=cutoff)
-    second = run_train(tiny_store, run_id="two", cutoff=cutoff)
+    first = run_train(tiny_store, create_run(Store(tiny_store.store), "one"), cutoff=cutoff)
+    second = run_train(tiny_store, create_run(Store(tiny_store.store), "two"), cutoff=cutoff)
     assert first["cutoff"] == second["cutoff"] == "2024-04-30"
-    one, two = (SegmentForecaster.load(r["candidate_dir"]) for r in (first, second))
+    one, two = (SegmentForecaster.load(r["forecast_dir"]) for r in (first, second))
     history = tiny_daily[tiny_daily[s.DATE] <= cutoff]
     np.testing.assert_allclose(one.predict(history)[FORECAST], two.predict(history)[FORECAST], rtol=1e-6)
     assert first["best_val_loss"] == pytest.approx(second["best_val_loss"], rel=1e-6)
-    model_bytes = (Path(first["candidate_dir"]) / "model.keras").read_bytes()
-    again = run_train(tiny_store, run_id="one", cutoff=cutoff)  # a re-run of the same run id
-    assert again["reused"] and again["candidate_dir"] == first["candidate_dir"]
+    model_bytes = (Path(first["forecast_dir"]) / "model.keras").read_bytes()
+    again = run_train(tiny_store, create_run(Store(tiny_store.store), "one"), cutoff=cutoff)  # a re-run of the same run id
+    assert again["reused"] and again["forecast_dir"] == first["forecast_dir"]
     assert again["epochs_run"] == first["epochs_run"]
-    assert (Path(first["candidate_dir"]) / "model.keras").read_bytes() == model_bytes
+    assert (Path(first["forecast_dir"]) / "model.keras").read_bytes() == model_bytes
 
 
 def test_run_train_without_daily_table_says_what_to_run(small_config):
     with pytest.raises(StoreError, match="run `trendrec aggregate` first"):
-        run_train(small_config, run_id="x")
+        run_train(small_config, create_run(Store(small_config.store), "x"))
 
 
 def test_run_train_with_cutoff_before_the_data_is_refused(small_config):
     write_daily(small_config.store, make_tiny_daily(n_days=40))
     with pytest.raises(TrainError, match="no day on or before the cutoff"):
-        run_train(small_config, run_id="x", cutoff=datetime.date(2023, 1, 1))
+        run_train(small_config, create_run(Store(small_config.store), "x"), cutoff=datetime.date(2023, 1, 1))
 
 
 @pytest.mark.slow
@@ -118,10 +119,10 @@ def test_a_diverged_run_fails_and_leaves_no_candidate_to_evaluate_or_push(tiny_s
 
     cfg = dataclasses.replace(tiny_store, model=dataclasses.replace(tiny_store.model, learning_rate=1e30, epochs=2))
     with pytest.raises(ModelError, match="diverged"):  # TerminateOnNaN stopped it; run_train refuses the result
-        run_train(cfg, run_id="nan")
-    candidates = Store(cfg.store).models / "candidates"
-    assert not (candidates / "nan").exists()
-    assert not [p for p in candidates.glob("*") if not p.name.startswith(".")]  # nothing committed
+        run_train(cfg, create_run(Store(cfg.store), "nan"))
+    run = Store(cfg.store).training_runs / "nan"
+    assert not (run / "forecast").exists()  # nothing committed: evaluate finds no forecaster
+    assert not [p for p in run.glob(".forecast.*") if p.name != ".forecast.backup"]
 
 
 @pytest.mark.slow
@@ -132,7 +133,7 @@ def test_trendrec_train_prints_one_line_per_epoch_with_the_validation_loss(tiny_
     monkeypatch.setattr(cli, "load_config", lambda path, store=None: tiny_store)
     assert cli.main(["train", "--run-id", "progress"]) == 0
     out, err = capsys.readouterr()
-    epochs = read_json(Path(tiny_store.store) / "models" / "candidates" / "progress" / "train.json")["epochs_run"]
+    epochs = read_json(Path(tiny_store.store) / "models" / "runs" / "progress" / "forecast" / "train.json")["epochs_run"]
     lines = [line for line in err.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in lines] == [f"epoch {i}/{tiny_store.model.epochs}"
                                                       for i in range(1, epochs + 1)]
