@@ -51,7 +51,11 @@ def trained(run: Run, part: Part) -> bool:
 
 def judge(cfg: Config, run: Run) -> dict[str, Verdict]:
     """Judge every part the run trained; {part: verdict}, each recording the production it was judged against."""
-    production = registry.read_production(Store(cfg.store))
+    store = Store(cfg.store)
+    if registry.pushed_as(store, run_ref(store, run)):  # its verdicts are part of a version's record: a re-run
+        log.info("%s was pushed already: its verdicts stand", run.root)
+        return verdicts_of(run)
+    production = registry.read_production(store)
     against = production and production["version"]
     verdicts = {}
     for part in parts():

@@ -51,12 +51,18 @@ def test_ids_that_would_be_paths_outside_are_refused(capsys, store, tmp_path, ar
     assert _outside(tmp_path) == before and not (store.runs / "x").exists()
 
 
-def test_evaluate_writes_only_into_a_candidate_of_the_store(capsys, store, tmp_path):
+def test_evaluate_and_push_work_only_on_a_training_run_of_the_store(capsys, store, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
-    fails(capsys, "evaluate", outside, "--store", store.root, match="outside the store")
-    fails(capsys, "evaluate", store.models / "v0001", "--store", store.root, match="not under")
-    assert not (outside / "evaluation.json").exists()
+    (outside / "run.json").write_text('{"run_id": "outside", "created_ns": 1}')
+    for command in ("evaluate", "push", "nextbasket", "value"):
+        fails(capsys, command, outside, "--store", store.root, match="outside the store")
+        fails(capsys, command, store.models / "v0001", "--store", store.root, match="not a training run")
+    link = store.training_runs / "linked"  # a symlink in the store that points out of it
+    store.training_runs.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(outside)
+    fails(capsys, "push", link, "--store", store.root, match="outside the store")
+    assert sorted(p.name for p in outside.iterdir()) == ["run.json"]
 
 
 @pytest.mark.parametrize("output, match", [

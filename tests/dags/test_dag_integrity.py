@@ -30,7 +30,7 @@ def test_every_dag_is_tagged_documented_and_retried(dagbag):
 
 def test_pipeline_order(dagbag):
     dag = dagbag.dags["trendrec_pipeline"]
-    order = ["ingest", "aggregate", "train", "customers", "value", "evaluate", "push", "rerank"]
+    order = ["ingest", "aggregate", "train_forecast", "train_nextbasket", "train_value", "judge", "push", "rerank"]
     for up, down in zip(order, order[1:]):
         assert dag.get_task(down).upstream_task_ids == {up}
 

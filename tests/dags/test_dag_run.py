@@ -53,8 +53,8 @@ def test_pipeline_dag_runs_end_to_end(dagbag, small_setup):
 
     st = Store(store)
     assert st.committed_raw_files() and st.daily_path.exists() and st.month_weekday_path.exists()
-    candidate = st.models / "candidates" / "20111210T000000"  # the run id is the logical date
-    assert (candidate / "model.keras").exists() and (candidate / "evaluation.json").exists()
+    run = st.training_runs / "20111210T000000"  # the run id is the logical date
+    assert (run / "forecast" / "model.keras").exists() and (run / "forecast" / "verdict.json").exists()
     production = json.loads((st.models / "production.json").read_text())
     assert (st.models / production["version"] / "metadata.json").exists()
     assert any((st.runs / "20111210T000000").rglob("events.out.tfevents.*"))
@@ -65,7 +65,7 @@ def test_pipeline_dag_runs_end_to_end(dagbag, small_setup):
 def _snapshot(root):
     """Every file of the store except logs, with its bytes."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "runs" not in p.parts and p.suffix != ".log"}
+            if p.is_file() and p.relative_to(root).parts[0] != "runs" and p.suffix != ".log"}
 
 
 @pytest.mark.slow

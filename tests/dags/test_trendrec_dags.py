@@ -50,10 +50,13 @@ def test_ingest_waits_for_the_drop_in_reschedule_mode(dagbag):
 
 def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
     retrain = dagbag.dags["trendrec_retrain"]
-    assert retrain.get_task("is_blessed").downstream_task_ids == {"push", "keep_production"}
-    assert retrain.get_task("customers").upstream_task_ids == {"train"}  # both models, one candidate
-    assert retrain.get_task("value").upstream_task_ids == {"customers"}  # customer value, same candidate
-    assert retrain.get_task("evaluate").upstream_task_ids == {"value"}
+    from recsys.flow import RETRAIN
+
+    assert retrain.get_task("is_pushable").downstream_task_ids == {"push", "keep_production"}
+    assert RETRAIN == ("aggregate", "train_forecast", "train_nextbasket", "train_value", "judge")
+    for up, down in zip(RETRAIN, RETRAIN[1:]):  # the chain is the flow's, one training run
+        assert retrain.get_task(down).upstream_task_ids == {up}
+    assert retrain.get_task("is_pushable").upstream_task_ids == {"judge"}
     assert [a.name for a in retrain.get_task("push").outlets] == ["trendrec_production_model"]
     assert "trendrec_raw_events" in str(retrain.timetable.asset_condition)
     rerank = dagbag.dags["trendrec_rerank"]
@@ -147,7 +150,7 @@ def test_ingest_retrain_rerank_run_for_real(dagbag, setup):
     run, states = _run(dagbag, "trendrec_retrain", RUN_DATE, confs["trendrec_retrain"])
     assert run.state == "success", states
     assert states["push"] == "success" and states["keep_production"] == "skipped", states
-    assert (st.models / "candidates" / "20111210T000000" / "evaluation.json").is_file()
+    assert (st.training_runs / "20111210T000000" / "forecast" / "verdict.json").is_file()
     assert (st.models / "production.json").is_file()
 
     run, states = _run(dagbag, "trendrec_rerank", RUN_DATE, confs["trendrec_rerank"])
