@@ -2,8 +2,10 @@
 
 Every ``import`` in pipeline/ and recsys/ is read with ``ast``, function-local and ``TYPE_CHECKING``
 ones included (a lazy import that goes backwards is still a cycle waiting to happen). A module may
-import its own layer and the layers before it. The registry is a layer of its own below the model
-stages and must not import model code or TensorFlow/Keras. docs/ARCHITECTURE.md states the rule.
+import its own layer and the layers before it. The registry and the training runs are a layer of
+their own below the model families and must not import model code or TensorFlow/Keras. The three
+model families share one layer and no family imports another's package; re-ranking and serving never
+import a model or TensorFlow. docs/ARCHITECTURE.md states the rule.
 """
 
 from __future__ import annotations
@@ -18,18 +20,24 @@ from tests.conftest import ROOT
 LAYERS: dict[str, int] = {
     "pipeline.config": 0, "pipeline.config_checks": 0, "pipeline.schemas": 0, "pipeline.errors": 0,
     "pipeline.store": 0, "pipeline.tables": 0, "pipeline.snapshots": 0, "pipeline.orchestration": 0,
+    "pipeline.eventdb": 0,
     "pipeline.ingest": 1,
     "pipeline.aggregate": 2,
-    "recsys.registry": 3,
-    "recsys.forecast": 4,
-    "recsys.nextbasket": 5,
-    "recsys.rank": 6,
-    "recsys.serve": 7,
-    "recsys.report": 8,
-    "recsys.flow": 9,
-    "recsys.cli": 10,
+    "recsys.registry": 3, "recsys.runs": 3,
+    "recsys.evaluation": 4,
+    "recsys.forecast": 5, "recsys.nextbasket": 5, "recsys.value": 5,
+    "recsys.release": 6,
+    "recsys.rank": 7,
+    "recsys.offline": 8,
+    "recsys.serve": 9,
+    "recsys.report": 10,
+    "recsys.flow": 11,
+    "recsys.cli": 12,
 }
-NO_MODEL_CODE = {"recsys.registry": ("recsys.forecast", "recsys.nextbasket", "keras", "tensorflow")}
+FAMILIES = ("recsys.forecast", "recsys.nextbasket", "recsys.value")
+MODELS = (*FAMILIES, "keras", "tensorflow")
+NO_MODEL_CODE = {"recsys.registry": MODELS, "recsys.runs": MODELS, "recsys.evaluation": MODELS,
+                 "recsys.rank": MODELS, "recsys.serve": MODELS}
 
 
 def _layer(module: str) -> tuple[str, int] | None:
@@ -73,7 +81,9 @@ def violations(root: Path) -> list[str]:
                 out.append(f"{where} (a later stage: {theirs[0]} comes after {mine[0]})")
             for banned in NO_MODEL_CODE.get(mine[0], ()):
                 if target == banned or target.startswith(banned + "."):
-                    out.append(f"{where} (the registry deals in files and JSON, not model code)")
+                    out.append(f"{where} ({mine[0]} imports no model code)")
+            if mine[0] in FAMILIES and theirs is not None and theirs[0] in FAMILIES and theirs[0] != mine[0]:
+                out.append(f"{where} (no model family imports another)")
     return out
 
 
@@ -89,7 +99,7 @@ def test_pipeline_imports_nothing_from_recsys():
 
 def test_no_module_of_recsys_outside_a_stage_folder():
     loose = {p.name for p in (ROOT / "recsys").glob("*.py")}
-    assert loose == {"__init__.py", "registry.py", "flow.py", "cli.py"}
+    assert loose == {"__init__.py", "registry.py", "runs.py", "release.py", "flow.py", "cli.py"}
 
 
 def test_a_forbidden_import_is_caught(tmp_path):
@@ -102,9 +112,16 @@ def test_a_forbidden_import_is_caught(tmp_path):
         fh.write("\n\ndef _sneaky():\n    from recsys.forecast.forecaster import SegmentForecaster  # noqa\n")
     with open(tmp_path / "recsys" / "forecast" / "train.py", "a") as fh:
         fh.write("\nfrom ..rank import rerank  # noqa\n")
+    with open(tmp_path / "recsys" / "value" / "data.py", "a") as fh:
+        fh.write("\nfrom recsys.nextbasket.histories import open_store  # noqa\n")
+    with open(tmp_path / "recsys" / "rank" / "blend.py", "a") as fh:
+        fh.write("\nimport tensorflow  # noqa\n")
     found = violations(tmp_path)
     assert any("pipeline.store imports recsys.flow" in v and "a later stage" in v for v in found), found
-    assert any("recsys.registry imports recsys.forecast.forecaster" in v and "not model code" in v
+    assert any("recsys.registry imports recsys.forecast.forecaster" in v and "no model code" in v
                for v in found), found
     assert any("recsys.forecast.train imports recsys.rank.rerank" in v for v in found), found
-    assert len(found) == 4, found  # registry -> forecast counts twice: a later stage, and model code
+    assert any("recsys.value.data imports recsys.nextbasket" in v and "no model family imports another" in v
+               for v in found), found
+    assert any("recsys.rank.blend imports tensorflow" in v for v in found), found
+    assert len(found) == 6, found  # registry -> forecast counts twice: a later stage, and model code
