@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.ingest.ingest import IngestError, run_ingest
 from pipeline.store import Store
-from tests.ingest.stores import USER_COLUMNS, ingest_config, quarantined, stored, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, quarantined, stored, write_csv
 
 
 def _cfg(tmp_path, **ingest):

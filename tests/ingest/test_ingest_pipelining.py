@@ -15,7 +15,7 @@ from pipeline.ingest.ingest import run_ingest
 from pipeline.ingest.sources import _ahead
 from pipeline.ingest.staging import PARTIAL
 from pipeline.store import Store
-from tests.ingest.stores import USER_COLUMNS, ingest_config, stored, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, stored, write_csv
 
 
 def _rows(days: list[int], start: int = 0) -> list[str]:
