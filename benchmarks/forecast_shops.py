@@ -19,6 +19,7 @@ the LSTM's training alone (what a cut-off cost before combinations).
 
     flock /tmp/trendrec-cpu.lock nice -n 10 env PYTHONPATH=. python benchmarks/forecast_shops.py
     PYTHONPATH=. python benchmarks/forecast_shops.py --shops synthetic --cutoffs 2 --set epochs=5
+    python benchmarks/forecast_shops.py --check   # the shop loaders only (tests/forecast/test_forecast_shops.py)
 """
 
 from __future__ import annotations
@@ -118,8 +119,33 @@ def _table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def check_shops() -> list[str]:
+    """What the shop loaders promise, as one line per broken promise (none: all hold); a shop whose data
+    is not here is skipped. ``--check`` prints them; tests/forecast/test_forecast_shops.py runs it."""
+    daily = synthetic_daily()
+    spans = daily.groupby(s.SEGMENT)[s.DATE].agg(["min", "max", "count"])
+    brk = daily[daily[s.SEGMENT] == "break"][TARGET].to_numpy()
+    checks = [
+        ((spans.loc["new", "count"], spans.loc["steady", "count"]) == (120, 420), "synthetic: days per segment"),
+        (spans.loc["new", "min"] > spans.loc["steady", "min"] and spans.loc["new", "max"] == spans.loc["steady", "max"],
+         "synthetic: 'new' is not born mid-history"),
+        (brk[293:300].mean() > 1.4 * brk[300:307].mean(), "synthetic: no 40 % drop at day 300"),
+        (not daily.duplicated([s.SEGMENT, s.DATE]).any() and np.isfinite(daily[TARGET]).all(),
+         "synthetic: duplicate or non-finite rows"),
+    ]
+    if BAKERY.is_file():
+        bakery = bakery_daily().pivot(index=s.DATE, columns=s.SEGMENT, values=TARGET)
+        checks += [(set(bakery.columns) == {"all", "coffee", "bread", "tea", "cake", "pastry"}, "bakery: segments"),
+                   ((bakery.drop(columns="all").sum(axis=1) <= bakery["all"]).all(), "bakery: products exceed 'all'")]
+    if LOAD.is_file():
+        load = load_daily().pivot(index=s.DATE, columns=s.SEGMENT, values=TARGET)
+        checks += [(len(load) == 365, "load: not 365 days"),
+                   (np.allclose(load.drop(columns="total").sum(axis=1), load["total"]), "load: blocks do not sum")]
+    return [message for ok, message in checks if not ok]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Backtest every shop whose data is here and print the shop x method table."""
+    """Backtest every shop whose data is here and print the shop x method table (``--check``: the loaders)."""
     from recsys.forecast.backtest import backtest
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="ModelConfig override for every shop, e.g. epochs=10")
     parser.add_argument("-v", "--verbose", action="store_true", help="log per cut-off progress")
+    parser.add_argument("--check", action="store_true", help="only check the shop loaders; exit 1 if one fails")
     args = parser.parse_args(argv)
+    if args.check:
+        broken = check_shops()
+        print("\n".join(broken) or f"shops ok (bakery {BAKERY.is_file()}, load {LOAD.is_file()})")
+        return 1 if broken else 0
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
     results, timing = {}, []
     for shop in args.shops.split(","):

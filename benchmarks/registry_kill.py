@@ -46,7 +46,7 @@ def assemble(staging, version, evaluation):
 def candidate(cfg, name: str) -> Path:
     """A blessed placeholder candidate evaluated against today's production (made once per name)."""
     store = Store(cfg.store)
-    path = store.models / "candidates" / name
+    path = store.candidates / name
     if not (path / "evaluation.json").is_file():
         path.mkdir(parents=True, exist_ok=True)
         (path / "model.keras").write_bytes(os.urandom(256 * 1024))  # enough bytes to take some time
@@ -69,7 +69,7 @@ def child(mode: str, store_dir: str, widen: float) -> None:
         registry._write_production = lambda *a: (time.sleep(widen), write(*a))[1]
     store = Store(store_dir)
     print("ready", flush=True)
-    n = len(list((store.models / "candidates").iterdir()))
+    n = len(list(store.candidates.iterdir()))
     while True:
         if mode == "push":
             n += 1

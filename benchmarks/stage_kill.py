@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.ingest.staging import INTENT, staging_root  # noqa: E402
+from pipeline.ingest.staging import INTENT  # noqa: E402
 from pipeline.snapshots import TMP_LINK, sets  # noqa: E402
 from pipeline.store import RAW_SNAPSHOT, Store  # noqa: E402
 from recsys import cli  # noqa: E402
@@ -128,19 +128,19 @@ def file_bytes(store: Store, stage: str) -> dict[str, str]:
 
 
 def leftovers(store: Store) -> list[str]:
-    """Temporary files outside .staging, sets beyond two, spill files, and unfinished ingest staging."""
+    """Temporary files outside ingest staging, sets beyond two, spill files, and unfinished ingest staging."""
+    staged = store.ingest_staging
     found = [str(p.relative_to(store.root)) for p in store.root.rglob("*")
-             if (p.name.endswith(".tmp") or p.name.startswith(TMP_LINK)) and ".staging" not in p.parts]
-    for parent, prefix in ((store.snapshots, RAW_SNAPSHOT), (store.aggregates / "_versions", "")):
+             if (p.name.endswith(".tmp") or p.name.startswith(TMP_LINK)) and staged not in p.parents]
+    for parent, prefix in ((store.snapshots, RAW_SNAPSHOT), (store.aggregate_versions, "")):
         found += [f"extra set {p.name}" for p in sets(parent, prefix)[:-2]]
-    spill = store.aggregates / "_spill"
+    spill = store.aggregates_spill
     found += [str(p) for p in spill.iterdir()] if spill.is_dir() else []
-    staged = staging_root(store)
     return found + ([f"staging {p.name}" for p in staged.iterdir()] if staged.is_dir() else [])
 
 
 def phase(store: Store, digest_of_new: str) -> str:
-    staged = staging_root(store) / digest_of_new
+    staged = store.ingest_staging / digest_of_new
     if (store.commits / f"{digest_of_new}.json").exists():
         return "visible" if staged.exists() else "done"
     return "decided" if (staged / INTENT).exists() else "undecided"

@@ -155,7 +155,7 @@ def current_aggregates(store: Any) -> Path | None:
 @contextmanager
 def aggregate_set(store: Any) -> Iterator[Path]:
     """Yield a new, empty set directory; if the block succeeds, make it current with one rename."""
-    versions = store.aggregates / "_versions"
+    versions = store.aggregate_versions
     with building(versions, "") as new:
         yield new
         for f in new.rglob("*.parquet"):
@@ -169,7 +169,7 @@ def aggregate_set(store: Any) -> Iterator[Path]:
             # the fixed links first: on a first run they dangle until _current exists, then all appear at once
             for table in (store.daily_path, store.month_weekday_path):
                 replace_symlink(table, Path("_current") / table.name, versions)
-            replace_symlink(store.aggregates_current, Path("_versions") / new.name, versions)
+            replace_symlink(store.aggregates_current, Path(versions.name) / new.name, versions)  # relative link
 
 
 def settle_raw(store: Any) -> Path:

@@ -8,13 +8,18 @@ The store is one directory::
     .keys/raw/event_date=YYYY-MM-DD/<digest>.parquet  event keys of raw files (ingest's dedup; not hive data)
     .keys/raw.lock                                    held by an ingest while it deduplicates and commits
     .tmp/                                             scratch of running stages (DuckDB spill, temp parts)
+    .staging/ingest/<digest>/ (or partial-<ns>-...)   an ingest's files before its commit (pipeline.ingest.staging)
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
     aggregates/_versions/<id>/                        the table sets; aggregates/_current points at one
+    aggregates/_spill/                                DuckDB spill of `trendrec aggregate`
     models/<version>/, models/production.json         the registry
+    models/candidates/<run id>/                       trained models not yet pushed (trendrec train)
     models/runs/<run id>/<family>/                    training runs: what each model family trained and its verdict
     runs/<run id>/                                    TensorBoard logs
+    tune/<id>/trials.json, best.toml                  hyper-parameter searches (trendrec tune)
+    backtest/<run id>.json                            rolling-origin backtests (trendrec backtest)
     reranked/<name>.parquet                           re-ranked candidate lists
     report/                                           PNG plots and an HTML page (trendrec report)
 
@@ -103,14 +108,17 @@ class Store:
 
     @property
     def raw(self) -> Path:
+        """Validated events; a symlink to the current snapshot under .snapshots/."""
         return self.root / "raw"
 
     @property
     def commits(self) -> Path:
+        """One JSON record per committed ingest, with its files and counts."""
         return self.raw / "_commits"
 
     @property
     def snapshots(self) -> Path:
+        """Immutable raw snapshots, one raw-<id> folder per ingest commit."""
         return self.root / SNAPSHOTS
 
     @property
@@ -131,11 +139,18 @@ class Store:
         return self.root / ".tmp"
 
     @property
+    def ingest_staging(self) -> Path:
+        """Where ingests stage their files: in the store (renames stay on one disk), outside raw/."""
+        return self.root / ".staging" / "ingest"
+
+    @property
     def quarantine(self) -> Path:
+        """Refused rows with their reason, one parquet file per ingest."""
         return self.root / "quarantine"
 
     @property
     def aggregates(self) -> Path:
+        """The aggregate tables: fixed symlinks into the current set."""
         return self.root / "aggregates"
 
     @property
@@ -145,6 +160,7 @@ class Store:
 
     @property
     def month_weekday_path(self) -> Path:
+        """The month x weekday profile (one small file)."""
         return self.aggregates / MONTH_WEEKDAY_NAME
 
     @property
@@ -153,8 +169,24 @@ class Store:
         return self.aggregates / "_current"
 
     @property
+    def aggregate_versions(self) -> Path:
+        """The aggregate table sets, one directory each (pipeline.snapshots.aggregate_set)."""
+        return self.aggregates / "_versions"
+
+    @property
+    def aggregates_spill(self) -> Path:
+        """DuckDB's spill folder while `trendrec aggregate` runs."""
+        return self.aggregates / "_spill"
+
+    @property
     def models(self) -> Path:
+        """The registry: versions, production.json, candidates and training runs."""
         return self.root / "models"
+
+    @property
+    def candidates(self) -> Path:
+        """Trained models, one folder per run id, before a push copies one into the registry."""
+        return self.models / "candidates"
 
     @property
     def runs(self) -> Path:
@@ -168,11 +200,23 @@ class Store:
 
     @property
     def reranked(self) -> Path:
+        """Re-ranked candidate lists (trendrec rerank)."""
         return self.root / "reranked"
 
     @property
     def report(self) -> Path:
+        """Default folder of `trendrec report`: PNG plots and index.html."""
         return self.root / "report"
+
+    @property
+    def tune(self) -> Path:
+        """Hyper-parameter searches, tune/<id>/ each (recsys.forecast.tune)."""
+        return self.root / "tune"
+
+    @property
+    def backtest(self) -> Path:
+        """Rolling-origin backtest results, backtest/<run id>.json each (recsys.forecast.backtest)."""
+        return self.root / "backtest"
 
     def inside(self, path: str | os.PathLike) -> Path:
         """Resolve ``path`` (relative paths against the root, symlinks followed) and refuse anything

@@ -69,7 +69,7 @@ def _settings(cfg: Config, top_n: int | None) -> dict:
 
 
 def _connect(store: Store, settings: dict) -> duckdb.DuckDBPyConnection:
-    spill = store.aggregates / "_spill"
+    spill = store.aggregates_spill
     spill.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(config={"memory_limit": settings["memory_limit"], "threads": settings["threads"],
                                   "temp_directory": str(spill), "preserve_insertion_order": False})

@@ -19,7 +19,7 @@ Refused rows are deduplicated like accepted ones: their key is the hash of their
 its occurrence among equal texts in the file, so a re-export writes only quarantine rows not
 already in quarantine/.
 
-    python -c "from pipeline.ingest.staging import staging_root; from pipeline.store import Store; print(staging_root(Store('s')))"
+    python -c "from pipeline.store import Store; print(Store('s').ingest_staging)"
 """
 
 from __future__ import annotations
@@ -65,15 +65,10 @@ _RAW_WRITE = {"compression": "zstd", "use_dictionary": [schemas.EVENT_DATE, sche
 OPEN_DAYS = 32
 
 
-def staging_root(store: Store) -> Path:
-    """Where ingests stage their files: in the store (renames stay on one disk), outside raw/."""
-    return store.root / ".staging" / "ingest"
-
-
 def finish_pending(store: Store) -> list[str]:
     """Complete every commit that was decided but cut short by a crash, and remove the partial folders
     of killed ingests; returns the digests completed. Call it under the raw keys lock."""
-    root = staging_root(store)
+    root = store.ingest_staging
     done = []
     if root.is_dir():
         prune(root, PARTIAL, set())  # a live ingest holds its folder's flock: left alone
@@ -125,7 +120,7 @@ class Staging:
 
     def __init__(self, store: Store, cfg: IngestConfig):
         self.store, self.digest, self.cfg = store, "", cfg
-        self.dir, self._held = held_folder(staging_root(store), PARTIAL)  # flock-ed while this ingest lives
+        self.dir, self._held = held_folder(store.ingest_staging, PARTIAL)  # flock-ed while this ingest lives
         self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
         self.parts: dict[str, int] = {}  # part files per staged day: {day}.parquet, {day}.1.parquet, ...
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
@@ -141,7 +136,7 @@ class Staging:
         """Name the folder after the file's digest (under the raw keys lock, before ``deduplicate``); a
         folder of that name without a decision is a killed run's leftover of the same file."""
         self._close()  # every staged file written and closed before its folder moves
-        target = staging_root(self.store) / digest
+        target = self.store.ingest_staging / digest
         if (target / INTENT).exists():
             raise RuntimeError(f"{target}: a decided commit is pending; finish_pending first")
         shutil.rmtree(target, ignore_errors=True)

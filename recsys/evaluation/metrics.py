@@ -5,7 +5,9 @@ the baselines and the LSTM model alike, is scored by these same pure functions, 
 table can be compared with any other. The conventions follow Li et al., "A Next Basket
 Recommendation Reality Check" (TOIS 2023), with binary relevance:
 
-- Recall@k = hits in the top k / |target|, per customer, then averaged over customers.
+- Recall@k = hits in the top k / |target|, per customer, then averaged over customers. Defined once,
+  on arrays (``recall_at_k``): the protocol's ``score_users`` and the LSTM's training callback
+  (recsys.nextbasket.callbacks.RecallAtK) both call it, so their figures cannot drift apart.
 - NDCG@k = DCG / IDCG, DCG = sum over top-k hits of 1 / log2(rank + 1); the ideal list places
   min(k, |target|) hits first. A target the list never returns still counts in |target| and IDCG.
 - PHR@k = share of customers with at least one hit in the top k.
@@ -36,6 +38,31 @@ METRICS = ("recall", "ndcg", "phr", "repeat_recall", "explore_recall")
 _PAIR = [s.USER_ID, s.ITEM_ID]
 
 
+def ranks_by_score(groups: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each row within its group (codes 0..G-1), highest score first; ties keep row order."""
+    order = np.lexsort((-scores, groups))  # stable: equal scores rank in the order they came
+    g = groups[order]
+    start = np.r_[0, np.flatnonzero(np.diff(g)) + 1]
+    ranks = np.empty(len(g), dtype=np.int64)
+    ranks[order] = np.arange(len(g)) - np.repeat(start, np.diff(np.r_[start, len(g)])) + 1
+    return ranks
+
+
+def recall_at_k(groups: np.ndarray, ranks: np.ndarray, labels: np.ndarray, n_targets: np.ndarray,
+                k: int) -> np.ndarray:
+    """Per group g (codes 0..G-1): the labels of g's rows ranked 1..k, summed, / ``n_targets[g]``.
+
+    ``ranks`` may be NaN (not in the list); ``n_targets[g]`` counts every target of the group, also
+    those no row holds, so a missed target still lowers the recall. NaN where ``n_targets[g]`` is 0.
+    """
+    top = ranks <= k
+    hits = np.bincount(groups[top], weights=np.asarray(labels, dtype=float)[top], minlength=len(n_targets))
+    out = np.full(len(n_targets), np.nan)
+    keep = n_targets > 0
+    out[keep] = hits[keep] / n_targets[keep]
+    return out
+
+
 def score_users(ranked: pd.DataFrame, targets: pd.DataFrame, history: pd.DataFrame,
                 k: int = K) -> pd.DataFrame:
     """One row per customer with a target: recall, ndcg, phr, repeat_recall, explore_recall.
@@ -61,8 +88,10 @@ def score_users(ranked: pd.DataFrame, targets: pd.DataFrame, history: pd.DataFra
         rep_hits=("_rep_hit", "sum"), exp_hits=("_exp_hit", "sum"))
     ideal = np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1.0))
     n_exp = per["n"] - per["n_rep"]
+    codes = per.index.get_indexer(tgt[s.USER_ID])  # recall_at_k groups by row number of ``per``
     out = pd.DataFrame({
-        "recall": per["hits"] / per["n"],
+        "recall": recall_at_k(codes, tgt[s.RANK].to_numpy(float, na_value=np.nan), np.ones(len(tgt)),
+                              per["n"].to_numpy(), k),
         "ndcg": per["dcg"] / ideal[np.minimum(per["n"].to_numpy(), k) - 1],
         "phr": (per["hits"] > 0).astype(float),
         "repeat_recall": (per["rep_hits"] / per["n_rep"]).where(per["n_rep"] > 0),

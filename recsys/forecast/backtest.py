@@ -197,7 +197,7 @@ def run_backtest(cfg: Config, *, cutoffs: int = 4, step: int | None = None,
              cfg.model.horizon)
     result = backtest(daily, cfg.model, days, season=cfg.evaluate.season, combination=cfg.combination)
     path = write_json(result | {"run_id": run_id, "model": cfg.to_dict()["model"]},
-                      store.inside(f"backtest/{run_id}.json"))
+                      store.backtest / f"{run_id}.json")
     return {"run_id": run_id, "path": str(path), "cutoffs": result["cutoffs"],
             "mase": {m: result["overall"][m]["mase"] for m in result["methods"]},
             "overall": result["overall"], "seconds": result["seconds"]}

@@ -45,7 +45,6 @@ SPACE: dict[str, list] = {  # the grid trials are drawn from
 }
 DEFAULT_TRIALS = 6  # about 3-4 minutes on the demo data on 2 cores
 DEFAULT_EPOCHS = 15  # per-trial epoch cap (early stopping usually ends sooner)
-TUNE_DIR = "tune"  # <store>/tune/<id>/
 
 
 class TuneError(TrendrecError):
@@ -86,7 +85,7 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
     if not scored:
         raise TuneError(f"all {len(records)} trials failed: {records[0].get('error', 'no finite val_mae')}")
     best = min(scored, key=lambda r: r["val_mae"])
-    out_dir = store.root / TUNE_DIR / tune_id
+    out_dir = store.tune / tune_id
     write_json({"tune_id": tune_id, "cutoff": str(cutoff), "score": "val_mae", "trials": records},
                out_dir / "trials.json")
     with atomic_path(out_dir / "best.toml") as tmp:

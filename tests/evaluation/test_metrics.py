@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from recsys.evaluation.metrics import score_users, summarise
+from recsys.evaluation.metrics import ranks_by_score, recall_at_k, score_users, summarise
 
 L3 = 1 / math.log2(3)  # gain at rank 2: 0.63093
 L4 = 1 / math.log2(4)  # rank 3: 0.5
@@ -65,3 +66,19 @@ def test_ideal_dcg_caps_at_k():
     row = score_users(ranked, targets, pairs([]), k=10).iloc[0]
     assert row["ndcg"] == pytest.approx(1.0)
     assert row["recall"] == pytest.approx(10 / 12)
+
+
+def test_ranks_by_score_within_groups_ties_in_row_order():
+    groups = np.array([1, 0, 1, 0, 1])
+    scores = np.array([0.5, 0.1, 0.9, 0.3, 0.5])
+    assert ranks_by_score(groups, scores).tolist() == [2, 2, 1, 1, 3]  # the two 0.5 of group 1 keep their order
+
+
+def test_recall_at_k_on_arrays_by_hand():
+    # group 0: targets ranked 1 and 4 of 3 targets; group 1: its target unranked (NaN); group 2: no target
+    groups = np.array([0, 0, 0, 1, 2])
+    ranks = np.array([1, 4, 2, np.nan, 1])
+    labels = np.array([1, 1, 0, 1, 0])
+    out = recall_at_k(groups, ranks, labels, np.array([3, 2, 0]), k=3)
+    assert out[:2].tolist() == [1 / 3, 0.0]
+    assert np.isnan(out[2])

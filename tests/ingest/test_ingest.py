@@ -12,7 +12,6 @@ import pytest
 from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
 from pipeline.ingest.ingest import IngestError, run_ingest
-from pipeline.ingest.staging import staging_root
 from pipeline.store import Store
 from tests.conftest import DEMO_CONFIG, DEMO_EVENTS
 
@@ -123,7 +122,7 @@ def test_a_write_failing_on_the_writer_thread_raises_and_leaves_the_store_untouc
         run_ingest(cfg, events_csv)
     store = Store(cfg.store)
     assert store.committed_raw_files() == [] and list(store.quarantine.glob("*")) == []
-    assert not staging_root(store).exists() or not any(staging_root(store).iterdir())
+    assert not store.ingest_staging.exists() or not any(store.ingest_staging.iterdir())
     monkeypatch.undo()
     assert run_ingest(cfg, events_csv)["rows_accepted"] == 3  # and the next run completes the work
 

@@ -9,9 +9,8 @@ import duckdb
 import pytest
 
 from pipeline.ingest.ingest import IngestError, run_ingest
-from pipeline.ingest.staging import staging_root
 from pipeline.store import Store
-from tests.ingest.stores import USER_COLUMNS, ingest_config, quarantined, stored, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, quarantined, stored, write_csv
 
 
 def _cfg(tmp_path, **ingest):
@@ -97,5 +96,5 @@ def test_a_commit_cut_short_shows_all_or_nothing_to_a_glob_reader_and_the_next_r
     # a decided commit is finished first (the re-run finds every row there); an undecided one is redone
     assert (summary["rows_accepted"], summary["rows_duplicate"]) == ((30, 0) if steps == 0 else (0, 30))
     assert len(_glob_reader(store)) == 4 and len(stored(cfg)) == 31 and len(quarantined(cfg)) == 1
-    assert not any(staging_root(store).iterdir())
+    assert not any(store.ingest_staging.iterdir())
     assert [p.name for p in store.root.rglob("*.tmp")] == []  # no temporary file left anywhere

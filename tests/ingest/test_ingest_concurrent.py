@@ -16,7 +16,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.ingest.ingest import COUNTERS, run_ingest
 from pipeline.ingest.staging import Staging
-from tests.ingest.stores import USER_COLUMNS, ingest_config, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, write_csv
 
 SHARED, OWN = 200, 50
 pytestmark = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")

@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.ingest.staging import staging_root
 from pipeline.store import Store
 from tests.conftest import ROOT
 
@@ -61,7 +60,7 @@ def _start(cmd: list[str], store: Store) -> tuple[subprocess.Popen, float]:
     """Start an ingest; return it and the moment its work began (imports take seconds on a loaded machine)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
     started = time.monotonic()
-    while not staging_root(store).exists() and proc.poll() is None and time.monotonic() - started < 30:
+    while not store.ingest_staging.exists() and proc.poll() is None and time.monotonic() - started < 30:
         time.sleep(0.02)
     return proc, time.monotonic()
 
@@ -88,4 +87,4 @@ def test_sigkill_at_random_moments_then_rerun(tmp_path):
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert _check_store(store) == expected
-    assert not staging_root(store).exists() or not any(staging_root(store).iterdir())
+    assert not store.ingest_staging.exists() or not any(store.ingest_staging.iterdir())

@@ -13,7 +13,7 @@ from pipeline.config import ConfigError, load_config
 from pipeline.ingest.ingest import IngestError, run_ingest
 from pipeline.store import Store
 from tests.conftest import ROOT
-from tests.ingest.stores import ingest_config, quarantined, stored
+from tests.ingest.conftest import ingest_config, quarantined, stored
 
 BAKERY = ROOT.parent / "shared" / "data" / "bakery_breadbasket" / "BreadBasket_DMS.parquet"
 BAKERY_HEAD = ROOT / "tests" / "data" / "bakery_head.csv"  # first 300 rows of BAKERY, CRLF as the original

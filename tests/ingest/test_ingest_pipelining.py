@@ -13,9 +13,9 @@ from pipeline import schemas as s
 from pipeline.ingest import staging
 from pipeline.ingest.ingest import run_ingest
 from pipeline.ingest.sources import _ahead
-from pipeline.ingest.staging import PARTIAL, staging_root
+from pipeline.ingest.staging import PARTIAL
 from pipeline.store import Store
-from tests.ingest.stores import USER_COLUMNS, ingest_config, stored, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, stored, write_csv
 
 
 def _rows(days: list[int], start: int = 0) -> list[str]:
@@ -39,12 +39,12 @@ def test_days_that_come_back_after_their_file_closed_are_stored_once_per_day(tmp
     # the keys staged with the joined parts are the rows' keys: a copy under another name adds nothing
     again = run_ingest(cfg, write_csv(tmp_path, _rows(days), "copy.csv"))
     assert (again["rows_accepted"], again["rows_duplicate"]) == (0, 90)
-    assert not any(staging_root(Store(cfg.store)).iterdir())
+    assert not any(Store(cfg.store).ingest_staging.iterdir())
 
 
 def test_a_killed_ingests_partial_folder_goes_and_a_live_ones_stays(tmp_path):
     cfg = ingest_config(tmp_path, USER_COLUMNS)
-    root = staging_root(Store(cfg.store).ensure())
+    root = Store(cfg.store).ensure().ingest_staging
     dead, live = root / f"{PARTIAL}1-dead", root / f"{PARTIAL}2-live"
     for folder in (dead, live):
         folder.mkdir(parents=True)
@@ -66,7 +66,7 @@ def test_an_already_committed_file_is_stopped_as_soon_as_its_digest_is_known(tmp
     run_ingest(cfg, path)
     again = run_ingest(cfg, path)
     assert (again["rows_accepted"], again["rows_duplicate"], again["rows_in"]) == (0, 200, 200)
-    assert not any(staging_root(Store(cfg.store)).iterdir())
+    assert not any(Store(cfg.store).ingest_staging.iterdir())
 
 
 def test_read_ahead_passes_errors_on_and_stops_its_thread_when_the_reader_stops():

@@ -9,7 +9,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.ingest import csv_reader
 from pipeline.ingest.ingest import IngestError, run_ingest
-from tests.ingest.stores import HEADER, USER_COLUMNS, ingest_config, quarantined, stored, write_csv
+from tests.ingest.conftest import HEADER, USER_COLUMNS, ingest_config, quarantined, stored, write_csv
 
 
 def _cfg(tmp_path, **ingest):

@@ -12,7 +12,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.config import ConfigError, load_config
 from pipeline.ingest.ingest import run_ingest
-from tests.ingest.stores import USER_COLUMNS, ingest_config, stored, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, stored, write_csv
 
 
 def _cfg(tmp_path, **ingest):

@@ -10,7 +10,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.ingest.ingest import run_ingest
 from pipeline.store import RAW_SNAPSHOT, Store, StoreError
-from tests.ingest.stores import USER_COLUMNS, ingest_config, stored, write_csv
+from tests.ingest.conftest import USER_COLUMNS, ingest_config, stored, write_csv
 
 DAYS = [f"2011-03-0{1 + i % 3} 10:00:0{i % 10},A{i},1,2.5,u{i % 4}" for i in range(30)]
 

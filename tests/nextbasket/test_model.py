@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import ConfigError, CustomerModelConfig
-from recsys.nextbasket.callbacks import recall_at_k
+from recsys.nextbasket.callbacks import mean_recall_at_k
 from recsys.nextbasket.features import SEQ_CHANNELS, STATIC_FEATURES
 from recsys.nextbasket.histories import CustomerModelError
 from recsys.nextbasket.model import CONFIG_FILE, MODEL_FILE, LSTMRecommender
@@ -70,4 +70,4 @@ def test_recall_at_k_by_hand():
     scores = np.array([0.9, 0.8, 0.1, 0.2, 0.7])
     labels = np.array([0, 1, 1, 1, 0])
     # user 0: top 2 = (0.9 miss, 0.8 hit) -> 1 of 3 targets; user 1: top 2 holds its one hit -> 1 of 1
-    assert recall_at_k(groups, scores, labels, np.array([3, 1]), 2) == pytest.approx((1 / 3 + 1) / 2)
+    assert mean_recall_at_k(groups, scores, labels, np.array([3, 1]), 2) == pytest.approx((1 / 3 + 1) / 2)

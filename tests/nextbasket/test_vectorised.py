@@ -1,9 +1,11 @@
 """The NumPy candidates and features equal today's pandas ones value for value (issue 21).
 
-tests/nextbasket/reference_pandas.py keeps the pandas code as it was before the rewrite; random logs
+The second half of this file keeps the pandas code as it was before the rewrite; random logs
 with ties everywhere (small counts), guests, cancellations, items sold in two segments, customers
 with more past items than the list keeps, several batches and segment trends (some clipped at -0.9)
 must give the same candidate frames and the same float32 feature arrays, exactly.
+
+    .venv/bin/python -m pytest tests/nextbasket/test_vectorised.py -q
 """
 
 from __future__ import annotations
@@ -18,13 +20,11 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
-from pipeline.schemas import SCORE
+from pipeline.schemas import CAND_RANK, PURCHASES, SCORE, SOURCE, WEEK
 from recsys.nextbasket.candidates import build_candidates
 from recsys.nextbasket.features import STATIC_FEATURES, build_features
-from recsys.nextbasket.histories import iter_histories, open_events
+from recsys.nextbasket.histories import BUYERS, REPEAT_RATE, Histories, iter_histories, open_events
 from tests.nextbasket.conftest import make_events
-from tests.nextbasket.reference_pandas import STATIC_FEATURES as REFERENCE_STATICS
-from tests.nextbasket.reference_pandas import reference_candidates, reference_features
 
 CUTOFF = date(2011, 6, 1)
 CONFIGS = (
@@ -101,3 +101,143 @@ def test_push_time_scores_equal_those_of_the_pandas_path(tmp_path, monkeypatch):
     assert len(want) > 4 * 2 * cfg.score_batch and summary["pairs"] == len(want)
     pd.testing.assert_frame_equal(pq.read_table(tmp_path / "scores.parquet").to_pandas(), want)
 
+
+# --- the reference: today's pandas candidates and features (issue 21), frozen --------------------------
+# A verbatim copy of recsys/nextbasket/candidates.py and features.py as they were before the NumPy rewrite
+# (commit 0c207e7), but for STATIC_FEATURES named REFERENCE_STATICS; kept in this module, the only one
+# that uses it, because test modules import nothing from each other but conftest.
+
+SOURCES = ("past", "rising", "popular")
+EXPLORE_SHARE = 0.2
+TOP_SEGMENTS = 3
+DECAY = 0.9
+REFERENCE_STATICS = (
+    "weeks_since_last", "weeks_bought", "lines_bought", "interval", "weeks_since_due", "due_ratio", "segment_trend",
+    "item_growth", "item_recent", "user_weeks", "repeat_share", "user_since_last", "segment_share", "cand_rank",
+    "decayed_weeks", "decayed_share", "item_buyers", "item_repeat_rate",
+)
+_TIER, _KEY = "_tier", "_key"
+def reference_candidates(hist: Histories, cfg: CustomerModelConfig = CustomerModelConfig(),
+                     trend: dict[str, float] | None = None) -> pd.DataFrame:
+    """Up to ``n_candidates`` (user_id, item_id, segment, source, cand_rank) per customer of the batch."""
+    n = cfg.n_candidates
+    past = _past(hist)
+    explore = pd.concat([_rising(hist, cfg, trend or {}, n), _popular(hist, cfg, n)], ignore_index=True)
+    both = pd.concat([past, explore], ignore_index=True).sort_values([s.USER_ID, _TIER, _KEY], kind="stable")
+    both = both.drop_duplicates([s.USER_ID, s.ITEM_ID], keep="first")
+    both = both[(both[_TIER] > 0) | (both.groupby([s.USER_ID, _TIER]).cumcount() < n - int(n * EXPLORE_SHARE))]
+    both = both.sort_values([s.USER_ID, _TIER, _KEY], kind="stable")
+    both[CAND_RANK] = both.groupby(s.USER_ID).cumcount()
+    out = both[both[CAND_RANK] < n].merge(hist.item_segment, on=s.ITEM_ID, how="left")
+    out[SOURCE] = np.asarray(SOURCES)[out["_src"].to_numpy()]
+    return out[[s.USER_ID, s.ITEM_ID, s.SEGMENT, SOURCE, CAND_RANK]].reset_index(drop=True)
+
+
+def item_growth(hist: Histories, cfg: CustomerModelConfig) -> pd.DataFrame:
+    """Per item: crowd purchases in the last ``recent_weeks`` (recent) and the ``recent_weeks`` before (prev)."""
+    ci = hist.crowd_item
+    recent = ci[ci[WEEK] < cfg.recent_weeks].groupby(s.ITEM_ID)[PURCHASES].sum().rename("recent")
+    prev = ci[(ci[WEEK] >= cfg.recent_weeks) & (ci[WEEK] < 2 * cfg.recent_weeks)]
+    prev = prev.groupby(s.ITEM_ID)[PURCHASES].sum().rename("prev")
+    out = pd.concat([recent, prev], axis=1).fillna(0.0).rename_axis(s.ITEM_ID).reset_index()
+    return out.merge(hist.item_segment, on=s.ITEM_ID, how="left")
+
+
+def _past(hist: Histories) -> pd.DataFrame:
+    g = hist.user_item.groupby([s.USER_ID, s.ITEM_ID]).agg(n=(WEEK, "size"), last=(WEEK, "min")).reset_index()
+    # most weeks bought first, then most recently bought
+    return g.assign(**{_TIER: 0, _KEY: -g["n"] * 1000.0 + g["last"], "_src": 0})[
+        [s.USER_ID, s.ITEM_ID, _TIER, _KEY, "_src"]]
+
+
+def _rising(hist: Histories, cfg: CustomerModelConfig, trend: dict[str, float], n: int) -> pd.DataFrame:
+    growth = item_growth(hist, cfg)
+    growth = growth.assign(rise=growth["recent"] - growth["prev"]).query("rise > 0")
+    growth = growth.sort_values(["rise", s.ITEM_ID], ascending=[False, True])
+    growth["_irank"] = growth.groupby(s.SEGMENT).cumcount()
+    growth = growth[growth["_irank"] < n]
+    seg = hist.user_segment.groupby([s.USER_ID, s.SEGMENT])[PURCHASES].sum().reset_index()
+    seg["w"] = seg[PURCHASES] * (1.0 + seg[s.SEGMENT].map(trend).fillna(0.0).clip(lower=-0.9))
+    seg = seg.sort_values([s.USER_ID, "w"], ascending=[True, False])
+    seg["_srank"] = seg.groupby(s.USER_ID).cumcount()
+    seg = seg[seg["_srank"] < TOP_SEGMENTS]
+    out = seg[[s.USER_ID, s.SEGMENT, "_srank"]].merge(growth[[s.SEGMENT, s.ITEM_ID, "_irank"]], on=s.SEGMENT)
+    out = out.assign(**{_TIER: 1, _KEY: out["_irank"] * TOP_SEGMENTS + out["_srank"], "_src": 1})
+    return out[[s.USER_ID, s.ITEM_ID, _TIER, _KEY, "_src"]]
+
+
+def _popular(hist: Histories, cfg: CustomerModelConfig, n: int) -> pd.DataFrame:
+    top = item_growth(hist, cfg).sort_values(["recent", s.ITEM_ID], ascending=[False, True]).head(n)
+    users = pd.DataFrame({s.USER_ID: hist.users})
+    out = users.merge(pd.DataFrame({s.ITEM_ID: top[s.ITEM_ID].to_numpy(), "_prank": np.arange(len(top))}),
+                      how="cross")
+    # after the risers of the same list position: 10_000 keeps popular behind every rising key
+    out = out.assign(**{_TIER: 1, _KEY: 10_000 + out["_prank"], "_src": 2})
+    return out[[s.USER_ID, s.ITEM_ID, _TIER, _KEY, "_src"]]
+def reference_features(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig = CustomerModelConfig(),
+                   trend: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sequences (P, seq_weeks, 5), statics (P, len(REFERENCE_STATICS))) float32 for pairs of this batch.
+
+    ``pairs`` has user_id, item_id, segment and cand_rank (as build_candidates returns).
+    """
+    t = cfg.seq_weeks
+    user_any = hist.user_segment.groupby([s.USER_ID, WEEK], as_index=False)[PURCHASES].sum()
+    seq = np.stack([_weekly(hist.user_item, [s.USER_ID, s.ITEM_ID], pairs, t),
+                    _weekly(hist.user_segment, [s.USER_ID, s.SEGMENT], pairs, t),
+                    _weekly(user_any, [s.USER_ID], pairs, t),
+                    _weekly(hist.crowd_item, [s.ITEM_ID], pairs, t),
+                    _weekly(hist.crowd_segment, [s.SEGMENT], pairs, t)], axis=-1)
+    return seq, _statics(hist, pairs, cfg, trend or {}, user_any)
+
+
+def _weekly(long: pd.DataFrame, keys: list[str], pairs: pd.DataFrame, t: int) -> np.ndarray:
+    """(len(pairs), t) counts of each pair's keys per week, oldest week first; zeros where none."""
+    code = pairs.groupby(keys, sort=False).ngroup().to_numpy()
+    uniq = pairs[keys].assign(_code=code).drop_duplicates("_code")
+    m = long[long[WEEK] < t].merge(uniq, on=keys)
+    dense = np.zeros((len(uniq), t), np.float32)
+    dense[m["_code"].to_numpy(), t - 1 - m[WEEK].to_numpy()] = m[PURCHASES].to_numpy()
+    return dense[code]
+
+
+def _repeat_stats(hist: Histories) -> pd.DataFrame:
+    ui = hist.user_item.sort_values([s.USER_ID, s.ITEM_ID, WEEK])
+    gap = ui[WEEK].diff().where(ui.duplicated([s.USER_ID, s.ITEM_ID]))
+    g = ui.assign(_gap=gap, _decay=DECAY ** ui[WEEK].to_numpy(np.float64)).groupby([s.USER_ID, s.ITEM_ID])
+    return g.agg(weeks_since_last=(WEEK, "min"), weeks_bought=(WEEK, "size"), lines_bought=(PURCHASES, "sum"),
+                 interval=("_gap", "median"), decayed_weeks=("_decay", "sum")).reset_index()
+
+
+def _user_stats(hist: Histories, user_any: pd.DataFrame) -> pd.DataFrame:
+    decay = user_any.assign(_decay=DECAY ** user_any[WEEK].to_numpy(np.float64))
+    users = decay.groupby(s.USER_ID).agg(user_weeks=(WEEK, "size"), user_since_last=(WEEK, "min"),
+                                         _total=(PURCHASES, "sum"), _decay_total=("_decay", "sum"))
+    return users.reset_index()
+
+
+def _statics(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfig, trend: dict[str, float],
+             user_any: pd.DataFrame) -> np.ndarray:
+    lb = float(cfg.lookback_weeks)
+    x = pairs[[s.USER_ID, s.ITEM_ID, s.SEGMENT, CAND_RANK]].merge(
+        _repeat_stats(hist), on=[s.USER_ID, s.ITEM_ID], how="left")
+    x = x.merge(_user_stats(hist, user_any), on=s.USER_ID, how="left")
+    seg = hist.user_segment.groupby([s.USER_ID, s.SEGMENT], as_index=False)[PURCHASES].sum()
+    x = x.merge(seg.rename(columns={PURCHASES: "_seg"}), on=[s.USER_ID, s.SEGMENT], how="left")
+    growth = item_growth(hist, cfg)[[s.ITEM_ID, "recent", "prev"]]
+    x = x.merge(growth, on=s.ITEM_ID, how="left").merge(hist.item_repeat, on=s.ITEM_ID, how="left")
+    x = x.fillna({BUYERS: 0.0, REPEAT_RATE: 0.0, "recent": 0.0, "prev": 0.0, "_seg": 0.0,
+                  "weeks_bought": 0.0, "lines_bought": 0.0, "decayed_weeks": 0.0})
+    x["weeks_since_last"] = x["weeks_since_last"].fillna(lb)
+    x["interval"] = x["interval"].fillna(lb)
+    x["weeks_since_due"] = x["weeks_since_last"] + 1.0 - x["interval"]
+    x["due_ratio"] = (x["weeks_since_last"] + 1.0) / x["interval"].clip(lower=1.0)
+    x["segment_trend"] = x[s.SEGMENT].map(trend).fillna(0.0) if trend else 0.0
+    x["item_growth"] = np.log1p(x["recent"]) - np.log1p(x["prev"])
+    x["item_recent"] = x["recent"]
+    x["user_weeks"] = x["user_weeks"].fillna(0.0)
+    x["user_since_last"] = x["user_since_last"].fillna(lb)
+    x["repeat_share"] = x["weeks_bought"] / x["user_weeks"].clip(lower=1.0)
+    x["segment_share"] = x["_seg"] / x["_total"].fillna(0.0).clip(lower=1.0)
+    x["item_buyers"], x["item_repeat_rate"] = x[BUYERS], x[REPEAT_RATE]
+    x["decayed_share"] = x["decayed_weeks"] / x["_decay_total"].fillna(0.0).clip(lower=1e-9)
+    return x[list(REFERENCE_STATICS)].to_numpy(np.float32)

@@ -3,10 +3,11 @@
 Every record's fate is known when it is written: a good row's exact canonical values and physical
 line, a bad record's reason. Runs of clean records alternate with runs that mix in bad ones, so with
 a small block size both the reader's fast path and its line-by-line re-scan are exercised.
-tests/ingest/test_ingest_fuzz.py checks a 32,000-record log; benchmarks/ingest_fuzz.py prints the
-figures for a bigger one.
+benchmarks/ingest_fuzz.py writes and ingests one and prints the figures; tests/ingest/test_ingest_fuzz.py
+runs that script on a 32,000-record log with small reader blocks (benchmarks and tests import nothing
+from each other, so the generator lives with the script that runs it).
 
-    python -c "from tests.ingest.fuzz_log import BAD_KINDS; print(len(BAD_KINDS))"
+    PYTHONPATH=. python -c "import sys; sys.path.insert(0, 'benchmarks'); from fuzz_log import BAD_KINDS; print(len(BAD_KINDS))"
 """
 
 from __future__ import annotations

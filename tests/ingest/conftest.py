@@ -1,4 +1,10 @@
-"""What the ingest tests share: a config on a fresh store, and the rows it stored or quarantined."""
+"""What the ingest tests share: a config on a fresh store, and the rows it stored or quarantined.
+
+Plain helpers, imported as ``from tests.ingest.conftest import ingest_config`` (conftest modules are the
+one place tests share code; tests/test_test_layout.py checks that).
+
+    .venv/bin/python -m pytest tests/ingest -q
+"""
 
 import dataclasses
 
