@@ -73,7 +73,7 @@ def rank_candidates(candidates: pd.DataFrame, signals: ReleaseSignals, weight: f
     if len(signals.scores):
         users, items = candidates[s.USER_ID].astype(str).tolist(), candidates[s.ITEM_ID].astype(str).tolist()
     else:  # no score table: every lookup misses, no ids to convert
-        users = items = [None] * len(candidates)
+        users, items = None, [None] * len(candidates)
     ranked = rank_rows(signals, codes, users, items, candidates[s.SEGMENT].tolist(), base, weight,
                        customer_weight)
     order = ranked.blended.order

@@ -107,9 +107,16 @@ class ScoreIndex:
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._user
 
-    def probabilities(self, users: Sequence[object], items: Sequence[object]) -> np.ndarray:
-        """Each row's probability for (users[k], items[k]); NaN where the table has no such pair."""
+    def probabilities(self, users: Sequence[object] | str | None, items: Sequence[object]) -> np.ndarray:
+        """Each row's probability for (users[k], items[k]); NaN where the table has no such pair.
+
+        ``users`` may be one id (or None) for every row: one list, as the service sends it; then the
+        user's pairs are read once, as ``lookup`` gives them.
+        """
         n = len(items)
+        if users is None or isinstance(users, str):
+            get, nan = self.lookup(users).get, np.nan
+            return np.fromiter((get(x, nan) for x in items), np.float64, n)
         if not len(self.keys) or not n:
             return np.full(n, np.nan)
         user, item = self._user.get, self._item.get
@@ -125,6 +132,7 @@ class ScoreIndex:
         u = self._user.get(user_id, -1) if user_id is not None else -1
         if u < 0:
             return {}
-        n_items = len(self.items)
+        n_items, items = len(self.items), self.items
         lo, hi = np.searchsorted(self.keys, [u * n_items, (u + 1) * n_items])
-        return {self.items[int(k % n_items)]: float(p) for k, p in zip(self.keys[lo:hi], self.scores[lo:hi])}
+        codes = (self.keys[lo:hi] % n_items).tolist()
+        return dict(zip([items[c] for c in codes], self.scores[lo:hi].tolist()))

@@ -88,11 +88,13 @@ class Ranked(NamedTuple):
     blended: Blended  # final, signal, order, rank (recsys.rank.blend)
 
 
-def rank_rows(signals: ReleaseSignals, codes: np.ndarray, users: Sequence[object], items: Sequence[object],
-              segments: Sequence[object], base: np.ndarray, weight: float, customer_weight: float) -> Ranked:
+def rank_rows(signals: ReleaseSignals, codes: np.ndarray, users: Sequence[object] | str | None,
+              items: Sequence[object], segments: Sequence[object], base: np.ndarray, weight: float,
+              customer_weight: float) -> Ranked:
     """Look every row up in ``signals`` and blend; ``codes`` number the lists 0.. in first-appearance order.
 
-    ``users`` and ``items`` are compared with the score table's ids as they are (strings).
+    ``users`` (one per row, or one id for all rows) and ``items`` are compared with the score table's
+    ids as they are (strings).
     """
     trend = signals.trend_of(segments)
     score = signals.scores.probabilities(users, items)

@@ -138,8 +138,8 @@ def rerank_list(req: RerankRequest, signals: ReleaseSignals, weight: float,
     cands = req["candidates"]
     items, segments = [c["item_id"] for c in cands], [c.get("segment") for c in cands]
     base = np.array([c["base_score"] for c in cands], float)
-    ranked = rank_rows(signals, np.zeros(len(cands), np.int64), [req.get("user_id")] * len(cands), items,
-                       segments, base, weight, customer_weight)
+    ranked = rank_rows(signals, np.zeros(len(cands), np.int64), req.get("user_id"), items, segments, base,
+                       weight, customer_weight)
     out = ranked.blended
     trend_l, final_l, signal_l = np.nan_to_num(ranked.trend).tolist(), out.final.tolist(), out.signal.tolist()
     prob_l = [None if math.isnan(p) else p for p in ranked.score.tolist()]
