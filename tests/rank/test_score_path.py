@@ -25,6 +25,7 @@ from recsys.nextbasket.scores import SCORES_SCHEMA
 from recsys.rank.rerank import run_rerank
 from recsys.rank.scores import ScoreIndex, ScoresError
 from recsys.serve.app import create_app, serving
+from tests.conftest import ROOT
 
 TRENDS = pd.DataFrame({s.SEGMENT: ["up", "down", "flat"], s.TREND: [0.5, -0.5, 0.0]})
 SCORES = pd.DataFrame({  # what the release was pushed with; "zz" and "other" are in no list
@@ -95,8 +96,8 @@ def _served(cfg) -> dict[str, dict]:
         reason="registry.version_dir still requires trend.parquet and the forecaster at the version's root")),
 ])
 def test_batch_and_http_give_the_same_lists(small_config, tmp_path, layout):
-    cfg = dataclasses.replace(small_config, rerank=dataclasses.replace(small_config.rerank, weight=0.4,
-                                                                       customer_weight=0.8))
+    rerank = dataclasses.replace(small_config.rerank, weight=0.4, customer_weight=0.8)
+    cfg = dataclasses.replace(small_config, rerank=rerank)
     write_release(Store(cfg.store).ensure().models, "v0001", layout)
     summary, batch = _batch(cfg, tmp_path)
     served = _served(cfg)
@@ -117,7 +118,8 @@ def test_batch_and_http_give_the_same_lists(small_config, tmp_path, layout):
     assert [signal["u2", i] for i in "cxy"] == ["customer_model"] + ["segment_trend"] * 2
     assert [signal["guest", i] for i in "abq"] == ["segment_trend"] * 2 + ["base"]
     score = {(u, i["item_id"]): i["score"] for u, b in served.items() for i in b["items"]}
-    assert score["17850", "a"] == float(np.float32(0.4)) and score["guest", "a"] is None  # push-time, as stored
+    assert score["17850", "a"] == float(np.float32(0.4))  # the push-time probability, as stored
+    assert score["guest", "a"] is None
     assert [served[u]["customer_known"] for u in LISTS] == [True, True, False]
     unknown = {}
     for body in served.values():
@@ -150,8 +152,12 @@ def test_score_index_reads_only_the_users_asked_for(tmp_path):
     full, some = ScoreIndex.load(path), ScoreIndex.load(path, ["17850", "nobody"])
     assert (len(full), len(some)) == (3, 1) and "17850" in some and "u2" not in some
     assert some.lookup("17850") == pytest.approx({"a": 0.4, "b": 0.2, "zz": 0.99})
-    got = full.probabilities(["17850", "17850", "u2", "u2", None, "nobody"], ["b", "c", "c", "a", "a", "a"])
+    rows = ["17850", "17850", "u2", "u2", None, "nobody"], ["b", "c", "c", "a", "a", "a"]
+    got = full.probabilities(*rows)
     assert got[:3] == pytest.approx([0.2, np.nan, 0.9], nan_ok=True) and np.isnan(got[3:]).all()
+    for user in ("17850", "u2", None, "nobody"):  # one id for a whole list (the service) reads the same
+        items = ["a", "b", "c", "zz", "q"]
+        np.testing.assert_array_equal(full.probabilities(user, items), full.probabilities([user] * 5, items))
     assert full.lookup(None) == {} and np.isnan(ScoreIndex.empty().probabilities(["u"], ["a"])).all()
     bad = tmp_path / "bad.parquet"
     pd.DataFrame({s.USER_ID: ["u"], s.ITEM_ID: ["a"], s.SCORE: [1.5]}).to_parquet(bad)
@@ -166,5 +172,6 @@ def test_rank_and_serve_import_no_tensorflow_and_no_model():
     code = ("import sys, recsys.rank.rerank, recsys.rank.signals, recsys.rank.scores, recsys.serve.app; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras') "
             "or m.startswith(('recsys.nextbasket', 'recsys.forecast'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True, cwd=ROOT)  # this checkout's recsys
     assert out.stdout.strip() == "[]", out.stdout
