@@ -4,11 +4,12 @@ Serving must answer in milliseconds without TensorFlow, so the customer model ru
 version is pushed: every customer with a purchase in the lookback gets their ``n_candidates``
 candidates scored, batch by batch (memory follows ``batch_customers``, not the number of
 customers), streamed into ``customers/scores.parquet`` of the version (user_id, item_id, segment,
-source, score), sorted by user then score. ``ScoreIndex`` reads it back for the service: one sorted
-array of users with offsets, item ids and float32 scores, so a lookup is a binary search.
+source, score), sorted by user then score. This module only writes the table (and ``score_pairs``
+/ ``score_lists`` score a shop's own pairs with a loaded model, for offline checks); re-ranking,
+batch and service alike, reads it back without TensorFlow through ``recsys.rank.scores``.
 
-    python -c "from recsys.nextbasket.scores import ScoreIndex; \
-print(ScoreIndex.load('/tmp/trendrec-demo/models/v0001/customers/scores.parquet').lookup('12347'))"
+    python -c "import pyarrow.parquet as pq; \
+print(pq.read_table('/tmp/trendrec-demo/models/v0001/customers/scores.parquet').slice(0, 5))"
 """
 
 from __future__ import annotations
@@ -24,14 +25,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
 from recsys.nextbasket.candidates import SOURCES, Candidates, build_candidates, candidate_codes
-from recsys.nextbasket.histories import CustomerModelError, Histories, customer_cutoff, iter_histories, open_store
+from recsys.nextbasket.histories import Histories, customer_cutoff, iter_histories, open_store
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
     from recsys.nextbasket.model import LSTMRecommender
@@ -127,7 +127,7 @@ def score_lists(root: str | Path, model_dir: Path, candidates: pd.DataFrame,
                 cfg: CustomerModelConfig) -> pd.DataFrame:
     """(user_id, item_id, score) of a shop's lists by the model in ``model_dir``, at the store's latest data.
 
-    Loads TensorFlow (the batch re-ranking path; the service reads push-time scores instead).
+    Loads TensorFlow: for offline checks against the push-time scores (re-ranking never calls it).
     Customers without history in the lookback get no row.
     """
     from recsys.nextbasket.model import LSTMRecommender
@@ -138,46 +138,3 @@ def score_lists(root: str | Path, model_dir: Path, candidates: pd.DataFrame,
     out = pd.DataFrame({s.USER_ID: candidates[s.USER_ID].astype(str).to_numpy()[keep],
                         s.ITEM_ID: candidates[s.ITEM_ID].astype(str).to_numpy()[keep], SCORE: prob[keep]})
     return out.drop_duplicates([s.USER_ID, s.ITEM_ID]).reset_index(drop=True)
-
-
-def read_scores(path: Path, users: list[str] | None = None) -> pd.DataFrame:
-    """(user_id, item_id, score) of ``users`` (None: all) from a scores file."""
-    table = pq.read_table(path, columns=[s.USER_ID, s.ITEM_ID, SCORE])
-    if users is not None:
-        table = table.filter(pc.is_in(table[s.USER_ID], value_set=pa.array(sorted(set(map(str, users))))))
-    return table.to_pandas()
-
-
-class ScoreIndex:
-    """A scores file in memory for per-request lookups: users sorted once, a binary search per user."""
-
-    def __init__(self, users: np.ndarray, offsets: np.ndarray, items: np.ndarray, scores: np.ndarray):
-        self.users, self.offsets, self.items, self.scores = users, offsets, items, scores
-
-    @classmethod
-    def load(cls, path: Path) -> ScoreIndex:
-        try:
-            table = pq.read_table(path, columns=[s.USER_ID, s.ITEM_ID, SCORE])
-        except (OSError, pa.ArrowException) as exc:
-            raise CustomerModelError(f"{path}: cannot read customer scores ({exc}); push the model again") from exc
-        table = table.sort_by([(s.USER_ID, "ascending")])
-        user = table[s.USER_ID].to_numpy(zero_copy_only=False)
-        starts = np.r_[0, np.flatnonzero(user[1:] != user[:-1]) + 1] if len(user) else np.zeros(0, np.int64)
-        scores = table[SCORE].to_numpy(zero_copy_only=False).astype(np.float64)
-        if not np.isfinite(scores).all() or (scores < 0).any() or (scores > 1).any():
-            raise CustomerModelError(f"{path}: customer scores must be probabilities in [0, 1]")
-        return cls(user[starts], np.r_[starts, len(user)], table[s.ITEM_ID].to_numpy(zero_copy_only=False),
-                   scores)
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def lookup(self, user_id: str | None) -> dict[str, float]:
-        """{item_id: probability} the model gave ``user_id``; empty for an unknown customer or None."""
-        if user_id is None or not len(self.users):
-            return {}
-        i = int(np.searchsorted(self.users, user_id))
-        if i >= len(self.users) or self.users[i] != user_id:
-            return {}
-        lo, hi = self.offsets[i], self.offsets[i + 1]
-        return dict(zip(self.items[lo:hi].tolist(), self.scores[lo:hi].tolist()))

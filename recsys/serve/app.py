@@ -1,11 +1,14 @@
 """``trendrec serve``: a small HTTP service that re-ranks one candidate list per request.
 
-It reads only the production version's ``trend.parquet`` and, when the version has a customer model,
-its push-time ``customers/scores.parquet`` (no TensorFlow is imported), and applies the batch face's
-rank-safe blend (recsys.rank.blend): a known customer's items are ordered by the model's
-probability, anything else by the segment trend blended with the order of base_score. Each item says
-which signal ranked it; segments the model does not know are neutral, counted in the response and
-logged once each; every candidate comes back once.
+It loads the production release (``registry.production``: verified against its digests) into a
+``recsys.rank.signals.ReleaseSignals``: the segment trends of ``Release.trend_file`` and, when the
+release has a customer model, every user's push-time scores of ``Release.scores_file``. No model
+runs and TensorFlow is never imported. Each list goes through ``recsys.rank.signals.rank_rows``, the
+batch's path (``trendrec rerank``): a (user, item) pair the release scored is ordered by its
+probability, any other item by its segment's trend, all blended with the order of base_score
+(recsys.rank.blend), so the same list gets the same order, final scores and signals from both.
+Each item says which signal ranked it; segments the release does not know are neutral, counted in
+the response and logged once each; every candidate comes back once.
 
     POST /rerank   {"user_id": "17850",                  # optional, echoed back
                     "weight": 0.3,                      # optional, in [0, 1]; default rerank.weight
@@ -21,8 +24,8 @@ logged once each; every candidate comes back once.
 Bad input is answered with a 4xx and a reason: 422 (schema: missing field, non-finite score,
 weight outside [0, 1]), 413 (body over ``max_request_bytes`` or more than ``max_request_candidates``
 candidates), 503 while no model is in production. The production model is picked up without a
-restart: every request stats ``models/production.json`` (microseconds) and reloads the trend table
-when the file changed; a version that cannot be read is logged and the previous one keeps serving.
+restart: every request stats ``models/production.json`` (microseconds) and reloads the release when
+the file changed; a release that cannot be read is logged and the previous one keeps serving.
 The OpenAPI schema is at /openapi.json, its pages at /docs and /redoc; their JavaScript and CSS come
 from the installed fastapi-offline package, so they render on a host without internet. Binds
 127.0.0.1 unless told otherwise.
@@ -55,14 +58,12 @@ from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_trends
+from pipeline.store import Store
 from recsys import registry
-from recsys.nextbasket.scores import SCORES_FILE, ScoreIndex
-from recsys.rank.blend import SIGNALS, blend_one
-from recsys.rank.blend import unknown_segments as count_unknown
+from recsys.rank.blend import SIGNALS
+from recsys.rank.signals import ReleaseSignals, rank_rows
 from recsys.serve.limits import BodyLimit
 from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownSegments
 from recsys.serve.timeouts import BodyTimeout, uvicorn_options
@@ -70,29 +71,35 @@ from recsys.serve.timeouts import BodyTimeout, uvicorn_options
 log = logging.getLogger(__name__)
 
 MAX_UNKNOWN_LISTED = 20  # unknown segment names listed in a response
-EMPTY_SCORES = ScoreIndex(np.zeros(0, object), np.zeros(1, np.int64), np.zeros(0, object), np.zeros(0))
+NO_RELEASE = ReleaseSignals({})  # before the first push
 
 
 class ServeError(TrendrecError):
     """The service cannot start or a trend table cannot be loaded."""
 
 
-# --- the production trend table, reloaded when production.json changes ----------------------------
+# --- the production release, reloaded when production.json changes -------------------------------
 class TrendState:
-    """The production version's segment -> trend map and customer scores, swapped when production.json changes."""
+    """The production release's signals (trends and customer scores), swapped when production.json changes."""
 
     def __init__(self, store: Store):
         self.store = store
         self.path = store.models / registry.PRODUCTION_FILE
-        self.version: str | None = None
-        self.trends: dict[str, float] = {}
-        self.scores: ScoreIndex = EMPTY_SCORES
+        self.signals: ReleaseSignals = NO_RELEASE
         self.reload_error: str | None = None
         self._key: tuple | None = None
         self._lock = threading.Lock()
 
+    @property
+    def version(self) -> str | None:
+        return self.signals.version
+
+    @property
+    def trends(self) -> dict[str, float]:
+        return dict(self.signals.trends)
+
     def refresh(self) -> None:
-        """Stat production.json; when it changed, load the named version's trend.parquet."""
+        """Stat production.json; when it changed, load the release it names."""
         try:
             st = os.stat(self.path)
             key = (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -106,51 +113,41 @@ class TrendState:
 
     def _load(self, key: tuple | None) -> None:
         try:
-            prod = registry.read_production(self.store)
-            if prod is None:
-                self.version, self.trends, self.scores, self.reload_error = None, {}, EMPTY_SCORES, None
-            else:
-                path = registry.verify_version(self.store, prod["version"])  # once per load: hashes are not free
-                trends, scores = load_trends(path), load_scores(path)
-                self.version, self.trends, self.scores, self.reload_error = prod["version"], trends, scores, None
+            release = registry.production(self.store)  # verified once per load: hashes are not free
+            self.signals = NO_RELEASE if release is None else ReleaseSignals.load(release)
+            self.reload_error = None
+            if release is not None:
                 log.info("serving %s: trends of %d segments, customer scores of %d customers", self.version,
-                         len(self.trends), len(self.scores))
+                         len(self.signals.trends), len(self.signals.scores))
         except (TrendrecError, OSError, ValueError, KeyError) as exc:
-            log.error("cannot load the production trends, still serving %s: %s", self.version, exc)
+            log.error("cannot load the production release, still serving %s: %s", self.version, exc)
             self.reload_error = str(exc)
         self._key = key  # a broken version is not retried on every request; the next change is
 
 
 def load_trends(version_dir: Path) -> dict[str, float]:
-    """{segment: trend} from a verified version's ``trend.parquet`` (read_trends checks the values)."""
-    table = read_trends(version_dir / registry.TREND_FILE)
-    return dict(zip(map(str, table[s.SEGMENT]), map(float, table[s.TREND])))
+    """{segment: trend} of a verified version folder's trend table (read_trends checks the values)."""
+    release = registry.Release(version_dir.name, version_dir, registry.read_metadata(version_dir))
+    return dict(ReleaseSignals.load(release).trends)
 
 
-def load_scores(version_dir: Path) -> ScoreIndex:
-    """A verified version's push-time customer scores, or an empty index when it has no customer model."""
-    path = version_dir / SCORES_FILE
-    return ScoreIndex.load(path) if path.is_file() else EMPTY_SCORES
-
-
-def rerank_list(req: RerankRequest, trends: dict[str, float], weight: float,
-                scored: dict[str, float] | None = None, customer_weight: float = 1.0) -> list[RankedItem]:
-    """One list, the batch rule (recsys.rank.blend): ``scored`` = {item_id: probability} of the user."""
-    cands, lookup, nan = req["candidates"], trends.get, math.nan
+def rerank_list(req: RerankRequest, signals: ReleaseSignals, weight: float,
+                customer_weight: float = 1.0) -> tuple[list[RankedItem], UnknownSegments]:
+    """One list through the batch's path (recsys.rank.signals.rank_rows); its items best first and
+    its unknown segments."""
+    cands = req["candidates"]
+    items, segments = [c["item_id"] for c in cands], [c.get("segment") for c in cands]
     base = np.array([c["base_score"] for c in cands], float)
-    trend = np.array([lookup(c.get("segment"), nan) for c in cands], float)
-    prob = np.array([scored.get(c["item_id"], nan) for c in cands], float) if scored else np.full(len(cands), nan)
-    out = blend_one(base, trend, prob, weight, customer_weight)
-    trend_l, final_l, signal_l = np.nan_to_num(trend).tolist(), out.final.tolist(), out.signal.tolist()
-    prob_l = [None if math.isnan(p) else p for p in prob.tolist()]
-    return [{"item_id": cands[i]["item_id"], "trend": trend_l[i], "score": prob_l[i], "signal": SIGNALS[signal_l[i]],
-             "final_score": final_l[i], "rank": r} for r, i in enumerate(out.order.tolist(), start=1)]
-
-
-def unknown_segments(req: RerankRequest, trends: dict[str, float]) -> UnknownSegments:
-    """How many candidates carry a segment (or none) the trend table does not know, and which."""
-    counts = count_unknown((c.get("segment") for c in req["candidates"]), trends)
-    return {"count": sum(counts.values()), "segments": list(counts)[:MAX_UNKNOWN_LISTED]}
+    ranked = rank_rows(signals, np.zeros(len(cands), np.int64), req.get("user_id"), items, segments, base,
+                       weight, customer_weight)
+    out = ranked.blended
+    trend_l, final_l, signal_l = np.nan_to_num(ranked.trend).tolist(), out.final.tolist(), out.signal.tolist()
+    prob_l = [None if math.isnan(p) else p for p in ranked.score.tolist()]
+    ranked_items = [{"item_id": items[i], "trend": trend_l[i], "score": prob_l[i],
+                     "signal": SIGNALS[signal_l[i]], "final_score": final_l[i], "rank": r}
+                    for r, i in enumerate(out.order.tolist(), start=1)]
+    counts = signals.unknown_segments(segments, ranked.trend)
+    return ranked_items, {"count": sum(counts.values()), "segments": list(counts)[:MAX_UNKNOWN_LISTED]}
 
 
 # --- the app --------------------------------------------------------------------------------------
@@ -172,10 +169,11 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     async def health() -> Response:
         state.refresh()
         # "degraded": still serving the last good version because production's could not be loaded
-        status = "no_model" if not state.version else "degraded" if state.reload_error else "ok"
-        body = {"status": status, "model_version": state.version, "segments": len(state.trends),
-                "customers": len(state.scores), "reload_error": state.reload_error}
-        return JSONResponse(body, status_code=200 if state.version else 503)
+        signals = state.signals
+        status = "no_model" if not signals.version else "degraded" if state.reload_error else "ok"
+        body = {"status": status, "model_version": signals.version, "segments": len(signals.trends),
+                "customers": len(signals.scores), "reload_error": state.reload_error}
+        return JSONResponse(body, status_code=200 if signals.version else 503)
 
     @app.post("/rerank", response_model=RerankResponse, openapi_extra=_REQUEST_DOC,
               responses={413: {"description": "body or candidate list too large"},
@@ -192,17 +190,17 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
             raise HTTPException(413, f"{len(req['candidates'])} candidates; at most {max_candidates} "
                                      f"per request")
         state.refresh()
-        if state.version is None:
+        signals = state.signals  # one release for the whole request, even if a reload swaps it
+        if signals.version is None:
             raise HTTPException(503, "no model in production: run `trendrec push`")
         weight = req.get("weight")
         weight = cfg.rerank.weight if weight is None else weight
-        scored = state.scores.lookup(req.get("user_id"))
-        unknown = unknown_segments(req, state.trends)
+        items, unknown = rerank_list(req, signals, weight, cfg.rerank.customer_weight)
         if unknown["count"]:
-            _warn_unknown(unknown["segments"], state.version)
-        body = {"user_id": req.get("user_id"), "model_version": state.version, "weight": weight,
-                "customer_known": bool(scored), "unknown_segments": unknown,
-                "items": rerank_list(req, state.trends, weight, scored, cfg.rerank.customer_weight)}
+            _warn_unknown(unknown["segments"], signals.version)
+        body = {"user_id": req.get("user_id"), "model_version": signals.version, "weight": weight,
+                "customer_known": req.get("user_id") in signals.scores, "unknown_segments": unknown,
+                "items": items}
         took = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"  # parse + re-rank + encode
         return Response(to_json(body), media_type="application/json", headers={"server-timing": took})
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from pipeline import schemas as s
 from recsys.rank.blend import SIGNALS, blend
 from recsys.rank.rerank import rerank
+from recsys.rank.signals import ReleaseSignals
 from recsys.serve.app import rerank_list
 from recsys.serve.schema import REQUEST
 
@@ -70,12 +71,12 @@ def test_the_service_and_the_batch_give_the_same_order_and_scores(with_scores):
     scored = {f"i{i}": float(rng.random()) for i in rng.choice(n, 10, replace=False)} if with_scores else {}
     req = REQUEST.validate_python({"user_id": "u", "candidates": [
         {"item_id": i, "segment": g, "base_score": float(b)} for i, g, b in zip(items, segments, base)]})
-    served = rerank_list(req, dict(zip(TRENDS[s.SEGMENT], TRENDS[s.TREND])), 0.3, scored, 1.0)
     scores = pd.DataFrame({s.USER_ID: "u", s.ITEM_ID: list(scored), s.SCORE: list(scored.values())})
+    served, _ = rerank_list(req, ReleaseSignals.of(TRENDS, scores if with_scores else None), 0.3, 1.0)
     batch = rerank(pd.DataFrame({s.USER_ID: "u", s.ITEM_ID: items, s.SEGMENT: segments, s.BASE_SCORE: base}),
                    TRENDS, 0.3, scores if with_scores else None, 1.0)
     assert [i["item_id"] for i in served] == batch[s.ITEM_ID].tolist()
-    assert [i["final_score"] for i in served] == pytest.approx(batch[s.FINAL_SCORE].tolist())
+    assert [i["final_score"] for i in served] == batch[s.FINAL_SCORE].tolist()  # the same path: exact
     assert [i["signal"] for i in served] == batch[s.SIGNAL].tolist()
 
 

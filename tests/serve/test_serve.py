@@ -17,6 +17,7 @@ from pipeline import schemas as s
 from pipeline.store import Store
 from recsys import registry
 from recsys.rank.rerank import rerank
+from recsys.rank.signals import ReleaseSignals
 from recsys.serve.app import create_app, rerank_list, serving
 from recsys.serve.schema import REQUEST
 
@@ -43,11 +44,12 @@ def client(small_config, store):
 
 def test_rerank_list_matches_the_batch_rerank():
     req = REQUEST.validate_python({"candidates": LIST})
-    got = rerank_list(req, dict(zip(TRENDS[s.SEGMENT], TRENDS[s.TREND])), 0.4)
+    got, unknown = rerank_list(req, ReleaseSignals.of(TRENDS), 0.4)
     frame = pd.DataFrame(LIST).assign(**{s.USER_ID: "u"})
     batch = rerank(frame, TRENDS, 0.4)
     assert [i["item_id"] for i in got] == batch[s.ITEM_ID].tolist()
-    assert [i["final_score"] for i in got] == pytest.approx(batch[s.FINAL_SCORE].tolist())
+    assert [i["final_score"] for i in got] == batch[s.FINAL_SCORE].tolist()  # the same path: exact
+    assert unknown == {"count": 2, "segments": ["<null>", "new"]}
 
 
 def test_valid_request_by_hand(client, caplog):
