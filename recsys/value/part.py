@@ -72,20 +72,23 @@ def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -
     """Compute the value set into ``run.part("value")`` as one set, or reuse it (see the module doc)."""
     vcfg, store = effective_config(cfg, horizon_days), Store(cfg.store)
     con = open_value_store(str(store.root), vcfg)
-    last_day = last_event_day(con)
-    fp, out = value_fingerprint(store, vcfg, last_day), run.part(NAME)
-    done = stored_train(out)
-    if done is not None and done.get(FINGERPRINT_KEY) == fp:
-        log.info("customer value in %s already computed from the same settings and log; reusing it", out)
-        return _summary(out, done) | {"reused": True}
-    _remove_leftovers(run)
-    building = run.root / f"{_BUILDING}{secrets.token_hex(4)}"
     try:
-        record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run) | {FINGERPRINT_KEY: fp}
-        write_json(record, building / TRAIN_FILE)  # last: marks the set complete
-        _swap_in(building, out)
+        last_day = last_event_day(con)
+        fp, out = value_fingerprint(store, vcfg, last_day), run.part(NAME)
+        done = stored_train(out)
+        if done is not None and done.get(FINGERPRINT_KEY) == fp:
+            log.info("customer value in %s already computed from the same settings and log; reusing it", out)
+            return _summary(out, done) | {"reused": True}
+        _remove_leftovers(run)
+        building = run.root / f"{_BUILDING}{secrets.token_hex(4)}"
+        try:
+            record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run) | {FINGERPRINT_KEY: fp}
+            write_json(record, building / TRAIN_FILE)  # last: marks the set complete
+            _swap_in(building, out)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
     finally:
-        shutil.rmtree(building, ignore_errors=True)
+        con.close()
     return _summary(out, record) | {"reused": False}
 
 
