@@ -11,6 +11,10 @@ The hold-out's spend is read only to score the predictions. ``next_weights`` (th
 on this hold-out) are what a forecast from the end of the log uses: for it, this hold-out is the
 validation window before its own future.
 
+``Split.validation`` keeps every model's figures on the validation window of step 1 (the ensemble
+cross-fitted there, recsys.value.choice.crossfit_blend, since that window chose its weights): the
+model published for the hold-out is chosen on them (``Split.holdout_choice``), never on the hold-out.
+
     python -c "from recsys.value.backtest import run_split; help(run_split)"
 """
 
@@ -26,6 +30,7 @@ import pandas as pd
 
 from pipeline.config import ValueConfig
 from recsys.value.bgnbd import ValueFitError
+from recsys.value.choice import BASELINE, choose, crossfit_blend
 from recsys.value.data import DAY, window_spend
 from recsys.value.ensemble import (
     ENSEMBLE,
@@ -52,6 +57,7 @@ class Split:
     weights: dict[str, float]  # chosen on the validation window before the hold-out
     next_weights: dict[str, float]  # chosen on this hold-out: for a forecast from its end
     members: Members
+    validation: dict[str, dict[str, float]] | None = None  # every model on the window before; None: no window
 
     @property
     def calibration_end(self) -> date:
@@ -63,6 +69,10 @@ class Split:
     def metrics(self) -> dict[str, dict[str, float]]:
         return {name: value_metrics(pred, self.actual) for name, pred in self.spend().items()}
 
+    def holdout_choice(self) -> str:
+        """The model the rule publishes for this hold-out, chosen on the validation window before it."""
+        return BASELINE if not self.validation else choose(self.validation)
+
     def deciles(self) -> dict[str, list[dict]]:
         return {name: decile_table(pred, self.actual).to_dict("records") for name, pred in self.spend().items()}
 
@@ -70,21 +80,27 @@ class Split:
 def run_split(days: pd.DataFrame, cutoff: date, cfg: ValueConfig, run_dir: Path | None = None) -> Split:
     """Fit, blend and score the models on the split whose hold-out starts at ``cutoff`` (see the module doc)."""
     H = timedelta(days=cfg.horizon_days)
-    weights = validation_weights(days, cutoff - H, cfg, None if run_dir is None else run_dir / "validation")
+    weights, validation = validation_window(days, cutoff - H, cfg, None if run_dir is None else run_dir / "validation")
     members = fit_members(days, cutoff, cfg, None if run_dir is None else run_dir / "holdout")
     pred = predict_members(members, build_features(days, cutoff, cfg.seq_weeks))
     actual = window_spend(days, pred.users, cutoff, cutoff + H)
     log.info("value split at %s: %d customers, weights %s", cutoff, len(actual), weights)
     return Split(cutoff, cfg.horizon_days, pred, blend(pred.spend, weights), actual, weights,
-                 blend_weights(pred.spend, actual), members)
+                 blend_weights(pred.spend, actual), members, validation)
 
 
-def validation_weights(days: pd.DataFrame, at: date, cfg: ValueConfig, run_dir: Path | None = None) -> dict[str, float]:
-    """Blend weights from members fitted before ``at`` and scored on ``[at, at + H)``; BG/NBD alone if impossible."""
+def validation_window(days: pd.DataFrame, at: date, cfg: ValueConfig, run_dir: Path | None = None
+                      ) -> tuple[dict[str, float], dict[str, dict[str, float]] | None]:
+    """(blend weights, every model's figures) from members fitted before ``at``, scored on ``[at, at + H)``.
+
+    Without such a window (too little log before ``at``): BG/NBD alone and no figures.
+    """
     try:
         members = fit_members(days[days[DAY] < at], at, cfg, run_dir)
     except ValueFitError as exc:
         log.warning("no validation window before %s (%s): the ensemble is BG/NBD + GG alone", at, exc)
-        return {"bgnbd_gg": 1.0}
+        return {"bgnbd_gg": 1.0}, None
     pred = predict_members(members, build_features(days, at, cfg.seq_weeks))
-    return blend_weights(pred.spend, window_spend(days, pred.users, at, at + timedelta(days=cfg.horizon_days)))
+    actual = window_spend(days, pred.users, at, at + timedelta(days=cfg.horizon_days))
+    spend = pred.spend | {ENSEMBLE: crossfit_blend(pred.spend, actual, pred.users)}
+    return blend_weights(pred.spend, actual), {name: value_metrics(p, actual) for name, p in spend.items()}

@@ -1,31 +1,31 @@
-"""The value stage: score the value models on the latest split, then forecast every customer's next H days.
+"""The value computation: score the models on the latest split, choose the published one, forecast every customer.
 
-``run_value`` (the flow's ``value`` stage, ``trendrec value``) works on the store's committed log:
+``compute_value`` (called by recsys.value.part.train, which owns the run folder, the fingerprint and the
+swap into place) works on the store's committed log and writes into one folder:
 
 1. the split whose hold-out is the last H days of the log (recsys.value.backtest): each
    model's Spearman, normalized Gini, top-decile capture, MAE and total-spend error, and the
-   decile table;
-2. the members refitted on the whole log, blended with the weights chosen on that hold-out (for
-   this forecast it is the validation window before the future), and every customer seen in the
-   log scored in hash-bucket batches of ``value.batch_customers`` into
-   ``<candidate>/customers/value/value.parquet`` (recsys.pipeline.schemas.VALUE_SCHEMA).
+   decile table; the model reported for that hold-out is chosen on the H days before it;
+2. the published model (recsys.value.choice): for the forecast from the end of the log the last H
+   days are the validation window, so the rule reads the split's figures: the ensemble when it is no
+   worse than BG/NBD + GG on all four figures, else the best member that is, else BG/NBD + GG;
+3. the members refitted on the whole log and every customer seen in the log scored in hash-bucket
+   batches of ``value.batch_customers`` into ``value.parquet`` (pipeline.schemas.VALUE_SCHEMA):
+   ``expected_spend`` is the published model's (the ensemble's blend, or the member's own spend).
 
-The candidate's ``customers/value/`` (parquet, value.json, bgnbd.json, rfm.json, lstm.keras) goes
-into the registry version with the models at push (``assemble_value``), so a rollback moves it
-too. Customers without an id are left out and counted (``customers_without_id``: their lines).
+Customers without an id are left out and counted (``customers_without_id``: their lines).
+``run_value``, ``assemble_value`` and ``run_value_command`` here are the entry points of the old flow
+(a candidate folder): they map the candidate to the training run of the same name.
 
     trendrec value --horizon-days 90 --json
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import math
-import shutil
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,66 +35,60 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.config import Config, ValueConfig
-from pipeline.store import Store, atomic_path, read_json, write_json
-from recsys.nextbasket.scores import CUSTOMERS_DIR
+from pipeline.store import atomic_path, write_json
 from recsys.value.backtest import Split, run_split
-from recsys.value.bgnbd import ValueFitError
-from recsys.value.data import (
-    count_customers,
-    customer_days,
-    guest_lines,
-    last_event_day,
-    open_value_store,
-)
+from recsys.value.choice import choose, shipped_weights
+from recsys.value.data import count_customers, customer_days, guest_lines
 from recsys.value.ensemble import (
     ENSEMBLE,
+    MEMBERS,
     Members,
     blend,
     fit_members,
     predict_members,
 )
 from recsys.value.features import build_features
-from recsys.forecast.evaluate import candidate_in_store
 
 log = logging.getLogger(__name__)
 
-VALUE_DIR = f"{CUSTOMERS_DIR}/value"  # in a candidate and in a version
+VALUE_DIR = "customers/value"  # where versions pushed by the old flow hold the value part (registry.LEGACY_PART_DIRS)
 VALUE_FILE = "value.parquet"
-SUMMARY_FILE = "value.json"  # the split's figures, deciles, weights and the forecast's summary
+SUMMARY_FILE = "value.json"  # the split's figures, deciles, weights, the published model and the forecast's summary
+MODELS_FILE = "models.json"  # the forecast members' parameters and the published weights
 REPORTED = ("bgnbd_gg", "lstm", ENSEMBLE)  # the models of `trendrec value --json`
 JSON_KEYS = ("calibration_end", "holdout_days", "customers", "models")
 
 
-def run_value(cfg: Config, candidate_dir: str | Path, horizon_days: int | None = None,
-              run_id: str | None = None) -> dict[str, Any]:
-    """Judge the models on the latest split and write the forecast into ``<candidate>/customers/value/``."""
+def compute_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path) -> dict[str, Any]:
+    """Steps 1-3 of the module doc on customer-days before ``end``, written into ``folder``; the summary.
+
+    Raises ValueFitError when BG/NBD cannot be fitted (too few customers).
+    """
     started = time.monotonic()
-    vcfg = dataclasses.replace(cfg.value, horizon_days=horizon_days) if horizon_days else cfg.value
-    store = Store(cfg.store)
-    out_dir = candidate_in_store(store, candidate_dir) / VALUE_DIR
-    if (out_dir / SUMMARY_FILE).is_file() and read_json(out_dir / SUMMARY_FILE).get("holdout_days") == vcfg.horizon_days:
-        log.info("customer value in %s already computed; reusing it", out_dir)
-        return {k: v for k, v in read_json(out_dir / SUMMARY_FILE).items() if k != "deciles"} | {"reused": True}
-    con = open_value_store(str(store.root), vcfg)
-    end = last_event_day(con) + timedelta(days=1)
-    run_dir = store.ensure().runs / f"{run_id or Path(candidate_dir).name}-value"
     days = customer_days(con, end)
-    H = timedelta(days=vcfg.horizon_days)
-    try:
-        split = run_split(days, end - H, vcfg, run_dir)
-        members = fit_members(days, end, vcfg, run_dir / "forecast")
-    except ValueFitError as exc:
-        log.warning("no customer value forecast: %s", exc)
-        return {"trained": False, "reason": f"no customer value forecast: {exc}"}
+    split = run_split(days, end - timedelta(days=cfg.horizon_days), cfg, tensorboard)
+    members = fit_members(days, end, cfg, tensorboard / "forecast")
+    available = {m for m in MEMBERS if m in fitted_members(members)} | {ENSEMBLE}
+    published = choose({m: f for m, f in split.metrics().items() if m in available})
+    weights = shipped_weights(published, split.next_weights)
+    folder.mkdir(parents=True, exist_ok=True)
     summary = split_summary(split) | {
+        "published": published, "holdout_published": split.holdout_choice(), "validation": split.validation,
         "customers_without_id": guest_lines(con, end), "weights": split.weights,
-        "forecast": write_forecast(con, members, split.next_weights, vcfg, out_dir),
+        "ensemble_weights": split.next_weights, "forecast": write_forecast(con, members, weights, cfg, folder),
         "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
-        "tensorboard": str(run_dir), "seconds": round(time.monotonic() - started, 1)}
-    _save_members(members, split.next_weights, out_dir)
-    _write_hparams(run_dir, vcfg)
-    write_json(summary | {"deciles": split.deciles()}, out_dir / SUMMARY_FILE)  # last: marks the stage done
+        "tensorboard": str(tensorboard), "seconds": round(time.monotonic() - started, 1)}
+    _save_members(members, weights, folder)
+    write_json(summary | {"deciles": split.deciles()}, folder / SUMMARY_FILE)
+    _write_hparams(tensorboard, cfg)
+    log.info("customer value: %s published (chosen on the last %d days; hold-out choice %s)",
+             published, cfg.horizon_days, summary["holdout_published"])
     return summary
+
+
+def fitted_members(members: Members) -> tuple[str, ...]:
+    """The members fitted at the forecast's cut-off (BG/NBD + GG always; the LSTM and ridge when trained)."""
+    return ("bgnbd_gg",) + (("lstm",) if members.lstm is not None else ()) + (("rfm",) if members.ridge is not None else ())
 
 
 def split_summary(split: Split) -> dict[str, Any]:
@@ -104,11 +98,14 @@ def split_summary(split: Split) -> dict[str, Any]:
 
 
 def json_object(summary: dict[str, Any]) -> dict[str, Any]:
-    """Exactly the object `trendrec value --json` prints: the issue's four keys, three models."""
+    """The object `trendrec value --json` prints: the issue's four keys (three models), then ``published``
+    (the model whose forecast ships), ``verdict`` (recsys.runs.Verdict as JSON) and ``reused``."""
+    extra = {"published": summary.get("published"), "verdict": summary.get("verdict"),
+             "reused": bool(summary.get("reused"))}
     if not summary.get("models"):
-        return {k: summary.get(k) for k in JSON_KEYS} | {"reason": summary.get("reason")}
+        return {k: summary.get(k) for k in JSON_KEYS} | extra | {"reason": summary.get("reason")}
     return {k: summary[k] for k in JSON_KEYS} | {"models": {m: summary["models"][m] for m in REPORTED
-                                                            if m in summary["models"]}}
+                                                            if m in summary["models"]}} | extra
 
 
 def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueConfig,
@@ -142,7 +139,7 @@ def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueC
         level1.unlink(missing_ok=True)
     total = scale * totals["blend"]  # the level-1 spend summed while scoring, at the level now known
     return {"cutoff": cutoff.isoformat(), "customers": rows, "batches": n_buckets, "expected_spend": round(total, 2),
-            "weights": weights, "scale": scale, "output": str(target)}
+            "weights": weights, "scale": scale}
 
 
 def _level(totals: dict[str, float], weights: dict[str, float]) -> float:
@@ -160,12 +157,14 @@ def _rescaled(table: pa.Table, scale: float) -> pa.Table:
 
 def score_table(members: Members, weights: dict[str, float], scale: float, feats,
                 totals: dict[str, float] | None = None) -> pa.Table:
-    """VALUE_SCHEMA rows of one batch: the ensemble's spend, BG/NBD's orders and P(alive), the band.
+    """VALUE_SCHEMA rows of one batch: the published spend, BG/NBD's orders and P(alive), the band.
 
-    ``totals`` ({"blend": ..., member: ...}) gets this batch's spend totals added (write_forecast's level).
+    ``weights`` {member: 1.0} publishes that member's own spend (exactly), any other the ensemble's
+    blend. ``totals`` ({"blend": ..., member: ...}) gets this batch's spend totals added (write_forecast's level).
     """
     pred = predict_members(members, feats)
-    spend = blend(pred.spend, weights, scale)
+    alone = [m for m, w in weights.items() if w == 1.0 and m in pred.spend]
+    spend = pred.spend[alone[0]] * scale if alone else blend(pred.spend, weights, scale)
     if totals is not None:
         totals["blend"] += float(spend.sum()) / scale
         for member, values in pred.spend.items():
@@ -199,26 +198,33 @@ def _write_hparams(run_dir: Path, cfg: ValueConfig) -> None:
     write_ranking_summary(run_dir, cfg)
 
 
+def run_value(cfg: Config, candidate_dir: str | Path, horizon_days: int | None = None,
+              run_id: str | None = None) -> dict[str, Any]:
+    """The old flow's ``value`` stage: train and judge the value part in the run named like the candidate."""
+    from pipeline.store import Store
+    from recsys import runs
+    from recsys.value import part
+
+    run = runs.create(Store(cfg.store), run_id or Path(candidate_dir).name)
+    return part.train_and_judge(cfg, run, horizon_days=horizon_days)
+
+
 def assemble_value(candidate_dir: str | Path, staging: Path) -> dict[str, Any]:
-    """Put the candidate's ``customers/value/`` into the version being pushed; the ``value`` metadata field.
+    """The old flow's push: the value part of the run named like the candidate into ``staging/customers/value/``.
 
-    Runs after the customer model's assembler, which may have replaced ``staging/customers/`` with
-    production's customer model: the value forecast is always this candidate's own.
+    The candidate is ``<store>/models/candidates/<name>``; returns the ``value`` metadata field.
     """
-    source, target = Path(candidate_dir) / VALUE_DIR, staging / VALUE_DIR
-    shutil.rmtree(target, ignore_errors=True)
-    if not (source / SUMMARY_FILE).is_file():
-        return {"value": None}
-    shutil.copytree(source, target)
-    summary = json.loads((source / SUMMARY_FILE).read_text(encoding="utf-8"))
-    return {"value": {"holdout_days": summary.get("holdout_days"), "forecast": summary.get("forecast", {}).get("cutoff"),
-                      "models": json_object(summary).get("models")}}
+    from pipeline.store import Store
+    from recsys import runs
+    from recsys.value import part
+
+    run = runs.create(Store(Path(candidate_dir).resolve().parents[2]), Path(candidate_dir).name)
+    verdict = runs.read_verdict(run.part(part.NAME)) or part.judge(None, run)
+    return {"value": part.assemble(None, run, staging / VALUE_DIR, verdict, None) or None}
 
 
-def run_value_command(cfg: Config, args, candidate_dir: str) -> dict[str, Any]:
-    """`trendrec value`: the stage; with ``--json`` exactly the issue's object (calibration_end ... models)."""
-    summary = run_value(cfg, candidate_dir, args.horizon_days)
-    if args.json:
-        return json_object(summary)
-    models = {m: " ".join(f"{k}={v:.3f}" for k, v in figures.items()) for m, figures in summary.get("models", {}).items()}
-    return summary | {"models": models}  # one line per model in the human summary
+def run_value_command(cfg: Config, args, run) -> dict[str, Any]:
+    """Compatibility name: see recsys.value.part.run_value_command."""
+    from recsys.value import part
+
+    return part.run_value_command(cfg, args, run)

@@ -1,7 +1,7 @@
-"""The value stage in the flow: the small store's candidate, its registry version, `trendrec value --json`.
+"""The value stage in the flow: the small store's run, its registry version, `trendrec value --json`.
 
 ``small_store`` (tests/conftest.py) ran every stage, ``value`` included (2 epochs), on a 10 % sample
-of the demo data and pushed the candidate.
+of the demo data and pushed the candidate; the value part lives in the training run ``small``.
 """
 
 from __future__ import annotations
@@ -30,17 +30,35 @@ def test_the_forecast_is_versioned_with_the_models(small_store):
     assert table.column(s.HORIZON_DAYS).to_pylist()[0] == small_store.value.horizon_days
     metadata = read_json(path / registry.METADATA_FILE)
     assert f"{VALUE_DIR}/{VALUE_FILE}" in metadata[registry.FILES_KEY]  # digested: rollback and verify cover it
-    assert set(metadata["value"]["models"]) == {"bgnbd_gg", "lstm", "ensemble"}
+    assert set(metadata["value"]["models"]) >= {"bgnbd_gg", "lstm", "ensemble"}
+    assert metadata["value"]["ships"] == metadata["value"]["verdict"]["ships"]
 
 
-def test_value_json_prints_exactly_the_issue_object(small_store, capsys):
+def _config_file(cfg, folder: Path) -> Path:
+    """trendrec.toml with the [value] settings of ``cfg`` (the small store's short fit)."""
+    import re
+
+    text = DEMO_CONFIG.read_text(encoding="utf-8")
+    head, value = text.split("[value]", 1)
+    body, rest = value.split("\n[", 1)
+    for key in ("horizon_days", "seq_weeks", "train_cutoffs", "train_step_days", "units", "epochs", "patience"):
+        body = re.sub(rf"^{key} = .*$", f"{key} = {getattr(cfg.value, key)}", body, flags=re.M)
+    path = folder / "trendrec.toml"
+    path.write_text(head + "[value]" + body + "\n[" + rest, encoding="utf-8")
+    return path
+
+
+def test_value_json_prints_exactly_the_issue_object(small_store, capsys, tmp_path):
     from recsys.cli import main
 
-    candidate = next((Store(small_store.store).models / "candidates").glob("small"))
-    assert (candidate / VALUE_DIR / SUMMARY_FILE).is_file()
-    code = main(["value", "--config", str(DEMO_CONFIG), "--store", small_store.store, "--json"])
+    run = Store(small_store.store).training_runs / "small"
+    assert (run / "value" / SUMMARY_FILE).is_file()
+    config = _config_file(small_store, tmp_path)  # the same [value] settings: the stored set is reused
+    code = main(["value", "--config", str(config), "--store", small_store.store, "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and list(out) == ["calibration_end", "holdout_days", "customers", "models"]
+    assert code == 0 and list(out) == ["calibration_end", "holdout_days", "customers", "models", "published",
+                                       "verdict", "reused"]
+    assert out["reused"] is True and out["published"] == out["verdict"]["ships"]
     assert out["holdout_days"] == 90 and out["customers"] > 100
     assert set(out["models"]) == {"bgnbd_gg", "lstm", "ensemble"}
     assert all(set(m) == METRIC_KEYS for m in out["models"].values())

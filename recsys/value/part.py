@@ -1,0 +1,252 @@
+"""The customer value family as the release sees it: ``PART`` (train, judge, assemble) over ``<run>/value/``.
+
+- ``train(cfg, run, horizon_days=None)``: recsys.value.stage.compute_value into a fresh sibling folder
+  ``<run>/.value.<random>/``, train.json written last with the fingerprint of the effective [value]
+  settings and of the raw log (its commits and last event day), then swapped into ``<run>/value/``
+  whole: the old set is renamed aside, the new one in, the old one deleted. A killed run leaves the
+  old set or none, never a mix. A re-run reuses the set only when its fingerprint is the same
+  (``"reused": True``); any changed setting (horizon, seed, ...) or new data recomputes.
+- ``judge(cfg, run)``: reads the figures train stored and writes verdict.json: blessed when the
+  ensemble is no worse than BG/NBD + GG on Spearman, normalized Gini, top-decile capture and
+  |total error| on the validation window (the last H days of the log, members fitted before it);
+  ``ships`` is the model whose forecast value.parquet holds (recsys.value.choice).
+- ``assemble(cfg, run, target, verdict, production)``: copies the run's value files into ``target``.
+
+``run_value_command`` is `trendrec value`'s body: train, judge, and the `--json` object.
+
+    trendrec value --horizon-days 30 --json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import secrets
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Config, ValueConfig
+from pipeline.store import Store, read_json, write_json
+from recsys import runs
+from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Part, Run, Verdict
+from recsys.value.bgnbd import ValueFitError
+from recsys.value.choice import BASELINE, RULE_FIGURES
+from recsys.value.data import ValueModelError, last_event_day, open_value_store
+from recsys.value.ensemble import ENSEMBLE
+from recsys.value.stage import MODELS_FILE, SUMMARY_FILE, VALUE_FILE, compute_value, json_object
+
+log = logging.getLogger(__name__)
+
+NAME = "value"  # the part's folder in a run and in a version
+FILES = (VALUE_FILE, SUMMARY_FILE, MODELS_FILE)  # what a version's value folder must hold
+_BUILDING = f".{NAME}."  # <run>/.value.<random>: a set being built, or an old one being removed
+
+
+def effective_config(cfg: Config, horizon_days: int | None = None) -> ValueConfig:
+    """The [value] settings a train uses: the config's, with ``horizon_days`` when given."""
+    return dataclasses.replace(cfg.value, horizon_days=horizon_days) if horizon_days else cfg.value
+
+
+def value_fingerprint(store: Store, vcfg: ValueConfig, last_day: date) -> str:
+    """The fingerprint of a value set: its effective settings and the raw log it read."""
+    inputs = {"raw": runs.raw_inputs(store), "last_event_day": last_day.isoformat()}
+    return runs.fingerprint(settings=dataclasses.asdict(vcfg), inputs=inputs)
+
+
+def stored_train(part_dir: Path) -> dict[str, Any] | None:
+    """The set's train.json, or None when there is no complete set."""
+    path = part_dir / TRAIN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return read_json(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s cannot be read (%s): the value set is computed again", path, exc)
+        return None
+
+
+def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -> dict[str, Any]:
+    """Compute the value set into ``run.part("value")`` as one set, or reuse it (see the module doc)."""
+    vcfg, store = effective_config(cfg, horizon_days), Store(cfg.store)
+    con = open_value_store(str(store.root), vcfg)
+    try:
+        last_day = last_event_day(con)
+        fp, out = value_fingerprint(store, vcfg, last_day), run.part(NAME)
+        done = stored_train(out)
+        if done is not None and done.get(FINGERPRINT_KEY) == fp:
+            log.info("customer value in %s already computed from the same settings and log; reusing it", out)
+            return _summary(out, done) | {"reused": True}
+        _remove_leftovers(run)
+        building = run.root / f"{_BUILDING}{secrets.token_hex(4)}"
+        try:
+            record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run) | {FINGERPRINT_KEY: fp}
+            write_json(record, building / TRAIN_FILE)  # last: marks the set complete
+            _swap_in(building, out)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    finally:
+        con.close()
+    return _summary(out, record) | {"reused": False}
+
+
+def _build(con, store: Store, vcfg: ValueConfig, end: date, folder: Path, run: Run) -> dict[str, Any]:
+    """The set's files in ``folder``; the train.json record (without the fingerprint)."""
+    folder.mkdir(parents=True)
+    tensorboard = store.ensure().runs / f"{run.run_id}-{NAME}"
+    settings = dataclasses.asdict(vcfg)
+    try:
+        summary = compute_value(con, vcfg, end, folder, tensorboard)
+    except ValueFitError as exc:
+        log.warning("no customer value forecast: %s", exc)
+        return {"trained": False, "reason": f"no customer value forecast: {exc}", "settings": settings}
+    return {"trained": True, "published": summary["published"], "settings": settings,
+            "calibration_end": summary["calibration_end"], "forecast_cutoff": summary["forecast"]["cutoff"]}
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """Put the complete set ``new`` at ``out``: the old set renamed aside, the new one in, the old deleted."""
+    old = None
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f"{_BUILDING}old.{secrets.token_hex(4)}")
+        os.rename(out, old)
+    os.rename(new, out)
+    _fsync_dir(out.parent)
+    if old is not None:
+        _delete(old)
+
+
+def _delete(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(run: Run) -> None:
+    """Sets a killed train left half-built (or an old set it was removing) beside the run's value/."""
+    for path in run.root.glob(f"{_BUILDING}*"):
+        log.info("removing %s, left by a value train that did not finish", path)
+        _delete(path)
+
+
+def _summary(out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """What train returns: value.json without the deciles (or why nothing was trained)."""
+    if not record.get("trained"):
+        return {"trained": False, "reason": record.get("reason"), "part_dir": str(out)}
+    summary = {k: v for k, v in read_json(out / SUMMARY_FILE).items() if k != "deciles"}
+    return summary | {"trained": True, "part_dir": str(out), "output": str(out / VALUE_FILE)}
+
+
+def judge(cfg: Config | None, run: Run) -> Verdict:
+    """The value verdict from the figures train stored, written to ``<run>/value/verdict.json``.
+
+    Blessed when the ensemble qualifies on the validation window (the last H days of the log, members
+    fitted before it); ``ships`` names what value.parquet holds: "ensemble", or the member published.
+    """
+    out = run.part(NAME)
+    record = stored_train(out)
+    if record is None:
+        raise ValueModelError(f"no value set in {out}: run `trendrec value` (the value part's train) first")
+    if not record.get("trained"):
+        return runs.write_verdict(out, Verdict(NAME, False, "spearman", None, BASELINE, None,
+                                               str(record.get("reason")), ships="production",
+                                               details={FINGERPRINT_KEY: record.get(FINGERPRINT_KEY)}))
+    summary = read_json(out / SUMMARY_FILE)
+    figures, ships = summary["models"], summary["published"]
+    shipped, base = figures[ships], figures[BASELINE]
+    return runs.write_verdict(out, Verdict(
+        NAME, ships == ENSEMBLE, "spearman", shipped.get("spearman"), BASELINE, base.get("spearman"),
+        _reason(summary, ships, shipped, base), ships=ships,
+        details={"window": _window(summary), "figures": figures, FINGERPRINT_KEY: record.get(FINGERPRINT_KEY)}))
+
+
+def _window(summary: dict[str, Any]) -> dict[str, Any]:
+    first = date.fromisoformat(summary["calibration_end"]) + timedelta(days=1)
+    return {"first_day": first.isoformat(), "days": summary["holdout_days"], "customers": summary["customers"]}
+
+
+def _reason(summary: dict[str, Any], ships: str, shipped: dict[str, float], base: dict[str, float]) -> str:
+    pairs = ", ".join(f"{k} {shipped.get(k, float('nan')):.3f} vs {base.get(k, float('nan')):.3f}" for k in RULE_FIGURES)
+    window = f"the last {summary['holdout_days']} days of the log"
+    if ships == ENSEMBLE:
+        return f"the ensemble is no worse than {BASELINE} on all four figures on {window} ({pairs}): it ships"
+    why = "is no worse than" if ships != BASELINE else "is the baseline;"
+    return (f"the ensemble is worse than {BASELINE} on {window} (ensemble: " + ", ".join(
+        f"{k} {summary['models'][ENSEMBLE].get(k, float('nan')):.3f}" for k in RULE_FIGURES)
+        + f"); {ships} ships: it {why} {BASELINE} ({pairs})")
+
+
+def assemble(cfg: Config | None, run: Run, target: Path, verdict: Verdict, production: Path | None) -> dict[str, Any]:
+    """Copy the run's value files into ``target`` (the version's value folder); the part's metadata fields.
+
+    Without a value forecast in the run: production's value files when ``production`` is given
+    (``"ships": "production"``), else nothing ({} and no ``target``). Regular files only, never a symlink.
+    """
+    source = run.part(NAME)
+    record = stored_train(source)
+    if record is None or not record.get("trained") or not all((source / f).is_file() for f in FILES):
+        if production is None or not (production / VALUE_FILE).is_file():
+            return {}
+        _copy_files(production, target)
+        return {"ships": "production", "carried_from": str(production), "verdict": verdict.to_json()}
+    if verdict.details.get(FINGERPRINT_KEY) != record.get(FINGERPRINT_KEY):
+        raise ValueModelError(f"{source / runs.VERDICT_FILE} judges an earlier value set: judge the run again")
+    _copy_files(source, target)
+    summary = read_json(source / SUMMARY_FILE)
+    return {"ships": verdict.ships, "verdict": verdict.to_json(), "holdout_days": summary["holdout_days"],
+            "models": summary["models"], "forecast_cutoff": summary["forecast"]["cutoff"]}
+
+
+def _copy_files(source: Path, target: Path) -> None:
+    """Every regular file directly in ``source`` (symlinks and folders left out) into a fresh ``target``."""
+    if target.exists() or target.is_symlink():
+        _delete(target)
+    target.mkdir(parents=True)
+    for path in sorted(source.iterdir()):
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, target / path.name, follow_symlinks=False)
+
+
+def train_and_judge(cfg: Config, run: Run, *, horizon_days: int | None = None) -> dict[str, Any]:
+    """train then judge: the summary with the verdict (as JSON); the judge is rerun on a reused set."""
+    summary = train(cfg, run, horizon_days=horizon_days)
+    verdict = judge(cfg, run)
+    return summary | {"verdict": verdict.to_json(), "published": verdict.ships if summary.get("trained") else None}
+
+
+def run_value_command(cfg: Config, args, run: Run | str | os.PathLike | None) -> dict[str, Any]:
+    """`trendrec value`: train and judge the value part of ``run``; with ``--json`` the issue's object.
+
+    ``run`` is a Run, a run folder of the store, a candidate folder of the old flow (its run is the one
+    of the same name) or None (the latest run, or a new one).
+    """
+    if not isinstance(run, Run):
+        run = _run_of(Store(cfg.store), run)
+    summary = train_and_judge(cfg, run, horizon_days=args.horizon_days)
+    if args.json:
+        return json_object(summary)
+    models = {m: " ".join(f"{k}={v:.3f}" for k, v in figures.items()) for m, figures in summary.get("models", {}).items()}
+    return summary | {"models": models}  # one line per model in the human summary
+
+
+def _run_of(store: Store, path: str | os.PathLike | None) -> Run:
+    if path is None:
+        return runs.latest_or_new(store)
+    try:
+        return runs.inside(store, path)
+    except runs.RunError:
+        return runs.create(store, Path(path).name)
+
+
+PART = Part(name=NAME, title="customer value", files=FILES, train=train, judge=judge, assemble=assemble)
