@@ -164,6 +164,9 @@ def part_verdicts(release: registry.Release) -> dict[str, dict[str, Any] | None]
             continue
         verdict = release.part_metadata(name).get("verdict")
         folder = release.part(name)
+        legacy = release.metadata.get("customers") or {}
+        if name == "nextbasket" and "parts" not in release.metadata and not legacy.get("model"):
+            folder = None  # before parts, customers/ also held the value forecast: no next-basket model here
         if verdict is None and folder is not None:
             found = runs.read_verdict(folder)
             verdict = found.to_json() if found is not None else None

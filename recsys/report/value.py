@@ -77,9 +77,14 @@ def value_figures(store: Store | str, figures: dict[str, Any], tables: dict[str,
         return
     metrics, deciles, summary = loaded
     tables["value_metrics"] = metrics
+    notes.append(value_note(summary))
+    if not deciles.empty:
+        figures["value_deciles"] = plot_value_deciles(deciles, summary)
+
+
+def value_note(summary: dict[str, Any]) -> str:
+    """One sentence: which model's forecast production publishes, and the value verdict."""
     verdict = summary.get("verdict")
     why = f": {verdict.get('reason')}" if verdict else " (a version written before verdicts)"
     blessed = "" if not verdict else (" (blessed)" if verdict.get("blessed") else " (not blessed)")
-    notes.append(f"Customer value publishes the {summary.get('ships')} forecast{blessed}{why}.")
-    if not deciles.empty:
-        figures["value_deciles"] = plot_value_deciles(deciles, summary)
+    return f"Customer value publishes the {summary.get('ships')} forecast{blessed}{why}."
