@@ -119,17 +119,20 @@ def plot_decomposition(parts: pd.DataFrame, segment: str, measure: str, period: 
     return fig
 
 
-def plot_holdout(frame: pd.DataFrame, measure: str, band: tuple[str, str] | None = None) -> Figure:
-    """Actuals (with recent history) against the model and seasonal-naive forecasts, per segment.
+def plot_holdout(frame: pd.DataFrame, measure: str, band: tuple[str, str] | None = None,
+                 shipped: str = "model") -> Figure:
+    """Actuals (with recent history) against production's and the seasonal-naive forecasts, per segment.
 
-    ``band`` names a (lower, upper) pair of quantile columns to shade, once the model provides them.
+    The ``model`` column is the forecast of the forecaster production ships, ``shipped`` its name (the
+    evaluation's: "model", "production" or a baseline member). ``band`` names a (lower, upper) pair of
+    quantile columns to shade, once the model provides them.
     """
     segments = list(dict.fromkeys(frame[s.SEGMENT]))
     fig, axes = _grid(len(segments), cols=4, sharex=True, constrained_layout=True)
     for ax, segment in zip(axes.flat, segments):
         part = frame[frame[s.SEGMENT] == segment]
         ax.plot(part[s.DATE], part["actual"], color="black", lw=1.2, label="actual")
-        ax.plot(part[s.DATE], part["model"], color="tab:blue", lw=1.4, label="model")
+        ax.plot(part[s.DATE], part["model"], color="tab:blue", lw=1.4, label=f"production ({shipped})")
         ax.plot(part[s.DATE], part["seasonal_naive"], color="tab:orange", lw=1.0, ls="--",
                 label="seasonal naive")
         if band is not None:
@@ -163,15 +166,18 @@ def plot_segment_mase(per_segment: pd.DataFrame, title: str = "Hold-out MASE per
     return fig
 
 
-def plot_loss(history: dict[str, list[float]], loss: str) -> Figure:
-    """Training and validation loss per epoch of the production model's run; ``loss`` names it."""
+def plot_loss(history: dict[str, list[float]], loss: str, which: str = "the production model") -> Figure:
+    """Training and validation loss per epoch; ``loss`` names it, ``which`` says whose curve it is.
+
+    Draw only the curve of the forecaster production ships (recsys.report.report.training_curve).
+    """
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     for key, label in (("loss", "training"), ("val_loss", "validation")):
         if history.get(key):
             ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", ms=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{loss} loss (scaled target)")
-    ax.set_title("Training curve of the production model")
+    ax.set_title(f"Training curve of {which}")
     ax.legend()
     return fig
 
@@ -226,25 +232,40 @@ _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}
           ".note{color:#444}")
 
 
+def _table(frame: pd.DataFrame, digits: int = 4, index: bool = True) -> str:
+    return frame.to_html(index=index, float_format=lambda v: f"{v:.{digits}g}", na_rep="-")
+
+
+# Tables shown under the figure of the same name (or under their own heading when it was not drawn).
+_UNDER = {"rerank_examples": "rerank_examples", "ranking": "ranking", "trend_scores": "trend_scores",
+          "backtest_mase": "backtest", "value_deciles": "value_metrics"}
+_TABLE_TITLES = {"value_metrics": "Customer value: every model on the hold-out (ships: the published forecast)"}
+
+
 def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.DataFrame],
                 notes: list[str]) -> str:
     """One HTML page with no external resource: PNG files as base64 data URIs, tables as plain HTML."""
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
     parts = [f"<h1>trendrec report</h1><p>Store <code>{html.escape(str(store_root))}</code>, {when}.</p>"]
     parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
+    if "verdicts" in tables:
+        parts.append("<h2>Verdicts of the parts production holds (blessed, metric vs baseline, what ships)</h2>"
+                     + _table(tables["verdicts"]))
     if "metrics" in tables:
-        parts.append("<h2>Hold-out metrics (production model vs baselines)</h2>"
-                     + tables["metrics"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+        parts.append("<h2>Hold-out metrics: the forecaster production ships (role <i>ships</i>) vs the others</h2>"
+                     + _table(tables["metrics"]))
     if "combination" in tables:
         parts.append("<h2>Combination per segment (weights and validation MASE, chosen before the hold-out)</h2>"
-                     + tables["combination"].to_html(float_format=lambda v: f"{v:.3g}", na_rep="-"))
+                     + _table(tables["combination"], 3))
     for name, path in images.items():
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
                      f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
-        if name in ("rerank_examples", "ranking", "trend_scores") and name in tables:
-            parts.append(tables[name].to_html(index=False, float_format=lambda v: f"{v:.4g}"))
-        if name == "backtest_mase" and "backtest" in tables:  # the overall figures under the bars
-            parts.append(tables["backtest"].to_html(float_format=lambda v: f"{v:.4g}", na_rep="-"))
+        under = _UNDER.get(name)
+        if under in tables:
+            parts.append(_table(tables[under], index=name == "backtest_mase"))
+    for name in ("value_metrics",):  # a table whose figure was not drawn still shows
+        if name in tables and "value_deciles" not in images:
+            parts.append(f"<h2>{html.escape(_TABLE_TITLES[name])}</h2>" + _table(tables[name], index=False))
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -24,7 +24,7 @@ from pipeline.errors import TrendrecError
 from pipeline.store import Store, StoreError, atomic_path, read_daily, read_json, read_parquet, read_trends
 from recsys import registry
 from recsys.forecast.trends import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
-from recsys.report.status import store_status, status_lines
+from recsys.report.status import STATISTICAL, forecaster_view, status_lines, store_status
 from recsys.report.value import value_figures
 
 log = logging.getLogger(__name__)
@@ -112,34 +112,98 @@ def decompose(daily: pd.DataFrame, segment: str, measure: str, period: int = 7) 
 
 # --- the production model ------------------------------------------------------------------------
 def production_record(store: Store | str) -> dict[str, Any] | None:
-    """``{"version", "dir", "metadata", "evaluation", "train"}`` of production, or None if none."""
+    """Production as the report shows it, or None when nothing was pushed.
+
+    ``{"version", "release" (the verified registry.Release), "metadata", "dir" (its forecaster's folder),
+    "forecaster" (status.forecaster_view: what the version ships), "evaluation", "train"}``; ``train``
+    is the shipped forecaster's own train.json, {} when it has no LSTM (a baseline member ships).
+    """
     store = store if isinstance(store, Store) else Store(store)
-    prod = registry.read_production(store)
-    if prod is None:
+    release = registry.production(store)  # every digest checked
+    if release is None:
         return None
-    path = registry.version_dir(store, prod["version"])
-    optional = {name: read_json(path / f"{name}.json") if (path / f"{name}.json").is_file() else {}
-                for name in ("evaluation", "train", "recommender")}
-    return {"version": prod["version"], "dir": path, "metadata": read_json(path / registry.METADATA_FILE),
-            **optional}
+    view = forecaster_view(release)
+    folder = release.part("forecast")
+    if folder is None:
+        raise ReportError(f"production {release.version} at {release.path} holds no segment forecaster")
+    train = _read_optional(folder / "train.json") if view["has_lstm"] else {}
+    return {"version": release.version, "release": release, "metadata": release.metadata, "dir": folder,
+            "forecaster": view, "evaluation": _read_optional(folder / "evaluation.json"), "train": train}
 
 
-def loss_name(record: dict[str, Any]) -> str:
-    """The loss production was trained with, from its own config (recommender.json), for the loss plot."""
-    model = record["recommender"].get("config") or {}
-    if model.get("quantiles"):
+def _read_optional(path: Path) -> dict[str, Any]:
+    return read_json(path) if path.is_file() else {}
+
+
+def loss_of(model_config: dict[str, Any]) -> str:
+    """The loss a forecaster's LSTM was trained with, from its ``model`` settings (pipeline.config.ModelConfig).
+
+    Quantiles mean the pinball loss; settings saved before the ``loss`` option existed mean huber
+    (recsys.forecast.forecaster.PRE_BACKTEST_OPTIONS), as the forecaster itself loads them.
+    """
+    if model_config.get("quantiles"):
         return "pinball"
-    return str(model.get("loss", "huber"))  # files saved before the option existed: forecaster.PRE_BACKTEST_OPTIONS
+    return str(model_config.get("loss", "huber"))
+
+
+def loss_name(folder: Path) -> str:
+    """The loss of the forecaster in ``folder``: its config.json's ``model`` section, else recommender.json's."""
+    folder = Path(folder)
+    settings = (_read_optional(folder / "config.json").get("model")
+                or _read_optional(folder / "recommender.json").get("config") or {})
+    return loss_of(settings)
+
+
+def training_curve(record: dict[str, Any]) -> tuple[dict[str, list[float]] | None, str]:
+    """(the shipped forecaster's loss per epoch, its loss name) or (None, why there is no curve).
+
+    A version whose forecaster is a baseline member alone has no LSTM and so no curve, even when its
+    folder still holds the run's train.json (the rejected LSTM's).
+    """
+    view = record["forecaster"]
+    if not view["has_lstm"]:
+        return None, (f"No training curve: production's segment forecaster is {view['label']}; "
+                      f"a statistical member is refitted at forecast time, it has no epochs.")
+    history = record["train"].get("history")
+    if not history:
+        return None, f"No training curve: {record['dir']}/train.json records no loss history."
+    return history, loss_name(record["dir"])
 
 
 def trend_table(store: Store | str) -> pd.DataFrame:
     """Production's trend.parquet, the scores re-ranking blends in, highest trend first."""
     store = store if isinstance(store, Store) else Store(store)
-    prod = registry.read_production(store)
-    if prod is None:
+    release = registry.production(store)
+    if release is None:
         raise ReportError(f"no production model in {store.models}: run `trendrec push` first")
-    trends = read_trends(registry.version_dir(store, prod["version"]) / registry.TREND_FILE)
+    if release.trend_file is None:
+        raise ReportError(f"production {release.version} at {release.path} holds no {registry.TREND_FILE}")
+    trends = read_trends(release.trend_file)
     return trends.sort_values(s.TREND, ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def forecaster_table(view: dict[str, Any]) -> pd.DataFrame:
+    """Hold-out metrics, the forecaster production ships first (role "ships"), then the others.
+
+    Rows are the evaluation's names; ``role`` says what each is: "ships", "baseline", "run, not
+    blessed" (the run's forecaster when something else ships) or "production then" (the version the
+    run was compared with, when it is not what ships).
+    """
+    metrics, shipped = view["metrics"], view["name"]
+    order = [shipped] + [n for n in FORECASTERS if n != shipped]
+    roles = {"model": "run, not blessed", "production": "production then"} | {b: "baseline" for b in STATISTICAL}
+    rows = {name: {"role": "ships" if name == shipped else roles.get(name, "member"),
+                   **{m: (metrics.get(name) or {}).get(m) for m in METRIC_COLUMNS}}
+            for name in order if metrics.get(name)}
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["role", *METRIC_COLUMNS])
+    return table.astype({m: float for m in METRIC_COLUMNS})
+
+
+def verdict_table(verdicts: dict[str, dict[str, Any] | None]) -> pd.DataFrame:
+    """One row per part: blessed, metric, value, baseline, baseline value, ships, reason."""
+    columns = ("blessed", "metric", "value", "baseline", "baseline_value", "ships", "reason")
+    rows = {part: {c: (v or {}).get(c) for c in columns} for part, v in verdicts.items()}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(columns))
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -188,19 +252,20 @@ def backtest_table(result: dict[str, Any]) -> pd.DataFrame:
 def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
     """[segment, date, actual, model, seasonal_naive, quantiles...] around production's hold-out.
 
-    Both forecasters start from production's training cutoff with the same history, as
-    ``trendrec evaluate`` scored them; the ``context_days`` (default: lookback) before the cutoff
-    carry the actuals only. Raises ReportError when nothing is in production.
+    ``model`` is the forecast of the forecaster production ships (the run's, production's carried
+    forward or a baseline member: ``production_record(...)["forecaster"]`` names it). Both forecasters
+    start from the hold-out's cutoff with the same history, as ``trendrec evaluate`` scored them; the
+    ``context_days`` (default: lookback) before the cutoff carry the actuals only. Raises ReportError
+    when nothing is in production.
     """
     from recsys.forecast.metrics import seasonal_naive_forecast
     from recsys.forecast.publish import load_production
 
     store = Store(cfg.store)
-    loaded = load_production(store)
-    if loaded is None:
+    record, loaded = production_record(store), load_production(store)
+    if record is None or loaded is None:
         raise ReportError(f"no production model in {store.models}: run `trendrec push` first")
-    model, meta = loaded
-    cutoff = date.fromisoformat(str(meta["cutoff"]))
+    model, cutoff = loaded[0], holdout_cutoff(record)
     daily = load_daily(store)
     daily[s.DATE] = daily[s.DATE].dt.date
     target, history = model.config.target, daily[daily[s.DATE] <= cutoff]
@@ -214,6 +279,14 @@ def holdout_frame(cfg: Config, context_days: int | None = None) -> pd.DataFrame:
     frame = frame.merge(naive, on=[s.SEGMENT, s.DATE], how="left")
     frame[s.DATE] = pd.to_datetime(frame[s.DATE])
     return frame.sort_values([s.SEGMENT, s.DATE], kind="mergesort").reset_index(drop=True)
+
+
+def holdout_cutoff(record: dict[str, Any]) -> date:
+    """The last training day of the hold-out production's metrics were computed on."""
+    cutoff = record["evaluation"].get("cutoff") or record["forecaster"].get("cutoff")
+    if not cutoff:
+        raise ReportError(f"production {record['version']} records no training cutoff: push it again")
+    return date.fromisoformat(str(cutoff))
 
 
 # --- re-ranking ------------------------------------------------------------------------------------
@@ -265,7 +338,7 @@ def load_ranking(store: Store | str) -> tuple[pd.DataFrame, pd.DataFrame] | None
 # --- the report --------------------------------------------------------------------------------------
 def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame], list[str]]:
     """({name: Figure}, {name: table}, notes): every plot the store has the data for."""
-    from recsys.report import plots
+    from recsys.report import plots  # pyplot: imported once run_report has chosen the backend
 
     store, measure = Store(cfg.store), cfg.model.target
     daily = load_daily(store)
@@ -287,23 +360,56 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
 
 def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
                    tables: dict[str, pd.DataFrame], notes: list[str]) -> None:
-    """Add production's forecast, metric, loss and re-rank plots (and their notes) in place."""
-    from recsys.report import plots
+    """Add production's forecaster, verdict, re-rank, value and backtest plots (and their notes) in place."""
+    from recsys.report import plots  # pyplot: imported once run_report has chosen the backend
 
-    store, measure, meta = Store(cfg.store), cfg.model.target, record["metadata"]
-    notes.extend(status_lines(store_status(cfg)))  # production now, its evaluation then, where it loses
-    tables["metrics"] = metrics_table(meta.get("metrics") or {})
+    store = Store(cfg.store)
+    status = store_status(cfg)
+    notes.extend(status_lines(status))  # production now, what it ships and why, the latest run
+    tables["verdicts"] = verdict_table(status["verdicts"])
+    _forecaster_figures(cfg, record, figures, tables, notes)
+    _ranking_figures(store, figures, tables, notes)
+    value_figures(store, figures, tables, notes)
+    result = load_backtest(store)
+    if result is None:
+        notes.append(f"No rolling-origin backtest ({store.root / BACKTEST_DIR}/): run `trendrec backtest`.")
+    else:
+        tables["backtest"] = backtest_table(result)
+        figures["backtest_mase"] = plots.plot_segment_mase(
+            segment_mase(result["per_segment"], tuple(result["methods"])),
+            f"Backtest MASE per segment, mean over cut-offs {', '.join(result['cutoffs'])}")
+
+
+def _forecaster_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
+                        tables: dict[str, pd.DataFrame], notes: list[str]) -> None:
+    """The shipped forecaster's metrics table, trend scores, hold-out forecasts and training curve."""
+    from recsys.report import plots  # pyplot: imported once run_report has chosen the backend
+
+    store, measure, view = Store(cfg.store), cfg.model.target, record["forecaster"]
+    tables["metrics"] = forecaster_table(view)
     tables["trend_scores"] = trend_table(store)
     figures["trend_scores"] = plots.plot_trend_scores(tables["trend_scores"])
     combination = combination_table(record["dir"])
     if combination is not None:
         tables["combination"] = combination
     holdout = holdout_frame(cfg)
-    figures["holdout"] = plots.plot_holdout(holdout, measure, quantile_band(holdout.columns))
+    figures["holdout"] = plots.plot_holdout(holdout, measure, quantile_band(holdout.columns), view["name"])
     if record["evaluation"].get("per_segment"):
-        figures["segment_mase"] = plots.plot_segment_mase(segment_mase(record["evaluation"]["per_segment"]))
-    if record["train"].get("history"):
-        figures["loss"] = plots.plot_loss(record["train"]["history"], loss_name(record))
+        figures["segment_mase"] = plots.plot_segment_mase(
+            segment_mase(record["evaluation"]["per_segment"]),
+            f"Hold-out MASE per segment (production ships {view['name']})")
+    history, loss = training_curve(record)
+    if history is None:
+        notes.append(loss)
+    else:
+        figures["loss"] = plots.plot_loss(history, loss, view["label"])
+
+
+def _ranking_figures(store: Store, figures: dict[str, Any], tables: dict[str, pd.DataFrame],
+                     notes: list[str]) -> None:
+    """The re-ranking examples and the next-basket evaluation, when the store has them."""
+    from recsys.report import plots  # pyplot: imported once run_report has chosen the backend
+
     reranked = load_reranked(store)
     if reranked is not None:
         tables["rerank_examples"] = rerank_examples(reranked)
@@ -315,15 +421,6 @@ def _model_figures(cfg: Config, record: dict[str, Any], figures: dict[str, Any],
     else:
         tables["ranking"] = ranking[0]
         figures["ranking"] = plots.plot_ranking(ranking[1])
-    value_figures(store, figures, tables, notes)
-    result = load_backtest(store)
-    if result is None:
-        notes.append(f"No rolling-origin backtest ({store.root / BACKTEST_DIR}/): run `trendrec backtest`.")
-    else:
-        tables["backtest"] = backtest_table(result)
-        figures["backtest_mase"] = plots.plot_segment_mase(
-            segment_mase(result["per_segment"], tuple(result["methods"])),
-            f"Backtest MASE per segment, mean over cut-offs {', '.join(result['cutoffs'])}")
 
 
 def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:

@@ -1,31 +1,47 @@
-"""What the store holds now: production model, its metrics beside the baseline's, where outputs are.
+"""What the store holds now: what production ships per part, each part's verdict, the latest run, where outputs are.
 
-``store_status`` answers "what is in production, how good is it, where are the logs and the
-re-ranked lists": it is what `make demo` prints after the Airflow run. Two times are kept apart:
-``production_version`` is the pointer as it is now (models/production.json, moved by push, promote
-and rollback), while ``at_evaluation`` is what the evaluation said when that version was a candidate
-(the production it was compared with then, and why it was blessed). Every hold-out metric is shown
-for the model and the seasonal-naive baseline, with the metrics and the segments where the model
-loses (``compare_with_baseline``); ``status_lines`` turns that into the sentences the report prints.
+``store_status`` answers "what is in production, how good is it, where are the logs and the re-ranked
+lists": it is what `make demo` prints after the Airflow run. What is shown is what ships: the segment
+forecaster's member, hold-out metrics and training curve are those of the forecaster the version holds
+(``forecaster_view``: the run's, production's carried forward, or a baseline member alone), never those
+of a run's forecaster that was not blessed. Production is always read through ``registry.production``,
+which checks every file's digest; versions written before parts existed (forecaster at the version's
+root, ``segment_forecaster`` in metadata.json) are read too.
 
-    trendrec status
+Two times are kept apart: ``production_version`` is the pointer as it is now (models/production.json),
+while ``at_push`` is what the release rule said when the version was built. ``latest_run`` is the newest
+training run (recsys.runs.latest), each part's verdict and the version it was pushed as, if any.
+``status_lines`` turns all that into the sentences the report and notebook 02 print.
+
+    trendrec status --json
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
+from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_json
-from recsys import registry
+from recsys import registry, runs
 
 log = logging.getLogger(__name__)
 
 METRICS = ("mase", "mae", "rmse", "mape", "smape", "r2")  # every hold-out metric evaluate writes
 HIGHER_IS_BETTER = frozenset({"r2"})
 BASELINE = "seasonal_naive"
+STATISTICAL = ("seasonal_naive", "auto_ets", "auto_theta")  # recsys.forecast.members.STATISTICAL
+PARTS = ("forecast", "nextbasket", "value")  # registry.PART_NAMES, in release order
+LSTM_FILE = "model.keras"  # a forecaster with an LSTM member holds it (recsys.forecast.publish.LSTM_FILES)
+_LEGACY_SOURCE = {"candidate": "run", "production": "production"}  # old segment_forecaster.source -> ships
+_METRICS_KEY = {"run": "model", "production": "production"}  # ships -> its name in evaluation metrics
+
+
+class StatusError(TrendrecError):
+    """The store cannot be described (a run or version record that cannot be read)."""
 
 
 def _metrics(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -44,7 +60,7 @@ def _ingested(store: Store) -> dict[str, int]:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _better(metric: str, model: float, baseline: float) -> bool:
@@ -53,11 +69,11 @@ def _better(metric: str, model: float, baseline: float) -> bool:
 
 def compare_with_baseline(metrics: dict[str, Any], per_segment: dict[str, Any],
                           baseline: str = BASELINE, shipped: str = "model") -> dict[str, Any]:
-    """Where the model beats ``baseline`` and where it loses: per hold-out metric, and per segment on MASE.
+    """Where the shipped forecaster beats ``baseline`` and where it loses: per metric, and per segment on MASE.
 
-    ``shipped`` is the evaluation's name of the forecaster the version holds ("model", the candidate,
-    unless the version kept production's or a baseline's). A tie counts as neither. Per segment,
-    MASE ranks the two forecasters as MAE does (same scale).
+    ``shipped`` is the evaluation's name of the forecaster the version holds ("model": the run's;
+    "production"; or a baseline member). A tie counts as neither. Per segment, MASE ranks the two
+    forecasters as MAE does (same scale).
     """
     model, base = metrics.get(shipped) or {}, metrics.get(baseline) or {}
     pairs = [(k, model.get(k), base.get(k)) for k in METRICS if _finite(model.get(k)) and _finite(base.get(k))]
@@ -71,68 +87,227 @@ def compare_with_baseline(metrics: dict[str, Any], per_segment: dict[str, Any],
             "segments_model_loses": [seg for seg, (a, b) in segments.items() if a > b]}
 
 
+# --- what a version holds ---------------------------------------------------------------------------
+def forecaster_view(release: registry.Release) -> dict[str, Any]:
+    """The segment forecaster ``release`` holds, the same for every layout: what it is and how it scored.
+
+    ``ships`` is "run", "production" or a baseline member; ``name`` its key in ``metrics`` (the
+    evaluation's figures on the hold-out); ``holdout_mase`` its MASE there; ``verdict`` the run's
+    forecaster verdict (synthesised from metadata.json for a version written before verdicts);
+    ``has_lstm`` whether the forecaster the version holds has an LSTM (and so a training curve).
+    """
+    part = release.part_metadata("forecast")
+    view = _forecaster_fields(release.metadata, part) if part else _legacy_forecaster_fields(release.metadata)
+    name = _METRICS_KEY.get(view["ships"], view["ships"])
+    figures = view["metrics"].get(name) or {}
+    recorded = view.pop("recorded_mase")
+    folder = release.part("forecast")
+    view |= {"name": name, "holdout_mase": figures.get("mase") if _finite(figures.get("mase")) else recorded,
+             "member": _member(view["ships"]), "folder": str(folder) if folder else None,
+             "has_lstm": bool(folder is not None and view["ships"] in _METRICS_KEY and (folder / LSTM_FILE).is_file())}
+    view["label"] = _forecaster_label(view)
+    return view
+
+
+def _forecaster_fields(meta: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """forecaster_view's fields from a version's ``parts.forecast`` entry."""
+    return {"ships": str(part.get("ships") or "run"), "metrics": part.get("metrics") or {},
+            "verdict": part.get("verdict"), "recorded_mase": part.get("holdout_mase"),
+            "baseline": part.get("baseline"), "baseline_mase": part.get("baseline_mase"),
+            "cutoff": part.get("cutoff"), "holdout_end": part.get("holdout_end"),
+            "carried_from": part.get("carried_from")}
+
+
+def _legacy_forecaster_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """forecaster_view's fields from a version written before parts (``segment_forecaster``, top-level metrics)."""
+    kept = meta.get("segment_forecaster") or {"source": "candidate"}  # versions before it: the candidate
+    ships = _LEGACY_SOURCE.get(kept.get("source"), kept.get("member")) or "run"
+    metrics = meta.get("metrics") or {}
+    scored = {b: (metrics.get(b) or {}).get("mase") for b in STATISTICAL}
+    scored = {b: v for b, v in scored.items() if _finite(v)}
+    best = min(scored, key=lambda b: (scored[b], b)) if scored else None
+    verdict = {"part": "forecast", "blessed": ships == "run", "metric": "mase",
+               "value": (metrics.get("model") or {}).get("mase"), "baseline": best,
+               "baseline_value": scored.get(best), "reason": meta.get("reason"), "ships": ships,
+               "against": meta.get("replaced"), "details": {"kept": kept}}
+    return {"ships": ships, "metrics": metrics, "verdict": verdict, "recorded_mase": kept.get("holdout_mase"),
+            "baseline": best, "baseline_mase": scored.get(best), "cutoff": meta.get("cutoff"),
+            "holdout_end": meta.get("holdout_end"), "carried_from": kept.get("version")}
+
+
+def _member(ships: str) -> str:
+    """What the forecaster is, in a few words: "the run's combination", "auto_ets", ..."""
+    if ships == "run":
+        return "combination"
+    if ships == "production":
+        return "production's combination"
+    return ships
+
+
+def _forecaster_label(view: dict[str, Any]) -> str:
+    ships, verdict = view["ships"], view["verdict"] or {}
+    if ships == "run":
+        origin = f"carried unchanged from {view['carried_from']}" if view.get("carried_from") else "blessed"
+        return f"the run's forecaster ({origin})"
+    if ships == "production":
+        earlier = verdict.get("against") or view.get("carried_from") or "the production then"
+        return f"production's forecaster ({earlier}) carried forward: the run's was not blessed"
+    return f"the baseline {ships} alone: the run's forecaster was not blessed (no LSTM)"
+
+
+def part_verdicts(release: registry.Release) -> dict[str, dict[str, Any] | None]:
+    """{part: its verdict (a Verdict's JSON) or None} for every part the version holds or records."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for name in PARTS:
+        if name == "forecast":
+            out[name] = forecaster_view(release)["verdict"] if release.part(name) is not None else None
+            continue
+        verdict = release.part_metadata(name).get("verdict")
+        folder = release.part(name)
+        legacy = release.metadata.get("customers") or {}
+        if name == "nextbasket" and "parts" not in release.metadata and not legacy.get("model"):
+            folder = None  # before parts, customers/ also held the value forecast: no next-basket model here
+        if verdict is None and folder is not None:
+            found = runs.read_verdict(folder)
+            verdict = found.to_json() if found is not None else None
+        if verdict is not None or folder is not None or release.part_metadata(name):
+            out[name] = verdict
+    return out
+
+
+def verdict_line(verdict: dict[str, Any] | None, part: str) -> str:
+    """One sentence: blessed or not, the metric against its baseline, what ships, why."""
+    if verdict is None:
+        return f"{part}: no verdict recorded (a version written before verdicts)"
+    value, base = verdict.get("value"), verdict.get("baseline_value")
+    figure = f"{verdict.get('metric')} {_fmt(value)} vs {verdict.get('baseline') or 'no baseline'} {_fmt(base)}"
+    state = "blessed" if verdict.get("blessed") else "not blessed"
+    return f"{part}: {state} ({figure}); ships {verdict.get('ships')}: {verdict.get('reason')}"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if _finite(value) else "n/a"
+
+
+# --- the status ---------------------------------------------------------------------------------------
 def store_status(cfg: Config) -> dict[str, Any]:
-    """Production now, what its evaluation said then, every metric beside the baseline's, where outputs are."""
+    """Production now and what each part ships, the latest run's verdicts, where outputs are."""
     store = Store(cfg.store)
-    prod = registry.read_production(store)
+    release = registry.production(store)  # every digest checked, or a one-line RegistryError
     status: dict[str, Any] = {"store": str(store.root), **_ingested(store),
-                              "production_version": prod and prod["version"]}  # now: models/production.json
-    if prod:
-        model_dir = registry.verify_version(store, prod["version"])  # files as pushed, or a one-line error
-        meta = registry.read_metadata(model_dir)
-        evaluation = read_json(model_dir / "evaluation.json") if (model_dir / "evaluation.json").is_file() else {}
-        metrics = meta.get("metrics") or {}
-        kept = meta.get("segment_forecaster") or {"source": "candidate"}  # versions before it: the candidate
-        shipped = {"candidate": "model", "production": "production"}.get(kept["source"], kept.get("member"))
-        status.update({
-            "segment_forecaster": kept,
-            "production_history": prod["history"],
-            "model_dir": str(model_dir),
-            "trained_until": meta.get("cutoff"),
-            "holdout_end": meta.get("holdout_end"),
-            "at_evaluation": {"pushed_at": meta.get("created_at"), "production_then": meta.get("replaced"),
-                              "blessed_because": meta.get("reason")},  # as it was then, not now
-            "model_metrics": _metrics(metrics.get(shipped)),
-            "seasonal_naive_metrics": _metrics(metrics.get(BASELINE)),
-            **compare_with_baseline(metrics, evaluation.get("per_segment") or {}, shipped=shipped),
-        })
-        status["customer_model"] = customer_status(meta)
-    status["latest_candidate"] = latest_candidate(store)
+                              "production_version": release and release.version}  # now: production.json
+    if release is not None:
+        status |= production_status(release)
+    status["latest_run"] = latest_run(store)
     status["ranking"] = ranking_status(store)
-    status["versions"] = [m["version"] for m in registry.list_models(store)]
+    status["versions"] = registry.versions(store)
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
     status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
     return status
 
 
-def latest_candidate(store: Store) -> dict[str, Any] | None:
-    """The newest evaluated candidate: the version it was pushed as, or why it was not pushed."""
-    root = store.models / "candidates"
-    evaluated = sorted(p for p in root.iterdir() if (p / "evaluation.json").is_file()) if root.is_dir() else []
-    if not evaluated:
-        return None
-    candidate = evaluated[-1]
-    evaluation = read_json(candidate / "evaluation.json")
-    customers = candidate / "customers" / "evaluation.json"
-    judged = read_json(customers) if customers.is_file() else {}
-    return {"candidate": candidate.name, "pushed_as": registry.pushed_as(store, candidate),
-            "forecaster_blessed": bool(evaluation.get("blessed")), "forecaster_reason": evaluation.get("reason"),
-            "customer_model_blessed": bool(judged.get("blessed")),
-            "customer_model_reason": judged.get("reason", "no customer model trained")}
+def production_status(release: registry.Release) -> dict[str, Any]:
+    """The status fields of a production release: its forecaster as shipped, each part's verdict."""
+    meta, view = release.metadata, forecaster_view(release)
+    folder = release.part("forecast")
+    evaluation = _read_optional(folder / "evaluation.json") if folder is not None else {}
+    forecaster = {k: view[k] for k in ("ships", "name", "member", "label", "holdout_mase", "baseline",
+                                       "baseline_mase", "has_lstm", "carried_from")}
+    return {
+        "production_history": list(release.history), "model_dir": str(release.path),
+        "forecaster": forecaster, "verdicts": part_verdicts(release),
+        "trained_until": view["cutoff"], "holdout_end": view["holdout_end"],
+        "at_push": {"pushed_at": meta.get("created_at"), "production_then": meta.get("replaced"),
+                    "run": meta.get("run") or meta.get("candidate"), "reason": meta.get("reason")},
+        "model_metrics": _metrics(view["metrics"].get(view["name"])),  # the forecaster the version holds
+        "seasonal_naive_metrics": _metrics(view["metrics"].get(BASELINE)),
+        **compare_with_baseline(view["metrics"], evaluation.get("per_segment") or {}, shipped=view["name"]),
+        "customer_model": customer_status(release),
+        "value_model": value_status(release),
+    }
 
 
-def customer_status(meta: dict[str, Any]) -> dict[str, Any]:
-    """The version's customer model: where it came from, its validation figure beside the best baseline's."""
-    info = meta.get("customers") or {}
-    if not info.get("model"):
-        return {"model": None, "reason": info.get("reason", "this version has no customer model: segment trends rank")}
+def customer_status(release: registry.Release) -> dict[str, Any]:
+    """The version's next-basket model: what ships, its validation figure beside the best baseline's."""
+    part = release.part_metadata("nextbasket")
+    legacy = release.metadata.get("customers") or {}
+    if part:
+        against = (part.get("verdict") or {}).get("against") or "production"
+        model = "this version's" if part.get("ships") == "run" else f"carried from {against}"
+    elif legacy.get("model"):
+        model = "this version's" if legacy["model"] == "candidate" else f"carried from {legacy['model']}"
+    else:
+        reason = legacy.get("reason", "this version has no next-basket model: segment trends rank")
+        return {"model": None, "reason": reason}
+    info = part or legacy
     evaluation, scores = info.get("evaluation") or {}, info.get("scores") or {}
     best = evaluation.get("best_baseline")
-    return {"model": "this version's" if info["model"] == "candidate" else f"carried from {info['model']}",
-            "val_recall@10": (evaluation.get("model") or {}).get("recall@10"), "best_baseline": best,
-            "best_baseline_recall@10": (evaluation.get("baselines") or {}).get(best),
+    return {"model": model, "val_recall@10": (evaluation.get("model") or {}).get("recall@10"),
+            "best_baseline": best, "best_baseline_recall@10": (evaluation.get("baselines") or {}).get(best),
             "validation_week_from": evaluation.get("validation_cutoff"),
             "customers_scored": scores.get("customers"), "scored_for": scores.get("cutoff")}
+
+
+def value_status(release: registry.Release) -> dict[str, Any]:
+    """The version's customer value model: which model's forecast it publishes, and its verdict."""
+    part = release.part_metadata("value") or release.metadata.get("value") or {}
+    if release.part("value") is None and not part:
+        return {"ships": None, "reason": "this version has no customer value forecast: run `trendrec value`"}
+    verdict = part.get("verdict")
+    ships = part.get("ships") or (verdict or {}).get("ships") or "ensemble"  # before verdicts: the ensemble
+    return {"ships": ships, "holdout_days": part.get("holdout_days"), "verdict": verdict,
+            "figures": (part.get("models") or {}).get(ships)}
+
+
+def latest_run(store: Store) -> dict[str, Any] | None:
+    """The newest training run (recsys.runs.latest): each part's verdict, and the version it became."""
+    from recsys import release as release_rule
+
+    try:
+        run = runs.latest(store)
+    except runs.RunError:
+        return None
+    verdicts = {}
+    for name in PARTS:
+        verdict = runs.read_verdict(run.part(name))
+        trained = (run.part(name) / runs.TRAIN_FILE).is_file()
+        if verdict is not None or trained:
+            verdicts[name] = verdict.to_json() if verdict is not None else None  # None: trained, not judged
+    ref = release_rule.run_ref(store, run)
+    return {"run": run.run_id, "run_dir": str(run.root), "pushed_as": pushed_as(store, ref), "verdicts": verdicts}
+
+
+def pushed_as(store: Store, ref: str) -> str | None:
+    """The version that records the run ``ref`` (its path relative to the store) as its ``run``, or None.
+
+    What registry.pushed_as(store, run_ref) answers once it takes a run's reference; the registry on
+    this branch still matches a candidate folder (metadata's "candidate"), so versions are read here.
+    """
+    for version in registry.versions(store):
+        path = store.models / version
+        if (path / registry.METADATA_FILE).is_file() and registry.read_metadata(path).get("run") == ref:
+            return version
+    return None
+
+
+def list_versions(store: Store | str) -> list[dict[str, Any]]:
+    """One row per version, as `trendrec models list` should show them: what its forecaster ships and that MASE.
+
+    registry.list_models reads the run's forecaster's MASE ("metrics.model"), which is not what a version
+    holds when its forecaster was not blessed; these rows read ``forecaster_view`` instead.
+    """
+    store = store if isinstance(store, Store) else Store(store)
+    prod = registry.read_production(store)
+    rows = []
+    for version in registry.versions(store):
+        path = store.models / version
+        meta = registry.read_metadata(path) if (path / registry.METADATA_FILE).is_file() else {}
+        view = forecaster_view(registry.Release(version, path, meta))
+        rows.append({"version": version, "created_at": meta.get("created_at"), "ships": view["ships"],
+                     "mase": view["holdout_mase"], "baseline": view["baseline"],
+                     "baseline_mase": view["baseline_mase"],
+                     "is_production": prod is not None and prod["version"] == version})
+    return rows
 
 
 def ranking_status(store: Store) -> dict[str, Any] | str:
@@ -147,36 +322,44 @@ def ranking_status(store: Store) -> dict[str, Any] | str:
             "wins_over_best_baseline": result.get("wins_over_best_baseline")}
 
 
+def _read_optional(path: Path) -> dict[str, Any]:
+    try:
+        return read_json(path) if path.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise StatusError(f"{path} cannot be read ({exc}); push the version again") from exc
+
+
+# --- sentences ----------------------------------------------------------------------------------------
 def status_lines(status: dict[str, Any]) -> list[str]:
-    """The production part of ``store_status`` as sentences: now, then, and where the model loses."""
-    latest = status.get("latest_candidate")
+    """``store_status`` as sentences: production now, what it ships and why, where it loses, the latest run."""
+    latest = status.get("latest_run")
     if not status.get("production_version"):
-        return [] if latest is None else [_not_pushed(latest)]
-    then = status["at_evaluation"]
+        return [] if latest is None else [_run_line(latest)]
+    then, forecaster = status["at_push"], status["forecaster"]
     history = ", ".join(status["production_history"]) or "none"
     lines = [f"Production now: {status['production_version']} (models/production.json; earlier: {history}), "
              f"trained until {status['trained_until']}, hold-out to {status['holdout_end']}.",
-             f"At its evaluation (pushed {then['pushed_at']}; production then: {then['production_then'] or 'none'}):"
-             f" {then['blessed_because']}."]
-    kept = status.get("segment_forecaster") or {}
-    if kept.get("source") == "baseline":
-        lines.append(f"Its segment forecaster is the baseline {kept['member']} alone (the candidate was not blessed).")
-    elif kept.get("source") == "production":
-        lines.append(f"Its segment forecaster is {kept['version']}'s, carried forward (the candidate was not blessed).")
+             f"At its push ({then['pushed_at']}; production then: {then['production_then'] or 'none'}): "
+             f"{then['reason']}.",
+             f"Its segment forecaster is {forecaster['label']}; hold-out MASE {_fmt(forecaster['holdout_mase'])} "
+             f"({forecaster['name']}).",
+             *(f"Verdict, {verdict_line(v, part)}." for part, v in status["verdicts"].items())]
+    value = status.get("value_model") or {}
+    if value.get("ships"):
+        lines.append(f"Customer value: the version publishes the {value['ships']} forecast.")
     wins, losses = status["model_beats_baseline_on"], status["model_loses_on"]
     lines.append(f"Against seasonal naive on the hold-out: better on {', '.join(wins) or 'no metric'}; "
                  f"worse on {', '.join(losses) or 'no metric'}.")
     lost = status["segments_model_loses"]
-    lines.append(f"Segments (MASE): the model wins {status['segments_model_wins']} of "
-                 f"{status['segments_compared']} and loses {len(lost)}"
-                 + (f": {', '.join(lost)}." if lost else "."))
-    if latest is not None and latest["pushed_as"] is None:
-        lines.append(_not_pushed(latest))
+    lines.append(f"Segments (MASE): the shipped forecaster wins {status['segments_model_wins']} of "
+                 f"{status['segments_compared']} and loses {len(lost)}" + (f": {', '.join(lost)}." if lost else "."))
+    if latest is not None:
+        lines.append(_run_line(latest))
     return lines
 
 
-def _not_pushed(latest: dict[str, Any]) -> str:
-    return (f"The latest candidate, {latest['candidate']}, is not in a version: segment forecaster "
-            f"{'blessed' if latest['forecaster_blessed'] else 'not blessed'} ({latest['forecaster_reason']}); "
-            f"customer model {'blessed' if latest['customer_model_blessed'] else 'not blessed'} "
-            f"({latest['customer_model_reason']}).")
+def _run_line(latest: dict[str, Any]) -> str:
+    pushed = f"pushed as {latest['pushed_as']}" if latest["pushed_as"] else "not in a version"
+    judged = "; ".join(verdict_line(v, part) if v is not None else f"{part}: trained, not judged"
+                       for part, v in latest["verdicts"].items())
+    return f"The latest run, {latest['run']}, is {pushed}: {judged or 'nothing trained'}."

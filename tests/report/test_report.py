@@ -152,23 +152,24 @@ def test_report_without_a_model_draws_the_trend_plots_and_says_what_is_missing(s
 
 @pytest.mark.slow
 def test_status_says_what_is_true_now(small_store):
-    """Production now, apart from what its evaluation said then; every metric beside the baseline's."""
+    """Production now, apart from what the release rule said at its push; every metric beside the baseline's."""
     from recsys.report.status import METRICS, status_lines, store_status
 
     status = store_status(small_store)
     assert status["production_version"] == "v0001" and status["versions"] == ["v0001"]
     assert status["production_history"] == []
-    then = status["at_evaluation"]
-    assert then["blessed_because"].startswith("candidate MASE") and then["production_then"] is None
-    assert "no model in production" not in then["blessed_because"]
-    assert "decision" not in status and "blessed_because" not in status
+    then = status["at_push"]
+    assert then["production_then"] is None and then["run"].startswith("models/runs/")
+    assert status["forecaster"]["ships"] == "run" and status["verdicts"]["forecast"]["blessed"]
     assert set(status["model_metrics"]) == set(status["seasonal_naive_metrics"]) == set(METRICS)
     assert sorted(status["model_beats_baseline_on"] + status["model_loses_on"]) == sorted(
         k for k in METRICS if status["model_metrics"][k] != status["seasonal_naive_metrics"][k])
     assert status["segments_compared"] >= status["segments_model_wins"] + len(status["segments_model_loses"])
+    assert status["latest_run"]["pushed_as"] == "v0001"
     lines = status_lines(status)
     assert lines[0].startswith("Production now: v0001") and "production then: none" in lines[1]
-    assert all(seg in lines[3] for seg in status["segments_model_loses"])
+    segments = next(line for line in lines if line.startswith("Segments (MASE)"))
+    assert all(seg in segments for seg in status["segments_model_loses"])
 
 
 def test_compare_with_baseline_names_the_metrics_and_segments_the_model_loses():
@@ -186,22 +187,30 @@ def test_compare_with_baseline_names_the_metrics_and_segments_the_model_loses():
                    "segments_compared": 3, "segments_model_wins": 1, "segments_model_loses": ["b", "c"]}
 
 
-def test_status_lines_keep_production_now_apart_from_the_evaluation_then():
+def test_status_lines_keep_production_now_apart_from_the_push_then():
     from recsys.report.status import status_lines
 
+    verdict = {"part": "forecast", "blessed": True, "metric": "mase", "value": 0.8, "baseline": "auto_ets",
+               "baseline_value": 0.9, "ships": "run", "reason": "forecaster MASE 0.8 beats auto_ets 0.9"}
     status = {"production_version": "v0003", "production_history": ["v0001"], "trained_until": "2011-11-01",
               "holdout_end": "2011-11-29",
-              "at_evaluation": {"pushed_at": "2026-01-01T00:00:00+00:00", "production_then": None,
-                                "blessed_because": "candidate MASE 0.8 beats seasonal naive 0.9"},
+              "at_push": {"pushed_at": "2026-01-01T00:00:00+00:00", "production_then": None,
+                          "reason": "forecast: forecaster MASE 0.8 beats auto_ets 0.9"},
+              "forecaster": {"label": "the run's forecaster (blessed)", "holdout_mase": 0.8, "name": "model"},
+              "verdicts": {"forecast": verdict, "nextbasket": None},
               "model_beats_baseline_on": ["mase"], "model_loses_on": ["mae", "mape"],
               "segments_compared": 3, "segments_model_wins": 1, "segments_model_loses": ["b", "c"]}
     lines = status_lines(status)
     assert lines[0] == ("Production now: v0003 (models/production.json; earlier: v0001), trained until "
                         "2011-11-01, hold-out to 2011-11-29.")
-    assert lines[1] == ("At its evaluation (pushed 2026-01-01T00:00:00+00:00; production then: none): "
-                        "candidate MASE 0.8 beats seasonal naive 0.9.")
-    assert lines[2] == "Against seasonal naive on the hold-out: better on mase; worse on mae, mape."
-    assert lines[3] == "Segments (MASE): the model wins 1 of 3 and loses 2: b, c."
+    assert lines[1] == ("At its push (2026-01-01T00:00:00+00:00; production then: none): "
+                        "forecast: forecaster MASE 0.8 beats auto_ets 0.9.")
+    assert lines[2] == "Its segment forecaster is the run's forecaster (blessed); hold-out MASE 0.8 (model)."
+    assert lines[3] == ("Verdict, forecast: blessed (mase 0.8 vs auto_ets 0.9); ships run: "
+                        "forecaster MASE 0.8 beats auto_ets 0.9.")
+    assert lines[4] == "Verdict, nextbasket: no verdict recorded (a version written before verdicts)."
+    assert lines[5] == "Against seasonal naive on the hold-out: better on mase; worse on mae, mape."
+    assert lines[6] == "Segments (MASE): the shipped forecaster wins 1 of 3 and loses 2: b, c."
     assert status_lines({"production_version": None}) == []
 
 
@@ -215,14 +224,19 @@ def test_plot_trend_scores_draws_the_table_values():
     assert drawn == pytest.approx({"bags": -0.05, "lunch_boxes": 0.196, "christmas": 0.3})
 
 
-def test_loss_plot_names_the_loss_the_model_was_trained_with():
+def test_loss_plot_names_the_loss_the_model_was_trained_with(tmp_path):
+    import json
+
     from recsys.report import plots
 
-    record = {"recommender": {"config": {"loss": "mae", "quantiles": []}}}
-    assert report.loss_name(record) == "mae"
-    assert report.loss_name({"recommender": {"config": {"loss": "mae", "quantiles": [0.1, 0.5, 0.9]}}}) == "pinball"
-    assert report.loss_name({"recommender": {"config": {}}}) == "huber"  # saved before the option existed
-    fig = plots.plot_loss({"loss": [1.0, 0.8], "val_loss": [1.1, 0.9]}, report.loss_name(record))
+    assert report.loss_of({"loss": "mae", "quantiles": []}) == "mae"
+    assert report.loss_of({"loss": "mae", "quantiles": [0.1, 0.5, 0.9]}) == "pinball"
+    assert report.loss_of({}) == "huber"  # saved before the option existed
+    (tmp_path / "recommender.json").write_text(json.dumps({"config": {"loss": "huber"}}))
+    assert report.loss_name(tmp_path) == "huber"  # a version saved before config.json
+    (tmp_path / "config.json").write_text(json.dumps({"model": {"loss": "mae", "quantiles": []}}))
+    assert report.loss_name(tmp_path) == "mae"  # the config the forecaster was trained with comes first
+    fig = plots.plot_loss({"loss": [1.0, 0.8], "val_loss": [1.1, 0.9]}, report.loss_name(tmp_path))
     assert fig.axes[0].get_ylabel() == "mae loss (scaled target)"
 
 
@@ -232,13 +246,13 @@ def test_report_plots_the_trend_scores_reranking_uses_and_says_what_is_true_now(
     from recsys import registry
 
     store = Store(small_store.store)
-    version = registry.read_production(store)["version"]
-    table = read_trends(registry.version_dir(store, version) / registry.TREND_FILE)
+    release = registry.production(store)
+    version, table = release.version, read_trends(release.trend_file)
     figures, tables, notes = report.report_figures(small_store)
     ax = figures["trend_scores"].axes[0]
     drawn = {label.get_text(): bar.get_width() for label, bar in zip(ax.get_yticklabels(), ax.patches)}
     assert drawn == pytest.approx(dict(zip(table[s.SEGMENT], table[s.TREND])))
-    loss = report.loss_name(report.production_record(store))
+    loss = report.loss_name(report.production_record(store)["dir"])
     assert figures["loss"].axes[0].get_ylabel() == f"{loss} loss (scaled target)"
     assert loss == small_store.model.loss
     assert notes[0].startswith(f"Production now: {version}") and "production then: none" in notes[1]
