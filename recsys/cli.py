@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import logging
 import os
@@ -49,6 +50,9 @@ COMMON = ("command", "config", "store", "json", "verbose")  # the shell's own ar
 def stage_command(stage: flow.Stage) -> Command:
     """The `trendrec` subcommand of a flow stage: its arguments become the stage's options."""
     def run(cfg: Config, args: argparse.Namespace) -> dict:
+        if stage.cli:  # the command does more than the stage (e.g. `value` also judges and prints figures)
+            module, _, function = stage.cli.partition(":")
+            return getattr(importlib.import_module(module), function)(cfg, args)
         options = {k: v for k, v in vars(args).items() if k not in COMMON and v is not None}
         return flow.run_stage(stage.name, cfg, progress=_progress, **options)
 

@@ -52,6 +52,7 @@ class Stage:
     add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
     title: str = ""  # first line of the command's human summary
     timeout_minutes: int = 60  # the Airflow task's execution_timeout
+    cli: str = ""  # "module:function" (cfg, args) -> summary, for a command that does more than the stage
 
 
 def _run(cfg: Config, upstream: dict, options: dict[str, Any], new: bool = False) -> Run:
@@ -94,11 +95,11 @@ def _train(part: str) -> Callable[..., dict[str, Any]]:
 
 def _judge(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
     from pipeline.store import Store
-    from recsys import release, runs
+    from recsys import registry, release, runs
 
     run = runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run"))
     verdicts = release.judge(cfg, run)
-    pushable, why = release.decide(verdicts, release.registry.read_production(Store(cfg.store)) is not None)
+    pushable, why = release.decide(verdicts, registry.read_production(Store(cfg.store)) is not None)
     return {RUN_DIR: str(run.root), "pushable": pushable, "push_reason": why,
             "verdicts": {name: verdict.to_json() for name, verdict in verdicts.items()}}
 
@@ -155,7 +156,8 @@ STAGES: tuple[Stage, ...] = (
           _train("nextbasket"), "nextbasket", aliases=("customers",), add_arguments=_run_argument,
           title="trained the next-basket model", timeout_minutes=240),
     Stage("train_value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)",
-          _train("value"), "value", add_arguments=_value_arguments, title="customer value", timeout_minutes=120),
+          _train("value"), "value", add_arguments=_value_arguments, title="customer value", timeout_minutes=120,
+          cli="recsys.value.part:value_command"),
     Stage("judge", "judge every trained part against its baselines and production: one verdict each", _judge,
           "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60),
     Stage("push", "version the run's judged parts and make it production if a part is blessed", _push, "push",

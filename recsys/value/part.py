@@ -228,8 +228,7 @@ def train_and_judge(cfg: Config, run: Run, *, horizon_days: int | None = None) -
 def run_value_command(cfg: Config, args, run: Run | str | os.PathLike | None) -> dict[str, Any]:
     """`trendrec value`: train and judge the value part of ``run``; with ``--json`` the issue's object.
 
-    ``run`` is a Run, a run folder of the store, a candidate folder of the old flow (its run is the one
-    of the same name) or None (the latest run, or a new one).
+    ``run`` is a Run, a run folder of the store or None (the latest run, or a new one).
     """
     if not isinstance(run, Run):
         run = _run_of(Store(cfg.store), run)
@@ -240,13 +239,13 @@ def run_value_command(cfg: Config, args, run: Run | str | os.PathLike | None) ->
     return summary | {"models": models}  # one line per model in the human summary
 
 
+def value_command(cfg: Config, args) -> dict[str, Any]:
+    """`trendrec value [RUN] [--horizon-days N] [--json]` (recsys.flow names it as the command's body)."""
+    return run_value_command(cfg, args, args.run)
+
+
 def _run_of(store: Store, path: str | os.PathLike | None) -> Run:
-    if path is None:
-        return runs.latest_or_new(store)
-    try:
-        return runs.inside(store, path)
-    except runs.RunError:
-        return runs.create(store, Path(path).name)
+    return runs.latest_or_new(store) if path is None else runs.inside(store, path)
 
 
 PART = Part(name=NAME, title="customer value", files=FILES, train=train, judge=judge, assemble=assemble)

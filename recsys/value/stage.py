@@ -14,8 +14,6 @@ swap into place) works on the store's committed log and writes into one folder:
    ``expected_spend`` is the published model's (the ensemble's blend, or the member's own spend).
 
 Customers without an id are left out and counted (``customers_without_id``: their lines).
-``run_value``, ``assemble_value`` and ``run_value_command`` here are the entry points of the old flow
-(a candidate folder): they map the candidate to the training run of the same name.
 
     trendrec value --horizon-days 90 --json
 """
@@ -51,7 +49,6 @@ from recsys.value.features import build_features
 
 log = logging.getLogger(__name__)
 
-VALUE_DIR = "customers/value"  # where versions pushed by the old flow hold the value part (registry.LEGACY_PART_DIRS)
 VALUE_FILE = "value.parquet"
 SUMMARY_FILE = "value.json"  # the split's figures, deciles, weights, the published model and the forecast's summary
 MODELS_FILE = "models.json"  # the forecast members' parameters and the published weights
@@ -196,35 +193,3 @@ def _write_hparams(run_dir: Path, cfg: ValueConfig) -> None:
     from recsys.evaluation.tensorboard import write_ranking_summary  # TensorFlow: only after training
 
     write_ranking_summary(run_dir, cfg)
-
-
-def run_value(cfg: Config, candidate_dir: str | Path, horizon_days: int | None = None,
-              run_id: str | None = None) -> dict[str, Any]:
-    """The old flow's ``value`` stage: train and judge the value part in the run named like the candidate."""
-    from pipeline.store import Store
-    from recsys import runs
-    from recsys.value import part
-
-    run = runs.create(Store(cfg.store), run_id or Path(candidate_dir).name)
-    return part.train_and_judge(cfg, run, horizon_days=horizon_days)
-
-
-def assemble_value(candidate_dir: str | Path, staging: Path) -> dict[str, Any]:
-    """The old flow's push: the value part of the run named like the candidate into ``staging/customers/value/``.
-
-    The candidate is ``<store>/models/candidates/<name>``; returns the ``value`` metadata field.
-    """
-    from pipeline.store import Store
-    from recsys import runs
-    from recsys.value import part
-
-    run = runs.create(Store(Path(candidate_dir).resolve().parents[2]), Path(candidate_dir).name)
-    verdict = runs.read_verdict(run.part(part.NAME)) or part.judge(None, run)
-    return {"value": part.assemble(None, run, staging / VALUE_DIR, verdict, None) or None}
-
-
-def run_value_command(cfg: Config, args, run) -> dict[str, Any]:
-    """Compatibility name: see recsys.value.part.run_value_command."""
-    from recsys.value import part
-
-    return part.run_value_command(cfg, args, run)

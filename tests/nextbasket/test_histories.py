@@ -18,12 +18,13 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import Config, CustomerModelConfig, IngestConfig
+from pipeline.errors import StoreError
+from pipeline.eventdb import EventsError
 from pipeline.ingest.ingest import run_ingest
 from pipeline.schemas import PURCHASES, WEEK
 from pipeline.store import Store
 from recsys.nextbasket import histories
 from recsys.nextbasket.histories import (
-    CustomerModelError,
     GuestOnlyLogError,
     NoCustomerHistoryError,
     iter_histories,
@@ -79,12 +80,12 @@ def test_guest_only_log_raises_named_condition():
 
 
 def test_missing_column_is_named():
-    with pytest.raises(CustomerModelError, match="segment"):
+    with pytest.raises(EventsError, match="segment"):
         open_events(_log().drop(columns=[s.SEGMENT]))
 
 
 def test_empty_store_is_refused(tmp_path):
-    with pytest.raises(CustomerModelError, match="no committed raw files"):
+    with pytest.raises(StoreError, match="no committed raw files"):
         open_store(str(tmp_path))
 
 

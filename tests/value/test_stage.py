@@ -15,7 +15,9 @@ import pytest
 from pipeline import schemas as s
 from pipeline.store import Store, read_json
 from recsys import registry
-from recsys.value.stage import SUMMARY_FILE, VALUE_DIR, VALUE_FILE
+from recsys.value.stage import SUMMARY_FILE, VALUE_FILE
+
+VALUE_DIR = "value"  # the value part's folder in a version
 from tests.conftest import DEMO_CONFIG
 
 METRIC_KEYS = {"spearman", "norm_gini", "top_decile_capture", "mae", "total_error"}
@@ -30,8 +32,9 @@ def test_the_forecast_is_versioned_with_the_models(small_store):
     assert table.column(s.HORIZON_DAYS).to_pylist()[0] == small_store.value.horizon_days
     metadata = read_json(path / registry.METADATA_FILE)
     assert f"{VALUE_DIR}/{VALUE_FILE}" in metadata[registry.FILES_KEY]  # digested: rollback and verify cover it
-    assert set(metadata["value"]["models"]) >= {"bgnbd_gg", "lstm", "ensemble"}
-    assert metadata["value"]["ships"] == metadata["value"]["verdict"]["ships"]
+    value = metadata["parts"]["value"]
+    assert set(value["models"]) >= {"bgnbd_gg", "lstm", "ensemble"}
+    assert value["ships"] == value["verdict"]["ships"]
 
 
 def _config_file(cfg, folder: Path) -> Path:
