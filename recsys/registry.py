@@ -1,22 +1,31 @@
 """The model registry: numbered versions under ``models/`` and the production pointer.
 
-A version is a directory ``models/vNNNN/`` holding the candidate's files (model.keras,
-recommender.json, config.json, train.json, evaluation.json), what the model stage adds when it
-publishes (recsys.forecast.publish: a SavedModel export and the segment trend scores,
-trend.parquet) and metadata.json, which lists the SHA-256 of every file. The registry deals in
-files and JSON only and imports no model code: promote and rollback refuse a version whose files
-are missing or do not match their digests, before production.json is touched. ``models/production.json`` names the version in
-production plus the stack of earlier production versions, so ``rollback`` can step back. A version
-is assembled in ``models/.staging-vNNNN/`` and renamed into place whole, and production.json is
-replaced atomically last, so a failure at any step leaves production as it was. The version moves in
-with a ``.pending-production`` marker, removed once production.json names it: a push killed between
-the two steps is finished by its re-run (an Airflow retry), and what it left in models/ is removed.
-Versions and their files are never symlinks, and their digests are checked again where a version is
-used (status, rerank, the service), cheaply: a file is re-hashed only when its size or mtime changed.
+A version is a folder ``models/vNNNN/`` holding one sub-folder per part (``forecast/``, ``nextbasket/``,
+``value/``) and metadata.json: the parts' own fields (``parts``: what each ships and why), the registry's
+(version, created_at, run, replaced, reason) and ``files``, the SHA-256 of every other file of the version.
+The registry deals in files and JSON only and imports no model code. ``models/production.json`` names the
+version in production plus the stack of earlier production versions, so ``rollback`` can step back.
 
-After each push the registry keeps the newest K versions (``registry.keep_versions``, default 10;
-0 keeps all) plus production and every version on its rollback history; the history itself is
-capped at K entries, so rollback can step back up to K times. Older versions are deleted.
+``push(cfg, run_ref, assemble, against=..., reason=...)`` makes a version: under the registry lock
+(``models/.registry.lock``, a flock, also held by promote, rollback, prune and clean_stale) it checks the
+run was not pushed already and production is still ``against`` (what the verdicts were judged against),
+creates an empty staging folder of its own (``models/.staging-<ns>-<random>``, flock-ed while it is
+built), lets ``assemble(staging)`` fill it (parts copy files in with ``copy_part_files``), refuses any
+symlink, special file or file resolving outside the folder, writes metadata.json with the digests and
+renames the folder into place with a ``.pending-production`` marker; production.json is then replaced
+atomically and the marker removed. A push killed between the rename and production.json is finished by
+its re-run (an Airflow retry); ``clean_stale`` removes what dead processes left in models/ (staging
+folders nobody holds, trash folders, old production.json temp files).
+
+A version is refused where it is used (status, rerank, the service; promote and rollback before they
+touch production.json) when a required file is missing, a file is a symlink out of the version, its
+``files`` map is missing or empty, a file is not listed there, or a listed file does not match its
+digest; a file is re-hashed only when its size or mtime changed. Versions pushed before parts existed
+(no ``parts`` in metadata.json) hold the forecaster at the version's root and are still read.
+
+After each push the registry keeps the newest K versions (``registry.keep_versions``, default 10; 0
+keeps all) plus production and every version on its rollback history; push, promote and rollback cap
+the history at K entries, so rollback can step back up to K times. Older versions are deleted.
 
     trendrec push --json && trendrec models list && trendrec models rollback
 """
@@ -28,15 +37,19 @@ import logging
 import os
 import re
 import shutil
+import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pipeline.config import Config
+from pipeline.config import Config, RegistryConfig
 from pipeline.errors import TrendrecError
+from pipeline.snapshots import held_folder, locked
+from pipeline.snapshots import prune as prune_folders
 from pipeline.store import Store, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -46,11 +59,12 @@ PRODUCTION_FILE = "production.json"
 METADATA_FILE = "metadata.json"
 TREND_FILE = "trend.parquet"
 FILES_KEY = "files"  # metadata.json: {relative path: sha256} of every other file of the version
-# Fills a staging copy of the candidate (directory, version, evaluation) and returns metadata fields.
-Assembler = Callable[[Path, str, dict[str, Any]], dict[str, Any]]
-# What a loadable version must contain; checked before anything is loaded or promoted.
-VERSION_FILES = (METADATA_FILE, TREND_FILE)
-# ... and the forecaster's files, one of these sets: a combination (an LSTM member adds model.keras and
+PARTS_KEY = "parts"  # metadata.json: {part name: its fields}; absent in versions pushed before parts
+LOCK_FILE = ".registry.lock"  # in models/: the flock push, promote, rollback, prune and clean_stale hold
+STAGING_PREFIX = ".staging-"  # in models/: a version being built (a held_folder)
+# Fills the empty staging folder of a version (one sub-folder per part) and returns metadata fields.
+Assembler = Callable[[Path], dict[str, Any]]
+# The forecaster's files, one of these sets: a combination (an LSTM member adds model.keras and
 # recommender.json, listed in the digests like every file), or an LSTM saved before combinations existed.
 FORECASTER_FILES = (("combination.json",), ("model.keras", "recommender.json"))
 # In a version directory while its push has not yet written production.json (see _finish_push).
@@ -66,6 +80,13 @@ def _store(store: Store | str | os.PathLike) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
+@contextmanager
+def _locked(store: Store) -> Iterator[None]:
+    """The registry lock: one push, promote, rollback, prune or clean_stale at a time (not re-entrant)."""
+    with locked(store.models / LOCK_FILE):
+        yield
+
+
 def check_version(version: str) -> str:
     """Refuse anything but ``vNNNN`` so a user-given name can never point outside models/."""
     if not isinstance(version, str) or not VERSION_RE.match(version):
@@ -74,7 +95,7 @@ def check_version(version: str) -> str:
 
 
 def versions(store: Store | str | os.PathLike) -> list[str]:
-    """Every complete version directory, oldest first (staging and candidate dirs are not versions)."""
+    """Every version directory, oldest first (staging and trash folders are not versions)."""
     models = _store(store).models
     if not models.is_dir():
         return []
@@ -89,15 +110,28 @@ def version_dir(store: Store | str | os.PathLike, version: str) -> Path:
     if not path.is_dir():
         raise RegistryError(f"model version {version} not found: {path} does not exist")
     _contained(path, path, version)
-    missing = [name for name in VERSION_FILES if not (path / name).is_file()]
-    forecaster = next((names for names in FORECASTER_FILES if all((path / n).is_file() for n in names)), None)
-    if forecaster is None:
-        missing.append(" or ".join("+".join(names) for names in FORECASTER_FILES))
-    if missing:
-        raise RegistryError(f"model version {version} at {path} is incomplete: missing {', '.join(missing)}")
-    for name in (*VERSION_FILES, *forecaster):
+    for name in _required_files(path, version):
         _contained(path, path / name, version)
     return path
+
+
+def _required_files(path: Path, version: str) -> list[str]:
+    """metadata.json plus the forecast part's trend table and forecaster files; RegistryError naming the
+    missing ones. The forecast part is ``forecast/`` when metadata.json has parts, else the version's root."""
+    has_meta = (path / METADATA_FILE).is_file()
+    parts = read_metadata(path).get(PARTS_KEY) if has_meta else None
+    if parts is not None and not isinstance(parts, dict):
+        raise RegistryError(f"{path / METADATA_FILE}: '{PARTS_KEY}' is not a mapping; push the model again")
+    part = "forecast/" if parts is not None or (not has_meta and (path / "forecast").is_dir()) else ""
+    required = [METADATA_FILE, part + TREND_FILE]
+    missing = [name for name in required if not (path / name).is_file()]
+    sets = [[part + n for n in names] for names in FORECASTER_FILES]
+    forecaster = next((names for names in sets if all((path / n).is_file() for n in names)), None)
+    if forecaster is None:
+        missing.append(" or ".join("+".join(names) for names in sets))
+    if missing:
+        raise RegistryError(f"model version {version} at {path} is incomplete: missing {', '.join(missing)}")
+    return required + forecaster
 
 
 def _contained(version_path: Path, file: Path, version: str) -> None:
@@ -111,12 +145,19 @@ def _contained(version_path: Path, file: Path, version: str) -> None:
 def verify_version(store: Store | str | os.PathLike, version: str) -> Path:
     """version_dir(), plus every file checked against the SHA-256 listed in its metadata.json.
 
-    Versions pushed before digests were recorded have no list and are checked for completeness only.
+    A version whose ``files`` map is missing or empty cannot be checked and is refused, as is a file
+    the map does not list (nothing is added to a version after its push).
     """
     path = version_dir(store, version)
-    digests = read_metadata(path).get(FILES_KEY) or {}
-    if not isinstance(digests, dict):
-        raise RegistryError(f"{path / METADATA_FILE}: '{FILES_KEY}' is not a mapping; push the model again")
+    digests = read_metadata(path).get(FILES_KEY)
+    if not isinstance(digests, dict) or not digests:
+        raise RegistryError(f"model version {version} at {path} cannot be checked: '{FILES_KEY}' in "
+                            f"{METADATA_FILE} is missing, empty or not a mapping of file digests; "
+                            f"push the model again")
+    for name in _walk_files(path, "model version", exclude=(METADATA_FILE, PENDING_FILE)):
+        if name not in digests:
+            raise RegistryError(f"model version {version} at {path}: {name} is not listed in {METADATA_FILE} "
+                                f"(added after the push?); remove it or push the model again")
     for name, digest in sorted(digests.items()):
         file = path / name
         _contained(path, file, version)
@@ -160,9 +201,61 @@ def _sha256(path: Path) -> str:
 
 
 def file_digests(directory: Path) -> dict[str, str]:
-    """{path relative to ``directory``: sha256} of every file below it, metadata.json excepted."""
-    return {p.relative_to(directory).as_posix(): _sha256(p) for p in sorted(directory.rglob("*"))
-            if p.is_file() and p.name != METADATA_FILE}
+    """{path relative to ``directory``: sha256} of every file below it but its own metadata.json and marker."""
+    names = _walk_files(directory, "version being pushed", exclude=(METADATA_FILE, PENDING_FILE))
+    return {name: _sha256(directory / name) for name in names}
+
+
+def _walk_files(folder: Path, what: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The regular files below ``folder`` as sorted relative POSIX paths (``exclude``: top-level names).
+
+    RegistryError naming the first symlink or special file met: the registry copies regular files only."""
+    found = []
+    for parent, dirs, files in os.walk(folder):  # never follows a linked folder: it is refused below
+        for name in sorted(dirs) + sorted(files):
+            entry = Path(parent, name)
+            mode = entry.lstat().st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+                raise RegistryError(f"{entry} in the {what} is {kind}; parts copy regular files only "
+                                    f"(registry.copy_part_files), never links: remove it and push again")
+            if stat.S_ISREG(mode):
+                found.append(entry.relative_to(folder).as_posix())
+    return sorted(name for name in found if name not in exclude)
+
+
+def copy_part_files(src: Path, dst: Path, names: Iterable[str] | None = None) -> list[str]:
+    """Copy regular files from ``src`` to the same relative paths under ``dst`` (parents made): ``names``,
+    or every file below ``src``. RegistryError naming the file for a symlink, a missing or special file,
+    or a name that leads outside ``src``. Returns the names copied."""
+    src, dst = Path(src), Path(dst)
+    if src.is_symlink() or not src.is_dir():
+        raise RegistryError(f"{src} is not a folder (or is a symlink): a part copies files from its own folder")
+    names = _walk_files(src, "part's source folder") if names is None else [str(n) for n in names]
+    root = src.resolve()
+    for name in names:
+        file = _source_file(src, root, name)
+        target = dst.joinpath(*PurePosixPath(name).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(file, target, follow_symlinks=False)
+    return names
+
+
+def _source_file(src: Path, root: Path, name: str) -> Path:
+    """``src/name`` checked: a relative name without '..', no symlink on the way, a regular file inside."""
+    rel = PurePosixPath(name)
+    if rel.is_absolute() or not rel.parts or ".." in rel.parts:
+        raise RegistryError(f"{name!r}: a part file must be named relative to {src}, without '..'")
+    file = src
+    for part in rel.parts:
+        file = file / part
+        if file.is_symlink():
+            raise RegistryError(f"{file} is a symlink; parts copy regular files only: replace it with the file")
+    if not file.exists() or not stat.S_ISREG(file.lstat().st_mode):
+        raise RegistryError(f"{file} is missing or not a regular file: cannot copy it into the version")
+    if root not in file.resolve().parents:
+        raise RegistryError(f"{file} resolves outside {root}: a part copies only files of its own folder")
+    return file
 
 
 def read_production(store: Store | str | os.PathLike) -> dict[str, Any] | None:
@@ -237,145 +330,194 @@ def production(store: Store | str | os.PathLike) -> Release | None:
     return None if prod is None else load_release(store, prod["version"], tuple(prod["history"]))
 
 
-def _write_production(store: Store, version: str, history: list[str]) -> dict[str, Any]:
-    prod = {"version": version, "history": history}
+def _write_production(store: Store, version: str, history: list[str], keep: int) -> dict[str, Any]:
+    """Replace production.json atomically; the history keeps its last ``keep`` entries (all when <= 0)."""
+    prod = {"version": version, "history": history[-keep:] if keep > 0 else history}
     write_json(prod, store.models / PRODUCTION_FILE)
-    log.info("production is now %s (history %s)", version, history)
+    log.info("production is now %s (history %s)", version, prod["history"])
     return prod
 
 
 def list_models(store: Store | str | os.PathLike) -> list[dict[str, Any]]:
-    """One row per version: version, created_at, mase, baseline_mase, is_production."""
+    """One row per version: version, created_at, forecaster (what ships), mase (its hold-out MASE),
+    baseline_mase, nextbasket and value (what ships, or None), is_production."""
     store = _store(store)
     prod = read_production(store)
     rows = []
     for version in versions(store):
-        meta = read_metadata(store.models / version) if (store.models / version / METADATA_FILE).is_file() else {}
-        metrics = meta.get("metrics") or {}
-        rows.append({
-            "version": version, "created_at": meta.get("created_at"),
-            "mase": (metrics.get("model") or {}).get("mase"),
-            "baseline_mase": (metrics.get("seasonal_naive") or {}).get("mase"),
-            "is_production": prod is not None and prod["version"] == version,
-        })
+        path = store.models / version
+        meta = read_metadata(path) if (path / METADATA_FILE).is_file() else {}
+        shipped = _parts_row(meta) if PARTS_KEY in meta else _legacy_row(meta)
+        rows.append({"version": version, "created_at": meta.get("created_at"), **shipped,
+                     "is_production": prod is not None and prod["version"] == version})
     return rows
 
 
-def promote(store: Store | str | os.PathLike, version: str) -> dict[str, Any]:
-    """Make ``version`` production after verifying its files; the current one goes onto the history."""
+def _entry(mapping: Any, key: str) -> dict[str, Any]:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _parts_row(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a version with parts ships, from each part's own fields."""
+    parts = meta.get(PARTS_KEY)
+    forecast = _entry(parts, "forecast")
+    return {"forecaster": forecast.get("ships"), "mase": forecast.get("holdout_mase"),
+            "baseline_mase": forecast.get("baseline_mase"),
+            "nextbasket": _entry(parts, "nextbasket").get("ships"),
+            "value": _entry(parts, "value").get("ships")}
+
+
+def _legacy_row(meta: dict[str, Any]) -> dict[str, Any]:
+    """What a version pushed before parts ships: ``segment_forecaster`` (source, member, holdout_mase)
+    when recorded, so a rejected candidate's MASE is never shown as the shipped one; else the candidate."""
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    kept = _entry(meta, "segment_forecaster")
+    if kept:
+        forecaster = kept.get("member") if kept.get("source") == "baseline" else kept.get("source")
+        mase = kept.get("holdout_mase")
+    else:
+        forecaster, mase = "candidate", _entry(metrics, "model").get("mase")
+    return {"forecaster": forecaster, "mase": mase,
+            "baseline_mase": _entry(metrics, "seasonal_naive").get("mase"),
+            "nextbasket": _entry(meta, "customers").get("model"), "value": None}
+
+
+def promote(store: Store | str | os.PathLike, version: str,
+            keep: int = RegistryConfig.keep_versions) -> dict[str, Any]:
+    """Make ``version`` production after verifying its files; the current one goes onto the history,
+    which keeps its last ``keep`` entries (pass ``keep_versions(cfg)``; <= 0 keeps all)."""
     store = _store(store)
     check_version(version)
-    prod = read_production(store)
-    if prod is not None and prod["version"] == version:
-        return {"version": version, "history": prod["history"], "changed": False}
-    verify_version(store, version)  # refuse a broken version before touching production.json
-    history = (prod["history"] + [prod["version"]]) if prod else []
-    previous = prod["version"] if prod else None
-    return _write_production(store, version, history) | {"changed": True, "previous": previous}
+    with _locked(store):
+        prod = read_production(store)
+        if prod is not None and prod["version"] == version:
+            return {"version": version, "history": prod["history"], "changed": False}
+        verify_version(store, version)  # refuse a broken version before touching production.json
+        history = (prod["history"] + [prod["version"]]) if prod else []
+        previous = prod["version"] if prod else None
+        return _write_production(store, version, history, keep) | {"changed": True, "previous": previous}
 
 
-def rollback(store: Store | str | os.PathLike) -> dict[str, Any]:
-    """Return to the previous production version (the history is a stack: rollback pops it)."""
+def rollback(store: Store | str | os.PathLike, keep: int = RegistryConfig.keep_versions) -> dict[str, Any]:
+    """Return to the previous production version (the history is a stack: rollback pops it; what is left
+    keeps its last ``keep`` entries, as push and promote do)."""
     store = _store(store)
-    prod = read_production(store)
-    if prod is None:
-        raise RegistryError(f"nothing to roll back: {store.models / PRODUCTION_FILE} does not exist")
-    if not prod["history"]:
-        raise RegistryError(f"nothing to roll back to: {prod['version']} is the first production version")
-    previous = prod["history"][-1]
-    verify_version(store, previous)
-    result = _write_production(store, previous, prod["history"][:-1])
-    return result | {"changed": True, "previous": prod["version"]}
+    with _locked(store):
+        prod = read_production(store)
+        if prod is None:
+            raise RegistryError(f"nothing to roll back: {store.models / PRODUCTION_FILE} does not exist")
+        if not prod["history"]:
+            raise RegistryError(f"nothing to roll back to: {prod['version']} is the first production version")
+        previous = prod["history"][-1]
+        verify_version(store, previous)
+        result = _write_production(store, previous, prod["history"][:-1], keep)
+        return result | {"changed": True, "previous": prod["version"]}
 
 
-def push(cfg: Config, candidate_dir: str | Path, assemble: Assembler,
-         decision: tuple[bool, str] | None = None) -> dict[str, Any]:
-    """Version a blessed candidate as models/vNNNN/ and make it production; do nothing otherwise.
+def push(cfg: Config, run_ref: str, assemble: Assembler, *, against: str | None, reason: str) -> dict[str, Any]:
+    """Make the release of training run ``run_ref`` (e.g. "models/runs/<id>") the next production version.
 
-    ``assemble(staging, version, evaluation)`` adds the model stage's files to a staging copy of the
-    candidate and returns its metadata fields (recsys.forecast.publish.publish passes one); the
-    registry adds the generic fields and the file digests, then renames the version into place.
-    ``decision`` (blessed, reason) replaces the evaluation's verdict when the caller judged the
-    version on more than evaluation.json (a version pushed for its customer model).
-
-    Re-pushing a candidate that already has a version is a no-op (a re-run DAG stays idempotent),
-    and an evaluation made against another production version than today's is refused as stale.
+    ``assemble(staging)`` fills an empty staging folder (one sub-folder per part) and returns metadata
+    fields; the registry adds version, created_at, run, replaced, reason and the file digests, renames the
+    version into place and moves production.json. ``against`` is the production version the verdicts were
+    judged against: a push finding another production is refused as stale. A run already pushed is a
+    no-op (a re-run DAG stays idempotent), or the end of its interrupted push. All under the registry lock.
     """
+    if not isinstance(run_ref, str) or not run_ref.strip():
+        raise RegistryError(f"push needs the training run it releases, e.g. 'models/runs/<id>'; "
+                            f"got {run_ref!r}")
     store = Store(cfg.store)
-    candidate_dir = Path(candidate_dir).resolve()
-    evaluation = read_evaluation(candidate_dir)
-    blessed, reason = decision if decision is not None else (bool(evaluation.get("blessed")), evaluation.get("reason"))
-    summary = {"candidate_dir": str(candidate_dir), "blessed": bool(blessed), "reason": reason,
-               "metrics": evaluation.get("metrics")}
-    if not summary["blessed"]:
-        log.info("not pushing %s: %s", candidate_dir, summary["reason"])
-        return {"pushed": False, **summary}
-    clean_stale(store)
-    existing = pushed_as(store, candidate_dir)
-    if existing:
-        return _finish_push(cfg, store, existing, summary)
-    prod = read_production(store)
-    current = prod["version"] if prod else None
-    if evaluation.get("production_version") != current:
-        raise RegistryError(f"{candidate_dir / 'evaluation.json'} compared against production "
-                            f"{evaluation.get('production_version')} but production is now {current}: "
-                            f"run `trendrec evaluate` again")
-    version = _next_version(store)
-    final, staging = store.models / version, store.models / f".staging-{version}"
+    with _locked(store):
+        _clean_stale(store, STALE_SECONDS)
+        existing = pushed_as(store, run_ref)
+        if existing:
+            return _finish_push(cfg, store, existing, run_ref)
+        prod = read_production(store)
+        current = prod["version"] if prod else None
+        if against != current:
+            raise RegistryError(f"the release of {run_ref} was judged against production {against} but "
+                                f"production is now {current}: run `trendrec evaluate` again")
+        version = _next_version(store)
+        _build(store, version, assemble, {"run": run_ref, "replaced": current, "reason": reason})
+        return _finish_push(cfg, store, version, run_ref)
+
+
+def _build(store: Store, version: str, assemble: Assembler, fields: dict[str, Any]) -> None:
+    """Fill a staging folder of this push's own, check and digest it, rename it to ``models/<version>``."""
+    staging, fd = held_folder(store.models, STAGING_PREFIX)
     try:
-        verdict = evaluation | {"blessed": blessed, "reason": reason}
-        metadata = _assemble(store, candidate_dir, staging, version, verdict, assemble)
+        metadata = assemble(staging)
+        if not isinstance(metadata, dict):
+            raise RegistryError(f"the assembler returned {type(metadata).__name__}, "
+                                f"not a dict of metadata fields")
+        metadata = metadata | fields | {
+            "version": version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        metadata[FILES_KEY] = file_digests(staging)  # refuses symlinks and special files
+        write_json(metadata, staging / METADATA_FILE)
+        _required_files(staging, f"{version} (being pushed)")
         (staging / PENDING_FILE).touch()  # moves in with the version: "production.json not written yet"
-        os.rename(staging, final)  # fails if a concurrent push took the same number
+        os.rename(staging, store.models / version)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return _finish_push(cfg, store, version, summary) | {"segments": metadata.get("segments")}
+        shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; what a failure left otherwise
+        os.close(fd)
 
 
-def _finish_push(cfg: Config, store: Store, version: str, summary: dict[str, Any]) -> dict[str, Any]:
+def _finish_push(cfg: Config, store: Store, version: str, run_ref: str) -> dict[str, Any]:
     """Make a just-renamed (or an interrupted push's) version production, unless that already happened.
 
     A version still holding PENDING_FILE was renamed into place by a push that did not get to write
     production.json: it becomes production now if production is still the version it replaced. A
     version without the marker was pushed completely before (a re-run is a no-op).
     """
-    pending = store.models / version / PENDING_FILE
+    path = store.models / version
+    pending = path / PENDING_FILE
     if not pending.exists():
-        return {"pushed": False, **summary, "version": version,
-                "reason": f"{summary['candidate_dir']} was already pushed as {version}"}
+        return {"pushed": False, "run": run_ref, "version": version,
+                "reason": f"{run_ref} was already pushed as {version}"}
     prod = read_production(store)
     current = prod["version"] if prod else None
-    replaced = read_metadata(store.models / version).get("replaced")
+    meta = read_metadata(path)
+    replaced = meta.get("replaced")
     if current not in (version, replaced):
         pending.unlink()
         raise RegistryError(f"{version} was pushed but production moved from {replaced} to {current} before it "
                             f"was promoted; promote it with `trendrec models promote {version}` if wanted")
     keep = keep_versions(cfg)
     if current != version:
-        history = (prod["history"] + [current]) if prod else []
-        _write_production(store, version, history[-keep:] if keep > 0 else history)
+        _write_production(store, version, (prod["history"] + [current]) if prod else [], keep)
     pending.unlink()
-    log.info("pushed %s as %s", summary["candidate_dir"], version)
-    return {"pushed": True, **summary, "version": version, "model_dir": str(store.models / version),
-            "previous": current if current != version else replaced, "pruned": prune(store, keep)}
+    log.info("pushed %s as %s", run_ref, version)
+    return {"pushed": True, "run": run_ref, "version": version, "model_dir": str(path),
+            "reason": meta.get("reason"), "previous": current if current != version else replaced,
+            "pruned": _prune(store, keep),
+            "parts": meta.get(PARTS_KEY), "segments": meta.get("segments")}
 
 
 def clean_stale(store: Store | str | os.PathLike, older_than: float = STALE_SECONDS) -> list[str]:
-    """Remove what a killed push, promote or prune left in models/: trash directories, staging
-    directories of a version number already taken, production.json temp files untouched for
-    ``older_than`` seconds (a live one exists for microseconds), so a concurrent push keeps its own."""
-    models, removed = _store(store).models, []
-    taken, cutoff = set(versions(store)), time.time() - older_than
-    for entry in models.glob(".*") if models.is_dir() else []:
+    """Remove what a killed push, promote or prune left in models/: staging folders no live process
+    holds, trash folders, and production.json temp files untouched for ``older_than`` seconds."""
+    store = _store(store)
+    if not store.models.is_dir():
+        return []
+    with _locked(store):
+        return _clean_stale(store, older_than)
+
+
+def _clean_stale(store: Store, older_than: float) -> list[str]:
+    models, cutoff = store.models, time.time() - older_than
+    removed = prune_folders(models, STAGING_PREFIX, keep=set())  # skips a folder whose builder is alive
+    for entry in models.glob(".*"):
         name = entry.name
-        stale = name.startswith(".trash-") or (name.startswith(".staging-") and name[9:] in taken) or (
+        odd_staging = name.startswith(STAGING_PREFIX) and (entry.is_symlink() or not entry.is_dir())
+        stale = name.startswith(".trash-") or odd_staging or (
             name.startswith(f".{PRODUCTION_FILE}.") and name.endswith(".tmp") and entry.lstat().st_mtime < cutoff)
         if stale:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
                 entry.unlink(missing_ok=True)
-            removed.append(entry.name)
+            removed.append(name)
     if removed:
         log.info("removed %s left by an interrupted push in %s", removed, models)
     return removed
@@ -393,6 +535,11 @@ def prune(store: Store | str | os.PathLike, keep: int) -> list[str]:
     and a crash mid-delete leaves no half version behind. ``keep`` <= 0 keeps everything.
     """
     store = _store(store)
+    with _locked(store):
+        return _prune(store, keep)
+
+
+def _prune(store: Store, keep: int) -> list[str]:
     prod = read_production(store)
     if keep <= 0 or prod is None:
         return []
@@ -409,48 +556,26 @@ def prune(store: Store | str | os.PathLike, keep: int) -> list[str]:
     return removed
 
 
-def read_evaluation(candidate_dir: Path) -> dict[str, Any]:
-    """The candidate's evaluation.json (written by `trendrec evaluate`); RegistryError when missing."""
-    path = candidate_dir / "evaluation.json"
-    if not path.is_file():
-        raise RegistryError(f"{path} not found: run `trendrec evaluate` first")
-    return read_json(path)
-
-
 def _next_version(store: Store) -> str:
     existing = versions(store)
     return f"v{(int(existing[-1][1:]) + 1 if existing else 1):04d}"
 
 
-def _candidate_ref(store: Store, candidate_dir: Path) -> str:
-    """The candidate's path relative to the store when inside it, so a moved store still matches."""
-    try:
-        return str(candidate_dir.resolve().relative_to(store.root))
-    except ValueError:
-        return str(candidate_dir.resolve())
-
-
-def pushed_as(store: Store, candidate_dir: Path) -> str | None:
-    ref = _candidate_ref(store, candidate_dir)
+def pushed_as(store: Store | str | os.PathLike, run_ref: str | os.PathLike) -> str | None:
+    """The version that records ``run_ref`` as its run (a path: as the candidate of a version pushed
+    before runs, relative to the store when inside it), or None."""
+    store = _store(store)
+    refs = {run_ref} if isinstance(run_ref, str) else {_path_ref(store, Path(run_ref))}
     for version in versions(store):
-        if (store.models / version / METADATA_FILE).is_file() and \
-                read_metadata(store.models / version).get("candidate") == ref:
-            return version
+        if (store.models / version / METADATA_FILE).is_file():
+            meta = read_metadata(store.models / version)
+            if meta.get("run") in refs or meta.get("candidate") in refs:
+                return version
     return None
 
 
-def _assemble(store: Store, candidate_dir: Path, staging: Path, version: str, evaluation: dict[str, Any],
-              assemble: Assembler) -> dict[str, Any]:
-    """Copy the candidate into ``staging``, let the model stage add its files, write metadata.json."""
-    shutil.rmtree(staging, ignore_errors=True)  # left over by a crashed push
-    shutil.copytree(candidate_dir, staging)
-    metadata = {
-        "version": version, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "candidate": _candidate_ref(store, candidate_dir), "metrics": evaluation.get("metrics"),
-        "blessed": evaluation.get("blessed"), "reason": evaluation.get("reason"),
-        "replaced": evaluation.get("production_version"),
-    }
-    metadata |= assemble(staging, version, evaluation)
-    metadata[FILES_KEY] = file_digests(staging)
-    write_json(metadata, staging / METADATA_FILE)
-    return metadata
+def _path_ref(store: Store, path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(store.root))
+    except ValueError:
+        return str(path.resolve())

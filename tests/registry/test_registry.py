@@ -1,122 +1,86 @@
-"""The registry on a real store: push, refusal, promote, rollback, failures that leave production alone.
-
-One module-level store is built once (the session's trained model, two real pushes); each test
-works on its own copy of it, so tests may break files without affecting each other.
+"""The registry on placeholder parts: push, refusal, promote, rollback, prune, failures that leave
+production alone, and what ``models list`` reports. Nothing here loads Keras (the forecast part's files
+are placeholders); every version is made through ``registry.push`` (tests/registry/conftest.py).
 """
 
 import dataclasses
-import datetime
-import shutil
 
 import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.config import EvaluateConfig, load_config
-from pipeline.store import Store, StoreError, read_json, write_json
+from pipeline.store import Store, read_json, write_json
 from recsys import registry
-from recsys.forecast.publish import load_production, publish
-from recsys.forecast.evaluate import run_evaluate
 from recsys.registry import RegistryError
-from tests.conftest import SMALL_MODEL, write_daily
 
-pytestmark = pytest.mark.slow  # every test here pushes the session's trained model
-
-CUTOFF = datetime.date(2024, 5, 15)  # 14 days before the last day of make_tiny_daily()
-
-
-def make_candidate(cfg, name: str, recommender, trained_daily):
-    """A candidate directory as recsys.forecast.train writes it, from the session's trained model."""
-    path = Store(cfg.store).models / "candidates" / name
-    recommender.save(path)
-    write_json(cfg.to_dict(), path / "config.json")
-    write_json({"cutoff": str(CUTOFF), "train_start": str(trained_daily[s.DATE].min()), "history": {},
-                "segments": recommender.segments}, path / "train.json")
-    return path
-
-
-def blessed_evaluation(path, production_version):
-    write_json({"blessed": True, "reason": "test: hand-written evaluation", "cutoff": str(CUTOFF),
-                "holdout_end": "2024-05-22", "production_version": production_version,
-                "metrics": {"model": {"mase": 0.5}, "seasonal_naive": {"mase": 1.0}, "production": None}},
-               path / "evaluation.json")
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory, trained_forecaster, trained_daily):
-    root = tmp_path_factory.mktemp("registry")
-    # margin -100: any finite MASE passes the baseline bar, so blessing hinges on production alone
-    cfg = dataclasses.replace(load_config(None), store=str(root / "store"), model=SMALL_MODEL,
-                              evaluate=EvaluateConfig(margin=-100.0))
-    write_daily(cfg.store, trained_daily)
-    first = make_candidate(cfg, "run1", trained_forecaster, trained_daily)
-    evaluation = run_evaluate(cfg, first)
-    pushed = publish(cfg, first)
-    second = make_candidate(cfg, "run2", trained_forecaster, trained_daily)
-    blessed_evaluation(second, "v0001")
-    return cfg, evaluation, pushed, publish(cfg, second)
+TRENDS = pd.DataFrame({s.SEGMENT: ["a", "b", "c"], s.TREND: [0.5, -0.25, 0.0]})
 
 
 @pytest.fixture
-def cfg(base, tmp_path):
-    shutil.copytree(base[0].store, tmp_path / "store")
-    return dataclasses.replace(base[0], store=str(tmp_path / "store"))
+def cfg(small_config, push_version):
+    """A store with two pushed versions: v0002 in production, v0001 on the history."""
+    assert push_version(small_config, TRENDS, run="models/runs/r1") == "v0001"
+    assert push_version(small_config, TRENDS, run="models/runs/r2") == "v0002"
+    return small_config
 
 
 def _production_bytes(cfg) -> bytes:
     return (Store(cfg.store).models / registry.PRODUCTION_FILE).read_bytes()
 
 
-def test_push_of_blessed_candidates_creates_versions(base, cfg):
-    _, evaluation, first, second = base
-    assert evaluation["blessed"] and evaluation["metrics"]["production"] is None
-    assert first["pushed"] and first["version"] == "v0001" and second["version"] == "v0002"
-    models = Store(cfg.store).models
-    for name in ("model.keras", "recommender.json", "train.json", "evaluation.json", "metadata.json",
-                 "trend.parquet", "savedmodel/saved_model.pb"):
+def _push(cfg, run, assemble, against="v0002"):
+    return registry.push(cfg, run, assemble, against=against, reason="test")
+
+
+def test_push_builds_a_version_of_parts_and_makes_it_production(cfg):
+    store = Store(cfg.store)
+    models = store.models
+    for name in ("metadata.json", "forecast/trend.parquet", "forecast/combination.json", "forecast/model.keras"):
         assert (models / "v0001" / name).is_file(), name
-    assert not list(models.glob(".staging-*"))
+    assert not list(models.glob(".staging-*")) and not (models / "v0002" / registry.PENDING_FILE).exists()
     assert read_json(models / "production.json") == {"version": "v0002", "history": ["v0001"]}
-    meta = read_json(models / "v0001" / "metadata.json")
-    assert (meta["version"], meta["target"], meta["horizon"], meta["segments"]) == ("v0001", "revenue", 7,
-                                                                                     ["a", "b", "c"])
-    assert meta["cutoff"] == str(CUTOFF)
-    assert meta["metrics"]["model"]["mase"] == evaluation["metrics"]["model"]["mase"]
-    trend = pd.read_parquet(models / "v0001" / "trend.parquet")
-    assert trend[s.SEGMENT].tolist() == ["a", "b", "c"] and trend[s.TREND].between(-1, 1).all()
-    model, metadata = load_production(Store(cfg.store))
-    assert model.segments == ["a", "b", "c"] and metadata["version"] == "v0002"
+    meta = read_json(models / "v0002" / "metadata.json")
+    assert (meta["version"], meta["run"], meta["replaced"], meta["reason"]) == (
+        "v0002", "models/runs/r2", "v0001", "test: a hand-made trend table")
+    assert meta["parts"]["forecast"]["ships"] == "candidate" and meta["segments"] == ["a", "b", "c"]
+    assert sorted(meta["files"]) == ["forecast/combination.json", "forecast/model.keras",
+                                     "forecast/recommender.json", "forecast/trend.parquet"]
+    release = registry.production(store)
+    assert release.version == "v0002" and release.history == ("v0001",)
+    assert release.trend_file == models / "v0002" / "forecast" / registry.TREND_FILE
 
 
-def test_candidate_no_better_than_production_is_not_pushed(cfg, trained_forecaster, trained_daily):
-    same = make_candidate(cfg, "run3", trained_forecaster, trained_daily)  # the production model again
-    evaluation = run_evaluate(cfg, same)
-    assert evaluation["production_version"] == "v0002" and not evaluation["blessed"]
-    assert evaluation["metrics"]["production"]["mase"] == evaluation["metrics"]["model"]["mase"]
-    assert "production" in evaluation["reason"]
+def test_repush_is_a_no_op_and_a_stale_judgement_is_refused(cfg, part_assembler):
     before = _production_bytes(cfg)
-    result = publish(cfg, same)
-    assert result["pushed"] is False and result["blessed"] is False
+    again = _push(cfg, "models/runs/r2", part_assembler(TRENDS), against="v0001")
+    assert again == {"pushed": False, "run": "models/runs/r2", "version": "v0002",
+                     "reason": "models/runs/r2 was already pushed as v0002"}
+    with pytest.raises(RegistryError, match="judged against production v0001 but production is now v0002: "
+                                            "run `trendrec evaluate` again"):
+        _push(cfg, "models/runs/r3", part_assembler(TRENDS), against="v0001")
     assert _production_bytes(cfg) == before and registry.versions(cfg.store) == ["v0001", "v0002"]
+    with pytest.raises(RegistryError, match="needs the training run"):
+        _push(cfg, "", part_assembler(TRENDS))
 
 
-def test_not_blessed_pushes_nothing_and_evaluation_is_required(cfg, trained_forecaster, trained_daily):
-    cand = make_candidate(cfg, "run4", trained_forecaster, trained_daily)
-    with pytest.raises(RegistryError, match="run `trendrec evaluate` first"):
-        publish(cfg, cand)
-    write_json({"blessed": False, "reason": "worse than naive", "metrics": {}}, cand / "evaluation.json")
-    assert publish(cfg, cand) == {"pushed": False, "blessed": False, "reason": "worse than naive",
-                                        "metrics": {}, "candidate_dir": str(cand.resolve())}
-    assert registry.versions(cfg.store) == ["v0001", "v0002"]
+def test_a_failed_or_incomplete_assembly_leaves_production_as_it_was(cfg, part_assembler):
+    models, before = Store(cfg.store).models, _production_bytes(cfg)
 
+    def fails(staging):
+        part_assembler(TRENDS)(staging)
+        raise OSError("disk full")
 
-def test_repush_is_a_no_op_and_stale_evaluation_is_refused(cfg, trained_forecaster, trained_daily):
-    again = publish(cfg, Store(cfg.store).models / "candidates" / "run2")
-    assert again["pushed"] is False and again["version"] == "v0002"
-    stale = make_candidate(cfg, "run5", trained_forecaster, trained_daily)
-    blessed_evaluation(stale, "v0001")  # evaluated while v0001 was in production
-    with pytest.raises(RegistryError, match="evaluate` again"):
-        publish(cfg, stale)
+    def no_trends(staging):
+        fields = part_assembler(TRENDS)(staging)
+        (staging / "forecast" / registry.TREND_FILE).unlink()
+        return fields
+
+    with pytest.raises(OSError, match="disk full"):
+        _push(cfg, "models/runs/r3", fails)
+    with pytest.raises(RegistryError, match="incomplete: missing forecast/trend.parquet"):
+        _push(cfg, "models/runs/r3", no_trends)
+    assert _production_bytes(cfg) == before and registry.versions(cfg.store) == ["v0001", "v0002"]
+    assert not list(models.glob(".staging-*"))
 
 
 def test_rollback_then_promote(cfg):
@@ -128,9 +92,6 @@ def test_rollback_then_promote(cfg):
     assert registry.promote(store, "v0002")["changed"] is True
     assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
     assert registry.promote(store, "v0002")["changed"] is False
-    rows = registry.list_models(store)
-    assert [(r["version"], r["is_production"]) for r in rows] == [("v0001", False), ("v0002", True)]
-    assert rows[0]["baseline_mase"] is not None and rows[1]["mase"] == 0.5
 
 
 def test_version_names_are_validated(cfg):
@@ -142,56 +103,80 @@ def test_version_names_are_validated(cfg):
         registry.promote(store, "v0009")
 
 
-def test_failed_push_leaves_production_as_it_was(cfg, trained_forecaster, trained_daily):
-    cand = make_candidate(cfg, "run6", trained_forecaster, trained_daily)
-    blessed_evaluation(cand, "v0002")
-    Store(cfg.store).daily_path.unlink()  # trend scores cannot be computed: push fails mid-way
-    before = _production_bytes(cfg)
-    with pytest.raises(StoreError, match="daily.parquet"):
-        publish(cfg, cand)
-    models = Store(cfg.store).models
-    assert _production_bytes(cfg) == before and registry.versions(cfg.store) == ["v0001", "v0002"]
-    assert not list(models.glob(".staging-*"))
-
-
-def test_truncated_model_is_refused_and_production_untouched(cfg):
+def test_truncated_or_missing_files_are_refused_and_production_untouched(cfg):
     store = Store(cfg.store)
-    model_file = store.models / "v0002" / "model.keras"
-    model_file.write_bytes(model_file.read_bytes()[:200])
+    model_file = store.models / "v0002" / "forecast" / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:10])
     before = _production_bytes(cfg)
-    with pytest.raises(RegistryError, match="v0002 .*cannot be loaded"):
-        load_production(store)
+    with pytest.raises(RegistryError, match="v0002 .*cannot be loaded: forecast/model.keras"):
+        registry.production(store)
     assert _production_bytes(cfg) == before
     registry.rollback(store)  # v0001 is intact
     with pytest.raises(RegistryError, match="v0002"):
         registry.promote(store, "v0002")
     assert registry.read_production(store)["version"] == "v0001"
-    (store.models / "v0001" / "trend.parquet").unlink()
-    with pytest.raises(RegistryError, match="incomplete: missing trend.parquet"):
-        load_production(store)
-    (store.models / "v0001" / "model.keras").unlink()  # no forecaster: neither a combination nor an LSTM
-    with pytest.raises(RegistryError, match=r"missing trend.parquet, combination.json or model.keras\+recommender"):
-        load_production(store)
+    (store.models / "v0001" / "forecast" / registry.TREND_FILE).unlink()
+    with pytest.raises(RegistryError, match="incomplete: missing forecast/trend.parquet"):
+        registry.production(store)
+    for name in ("combination.json", "model.keras"):  # neither a combination nor an LSTM is left
+        (store.models / "v0001" / "forecast" / name).unlink()
+    with pytest.raises(RegistryError, match=r"missing forecast/trend.parquet, forecast/combination.json or "
+                                            r"forecast/model.keras\+forecast/recommender.json"):
+        registry.production(store)
 
 
-def test_push_prunes_to_the_last_k_and_caps_the_history(cfg, trained_forecaster, trained_daily):
+def test_a_version_without_digests_is_refused(cfg):
+    """Issue: an empty or missing ``files`` map used to turn every digest check off."""
     store = Store(cfg.store)
-    cfg = dataclasses.replace(cfg, registry=dataclasses.replace(cfg.registry, keep_versions=1))
-    cand = make_candidate(cfg, "run7", trained_forecaster, trained_daily)
-    blessed_evaluation(cand, "v0002")
-    result = publish(cfg, cand)
+    meta_file = store.models / "v0002" / registry.METADATA_FILE
+    meta = read_json(meta_file)
+    (store.models / "v0002" / "forecast" / "model.keras").write_bytes(b"tampered")
+    for files in ({}, None):
+        write_json(meta | {"files": files} if files is not None else
+                   {k: v for k, v in meta.items() if k != "files"}, meta_file)
+        with pytest.raises(RegistryError, match="'files' in metadata.json is missing, empty .*push the model again"):
+            registry.verify_version(store, "v0002")
+    registry.rollback(store)
+    with pytest.raises(RegistryError, match="cannot be checked"):
+        registry.promote(store, "v0002")
+    assert registry.read_production(store)["version"] == "v0001"
+
+
+def test_a_file_added_after_the_push_is_refused(cfg):
+    store = Store(cfg.store)
+    (store.models / "v0002" / "forecast" / "extra.json").write_text("{}")
+    with pytest.raises(RegistryError, match="forecast/extra.json is not listed in metadata.json"):
+        registry.verify_version(store, "v0002")
+
+
+def test_push_prunes_to_the_last_k_and_every_move_caps_the_history(cfg, part_assembler):
+    store = Store(cfg.store)
+    one = dataclasses.replace(cfg, registry=dataclasses.replace(cfg.registry, keep_versions=1))
+    result = _push(one, "models/runs/r3", part_assembler(TRENDS))
     # history [v0001, v0002] capped to the last 1 -> [v0002]; v0001 is neither newest, production nor history
     assert result["version"] == "v0003" and result["pruned"] == ["v0001"]
     assert registry.read_production(store) == {"version": "v0003", "history": ["v0002"]}
     assert registry.versions(store) == ["v0002", "v0003"] and not list(store.models.glob(".trash-*"))
     assert registry.rollback(store)["version"] == "v0002"
+    assert registry.promote(store, "v0003", keep=1) == {"version": "v0003", "history": ["v0002"],
+                                                        "changed": True, "previous": "v0002"}
+    write_json({"version": "v0003", "history": ["v0002", "v0002", "v0002"]}, store.models / "production.json")
+    assert registry.rollback(store, keep=1)["history"] == ["v0002"]  # an over-long history is capped too
+
+
+def test_promote_caps_the_history_at_k(cfg, push_version):
+    store = Store(cfg.store)
+    for version in ("v0003", "v0004"):
+        assert push_version(cfg, TRENDS) == version
+    registry.rollback(store)
+    assert registry.promote(store, "v0004", keep=2)["history"] == ["v0002", "v0003"]
+    assert registry.promote(store, "v0001", keep=2)["history"] == ["v0003", "v0004"]
 
 
 def test_prune_never_deletes_production_or_its_history(cfg, push_version):
     store = Store(cfg.store)
-    trends = pd.read_parquet(store.models / "v0001" / registry.TREND_FILE)
     for version in ("v0003", "v0004", "v0005"):  # pushed, then stepped back, so production is v0002 again
-        assert push_version(cfg, trends) == version
+        assert push_version(cfg, TRENDS) == version
     for _ in range(3):
         registry.rollback(store)
     assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
@@ -202,20 +187,37 @@ def test_prune_never_deletes_production_or_its_history(cfg, push_version):
     assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
 
 
-def test_a_worse_model_trained_on_shuffled_targets_is_never_promoted(cfg, trained_daily):
-    """The gate with the real evaluation: margin 0, so it must beat seasonal naive and production."""
-    from recsys.forecast.forecaster import SegmentForecaster
+def test_models_list_shows_what_each_version_ships(cfg, push_version):
+    store = Store(cfg.store)
+    push_version(cfg, TRENDS, ships="seasonal_naive", holdout_mase=0.8, baseline_mase=0.9,
+                 nextbasket="production", value="candidate")
+    rows = registry.list_models(store)
+    assert [(r["version"], r["is_production"]) for r in rows] == [("v0001", False), ("v0002", False),
+                                                                   ("v0003", True)]
+    assert {k: rows[2][k] for k in ("forecaster", "mase", "baseline_mase", "nextbasket", "value")} == {
+        "forecaster": "seasonal_naive", "mase": 0.8, "baseline_mase": 0.9, "nextbasket": "production",
+        "value": "candidate"}
+    assert (rows[0]["forecaster"], rows[0]["mase"], rows[0]["nextbasket"], rows[0]["value"]) == (
+        "candidate", 0.5, None, None)
 
-    cfg = dataclasses.replace(cfg, evaluate=EvaluateConfig(margin=0.0))
-    shuffled = trained_daily.copy()
-    shuffled[s.REVENUE] = shuffled[s.REVENUE].sample(frac=1.0, random_state=3).to_numpy()  # no signal left
-    worse = SegmentForecaster(SMALL_MODEL)
-    worse.fit(shuffled[shuffled[s.DATE] <= CUTOFF])
-    evaluation = run_evaluate(cfg, make_candidate(cfg, "shuffled", worse, trained_daily))
-    model_mase = evaluation["metrics"]["model"]["mase"]
-    assert not evaluation["blessed"] and evaluation["production_version"] == "v0002"
-    assert model_mase > evaluation["metrics"]["production"]["mase"]
-    before = _production_bytes(cfg)
-    result = publish(cfg, Store(cfg.store).models / "candidates" / "shuffled")
-    assert result["pushed"] is False and _production_bytes(cfg) == before
-    assert registry.versions(cfg.store) == ["v0001", "v0002"]
+
+def test_models_list_of_a_version_pushed_before_parts_shows_the_kept_forecaster(cfg):
+    """A rejected candidate's MASE (metrics.model) is never shown as the one that ships."""
+    store = Store(cfg.store)
+    old = store.models / "v0003"
+    old.mkdir()
+    pd.DataFrame({s.SEGMENT: ["a"], s.TREND: [0.1]}).to_parquet(old / registry.TREND_FILE)
+    (old / "combination.json").write_text("{}")
+    write_json({"version": "v0003", "created_at": "2024-01-01T00:00:00+00:00",
+                "metrics": {"model": {"mase": 1.7}, "seasonal_naive": {"mase": 1.1}},
+                "segment_forecaster": {"source": "baseline", "member": "auto_ets", "holdout_mase": 0.95},
+                "customers": {"model": "production"}, "files": registry.file_digests(old)},
+               old / registry.METADATA_FILE)
+    registry.verify_version(store, "v0003")  # the old layout: files at the version's root
+    row = registry.list_models(store)[2]
+    assert {k: row[k] for k in ("forecaster", "mase", "baseline_mase", "nextbasket", "value")} == {
+        "forecaster": "auto_ets", "mase": 0.95, "baseline_mase": 1.1, "nextbasket": "production", "value": None}
+    meta = read_json(old / registry.METADATA_FILE)
+    write_json({k: v for k, v in meta.items() if k != "segment_forecaster"}, old / registry.METADATA_FILE)
+    assert registry.list_models(store)[2]["forecaster"] == "candidate"
+    assert registry.list_models(store)[2]["mase"] == 1.7  # before segment_forecaster the candidate shipped

@@ -23,9 +23,9 @@ def test_files_are_hashed_once_until_they_change(small_config, push_version, mon
     first = len(hashed)
     registry.verify_version(store, version)
     assert first > 0 and len(hashed) == first  # the second check read nothing
-    model = store.models / version / "model.keras"
+    model = store.models / version / "forecast" / "model.keras"
     model.write_bytes(b"placeholder but different")  # same size class, new mtime and size
-    with pytest.raises(registry.RegistryError, match="model.keras is missing or does not match"):
+    with pytest.raises(registry.RegistryError, match="forecast/model.keras is missing or does not match"):
         registry.verify_version(store, version)
     assert hashed[first:] == ["model.keras"]
 
@@ -34,7 +34,7 @@ def test_a_same_size_rewrite_with_a_new_mtime_is_hashed_again(small_config, push
     store = Store(small_config.store)
     version = push_version(small_config, TRENDS)
     registry.verify_version(store, version)
-    model = store.models / version / "model.keras"
+    model = store.models / version / "forecast" / "model.keras"
     data = bytearray(model.read_bytes())
     data[0] ^= 1
     model.write_bytes(bytes(data))
@@ -46,7 +46,7 @@ def test_a_same_size_rewrite_with_a_new_mtime_is_hashed_again(small_config, push
 def test_a_digest_mismatch_is_one_error_not_a_log_line_too(small_config, push_version, caplog):
     store = Store(small_config.store)
     version = push_version(small_config, TRENDS)
-    (store.models / version / "model.keras").write_bytes(b"tampered")
+    (store.models / version / "forecast" / "model.keras").write_bytes(b"tampered")
     caplog.clear()  # only what verify_version logs counts, not the push's own lines
     with caplog.at_level("INFO", logger="recsys.registry"), pytest.raises(registry.RegistryError):
         registry.verify_version(store, version)
