@@ -1,12 +1,13 @@
 """SIGKILL a process in the middle of push and of promote/rollback, again and again; count bad states.
 
-A child process pushes placeholder candidates one after another (or flips production with promote
-and rollback); the parent kills it with SIGKILL at a random moment, then checks the store: a
-``half`` state is a production.json that does not parse or names a version that fails
-``verify_version``, or a listed version that fails it; a ``stuck`` push is one whose re-run (what an
-Airflow retry does) leaves the killed candidate's blessed version out of production; ``leftovers``
-counts models/ temp files and staging/trash directories still there after that re-run; ``resumed``
-counts the kills that landed between a version's rename and production.json (finished by the re-run).
+A child process pushes placeholder runs one after another (``registry.push`` with an assembler that
+fills a forecast part), or flips production with promote and rollback; the parent kills it with
+SIGKILL at a random moment, then checks the store: a ``half`` state is a production.json that does
+not parse or names a version that fails ``verify_version``, or a listed version that fails it; a
+``stuck`` push is one whose re-run (what an Airflow retry does) leaves the killed run's version out of
+production; ``leftovers`` counts models/ temp files and staging/trash folders still there after that
+re-run (the registry's lock file excepted); ``resumed`` counts the kills that landed between a
+version's rename and production.json (finished by the re-run).
 
     .venv/bin/python benchmarks/registry_kill.py --kills 20
     .venv/bin/python benchmarks/registry_kill.py --kills 20 --modes push --widen 0.05
@@ -29,36 +30,36 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
+import pyarrow as pa  # noqa: E402
 
 from pipeline import schemas as s  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.store import Store, write_json  # noqa: E402
+from pipeline.store import Store, read_json, write_json, write_parquet  # noqa: E402
 from recsys import registry  # noqa: E402
 
 TRENDS = pd.DataFrame({s.SEGMENT: ["a", "b"], s.TREND: [0.5, -0.5]})
 
 
-def assemble(staging, version, evaluation):
-    TRENDS.to_parquet(staging / registry.TREND_FILE)
-    return {"segments": ["a", "b"]}
+def assemble(staging: Path) -> dict:
+    """A placeholder forecast part: trend table, combination and enough model bytes to take some time."""
+    forecast = staging / "forecast"
+    forecast.mkdir()
+    write_parquet(pa.Table.from_pandas(TRENDS, preserve_index=False), forecast / registry.TREND_FILE)
+    write_json({"members": ["lstm"]}, forecast / "combination.json")
+    (forecast / "model.keras").write_bytes(os.urandom(256 * 1024))
+    (forecast / "recommender.json").write_text("{}")
+    return {"parts": {"forecast": {"ships": "candidate", "holdout_mase": 0.5}}, "segments": ["a", "b"]}
 
 
-def candidate(cfg, name: str) -> Path:
-    """A blessed placeholder candidate evaluated against today's production (made once per name)."""
-    store = Store(cfg.store)
-    path = store.candidates / name
-    if not (path / "evaluation.json").is_file():
-        path.mkdir(parents=True, exist_ok=True)
-        (path / "model.keras").write_bytes(os.urandom(256 * 1024))  # enough bytes to take some time
-        (path / "recommender.json").write_text("{}")
-        prod = registry.read_production(store)
-        write_json({"blessed": True, "reason": "benchmark", "metrics": {},
-                    "production_version": prod and prod["version"]}, path / "evaluation.json")
-    return path
+def push(cfg, run: str) -> dict:
+    """Push ``run`` judged against today's production (what recsys.release passes)."""
+    prod = registry.read_production(cfg.store)
+    return registry.push(cfg, f"models/runs/{run}", assemble, against=prod and prod["version"],
+                         reason="benchmark")
 
 
 def child(mode: str, store_dir: str, widen: float) -> None:
-    """Loop forever: push new candidates (writing the in-flight name first), or promote/rollback.
+    """Loop forever: push new runs (writing the in-flight name first), or promote/rollback.
 
     ``widen`` > 0 sleeps that long before every production.json write (a slow disk), so more kills
     land between a version's rename and the pointer's move, the window issue 20 found.
@@ -69,12 +70,11 @@ def child(mode: str, store_dir: str, widen: float) -> None:
         registry._write_production = lambda *a: (time.sleep(widen), write(*a))[1]
     store = Store(store_dir)
     print("ready", flush=True)
-    n = len(list(store.candidates.iterdir()))
     while True:
         if mode == "push":
-            n += 1
-            (store.root / "inflight").write_text(f"c{n:05d}")
-            registry.push(cfg, candidate(cfg, f"c{n:05d}"), assemble)
+            run = f"c{time.time_ns()}"
+            write_json(run, store.root / "inflight")  # atomic: a kill never leaves half a name
+            push(cfg, run)
         else:
             prod = registry.read_production(store)
             registry.rollback(store) if prod["history"] else registry.promote(store, registry.versions(store)[-1])
@@ -96,15 +96,15 @@ def check(cfg, mode: str) -> dict[str, int]:
     stuck, resumed = 0, int(any((store.models / v / registry.PENDING_FILE).exists()
                                   for v in registry.versions(store)))
     if mode == "push" and (store.root / "inflight").is_file():
-        path = candidate(cfg, (store.root / "inflight").read_text())
+        run = read_json(store.root / "inflight")
         try:
-            result = registry.push(cfg, path, assemble)
-        except registry.RegistryError as exc:  # e.g. stale evaluation: the candidate was never versioned
-            result = {"version": registry.pushed_as(store, path), "error": str(exc)}
+            result = push(cfg, run)
+        except registry.RegistryError as exc:  # e.g. production moved before a resumed push finished
+            result = {"version": registry.pushed_as(store, f"models/runs/{run}"), "error": str(exc)}
         version = result.get("version")
         stuck = int(version is not None and registry.read_production(store)["version"] != version)
     registry.clean_stale(store, older_than=0.0)  # the re-run's own sweep, without the live-file grace
-    leftovers = len([p for p in store.models.glob(".*")])
+    leftovers = len([p for p in store.models.glob(".*") if p.name != registry.LOCK_FILE])
     return {"half": half, "stuck": stuck, "resumed": resumed, "leftovers": leftovers}
 
 
@@ -114,7 +114,7 @@ def run(mode: str, kills: int, seed: int, widen: float) -> dict[str, int]:
     cfg = dataclasses.replace(load_config(None), store=str(root / "store"))
     Store(cfg.store).ensure()
     for name in ("seed1", "seed2"):  # two versions, so rollback has somewhere to go
-        registry.push(cfg, candidate(cfg, name), assemble)
+        push(cfg, name)
     totals = {"kills": 0, "half": 0, "stuck": 0, "resumed": 0, "leftovers": 0}
     for _ in range(kills):
         proc = subprocess.Popen([sys.executable, __file__, "--child", mode, cfg.store, str(widen)],
