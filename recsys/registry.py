@@ -210,7 +210,7 @@ def _walk_files(folder: Path, what: str, exclude: tuple[str, ...] = ()) -> list[
     """The regular files below ``folder`` as sorted relative POSIX paths (``exclude``: top-level names).
 
     RegistryError naming the first symlink or special file met: the registry copies regular files only."""
-    found = []
+    found, root = [], folder.resolve()
     for parent, dirs, files in os.walk(folder):  # never follows a linked folder: it is refused below
         for name in sorted(dirs) + sorted(files):
             entry = Path(parent, name)
@@ -219,6 +219,8 @@ def _walk_files(folder: Path, what: str, exclude: tuple[str, ...] = ()) -> list[
                 kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
                 raise RegistryError(f"{entry} in the {what} is {kind}; parts copy regular files only "
                                     f"(registry.copy_part_files), never links: remove it and push again")
+            if root not in entry.resolve().parents:  # no link on the way, so only if the folder moved
+                raise RegistryError(f"{entry} resolves outside {root}; the {what} changed while it was read")
             if stat.S_ISREG(mode):
                 found.append(entry.relative_to(folder).as_posix())
     return sorted(name for name in found if name not in exclude)
@@ -370,17 +372,17 @@ def _parts_row(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _legacy_row(meta: dict[str, Any]) -> dict[str, Any]:
     """What a version pushed before parts ships: ``segment_forecaster`` (source, member, holdout_mase)
-    when recorded, so a rejected candidate's MASE is never shown as the shipped one; else the candidate."""
+    when recorded, so a rejected candidate's MASE is never shown as the shipped one; else the candidate.
+    The candidate is called "run", as a part's ``ships`` calls the run's own model."""
     metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
     kept = _entry(meta, "segment_forecaster")
-    if kept:
-        forecaster = kept.get("member") if kept.get("source") == "baseline" else kept.get("source")
-        mase = kept.get("holdout_mase")
-    else:
-        forecaster, mase = "candidate", _entry(metrics, "model").get("mase")
+    source = kept.get("source", "candidate")
+    forecaster = kept.get("member") if source == "baseline" else "run" if source == "candidate" else source
+    mase = kept.get("holdout_mase") if kept else _entry(metrics, "model").get("mase")
+    nextbasket = _entry(meta, "customers").get("model")
     return {"forecaster": forecaster, "mase": mase,
             "baseline_mase": _entry(metrics, "seasonal_naive").get("mase"),
-            "nextbasket": _entry(meta, "customers").get("model"), "value": None}
+            "nextbasket": "run" if nextbasket == "candidate" else nextbasket, "value": None}
 
 
 def promote(store: Store | str | os.PathLike, version: str,

@@ -3,8 +3,9 @@
 - ``part_assembler(trends, ships=..., ...)``: an assembler filling ``forecast/`` (trend.parquet, a
   combination.json and placeholder LSTM files) and, when asked, ``nextbasket/`` and ``value/``; its
   metadata is what recsys.release records per part.
-- ``push_version(cfg, trends, run=None) -> "vNNNN"``: a new production version judged against today's
-  production (overrides the session fixture of tests/conftest.py, which still pushes a candidate folder).
+- ``push_parts(cfg, trends, run=None, **part_assembler fields) -> "vNNNN"``: a new production version
+  judged against today's production, whose parts record what ships (tests/conftest.py's
+  ``push_version`` is the plain one the other packages use).
 """
 
 import time
@@ -20,7 +21,7 @@ from recsys import registry
 FORECAST = "forecast"
 
 
-def _part_assembler(trends: pd.DataFrame, ships: str = "candidate", holdout_mase: float = 0.5,
+def _part_assembler(trends: pd.DataFrame, ships: str = "run", holdout_mase: float = 0.5,
                     baseline_mase: float = 1.0, nextbasket: str | None = None, value: str | None = None):
     def assemble(staging: Path) -> dict:
         forecast = staging / FORECAST
@@ -29,7 +30,7 @@ def _part_assembler(trends: pd.DataFrame, ships: str = "candidate", holdout_mase
         write_json({"members": ["lstm", "seasonal_naive"], "weights": [0.5, 0.5]}, forecast / "combination.json")
         (forecast / "model.keras").write_bytes(b"placeholder: this test never loads the model")
         (forecast / "recommender.json").write_text("{}")
-        parts = {FORECAST: {"ships": ships, "verdict": {"blessed": ships == "candidate", "reason": "test"},
+        parts = {FORECAST: {"ships": ships, "verdict": {"blessed": ships == "run", "reason": "test"},
                             "holdout_mase": holdout_mase, "baseline": "seasonal_naive",
                             "baseline_mase": baseline_mase}}
         for name, shipped in (("nextbasket", nextbasket), ("value", value)):
@@ -43,7 +44,7 @@ def _part_assembler(trends: pd.DataFrame, ships: str = "candidate", holdout_mase
 
 @pytest.fixture
 def part_assembler():
-    """``part_assembler(trends, ships="candidate", holdout_mase=0.5, baseline_mase=1.0, nextbasket=None,
+    """``part_assembler(trends, ships="run", holdout_mase=0.5, baseline_mase=1.0, nextbasket=None,
     value=None)``: an assembler for registry.push (see the module docstring)."""
     return _part_assembler
 
@@ -59,6 +60,6 @@ def _push_version(cfg, trends: pd.DataFrame, run: str | None = None, **fields) -
 
 
 @pytest.fixture
-def push_version():
-    """``push_version(cfg, trends, run=None, **part_assembler fields) -> "vNNNN"``: a new production version."""
+def push_parts():
+    """``push_parts(cfg, trends, run=None, **part_assembler fields) -> "vNNNN"``: a new production version."""
     return _push_version

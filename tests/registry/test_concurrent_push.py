@@ -41,7 +41,7 @@ def assemble(staging):
         time.sleep(0.02)
     pd.DataFrame({"segment": ["a"], "trend": [0.1]}).to_parquet(forecast / "trend.parquet")
     write_json({"members": ["member0"]}, forecast / "combination.json")
-    return {"parts": {"forecast": {"ships": "candidate", "holdout_mase": 0.5}}}
+    return {"parts": {"forecast": {"ships": "run", "holdout_mase": 0.5}}}
 
 print("ready", flush=True)
 while not go.exists():
@@ -81,9 +81,9 @@ def _check_store(store: Store) -> None:
 
 
 @pytest.mark.parametrize("same_run", [False, True], ids=["two-runs", "one-run-twice"])
-def test_two_pushes_at_once_leave_production_verified(small_config, push_version, tmp_path, same_run):
+def test_two_pushes_at_once_leave_production_verified(small_config, push_parts, tmp_path, same_run):
     store = Store(small_config.store)
-    push_version(small_config, TRENDS)
+    push_parts(small_config, TRENDS)
     for n in range(ROUNDS):
         before = registry.versions(store)
         against = registry.read_production(store)["version"]

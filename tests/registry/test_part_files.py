@@ -59,10 +59,10 @@ def test_copy_part_files_refuses_links_and_names_out_of_the_part(run_part, tmp_p
 
 
 @pytest.mark.parametrize("plant", ["file_link", "dir_link", "fifo"])
-def test_push_refuses_a_staging_folder_holding_links_or_special_files(small_config, push_version,
+def test_push_refuses_a_staging_folder_holding_links_or_special_files(small_config, push_parts,
                                                                       part_assembler, tmp_path, plant):
     store = Store(small_config.store)
-    push_version(small_config, TRENDS)
+    push_parts(small_config, TRENDS)
     outside = tmp_path / "home"
     outside.mkdir()
     (outside / "id_rsa").write_text("private")

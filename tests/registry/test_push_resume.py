@@ -41,10 +41,10 @@ def _push_killed_before_production(cfg, assemble, against, monkeypatch):
             _push(cfg, assemble, against)
 
 
-def test_rerun_of_a_push_killed_before_production_json_promotes_it(small_config, push_version, part_assembler,
+def test_rerun_of_a_push_killed_before_production_json_promotes_it(small_config, push_parts, part_assembler,
                                                                    monkeypatch):
     store = Store(small_config.store)
-    assert push_version(small_config, TRENDS) == "v0001"
+    assert push_parts(small_config, TRENDS) == "v0001"
     _push_killed_before_production(small_config, part_assembler(TRENDS), "v0001", monkeypatch)
     assert (store.models / "v0002").is_dir() and registry.read_production(store)["version"] == "v0001"
     stale = store.models / ".production.json.abc123.tmp"  # what os.replace never renamed
@@ -60,11 +60,11 @@ def test_rerun_of_a_push_killed_before_production_json_promotes_it(small_config,
     assert not third["pushed"] and "already pushed as v0002" in third["reason"]
 
 
-def test_interrupted_push_is_not_promoted_over_a_newer_production_choice(small_config, push_version,
+def test_interrupted_push_is_not_promoted_over_a_newer_production_choice(small_config, push_parts,
                                                                          part_assembler, monkeypatch):
     store = Store(small_config.store)
-    push_version(small_config, TRENDS)
-    push_version(small_config, TRENDS)  # v0002 in production, v0001 on the history
+    push_parts(small_config, TRENDS)
+    push_parts(small_config, TRENDS)  # v0002 in production, v0001 on the history
     _push_killed_before_production(small_config, part_assembler(TRENDS), "v0002", monkeypatch)
     registry.rollback(store)  # an operator moved production meanwhile
     with pytest.raises(registry.RegistryError, match="models promote v0003"):
@@ -83,9 +83,9 @@ time.sleep(600)
 """
 
 
-def test_clean_stale_removes_staging_folders_of_dead_processes_only(small_config, push_version):
+def test_clean_stale_removes_staging_folders_of_dead_processes_only(small_config, push_parts):
     store = Store(small_config.store)
-    push_version(small_config, TRENDS)
+    push_parts(small_config, TRENDS)
     models = store.models
     killed = subprocess.Popen([sys.executable, "-c", HOLDER, str(models)], stdout=subprocess.PIPE, text=True,
                               cwd=ROOT)

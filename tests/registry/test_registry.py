@@ -17,10 +17,10 @@ TRENDS = pd.DataFrame({s.SEGMENT: ["a", "b", "c"], s.TREND: [0.5, -0.25, 0.0]})
 
 
 @pytest.fixture
-def cfg(small_config, push_version):
+def cfg(small_config, push_parts):
     """A store with two pushed versions: v0002 in production, v0001 on the history."""
-    assert push_version(small_config, TRENDS, run="models/runs/r1") == "v0001"
-    assert push_version(small_config, TRENDS, run="models/runs/r2") == "v0002"
+    assert push_parts(small_config, TRENDS, run="models/runs/r1") == "v0001"
+    assert push_parts(small_config, TRENDS, run="models/runs/r2") == "v0002"
     return small_config
 
 
@@ -42,7 +42,7 @@ def test_push_builds_a_version_of_parts_and_makes_it_production(cfg):
     meta = read_json(models / "v0002" / "metadata.json")
     assert (meta["version"], meta["run"], meta["replaced"], meta["reason"]) == (
         "v0002", "models/runs/r2", "v0001", "test: a hand-made trend table")
-    assert meta["parts"]["forecast"]["ships"] == "candidate" and meta["segments"] == ["a", "b", "c"]
+    assert meta["parts"]["forecast"]["ships"] == "run" and meta["segments"] == ["a", "b", "c"]
     assert sorted(meta["files"]) == ["forecast/combination.json", "forecast/model.keras",
                                      "forecast/recommender.json", "forecast/trend.parquet"]
     release = registry.production(store)
@@ -164,19 +164,19 @@ def test_push_prunes_to_the_last_k_and_every_move_caps_the_history(cfg, part_ass
     assert registry.rollback(store, keep=1)["history"] == ["v0002"]  # an over-long history is capped too
 
 
-def test_promote_caps_the_history_at_k(cfg, push_version):
+def test_promote_caps_the_history_at_k(cfg, push_parts):
     store = Store(cfg.store)
     for version in ("v0003", "v0004"):
-        assert push_version(cfg, TRENDS) == version
+        assert push_parts(cfg, TRENDS) == version
     registry.rollback(store)
     assert registry.promote(store, "v0004", keep=2)["history"] == ["v0002", "v0003"]
     assert registry.promote(store, "v0001", keep=2)["history"] == ["v0003", "v0004"]
 
 
-def test_prune_never_deletes_production_or_its_history(cfg, push_version):
+def test_prune_never_deletes_production_or_its_history(cfg, push_parts):
     store = Store(cfg.store)
     for version in ("v0003", "v0004", "v0005"):  # pushed, then stepped back, so production is v0002 again
-        assert push_version(cfg, TRENDS) == version
+        assert push_parts(cfg, TRENDS) == version
     for _ in range(3):
         registry.rollback(store)
     assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
@@ -187,9 +187,9 @@ def test_prune_never_deletes_production_or_its_history(cfg, push_version):
     assert registry.read_production(store) == {"version": "v0002", "history": ["v0001"]}
 
 
-def test_models_list_shows_what_each_version_ships(cfg, push_version):
+def test_models_list_shows_what_each_version_ships(cfg, push_parts):
     store = Store(cfg.store)
-    push_version(cfg, TRENDS, ships="seasonal_naive", holdout_mase=0.8, baseline_mase=0.9,
+    push_parts(cfg, TRENDS, ships="seasonal_naive", holdout_mase=0.8, baseline_mase=0.9,
                  nextbasket="production", value="candidate")
     rows = registry.list_models(store)
     assert [(r["version"], r["is_production"]) for r in rows] == [("v0001", False), ("v0002", False),
@@ -198,7 +198,7 @@ def test_models_list_shows_what_each_version_ships(cfg, push_version):
         "forecaster": "seasonal_naive", "mase": 0.8, "baseline_mase": 0.9, "nextbasket": "production",
         "value": "candidate"}
     assert (rows[0]["forecaster"], rows[0]["mase"], rows[0]["nextbasket"], rows[0]["value"]) == (
-        "candidate", 0.5, None, None)
+        "run", 0.5, None, None)
 
 
 def test_models_list_of_a_version_pushed_before_parts_shows_the_kept_forecaster(cfg):
@@ -219,5 +219,5 @@ def test_models_list_of_a_version_pushed_before_parts_shows_the_kept_forecaster(
         "forecaster": "auto_ets", "mase": 0.95, "baseline_mase": 1.1, "nextbasket": "production", "value": None}
     meta = read_json(old / registry.METADATA_FILE)
     write_json({k: v for k, v in meta.items() if k != "segment_forecaster"}, old / registry.METADATA_FILE)
-    assert registry.list_models(store)[2]["forecaster"] == "candidate"
+    assert registry.list_models(store)[2]["forecaster"] == "run"  # the candidate: the run, in today's words
     assert registry.list_models(store)[2]["mase"] == 1.7  # before segment_forecaster the candidate shipped

@@ -12,9 +12,9 @@ from recsys import registry
 TRENDS = pd.DataFrame({s.SEGMENT: ["a"], s.TREND: [0.25]})
 
 
-def test_files_are_hashed_once_until_they_change(small_config, push_version, monkeypatch):
+def test_files_are_hashed_once_until_they_change(small_config, push_parts, monkeypatch):
     store = Store(small_config.store)
-    version = push_version(small_config, TRENDS)
+    version = push_parts(small_config, TRENDS)
     hashed = []
     real = registry._sha256
     monkeypatch.setattr(registry, "_sha256", lambda path: hashed.append(path.name) or real(path))
@@ -30,9 +30,9 @@ def test_files_are_hashed_once_until_they_change(small_config, push_version, mon
     assert hashed[first:] == ["model.keras"]
 
 
-def test_a_same_size_rewrite_with_a_new_mtime_is_hashed_again(small_config, push_version):
+def test_a_same_size_rewrite_with_a_new_mtime_is_hashed_again(small_config, push_parts):
     store = Store(small_config.store)
-    version = push_version(small_config, TRENDS)
+    version = push_parts(small_config, TRENDS)
     registry.verify_version(store, version)
     model = store.models / version / "forecast" / "model.keras"
     data = bytearray(model.read_bytes())
@@ -43,9 +43,9 @@ def test_a_same_size_rewrite_with_a_new_mtime_is_hashed_again(small_config, push
         registry.verify_version(store, version)
 
 
-def test_a_digest_mismatch_is_one_error_not_a_log_line_too(small_config, push_version, caplog):
+def test_a_digest_mismatch_is_one_error_not_a_log_line_too(small_config, push_parts, caplog):
     store = Store(small_config.store)
-    version = push_version(small_config, TRENDS)
+    version = push_parts(small_config, TRENDS)
     (store.models / version / "forecast" / "model.keras").write_bytes(b"tampered")
     caplog.clear()  # only what verify_version logs counts, not the push's own lines
     with caplog.at_level("INFO", logger="recsys.registry"), pytest.raises(registry.RegistryError):
