@@ -24,8 +24,9 @@ digest; a file is re-hashed only when its size or mtime changed. Versions pushed
 (no ``parts`` in metadata.json) hold the forecaster at the version's root and are still read.
 
 After each push the registry keeps the newest K versions (``registry.keep_versions``, default 10; 0
-keeps all) plus production and every version on its rollback history; push, promote and rollback cap
-the history at K entries, so rollback can step back up to K times. Older versions are deleted.
+keeps all) plus production and every version on its rollback history, and older versions are deleted.
+The history is capped at K entries, so rollback can step back up to K times: push caps it with the
+config's K, promote and rollback with their ``keep`` argument (default 10, the config's default).
 
     trendrec push --json && trendrec models list && trendrec models rollback
 """
