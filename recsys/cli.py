@@ -123,9 +123,9 @@ def _run_models(cfg: Config, args: argparse.Namespace) -> dict:
     if args.action == "promote":
         if not args.version:
             raise TrendrecError("models promote needs a version, e.g. `trendrec models promote v0002`")
-        return registry.promote(store, args.version)
+        return registry.promote(store, args.version, keep=registry.keep_versions(cfg))
     if args.action == "rollback":
-        return registry.rollback(store)
+        return registry.rollback(store, keep=registry.keep_versions(cfg))
     return {"models": registry.list_models(store)}
 
 

@@ -102,8 +102,8 @@ def latest(store: Store) -> Run:
     """The newest run by recorded creation time; RunError when the store has none."""
     found = runs(store)
     if not found:
-        raise RunError(f"no training run in {store.training_runs}: run `trendrec train` (or `trendrec customers`, "
-                       f"`trendrec value`) first")
+        raise RunError(f"no training run in {store.training_runs}: run `trendrec train` first (or `trendrec nextbasket`, "
+                       f"`trendrec value`)")
     return found[-1]
 
 

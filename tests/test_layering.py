@@ -24,7 +24,7 @@ LAYERS: dict[str, int] = {
     "pipeline.ingest": 1,
     "pipeline.aggregate": 2,
     "recsys.registry": 3, "recsys.runs": 3,
-    "recsys.evaluation": 4,
+    "recsys.evaluation": 4, "recsys.evaluation.tensorboard": 4,
     "recsys.forecast": 5, "recsys.nextbasket": 5, "recsys.value": 5,
     "recsys.release": 6,
     "recsys.rank": 7,
@@ -37,6 +37,8 @@ LAYERS: dict[str, int] = {
 FAMILIES = ("recsys.forecast", "recsys.nextbasket", "recsys.value")
 MODELS = (*FAMILIES, "keras", "tensorflow")
 NO_MODEL_CODE = {"recsys.registry": MODELS, "recsys.runs": MODELS, "recsys.evaluation": MODELS,
+                 # TensorBoard summaries are written with TensorFlow's summary API, never with a model
+                 "recsys.evaluation.tensorboard": (*FAMILIES, "keras"),
                  "recsys.rank": MODELS, "recsys.serve": MODELS}
 
 

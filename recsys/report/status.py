@@ -290,26 +290,6 @@ def pushed_as(store: Store, ref: str) -> str | None:
     return None
 
 
-def list_versions(store: Store | str) -> list[dict[str, Any]]:
-    """One row per version, as `trendrec models list` should show them: what its forecaster ships and that MASE.
-
-    registry.list_models reads the run's forecaster's MASE ("metrics.model"), which is not what a version
-    holds when its forecaster was not blessed; these rows read ``forecaster_view`` instead.
-    """
-    store = store if isinstance(store, Store) else Store(store)
-    prod = registry.read_production(store)
-    rows = []
-    for version in registry.versions(store):
-        path = store.models / version
-        meta = registry.read_metadata(path) if (path / registry.METADATA_FILE).is_file() else {}
-        view = forecaster_view(registry.Release(version, path, meta))
-        rows.append({"version": version, "created_at": meta.get("created_at"), "ships": view["ships"],
-                     "mase": view["holdout_mase"], "baseline": view["baseline"],
-                     "baseline_mase": view["baseline_mase"],
-                     "is_production": prod is not None and prod["version"] == version})
-    return rows
-
-
 def ranking_status(store: Store) -> dict[str, Any] | str:
     """Pooled Recall@10 / NDCG@10 per method of the last `trendrec evaluate-rerank`, or what to run."""
     path = store.reranked / "evaluation.json"

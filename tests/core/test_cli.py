@@ -31,6 +31,6 @@ def test_promote_refuses_a_name_outside_the_registry(tmp_path):
     assert out.returncode == 1 and "invalid model version" in out.stderr
 
 
-def test_evaluate_without_candidate(tmp_path):
+def test_evaluate_without_a_training_run(tmp_path):
     out = trendrec("evaluate", "--store", tmp_path)
     assert out.returncode == 1 and "run `trendrec train` first" in out.stderr

@@ -113,7 +113,7 @@ def test_a_version_symlinked_out_of_the_store_is_not_listed_promoted_or_used(cap
     assert main(["models", "list", "--json", "--store", str(store.root)]) == 0
     assert '"v0002"' not in capsys.readouterr().out
     fails(capsys, "models", "promote", "v0002", "--store", store.root, match="symlink")
-    trend = store.models / "v0001" / registry.TREND_FILE
+    trend = store.models / "v0001" / "forecast" / registry.TREND_FILE
     shutil.copy(trend, tmp_path / "trend.parquet")
     trend.unlink()
     os.symlink(tmp_path / "trend.parquet", trend)
@@ -131,22 +131,24 @@ def test_corrupt_metadata_is_one_line_for_status_and_models_list(capsys, store):
 
 @pytest.mark.parametrize("name", ["model.keras", registry.TREND_FILE])
 def test_a_damaged_production_file_stops_status_and_rerank(capsys, store, tmp_path, name):
-    path = store.models / "v0001" / name
+    path = store.models / "v0001" / "forecast" / name
     path.write_bytes(path.read_bytes()[:-3])  # truncated
     fails(capsys, "status", "--store", store.root, match="does not match the digest")
     fails(capsys, "rerank", "--candidates", tmp_path / "candidates.csv", "--store", store.root,
           match="does not match the digest")
 
 
-def test_a_corrupt_trend_table_without_digests_is_one_line(capsys, store, tmp_path):
+@pytest.mark.parametrize("files", [None, {}])
+def test_a_version_without_digests_is_refused_in_one_line(capsys, store, tmp_path, files):
+    """A metadata.json without its file digests (or with none) would turn every check off: refused."""
     from pipeline.store import read_json, write_json
 
     meta = read_json(store.models / "v0001" / registry.METADATA_FILE)
-    write_json({k: v for k, v in meta.items() if k != registry.FILES_KEY},  # a version from before digests
-               store.models / "v0001" / registry.METADATA_FILE)
-    (store.models / "v0001" / registry.TREND_FILE).write_bytes(b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
-    fails(capsys, "rerank", "--candidates", tmp_path / "candidates.csv", "--store", store.root,
-          match="cannot be read (corrupt or truncated?)")
+    meta = {k: v for k, v in meta.items() if k != registry.FILES_KEY} | ({} if files is None else {"files": files})
+    write_json(meta, store.models / "v0001" / registry.METADATA_FILE)
+    (store.models / "v0001" / "forecast" / registry.TREND_FILE).write_bytes(b"PAR1" + bytes(range(256)) * 4 + b"PAR1")
+    for command in (["rerank", "--candidates", tmp_path / "candidates.csv"], ["status"], ["segments"]):
+        fails(capsys, *command, "--store", store.root, match="push the model again")
 
 
 @pytest.mark.parametrize("bad", [float("nan"), 1e9, float("inf")])

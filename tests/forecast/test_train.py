@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util import tensor_util
 
 from pipeline import schemas as s
-from pipeline.store import StoreError, read_json
+from pipeline.store import Store, StoreError, read_json
 from pipeline.schemas import FORECAST
 from recsys.forecast.forecaster import SegmentForecaster
 from recsys.runs import create as create_run

@@ -89,12 +89,7 @@ def _served(cfg) -> dict[str, dict]:
         return out
 
 
-@pytest.mark.parametrize("layout", [
-    "legacy",
-    pytest.param("parts", marks=pytest.mark.xfail(
-        raises=registry.RegistryError, strict=False,
-        reason="registry.version_dir still requires trend.parquet and the forecaster at the version's root")),
-])
+@pytest.mark.parametrize("layout", ["legacy", "parts"])
 def test_batch_and_http_give_the_same_lists(small_config, tmp_path, layout):
     rerank = dataclasses.replace(small_config.rerank, weight=0.4, customer_weight=0.8)
     cfg = dataclasses.replace(small_config, rerank=rerank)

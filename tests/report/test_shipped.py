@@ -14,7 +14,7 @@ import pytest
 from pipeline.store import Store
 from recsys import registry
 from recsys.report import report
-from recsys.report.status import list_versions, status_lines, store_status
+from recsys.report.status import status_lines, store_status
 
 
 def test_report_production_table_equals_status_when_a_baseline_ships(baseline_version):
@@ -57,9 +57,10 @@ def test_latest_run_reports_each_verdict_and_the_version_it_became(baseline_vers
 
 
 def test_models_list_shows_what_each_version_ships(carried_version):
-    rows = {row["version"]: row for row in list_versions(carried_version.store)}
-    assert (rows["v0001"]["ships"], rows["v0001"]["mase"]) == ("auto_ets", 1.214)
-    assert (rows["v0002"]["ships"], rows["v0002"]["mase"], rows["v0002"]["is_production"]) == ("production", 1.1, True)
+    rows = {row["version"]: row for row in registry.list_models(carried_version.store)}
+    assert (rows["v0001"]["forecaster"], rows["v0001"]["mase"]) == ("auto_ets", 1.214)
+    assert (rows["v0002"]["forecaster"], rows["v0002"]["mase"], rows["v0002"]["is_production"]) == (
+        "production", 1.1, True)
 
 
 def test_a_carried_forecaster_shows_its_own_curve_and_loss(carried_version):
