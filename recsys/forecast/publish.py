@@ -30,7 +30,7 @@ import pyarrow as pa
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_daily, read_json, write_parquet
+from pipeline.store import Store, read_daily, read_json, write_json, write_parquet
 from recsys import registry
 from recsys.forecast.combination import COMBINATION_FILE, CombinedForecaster, load_forecaster, single_member
 from recsys.forecast.trends import compute_trend_scores
@@ -99,7 +99,9 @@ def _fit_baseline(cfg: Config, source: Path, target: Path, evaluation: dict[str,
     history = daily[pd.to_datetime(daily[s.DATE]).dt.date <= cutoff].reset_index(drop=True)
     origins = [date.fromisoformat(o) for o in train.get("validation_origins", [])]
     single_member(history, run_model.config, run_model.season, member, origins).save(target)
-    registry.copy_part_files(source, target, [n for n in (TRAIN_FILE, CONFIG_FILE) if (source / n).is_file()])
+    registry.copy_part_files(source, target, [n for n in (CONFIG_FILE,) if (source / n).is_file()])
+    # the run's training days, without the LSTM's training curve: the version holds no LSTM
+    write_json({k: v for k, v in train.items() if k != "history"} | {"member": member}, target / TRAIN_FILE)
     log.info("segment forecaster not blessed and nothing in production: the version forecasts segments "
              "with %s alone", member)
 
