@@ -139,7 +139,7 @@ def test_trendrec_train_prints_one_line_per_epoch_with_the_validation_loss(tiny_
                                                       for i in range(1, epochs + 1)]
     assert all(" val_loss " in line and " loss " in line for line in lines), lines
     assert "step" not in err and "━" not in err  # no Keras progress bar
-    assert "epoch 1/" not in out and "trained a candidate" in out
+    assert "epoch 1/" not in out and "trained the segment forecaster" in out
 
 
 def test_forecast_image_is_a_readable_grid_with_every_segment():

@@ -94,7 +94,7 @@ def test_with_nothing_in_production_the_best_baseline_forecasts_the_segments(sma
     assert set(trends[s.SEGMENT]) == set(model.segments)
 
     status = store_status(cfg)
-    assert status["segment_forecaster"]["ships"] == best
+    assert status["forecaster"]["ships"] == best
     assert status["model_metrics"]["mase"] == pytest.approx(baselines[best])  # what ships, not the loser
     reranked = flow.run_stage("rerank", cfg, {})
     out = pd.read_parquet(reranked["output"])
