@@ -14,7 +14,7 @@ predicted: the Christmas rush) or the inputs, by letting the model see the answe
 * ``in_sample``: trained and early-stopped (up to 40 epochs) on the target week's labelled pairs of
   the very customers it is scored on: memorisation, an upper bound no honest model reaches.
 
-Every mode ranks the same 100 candidates per customer (``build_candidates``) with the same features
+Every mode ranks the same 100 retrieved items per customer (``recsys.nextbasket.retrieval.retrieve``) with the same features
 (``build_features``); the population and metrics are issue 16's protocol (``recsys.evaluation.protocol``):
 customers who bought in the 28 days before the cut-off and in the target week, Recall@10 and NDCG@10 by
 ``recsys.evaluation.metrics``, pooled over customer-weeks; mean ± std over ``--seeds``.

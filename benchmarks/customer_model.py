@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
-from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import build_features
 from recsys.nextbasket.histories import active_users, iter_histories, open_store, purchased_items
 from recsys.nextbasket.recommend import fit_recommender, rank_users
@@ -60,7 +60,7 @@ def evaluate_cutoff(con, cutoff: date, cfg: CustomerModelConfig) -> dict:
 def _ceiling_and_speed(con, cutoff, users, targets, cfg, model) -> dict:
     hist = next(iter_histories(con, cutoff, cfg))  # every customer with history: a realistic scoring load
     t0 = time.perf_counter()
-    pairs = build_candidates(hist, cfg)
+    pairs = retrieve(hist, cfg)
     seq, static = build_features(hist, pairs, cfg)
     t1 = time.perf_counter()
     model.score(seq, static)

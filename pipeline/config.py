@@ -151,11 +151,11 @@ class CustomerModelConfig:
     seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
     memory_limit: str = "2GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
-    n_candidates: int = 100  # candidates per customer when the shop gives none
+    n_candidates: int = 100  # items the model retrieves and scores per customer (recsys.nextbasket.retrieval)
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
     active_days: int = 28  # a training customer bought in these days before the training cut-off
     train_weeks: int = 8  # weekly training cut-offs before the prediction cut-off (the last validates)
-    train_negatives: int = 100  # non-bought candidates kept per training customer-week (>= n_candidates: all)
+    train_negatives: int = 100  # non-bought retrieved items kept per training customer-week (>= n_candidates: all)
     cell: str = "lstm"  # lstm | gru
     units: int = 16  # recurrent units
     dense_units: int = 64  # units of the dense layers after the recurrent one

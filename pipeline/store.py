@@ -15,7 +15,6 @@ The store is one directory::
     aggregates/_versions/<id>/                        the table sets; aggregates/_current points at one
     aggregates/_spill/                                DuckDB spill of `trendrec aggregate`
     models/<version>/, models/production.json         the registry
-    models/candidates/<run id>/                       trained models not yet pushed (trendrec train)
     models/runs/<run id>/<family>/                    training runs: what each model family trained and its verdict
     runs/<run id>/                                    TensorBoard logs
     tune/<id>/trials.json, best.toml                  hyper-parameter searches (trendrec tune)
@@ -180,13 +179,8 @@ class Store:
 
     @property
     def models(self) -> Path:
-        """The registry: versions, production.json, candidates and training runs."""
+        """The registry (versions, production.json) and the training runs."""
         return self.root / "models"
-
-    @property
-    def candidates(self) -> Path:
-        """Trained models, one folder per run id, before a push copies one into the registry."""
-        return self.models / "candidates"
 
     @property
     def runs(self) -> Path:
@@ -275,7 +269,7 @@ def safe_name(name: str, what: str) -> str:
 
 
 def new_run_id() -> str:
-    """A run id for a directory of runs/, models/candidates/, tune/ or backtest/: the UTC time, e.g. 20240101T120000Z."""
+    """A run id for a directory of runs/, models/runs/, tune/ or backtest/: the UTC time, e.g. 20240101T120000Z."""
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 

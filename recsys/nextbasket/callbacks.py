@@ -22,7 +22,7 @@ def mean_recall_at_k(groups: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                      k: int) -> float:
     """Mean over groups (customers, codes 0..G-1) with a target of Recall@k of the lists ranked by score.
 
-    ``n_targets[g]`` counts every item the customer bought, also those outside the candidates.
+    ``n_targets[g]`` counts every item the customer bought, also those outside the retrieved items.
     """
     per_group = recall_at_k(groups, ranks_by_score(groups, scores), labels, n_targets, k)
     defined = per_group[~np.isnan(per_group)]  # customers without a target have no recall

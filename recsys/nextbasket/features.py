@@ -13,8 +13,8 @@ per-(customer, item) tables are computed once per batch (``FeatureTables``), the
 index into them, so memory follows the batch and the pairs asked for, not the number of customers.
 
     python -c "from datetime import date; from recsys.nextbasket.histories import *; \
-from recsys.nextbasket.candidates import build_candidates; from recsys.nextbasket.features import build_features; \
-h = next(iter_histories(open_store('/tmp/cust-store'), date(2011, 12, 3))); print(build_features(h, build_candidates(h))[1][:3])"
+from recsys.nextbasket.retrieval import retrieve; from recsys.nextbasket.features import build_features; \
+h = next(iter_histories(open_store('/tmp/cust-store'), date(2011, 12, 3))); print(build_features(h, retrieve(h))[1][:3])"
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import CAND_RANK
-from recsys.nextbasket.candidates import group_starts, item_growth
+from recsys.nextbasket.retrieval import group_starts, item_growth
 from recsys.nextbasket.histories import Codes, Histories, code
 
 SEQ_CHANNELS = ("user_item", "user_segment", "user_any", "crowd_item", "crowd_segment")
@@ -61,7 +61,7 @@ def build_features(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelConfi
                    trend: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(sequences (P, seq_weeks, 5), statics (P, len(STATIC_FEATURES))) float32 for pairs of this batch.
 
-    ``pairs`` has user_id, item_id, segment and cand_rank (as build_candidates returns); a user, item or
+    ``pairs`` has user_id, item_id, segment and cand_rank (as retrieve returns); a user, item or
     segment outside the batch's histories gets the features of no history.
     """
     c = hist.codes

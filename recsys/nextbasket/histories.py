@@ -84,13 +84,13 @@ class Histories:
 
     @cached_property
     def codes(self) -> Codes:
-        """The same tables as integer codes, built once per batch (candidates and features both read them)."""
+        """The same tables as integer codes, built once per batch (retrieval and features both read them)."""
         return Codes.encode(self)
 
 
 @dataclass(frozen=True)
 class Codes:
-    """One batch of histories as integer codes into sorted vocabularies: what the NumPy candidates and
+    """One batch of histories as integer codes into sorted vocabularies: what the NumPy retrieval and
     features index into. Rows are sorted by their codes, then week; a code of -1 means "not in the batch"."""
 
     users: pa.Array  # distinct user ids of the batch, sorted

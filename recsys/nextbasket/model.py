@@ -4,7 +4,7 @@ Unlike the segment forecaster (recsys.forecast.forecaster, which predicts a shop
 this model ranks items for one customer. A pointwise classifier is enough for that: for each
 (customer, item) pair it reads the weekly purchase sequence of recsys.nextbasket.features through an
 LSTM (or GRU) and the repeat-cycle statics through a dense branch, and outputs a sigmoid probability;
-a customer's list is their candidates sorted by it. Counts are log1p-scaled and normalised with
+a customer's list is their retrieved items sorted by it. Counts are log1p-scaled and normalised with
 statistics of the training cut-offs only, inside the model (so a saved model scores raw features).
 The recurrent layer keeps Keras' fused-kernel settings (tanh / sigmoid, recurrent_dropout=0, no
 unroll), so on a GPU it runs cuDNN; dropout sits between layers instead.

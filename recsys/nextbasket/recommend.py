@@ -28,7 +28,7 @@ from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import LABEL, SCORE
 from pipeline.store import Store
-from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import build_features
 from recsys.nextbasket.histories import (
     NoCustomerHistoryError,
@@ -99,7 +99,7 @@ def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
 
 def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelConfig, trend: Trend,
                    rng: np.random.Generator | None) -> tuple:
-    """(seq, static, label, user codes, targets per user) of candidates at ``at``, labels from [at, at + 7).
+    """(seq, static, label, user codes, targets per user) of the retrieved pairs at ``at``, labels from [at, at + 7).
 
     ``rng`` subsamples negatives to ``train_negatives`` per customer; None keeps every candidate.
     """
@@ -110,7 +110,7 @@ def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelC
     n_targets = bought[bought[s.USER_ID].isin(users)].groupby(s.USER_ID).size()
     seqs, statics, labels, groups = [], [], [], []
     for hist in iter_histories(con, at, cfg, users):
-        pairs = build_candidates(hist, cfg, trend)
+        pairs = retrieve(hist, cfg, trend)
         pairs[LABEL] = pairs.merge(bought.assign(_b=1.0), on=[s.USER_ID, s.ITEM_ID], how="left")["_b"].fillna(0.0)
         if rng is not None:
             pairs = _subsample(pairs, cfg.train_negatives, rng)
@@ -123,10 +123,10 @@ def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelC
 
 def rank_users(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray,
                cfg: CustomerModelConfig, trend: Trend = None) -> pd.DataFrame:
-    """Top ``top_k`` candidates per user by the model's score, one customer batch at a time."""
+    """Top ``top_k`` retrieved items per user by the model's score, one customer batch at a time."""
     out = []
     for hist in iter_histories(con, cutoff, cfg, users):
-        pairs = build_candidates(hist, cfg, trend)
+        pairs = retrieve(hist, cfg, trend)
         pairs[SCORE] = model.score(*build_features(hist, pairs, cfg, trend))
         out.append(_top(pairs, cfg.top_k))
     ranked = pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=RESULT_COLUMNS)

@@ -1,9 +1,9 @@
-"""Push-time customer scores: every active customer's candidates with the model's buy probability.
+"""Push-time customer scores: every active customer's retrieved items with the model's buy probability.
 
 Serving must answer in milliseconds without TensorFlow, so the customer model runs once, when a
 version is pushed: every customer with a purchase in the lookback gets their ``n_candidates``
-candidates scored, batch by batch (memory follows ``batch_customers``, not the number of
-customers), streamed into ``customers/scores.parquet`` of the version (user_id, item_id, segment,
+items scored, batch by batch (memory follows ``batch_customers``, not the number of
+customers), streamed into ``nextbasket/scores.parquet`` of the version (user_id, item_id, segment,
 source, score), sorted by user then score. This module only writes the table (and ``score_pairs``
 / ``score_lists`` score a shop's own pairs with a loaded model, for offline checks); re-ranking,
 batch and service alike, reads it back without TensorFlow through ``recsys.rank.scores``.
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
-from recsys.nextbasket.candidates import SOURCES, Candidates, build_candidates, candidate_codes
+from recsys.nextbasket.retrieval import SOURCES, Retrieved, retrieve, retrieved_codes
 from recsys.nextbasket.histories import Histories, customer_cutoff, iter_histories, open_store
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
@@ -72,13 +72,13 @@ def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConf
                  trend: dict[str, float] | None) -> tuple[pa.Table, int]:
     """The scores table of one batch (sorted by user, score descending, item) and its customers.
 
-    Candidates stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
+    Retrieved stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
     memory follows the chunk; the chunks start at multiples of ``score_batch``, so the network sees
     the same padded steps as when it scored the whole batch at once.
     """
     from recsys.nextbasket.features import FeatureTables, segment_trend
 
-    cand, codes = candidate_codes(hist, cfg, trend), hist.codes
+    cand, codes = retrieved_codes(hist, cfg, trend), hist.codes
     tables, segment = FeatureTables.build(codes, cfg), cand.segment
     trends = segment_trend(codes.segments.to_pylist(), segment, trend)
     score = np.empty(len(cand.user), np.float32)
@@ -95,7 +95,7 @@ def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConf
     return table, len(np.unique(cand.user))
 
 
-def _score_order(cand: Candidates, score: np.ndarray) -> np.ndarray:
+def _score_order(cand: Retrieved, score: np.ndarray) -> np.ndarray:
     """Rows sorted by user, score descending, then item (codes sort as the ids: the vocabularies are sorted)."""
     return np.lexsort((cand.item, -score, cand.user))
 
@@ -113,7 +113,7 @@ def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: 
     rows["_row"] = np.arange(len(rows))
     out = np.full(len(rows), np.nan)
     for hist in iter_histories(con, cutoff, cfg, rows[s.USER_ID].unique()):
-        own = build_candidates(hist, cfg, trend)[[s.USER_ID, s.ITEM_ID, s.CAND_RANK]]
+        own = retrieve(hist, cfg, trend)[[s.USER_ID, s.ITEM_ID, s.CAND_RANK]]
         part = rows[rows[s.USER_ID].isin(hist.users)].merge(own, on=[s.USER_ID, s.ITEM_ID], how="left")
         part = part.merge(hist.item_segment, on=s.ITEM_ID, how="left")
         part = part.fillna({s.CAND_RANK: cfg.n_candidates, s.SEGMENT: ""})

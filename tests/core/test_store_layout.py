@@ -13,7 +13,7 @@ LAYOUT = {
     "quarantine": "quarantine", "aggregates": "aggregates", "daily_path": "aggregates/daily.parquet",
     "month_weekday_path": "aggregates/month_weekday.parquet", "aggregates_current": "aggregates/_current",
     "aggregate_versions": "aggregates/_versions", "aggregates_spill": "aggregates/_spill",
-    "models": "models", "candidates": "models/candidates", "training_runs": "models/runs", "runs": "runs",
+    "models": "models", "training_runs": "models/runs", "runs": "runs",
     "reranked": "reranked", "report": "report", "tune": "tune", "backtest": "backtest",
 }
 

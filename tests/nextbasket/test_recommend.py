@@ -14,7 +14,7 @@ from pipeline.config import Config, CustomerModelConfig, IngestConfig
 from pipeline.ingest.ingest import run_ingest
 from pipeline.schemas import SCORE
 from pipeline.store import Store
-from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import build_features
 from recsys.nextbasket.histories import iter_histories, open_events, open_store
 from recsys.nextbasket.recommend import labelled_pairs, lstm_recommender
@@ -33,7 +33,7 @@ def _inputs(events: pd.DataFrame, cutoff: date):
     out = [labelled_pairs(con, cutoff - timedelta(weeks=k), CFG, None, np.random.default_rng(0))
            for k in range(1, CFG.train_weeks + 1)]
     for hist in iter_histories(con, cutoff, CFG):
-        out.append(build_features(hist, build_candidates(hist, CFG), CFG))
+        out.append(build_features(hist, retrieve(hist, CFG), CFG))
     return out
 
 

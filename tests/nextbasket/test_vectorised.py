@@ -21,7 +21,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import CAND_RANK, PURCHASES, SCORE, SOURCE, WEEK
-from recsys.nextbasket.candidates import build_candidates
+from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import STATIC_FEATURES, build_features
 from recsys.nextbasket.histories import BUYERS, REPEAT_RATE, Histories, iter_histories, open_events
 from tests.nextbasket.conftest import make_events
@@ -66,7 +66,7 @@ def test_candidates_and_features_equal_the_pandas_reference(seed, cfg, trend):
     capped = 0
     for hist in batches:
         want = reference_candidates(hist, cfg, trend)
-        got = build_candidates(hist, cfg, trend)
+        got = retrieve(hist, cfg, trend)
         pd.testing.assert_frame_equal(got, want)
         capped += int((want.groupby(s.USER_ID)["source"].apply(lambda v: (v == "past").sum())
                        == cfg.n_candidates - int(cfg.n_candidates * 0.2)).sum())
@@ -178,7 +178,7 @@ def reference_features(hist: Histories, pairs: pd.DataFrame, cfg: CustomerModelC
                    trend: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(sequences (P, seq_weeks, 5), statics (P, len(REFERENCE_STATICS))) float32 for pairs of this batch.
 
-    ``pairs`` has user_id, item_id, segment and cand_rank (as build_candidates returns).
+    ``pairs`` has user_id, item_id, segment and cand_rank (as retrieve returns).
     """
     t = cfg.seq_weeks
     user_any = hist.user_segment.groupby([s.USER_ID, WEEK], as_index=False)[PURCHASES].sum()

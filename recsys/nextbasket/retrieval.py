@@ -1,4 +1,6 @@
-"""Candidate items per customer when the shop gives none: their past items, risers, popular items.
+"""Retrieval: the items the next-basket model scores for each customer: their past items, risers, popular items.
+
+(The model's own retrieval; the shop's candidate lists are what re-ranking re-orders, recsys.rank.)
 
 A next-week basket is mostly repurchases (60 % of next week's distinct items on Online Retail), so a
 customer's own past items come first, most often bought first. A share of the list (``EXPLORE_SHARE``)
@@ -9,8 +11,8 @@ with NumPy index arithmetic on the batch's integer codes (``Histories.codes``): 
 explore slots) matrix per batch, no pandas merge and no Python loop over customers.
 
     python -c "from datetime import date; from recsys.nextbasket.histories import *; \
-from recsys.nextbasket.candidates import build_candidates; con = open_store('/tmp/cust-store'); \
-print(build_candidates(next(iter_histories(con, date(2011, 12, 3)))).head(12))"
+from recsys.nextbasket.retrieval import retrieve; con = open_store('/tmp/cust-store'); \
+print(retrieve(next(iter_histories(con, date(2011, 12, 3)))).head(12))"
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ TOP_SEGMENTS = 3  # a customer's segments searched for rising items
 
 
 @dataclass(frozen=True)
-class Candidates:
-    """The candidate pairs of one batch as codes of ``codes``, sorted by user then rank."""
+class Retrieved:
+    """The retrieved pairs of one batch as codes of ``codes``, sorted by user then rank."""
 
     codes: Codes
     user: np.ndarray  # user codes
@@ -49,7 +51,7 @@ class Candidates:
         return self.codes.item_segment[self.item]
 
     def frame(self) -> pd.DataFrame:
-        """(user_id, item_id, segment, source, cand_rank) as build_candidates returns them."""
+        """(user_id, item_id, segment, source, cand_rank) as retrieve returns them."""
         c = self.codes
         segments = pa.array(c.segments.to_pylist() + [None], pa.string())  # code -1: no segment
         return pd.DataFrame({s.USER_ID: c.users.take(self.user).to_pandas(),
@@ -60,15 +62,15 @@ class Candidates:
                              CAND_RANK: self.rank.astype(np.int64)})
 
 
-def build_candidates(hist: Histories, cfg: CustomerModelConfig = CustomerModelConfig(),
+def retrieve(hist: Histories, cfg: CustomerModelConfig = CustomerModelConfig(),
                      trend: dict[str, float] | None = None) -> pd.DataFrame:
     """Up to ``n_candidates`` (user_id, item_id, segment, source, cand_rank) per customer of the batch."""
-    return candidate_codes(hist, cfg, trend).frame()
+    return retrieved_codes(hist, cfg, trend).frame()
 
 
-def candidate_codes(hist: Histories, cfg: CustomerModelConfig = CustomerModelConfig(),
-                    trend: dict[str, float] | None = None) -> Candidates:
-    """build_candidates as integer codes (push-time scoring stays in codes until the parquet writer)."""
+def retrieved_codes(hist: Histories, cfg: CustomerModelConfig = CustomerModelConfig(),
+                    trend: dict[str, float] | None = None) -> Retrieved:
+    """retrieve as integer codes (push-time scoring stays in codes until the parquet writer)."""
     c, n = hist.codes, cfg.n_candidates
     past_user, past_item, past_rank = _past(c)
     keep = past_rank < n - int(n * EXPLORE_SHARE)
@@ -84,8 +86,8 @@ def candidate_codes(hist: Histories, cfg: CustomerModelConfig = CustomerModelCon
     counts = np.bincount(user, minlength=len(c.users))
     order = np.empty(len(user), np.int64)  # ranks run 0, 1... within a customer: (user, rank) gives the row
     order[np.cumsum(counts)[user] - counts[user] + rank] = np.arange(len(user))
-    log.debug("candidates at %s: %d pairs for %d customers", hist.cutoff, len(user), np.count_nonzero(counts))
-    return Candidates(c, user[order], item[order], source[order], rank[order])
+    log.debug("retrieved at %s: %d pairs for %d customers", hist.cutoff, len(user), np.count_nonzero(counts))
+    return Retrieved(c, user[order], item[order], source[order], rank[order])
 
 
 def item_growth(c: Codes, cfg: CustomerModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,8 +134,8 @@ def _explore(c: Codes, cfg: CustomerModelConfig, trend: dict[str, float], past_u
     by_segment, irank = _risers(c, recent - prev, sold, n)
     top = _top_segments(c, trend)
     rising = by_segment[top].transpose(0, 2, 1).reshape(len(c.users), -1)  # slot irank * TOP_SEGMENTS + srank
-    candidates = np.flatnonzero(sold)
-    popular = candidates[np.lexsort((candidates, -recent[candidates]))][:n]
+    sold_items = np.flatnonzero(sold)
+    popular = sold_items[np.lexsort((sold_items, -recent[sold_items]))][:n]
     explore = np.concatenate([rising, np.broadcast_to(popular, (len(c.users), len(popular)))], axis=1)
     valid = explore >= 0
     pop_slot = np.full(len(c.items) + 1, -1, np.int64)
