@@ -125,7 +125,7 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class RerankConfig:
-    candidates: str = ""  # default candidate file for `trendrec rerank`
+    candidates: str = ""  # the shop's lists: default file of `trendrec rerank`, scored by the next-basket model at push
     weight: float = 0.05  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
     customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413

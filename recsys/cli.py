@@ -290,7 +290,7 @@ def _canonical(commands: dict[str, Command], name: str) -> str:
     return name if name in commands else next(c for c, command in commands.items() if name in command.aliases)
 
 
-PATH_ARGUMENTS = ("config", "store", "source", "run", "candidates", "output")  # names checked up front
+PATH_ARGUMENTS = ("config", "store", "source", "run", "candidates", "lists", "output")  # names checked up front
 
 
 def _check_path_arguments(args: argparse.Namespace) -> None:

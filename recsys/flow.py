@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -104,11 +105,14 @@ def _judge(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
             "verdicts": {name: verdict.to_json() for name, verdict in verdicts.items()}}
 
 
-def _push(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
+def _push(cfg: Config, upstream: dict, *, lists: str | None = None, **options: Any) -> dict[str, Any]:
     from pipeline.store import Store
     from recsys import release, runs
 
-    return release.push(cfg, runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run")))
+    run = runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run"))
+    # the shop's lists the model scores at push: --lists, else the config's lists file when it exists
+    default = cfg.rerank.candidates if cfg.rerank.candidates and Path(cfg.rerank.candidates).is_file() else None
+    return release.push(cfg, run, lists=lists or default)
 
 
 def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, output: str | None = None,
@@ -139,6 +143,12 @@ def _value_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--horizon-days", type=int, help="days forecast and held out (default: value.horizon_days)")
 
 
+def _push_arguments(parser: argparse.ArgumentParser) -> None:
+    _run_argument(parser)
+    parser.add_argument("--lists", help="the shop's candidate lists (parquet or CSV; default: rerank.candidates of "
+                                        "the config): the next-basket model scores their pairs too")
+
+
 def _rerank_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", help="the shop's lists, parquet or CSV (default: the config's)")
     parser.add_argument("--output", help="where to write, inside the store (default: reranked/<name>.parquet)")
@@ -161,7 +171,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("judge", "judge every trained part against its baselines and production: one verdict each", _judge,
           "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60),
     Stage("push", "version the run's judged parts and make it production if a part is blessed", _push, "push",
-          add_arguments=_run_argument, title="push", timeout_minutes=60),
+          add_arguments=_push_arguments, title="push", timeout_minutes=60),
     Stage("rerank", "re-rank the shop's lists with the production release's scores", _rerank, "rerank",
           add_arguments=_rerank_arguments, title="re-ranked", timeout_minutes=60),
 )

@@ -88,8 +88,11 @@ def decide(verdicts: dict[str, Verdict], in_production: bool) -> tuple[bool, str
     return True, "; ".join(f"{v.part}: {v.reason}" for v in blessed) + (f" ({', '.join(kept)})" if kept else "")
 
 
-def push(cfg: Config, run: Run) -> dict[str, Any]:
-    """Version the run's judged parts and make the version production, when ``decide`` says so."""
+def push(cfg: Config, run: Run, **options: Any) -> dict[str, Any]:
+    """Version the run's judged parts and make the version production, when ``decide`` says so.
+
+    ``options`` go to every part's assemble (``lists``: a shop's lists the next-basket model scores too).
+    """
     store = Store(cfg.store)
     verdicts = verdicts_of(run)
     production = registry.production(store)
@@ -104,7 +107,7 @@ def push(cfg: Config, run: Run) -> dict[str, Any]:
                            f"({sorted(map(str, againsts))}): run `trendrec evaluate` again")
 
     def assemble(staging: Path) -> dict[str, Any]:
-        return _assemble(cfg, run, staging, verdicts, production)
+        return _assemble(cfg, run, staging, verdicts, production, options)
 
     result = registry.push(cfg, run_ref(store, run), assemble, against=againsts.pop(), reason=reason)
     return result | summary
@@ -116,7 +119,7 @@ def run_ref(store: Store, run: Run) -> str:
 
 
 def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict],
-              production: registry.Release | None) -> dict[str, Any]:
+              production: registry.Release | None, options: dict[str, Any]) -> dict[str, Any]:
     """Fill ``staging`` part by part; the version's metadata fields."""
     fields: dict[str, Any] = {"parts": {}}
     for part in parts():
@@ -128,7 +131,7 @@ def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict]
                 _carry(held, target, part, production)
                 fields["parts"][part.name] = production.part_metadata(part.name) | {"carried_from": production.version}
             continue
-        part_fields = part.assemble(cfg, run, target, verdict, held)
+        part_fields = part.assemble(cfg, run, target, verdict, held, **options)
         if part_fields:
             fields["parts"][part.name] = part_fields
     forecast = fields["parts"].get("forecast") or {}

@@ -13,10 +13,10 @@ ships, and three steps that take the config and the run:
   aside, renamed whole) with the fingerprint of its settings and of the data it read (``fingerprint``);
 - ``judge(cfg, run)``: compare the trained model with the family's strong baselines and return one
   ``Verdict``, written to ``run/<name>/verdict.json`` (``write_verdict``);
-- ``assemble(cfg, run, target, verdict, production)``: fill ``target`` (the part's folder in the version
+- ``assemble(cfg, run, target, verdict, production, **options)``: fill ``target`` (the part's folder in the version
   being built) with what the release ships for the family: the run's model when its verdict is blessed,
   otherwise production's part (``production``, its verified folder, or None) or the family's baseline. It
-  returns the part's metadata fields.
+  returns the part's metadata fields. ``options`` are push's (``lists``: a shop's lists to score too).
 
 The release rule (recsys.release) reads verdicts only, the way TFX's Pusher reads the Evaluator's blessing.
 
@@ -218,7 +218,7 @@ def read_verdict(part_dir: Path) -> Verdict | None:
 
 Train = Callable[..., dict[str, Any]]  # (cfg, run, **options) -> summary
 Judge = Callable[["Config", Run], Verdict]
-Assemble = Callable[["Config", Run, Path, Verdict, "Path | None"], dict[str, Any]]
+Assemble = Callable[..., dict[str, Any]]  # (cfg, run, target, verdict, production, **options) -> fields
 
 
 @dataclass(frozen=True)

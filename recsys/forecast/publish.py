@@ -49,7 +49,8 @@ class PublishError(TrendrecError):
     """The verdict ships a forecaster that cannot be built (no production part, no baseline scored)."""
 
 
-def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: Path | None) -> dict[str, Any]:
+def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: Path | None,
+             **_: Any) -> dict[str, Any]:
     """Fill ``target`` with the forecaster ``verdict.ships``, its SavedModel and trend.parquet; its metadata."""
     source = run.part("forecast")
     evaluation = read_json(source / EVALUATION_FILE)

@@ -17,11 +17,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from pipeline import schemas as s
 from pipeline.config import Config
+from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_json
 from recsys import registry
 from recsys.nextbasket.histories import NoCustomerHistoryError, customer_cutoff, open_store
-from recsys.nextbasket.scores import write_scores
+from recsys.nextbasket.scores import add_list_scores, write_scores
 from recsys.runs import EVALUATION_FILE, TRAIN_FILE, VERDICT_FILE, Run, Verdict
 
 log = logging.getLogger(__name__)
@@ -32,8 +36,14 @@ MODEL_FILES = (MODEL_FILE, CONFIG_FILE, TRAIN_FILE, EVALUATION_FILE, VERDICT_FIL
 SHIPPED = (MODEL_FILE, CONFIG_FILE, registry.SCORES_FILE)  # what a version's nextbasket/ folder holds
 
 
-def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: Path | None) -> dict[str, Any]:
-    """Fill ``target`` with the shipped model and its scores; the part's metadata fields ({} when none ships)."""
+def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: Path | None,
+             lists: str | Path | None = None, **_: Any) -> dict[str, Any]:
+    """Fill ``target`` with the shipped model and its scores; the part's metadata fields ({} when none ships).
+
+    ``lists``: a shop's own candidate lists (parquet or CSV with user_id and item_id): their pairs are
+    scored by the shipped model too, so re-ranking those lists uses the model wherever it knows the
+    customer, whether or not the model retrieved the item itself.
+    """
     from recsys.nextbasket.model import LSTMRecommender  # TensorFlow: only at push
 
     source = _source(run, verdict, production)
@@ -44,8 +54,11 @@ def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: 
     store = Store(cfg.store)
     con = open_store(str(store.root), cfg.customers)
     try:
-        scored = write_scores(LSTMRecommender.load(target), con, customer_cutoff(con), target / registry.SCORES_FILE,
-                              cfg.customers)
+        model, cutoff = LSTMRecommender.load(target), customer_cutoff(con)
+        scored = write_scores(model, con, cutoff, target / registry.SCORES_FILE, cfg.customers)
+        if lists:
+            scored |= add_list_scores(model, con, cutoff, read_lists(lists), target / registry.SCORES_FILE,
+                                      cfg.customers)
     except NoCustomerHistoryError as exc:
         shutil.rmtree(target, ignore_errors=True)
         log.warning("next-basket model not shipped: nothing to score (%s)", exc)
@@ -54,6 +67,27 @@ def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: 
              scored["customers"], scored["seconds"])
     return {"ships": verdict.ships, "verdict": verdict.to_json(), "train": _read(target / TRAIN_FILE),
             "evaluation": _read(target / EVALUATION_FILE), "scores": scored}
+
+
+class ListsError(TrendrecError):
+    """The shop's lists handed to push cannot be read."""
+
+
+def read_lists(path: str | Path) -> pd.DataFrame:
+    """(user_id, item_id[, segment]) of a shop's candidate lists, parquet or CSV by suffix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ListsError(f"lists file {path} not found")
+    try:
+        frame = pd.read_parquet(path) if path.suffix.lower() == ".parquet" else pd.read_csv(
+            path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise ListsError(f"lists file {path} cannot be read: {' '.join(str(exc).split())[:160]}") from exc
+    missing = [c for c in (s.USER_ID, s.ITEM_ID) if c not in frame.columns]
+    if missing:
+        raise ListsError(f"lists file {path}: missing column(s) {', '.join(missing)}; expected user_id, item_id")
+    keep = frame[s.USER_ID].notna() & frame[s.ITEM_ID].notna()
+    return frame.loc[keep, [c for c in (s.USER_ID, s.ITEM_ID, s.SEGMENT) if c in frame.columns]]
 
 
 def _source(run: Run, verdict: Verdict, production: Path | None) -> Path | None:

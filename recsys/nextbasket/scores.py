@@ -25,6 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import schemas as s
@@ -72,7 +73,7 @@ def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConf
                  trend: dict[str, float] | None) -> tuple[pa.Table, int]:
     """The scores table of one batch (sorted by user, score descending, item) and its customers.
 
-    Retrieved stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
+    Retrieved pairs stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
     memory follows the chunk; the chunks start at multiples of ``score_batch``, so the network sees
     the same padded steps as when it scored the whole batch at once.
     """
@@ -98,6 +99,39 @@ def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConf
 def _score_order(cand: Retrieved, score: np.ndarray) -> np.ndarray:
     """Rows sorted by user, score descending, then item (codes sort as the ids: the vocabularies are sorted)."""
     return np.lexsort((cand.item, -score, cand.user))
+
+
+def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, lists: pd.DataFrame,
+                    path: Path, cfg: CustomerModelConfig) -> dict[str, Any]:
+    """Add the model's scores of a shop's own (user_id, item_id) pairs to the scores table at ``path``.
+
+    Pairs the table already holds keep their score; customers without history in the lookback get no
+    row (re-ranking falls back to segment trends for them). The table is rewritten whole (temp file,
+    then rename), sorted by user then score like ``write_scores``; new rows have source ``shop_list``.
+    """
+    have = pq.read_table(path, columns=[s.USER_ID, s.ITEM_ID]).to_pandas()
+    pairs = lists[[s.USER_ID, s.ITEM_ID]].astype(str).drop_duplicates()
+    pairs = pairs.merge(have.assign(_have=True), on=[s.USER_ID, s.ITEM_ID], how="left")
+    pairs = pairs[pairs["_have"].isna()].drop(columns="_have").reset_index(drop=True)
+    prob = score_pairs(model, con, cutoff, pairs, cfg) if len(pairs) else np.zeros(0)
+    keep = np.isfinite(prob)
+    segment = lists.drop_duplicates([s.USER_ID, s.ITEM_ID]).astype({s.USER_ID: str, s.ITEM_ID: str}) \
+        .set_index([s.USER_ID, s.ITEM_ID]).get(s.SEGMENT) if s.SEGMENT in lists else None
+    added = pairs[keep].assign(**{SCORE: prob[keep].astype(np.float32), SOURCE: "shop_list"})
+    added[s.SEGMENT] = "" if segment is None else segment.reindex(
+        pd.MultiIndex.from_frame(added[[s.USER_ID, s.ITEM_ID]])).fillna("").astype(str).to_numpy()
+    table = pa.concat_tables([pq.read_table(path, schema=SCORES_SCHEMA),
+                              pa.Table.from_pandas(added[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
+                                                   preserve_index=False)])
+    order = pc.sort_indices(table, [(s.USER_ID, "ascending"), (SCORE, "descending"), (s.ITEM_ID, "ascending")])
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table.take(order), tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("scored %d of the shop's %d new pairs with the next-basket model", int(keep.sum()), len(pairs))
+    return {"list_pairs": int(len(pairs)), "list_pairs_scored": int(keep.sum())}
 
 
 def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, pairs: pd.DataFrame,

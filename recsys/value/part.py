@@ -187,7 +187,8 @@ def _reason(summary: dict[str, Any], ships: str, shipped: dict[str, float], base
         + f"); {ships} ships: it {why} {BASELINE} ({pairs})")
 
 
-def assemble(cfg: Config | None, run: Run, target: Path, verdict: Verdict, production: Path | None) -> dict[str, Any]:
+def assemble(cfg: Config | None, run: Run, target: Path, verdict: Verdict, production: Path | None,
+             **_: Any) -> dict[str, Any]:
     """Copy the run's value files into ``target`` (the version's value folder); the part's metadata fields.
 
     Without a value forecast in the run: production's value files when ``production`` is given

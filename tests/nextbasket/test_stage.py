@@ -120,3 +120,21 @@ def test_segments_command_lists_the_models_segments_and_how_items_map(small_stor
     assert [row["segment"] for row in out["segments"]] == sorted(trends[s.SEGMENT])
     assert all(row["items"] > 0 and row["example_items"] for row in out["segments"])
     assert "rules on column 'Description'" in out["assigned_by"]
+
+
+@pytest.mark.slow
+def test_the_shops_lists_handed_to_push_are_scored_by_the_model(small_store):
+    """The config's lists (rerank.candidates) were handed to push: every pair of a customer the model knows
+    has a push-time score, so batch and HTTP re-ranking order those lists by the model, not by trends."""
+    release = registry.production(Store(small_store.store))
+    scores = pq.read_table(release.scores_file).to_pandas()
+    lists = pd.read_parquet(small_store.rerank.candidates).astype({s.USER_ID: str, s.ITEM_ID: str})
+    known = lists[lists[s.USER_ID].isin(set(scores[s.USER_ID]))]
+    assert len(known) > 0
+    merged = known.merge(scores, on=[s.USER_ID, s.ITEM_ID], how="left")
+    assert merged[s.SCORE].notna().all()  # retrieved by the model, or scored from the shop's list
+    assert "shop_list" in set(scores["source"])
+    assert not scores.duplicated([s.USER_ID, s.ITEM_ID]).any()
+    out = pd.read_parquet(Store(small_store.store).reranked / "candidates.parquet")
+    listed = out[out[s.USER_ID].astype(str).isin(set(known[s.USER_ID]))]
+    assert (listed[s.SIGNAL] == "customer_model").all()
