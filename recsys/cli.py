@@ -236,18 +236,23 @@ def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argpar
 
 
 def format_summary(title: str, summary: dict[str, Any]) -> str:
-    """A short human summary: scalars one per line, nested tables flattened one level."""
+    """A short human summary: scalars one per line; a table's scalars on its line, and a table of tables
+    (each part's verdict, each model's figures) one row per line below it."""
     lines = [title] if title else []
     for key, value in summary.items():
         if isinstance(value, dict):
-            inner = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
-            lines.append(f"  {key}: {inner}")
+            lines.append(f"  {key}: {_scalars(value)}".rstrip())
+            lines += [f"    {k}: {_scalars(v)}" for k, v in value.items() if isinstance(v, dict)]
         elif isinstance(value, list):
             shown = ", ".join(_fmt(v) for v in value[:20]) + (" ..." if len(value) > 20 else "")
             lines.append(f"  {key}: {shown}")
         else:
             lines.append(f"  {key}: {_fmt(value)}")
     return "\n".join(lines)
+
+
+def _scalars(table: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in table.items() if not isinstance(v, (dict, list)))
 
 
 def _fmt(value: Any) -> str:

@@ -129,7 +129,7 @@ def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict]
         if verdict is None:
             if held is not None:
                 _carry(held, target, part, production)
-                fields["parts"][part.name] = production.part_metadata(part.name) | {"carried_from": production.version}
+                fields["parts"][part.name] = _carried_metadata(production, part.name)
             continue
         part_fields = part.assemble(cfg, run, target, verdict, held, **options)
         if part_fields:
@@ -139,10 +139,34 @@ def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict]
     return fields
 
 
+def _carried_metadata(production: registry.Release, name: str) -> dict[str, Any]:
+    """The metadata of a part carried unchanged from production: its own entry (what it ships, its figures)
+    and ``carried_from``. For a version pushed before parts existed, the entry is rebuilt from what that
+    version's metadata.json said of the model."""
+    meta = production.metadata
+    if registry.PARTS_KEY in meta:
+        own = production.part_metadata(name)
+    elif name == "forecast":
+        kept = meta.get("segment_forecaster") or {"source": "candidate"}
+        ships = {"candidate": "run", "production": "production"}.get(kept.get("source"), kept.get("member"))
+        metrics = meta.get("metrics") or {}
+        key = {"run": "model"}.get(ships, ships)
+        own = {"ships": ships, "holdout_mase": kept.get("holdout_mase", (metrics.get(key) or {}).get("mase")),
+               "metrics": metrics, "segments": meta.get("segments"), "cutoff": meta.get("cutoff"),
+               "holdout_end": meta.get("holdout_end"), "target": meta.get("target"), "horizon": meta.get("horizon")}
+    elif name == "nextbasket":
+        own = dict(meta.get("customers") or {})
+        own["ships"] = "run" if own.get("model") == "candidate" else "production"
+    else:
+        own = dict(meta.get("value") or {}) | {"ships": "ensemble"}  # the only forecast versions before parts held
+    return own | {"carried_from": production.version}
+
+
 def _carry(held: Path, target: Path, part: Part, production: registry.Release) -> None:
     """Copy production's part unchanged (a part this run did not train)."""
     other = {production.path / name for name in registry.PART_NAMES} | {
         production.path / sub for sub in registry.LEGACY_PART_DIRS.values() if sub != "."}
+    other = {o for o in other if o != held and o not in held.parents}  # other parts' folders inside this one
     names = [p.relative_to(held).as_posix() for p in sorted(held.rglob("*"))
              if p.is_file() and p.name != registry.METADATA_FILE and not any(o in p.parents for o in other)]
     registry.copy_part_files(held, target, names)

@@ -152,7 +152,9 @@ def _forecaster_label(view: dict[str, Any]) -> str:
     if ships == "production":
         earlier = verdict.get("against") or view.get("carried_from") or "the production then"
         return f"production's forecaster ({earlier}) carried forward: the run's was not blessed"
-    return f"the baseline {ships} alone: the run's forecaster was not blessed (no LSTM)"
+    why = f"carried unchanged from {view['carried_from']}" if view.get("carried_from") and not verdict \
+        else "the run's forecaster was not blessed"
+    return f"the baseline {ships} alone: {why} (no LSTM)"
 
 
 def part_verdicts(release: registry.Release) -> dict[str, dict[str, Any] | None]:

@@ -165,32 +165,15 @@ def build_legacy_version(cfg) -> str:
     return "v0001"
 
 
-def _reads_parts(monkeypatch, store: Store, version: str) -> None:
-    """Let this branch's registry load a version of the new layout (forecaster files in forecast/).
-
-    The registry being rewritten beside this work checks the forecast part's files where metadata.json
-    says parts live; until it lands, version_dir looks for them at the version's root. Only then are the
-    root checks lifted (digests are still checked), so the tests run unchanged on either registry.
-    """
-    try:
-        registry.version_dir(store, version)
-    except registry.RegistryError as exc:
-        if "incomplete" not in str(exc):
-            raise
-        monkeypatch.setattr(registry, "VERSION_FILES", (registry.METADATA_FILE,))
-        monkeypatch.setattr(registry, "FORECASTER_FILES", ((),))
-
-
 @pytest.fixture
-def baseline_version(tiny_store, monkeypatch):
+def baseline_version(tiny_store):
     """``tiny_store`` whose production is build_baseline_version's v0001; returns the config."""
-    version = build_baseline_version(tiny_store)
-    _reads_parts(monkeypatch, Store(tiny_store.store), version)
+    build_baseline_version(tiny_store)
     return tiny_store
 
 
 @pytest.fixture
-def carried_version(baseline_version, monkeypatch):
+def carried_version(baseline_version):
     """``baseline_version`` plus v0002, which carries production's forecaster forward; returns the config."""
     build_carried_version(baseline_version)
     return baseline_version
