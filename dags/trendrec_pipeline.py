@@ -17,15 +17,19 @@ Run it once with `airflow dags test trendrec_pipeline 2011-12-10` (what `make de
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import Param, dag, task
 
 from pipeline.orchestration import PARAMS, default_args, log_failure, run_key
-from recsys.flow import STAGE_NAMES
+from recsys.flow import STAGES
 
 
-def _stage_task(name: str):
-    @task(task_id=name)
+def _stage_task(step):
+    name = step.name
+
+    @task(task_id=name, execution_timeout=timedelta(minutes=step.timeout_minutes))
     def run_stage(upstream: dict | None = None, params=None, logical_date=None, run_id=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -56,8 +60,8 @@ def _stage_task(name: str):
 )
 def trendrec_pipeline():
     summary = None
-    for name in STAGE_NAMES:
-        summary = _stage_task(name)(summary)
+    for step in STAGES:
+        summary = _stage_task(step)(summary)
 
 
 trendrec_pipeline()
