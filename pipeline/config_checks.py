@@ -110,7 +110,7 @@ def _validate_ingest(ing: Any) -> None:
     checks = {
         "returns": (ing.returns, ("keep", "drop", "quarantine")),
         "format": (ing.format, ("auto", "csv", "jsonl", "parquet")),
-        "timestamp_unit": (ing.timestamp_unit, ("auto", "iso", "s", "ms", "us")),
+        "timestamp_unit": (ing.timestamp_unit, ("auto", "iso", "s", "ms", "us", "ns")),
     }
     for name, (value, allowed) in checks.items():
         if value not in allowed:
