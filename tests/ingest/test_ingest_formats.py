@@ -159,3 +159,14 @@ def test_bakery_counts_match_provenance(tmp_path):
     assert raw[s.EVENT_DATE].nunique() == 159 and raw[s.SEGMENT].value_counts()["Coffee"] == 5_471
     again = run_ingest(cfg, BAKERY_HEAD)  # the same rows as CSV: a different file, every row a duplicate
     assert (again["rows_accepted"], again["rows_duplicate"]) == (0, 300)
+
+
+def test_a_truncated_json_line_is_named_apart_from_a_json_value_that_is_no_object(tmp_path):
+    good = json.dumps({"ts": "2024-03-01 10:00:00", "item": "A", "qty": 1, "price": 1})
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join([good, good[:25], "[1, 2]", "42", good]) + "\n")
+    cfg = _cfg(tmp_path)
+    assert run_ingest(cfg, path)["quarantine_reasons"] == {"malformed_row": 3}
+    reasons = _quarantine(cfg).set_index(s.SOURCE_LINE)[s.REASON].to_dict()
+    assert reasons == {2: "malformed_row: truncated or invalid JSON", 3: "malformed_row: not a JSON object (an array)",
+                       4: "malformed_row: not a JSON object (a number)"}
