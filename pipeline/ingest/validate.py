@@ -74,6 +74,7 @@ def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto", fmt: 
             if not epoch.all():
                 out[~epoch] = _parse_text(values[~epoch], timezone, fmt)
             return out
+        return _parse_text(values, timezone, fmt, tried_fast=True)
     return _parse_text(values, timezone, fmt)
 
 
@@ -89,18 +90,22 @@ def epoch_rows(values: pd.Series, unit: str, fmt: str = "") -> np.ndarray:
     if isinstance(values.dtype, pd.StringDtype):
         if fmt:
             return np.zeros(len(values), dtype=bool)
-        return values.str.fullmatch(epochs.EPOCH_TEXT).fillna(False).to_numpy(dtype=bool)
+        found = pc.match_substring_regex(pa.array(values), f"^{epochs.EPOCH_TEXT}$")
+        return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
     pattern = re.compile(epochs.EPOCH_TEXT)
-    return values.map(lambda v: (isinstance(v, (int, float, np.integer, np.floating))
-                                 and not isinstance(v, (bool, np.bool_)))
-                      or (not fmt and isinstance(v, str) and pattern.fullmatch(v) is not None)).to_numpy(dtype=bool)
+
+    def is_epoch(v: object) -> bool:
+        if isinstance(v, str):
+            return not fmt and len(v) >= 9 and ":" not in v and pattern.fullmatch(v) is not None
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    return values.map(is_epoch).to_numpy(dtype=bool)
 
 
-def _parse_text(values: pd.Series, timezone: str, fmt: str) -> pd.Series:
+def _parse_text(values: pd.Series, timezone: str, fmt: str, tried_fast: bool = False) -> pd.Series:
     """Text times: strptime ``fmt`` when given, else ISO-8601 with or without an offset."""
     if fmt:
         return _parse_format(values, timezone, fmt)
-    if (fast := _naive_text(values)) is not None:
+    if not tried_fast and (fast := _naive_text(values)) is not None:
         return _localized(fast, timezone)
     text = values.astype("str").str.strip()
     aware = text.str.contains(_OFFSET, regex=True, na=False)
