@@ -32,7 +32,7 @@ class IngestConfig:
     format: str = "auto"  # csv | jsonl | parquet | auto (by file suffix; a trailing .gz means gzip)
     columns: dict[str, str] = field(default_factory=dict)  # canonical name -> source column
     timezone: str = "UTC"  # zone of naive timestamps; event_date is the local day
-    timestamp_unit: str = "auto"  # auto (ISO text; numbers = epoch s) | iso | s | ms | us (epoch)
+    timestamp_unit: str = "auto"  # auto (ISO text; epochs by digits: ingest.epochs) | iso | s | ms | us | ns
     time_column: str = ""  # set when date and time are separate: columns.event_time is the date
     returns: str = "quarantine"  # quantity < 0: "keep" as negative demand, "drop" (counted) or "quarantine"
     event_type_column: str = ""  # optional column holding the event type (view, cart, purchase...)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import difflib
+import re
+import zoneinfo
 from typing import Any
 
 from pipeline import schemas
@@ -110,7 +113,7 @@ def _validate_ingest(ing: Any) -> None:
     checks = {
         "returns": (ing.returns, ("keep", "drop", "quarantine")),
         "format": (ing.format, ("auto", "csv", "jsonl", "parquet")),
-        "timestamp_unit": (ing.timestamp_unit, ("auto", "iso", "s", "ms", "us")),
+        "timestamp_unit": (ing.timestamp_unit, ("auto", "iso", "s", "ms", "us", "ns")),
     }
     for name, (value, allowed) in checks.items():
         if value not in allowed:
@@ -127,7 +130,26 @@ def _validate_ingest(ing: Any) -> None:
         raise ConfigError("ingest.csv_delimiter must be one character and csv_quote_char at most one")
     if ing.batch_rows < 1:
         raise ConfigError("ingest.batch_rows must be >= 1")
+    _validate_timezone(ing.timezone)
     _validate_ingest_bounds(ing)
+
+
+def _validate_timezone(name: str) -> None:
+    """An IANA zone (what zoneinfo knows), "UTC" in any case, or a fixed offset like "+01:00"; else the
+    closest known names."""
+    if name.upper() == "UTC" or re.fullmatch(r"[+-]\d\d:\d\d", name):
+        return
+    try:
+        zoneinfo.ZoneInfo(name)
+        return
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        pass
+    known = {z.lower(): z for z in zoneinfo.available_timezones()}
+    close = [known[z] for z in difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)]
+    if name.lower() in known:
+        close = [known[name.lower()]]
+    hint = f"did you mean {' or '.join(repr(z) for z in close)}?" if close else "e.g. \"Europe/Berlin\" or \"UTC\""
+    raise ConfigError(f"ingest.timezone: unknown time zone {name!r}; {hint} (IANA names, as zoneinfo knows them)")
 
 
 def _validate_ingest_bounds(ing: Any) -> None:

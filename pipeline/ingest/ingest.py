@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -242,12 +243,33 @@ def _known(store: Store, hashed: Future) -> Callable[[], bool]:
 
 
 def run_ingest(cfg: Config, source: str | Path | None = None) -> dict:
-    """Ingest every file of ``source`` (default: the config's ``source``); returns the totals."""
+    """Ingest every file of ``source`` (default: the config's ``source``); returns the totals.
+
+    A source that names no file fails before the store is touched; an ingest that fails on a store
+    it created, before anything was committed, leaves no store folder behind."""
     source = source or cfg.source
     if not source:
         raise IngestError("no input given: pass a file, directory or glob, or set `source` in the config")
     files = resolve_sources(source)
+    fresh = not Path(cfg.store).exists()
     store = Store(cfg.store).ensure()
+    try:
+        return _ingest_files(files, cfg, store)
+    except BaseException:
+        if fresh:
+            _remove_unused(store)
+        raise
+
+
+def _remove_unused(store: Store) -> None:
+    """Remove a store this ingest created when nothing is in it: no commit, no quarantined row and no
+    ingest beside this one staging files."""
+    busy = [store.ingest_staging, store.quarantine, store.commits]
+    if not any(folder.is_dir() and any(folder.iterdir()) for folder in busy):
+        shutil.rmtree(store.root, ignore_errors=True)
+
+
+def _ingest_files(files: list[Path], cfg: Config, store: Store) -> dict:
     with locked(store.raw_keys_lock):  # never a commit that a live ingest is applying right now
         finish_pending(store)  # a commit a crash cut short completes before anything else is read
     started = time.monotonic()

@@ -2,8 +2,8 @@
 
 Every reader yields ``Chunk``s of at most ``ingest.batch_rows`` rows: a pandas frame with the shop's
 own column names, the 1-based source line of each row, and the rows that could not even be split
-into fields (a CSV line with the wrong number of fields, a JSON line that is not an object) with
-their original text. A file that cannot be read at all raises ``IngestError`` naming the file.
+into fields (a CSV line with the wrong number of fields, a JSON line that is truncated, invalid or
+not an object) with their original text. A file that cannot be read at all raises ``IngestError`` naming the file.
 
     python -c "from pipeline.ingest.sources import resolve_sources; print(resolve_sources('data/demo'))"
 """
@@ -209,12 +209,9 @@ def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
             text = text.rstrip("\r\n")
             if not text.strip():
                 continue
-            try:
-                record = json.loads(text)
-            except ValueError:
-                record = None
-            if not isinstance(record, dict):
-                bad.append((number, text, "malformed_row: not a JSON object"))
+            record = _json_object(text)
+            if isinstance(record, str):  # why the line is no JSON object
+                bad.append((number, text, "malformed_row: " + record))
             else:
                 records.append(record)
                 lines.append(number)
@@ -224,6 +221,18 @@ def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
                 records, lines, texts, bad = [], [], [], []
     if records or bad:
         yield Chunk(_object_frame(records), np.array(lines, np.int64), texts, bad)
+
+
+def _json_object(text: str) -> dict | str:
+    """The line's JSON object, or why it is none: a cut-off or broken line, or another JSON value."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "truncated or invalid JSON"
+    if isinstance(value, dict):
+        return value
+    kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+    return f"not a JSON object ({kind})"
 
 
 def _object_frame(records: list[dict]) -> pd.DataFrame:

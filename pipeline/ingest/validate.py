@@ -4,7 +4,8 @@ Pure functions: a pandas batch with the shop's own column names goes in; a frame
 columns (pipeline.schemas) and a per-row reason (empty when the row is good) come out. The first
 failing check names the reason, in this order: wrong type (a JSON object, array or boolean where a
 value is expected, judged value by value), missing required field, unparseable or out-of-range
-timestamp (before ``min_event_date`` or after the ingest day plus ``max_future_days``), non-numeric,
+timestamp (before ``min_event_date`` or after the ingest day plus ``max_future_days``; an epoch number
+says how its unit was read and which ``timestamp_unit`` reads it right), non-numeric,
 non-finite or out-of-range quantity or price (``max_quantity``, ``max_price``), negative price,
 return (negative quantity, when the config quarantines returns), bad id (a control character,
 longer than ``max_id_length``, an infinite number). Ids are text in every format: 1e20 and 2**63
@@ -17,6 +18,7 @@ get ``dropped``: neither is quarantined, both are counted by ingest so no row go
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -26,7 +28,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
-from pipeline.ingest import ids
+from pipeline.ingest import epochs, ids
 from pipeline.ingest.rowhash import hash_rows, splitmix
 
 FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
@@ -46,35 +48,65 @@ REASONS = (
     "bad_encoding",  # given by the CSV reader: the line is not UTF-8 (its bytes are kept, escaped)
 )
 _OFFSET = r"(?:[Zz]|[+-]\d\d:?\d\d)$"
+_EARLIEST, _LATEST = pd.Timestamp("1000-01-01"), pd.Timestamp("9999-01-01")  # time-zone rules work between
 
 
 def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto", fmt: str = "") -> pd.Series:
     """Parse to UTC; naive values are read in ``timezone``. Unparseable values become NaT.
 
-    ``unit`` "s", "ms" or "us" reads numbers (or numeric text) as epoch time; "auto" reads numeric
-    columns as epoch seconds and text as ISO-8601 (or strptime ``fmt`` when given); "iso" always
-    reads text. Times are kept to the microsecond (nanoseconds are cut, as RAW_SCHEMA stores us).
+    ``unit`` "s", "ms", "us" or "ns" reads numbers (or numeric text) as epoch time; "auto" reads
+    numbers, and digit text of 9 or more digits, as epoch time in the unit their magnitude tells
+    (pipeline.ingest.epochs), and other text as ISO-8601 (or strptime ``fmt`` when given, which then
+    reads all text); "iso" always reads text. Times are kept to the microsecond (nanoseconds are cut,
+    as RAW_SCHEMA stores us).
     """
-    if fmt and not pd.api.types.is_datetime64_any_dtype(values) and unit in ("auto", "iso"):
-        return _parse_format(values, timezone, fmt)
-    if unit in ("s", "ms", "us") and not pd.api.types.is_datetime64_any_dtype(values):
-        num = pd.to_numeric(values, errors="coerce").astype("float64")
-        num = num.where(np.isfinite(num) & (num.abs() < 1e19))
-        return pd.to_datetime(num, unit=unit, utc=True, errors="coerce").astype("datetime64[us, UTC]")
-    if unit == "auto" and values.dtype == object:  # JSON values: numbers are epoch seconds, text is ISO
-        numeric = values.map(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)).to_numpy(dtype=bool)
-        if numeric.any():
-            return _parse_mixed(values, numeric, timezone)
     if pd.api.types.is_datetime64_any_dtype(values):
-        ts = values
-        if getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-        return ts.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    if unit == "auto" and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return pd.to_datetime(values, unit="s", utc=True, errors="coerce").astype("datetime64[us, UTC]")
-    naive_fast = _arrow_cast(values, pa.timestamp("us"))  # the common case: all naive ISO text
-    if naive_fast is not None:
-        return parse_timestamps(naive_fast.astype("datetime64[us]"), timezone)
+        return _localized(values, timezone)
+    if unit in epochs.UNITS:
+        return epochs.to_times(epochs.numbers(values), unit).astype("datetime64[us, UTC]")
+    if unit == "auto":
+        if not fmt and (fast := _naive_text(values)) is not None:  # the common case: all naive ISO text
+            return _localized(fast, timezone)
+        epoch = epoch_rows(values, unit, fmt)
+        if epoch.any():
+            out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+            out[epoch] = epochs.to_times(epochs.numbers(values[epoch]), "auto").astype("datetime64[us, UTC]")
+            if not epoch.all():
+                out[~epoch] = _parse_text(values[~epoch], timezone, fmt)
+            return out
+        return _parse_text(values, timezone, fmt, tried_fast=True)
+    return _parse_text(values, timezone, fmt)
+
+
+def epoch_rows(values: pd.Series, unit: str, fmt: str = "") -> np.ndarray:
+    """Which values ``parse_timestamps`` reads as epoch numbers: all with an epoch unit; with "auto"
+    numbers and digit text of 9 or more digits (not when ``fmt`` reads the text); none with "iso"."""
+    if unit in epochs.UNITS:
+        return np.ones(len(values), dtype=bool)
+    if unit != "auto" or pd.api.types.is_bool_dtype(values):
+        return np.zeros(len(values), dtype=bool)
+    if pd.api.types.is_numeric_dtype(values):
+        return np.ones(len(values), dtype=bool)
+    if isinstance(values.dtype, pd.StringDtype):
+        if fmt:
+            return np.zeros(len(values), dtype=bool)
+        found = pc.match_substring_regex(pa.array(values), f"^{epochs.EPOCH_TEXT}$")
+        return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    pattern = re.compile(epochs.EPOCH_TEXT)
+
+    def is_epoch(v: object) -> bool:
+        if isinstance(v, str):
+            return not fmt and len(v) >= 9 and ":" not in v and pattern.fullmatch(v) is not None
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    return values.map(is_epoch).to_numpy(dtype=bool)
+
+
+def _parse_text(values: pd.Series, timezone: str, fmt: str, tried_fast: bool = False) -> pd.Series:
+    """Text times: strptime ``fmt`` when given, else ISO-8601 with or without an offset."""
+    if fmt:
+        return _parse_format(values, timezone, fmt)
+    if not tried_fast and (fast := _naive_text(values)) is not None:
+        return _localized(fast, timezone)
     text = values.astype("str").str.strip()
     aware = text.str.contains(_OFFSET, regex=True, na=False)
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
@@ -82,16 +114,23 @@ def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto", fmt: 
         out[aware] = _to_us(pd.to_datetime(text[aware], utc=True, errors="coerce", format="ISO8601"))
     naive = ~aware & values.notna()
     if naive.any():
-        parsed = pd.to_datetime(text[naive], errors="coerce", format="ISO8601")
-        out[naive] = _to_us(parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC"))
+        out[naive] = _localized(pd.to_datetime(text[naive], errors="coerce", format="ISO8601"), timezone)
     return out
 
 
-def _parse_mixed(values: pd.Series, numeric: np.ndarray, timezone: str) -> pd.Series:
-    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
-    out[numeric] = parse_timestamps(pd.to_numeric(values[numeric], errors="coerce").astype("float64"), timezone, "s")
-    out[~numeric] = parse_timestamps(values[~numeric], timezone, "iso")
-    return out
+def _naive_text(values: pd.Series) -> pd.Series | None:
+    """All-naive ISO text cast by pyarrow (fast), or None when some value does not convert."""
+    fast = _arrow_cast(values, pa.timestamp("us"))
+    return None if fast is None else fast.astype("datetime64[us]")
+
+
+def _localized(ts: pd.Series, timezone: str) -> pd.Series:
+    """Datetimes in UTC, naive ones read in ``timezone``; times outside years 1000..9998 become NaT
+    (beyond Python's datetime, which time-zone rules need, they would raise)."""
+    ts = ts.where((ts >= _EARLIEST.tz_localize(ts.dt.tz)) & (ts < _LATEST.tz_localize(ts.dt.tz)))
+    if getattr(ts.dt, "tz", None) is None:
+        ts = ts.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
+    return _to_us(ts.dt.tz_convert("UTC"))
 
 
 def _to_us(ts: pd.Series) -> pd.Series:
@@ -102,9 +141,7 @@ def _parse_format(values: pd.Series, timezone: str, fmt: str) -> pd.Series:
     """Text in the strptime format ``fmt`` (e.g. day-first "%d/%m/%Y %H:%M"); with %z it carries its offset."""
     text = values.astype("str").str.strip().where(values.notna())
     parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc="%z" in fmt)
-    if "%z" not in fmt:
-        parsed = parsed.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-    return _to_us(parsed.dt.tz_convert("UTC"))
+    return _localized(parsed, timezone)
 
 
 def _arrow_cast(values: pd.Series, to: pa.DataType) -> pd.Series | None:
@@ -176,6 +213,7 @@ def _blank(raw: pd.Series) -> np.ndarray:
 
 def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons,
                 today: datetime.date | None) -> pd.Series:
+    """The rows' UTC times; a refused one is NaT (a year like 56135 must not reach the zone rules)."""
     column = cfg.columns[schemas.EVENT_TIME]
     raw = batch[column]
     if cfg.time_column:  # separate date and time columns (e.g. the bakery's Date and Time)
@@ -184,13 +222,30 @@ def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons,
     ts = parse_timestamps(raw, cfg.timezone, cfg.timestamp_unit, cfg.timestamp_format)
     hint = f" (timestamp_format {cfg.timestamp_format!r})" if cfg.timestamp_format else ""
     why.refuse(ts.isna(), lambda bad: "bad_timestamp: " + column + "=" + raw[bad].astype("str")
-               + " is not a timestamp" + hint)
+               + " is not a timestamp" + _unit_hints(raw[bad], cfg) + hint)
     first = pd.Timestamp(cfg.min_event_date, tz="UTC")
     end = pd.Timestamp(today or datetime.datetime.now(datetime.UTC).date(), tz="UTC")
     end += pd.Timedelta(days=cfg.max_future_days + 1)
-    why.refuse((ts < first) | (ts >= end), f"timestamp_out_of_range: before {first.date()} (min_event_date) or "
-                                           f"after {(end - pd.Timedelta(days=1)).date()} (ingest day + max_future_days)")
-    return ts
+    outside = ((ts < first) | (ts >= end)).to_numpy(dtype=bool)
+    last = (end - pd.Timedelta(days=1)).date()
+
+    def out_of_range(bad: np.ndarray) -> pd.Series:
+        when = ts[bad].dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype("str")
+        side = np.where(ts[bad] < first, f"before {first.date()} (min_event_date)",
+                        f"after {last} (ingest day + max_future_days)")
+        return ("timestamp_out_of_range: " + column + "=" + raw[bad].astype("str") + " is "
+                + pd.Series(when, index=raw[bad].index).str.replace("T", " ") + " UTC, " + side
+                + _unit_hints(raw[bad], cfg))
+    why.refuse(outside, out_of_range)
+    return ts.where(~outside)
+
+
+def _unit_hints(values: pd.Series, cfg: IngestConfig) -> pd.Series:
+    """Per refused time: how its unit was read and the timestamp_unit that reads it right, if another would."""
+    unit = cfg.timestamp_unit
+    numeric = epoch_rows(values, unit, cfg.timestamp_format) | (unit == "iso")
+    return pd.Series([epochs.hint(v, unit) if n else "" for v, n in zip(values, numeric)],
+                     index=values.index, dtype="str")
 
 
 def _measure(batch: pd.DataFrame, cfg: IngestConfig, field: str, why: _Reasons) -> pd.Series:

@@ -13,7 +13,8 @@ swap into place) works on the store's committed log and writes into one folder:
    batches of ``value.batch_customers`` into ``value.parquet`` (pipeline.schemas.VALUE_SCHEMA):
    ``expected_spend`` is the published model's (the ensemble's blend, or the member's own spend).
 
-Customers without an id are left out and counted (``customers_without_id``: their lines).
+Lines without a customer id (guests) are left out and counted: ``guest_lines`` is the number of such
+lines (not of customers: a guest has no id to count by).
 
     trendrec value --horizon-days 90 --json
 """
@@ -71,7 +72,7 @@ def compute_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: P
     folder.mkdir(parents=True, exist_ok=True)
     summary = split_summary(split) | {
         "published": published, "holdout_published": split.holdout_choice(), "validation": split.validation,
-        "customers_without_id": guest_lines(con, end), "weights": split.weights,
+        "guest_lines": guest_lines(con, end), "weights": split.weights,
         "ensemble_weights": split.next_weights, "forecast": write_forecast(con, members, weights, cfg, folder),
         "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
         "tensorboard": str(tensorboard), "seconds": round(time.monotonic() - started, 1)}

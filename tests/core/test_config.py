@@ -102,3 +102,34 @@ def test_an_empty_env_config_is_refused_not_replaced_by_the_defaults(monkeypatch
         load_config()
     assert "\n" not in str(err.value)
     assert load_config(DEMO_CONFIG).ingest.columns  # a file given explicitly does not read the variable
+
+
+@pytest.mark.parametrize("zone, closest", [
+    ("Europe/Berln", "'Europe/Berlin'"), ("europe/berlin", "'Europe/Berlin'"),
+    ("America/New York", "'America/New_York'"), ("Mars/Olympus", 'e.g. "Europe/Berlin" or "UTC"'),
+])
+def test_a_misspelt_timezone_is_a_config_error_with_the_closest_names(tmp_path, zone, closest):
+    path = tmp_path / "shop.toml"
+    path.write_text(f'[ingest]\ntimezone = "{zone}"\n')
+    with pytest.raises(ConfigError, match=f"^ingest.timezone: unknown time zone '{zone}'; ") as err:
+        load_config(path)
+    assert closest in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "UTC", "utc", "+01:00", "Etc/GMT-1"])
+def test_valid_timezones_load(tmp_path, zone):
+    path = tmp_path / "shop.toml"
+    path.write_text(f'[ingest]\ntimezone = "{zone}"\n')
+    assert load_config(path).ingest.timezone == zone
+
+
+def test_a_misspelt_timezone_stops_the_cli_in_one_line_before_reading(tmp_path, capsys):
+    from recsys.cli import main
+
+    path = tmp_path / "shop.toml"
+    path.write_text('store = "st"\n[ingest]\ntimezone = "Europe/Berln"\n')
+    assert main(["ingest", str(tmp_path / "e.csv"), "--config", str(path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trendrec ingest: error: ingest.timezone: unknown time zone 'Europe/Berln'; did you mean "
+                          "'Europe/Berlin'") and "\n" not in err
+    assert not (tmp_path / "st").exists()

@@ -119,9 +119,9 @@ def test_unreadable_file_fails_once_and_leaves_store_untouched(tmp_path, name, c
     path = tmp_path / name
     path.write_bytes(content)
     cfg = _cfg(tmp_path)
+    store = Store(cfg.store).ensure()  # a store in use (a fresh one is removed: see the test below)
     with pytest.raises(IngestError, match=match):
         run_ingest(cfg, path)
-    store = Store(cfg.store)
     assert store.committed_raw_files() == [] and list(store.quarantine.iterdir()) == []
     assert not any(p.is_file() for p in store.raw.rglob("*"))
 
@@ -159,3 +159,35 @@ def test_bakery_counts_match_provenance(tmp_path):
     assert raw[s.EVENT_DATE].nunique() == 159 and raw[s.SEGMENT].value_counts()["Coffee"] == 5_471
     again = run_ingest(cfg, BAKERY_HEAD)  # the same rows as CSV: a different file, every row a duplicate
     assert (again["rows_accepted"], again["rows_duplicate"]) == (0, 300)
+
+
+def test_a_truncated_json_line_is_named_apart_from_a_json_value_that_is_no_object(tmp_path):
+    good = json.dumps({"ts": "2024-03-01 10:00:00", "item": "A", "qty": 1, "price": 1})
+    path = tmp_path / "e.jsonl"
+    path.write_text("\n".join([good, good[:25], "[1, 2]", "42", good]) + "\n")
+    cfg = _cfg(tmp_path)
+    assert run_ingest(cfg, path)["quarantine_reasons"] == {"malformed_row": 3}
+    reasons = _quarantine(cfg).set_index(s.SOURCE_LINE)[s.REASON].to_dict()
+    assert reasons == {2: "malformed_row: truncated or invalid JSON", 3: "malformed_row: not a JSON object (an array)",
+                       4: "malformed_row: not a JSON object (a number)"}
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("missing.jsonl", None, "no such file"),
+    ("cols.csv", "a,b\n1,2\n", "column 'ts' \\(for event_time\\)"),
+    ("bad.csv", "ts,item,qty,price\nsoon,A,1,1\n", "more than max_reject_share"),
+])
+def test_a_failed_ingest_onto_a_new_store_leaves_no_store_folder(tmp_path, name, content, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    cfg = _cfg(tmp_path, max_reject_share=0.5)
+    with pytest.raises(IngestError, match=match):
+        run_ingest(cfg, path)
+    assert not (tmp_path / "store").exists()
+    good = tmp_path / "good.csv"
+    good.write_text("ts,item,qty,price\n2024-03-01 10:00:00,A,1,1\n")
+    run_ingest(cfg, good)
+    with pytest.raises(IngestError, match=match):  # a store in use stays, with what it holds
+        run_ingest(cfg, path)
+    assert len(_raw(cfg)) == 1

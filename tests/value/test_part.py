@@ -108,6 +108,7 @@ def _set_state(run) -> tuple:
 def test_a_fresh_store_without_a_forecaster_run_trains_the_value_set(trained):
     cfg, run, summary = trained
     assert summary["trained"] and summary["reused"] is False
+    assert summary["guest_lines"] == 5 and "customers_without_id" not in summary  # lines, not customers
     assert all((run.part("value") / f).is_file() for f in SETS)
     assert not (run.part("forecast")).exists()  # no `trendrec train` was needed
     assert not list(run.root.glob(".value.*"))  # nothing left beside the set
