@@ -168,10 +168,17 @@ def _status_view(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value_view(summary: dict[str, Any]) -> dict[str, Any]:
-    """`trendrec value`: its verdict as a row of the verdicts table."""
+    """`trendrec value`: its verdict as a row of the verdicts table, after the models' figures and what ships."""
     verdict = summary.get("verdict")
-    rest = {k: v for k, v in summary.items() if k != "verdict"}
-    return rest | ({"verdicts": {"value": verdict}} if isinstance(verdict, dict) else {})
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if key != "verdict":
+            out[key] = value
+        if key == "published" and isinstance(verdict, dict):
+            out["verdicts"] = {"value": verdict}
+    if isinstance(verdict, dict) and "verdicts" not in out:
+        out["verdicts"] = {"value": verdict}
+    return out
 
 
 def _demo_view(summary: dict[str, Any]) -> dict[str, Any]:
