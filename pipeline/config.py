@@ -1,8 +1,10 @@
 """One frozen configuration tree for every stage, loaded from a TOML file.
 
 The file holds the shop's column mapping and the model's defaults; the store directory can be
-overridden by ``--store`` or the ``TRENDREC_STORE`` environment variable, and the config file by
-``--config`` or ``TRENDREC_CONFIG``. The config is passed explicitly and saved next to every model.
+overridden by ``--store`` or the ``TRENDREC_STORE`` environment variable. ``load_config(path)`` reads the
+file it is given (``None``: ``$TRENDREC_CONFIG``, else the built-in defaults); the CLI first looks for
+one with ``locate_config`` (``--config``, else a ``trendrec.toml`` in the working directory or a parent,
+else ``$TRENDREC_CONFIG``). The config is passed explicitly and saved next to every model.
 Every setting and its default is here; the checks of the values are in ``pipeline.config_checks``.
 
     python -c "from pipeline.config import load_config; print(load_config('trendrec.toml'))"
@@ -25,6 +27,8 @@ from pipeline.errors import ConfigError
 DEFAULT_STORE = "./trendrec-data"
 ENV_STORE = "TRENDREC_STORE"
 ENV_CONFIG = "TRENDREC_CONFIG"
+CONFIG_FILE = "trendrec.toml"  # the file name the CLI looks for in the working directory and its parents
+DEFAULTS = "built-in defaults"  # what locate_config names when no file is used
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,26 @@ def load_config(path: str | os.PathLike | None = None, *, store: str | None = No
     )
     validate(cfg)
     return cfg
+
+
+def locate_config(explicit: str | os.PathLike | None = None,
+                  cwd: str | os.PathLike | None = None) -> tuple[Path | None, str]:
+    """The config file a command reads, and how it was chosen, as tools like ruff find theirs.
+
+    ``explicit`` (``--config``) first; else the nearest ``trendrec.toml`` in ``cwd`` (default: the working
+    directory) or a parent; else ``$TRENDREC_CONFIG``; else ``(None, DEFAULTS)``. A set but empty
+    ``$TRENDREC_CONFIG`` is refused whichever wins.
+    """
+    env = _env(ENV_CONFIG, "the config file", "the defaults")
+    if explicit:
+        return Path(explicit), "--config"
+    folder = Path(cwd or Path.cwd()).resolve()
+    for parent in (folder, *folder.parents):
+        if (parent / CONFIG_FILE).is_file():
+            return parent / CONFIG_FILE, "found from the working directory"
+    if env:
+        return Path(env), f"${ENV_CONFIG}"
+    return None, DEFAULTS
 
 
 def _env(name: str, what: str, unset_means: str) -> str | None:

@@ -2,9 +2,14 @@
 
 A subcommand is a ``Command``: a help line, a function adding its arguments, and a function
 ``(config, args) -> dict`` that calls exactly one stage. The shell adds ``--config``, ``--store``,
-``--json`` and ``-v`` to each, prints a short human summary (or exactly one JSON object on stdout
-with ``--json``), and turns expected failures (``TrendrecError``) into a one-line reason on stderr
-and exit code 1 (with ``--json``, stdout then carries ``{"error": ..., "stage": ...}``). Stage modules are imported when their command runs, so ``--help`` stays fast.
+``--json`` and ``-v`` to each, prints a short human summary with results as tables
+(``recsys.report.text``; or exactly one JSON object on stdout with ``--json``), and turns expected
+failures (``TrendrecError``) into a one-line reason on stderr and exit code 1 (with ``--json``, stdout
+then carries ``{"error": ..., "stage": ...}``). The config is ``--config``, else the nearest
+``trendrec.toml`` in the working directory or a parent, else ``$TRENDREC_CONFIG``, else the built-in
+defaults (``pipeline.config.locate_config``); every summary starts with the ``config`` and ``store`` it
+used. TensorFlow's start-up noise stays off stderr unless ``-v``. Stage modules are imported when their
+command runs, so ``--help`` stays fast.
 
     trendrec demo                       # every stage in-process on the bundled data
     trendrec ingest data/demo/online_retail.parquet --json
@@ -18,6 +23,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.abc
+import importlib.util
 import json
 import logging
 import os
@@ -27,10 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config import ENV_CONFIG, ENV_STORE, Config, load_config
-from pipeline.errors import TrendrecError
+from pipeline.config import CONFIG_FILE, DEFAULTS, ENV_CONFIG, ENV_STORE, Config, load_config, locate_config
+from pipeline.errors import StoreError, TrendrecError
 from pipeline.store import Store, check_names
 from recsys import flow
+from recsys.report.text import format_summary
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +140,9 @@ def _run_models(cfg: Config, args: argparse.Namespace) -> dict:
 def _run_status(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.report.status import store_status
 
+    if not os.path.isdir(cfg.store):
+        raise StoreError(f"no store at {cfg.store}: give the store with --store DIR or ${ENV_STORE} "
+                         "(`trendrec ingest` creates one)")
     return store_status(cfg)
 
 
@@ -145,7 +156,9 @@ def _run_demo(cfg: Config, args: argparse.Namespace) -> dict:
     return {"rows_in": done["ingest"]["rows_in"], "rows_duplicate": done["ingest"]["rows_duplicate"],
             "epochs_run": done["train_forecast"]["epochs_run"],
             "blessed": {name: v["blessed"] for name, v in verdicts.items()},
-            "pushed": done["push"].get("pushed"), "reranked_output": done["rerank"].get("output"),
+            "pushed": done["push"].get("pushed"), "version": done["push"].get("version"),
+            "ships": {name: (part or {}).get("ships") for name, part in (done["push"].get("parts") or {}).items()},
+            "reranked_output": done["rerank"].get("output"),
             "seconds": round(time.monotonic() - started, 1), **store_status(cfg)}
 
 
@@ -221,7 +234,8 @@ COMMANDS: dict[str, Command] = {
 
 def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help=f"TOML config file (default: ${ENV_CONFIG} or built-in defaults)")
+    common.add_argument("--config", help=f"TOML config file (default: the nearest {CONFIG_FILE} in the working "
+                                         f"directory or a parent, else ${ENV_CONFIG}, else built-in defaults)")
     common.add_argument("--store", help=f"store directory (default: ${ENV_STORE}, the config's, ./trendrec-data)")
     common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -235,43 +249,19 @@ def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argpar
     return parser
 
 
-def format_summary(title: str, summary: dict[str, Any]) -> str:
-    """A short human summary: scalars one per line; a table's scalars on its line, and a table of tables
-    (each part's verdict, each model's figures) one row per line below it."""
-    lines = [title] if title else []
-    for key, value in summary.items():
-        if isinstance(value, dict):
-            lines.append(f"  {key}: {_scalars(value)}".rstrip())
-            lines += [f"    {k}: {_scalars(v)}" for k, v in value.items() if isinstance(v, dict)]
-        elif isinstance(value, list):
-            shown = ", ".join(_fmt(v) for v in value[:20]) + (" ..." if len(value) > 20 else "")
-            lines.append(f"  {key}: {shown}")
-        else:
-            lines.append(f"  {key}: {_fmt(value)}")
-    return "\n".join(lines)
-
-
-def _scalars(table: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in table.items() if not isinstance(v, (dict, list)))
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}={_fmt(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
 def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
     args = build_parser(commands).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ chatter off the terminal
-    command = commands[_canonical(commands, args.command)]
+    if not args.verbose:
+        quiet_tensorflow()
+    name = _canonical(commands, args.command)
+    command = commands[name]
     try:
         _check_path_arguments(args)
-        cfg = load_config(args.config, store=args.store)
+        path, origin = locate_config(args.config)
+        cfg = load_config(path, store=args.store)
+        log.info("config: %s (%s); store: %s", path or DEFAULTS, origin, cfg.store)
         # With --json, stdout carries exactly one JSON object: anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             summary = command.run(cfg, args)
@@ -283,11 +273,57 @@ def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"trendrec {args.command}: interrupted", file=sys.stderr)
         return 130
+    used = {"config": str(path) if path else DEFAULTS, "store": cfg.store}
     if args.json:
-        print(json.dumps(summary, default=str, sort_keys=False))
+        print(json.dumps(used | summary, default=str, sort_keys=False))
     else:
-        print(format_summary(f"trendrec {args.command}: {command.title or 'done'}", summary))
+        used["config"] += f" ({origin})" if path else ""
+        print(format_summary(f"trendrec {args.command}: {command.title or 'done'}", used | summary, name))
     return 0
+
+
+TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ log levels; TF_ENABLE_ONEDNN_OPTS (numerics) is left alone
+QUIET_LOGGERS = ("tensorflow", "absl", "h5py")  # Python loggers that warn about TensorFlow's internals
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up noise off stderr (`-v` shows it): its C++ log level, its Python
+    loggers, and the lines its libraries write while they load ("All log messages before
+    absl::InitializeLog()", oneDNN's notice), which no variable silences, so file descriptor 2 points at
+    /dev/null while `tensorflow` itself is imported. TensorFlow is not imported here."""
+    for key, value in TF_QUIET.items():
+        os.environ.setdefault(key, value)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport())
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` once, and runs its module body with file descriptor 2 on /dev/null."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader.exec_module = _without_stderr(spec.loader.exec_module)  # type: ignore[method-assign]
+        return spec
+
+
+def _without_stderr(function: Callable[[Any], None]) -> Callable[[Any], None]:
+    def run(module: Any) -> None:
+        sys.stderr.flush()
+        saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            function(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+    return run
 
 
 def _canonical(commands: dict[str, Command], name: str) -> str:

@@ -15,12 +15,17 @@ imports them. Then the shared data and stores:
 - ``small_store``: every stage of ``recsys.flow`` run once per session on a 10 % sample of the demo
   data; the report tests and the notebooks test read it.
 - ``hparams_of_run``: the HParams a TensorBoard run directory records.
+- ``clean_cwd``, ``trendrec_process`` and ``python_process``: the CLI run from an empty working directory outside the
+  repository. The repository root holds the demo's ``trendrec.toml``, which the CLI finds from there
+  (``pipeline.config.locate_config``); a CLI test that means the built-in defaults runs elsewhere.
 
 Test modules import constants and plain builders (``SMALL_MODEL``, ``make_tiny_daily``, ...) from
 this file, never from one another.
 """
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -202,6 +207,30 @@ def small_store(tmp_path_factory) -> Config:
     done = flow.run_all(cfg, source=str(sample), run_key="small")
     assert done["push"]["pushed"] and "output" in done["rerank"], done["push"]
     return cfg
+
+
+# --- the CLI, away from the repository's trendrec.toml ------------------------------------------
+@pytest.fixture
+def clean_cwd(tmp_path_factory, monkeypatch) -> Path:
+    """An empty working directory outside the repository, made the current one: the CLI finds no
+    trendrec.toml there, so a command without --config runs on the built-in defaults."""
+    workdir = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(workdir)
+    return workdir
+
+
+def python_process(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python ARGS`` in ``cwd`` (default: the current directory) with ``env`` (default: this process's),
+    this checkout importable."""
+    full = dict(os.environ if env is None else env)
+    full["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd or os.getcwd(), env=full)
+
+
+def trendrec_process(*args, cwd=None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m recsys.cli ARGS``, as ``python_process`` runs it."""
+    return python_process("-m", "recsys.cli", *args, cwd=cwd, env=env)
 
 
 # --- TensorBoard -------------------------------------------------------------------------------

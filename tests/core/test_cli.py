@@ -1,16 +1,12 @@
 """The full `trendrec` program: status and models through the real console entry point."""
 
 import json
-import subprocess
-import sys
 
+import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import trendrec_process as trendrec
 
-
-def trendrec(*args):
-    return subprocess.run([sys.executable, "-m", "recsys.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT)
+pytestmark = pytest.mark.usefixtures("clean_cwd")  # no trendrec.toml to find: the built-in defaults
 
 
 def test_status_of_an_empty_store(tmp_path):

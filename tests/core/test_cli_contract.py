@@ -1,12 +1,10 @@
 """The CLI contract: a human summary, exactly one JSON object with --json, a one-line error."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import trendrec_process as trendrec
 
 GOOD = "ts,item,qty,price\n2024-03-01 10:00:00,A1,2,1.5\n2024-03-02 10:00:00,A1,1,1.5\nbad,A1,1,1\n"
 CONFIG = """
@@ -18,13 +16,8 @@ price = "price"
 """
 
 
-def trendrec(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "recsys.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd or ROOT)
-
-
 @pytest.fixture
-def workdir(tmp_path):
+def workdir(tmp_path, clean_cwd):
     (tmp_path / "events.csv").write_text(GOOD)
     (tmp_path / "c.toml").write_text(CONFIG)
     return tmp_path

@@ -14,6 +14,7 @@ from pipeline.store import Store
 from recsys import registry
 from recsys.cli import main
 
+pytestmark = pytest.mark.usefixtures("clean_cwd")  # no trendrec.toml to find: the built-in defaults
 TRENDS = pd.DataFrame({s.SEGMENT: ["a", "b"], s.TREND: [0.5, -0.5]})
 LONG = "n" * 300
 

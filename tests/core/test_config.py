@@ -1,8 +1,9 @@
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import DEFAULTS, ConfigError, load_config, locate_config
 from tests.conftest import DEMO_CONFIG
 
 
@@ -133,3 +134,34 @@ def test_a_misspelt_timezone_stops_the_cli_in_one_line_before_reading(tmp_path, 
     assert err.startswith("trendrec ingest: error: ingest.timezone: unknown time zone 'Europe/Berln'; did you mean "
                           "'Europe/Berlin'") and "\n" not in err
     assert not (tmp_path / "st").exists()
+
+
+# --- which file: locate_config (the CLI's lookup) and load_config(None) (the library's) -------------------
+def test_locate_config_prefers_the_flag_then_the_nearest_file_then_the_variable(tmp_path, monkeypatch):
+    inner = tmp_path / "shop" / "sub"
+    inner.mkdir(parents=True)
+    monkeypatch.setenv("TRENDREC_CONFIG", str(DEMO_CONFIG))
+    assert locate_config("other.toml", cwd=inner) == (Path("other.toml"), "--config")
+    assert locate_config(None, cwd=inner) == (DEMO_CONFIG, "$TRENDREC_CONFIG")
+    (tmp_path / "shop" / "trendrec.toml").write_text("")  # a parent's file wins over the variable
+    assert locate_config(None, cwd=inner) == (tmp_path / "shop" / "trendrec.toml", "found from the working directory")
+    (inner / "trendrec.toml").write_text("")  # the nearest one
+    assert locate_config(None, cwd=inner)[0] == inner / "trendrec.toml"
+    monkeypatch.delenv("TRENDREC_CONFIG")
+    assert locate_config(None, cwd=tmp_path) == (None, DEFAULTS)
+
+
+def test_locate_config_refuses_an_empty_variable_even_when_a_file_is_found(tmp_path, monkeypatch):
+    (tmp_path / "trendrec.toml").write_text("")
+    monkeypatch.setenv("TRENDREC_CONFIG", "")
+    with pytest.raises(ConfigError, match="TRENDREC_CONFIG is set but empty"):
+        locate_config(None, cwd=tmp_path)
+
+
+def test_load_config_none_means_the_variable_or_the_defaults_never_a_file_of_the_working_directory(
+        tmp_path, monkeypatch):
+    (tmp_path / "trendrec.toml").write_text("[model]\nunits = 3\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_config(None).model.units != 3  # finding files is the CLI's (locate_config), not the library's
+    monkeypatch.setenv("TRENDREC_CONFIG", str(tmp_path / "trendrec.toml"))
+    assert load_config(None).model.units == 3
