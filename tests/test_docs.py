@@ -41,3 +41,14 @@ def test_a_demo_on_the_built_in_defaults_names_the_config_to_pass(monkeypatch, t
     with pytest.raises(ConfigError, match=r"no event log.*--config trendrec\.toml"):
         flow.run_all(load_config(None, store=str(tmp_path / "store")))
     assert not (tmp_path / "store").exists()  # refused before any stage touched the store
+
+
+def test_the_readme_quotes_the_demo_figures_benchmarks_recorded():
+    record = json.loads((ROOT / "benchmarks" / "demo_figures.json").read_text(encoding="utf-8"))
+    start = README.index("**What `make demo` ends with today**")
+    paragraph = README[start: README.index("\n\n", start)]
+    for path, figure in record["figures"].items():
+        quoted = re.escape(figure["quoted"])
+        assert re.search(rf"(?<![\w.,]){quoted}(?!\w|[.,]\d)", paragraph), (
+            f"README's demo paragraph does not quote {path} = {figure['quoted']} "
+            f"(benchmarks/demo_figures.json, {record['recorded']}): quote what the demo prints")
