@@ -64,7 +64,7 @@ from pydantic_core import to_json
 
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.lists import fill_segments, is_missing, item_segments
+from pipeline.lists import fill_segments, item_segments
 from pipeline.store import Store
 from recsys import registry
 from recsys.rank.blend import SIGNALS
@@ -173,7 +173,7 @@ def store_segments(req: RerankRequest, known: dict[str, str]) -> UnknownItems:
     store's events (pipeline.lists.fill_segments), in place; the candidates whose item has none."""
     cands = req["candidates"]
     segments = [c.get("segment") for c in cands]
-    if not any(is_missing(seg) for seg in segments):
+    if None not in segments and "" not in segments:  # the JSON schema allows no other missing value (NaN)
         return {"count": 0, "items": []}
     filled, _, unknown = fill_segments([c["item_id"] for c in cands], segments, known)
     for cand, segment in zip(cands, filled):
