@@ -126,9 +126,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     candidates: str = ""  # the shop's lists: default file of `trendrec rerank`, scored by the next-basket model at push
-    # trendrec field = the column in the shop's lists, for user_id, item_id, segment, base_score (as
-    # [ingest.columns]); an unmapped field keeps its own name; a list without segments gets the store's
-    columns: dict[str, str] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # list field (user_id, item_id, segment, base_score) -> shop's column
     weight: float = 0.05  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
     customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413
