@@ -4,9 +4,9 @@
 **wait_for_drop → ingest** (daily, logical date D = the day whose events are ingested).
 
 * `wait_for_drop` is a sensor in *reschedule* mode (it frees its worker slot between pokes every
-  5 minutes, gives up after 12 hours): it waits until `<landing>/<D>/` holds a CSV or parquet file,
-  or, when the `marker` param is set (e.g. `_SUCCESS`), until that marker exists (a folder with only
-  the marker is a day without events: `ingest` is skipped and the asset is not updated).
+  5 minutes, gives up after 12 hours): it waits until `<landing>/<D>/` holds a CSV, JSON lines or
+  parquet file (gzip too), or, when the `marker` param is set (e.g. `_SUCCESS`), until that marker
+  exists (a folder with only the marker is a day without events: `ingest` is skipped and the asset is not updated).
 * `ingest` ingests **only** the files of `<landing>/<D>/` (`pipeline.ingest.ingest.run_ingest`). Each
   file is one transaction keyed by its bytes, so a re-run of D adds nothing; a file that cannot be
   read or lacks a mapped column fails the task at once (no retry: bad input does not heal) with

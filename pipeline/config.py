@@ -116,7 +116,7 @@ class CombinationConfig:
 @dataclass(frozen=True)
 class AggregateConfig:
     top_n: int = 0  # keep the N segments with the most events, fold the rest into "__other__"; 0 = all
-    memory_limit: str = "1GB"  # DuckDB memory limit of the aggregate step (it spills beyond)
+    memory_limit: str = "1GB"  # DuckDB memory limit of the aggregate step and the lists' item -> segment lookup
     threads: int = 0  # DuckDB threads, and raw batches aggregated side by side; 0 = one per core
 
 
@@ -130,6 +130,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     candidates: str = ""  # the shop's lists: default file of `trendrec rerank`, scored by the next-basket model at push
+    columns: dict[str, str] = field(default_factory=dict)  # list field (user_id, item_id, segment, base_score) -> shop's column
     weight: float = 0.05  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
     customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413

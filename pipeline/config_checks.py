@@ -62,10 +62,26 @@ def validate(cfg: Any) -> None:
     for name in ("weight", "customer_weight"):
         if not 0.0 <= getattr(cfg.rerank, name) <= 1.0:
             raise ConfigError(f"rerank.{name} must be in [0, 1], got {getattr(cfg.rerank, name)}")
+    _validate_list_columns(cfg.rerank.columns)
     if cfg.model.target not in schemas.MEASURES:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
     _validate_model(cfg.model)
     _validate_combination(cfg.combination, cfg.model)
+
+
+def _validate_list_columns(columns: dict[str, Any]) -> None:
+    """[rerank.columns]: trendrec's list fields only, each a column name, no column mapped twice."""
+    unknown = sorted(set(columns) - set(schemas.CANDIDATE_COLUMNS))
+    if unknown:
+        raise ConfigError(f"rerank.columns: unknown field(s) {unknown}; mappable: {list(schemas.CANDIDATE_COLUMNS)}")
+    for name, column in columns.items():
+        if not isinstance(column, str) or not column.strip():
+            raise ConfigError(f"rerank.columns.{name}: expected the name of a column in the shop's lists, "
+                              f"got {column!r}")
+    twice = sorted({c for c in columns.values() if list(columns.values()).count(c) > 1})
+    if twice:
+        raise ConfigError(f"rerank.columns: column(s) {twice} mapped to more than one field; map each field "
+                          f"to its own column")
 
 
 def _validate_model(model: Any) -> None:

@@ -172,7 +172,8 @@ STAGES: tuple[Stage, ...] = (
           "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60),
     Stage("push", "version the run's judged parts and make it production if a part is blessed", _push, "push",
           add_arguments=_push_arguments, title="push", timeout_minutes=60),
-    Stage("rerank", "re-rank the shop's lists with the production release's scores", _rerank, "rerank",
+    Stage("rerank", "re-rank the shop's lists with the production release: its customer scores, else segment "
+                    "trends", _rerank, "rerank",
           add_arguments=_rerank_arguments, title="re-ranked", timeout_minutes=60),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
@@ -199,6 +200,12 @@ def run_all(cfg: Config, *, first: str = STAGE_NAMES[0], last: str = STAGE_NAMES
     TensorBoard run name), ``horizon_days`` (train_value), ``candidates`` and ``output`` (rerank).
     """
     names = STAGE_NAMES[STAGE_NAMES.index(first): STAGE_NAMES.index(last) + 1]
+    if names[0] == "ingest" and not (options.get("source") or cfg.source):
+        from pipeline.errors import ConfigError
+
+        raise ConfigError("no event log to run on: the config sets no `source` (the built-in defaults?); "
+                          "for the bundled demo pass `--config trendrec.toml` (the repository's), or set `source` "
+                          "and [ingest.columns] in your config")
     summaries: dict[str, dict[str, Any]] = {}
     upstream: dict[str, Any] = {}
     for name in names:

@@ -2,11 +2,11 @@
 
 Layout (one folder per calendar day, UTC, named by the logical date of the ingest run)::
 
-    <landing>/2011-12-10/orders-eu.csv          any number of CSV or parquet files
+    <landing>/2011-12-10/orders-eu.csv          any number of CSV, JSON lines or parquet files (gzip too)
     <landing>/2011-12-10/orders-us.parquet
     <landing>/2011-12-10/_SUCCESS               optional marker, written last by the producer
 
-A day is "landed" when its folder holds at least one CSV/parquet file, or — when a marker name is
+A day is "landed" when its folder holds at least one CSV/JSON lines/parquet file, or — when a marker name is
 configured — when the marker exists; a marker alone marks a day without events (nothing to ingest). Names starting with "." are ignored, so a producer writes
 ``.name.tmp`` and renames it into place; a multi-file drop should use the marker so the sensor
 never fires between two files. Each file is ingested as its own transaction keyed by its bytes,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -22,6 +23,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
+from pipeline.lists import map_columns, with_store_segments
 from pipeline.store import Store, read_json
 from recsys import registry
 from recsys.nextbasket.histories import NoCustomerHistoryError, customer_cutoff, open_store
@@ -40,9 +42,10 @@ def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: 
              lists: str | Path | None = None, **_: Any) -> dict[str, Any]:
     """Fill ``target`` with the shipped model and its scores; the part's metadata fields ({} when none ships).
 
-    ``lists``: a shop's own candidate lists (parquet or CSV with user_id and item_id): their pairs are
-    scored by the shipped model too, so re-ranking those lists uses the model wherever it knows the
-    customer, whether or not the model retrieved the item itself.
+    ``lists``: a shop's own candidate lists (parquet or CSV with user_id and item_id, or the columns
+    [rerank.columns] maps to them; a row without a segment gets the store's): their pairs are scored
+    by the shipped model too, so re-ranking those lists uses the model wherever it knows the customer,
+    whether or not the model retrieved the item itself.
     """
     from recsys.nextbasket.model import LSTMRecommender  # TensorFlow: only at push
 
@@ -57,7 +60,9 @@ def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: 
         model, cutoff = LSTMRecommender.load(target), customer_cutoff(con)
         scored = write_scores(model, con, cutoff, target / registry.SCORES_FILE, cfg.customers)
         if lists:
-            scored |= add_list_scores(model, con, cutoff, read_lists(lists), target / registry.SCORES_FILE,
+            shop_lists, _ = with_store_segments(read_lists(lists, cfg.rerank.columns), store,
+                                                cfg.aggregate.memory_limit)
+            scored |= add_list_scores(model, con, cutoff, shop_lists, target / registry.SCORES_FILE,
                                       cfg.customers)
     except NoCustomerHistoryError as exc:
         shutil.rmtree(target, ignore_errors=True)
@@ -73,8 +78,9 @@ class ListsError(TrendrecError):
     """The shop's lists handed to push cannot be read."""
 
 
-def read_lists(path: str | Path) -> pd.DataFrame:
-    """(user_id, item_id[, segment]) of a shop's candidate lists, parquet or CSV by suffix."""
+def read_lists(path: str | Path, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """(user_id, item_id[, segment]) of a shop's candidate lists, parquet or CSV by suffix; ``columns``
+    ([rerank.columns]) maps the shop's names to trendrec's, as batch re-ranking does (pipeline.lists)."""
     path = Path(path)
     if not path.is_file():
         raise ListsError(f"lists file {path} not found")
@@ -83,9 +89,7 @@ def read_lists(path: str | Path) -> pd.DataFrame:
             path, dtype=str, keep_default_na=False)
     except (OSError, ValueError) as exc:
         raise ListsError(f"lists file {path} cannot be read: {' '.join(str(exc).split())[:160]}") from exc
-    missing = [c for c in (s.USER_ID, s.ITEM_ID) if c not in frame.columns]
-    if missing:
-        raise ListsError(f"lists file {path}: missing column(s) {', '.join(missing)}; expected user_id, item_id")
+    frame = map_columns(frame, columns or {}, f"lists file {path}", (s.USER_ID, s.ITEM_ID), ListsError)
     keep = frame[s.USER_ID].notna() & frame[s.ITEM_ID].notna()
     return frame.loc[keep, [c for c in (s.USER_ID, s.ITEM_ID, s.SEGMENT) if c in frame.columns]]
 

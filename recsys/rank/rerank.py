@@ -10,7 +10,9 @@ scored is ranked by its probability, any other by its segment's trend, and a seg
 does not know (or none) is neutral; all blended with the shop's ``base_score`` by the rank-safe rule
 of ``recsys.rank.blend`` (only the order of base_score within a list counts). Each output row names
 the signal that ranked it (``customer_model``, ``segment_trend`` or ``base``); unknown segments are
-counted in the summary and logged.
+counted in the summary and logged. The shop's column names are mapped by ``[rerank.columns]``, and a
+row without a segment gets its item's from the store's events (pipeline.lists): the rows filled and
+the items the events never had (``unknown_items``) are in the summary too.
 
     trendrec rerank --candidates data/demo/candidates.parquet --json
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ import pyarrow as pa
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
+from pipeline.lists import map_columns, source_names, with_store_segments
 from pipeline.store import Store, write_parquet
 from recsys import registry
 from recsys.rank.blend import SIGNALS
@@ -110,30 +114,34 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
         raise RerankError(f"{what}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
 
 
-def read_candidates(path: str | Path) -> pd.DataFrame:
-    """Candidate lists from parquet or CSV (by suffix), validated: required columns, no null ids."""
-    path = Path(path)
+def read_candidates(path: str | Path, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Candidate lists from parquet or CSV (by suffix), validated: required columns, no null ids.
+
+    ``columns`` ([rerank.columns]) maps the shop's names to trendrec's (pipeline.lists.map_columns);
+    the segment column is optional: a list without one gets null segments, for the store to fill.
+    """
+    path, names = Path(path), source_names(columns or {})
     if not path.is_file():
         raise RerankError(f"candidate file {path} not found")
     if path.suffix.lower() == ".parquet":
         frame = pd.read_parquet(path)
     elif path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype={s.USER_ID: str, s.ITEM_ID: str, s.SEGMENT: str})
+        frame = pd.read_csv(path, dtype={names[c]: str for c in (s.USER_ID, s.ITEM_ID, s.SEGMENT)})
     else:
         raise RerankError(f"candidate file {path}: expected a .parquet or .csv file")
-    missing = [c for c in s.CANDIDATE_COLUMNS if c not in frame.columns]
-    if missing:
-        raise RerankError(f"candidate file {path}: missing column(s) {', '.join(missing)}; "
-                          f"expected {', '.join(s.CANDIDATE_COLUMNS)}")
+    frame = map_columns(frame, columns or {}, f"candidate file {path}", (s.USER_ID, s.ITEM_ID, s.BASE_SCORE),
+                        RerankError)
     for column in (s.USER_ID, s.ITEM_ID):
         bad = frame[column].isna().to_numpy()
         if bad.any():
-            raise RerankError(f"candidate file {path}: row {int(np.argmax(bad)) + 1} has no {column}")
+            raise RerankError(f"candidate file {path}: row {int(np.argmax(bad)) + 1} has no {column} "
+                              f"(column {names[column]})")
     score = pd.to_numeric(frame[s.BASE_SCORE], errors="coerce")
     if score.isna().any():
         raise RerankError(f"candidate file {path}: row {int(np.argmax(score.isna().to_numpy())) + 1} "
-                          f"has a non-numeric {s.BASE_SCORE}")
-    segment = frame[s.SEGMENT].map(str, na_action="ignore")  # a missing segment stays missing (<null>)
+                          f"has a non-numeric {s.BASE_SCORE} (column {names[s.BASE_SCORE]})")
+    segment = (frame[s.SEGMENT].map(str, na_action="ignore") if s.SEGMENT in frame.columns  # missing stays missing
+               else pd.Series(None, index=frame.index, dtype=object))
     return frame.assign(**{s.BASE_SCORE: score.astype(float), s.SEGMENT: segment})
 
 
@@ -143,7 +151,9 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
 
     ``lists_changed`` counts the users whose order differs from ordering by base_score alone;
     ``signals`` counts the rows each signal ranked; ``unknown_segments`` the rows per segment the
-    production trend table does not know (they are neutral: a warning names them).
+    production trend table does not know (they are neutral: a warning names them);
+    ``segments_from_store`` the rows whose segment came from the store's events and ``unknown_items``
+    the rows without a segment whose item the events never had (count and the first items).
     """
     store = Store(cfg.store)
     path = candidates_path or cfg.rerank.candidates
@@ -151,7 +161,9 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
         raise RerankError("no candidate file: pass --candidates or set rerank.candidates in the config")
     path = Path(path)
     target = store.output(output) if output is not None else store.reranked / f"{path.stem}.parquet"
-    candidates = read_candidates(path)
+    candidates, looked_up = with_store_segments(read_candidates(path, cfg.rerank.columns), store,
+                                                cfg.aggregate.memory_limit)
+    _warn_unknown_items(looked_up["unknown_items"], store)
     signals = production_signals(store, candidates[s.USER_ID].astype(str).unique())
     result = rank_candidates(candidates, signals, cfg.rerank.weight, cfg.rerank.customer_weight)
     unknown = _warn_unknown(candidates, signals)
@@ -165,7 +177,7 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
             "weight": cfg.rerank.weight, "customer_weight": cfg.rerank.customer_weight,
             "signals": {name: int(counts.get(name, 0)) for name in SIGNALS},
             "customers_scored": int(result.loc[result[s.SIGNAL] == "customer_model", s.USER_ID].nunique()),
-            "unknown_segments": unknown}
+            "unknown_segments": unknown, **looked_up}
 
 
 def production_signals(store: Store, users: np.ndarray) -> ReleaseSignals:
@@ -184,6 +196,12 @@ def _lists_changed(candidates: pd.DataFrame, signals: ReleaseSignals, result: pd
     unchanged = rank_candidates(candidates, signals, 0.0, 0.0)
     moved = result[s.ITEM_ID].to_numpy() != unchanged[s.ITEM_ID].to_numpy()
     return int(pd.Series(moved).groupby(result[s.USER_ID].to_numpy()).any().sum())
+
+
+def _warn_unknown_items(unknown: dict[str, Any], store: Store) -> None:
+    if unknown["count"]:
+        log.warning("%d candidate rows without a segment name items the events in %s never had; they are neutral: "
+                    "%s", unknown["count"], store.raw, ", ".join(unknown["items"][:10]))
 
 
 def _warn_unknown(candidates: pd.DataFrame, signals: ReleaseSignals) -> dict[str, int]:

@@ -8,13 +8,16 @@ batch's path (``trendrec rerank``): a (user, item) pair the release scored is or
 probability, any other item by its segment's trend, all blended with the order of base_score
 (recsys.rank.blend), so the same list gets the same order, final scores and signals from both.
 Each item says which signal ranked it; segments the release does not know are neutral, counted in
-the response and logged once each; every candidate comes back once.
+the response and logged once each; every candidate comes back once. A candidate sent without a
+segment gets its item's segment in the store's events (read once per release load, one entry per
+item: pipeline.lists); items the events never had are counted in ``unknown_items``. A numeric
+``user_id`` is read as its decimal string.
 
-    POST /rerank   {"user_id": "17850",                  # optional, echoed back
+    POST /rerank   {"user_id": "17850",                  # optional (17850 too), echoed back as a string
                     "weight": 0.3,                      # optional, in [0, 1]; default rerank.weight
                     "candidates": [{"item_id": "85123A", "segment": "home_decor", "base_score": 0.9}, ...]}
                 -> {"user_id", "model_version", "weight", "customer_known",
-                    "unknown_segments": {"count", "segments"},
+                    "unknown_segments": {"count", "segments"}, "unknown_items": {"count", "items"},
                     "items": [{"item_id", "trend", "score", "signal", "final_score", "rank"}, ...]}  # best first
     GET  /health -> {"status": "ok", "model_version": "v0003", "segments": 14, "customers": 4302,
                      "reload_error": null}
@@ -49,6 +52,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -60,12 +64,14 @@ from pydantic_core import to_json
 
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
+from pipeline.lists import fill_segments, item_segments
 from pipeline.store import Store
 from recsys import registry
 from recsys.rank.blend import SIGNALS
 from recsys.rank.signals import ReleaseSignals, rank_rows
 from recsys.serve.limits import BodyLimit
-from recsys.serve.schema import REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownSegments
+from recsys.serve.schema import (REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownItems,
+                                 UnknownSegments)
 from recsys.serve.timeouts import BodyTimeout, uvicorn_options
 
 log = logging.getLogger(__name__)
@@ -82,10 +88,11 @@ class ServeError(TrendrecError):
 class TrendState:
     """The production release's signals (trends and customer scores), swapped when production.json changes."""
 
-    def __init__(self, store: Store):
-        self.store = store
+    def __init__(self, store: Store, memory_limit: str = "1GB"):
+        self.store, self.memory_limit = store, memory_limit
         self.path = store.models / registry.PRODUCTION_FILE
         self.signals: ReleaseSignals = NO_RELEASE
+        self.item_segments: dict[str, str] = {}  # {item: segment} of the store's events: one entry per item
         self.reload_error: str | None = None
         self._key: tuple | None = None
         self._lock = threading.Lock()
@@ -116,6 +123,7 @@ class TrendState:
             release = registry.production(self.store)  # verified once per load: hashes are not free
             self.signals = NO_RELEASE if release is None else ReleaseSignals.load(release)
             self.reload_error = None
+            self._load_item_segments()
             if release is not None:
                 log.info("serving %s: trends of %d segments, customer scores of %d customers", self.version,
                          len(self.signals.trends), len(self.signals.scores))
@@ -123,6 +131,16 @@ class TrendState:
             log.error("cannot load the production release, still serving %s: %s", self.version, exc)
             self.reload_error = str(exc)
         self._key = key  # a broken version is not retried on every request; the next change is
+
+
+    def _load_item_segments(self) -> None:
+        """The store's {item: segment}, read once per release load (items sent without a segment get theirs)."""
+        try:
+            self.item_segments = item_segments(self.store, self.memory_limit)
+        except (TrendrecError, OSError, duckdb.Error) as exc:
+            log.error("cannot read the items' segments from %s: items sent without a segment are neutral: %s",
+                      self.store.raw, exc)
+            self.item_segments = {}
 
 
 def load_trends(version_dir: Path) -> dict[str, float]:
@@ -150,12 +168,25 @@ def rerank_list(req: RerankRequest, signals: ReleaseSignals, weight: float,
     return ranked_items, {"count": sum(counts.values()), "segments": list(counts)[:MAX_UNKNOWN_LISTED]}
 
 
+def store_segments(req: RerankRequest, known: dict[str, str]) -> UnknownItems:
+    """Give each candidate sent without a segment (absent, null or empty) its item's segment in the
+    store's events (pipeline.lists.fill_segments), in place; the candidates whose item has none."""
+    cands = req["candidates"]
+    segments = [c.get("segment") for c in cands]
+    if None not in segments and "" not in segments:  # the JSON schema allows no other missing value (NaN)
+        return {"count": 0, "items": []}
+    filled, _, unknown = fill_segments([c["item_id"] for c in cands], segments, known)
+    for cand, segment in zip(cands, filled):
+        cand["segment"] = segment
+    return unknown
+
+
 # --- the app --------------------------------------------------------------------------------------
 def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int | None = None) -> FastAPI:
     """The FastAPI app for ``cfg``'s store; limits default to rerank.max_request_bytes/_candidates."""
     max_bytes = int(max_bytes or cfg.rerank.max_request_bytes)
     max_candidates = int(max_candidates or cfg.rerank.max_request_candidates)
-    state = TrendState(Store(cfg.store))
+    state = TrendState(Store(cfg.store), cfg.aggregate.memory_limit)
     state.refresh()
     app = FastAPIOffline(title="trendrec re-rank service", version="1",  # /docs assets: no CDN
                          description=(__doc__ or "").split("\n\n")[0])
@@ -195,12 +226,13 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
             raise HTTPException(503, "no model in production: run `trendrec push`")
         weight = req.get("weight")
         weight = cfg.rerank.weight if weight is None else weight
+        unknown_items = store_segments(req, state.item_segments)
         items, unknown = rerank_list(req, signals, weight, cfg.rerank.customer_weight)
         if unknown["count"]:
             _warn_unknown(unknown["segments"], signals.version)
         body = {"user_id": req.get("user_id"), "model_version": signals.version, "weight": weight,
                 "customer_known": req.get("user_id") in signals.scores, "unknown_segments": unknown,
-                "items": items}
+                "unknown_items": unknown_items, "items": items}
         took = f"app;dur={(time.perf_counter() - started) * 1000:.3f}"  # parse + re-rank + encode
         return Response(to_json(body), media_type="application/json", headers={"server-timing": took})
 

@@ -1,4 +1,5 @@
-"""Re-ranking on a hand-worked two-user example, the trend formula, and candidate file validation."""
+"""Re-ranking on a hand-worked two-user example, the trend formula, candidate file validation and a shop's
+own list columns."""
 
 import dataclasses
 
@@ -7,7 +8,8 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
-from pipeline.config import RerankConfig
+from pipeline.config import IngestConfig, RerankConfig
+from pipeline.ingest.ingest import run_ingest
 from pipeline.store import Store, StoreError
 from recsys import registry
 from recsys.forecast.trends import trend_score
@@ -90,9 +92,12 @@ def test_read_candidates_csv_and_missing_column(tmp_path):
     CANDIDATES.assign(**{s.USER_ID: ["007"] * 3 + ["8"] * 3}).to_csv(good, index=False)
     assert read_candidates(good)[s.USER_ID].tolist()[:1] == ["007"]  # ids stay strings
     bad = tmp_path / "bad.parquet"
-    CANDIDATES.drop(columns=s.SEGMENT).to_parquet(bad)
-    with pytest.raises(RerankError, match=rf"bad\.parquet.*{s.SEGMENT}"):
+    CANDIDATES.drop(columns=s.BASE_SCORE).to_parquet(bad)
+    with pytest.raises(RerankError, match=rf"bad\.parquet.*{s.BASE_SCORE}.*\[rerank\.columns\]"):
         read_candidates(bad)
+    no_segment = tmp_path / "no_segment.parquet"  # optional: the store's segments fill it (run_rerank)
+    CANDIDATES.drop(columns=s.SEGMENT).to_parquet(no_segment)
+    assert read_candidates(no_segment)[s.SEGMENT].isna().all()
     with pytest.raises(RerankError, match="not found"):
         read_candidates(tmp_path / "nope.csv")
     (tmp_path / "lists.json").write_text("{}")
@@ -139,3 +144,34 @@ def test_rerank_with_non_string_segments_and_empty_input():
     trends = pd.DataFrame({s.SEGMENT: [1, 2], s.TREND: [0.5, -0.5]})
     assert rerank(cands, trends, 0.4)[s.ITEM_ID].tolist() == ["x", "y", "z", "x", "w", "v"]
     assert rerank(CANDIDATES.iloc[:0], TRENDS, 0.4).empty
+
+
+SHOP_EVENTS = """event_time,item_id,quantity,price,user_id,segment
+2024-01-01 10:00:00,x,1,1.0,17850,down
+2024-02-01 10:00:00,x,1,1.0,17850,up
+2024-01-05 10:00:00,y,2,2.0,9,down
+"""
+
+
+def test_a_shops_own_columns_without_segments_rerank(small_config, push_version, tmp_path):
+    """A recommender's `customer, sku, logit` file: mapped by [rerank.columns], segments from the store."""
+    ingest = IngestConfig(columns={f: f for f in ("event_time", "item_id", "quantity", "price", "user_id", "segment")})
+    cfg = dataclasses.replace(small_config, ingest=ingest, rerank=RerankConfig(
+        weight=1.0, columns={"user_id": "customer", "item_id": "sku", "base_score": "logit"}))
+    (tmp_path / "events.csv").write_text(SHOP_EVENTS)
+    run_ingest(cfg, tmp_path / "events.csv")
+    assert push_version(cfg, TRENDS) == "v0001"
+    # x was "down", is "up" in its latest event; y is "down"; "nope" the events never had
+    (tmp_path / "shop.csv").write_text("customer,sku,logit\n17850,y,0.9\n17850,x,0.1\n17850,nope,0.5\n")
+    out = run_rerank(cfg, tmp_path / "shop.csv")
+    assert (out["rows"], out["users"], out["segments_from_store"]) == (3, 1, 2)
+    assert out["unknown_items"] == {"count": 1, "items": ["nope"]}  # counted and named, as unknown segments
+    assert out["unknown_segments"] == {"<null>": 1}
+    written = pd.read_parquet(out["output"])
+    assert written[s.ITEM_ID].tolist() == ["x", "nope", "y"]  # trend alone: up, neutral, down
+    assert written[s.SEGMENT].fillna("<null>").tolist() == ["up", "<null>", "down"]
+    assert written[s.USER_ID].tolist() == ["17850"] * 3
+    unmapped = dataclasses.replace(cfg, rerank=RerankConfig())
+    with pytest.raises(RerankError, match=r"shop\.csv: missing column\(s\) user_id, item_id, base_score.*"
+                                          r"customer, sku, logit.*\[rerank\.columns\]"):
+        run_rerank(unmapped, tmp_path / "shop.csv")

@@ -5,6 +5,7 @@ fixture of tests/conftest.py); the service never loads model.keras, so placehold
 except in the promote/rollback test, which pushes the session's trained model as a real push would.
 """
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -14,6 +15,8 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
+from pipeline.config import IngestConfig
+from pipeline.ingest.ingest import run_ingest
 from pipeline.store import Store
 from recsys import registry
 from recsys.rank.rerank import rerank
@@ -88,6 +91,31 @@ def test_a_known_customer_is_ranked_by_the_push_time_scores(small_config, push_v
         guest = http.post("/rerank", json={"candidates": LIST}).json()  # no user id: segment trends
         assert not guest["customer_known"] and "customer_model" not in {i["signal"] for i in guest["items"]}
         assert http.get("/health").json()["customers"] == 2
+
+
+def test_a_numeric_user_id_and_items_without_a_segment(small_config, push_version, tmp_path):
+    """A shop sending its numeric customer id and no segments: the id is its string, the store gives segments."""
+    columns = {f: f for f in ("event_time", "item_id", "quantity", "price", "user_id", "segment")}
+    cfg = dataclasses.replace(small_config, ingest=IngestConfig(columns=columns))
+    (tmp_path / "events.csv").write_text("event_time,item_id,quantity,price,user_id,segment\n"
+                                         "2024-01-01 10:00:00,x,1,1.0,17850,down\n"  # x's latest is "up"
+                                         "2024-02-01 10:00:00,x,1,1.0,17850,up\n2024-01-05 10:00:00,y,2,2.0,9,down\n")
+    run_ingest(cfg, tmp_path / "events.csv")
+    scores = pd.DataFrame({s.USER_ID: ["17850"], s.ITEM_ID: ["z"], s.SCORE: [0.4]})
+    assert push_version(cfg, TRENDS, scores=scores) == "v0001"
+    cands = [{"item_id": "y", "base_score": 0.9}, {"item_id": "x", "segment": None, "base_score": 0.1},
+             {"item_id": "nope", "segment": "", "base_score": 0.5}, {"item_id": "z", "base_score": 0.2}]
+    with serving(create_app(cfg)) as url, httpx.Client(base_url=url, timeout=10) as http:
+        resp = http.post("/rerank", json={"user_id": 17850, "weight": 1.0, "candidates": cands})
+        assert resp.status_code == 200, resp.text  # was 422: a number is read as its string
+        body = resp.json()
+        assert body["user_id"] == "17850" and body["customer_known"]  # the same customer as "17850"
+        assert [(i["item_id"], i["signal"], i["trend"]) for i in body["items"]] == [
+            ("z", "customer_model", 0.0), ("x", "segment_trend", 0.5), ("nope", "base", 0.0),
+            ("y", "segment_trend", -0.5)]  # x and y got their segments from the store's events
+        assert body["unknown_items"] == {"count": 2, "items": ["nope", "z"]}  # the events never had them
+        for bad in (True, 17850.5, 2 ** 64):
+            assert http.post("/rerank", json={"user_id": bad, "candidates": cands}).status_code == 422
 
 
 @pytest.mark.parametrize("payload, reason", [
