@@ -59,8 +59,8 @@ def test_value_json_prints_exactly_the_issue_object(small_store, capsys, tmp_pat
     config = _config_file(small_store, tmp_path)  # the same [value] settings: the stored set is reused
     code = main(["value", "--config", str(config), "--store", small_store.store, "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and list(out) == ["calibration_end", "holdout_days", "customers", "models", "published",
-                                       "verdict", "reused"]
+    assert code == 0 and list(out) == ["config", "store", "calibration_end", "holdout_days", "customers", "models",
+                                       "published", "verdict", "reused"]  # every summary names its config and store
     assert out["reused"] is True and out["published"] == out["verdict"]["ships"]
     assert out["holdout_days"] == 90 and out["customers"] > 100
     assert set(out["models"]) == {"bgnbd_gg", "lstm", "ensemble"}
