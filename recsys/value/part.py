@@ -181,10 +181,12 @@ def _reason(summary: dict[str, Any], ships: str, shipped: dict[str, float], base
     window = f"the last {summary['holdout_days']} days of the log"
     if ships == ENSEMBLE:
         return f"the ensemble is no worse than {BASELINE} on all four figures on {window} ({pairs}): it ships"
-    why = "is no worse than" if ships != BASELINE else "is the baseline;"
-    return (f"the ensemble is worse than {BASELINE} on {window} (ensemble: " + ", ".join(
-        f"{k} {summary['models'][ENSEMBLE].get(k, float('nan')):.3f}" for k in RULE_FIGURES)
-        + f"); {ships} ships: it {why} {BASELINE} ({pairs})")
+    ensemble = summary["models"][ENSEMBLE]
+    worse = ", ".join(f"{k} {ensemble.get(k, float('nan')):.3f} vs {base.get(k, float('nan')):.3f}"
+                      for k in RULE_FIGURES)
+    why = (f"{ships} ships: it is no worse than {BASELINE} on all four ({pairs})" if ships != BASELINE
+           else f"{BASELINE} ships: no member is no worse than it on all four")
+    return f"the ensemble is worse than {BASELINE} on {window} ({worse}); {why}"
 
 
 def assemble(cfg: Config | None, run: Run, target: Path, verdict: Verdict, production: Path | None,
