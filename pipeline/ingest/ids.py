@@ -1,14 +1,18 @@
 """Ids (item, customer, order) as text in every format, and the ids ingest refuses.
 
 A parquet float column, a JSON number and CSV text give the same id: 17850.0 (pandas' artefact of a
-nullable integer) is 17850, 1e20 and 2**63 stay two different customers, and "NA" is an item code,
-not a missing value. An id is refused when it is an infinite number, holds a control character
-(NUL, tab, newline, escape...) or is longer than ``max_id_length``.
+nullable integer, as a float or as the text "17850.0" a pandas-written CSV holds) is 17850, 1e20 and
+2**63 stay two different customers, and "NA" is an item code, not a missing value. Only plain spaces
+(U+0020) at an id's edges are stripped. An id is refused when it is an infinite number, holds a
+control character (C0 or C1: NUL, tab, newline, escape, NEL U+0085...), has another Unicode space
+(no-break space, U+2028...) at an edge, or is longer than ``max_id_length``.
 
     python -c "import pandas as pd; from pipeline.ingest.ids import as_id; print(as_id(pd.Series([1e20, 17850.0])))"
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _CONTROL = r"[\x{00}-\x{1f}\x{7f}-\x{9f}]"  # C0 and C1 control characters, NUL included (RE2 syntax)
+# Unicode spaces beyond ASCII (Python's str.isspace, less the controls above), refused at an id's edge
+_SPACES = "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_EDGE_SPACE = f"^[{_SPACES}]|[{_SPACES}]$"
+_WHOLE_TEXT = r"^(-?[0-9]+)\.0+$"  # "17850.0": a whole number as pandas writes a float column
 
 
 def as_id(values: pd.Series) -> pd.Series:
@@ -25,12 +33,14 @@ def as_id(values: pd.Series) -> pd.Series:
     if values.dtype == object:  # JSON values: each judged on its own
         return pd.Series([_id_text(v) for v in values], index=values.index, dtype="str")
     if is_arrow_text(values):  # the same result in Arrow, without pandas' masked assignment
-        text = pc.utf8_trim_whitespace(pa.array(values))
+        text = pc.utf8_trim(pa.array(values), " ")
+        if _has_byte(text, ord(".")):
+            text = pc.replace_substring_regex(text, _WHOLE_TEXT, r"\1")
         keep = pc.not_equal(text, "")
         if keep.null_count or not pc.all(keep).as_py():
             text = pc.if_else(keep, text, pa.scalar(None, text.type))
         return pd.Series(text.to_pandas(), index=values.index, dtype="str")
-    text = values.astype("str").str.strip()
+    text = values.astype("str").str.strip(" ").str.replace(_WHOLE_TEXT, r"\1", regex=True)
     return text.where(values.notna() & (text != ""), None)
 
 
@@ -52,8 +62,8 @@ def _id_text(value) -> str | None:
     if isinstance(value, (float, np.floating)):
         value = float(value)
         return str(int(value)) if np.isfinite(value) and value == np.floor(value) else repr(value)
-    text = str(value).strip()
-    return text or None
+    text = str(value).strip(" ")
+    return re.sub(_WHOLE_TEXT, r"\1", text) or None
 
 
 def is_arrow_text(values: pd.Series) -> bool:
@@ -69,9 +79,11 @@ def id_problems(raw: pd.Series, ids: pd.Series, column: str, max_length: int) ->
     long = none
     if len(values) and (pc.max(pc.binary_length(values)).as_py() or 0) > max_length:  # bytes >= characters
         long = pc.fill_null(pc.greater(pc.utf8_length(values), max_length), False).to_numpy(zero_copy_only=False)
+    edge = _per_row(pc.match_substring_regex, values, _EDGE_SPACE) if _any_non_ascii(values) else none
     floats = _is_float(raw)
     infinite = (floats & ids.astype("str").isin(["inf", "-inf"]).to_numpy()) if floats.any() else none
     return [(control, f"bad_id: {column} holds a control character (NUL, tab, newline...)"),
+            (edge, f"bad_id: {column} has a Unicode space (no-break space, U+2028...) at its edge"),
             (long, f"bad_id: {column} longer than max_id_length {max_length}"),
             (infinite, f"bad_id: {column} is not a finite number")]
 
@@ -92,6 +104,21 @@ def _any_control(values: pa.Array | pa.ChunkedArray) -> bool:
         return True
     lead = np.flatnonzero(raw[:-1] == 0xC2)
     return bool(((raw[lead + 1] >= 0x80) & (raw[lead + 1] <= 0x9F)).any())
+
+
+def _has_byte(values: pa.Array | pa.ChunkedArray, byte: int) -> bool:
+    if isinstance(values, pa.ChunkedArray):
+        return any(_has_byte(chunk, byte) for chunk in values.chunks)
+    data = values.buffers()[2]
+    return data is not None and bool((np.frombuffer(data, dtype=np.uint8) == byte).any())
+
+
+def _any_non_ascii(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether any value holds a byte beyond ASCII (a Unicode space needs one)."""
+    if isinstance(values, pa.ChunkedArray):
+        return any(_any_non_ascii(chunk) for chunk in values.chunks)
+    data = values.buffers()[2]
+    return data is not None and bool((np.frombuffer(data, dtype=np.uint8) >= 0x80).any())
 
 
 def _is_float(raw: pd.Series) -> np.ndarray:

@@ -27,7 +27,9 @@ rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + r
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -98,12 +100,30 @@ def _comparable_commits(store: Store, cfg: IngestConfig) -> set[str]:
     return {c.stem for c in store.commits.glob("*.json") if read_json(c).get("event_key") == wanted}
 
 
+def _csv_lines(rows: pd.DataFrame, cfg: IngestConfig) -> list[str]:
+    """Rows of a CSV as the text of their records: the fields joined by the file's delimiter, quoted
+    only where the CSV rules need it (so a plain record comes back exactly as it was written)."""
+    out = io.StringIO()
+    quoting = csv.QUOTE_MINIMAL if cfg.csv_quote_char else csv.QUOTE_NONE
+    writer = csv.writer(out, delimiter=cfg.csv_delimiter, quotechar=cfg.csv_quote_char or None,
+                        quoting=quoting, escapechar=None if cfg.csv_quote_char else "\\", lineterminator="\n")
+    texts = []
+    for row in rows.itertuples(index=False):
+        out.seek(0)
+        out.truncate()
+        writer.writerow(["" if v is None or v is pd.NA else v for v in row])
+        texts.append(out.getvalue()[:-1])
+    return texts
+
+
 def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: np.ndarray,
-                     name: str) -> pd.DataFrame:
+                     name: str, cfg: IngestConfig) -> pd.DataFrame:
     if not bad.any():
         texts = []
     elif chunk.raw_text is not None:
         texts = [t for t, b in zip(chunk.raw_text, bad) if b]
+    elif chunk.csv:  # a CSV row refused by validation: its fields as CSV text
+        texts = _csv_lines(chunk.frame[bad], cfg)
     else:
         texts = chunk.frame[bad].to_json(orient="records", lines=True, date_format="iso",
                                          default_handler=str).splitlines()
@@ -139,12 +159,19 @@ def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, coun
     counts["rows_accepted"] += int(ok.sum())
     counts["rows_filtered"] += int(filtered.sum())
     counts["rows_dropped"] += int(dropped.sum())
-    return _quarantine_rows(chunk, canon, reason, bad, path.name)
+    return _quarantine_rows(chunk, canon, reason, bad, path.name, cfg)
 
 
-def _already_done(path: Path, digest: str, record: dict) -> dict:
-    log.info("%s already ingested (commit %s): nothing added", path, digest)
+def _already_done(path: Path, digest: str, record: dict, finished: set[str]) -> dict:
+    """The counts of a file already committed: all its rows duplicates, unless this run finished the
+    commit an interrupted ingest of it decided (``finished``): then its rows were added now, as recorded."""
     counts = {k: record.get(k, 0) for k in COUNTERS}
+    if digest in finished:
+        finished.discard(digest)  # reported once: the same file again in this run adds nothing
+        log.info("%s: finished the commit %s an interrupted ingest had decided", path, digest)
+        return {"file": str(path), "digest": digest, **counts, "reasons": record.get("reasons", {}),
+                "quarantine_written": record.get("quarantine_written", 0)}
+    log.info("%s already ingested (commit %s): nothing added", path, digest)
     skipped = counts["rows_quarantined"] + counts["rows_filtered"] + counts["rows_dropped"]
     # the same rows are refused again, for the same reasons: the counts and the reasons agree
     return {"file": str(path), "digest": digest, **counts, "rows_accepted": 0,
@@ -185,17 +212,18 @@ def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progres
     return True
 
 
-def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Staging, counts: dict) -> dict:
+def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Staging, counts: dict,
+                finished: set[str]) -> dict:
     """Under the raw keys lock: drop the rows committed ingests hold, then commit the rest. The check
     and the commit run in one hold of the lock, so an ingest running beside this one either committed
     before the check (its keys count) or commits after this one (and finds ours)."""
     with locked(store.raw_keys_lock):
         try:
-            finish_pending(store)  # an ingest beside this one may have been killed after its decision
+            finished.update(finish_pending(store))  # an ingest beside this one may have been killed after its decision
             commit = store.commits / f"{digest}.json"
             if commit.exists():  # the same file, committed by an ingest that ran beside this one
                 staging.abort()
-                return _already_done(path, digest, read_json(commit))
+                return _already_done(path, digest, read_json(commit), finished)
             staging.adopt(digest)
             committed = _comparable_commits(store, cfg.ingest)
             counts["rows_duplicate"], written = staging.deduplicate(committed)
@@ -210,8 +238,11 @@ def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Sta
     return summary
 
 
-def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None) -> dict:
-    """Ingest one file as one transaction; returns its counts."""
+def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None,
+                finished: set[str] | None = None) -> dict:
+    """Ingest one file as one transaction; returns its counts. ``finished``: digests of interrupted
+    commits this run completed (their files' rows count as added)."""
+    finished = set() if finished is None else finished
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-digest") as pool:
         hashed = pool.submit(file_digest, path, stop)  # read beside the staging, not before it
@@ -225,8 +256,8 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
             raise
     if not staged:
         staging.abort()
-        return _already_done(path, digest, read_json(store.commits / f"{digest}.json"))
-    return _commit_new(path, digest, cfg, store, staging, counts)  # checks the commit again, under the lock
+        return _already_done(path, digest, read_json(store.commits / f"{digest}.json"), finished)
+    return _commit_new(path, digest, cfg, store, staging, counts, finished)  # checks the commit again, under the lock
 
 
 def _known(store: Store, hashed: Future) -> Callable[[], bool]:
@@ -271,13 +302,13 @@ def _remove_unused(store: Store) -> None:
 
 def _ingest_files(files: list[Path], cfg: Config, store: Store) -> dict:
     with locked(store.raw_keys_lock):  # never a commit that a live ingest is applying right now
-        finish_pending(store)  # a commit a crash cut short completes before anything else is read
+        finished = set(finish_pending(store))  # a commit a crash cut short completes before anything else is read
     started = time.monotonic()
     with tqdm(desc="ingest", unit=" rows", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
         per_file = []
         for number, path in enumerate(files, start=1):
             bar.set_postfix_str(f"file {number}/{len(files)} {path.name}")
-            per_file.append(ingest_file(path, cfg, store, bar))
+            per_file.append(ingest_file(path, cfg, store, bar, finished))
     totals = {k: sum(s[k] for s in per_file) for k in COUNTERS}
     reasons: dict[str, int] = {}
     for s in per_file:

@@ -48,6 +48,7 @@ class Chunk:
     lines: np.ndarray  # int64 source line of each frame row
     raw_text: list[str] | None = None  # original text of each frame row when the format keeps it
     malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (line, text, reason)
+    csv: bool = False  # a CSV chunk: every frame column is the text of one field, in the file's order
 
 
 def resolve_sources(source: str | Path) -> list[Path]:
@@ -185,15 +186,15 @@ def _batched(blocks: Iterator[tuple[pa.Table, np.ndarray, list]], rows: int) -> 
             continue
         table, at = pa.concat_tables(tables), np.concatenate(lines)
         for start in range(0, table.num_rows - rows + 1, rows):
-            yield Chunk(table.slice(start, rows).to_pandas(), at[start:start + rows], None, bad)
+            yield Chunk(table.slice(start, rows).to_pandas(), at[start:start + rows], None, bad, True)
             bad = []
         keep = table.num_rows - table.num_rows % rows
         tables, lines, held = [table.slice(keep)], [at[keep:]], table.num_rows - keep
         if len(bad) >= rows:  # mostly malformed records: their texts must not pile up either
-            yield Chunk(tables[0].to_pandas(), lines[0], None, bad)
+            yield Chunk(tables[0].to_pandas(), lines[0], None, bad, True)
             tables, lines, bad, held = [], [], [], 0
     if held or bad:
-        yield Chunk(pa.concat_tables(tables).to_pandas(), np.concatenate(lines), None, bad)
+        yield Chunk(pa.concat_tables(tables).to_pandas(), np.concatenate(lines), None, bad, True)
 
 
 def _open_binary(path: Path) -> BinaryIO:
@@ -229,6 +230,8 @@ def _json_object(text: str) -> dict | str:
         value = json.loads(text)
     except ValueError:
         return "truncated or invalid JSON"
+    except RecursionError:  # Python's parser recurses per level: thousands of [[[... exhaust the stack
+        return "JSON nested too deeply"
     if isinstance(value, dict):
         return value
     kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")

@@ -49,6 +49,7 @@ REASONS = (
 )
 _OFFSET = r"(?:[Zz]|[+-]\d\d:?\d\d)$"
 _EARLIEST, _LATEST = pd.Timestamp("1000-01-01"), pd.Timestamp("9999-01-01")  # time-zone rules work between
+FAR_EARLY, FAR_LATE = _EARLIEST.tz_localize("UTC"), _LATEST.tz_localize("UTC")  # stand for times beyond
 
 
 def parse_timestamps(values: pd.Series, timezone: str, unit: str = "auto", fmt: str = "") -> pd.Series:
@@ -125,12 +126,19 @@ def _naive_text(values: pd.Series) -> pd.Series | None:
 
 
 def _localized(ts: pd.Series, timezone: str) -> pd.Series:
-    """Datetimes in UTC, naive ones read in ``timezone``; times outside years 1000..9998 become NaT
-    (beyond Python's datetime, which time-zone rules need, they would raise)."""
-    ts = ts.where((ts >= _EARLIEST.tz_localize(ts.dt.tz)) & (ts < _LATEST.tz_localize(ts.dt.tz)))
+    """Datetimes in UTC, naive ones read in ``timezone``. Times outside years 1000..9998 skip the
+    time-zone rules (beyond Python's datetime, which they need, they would raise) and come out as
+    FAR_EARLY or FAR_LATE: a time, so out of range, not unparseable."""
+    early = (ts < _EARLIEST.tz_localize(ts.dt.tz)).to_numpy(dtype=bool)
+    late = (ts >= _LATEST.tz_localize(ts.dt.tz)).to_numpy(dtype=bool)
+    if early.any() or late.any():
+        ts = ts.where(~(early | late))
     if getattr(ts.dt, "tz", None) is None:
         ts = ts.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-    return _to_us(ts.dt.tz_convert("UTC"))
+    out = _to_us(ts.dt.tz_convert("UTC"))
+    if early.any() or late.any():
+        out[early], out[late] = FAR_EARLY, FAR_LATE
+    return out
 
 
 def _to_us(ts: pd.Series) -> pd.Series:
@@ -231,10 +239,12 @@ def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons,
 
     def out_of_range(bad: np.ndarray) -> pd.Series:
         when = ts[bad].dt.tz_localize(None).to_numpy().astype("datetime64[s]").astype("str")
+        when = np.where(ts[bad] == FAR_LATE, "beyond the year 9998", np.where(
+            ts[bad] == FAR_EARLY, "before the year 1000", np.char.add(np.char.replace(when, "T", " "), " UTC")))
         side = np.where(ts[bad] < first, f"before {first.date()} (min_event_date)",
                         f"after {last} (ingest day + max_future_days)")
         return ("timestamp_out_of_range: " + column + "=" + raw[bad].astype("str") + " is "
-                + pd.Series(when, index=raw[bad].index).str.replace("T", " ") + " UTC, " + side
+                + pd.Series(when, index=raw[bad].index) + ", " + side
                 + _unit_hints(raw[bad], cfg))
     why.refuse(outside, out_of_range)
     return ts.where(~outside)

@@ -93,8 +93,10 @@ def test_a_commit_cut_short_shows_all_or_nothing_to_a_glob_reader_and_the_next_r
     if len(seen) == 1:  # not visible yet: neither are its refused rows
         assert seen == before and len(quarantined(cfg)) == 0
     summary = run_ingest(cfg, path)
-    # a decided commit is finished first (the re-run finds every row there); an undecided one is redone
-    assert (summary["rows_accepted"], summary["rows_duplicate"]) == ((30, 0) if steps == 0 else (0, 30))
+    # a decided commit is finished first and its rows count as added by the run that finished it
+    # (issue 31: they were reported as duplicates, 0 accepted); an undecided one is redone
+    assert (summary["rows_accepted"], summary["rows_duplicate"], summary["rows_quarantined"]) == (30, 0, 1)
+    assert summary["rows_in"] == 31 and summary["quarantine_written"] == 1
     assert len(_glob_reader(store)) == 4 and len(stored(cfg)) == 31 and len(quarantined(cfg)) == 1
     assert not any(store.ingest_staging.iterdir())
     assert [p.name for p in store.root.rglob("*.tmp")] == []  # no temporary file left anywhere
