@@ -3,9 +3,11 @@
 A subcommand is a ``Command``: a help line, a function adding its arguments, and a function
 ``(config, args) -> dict`` that calls exactly one stage. The shell adds ``--config``, ``--store``,
 ``--json`` and ``-v`` to each, prints a short human summary with results as tables
-(``recsys.report.text``; or exactly one JSON object on stdout with ``--json``), and turns expected
-failures (``TrendrecError``) into a one-line reason on stderr and exit code 1 (with ``--json``, stdout
-then carries ``{"error": ..., "stage": ...}``). The config is ``--config``, else the nearest
+(``recsys.report.text``; or exactly one JSON object on stdout with ``--json``), and turns every
+failure into a one-line reason on stderr and exit code 1 (with ``--json``, stdout then carries
+``{"error": ..., "stage": ...}``): a ``TrendrecError`` its message, an ``OSError`` a sentence with its
+errno name and path (``failure_line``), anything else its type and message (the traceback only with
+``-v``). A refused argument (empty, a count below 1, a port outside 1..65535) is one line, exit 2. The config is ``--config``, else the nearest
 ``trendrec.toml`` in the working directory or a parent, else ``$TRENDREC_CONFIG``, else the built-in
 defaults (``pipeline.config.locate_config``); every summary starts with the ``config`` and ``store`` it
 used. TensorFlow's start-up noise stays off stderr unless ``-v``. Stage modules are imported when their
