@@ -3,9 +3,11 @@
 A subcommand is a ``Command``: a help line, a function adding its arguments, and a function
 ``(config, args) -> dict`` that calls exactly one stage. The shell adds ``--config``, ``--store``,
 ``--json`` and ``-v`` to each, prints a short human summary with results as tables
-(``recsys.report.text``; or exactly one JSON object on stdout with ``--json``), and turns expected
-failures (``TrendrecError``) into a one-line reason on stderr and exit code 1 (with ``--json``, stdout
-then carries ``{"error": ..., "stage": ...}``). The config is ``--config``, else the nearest
+(``recsys.report.text``; or exactly one JSON object on stdout with ``--json``), and turns every
+failure into a one-line reason on stderr and exit code 1 (with ``--json``, stdout then carries
+``{"error": ..., "stage": ...}``): a ``TrendrecError`` its message, an ``OSError`` a sentence with its
+errno name and path (``failure_line``), anything else its type and message (the traceback only with
+``-v``). A refused argument (empty, a count below 1, a port outside 1..65535) is one line, exit 2. The config is ``--config``, else the nearest
 ``trendrec.toml`` in the working directory or a parent, else ``$TRENDREC_CONFIG``, else the built-in
 defaults (``pipeline.config.locate_config``); every summary starts with the ``config`` and ``store`` it
 used. TensorFlow's start-up noise stays off stderr unless ``-v``. Stage modules are imported when their
@@ -22,14 +24,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
+import errno
 import importlib
 import importlib.abc
 import importlib.util
 import json
 import logging
 import os
+import re
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,10 +87,10 @@ def _version() -> str:
 
 
 def _candidates_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--as-of", help="first day not used, YYYY-MM-DD (default: the day after the last event)")
-    parser.add_argument("--users", type=int, default=500, help="users kept, a deterministic sample (500)")
-    parser.add_argument("--n", type=int, default=20, help="candidates per user (20)")
-    parser.add_argument("--recent-days", type=int, default=28, help="window of activity and popularity (28)")
+    parser.add_argument("--as-of", type=iso_day, help="first day not used, YYYY-MM-DD (default: the day after the last event)")
+    parser.add_argument("--users", type=flow.count, default=500, help="users kept, a deterministic sample (500)")
+    parser.add_argument("--n", type=flow.count, default=20, help="candidates per user (20)")
+    parser.add_argument("--recent-days", type=flow.count, default=28, help="window of activity and popularity (28)")
     parser.add_argument("--output", default="candidates/base.parquet", help="parquet file inside the store")
 
 
@@ -101,9 +107,9 @@ def _progress(line: str) -> None:
 
 
 def _tune_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trials", type=int, default=6, help="trials, the configured model first (6)")
+    parser.add_argument("--trials", type=flow.count, default=6, help="trials, the configured model first (6)")
     parser.add_argument("--tune-id", help="search name (default: UTC time): runs/tune-<id>/, tune/<id>/")
-    parser.add_argument("--epochs", type=int, help="epoch cap per trial (default: min(model.epochs, 15))")
+    parser.add_argument("--epochs", type=flow.count, help="epoch cap per trial (default: min(model.epochs, 15))")
 
 
 def _run_tune(cfg: Config, args: argparse.Namespace) -> dict:
@@ -174,7 +180,7 @@ def _run_report(cfg: Config, args: argparse.Namespace) -> dict:
 
 def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--port", type=port, default=8000, help="port (default 8000)")
 
 
 def _run_serve(cfg: Config, args: argparse.Namespace) -> dict:
@@ -184,7 +190,7 @@ def _run_serve(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _evaluate_rerank_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weeks", type=int, default=6, help="weekly cut-offs at the end of the data (6)")
+    parser.add_argument("--weeks", type=flow.count, default=6, help="weekly cut-offs at the end of the data (6)")
     parser.add_argument("--methods", help="comma list (default: g_topfreq, p_topfreq, base, tifu_knn, "
                                           "segment_trend, lstm_recommender)")
 
@@ -197,8 +203,8 @@ def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 def _backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cutoffs", type=int, default=4, help="number of rolling cut-offs (default 4)")
-    parser.add_argument("--step", type=int, help="days between cut-offs (default: the model's horizon)")
+    parser.add_argument("--cutoffs", type=flow.count, default=4, help="number of rolling cut-offs (default 4)")
+    parser.add_argument("--step", type=flow.count, help="days between cut-offs (default: the model's horizon)")
     parser.add_argument("--run-id", help="name of the result, backtest/<run id>.json (default: UTC time)")
 
 
@@ -233,14 +239,46 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def iso_day(text: str) -> str:
+    """An argparse type: a day as YYYY-MM-DD (kept as the text given)."""
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, e.g. 2011-12-01, got {text!r}") from None
+    return text
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (0 would mean any free port; refused)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text!r}")
+    return value
+
+
+class UsageError(Exception):
+    """A command line argparse refused: ``(prog, reason)``, e.g. ``("trendrec serve", "argument --port: ...")``."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose refusals are one line (`trendrec CMD: error: ...`) raised to `run_cli`, not printed."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(self.prog, f"{message} (see `{self.prog} --help`)")
+
+
 def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help=f"TOML config file (default: the nearest {CONFIG_FILE} in the working "
                                          f"directory or a parent, else ${ENV_CONFIG}, else built-in defaults)")
     common.add_argument("--store", help=f"store directory (default: ${ENV_STORE}, the config's, ./trendrec-data)")
     common.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    parser = argparse.ArgumentParser(prog=prog, description="Learn shopping trends and re-rank recommendations.")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress to stderr (and an unexpected error's traceback)")
+    parser = _Parser(prog=prog, description="Learn shopping trends and re-rank recommendations.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in commands.items():
@@ -251,36 +289,90 @@ def build_parser(commands: dict[str, Command], prog: str = "trendrec") -> argpar
 
 
 def run_cli(commands: dict[str, Command], argv: list[str] | None = None) -> int:
-    args = build_parser(commands).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser(commands).parse_args(argv)
+    except UsageError as exc:  # a bad argument: one line, exit 2 as argparse's own
+        return _refuse(f"{exc.args[0]}: error", exc.args[1], _command_in(commands, argv), "--json" in argv, 2)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         quiet_tensorflow()
     name = _canonical(commands, args.command)
-    command = commands[name]
+    command, store = commands[name], args.store
     try:
-        _check_path_arguments(args)
+        _check_arguments(args)
         path, origin = locate_config(args.config)
         cfg = load_config(path, store=args.store)
+        store = cfg.store
         log.info("config: %s (%s); store: %s", path or DEFAULTS, origin, cfg.store)
         # With --json, stdout carries exactly one JSON object: anything a library prints goes to stderr.
         with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
             summary = command.run(cfg, args)
-    except TrendrecError as exc:
-        print(f"trendrec {args.command}: error: {exc}", file=sys.stderr)
-        if args.json:  # a script reading stdout still gets exactly one object
-            print(json.dumps({"error": str(exc), "stage": args.command}))
-        return 1
+        used = {"config": str(path) if path else DEFAULTS, "store": cfg.store}
+        if args.json:
+            output = json.dumps(used | summary, default=str, sort_keys=False)
+        else:
+            used["config"] += f" ({origin})" if path else ""
+            output = format_summary(f"trendrec {args.command}: {command.title or 'done'}", used | summary, name)
     except KeyboardInterrupt:
-        print(f"trendrec {args.command}: interrupted", file=sys.stderr)
-        return 130
-    used = {"config": str(path) if path else DEFAULTS, "store": cfg.store}
-    if args.json:
-        print(json.dumps(used | summary, default=str, sort_keys=False))
-    else:
-        used["config"] += f" ({origin})" if path else ""
-        print(format_summary(f"trendrec {args.command}: {command.title or 'done'}", used | summary, name))
+        return _refuse(f"trendrec {args.command}", "interrupted", args.command, args.json, 130)
+    except Exception as exc:  # every failure ends in one line (and one JSON object); see failure_line
+        if args.verbose and not isinstance(exc, TrendrecError):
+            traceback.print_exception(exc, file=sys.stderr)  # for a bug report
+        return _refuse(f"trendrec {args.command}: error", failure_line(exc, store), args.command, args.json, 1)
+    print(output)
     return 0
+
+
+def _refuse(head: str, reason: str, stage: str | None, as_json: bool, code: int) -> int:
+    """Print `HEAD: REASON` on stderr (and, with --json, one error object on stdout); return ``code``."""
+    print(f"{head}: {reason}", file=sys.stderr)
+    if as_json:  # a script reading stdout still gets exactly one object
+        print(json.dumps({"error": reason, "stage": stage}))
+    return code
+
+
+def _command_in(commands: dict[str, Command], argv: list[str]) -> str | None:
+    """The subcommand named in a command line argparse refused, if any."""
+    names = set(commands) | {a for c in commands.values() for a in c.aliases}
+    return next((a for a in argv if a in names), None)
+
+
+OS_ERRORS = {  # errno -> (what happened, what to do)
+    errno.ENOSPC: ("no space left on the device", "free some space or give another --store, then run it again"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or give another --store, then run it again"),
+    errno.EROFS: ("the file system is read-only", "give a writable --store, or remount it read-write"),
+    errno.EFBIG: ("a file would pass the file-size limit", "raise `ulimit -f`, then run it again"),
+    errno.EACCES: ("permission denied", "give a --store (or file) this user may write, or fix its owner"),
+    errno.EPERM: ("operation not permitted", "give a --store (or file) this user may write, or fix its owner"),
+    errno.ENOENT: ("no such file or directory", "check the path"),
+    errno.EMFILE: ("too many open files", "raise `ulimit -n`, then run it again"),
+    errno.EIO: ("an input/output error", "check the disk, then run it again"),
+}
+
+
+def failure_line(exc: BaseException, store: str | None = None) -> str:
+    """One line for any failure: a TrendrecError's own message; an OSError as a sentence with its errno
+    name and path (ENOSPC, EROFS, EFBIG...); anything else its type and message, as a likely bug."""
+    if isinstance(exc, TrendrecError):
+        text = str(exc)
+    elif isinstance(exc, OSError):
+        code = exc.errno if isinstance(exc.errno, int) else _errno_in(str(exc))
+        what, advice = OS_ERRORS.get(code, (exc.strerror or str(exc) or type(exc).__name__, "see -v"))
+        name = errno.errorcode.get(code, type(exc).__name__) if code else type(exc).__name__
+        where = exc.filename or (f"the store {store}" if store else "the store")
+        text = f"{what} ({name}) at {where}: {advice}"
+    else:
+        text = f"{type(exc).__name__}: {exc} (unexpected; run again with -v for the traceback)"
+    line = " ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= 1000 else line[:997] + "..."
+
+
+def _errno_in(message: str) -> int | None:
+    """The errno of an OSError that carries it only in its text, as pyarrow's do: ``[Errno 28] ...``."""
+    found = re.search(r"errno (\d+)", message, flags=re.IGNORECASE)
+    return int(found.group(1)) if found else None
 
 
 TF_QUIET = {"TF_CPP_MIN_LOG_LEVEL": "3"}  # TensorFlow's C++ log levels; TF_ENABLE_ONEDNN_OPTS (numerics) is left alone
@@ -333,13 +425,18 @@ def _canonical(commands: dict[str, Command], name: str) -> str:
 
 
 PATH_ARGUMENTS = ("config", "store", "source", "run", "candidates", "lists", "output")  # names checked up front
+POSITIONALS = ("source", "run", "action", "version")  # shown without dashes
+OPTION_NAMES = {"run_key": "--run-id"}  # options whose dest differs from their name
 
 
-def _check_path_arguments(args: argparse.Namespace) -> None:
-    """Refuse an empty --store (it would silently mean the default one) and over-long path names."""
-    if args.store is not None and not args.store.strip():
-        raise TrendrecError("--store is empty: give the store directory, or leave --store out to use "
-                            "$TRENDREC_STORE or the config's")
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Refuse any empty argument (`ingest ""`, `--config ""`: it would silently mean the default) and
+    over-long path names."""
+    for name, value in vars(args).items():
+        if isinstance(value, str) and not value.strip():
+            label = name if name in POSITIONALS else OPTION_NAMES.get(name, "--" + name.replace("_", "-"))
+            hint = "$TRENDREC_STORE or the config's" if name == "store" else "the default"
+            raise TrendrecError(f"{label} is empty: give a value, or leave {label} out to use {hint}")
     for name in PATH_ARGUMENTS:
         if getattr(args, name, None):
             check_names(getattr(args, name), f"--{name}" if name not in ("source", "run") else name)

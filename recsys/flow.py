@@ -125,6 +125,17 @@ def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, outpu
     return run_rerank(cfg, candidates, output)
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number of 1 or more; 0 or a negative count is refused, never the default."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def _ingest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", nargs="?", help="file, directory or glob (default: `source` in the config)")
 
@@ -140,7 +151,7 @@ def _run_argument(parser: argparse.ArgumentParser) -> None:
 
 def _value_arguments(parser: argparse.ArgumentParser) -> None:
     _run_argument(parser)
-    parser.add_argument("--horizon-days", type=int, help="days forecast and held out (default: value.horizon_days)")
+    parser.add_argument("--horizon-days", type=count, help="days forecast and held out (default: value.horizon_days)")
 
 
 def _push_arguments(parser: argparse.ArgumentParser) -> None:

@@ -41,6 +41,7 @@ from the installed fastapi-offline package, so they render on a host without int
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import logging
 import math
@@ -318,14 +319,40 @@ def freeze_gc() -> None:
 
 
 def run_serve(cfg: Config, host: str = "127.0.0.1", port: int = 8000) -> dict[str, Any]:
-    """Serve until interrupted (Ctrl-C / SIGTERM); return what was served."""
-    app = create_app(cfg)
-    freeze_gc()
-    state: TrendState = app.state.trends
-    if state.version is None:
-        log.warning("no model in production in %s yet: /rerank answers 503 until one is pushed", cfg.store)
-    log.info("serving on http://%s:%d (model %s)", host, port, state.version)
-    started = time.monotonic()
-    _server(app, host, port, log_level="info").run()
+    """Serve until interrupted (Ctrl-C / SIGTERM); return what was served. The port is checked and bound
+    before the model loads: out of 1..65535, or busy, is one ``ServeError`` naming it."""
+    sock = listening_socket(host, port)
+    try:
+        app = create_app(cfg)
+        freeze_gc()
+        state: TrendState = app.state.trends
+        if state.version is None:
+            log.warning("no model in production in %s yet: /rerank answers 503 until one is pushed", cfg.store)
+        log.info("serving on http://%s:%d (model %s)", host, port, state.version)
+        started = time.monotonic()
+        try:
+            _server(app, host, port, log_level="info").run(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits (code 3) when its start-up fails; its log says why
+            raise ServeError(f"the server on {host}:{port} did not start (uvicorn exit {exc.code}): "
+                             "run with -v for its log") from None
+    finally:
+        sock.close()
     return {"host": host, "port": port, "requests": app.state.requests, "model_version": state.version,
             "seconds": round(time.monotonic() - started, 1)}
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound and listening on ``host:port``, or a one-line ``ServeError`` saying why not."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ServeError(f"--port must be 1 to 65535, got {port!r}")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot resolve --host {host!r} ({exc.strerror}): give an address such as "
+                         "127.0.0.1 or 0.0.0.0") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(f"port {port} on {host} is already in use: stop what listens there "
+                             f"(`ss -ltnp 'sport = :{port}'` shows it) or give another --port") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

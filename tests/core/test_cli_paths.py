@@ -42,7 +42,7 @@ def _outside(tmp_path) -> set[str]:
 @pytest.mark.parametrize("argv, match", [
     (["tune", "--tune-id", "../../x"], "invalid tune id"),
     (["train", "--run-id", "./../../../x"], "invalid run id"),
-    (["train", "--run-id", ""], "invalid run id"),
+    (["train", "--run-id", ""], "--run-id is empty"),
     (["train", "--run-id", "a" * 129], "invalid run id"),
     (["backtest", "--run-id", "../x"], "invalid run id"),
 ])
@@ -70,7 +70,7 @@ def test_evaluate_and_push_work_only_on_a_training_run_of_the_store(capsys, stor
     ("models/production.json", "only trendrec itself writes"),
     ("raw/x.parquet", "only trendrec itself writes"),
     (".", "the store itself"),
-    ("", "the store itself"),
+    ("", "--output is empty"),
     ("reranked", "is a directory"),
     ("../escaped.parquet", "outside the store"),
     (f"reranked/{LONG}.parquet", "longer than"),

@@ -1,0 +1,138 @@
+"""Any failure of any command is one line on stderr and, with --json, one error object (issue 31, item 4).
+
+Disk full and a read-only store are an ``os`` call that raises OSError(ENOSPC / EROFS) in-process (tests
+run as root, where chmod stops no write); the file-size limit is a real one, RLIMIT_FSIZE in a child with
+SIGXFSZ ignored, so the write fails with EFBIG. The store is compared byte for byte before and after
+(ingest's .staging/ aside: an interrupted commit's leftovers, which the next ingest resumes or prunes).
+"""
+
+import errno
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pipeline import schemas as s
+from pipeline.store import Store
+from recsys import cli
+from recsys.cli import main
+
+pytestmark = pytest.mark.usefixtures("clean_cwd")
+FIRST = "ts,item,qty,price\n2024-03-01 10:00:00,A1,2,1.5\n2024-03-02 10:00:00,A1,1,1.5\n"
+MORE = "ts,item,qty,price\n" + "".join(f"2024-04-{d:02d} 10:00:00,B{d},{d},2.5\n" for d in range(1, 29))
+CONFIG = '[ingest.columns]\nevent_time = "ts"\nitem_id = "item"\nquantity = "qty"\nprice = "price"\n'
+
+
+@pytest.fixture
+def ingested(tmp_path, capsys):
+    """A store after one good ingest, and a second export to ingest into it."""
+    (tmp_path / "first.csv").write_text(FIRST)
+    (tmp_path / "more.csv").write_text(MORE)
+    (tmp_path / "c.toml").write_text(CONFIG)
+    argv = ["ingest", str(tmp_path / "first.csv"), "--config", str(tmp_path / "c.toml"),
+            "--store", str(tmp_path / "s")]
+    assert main(argv) == 0
+    capsys.readouterr()  # its summary is not the test's output
+    return tmp_path
+
+
+def snapshot(root) -> dict[str, bytes]:
+    """Every file of the store readers see; ingest's .staging/ (resumed or pruned by the next run) is left out."""
+    files = {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+    return {name: p.read_bytes() for name, p in files.items() if not name.startswith(".staging/")}
+
+
+def one_line(capsys, rc: int, code: int = 1) -> tuple[str, dict]:
+    """Assert exit ``code``, one stderr line without a traceback, one JSON object on stdout."""
+    out = capsys.readouterr()
+    assert rc == code and len(out.err.strip().splitlines()) == 1 and "Traceback" not in out.err, out.err
+    return out.err.strip(), json.loads(out.out)
+
+
+def _raise(code: int, filename: str | None = None):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code), filename)
+    return fail
+
+
+@pytest.mark.parametrize("function, code, words", [
+    ("fsync", errno.ENOSPC, "no space left on the device (ENOSPC)"),
+    ("replace", errno.EROFS, "the file system is read-only (EROFS)"),
+])
+def test_disk_full_and_read_only_store_are_one_line_and_leave_the_store(capsys, monkeypatch, ingested,
+                                                                       function, code, words):
+    store = ingested / "s"
+    before = snapshot(store)
+    monkeypatch.setattr(os, function, _raise(code, str(store / "raw" / "x") if function == "replace" else None))
+    rc = main(["ingest", str(ingested / "more.csv"), "--config", str(ingested / "c.toml"), "--store", str(store),
+               "--json"])
+    monkeypatch.undo()
+    err, error = one_line(capsys, rc)
+    assert words in err and str(store) in err and error["stage"] == "ingest" and words in error["error"]
+    assert snapshot(store) == before
+
+
+def _file_size_limit():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+
+
+def test_a_file_size_limit_is_one_line_and_leaves_the_store(ingested):
+    store = ingested / "s"
+    before = snapshot(store)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    argv = [sys.executable, "-m", "recsys.cli", "ingest", str(ingested / "more.csv"),
+            "--config", str(ingested / "c.toml"), "--store", str(store), "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, preexec_fn=_file_size_limit,
+                         cwd=os.getcwd(), timeout=300)
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr and "EFBIG" in out.stderr and "ulimit -f" in out.stderr
+    assert "EFBIG" in json.loads(out.stdout)["error"]
+    assert snapshot(store) == before
+
+
+@pytest.fixture
+def production(small_config, push_version):
+    push_version(small_config, pd.DataFrame({s.SEGMENT: ["a", "b"], s.TREND: [0.5, -0.5]}))
+    return Store(small_config.store)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("bad.parquet", b"PAR1 this is not a parquet file PAR1"),
+    ("bad.csv", b"user_id,item_id,segment,base_score\n\"u,i1,a,1.0\n\xff\xfe\x00,\"\"\"\n"),
+])
+def test_a_bad_candidate_file_is_one_line(capsys, production, tmp_path, name, content):
+    (tmp_path / name).write_bytes(content)
+    before = snapshot(production.root)
+    rc = main(["rerank", "--candidates", str(tmp_path / name), "--store", str(production.root), "--json"])
+    err, error = one_line(capsys, rc)
+    assert err.startswith("trendrec rerank: error: ") and error["stage"] == "rerank"
+    assert snapshot(production.root) == before
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_only_with_v(capsys, monkeypatch, ingested):
+    """A truncated model makes Keras raise ValueError('File not found ...'): the type and message, one line."""
+    def truncated(cfg, args):
+        raise ValueError("File not found: filepath=models/v0001/forecast/model.keras. Please ensure\n"
+                         "the file is an accessible `.keras` zip file.")
+
+    commands = dict(cli.COMMANDS, segments=cli.Command("segments", cli._no_arguments, truncated))
+    rc = cli.run_cli(commands, ["segments", "--store", str(ingested / "s"), "--json"])
+    err, error = one_line(capsys, rc)
+    assert "ValueError: File not found" in err and "run again with -v" in err and "ensure the file" in err
+    assert error == {"error": err.split(": error: ", 1)[1], "stage": "segments"}
+    rc = cli.run_cli(commands, ["segments", "--store", str(ingested / "s"), "-v"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("trendrec segments: error:")
+
+
+def test_a_bad_as_of_is_one_line(capsys, ingested):
+    rc = main(["candidates", "--as-of", "2011-02-30", "--store", str(ingested / "s"), "--json"])
+    err, error = one_line(capsys, rc, code=2)
+    assert "--as-of" in err and "YYYY-MM-DD" in error["error"] and error["stage"] == "candidates"
+
