@@ -1,7 +1,8 @@
 """The one exception family that trendrec raises for expected failures, and its kinds.
 
-The CLI prints these as a one-line reason on stderr (no traceback) and exits non-zero; anything
-else is a bug and keeps its traceback. ``ConfigError`` and ``StoreError`` are also importable from
+The CLI prints these as a one-line reason on stderr (no traceback) and exits non-zero. Any other
+exception is unexpected: the CLI still ends it in one line (OS errors as a sentence naming the path and
+the errno), and `-v` prints its traceback above that line for a bug report. ``ConfigError`` and ``StoreError`` are also importable from
 ``pipeline.config`` and ``pipeline.store``, where they are raised most.
 
     python -c "from pipeline.errors import TrendrecError; print(TrendrecError.__doc__)"
