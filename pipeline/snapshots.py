@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,15 +47,33 @@ def locked(lock_file: Path) -> Iterator[None]:
         os.close(fd)  # closing the only descriptor releases the lock
 
 
-def held_folder(parent: Path, prefix: str) -> tuple[Path, int]:
-    """A new, empty folder ``parent/<prefix><creation ns>-<random>`` and the descriptor that holds its
-    flock: ``prune`` leaves it alone until the descriptor is closed (or its process dies)."""
+def shared_folder(parent: Path, prefix: str) -> Path:
+    """A new, empty folder ``parent/<prefix><creation ns>-<random>`` with the mode the umask gives (0755
+    under umask 022), not mkdtemp's 0700: store folders are read by Airflow workers and a service run
+    by another user."""
     parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=f"{prefix}{time.time_ns():020d}-", dir=parent))
-    os.chmod(new, 0o755)  # mkdtemp makes 0700; store files are shared by Airflow workers and users
-    fd = os.open(new, os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return new, fd
+    while True:
+        new = parent / f"{prefix}{time.time_ns():020d}-{secrets.token_hex(4)}"
+        try:
+            new.mkdir(0o777)  # the umask takes its bits off, as for every other folder of the store
+            return new
+        except FileExistsError:
+            continue
+
+
+def held_folder(parent: Path, prefix: str) -> tuple[Path, int]:
+    """A new, empty ``shared_folder`` and the descriptor that holds its flock: ``prune`` leaves it
+    alone until the descriptor is closed (or its process dies)."""
+    while True:
+        new = shared_folder(parent, prefix)
+        fd = os.open(new, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:  # a prune may have taken it between mkdir and flock: then make another
+            if os.path.samestat(os.fstat(fd), os.stat(new)):
+                return new, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
 
 
 @contextmanager
@@ -150,6 +168,14 @@ def current_aggregates(store: Any) -> Path | None:
     """The aggregate set directory readers see now, or None before the first `trendrec aggregate`."""
     link = store.aggregates_current
     return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+
+def prune_aggregate_sets(store: Any) -> list[str]:
+    """Remove the sets killed aggregate runs left: all but the current one and those a live run builds.
+    `trendrec aggregate` calls it at its start, so leftovers never outlive the next run."""
+    with locked(store.aggregates / ".versions.lock"):
+        current = current_aggregates(store)
+        return prune(store.aggregate_versions, "", {current.name if current else ""})
 
 
 @contextmanager

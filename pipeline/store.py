@@ -13,7 +13,7 @@ The store is one directory::
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
     aggregates/month_weekday.parquet                  month x weekday profile (one small file)
     aggregates/_versions/<id>/                        the table sets; aggregates/_current points at one
-    aggregates/_spill/                                DuckDB spill of `trendrec aggregate`
+    aggregates/_spill/<id>/                           DuckDB spill of a running `trendrec aggregate` (flock-ed)
     models/<version>/, models/production.json         the registry
     models/runs/<run id>/<family>/                    training runs: what each model family trained and its verdict
     runs/<run id>/                                    TensorBoard logs

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +48,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.aggregate.plan import STATE_FORMAT, Plan, committed_files, make_plan
 from pipeline.aggregate.sql import DAYS_SQL, MONTH_WEEKDAY_SQL, ZERO_FILL_SQL
-from pipeline.snapshots import link_or_copy
+from pipeline.snapshots import building, link_or_copy, locked, prune, prune_aggregate_sets
 from pipeline.store import (DAILY_NAME, MONTH_WEEKDAY_NAME, Store, aggregate_set, current_aggregates,
                             daily_partition, read_json, write_json)
 
@@ -68,11 +69,22 @@ def _settings(cfg: Config, top_n: int | None) -> dict:
             "threads": section.threads or os.cpu_count() or 1}
 
 
-def _connect(store: Store, settings: dict) -> duckdb.DuckDBPyConnection:
-    spill = store.aggregates_spill
-    spill.mkdir(parents=True, exist_ok=True)
+def _connect(spill: Path, settings: dict) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(config={"memory_limit": settings["memory_limit"], "threads": settings["threads"],
                                   "temp_directory": str(spill), "preserve_insertion_order": False})
+
+
+@contextmanager
+def _spill_folder(store: Store) -> Iterator[Path]:
+    """DuckDB's spill folder of this run, aggregates/_spill/<id>/ (flock-ed while it runs), after removing
+    those killed runs left; removed when the run ends."""
+    with locked(store.aggregates / ".spill.lock"):
+        prune(store.aggregates_spill, "", set())  # skips a folder a live run holds
+    with building(store.aggregates_spill, "") as folder:
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _scan_days(con: duckdb.DuckDBPyConnection, plan: Plan, workers: int) -> tuple[pa.Table, pa.Table]:
@@ -275,19 +287,21 @@ def run_aggregate(cfg: Config, *, top_n: int | None = None) -> dict:
     if not commits:
         raise TrendrecError(f"no ingested events in {store.raw}: run `trendrec ingest` first")
     started = time.monotonic()
+    prune_aggregate_sets(store)  # what killed runs left; a live run's set stays
     old_dir = current_aggregates(store)
     old = read_json(old_dir / STATE_FILE) if old_dir and (old_dir / STATE_FILE).exists() else None
-    con = _connect(store, settings)
-    try:
-        plan = make_plan(con, old, commits, settings["top_n"])
-        if plan is None:
-            state, mode = {**old, "months_recomputed": 0}, "unchanged"
-        else:
-            mode = "incremental" if plan.old is not None else "full"
-            with aggregate_set(store) as new_dir:
-                state = _build(con, plan, old_dir, new_dir, settings["threads"])
-    finally:
-        con.close()
+    with _spill_folder(store) as spill:
+        con = _connect(spill, settings)
+        try:
+            plan = make_plan(con, old, commits, settings["top_n"])
+            if plan is None:
+                state, mode = {**old, "months_recomputed": 0}, "unchanged"
+            else:
+                mode = "incremental" if plan.old is not None else "full"
+                with aggregate_set(store) as new_dir:
+                    state = _build(con, plan, old_dir, new_dir, settings["threads"])
+        finally:
+            con.close()
     summary = {"daily_path": str(store.daily_path), "month_weekday_path": str(store.month_weekday_path),
                "raw_files": sum(len(f) for f in commits.values()), "mode": mode,
                **{k: state[k] for k in ("daily_rows", "segments", "months_recomputed", "first_date",

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +30,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
+from pipeline.snapshots import held_folder, prune
 from pipeline.store import Store, current_aggregates, read_daily, read_json, write_json
 from recsys.forecast.members import LSTM
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, switch_folder
@@ -96,7 +97,7 @@ def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, fin
         raise TrainError(f"combination.members {list(cfg.combination.members)} lacks 'lstm': a model version "
                          f"holds the LSTM's files (its weight may still be 0 per segment); add 'lstm'")
     backup = run.root / BACKUP
-    staging = _fresh_staging(run)
+    staging, held = fresh_staging(run)
     try:
         combination, result = fit_combination(train, cfg.model, cfg.combination, cfg.evaluate.season,
                                               log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
@@ -110,16 +111,16 @@ def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, fin
         shutil.rmtree(backup, ignore_errors=True)  # committed: nothing left to resume
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        os.close(held)
     return summary
 
 
-def _fresh_staging(run: Run) -> Path:
-    """A new staging folder, after removing those a killed attempt left (not its backup)."""
-    for stale in run.root.glob(f".{PART}.*"):
-        if stale.is_dir() and stale.name != BACKUP:
-            log.info("run %s: removing %s left by an interrupted attempt", run.run_id, stale)
-            shutil.rmtree(stale, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f".{PART}.", dir=run.root))
+def fresh_staging(run: Run) -> tuple[Path, int]:
+    """A staging folder of this attempt's own and the descriptor holding its flock (pipeline.snapshots
+    held_folder), after removing those killed attempts left: not the backup, not a live attempt's."""
+    for name in prune(run.root, f".{PART}.", keep={BACKUP}):
+        log.info("run %s: removed %s, left by an interrupted attempt", run.run_id, name)
+    return held_folder(run.root, f".{PART}.")
 
 
 def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict[str, Any],

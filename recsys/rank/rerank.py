@@ -160,7 +160,8 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     if not path:
         raise RerankError("no candidate file: pass --candidates or set rerank.candidates in the config")
     path = Path(path)
-    target = store.output(output) if output is not None else store.reranked / f"{path.stem}.parquet"
+    # the default too goes through Store.output: a reranked/ that is a symlink out of the store is refused
+    target = store.output(output if output is not None else Path(store.reranked.name) / f"{path.stem}.parquet")
     candidates, looked_up = with_store_segments(read_candidates(path, cfg.rerank.columns), store,
                                                 cfg.aggregate.memory_limit)
     _warn_unknown_items(looked_up["unknown_items"], store)

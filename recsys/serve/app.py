@@ -28,7 +28,9 @@ Bad input is answered with a 4xx and a reason: 422 (schema: missing field, non-f
 weight outside [0, 1]), 413 (body over ``max_request_bytes`` or more than ``max_request_candidates``
 candidates), 503 while no model is in production. The production model is picked up without a
 restart: every request stats ``models/production.json`` (microseconds) and reloads the release when
-the file changed; a release that cannot be read is logged and the previous one keeps serving.
+the file changed; a release that cannot be read is logged and the previous one keeps serving, and
+it is loaded again as soon as one of its files changes (a repair: a request then stats them too) or
+every ``RETRY_SECONDS``, so /health turns "ok" without production.json changing.
 The OpenAPI schema is at /openapi.json, its pages at /docs and /redoc; their JavaScript and CSS come
 from the installed fastapi-offline package, so they render on a host without internet. Binds
 127.0.0.1 unless told otherwise.
@@ -79,6 +81,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNKNOWN_LISTED = 20  # unknown segment names listed in a response
 NO_RELEASE = ReleaseSignals({})  # before the first push
+RETRY_SECONDS = 30.0  # a release that failed to load is loaded again this often, or as soon as its files change
 
 
 class ServeError(TrendrecError):
@@ -96,6 +99,8 @@ class TrendState:
         self.item_segments: dict[str, str] = {}  # {item: segment} of the store's events: one entry per item
         self.reload_error: str | None = None
         self._key: tuple | None = None
+        self._broken: tuple[list[Path], list[tuple | None]] | None = None  # a failed load's files, stats
+        self._retry_at = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -107,32 +112,51 @@ class TrendState:
         return dict(self.signals.trends)
 
     def refresh(self) -> None:
-        """Stat production.json; when it changed, load the release it names."""
+        """Stat production.json; when it changed, load the release it names. While that release cannot be
+        loaded, stat its files too and load it again once they change (a repair) or RETRY_SECONDS passed."""
         try:
             st = os.stat(self.path)
             key = (st.st_ino, st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             key = None
-        if key == self._key:
+        if key == self._key and not self._retry_due():
             return
         with self._lock:
-            if key != self._key:
+            if key != self._key or self._retry_due():
                 self._load(key)
 
     def _load(self, key: tuple | None) -> None:
         try:
             release = registry.production(self.store)  # verified once per load: hashes are not free
             self.signals = NO_RELEASE if release is None else ReleaseSignals.load(release)
-            self.reload_error = None
+            self.reload_error, self._broken = None, None
             self._load_item_segments()
             if release is not None:
                 log.info("serving %s: trends of %d segments, customer scores of %d customers", self.version,
                          len(self.signals.trends), len(self.signals.scores))
         except (TrendrecError, OSError, ValueError, KeyError) as exc:
-            log.error("cannot load the production release, still serving %s: %s", self.version, exc)
+            if str(exc) != self.reload_error:  # a retry that fails the same way is not logged again
+                log.error("cannot load the production release, still serving %s: %s", self.version, exc)
             self.reload_error = str(exc)
-        self._key = key  # a broken version is not retried on every request; the next change is
+            self._broken = self._broken_files()
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+        self._key = key  # a broken version is retried when its files change or after RETRY_SECONDS
 
+    def _retry_due(self) -> bool:
+        """True while the release failed to load and its files changed since, or RETRY_SECONDS passed:
+        a stat per file of the broken version, never a hash."""
+        if self.reload_error is None or self._broken is None:
+            return False
+        return time.monotonic() >= self._retry_at or _stats(self._broken[0]) != self._broken[1]
+
+    def _broken_files(self) -> tuple[list[Path], list[tuple | None]] | None:
+        """The folders and files of the version production.json names, with their stats now."""
+        try:
+            folder = self.store.models / registry.check_version(registry.read_production(self.store)["version"])
+            paths = [folder, *sorted(folder.rglob("*"))] if folder.is_dir() else [folder]
+        except (TrendrecError, OSError, ValueError, KeyError, TypeError):
+            paths = [self.path]  # production.json itself is unreadable: its stat is the key already
+        return paths, _stats(paths)
 
     def _load_item_segments(self) -> None:
         """The store's {item: segment}, read once per release load (items sent without a segment get theirs)."""
@@ -142,6 +166,18 @@ class TrendState:
             log.error("cannot read the items' segments from %s: items sent without a segment are neutral: %s",
                       self.store.raw, exc)
             self.item_segments = {}
+
+
+def _stats(paths: list[Path]) -> list[tuple | None]:
+    """(inode, mtime, size) of each path, None for one that is gone."""
+    out: list[tuple | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return out
 
 
 def load_trends(version_dir: Path) -> dict[str, float]:

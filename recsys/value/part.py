@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ValueConfig
+from pipeline.snapshots import held_folder, prune
 from pipeline.store import Store, read_json, write_json
 from recsys import runs
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Part, Run, Verdict
@@ -80,13 +81,14 @@ def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -
             log.info("customer value in %s already computed from the same settings and log; reusing it", out)
             return _summary(out, done) | {"reused": True}
         _remove_leftovers(run)
-        building = run.root / f"{_BUILDING}{secrets.token_hex(4)}"
+        building, held = held_folder(run.root, _BUILDING)  # flock-ed: a concurrent start leaves it alone
         try:
             record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run) | {FINGERPRINT_KEY: fp}
             write_json(record, building / TRAIN_FILE)  # last: marks the set complete
             _swap_in(building, out)
         finally:
             shutil.rmtree(building, ignore_errors=True)
+            os.close(held)
     finally:
         con.close()
     return _summary(out, record) | {"reused": False}
@@ -94,7 +96,7 @@ def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -
 
 def _build(con, store: Store, vcfg: ValueConfig, end: date, folder: Path, run: Run) -> dict[str, Any]:
     """The set's files in ``folder``; the train.json record (without the fingerprint)."""
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     tensorboard = store.ensure().runs / f"{run.run_id}-{NAME}"
     settings = dataclasses.asdict(vcfg)
     try:
@@ -134,10 +136,13 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def _remove_leftovers(run: Run) -> None:
-    """Sets a killed train left half-built (or an old set it was removing) beside the run's value/."""
-    for path in run.root.glob(f"{_BUILDING}*"):
-        log.info("removing %s, left by a value train that did not finish", path)
-        _delete(path)
+    """Sets killed trains left half-built (or an old set one was removing) beside the run's value/; a set a
+    live train builds is flock-ed (pipeline.snapshots.held_folder) and stays."""
+    for name in prune(run.root, _BUILDING, keep=set()):
+        log.info("removed %s, left by a value train that did not finish", run.root / name)
+    for path in run.root.glob(f"{_BUILDING}*"):  # an old set that was a file or a link, set aside
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _summary(out: Path, record: dict[str, Any]) -> dict[str, Any]:

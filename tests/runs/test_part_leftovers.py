@@ -1,0 +1,54 @@
+"""The training parts' staging folders beside ``models/runs/<id>/<family>/``: a folder a killed attempt
+left (``.forecast.*``, ``.nextbasket.*``, ``.value.*``, or a ``.<family>.old-*`` set aside by a switch) is
+removed when the next attempt starts; one a live attempt holds (its flock, held here by the test) stays,
+and the forecast's backup, which a resumed training reads, stays too. The new staging folders take the
+umask's mode, so a service run by another user can read what they become."""
+
+import os
+import stat
+
+import pytest
+
+from pipeline.snapshots import held_folder
+from pipeline.store import Store
+from recsys import runs
+from recsys.forecast import train as forecast_train
+from recsys.nextbasket import train as nextbasket_train
+from recsys.value import part as value_part
+
+
+def _start_forecast(run):
+    return forecast_train.fresh_staging(run)
+
+
+def _start_nextbasket(run):
+    return nextbasket_train.fresh_staging(run)
+
+
+def _start_value(run):
+    value_part._remove_leftovers(run)
+    return held_folder(run.root, ".value.")
+
+
+@pytest.mark.parametrize("family, start", [("forecast", _start_forecast), ("nextbasket", _start_nextbasket),
+                                           ("value", _start_value)])
+def test_a_dead_attempts_staging_goes_and_a_live_ones_stays(tmp_path, family, start):
+    run = runs.create(Store(tmp_path / "store").ensure(), "r1")
+    dead = [run.root / f".{family}.00000000000000000001-dead", run.root / f".{family}.old-1"]
+    for folder in dead:
+        folder.mkdir()
+        (folder / "half.bin").write_bytes(b"x")
+    live, live_fd = held_folder(run.root, f".{family}.")
+    backup = run.root / forecast_train.BACKUP
+    backup.mkdir()
+    old_umask = os.umask(0o022)
+    try:
+        staging, fd = start(run)
+        os.close(fd)
+    finally:
+        os.umask(old_umask)
+        os.close(live_fd)
+    assert not any(folder.exists() for folder in dead)
+    assert live.is_dir() and staging.is_dir() and staging != live
+    assert backup.is_dir() or family != "forecast"  # the forecast's resume state is not a leftover
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o755
