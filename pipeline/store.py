@@ -7,6 +7,7 @@ The store is one directory::
     .snapshots/raw-<id>/                              what raw/ (a symlink) shows: one per ingest commit
     .keys/raw/event_date=YYYY-MM-DD/<digest>.parquet  event keys of raw files (ingest's dedup; not hive data)
     .keys/raw.lock                                    held by an ingest while it deduplicates and commits
+    .keys/drop-bases/<digest>/event_date=YYYY-MM-DD.u64  field hashes of a file of a multi-file drop
     .tmp/                                             scratch of running stages (DuckDB spill, temp parts)
     .staging/ingest/<digest>/ (or partial-<ns>-...)   an ingest's files before its commit (pipeline.ingest.staging)
     quarantine/<digest>.parquet                       refused rows with their reason
@@ -124,6 +125,12 @@ class Store:
     def raw_keys(self) -> Path:
         """Event keys of the raw files, per day (ingest's dedup): outside raw/, so no glob reads them as events."""
         return self.root / ".keys" / "raw"
+
+    @property
+    def drop_bases(self) -> Path:
+        """Field hashes of each file committed as part of a multi-file drop, per day: the next files of
+        the drop (also in a re-run after a crash) number identical rows on from them (pipeline.ingest)."""
+        return self.root / ".keys" / "drop-bases"
 
     @property
     def raw_keys_lock(self) -> Path:

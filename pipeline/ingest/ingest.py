@@ -49,7 +49,7 @@ from pipeline import schemas
 from pipeline.config import Config, IngestConfig
 from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
-from pipeline.ingest.staging import Staging, finish_pending
+from pipeline.ingest.staging import Drop, Staging, finish_pending
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
 from pipeline.snapshots import locked
 from pipeline.store import Store, read_json
@@ -213,7 +213,7 @@ def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progres
 
 
 def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Staging, counts: dict,
-                finished: set[str]) -> dict:
+                finished: set[str], drop: Drop) -> dict:
     """Under the raw keys lock: drop the rows committed ingests hold, then commit the rest. The check
     and the commit run in one hold of the lock, so an ingest running beside this one either committed
     before the check (its keys count) or commits after this one (and finds ours)."""
@@ -226,7 +226,7 @@ def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Sta
                 return _already_done(path, digest, read_json(commit), finished)
             staging.adopt(digest)
             committed = _comparable_commits(store, cfg.ingest)
-            counts["rows_duplicate"], written = staging.deduplicate(committed)
+            counts["rows_duplicate"], written = staging.deduplicate(committed, drop)
         except BaseException:
             staging.abort()
             raise
@@ -239,10 +239,12 @@ def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Sta
 
 
 def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = None,
-                finished: set[str] | None = None) -> dict:
+                finished: set[str] | None = None, drop: Drop | None = None) -> dict:
     """Ingest one file as one transaction; returns its counts. ``finished``: digests of interrupted
-    commits this run completed (their files' rows count as added)."""
+    commits this run completed (their files' rows count as added); ``drop``: the files before this one
+    in the same ingest (identical rows are numbered across them), which this file joins."""
     finished = set() if finished is None else finished
+    drop = Drop() if drop is None else drop
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-digest") as pool:
         hashed = pool.submit(file_digest, path, stop)  # read beside the staging, not before it
@@ -256,8 +258,11 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
             raise
     if not staged:
         staging.abort()
+        drop.earlier.append(digest)
         return _already_done(path, digest, read_json(store.commits / f"{digest}.json"), finished)
-    return _commit_new(path, digest, cfg, store, staging, counts, finished)  # checks the commit again, under the lock
+    summary = _commit_new(path, digest, cfg, store, staging, counts, finished, drop)  # checks again, under the lock
+    drop.earlier.append(digest)
+    return summary
 
 
 def _known(store: Store, hashed: Future) -> Callable[[], bool]:
@@ -305,10 +310,10 @@ def _ingest_files(files: list[Path], cfg: Config, store: Store) -> dict:
         finished = set(finish_pending(store))  # a commit a crash cut short completes before anything else is read
     started = time.monotonic()
     with tqdm(desc="ingest", unit=" rows", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
-        per_file = []
+        per_file, drop = [], Drop(keep=len(files) > 1)
         for number, path in enumerate(files, start=1):
             bar.set_postfix_str(f"file {number}/{len(files)} {path.name}")
-            per_file.append(ingest_file(path, cfg, store, bar, finished))
+            per_file.append(ingest_file(path, cfg, store, bar, finished, drop))
     totals = {k: sum(s[k] for s in per_file) for k in COUNTERS}
     reasons: dict[str, int] = {}
     for s in per_file:

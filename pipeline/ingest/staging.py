@@ -28,6 +28,7 @@ import logging
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -86,7 +87,7 @@ def _apply(store: Store, folder: Path, record: dict) -> None:
     # a decision written before raw snapshots named the keys' old place, raw/_keys/
     moves = [(name, target.replace(LEGACY_KEYS, _keys_prefix(store), 1)) for name, target in record["moves"]]
     days = [(name, target) for name, target in moves if target.startswith("raw/")]
-    _rename(store, folder, [m for m in moves if m[1].startswith(_keys_prefix(store))])
+    _rename(store, folder, [m for m in moves if m[1].startswith((_keys_prefix(store), _bases_prefix(store)))])
     if not (store.commits / f"{folder.name}.json").exists():
         with raw_commit(store) as snapshot:
             for name, target in days:
@@ -100,6 +101,29 @@ def _apply(store: Store, folder: Path, record: dict) -> None:
 
 def _keys_prefix(store: Store) -> str:
     return store.raw_keys.relative_to(store.root).as_posix() + "/"
+
+
+def _bases_prefix(store: Store) -> str:
+    return store.drop_bases.relative_to(store.root).as_posix() + "/"
+
+
+@dataclass
+class Drop:
+    """The files of one ingest (a folder, a glob, a landing drop), read in order: identical rows are
+    numbered across all of them, so a repeat split over two files counts as in one file.
+
+    ``earlier`` are the digests of the drop's files before this one; each file of a multi-file drop
+    keeps its field hashes per day in ``Store.drop_bases`` at commit, so a re-run after a crash, which
+    skips the committed files unread, still numbers on from them.
+    """
+
+    earlier: list[str] = field(default_factory=list)
+    keep: bool = False  # a drop of more than one file: keep each file's field hashes
+
+    def prior(self, store: Store, day: str) -> np.ndarray | None:
+        parts = [store.drop_bases / digest / f"event_date={day}.u64" for digest in self.earlier]
+        found = [np.fromfile(p, dtype=np.uint64) for p in parts if p.is_file()]
+        return np.sort(np.concatenate(found)) if found else None
 
 
 def _rename(store: Store, folder: Path, moves: list[tuple[str, str]]) -> None:
@@ -197,13 +221,18 @@ class Staging:
                              open(self.dir / f"{day}.base.u64", "ab" if part else "wb"))  # noqa: SIM115 - closed in _close
         return self.writers[day]
 
-    def deduplicate(self, committed: set[str]) -> tuple[int, int]:
+    def deduplicate(self, committed: set[str], drop: Drop | None = None) -> tuple[int, int]:
         """Drop staged rows whose event key a committed file holds, and refused rows already in
-        quarantine/; stage the new keys. Returns (duplicate rows, quarantine rows written)."""
+        quarantine/; stage the new keys (numbered on from ``drop``'s earlier files). Returns
+        (duplicate rows, quarantine rows written)."""
         self._close()
+        drop = drop or Drop()
         # Days are independent, and their sorts, reads and writes release the GIL: two at a time.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
-            found = list(pool.map(lambda day: self._deduplicate_day(day, committed), sorted(self.parts)))
+            found = list(pool.map(lambda day: self._deduplicate_day(day, committed, drop), sorted(self.parts)))
+        if drop.keep:  # every row's hash, duplicates included: the drop's next files number on from them
+            self.moves += [(f"{day}.base.u64", f"{_bases_prefix(self.store)}{self.digest}/event_date={day}.u64")
+                           for day in sorted(self.parts)]
         for day, (kept, _) in zip(sorted(self.parts), found):
             if kept:
                 self.moves += [(f"{day}.parquet", f"raw/event_date={day}/part-{self.digest}.parquet"),
@@ -211,10 +240,10 @@ class Staging:
         written = self._deduplicate_quarantine()
         return sum(duplicates for _, duplicates in found), written
 
-    def _deduplicate_day(self, day: str, committed: set[str]) -> tuple[bool, int]:
+    def _deduplicate_day(self, day: str, committed: set[str], drop: Drop) -> tuple[bool, int]:
         """Remove one day's duplicates and stage its new keys; returns (any row kept, duplicates)."""
         staged, keys_file = self.dir / f"{day}.parquet", self.dir / f"{day}.keys.parquet"
-        keys = event_keys(np.fromfile(self.dir / f"{day}.base.u64", dtype=np.uint64))
+        keys = event_keys(np.fromfile(self.dir / f"{day}.base.u64", dtype=np.uint64), drop.prior(self.store, day))
         dup = np.isin(keys, _committed_keys(self.store.raw_keys / f"event_date={day}", committed))
         if dup.all():
             return False, int(dup.sum())

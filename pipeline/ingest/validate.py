@@ -324,15 +324,18 @@ def event_key_base(events: pa.Table, fields: tuple[str, ...]) -> np.ndarray:
     return hash_rows(events.select(list(fields)))
 
 
-def event_keys(base: np.ndarray) -> np.ndarray:
+def event_keys(base: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
     """The event key of each row: its field hash ``base`` plus its occurrence number among equal rows.
 
     Identical rows are legitimate repeats (the bakery logs an item bought twice as two rows), so the
     n-th copy gets key (fields, n): a file that repeats what the store holds adds nothing, and one
     with a third copy where the store has two adds exactly one. Occurrences are counted within one
-    date partition of one file (rows with equal event_time always share a partition).
+    date partition of one drop (rows with equal event_time always share a partition): ``prior`` holds
+    the sorted field hashes of that day in the drop's earlier files, whose copies count first.
     """
     occurrence = np.zeros(len(base), dtype=np.uint64)
+    if prior is not None and len(prior):
+        occurrence += (np.searchsorted(prior, base, "right") - np.searchsorted(prior, base, "left")).astype(np.uint64)
     ranked = np.sort(base)  # most rows are unique: only the repeated ones need the stable ranking
     repeated = np.flatnonzero(np.isin(base, ranked[1:][ranked[1:] == ranked[:-1]]))
     if len(repeated):
@@ -341,5 +344,5 @@ def event_keys(base: np.ndarray) -> np.ndarray:
         ranked = some[order]
         starts = np.r_[True, ranked[1:] != ranked[:-1]]
         first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
-        occurrence[repeated[order]] = np.arange(len(ranked)) - first
+        occurrence[repeated[order]] += (np.arange(len(ranked)) - first).astype(np.uint64)
     return splitmix(base ^ splitmix(occurrence + np.uint64(1)))  # stored keys depend on it never changing

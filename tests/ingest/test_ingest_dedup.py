@@ -132,3 +132,48 @@ def test_garbage_never_crashes_and_no_row_is_lost(records, fmt, overlap):
         assert summary["rows_quarantined"] == sum(summary["quarantine_reasons"].values())
         bad = pd.concat(pq.read_table(f).to_pandas() for f in Store(cfg.store).quarantine.glob("*.parquet"))
         assert bad[s.REASON].str.split(":").str[0].isin(REASONS).all()
+
+
+def _drop(folder: Path, parts: list[list[str]]) -> Path:
+    folder.mkdir()
+    for n, rows in enumerate(parts):
+        _write(folder / f"part{n}.csv", rows)
+    return folder
+
+
+def test_a_repeat_split_over_the_files_of_one_drop_counts_as_in_one_file(tmp_path):
+    """Two identical lines are two purchases whether they sit in one file or in two files of one drop;
+    a later ingest of an overlapping re-export adds nothing."""
+    rows = [_row(i) for i in range(6)] + [_row(1)]  # line 1 repeats: a genuine second purchase
+    single, split = _cfg(tmp_path / "single"), _cfg(tmp_path / "split")
+    assert run_ingest(single, _write(tmp_path / "all.csv", rows))["rows_accepted"] == 7
+    drop = _drop(tmp_path / "drop", [rows[:3], rows[3:]])  # the repeat of line 1 lands in the second file
+    assert run_ingest(split, drop)["rows_accepted"] == 7 and _stored(split) == _stored(single) == 7
+    again = run_ingest(split, _write(tmp_path / "reexport.csv", rows[3:]))  # a re-export, a later ingest
+    assert (again["rows_accepted"], again["rows_duplicate"]) == (0, 4) and _stored(split) == 7
+    assert run_ingest(split, drop)["rows_accepted"] == 0 and _stored(split) == 7  # the drop again: nothing
+
+
+def test_a_drop_cut_short_after_its_first_file_numbers_on_from_it_when_run_again(tmp_path, monkeypatch):
+    from pipeline.ingest import ingest as ingest_module
+
+    rows = [_row(i) for i in range(6)] + [_row(1), _row(2)]
+    cfg = _cfg(tmp_path / "store")
+    drop = _drop(tmp_path / "drop", [rows[:4], rows[4:]])
+    real, calls = ingest_module._commit_new, []
+
+    def dies_at_the_second(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after the first file was committed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_commit_new", dies_at_the_second)
+    try:
+        run_ingest(cfg, drop)
+    except KeyboardInterrupt:
+        pass
+    assert _stored(cfg) == 4
+    monkeypatch.setattr(ingest_module, "_commit_new", real)
+    rerun = run_ingest(cfg, drop)  # the first file is skipped unread; its field hashes were kept
+    assert rerun["rows_accepted"] == 4 and _stored(cfg) == 8
