@@ -9,7 +9,7 @@ from pipeline.store import Store
 # literal on purpose: a renamed property must not move data that existing stores already hold
 LAYOUT = {
     "raw": "raw", "commits": "raw/_commits", "snapshots": ".snapshots", "raw_keys": ".keys/raw",
-    "raw_keys_lock": ".keys/raw.lock", "tmp": ".tmp", "ingest_staging": ".staging/ingest",
+    "raw_keys_lock": ".keys/raw.lock", "drop_bases": ".keys/drop-bases", "tmp": ".tmp", "ingest_staging": ".staging/ingest",
     "quarantine": "quarantine", "aggregates": "aggregates", "daily_path": "aggregates/daily.parquet",
     "month_weekday_path": "aggregates/month_weekday.parquet", "aggregates_current": "aggregates/_current",
     "aggregate_versions": "aggregates/_versions", "aggregates_spill": "aggregates/_spill",
