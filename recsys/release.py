@@ -28,7 +28,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store
 from recsys import registry
-from recsys.runs import TRAIN_FILE, Part, Run, Verdict, read_verdict, write_verdict
+from recsys.runs import TRAIN_FILE, Part, Run, Verdict, read_verdict, run_ref, write_verdict
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,6 @@ def push(cfg: Config, run: Run, **options: Any) -> dict[str, Any]:
 
     result = registry.push(cfg, run_ref(store, run), assemble, against=againsts.pop(), reason=reason)
     return result | summary
-
-
-def run_ref(store: Store, run: Run) -> str:
-    """How a version records the run it was built from: its path relative to the store."""
-    return run.root.resolve().relative_to(store.root).as_posix()
 
 
 def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict],

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import TrendrecError
+from pipeline.snapshots import held_folder, prune
 from pipeline.store import Store, new_run_id, read_json, safe_name, write_json
 
 if TYPE_CHECKING:
@@ -147,20 +148,49 @@ def fingerprint(settings: Any, inputs: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def run_ref(store: Store, run: Run) -> str:
+    """How a version records the run it was built from: its path relative to the store."""
+    return run.root.resolve().relative_to(store.root).as_posix()
+
+
+def part_staging(run: Run, name: str, keep: set[str] = frozenset()) -> tuple[Path, int]:
+    """A folder of this attempt's own beside ``run/<name>/`` to build the part in, and the descriptor that
+    holds its flock (pipeline.snapshots.held_folder). First removes what killed attempts left there
+    (``.<name>.*`` folders nobody holds, and old sets a killed switch set aside, but not ``keep``); a live
+    attempt's folder is flock-ed and stays."""
+    prefix = f".{name}."
+    for left in prune(run.root, prefix, keep=set(keep)):
+        log.info("run %s: removed %s, left by an interrupted attempt", run.run_id, left)
+    for path in run.root.glob(f"{prefix}*"):  # an old set that was a file or a link, set aside
+        if path.is_symlink() or path.is_file():
+            path.unlink(missing_ok=True)
+    return held_folder(run.root, prefix)
+
+
 def switch_folder(built: Path, final: Path) -> None:
     """Put the fully built folder ``built`` in place of ``final``, whole.
 
-    The old set is renamed aside first and removed after: a process killed between the two renames
-    leaves no ``final`` (the old set or none, never a mix); what it set aside is a ``.<name>.old-*``
-    folder that the next attempt of the stage removes with its other leftovers.
+    The old set (a folder, or whatever stands at ``final``) is renamed aside first and removed after: a
+    process killed between the two renames leaves no ``final`` (the old set or none, never a mix); what
+    it set aside is a ``.<name>.old-*`` entry that the next ``part_staging`` of the part removes. The
+    parent folder is flushed after the switch, so the new set survives a power loss.
     """
     aside = None
-    if final.exists():
+    if final.exists() or final.is_symlink():
         aside = final.parent / f".{final.name}.old-{time.time_ns()}"
         os.rename(final, aside)
     os.rename(built, final)
-    if aside is not None:
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if aside is None:
+        return
+    if aside.is_dir() and not aside.is_symlink():
         shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
 
 
 def raw_inputs(store: Store) -> list[str]:

@@ -32,7 +32,7 @@ from pipeline.store import Store, read_daily, read_json, write_json
 from recsys import registry
 from recsys.forecast import metrics as m
 from recsys.forecast.train import PART
-from recsys.runs import EVALUATION_FILE, FINGERPRINT_KEY, TRAIN_FILE, Run, Verdict, fingerprint, write_verdict
+from recsys.runs import EVALUATION_FILE, FINGERPRINT_KEY, TRAIN_FILE, Run, Verdict, fingerprint, run_ref, write_verdict
 from recsys.forecast.combination import load_forecaster
 from recsys.forecast.members import STATISTICAL, statistical_forecasts
 
@@ -121,11 +121,6 @@ def run_evaluate(cfg: Config, run: Run) -> dict[str, Any]:
     _log_to_tensorboard(store, run, overall, blessed)
     log.info("evaluated %s: %s", part_dir, reason)
     return summary | {"verdict": verdict.to_json(), "reused": False}
-
-
-def run_ref(store: Store, run: Run) -> str:
-    """How a version records the run it was built from: its path relative to the store."""
-    return run.root.resolve().relative_to(store.root).as_posix()
 
 
 def forecast_verdict(evaluation: dict[str, Any]) -> Verdict:

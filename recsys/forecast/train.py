@@ -30,10 +30,9 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.snapshots import held_folder, prune
 from pipeline.store import Store, current_aggregates, read_daily, read_json, write_json
 from recsys.forecast.members import LSTM
-from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, switch_folder
+from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, part_staging, switch_folder
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, fin
         raise TrainError(f"combination.members {list(cfg.combination.members)} lacks 'lstm': a model version "
                          f"holds the LSTM's files (its weight may still be 0 per segment); add 'lstm'")
     backup = run.root / BACKUP
-    staging, held = fresh_staging(run)
+    staging, held = part_staging(run, PART, keep={BACKUP})
     try:
         combination, result = fit_combination(train, cfg.model, cfg.combination, cfg.evaluate.season,
                                               log_dir=log_dir, checkpoint_dir=staging / "checkpoint",
@@ -113,14 +112,6 @@ def _fit_and_commit(cfg: Config, train: pd.DataFrame, cutoff: datetime.date, fin
         shutil.rmtree(staging, ignore_errors=True)
         os.close(held)
     return summary
-
-
-def fresh_staging(run: Run) -> tuple[Path, int]:
-    """A staging folder of this attempt's own and the descriptor holding its flock (pipeline.snapshots
-    held_folder), after removing those killed attempts left: not the backup, not a live attempt's."""
-    for name in prune(run.root, f".{PART}.", keep={BACKUP}):
-        log.info("run %s: removed %s, left by an interrupted attempt", run.run_id, name)
-    return held_folder(run.root, f".{PART}.")
 
 
 def _result(run_id: str, final: Path, log_dir: Path, store: Store, summary: dict[str, Any],

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.snapshots import held_folder, prune
 from pipeline.store import Store, read_json, write_json
 from recsys.nextbasket.histories import NoCustomerHistoryError, check_customers, customer_cutoff, open_store
-from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, raw_inputs, switch_folder
+from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, part_staging, raw_inputs, switch_folder
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def _fit_and_commit(cfg: Config, con, cutoff, run: Run, run_dir: Path, key: str)
     from recsys.evaluation.tensorboard import write_ranking_summary  # TensorFlow: only when a model is trained
     from recsys.nextbasket.recommend import fit_recommender
 
-    staging, held = fresh_staging(run)
+    staging, held = part_staging(run, PART)
     try:
         model = fit_recommender(con, cutoff, cfg.customers, None, run_dir)
         history = model.history.get("val_recall_at_10", [])
@@ -83,11 +82,3 @@ def _fit_and_commit(cfg: Config, con, cutoff, run: Run, run_dir: Path, key: str)
         shutil.rmtree(staging, ignore_errors=True)
         os.close(held)
     return summary
-
-
-def fresh_staging(run: Run) -> tuple[Path, int]:
-    """A staging folder of this attempt's own and the descriptor holding its flock (pipeline.snapshots
-    held_folder), after removing those killed attempts left; a live attempt's is flock-ed and stays."""
-    for name in prune(run.root, f".{PART}.", keep=set()):
-        log.info("run %s: removed %s, left by an interrupted attempt", run.run_id, name)
-    return held_folder(run.root, f".{PART}.")

@@ -34,7 +34,7 @@ METRICS = ("mase", "mae", "rmse", "mape", "smape", "r2")  # every hold-out metri
 HIGHER_IS_BETTER = frozenset({"r2"})
 BASELINE = "seasonal_naive"
 STATISTICAL = ("seasonal_naive", "auto_ets", "auto_theta")  # recsys.forecast.members.STATISTICAL
-PARTS = ("forecast", "nextbasket", "value")  # registry.PART_NAMES, in release order
+PARTS = registry.PART_NAMES  # in release order
 LSTM_FILE = "model.keras"  # a forecaster with an LSTM member holds it (recsys.forecast.publish.LSTM_FILES)
 _LEGACY_SOURCE = {"candidate": "run", "production": "production"}  # old segment_forecaster.source -> ships
 _METRICS_KEY = {"run": "model", "production": "production"}  # ships -> its name in evaluation metrics
@@ -263,8 +263,6 @@ def value_status(release: registry.Release) -> dict[str, Any]:
 
 def latest_run(store: Store) -> dict[str, Any] | None:
     """The newest training run (recsys.runs.latest): each part's verdict, and the version it became."""
-    from recsys import release as release_rule
-
     try:
         run = runs.latest(store)
     except runs.RunError:
@@ -275,21 +273,8 @@ def latest_run(store: Store) -> dict[str, Any] | None:
         trained = (run.part(name) / runs.TRAIN_FILE).is_file()
         if verdict is not None or trained:
             verdicts[name] = verdict.to_json() if verdict is not None else None  # None: trained, not judged
-    ref = release_rule.run_ref(store, run)
-    return {"run": run.run_id, "run_dir": str(run.root), "pushed_as": pushed_as(store, ref), "verdicts": verdicts}
-
-
-def pushed_as(store: Store, ref: str) -> str | None:
-    """The version that records the run ``ref`` (its path relative to the store) as its ``run``, or None.
-
-    What registry.pushed_as(store, run_ref) answers once it takes a run's reference; the registry on
-    this branch still matches a candidate folder (metadata's "candidate"), so versions are read here.
-    """
-    for version in registry.versions(store):
-        path = store.models / version
-        if (path / registry.METADATA_FILE).is_file() and registry.read_metadata(path).get("run") == ref:
-            return version
-    return None
+    return {"run": run.run_id, "run_dir": str(run.root),
+            "pushed_as": registry.pushed_as(store, runs.run_ref(store, run)), "verdicts": verdicts}
 
 
 def ranking_status(store: Store) -> dict[str, Any] | str:

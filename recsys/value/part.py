@@ -22,16 +22,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import secrets
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ValueConfig
-from pipeline.snapshots import held_folder, prune
 from pipeline.store import Store, read_json, write_json
-from recsys import runs
+from recsys import registry, runs
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Part, Run, Verdict
 from recsys.value.bgnbd import ValueFitError
 from recsys.value.choice import BASELINE, RULE_FIGURES
@@ -43,7 +41,6 @@ log = logging.getLogger(__name__)
 
 NAME = "value"  # the part's folder in a run and in a version
 FILES = (VALUE_FILE, SUMMARY_FILE, MODELS_FILE)  # what a version's value folder must hold
-_BUILDING = f".{NAME}."  # <run>/.value.<random>: a set being built, or an old one being removed
 
 
 def effective_config(cfg: Config, horizon_days: int | None = None) -> ValueConfig:
@@ -80,12 +77,11 @@ def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -
         if done is not None and done.get(FINGERPRINT_KEY) == fp:
             log.info("customer value in %s already computed from the same settings and log; reusing it", out)
             return _summary(out, done) | {"reused": True}
-        _remove_leftovers(run)
-        building, held = held_folder(run.root, _BUILDING)  # flock-ed: a concurrent start leaves it alone
+        building, held = runs.part_staging(run, NAME)  # flock-ed: a concurrent start leaves it alone
         try:
             record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run) | {FINGERPRINT_KEY: fp}
             write_json(record, building / TRAIN_FILE)  # last: marks the set complete
-            _swap_in(building, out)
+            runs.switch_folder(building, out)
         finally:
             shutil.rmtree(building, ignore_errors=True)
             os.close(held)
@@ -106,43 +102,6 @@ def _build(con, store: Store, vcfg: ValueConfig, end: date, folder: Path, run: R
         return {"trained": False, "reason": f"no customer value forecast: {exc}", "settings": settings}
     return {"trained": True, "published": summary["published"], "settings": settings,
             "calibration_end": summary["calibration_end"], "forecast_cutoff": summary["forecast"]["cutoff"]}
-
-
-def _swap_in(new: Path, out: Path) -> None:
-    """Put the complete set ``new`` at ``out``: the old set renamed aside, the new one in, the old deleted."""
-    old = None
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f"{_BUILDING}old.{secrets.token_hex(4)}")
-        os.rename(out, old)
-    os.rename(new, out)
-    _fsync_dir(out.parent)
-    if old is not None:
-        _delete(old)
-
-
-def _delete(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    else:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_leftovers(run: Run) -> None:
-    """Sets killed trains left half-built (or an old set one was removing) beside the run's value/; a set a
-    live train builds is flock-ed (pipeline.snapshots.held_folder) and stays."""
-    for name in prune(run.root, _BUILDING, keep=set()):
-        log.info("removed %s, left by a value train that did not finish", run.root / name)
-    for path in run.root.glob(f"{_BUILDING}*"):  # an old set that was a file or a link, set aside
-        if path.is_symlink() or path.is_file():
-            path.unlink(missing_ok=True)
 
 
 def _summary(out: Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -206,24 +165,20 @@ def assemble(cfg: Config | None, run: Run, target: Path, verdict: Verdict, produ
     if record is None or not record.get("trained") or not all((source / f).is_file() for f in FILES):
         if production is None or not (production / VALUE_FILE).is_file():
             return {}
-        _copy_files(production, target)
+        _copy_set(production, target)
         return {"ships": "production", "carried_from": str(production), "verdict": verdict.to_json()}
     if verdict.details.get(FINGERPRINT_KEY) != record.get(FINGERPRINT_KEY):
         raise ValueModelError(f"{source / runs.VERDICT_FILE} judges an earlier value set: judge the run again")
-    _copy_files(source, target)
+    _copy_set(source, target)
     summary = read_json(source / SUMMARY_FILE)
     return {"ships": verdict.ships, "verdict": verdict.to_json(), "holdout_days": summary["holdout_days"],
             "models": summary["models"], "forecast_cutoff": summary["forecast"]["cutoff"]}
 
 
-def _copy_files(source: Path, target: Path) -> None:
-    """Every regular file directly in ``source`` (symlinks and folders left out) into a fresh ``target``."""
-    if target.exists() or target.is_symlink():
-        _delete(target)
-    target.mkdir(parents=True)
-    for path in sorted(source.iterdir()):
-        if path.is_file() and not path.is_symlink():
-            shutil.copy2(path, target / path.name, follow_symlinks=False)
+def _copy_set(source: Path, target: Path) -> None:
+    """Every regular file directly in ``source`` (folders and links left out) into ``target``, the registry's way."""
+    registry.copy_part_files(source, target, [p.name for p in sorted(source.iterdir())
+                                              if p.is_file() and not p.is_symlink()])
 
 
 def train_and_judge(cfg: Config, run: Run, *, horizon_days: int | None = None) -> dict[str, Any]:

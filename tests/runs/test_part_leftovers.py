@@ -13,21 +13,19 @@ from pipeline.snapshots import held_folder
 from pipeline.store import Store
 from recsys import runs
 from recsys.forecast import train as forecast_train
-from recsys.nextbasket import train as nextbasket_train
 from recsys.value import part as value_part
 
 
 def _start_forecast(run):
-    return forecast_train.fresh_staging(run)
+    return runs.part_staging(run, "forecast", keep={forecast_train.BACKUP})  # as recsys.forecast.train starts
 
 
 def _start_nextbasket(run):
-    return nextbasket_train.fresh_staging(run)
+    return runs.part_staging(run, "nextbasket")  # as recsys.nextbasket.train starts
 
 
 def _start_value(run):
-    value_part._remove_leftovers(run)
-    return held_folder(run.root, ".value.")
+    return runs.part_staging(run, value_part.NAME)  # as recsys.value.part.train starts
 
 
 @pytest.mark.parametrize("family, start", [("forecast", _start_forecast), ("nextbasket", _start_nextbasket),
