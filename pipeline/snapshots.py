@@ -227,6 +227,20 @@ def settle_raw(store: Any) -> Path:
     return target
 
 
+def prune_raw_snapshots(store: Any) -> list[str]:
+    """Remove the raw snapshots killed ingests left half-built: every set but the one raw/ shows, the one
+    before it (a reader may have resolved it just before the last switch) and those a live ingest builds.
+    `trendrec ingest` calls it at its start, so a dead build never waits for the next commit. A store
+    whose raw/ is no snapshot link yet (new, from before snapshots, a move cut short) is left to
+    ``settle_raw``."""
+    with locked(store.snapshots / ".lock"):
+        if not (store.raw.is_symlink() and store.raw.resolve().is_dir()):
+            return []
+        current = store.raw.resolve()
+        older = [p.name for p in sets(store.snapshots, RAW_SNAPSHOT) if p.name < current.name]
+        return prune(store.snapshots, RAW_SNAPSHOT, {current.name, *older[-1:]})
+
+
 @contextmanager
 def raw_commit(store: Any) -> Iterator[Path]:
     """Yield the next raw snapshot, holding hard links to every file raw/ shows now; if the block

@@ -51,7 +51,7 @@ from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
 from pipeline.ingest.staging import Drop, Staging, finish_pending
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
-from pipeline.snapshots import locked
+from pipeline.snapshots import locked, prune_raw_snapshots
 from pipeline.store import Store, read_json
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
@@ -308,6 +308,7 @@ def _remove_unused(store: Store) -> None:
 def _ingest_files(files: list[Path], cfg: Config, store: Store) -> dict:
     with locked(store.raw_keys_lock):  # never a commit that a live ingest is applying right now
         finished = set(finish_pending(store))  # a commit a crash cut short completes before anything else is read
+        prune_raw_snapshots(store)  # snapshots killed commits left half-built
     started = time.monotonic()
     with tqdm(desc="ingest", unit=" rows", unit_scale=True, disable=not sys.stderr.isatty()) as bar:
         per_file, drop = [], Drop(keep=len(files) > 1)

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.ingest.ingest import run_ingest
+from pipeline.snapshots import held_folder, shared_folder
 from pipeline.store import RAW_SNAPSHOT, Store, StoreError
 from tests.ingest.conftest import USER_COLUMNS, ingest_config, stored, write_csv
 
@@ -75,3 +76,26 @@ def test_paths_through_the_raw_link_stay_inside_the_store_and_closed_to_outputs(
     assert store.inside("raw/_commits").parent == store.raw.resolve()  # the link's target is in the store
     with pytest.raises(StoreError, match="only trendrec itself writes"):
         store.output("raw/x.parquet")
+
+
+def test_a_killed_commits_half_built_snapshot_goes_at_the_next_ingests_start(tmp_path):
+    """Even when that ingest commits nothing (its file is already in): a dead build is pruned under the
+    snapshots lock at the start, the current snapshot, the one before it and a live build stay."""
+    cfg = ingest_config(tmp_path, USER_COLUMNS)
+    log = write_csv(tmp_path, DAYS)
+    run_ingest(cfg, write_csv(tmp_path, DAYS[:3], "first.csv"))
+    run_ingest(cfg, log)
+    store = Store(cfg.store)
+    kept = sorted(p.name for p in store.snapshots.iterdir() if p.name.startswith(RAW_SNAPSHOT))
+    dead = shared_folder(store.snapshots, RAW_SNAPSHOT)  # what a SIGKILL-ed build leaves: nobody holds its flock
+    (dead / "event_date=2011-03-01").mkdir()
+    (dead / "event_date=2011-03-01" / "part-x.parquet").write_bytes(b"half")
+    live, fd = held_folder(store.snapshots, RAW_SNAPSHOT)  # a build in progress beside this ingest
+    try:
+        again = run_ingest(cfg, log)
+        assert again["rows_accepted"] == 0 and again["rows_duplicate"] == len(DAYS)
+        left = sorted(p.name for p in store.snapshots.iterdir() if p.name.startswith(RAW_SNAPSHOT))
+        assert left == sorted([*kept, live.name]) and not dead.exists()
+    finally:
+        os.close(fd)
+    assert _hive(store, "raw/**/*.parquet")[0][1] == 10
