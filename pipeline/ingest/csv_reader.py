@@ -151,9 +151,10 @@ def _pyarrow(data: bytes, names: list[str], cfg: IngestConfig, multiline: bool) 
     parse = pacsv.ParseOptions(delimiter=cfg.csv_delimiter, quote_char=cfg.csv_quote_char or False,
                                newlines_in_values=multiline, invalid_row_handler=on_invalid)
     read = pacsv.ReadOptions(column_names=names, block_size=len(data) + 1, use_threads=False)
-    # Every column as text, only "" as missing: the validator parses and reports, and "NA" stays an id.
+    # Every column as text, only "" and \N (a database client's NULL) as missing: the validator parses and
+    # reports, and "NA" stays an id.
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
-                                   null_values=[""])
+                                   null_values=["", r"\N"])
     if not data.isascii():
         try:  # checked first: pyarrow decodes a malformed row's text for the handler and would fail there
             data.decode("utf-8")

@@ -14,6 +14,7 @@ import glob
 import gzip
 import json
 import queue
+import re
 import shutil
 import tempfile
 import threading
@@ -205,14 +206,16 @@ def _open_binary(path: Path) -> BinaryIO:
 def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
     opener = gzip.open if is_gzip(path) else open
     records, lines, texts, bad = [], [], [], []
-    with opener(path, "rt", encoding="utf-8-sig", newline=None) as fh:
+    # bytes that are not UTF-8 are kept as surrogates, so one such line is one refused row, not a failed file
+    with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape", newline=None) as fh:
         for number, text in enumerate(fh, start=1):
             text = text.rstrip("\r\n")
             if not text.strip():
                 continue
             record = _json_object(text)
             if isinstance(record, str):  # why the line is no JSON object
-                bad.append((number, text, "malformed_row: " + record))
+                bad.append((number, text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
+                            record))
             else:
                 records.append(record)
                 lines.append(number)
@@ -225,17 +228,37 @@ def _jsonl_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
 
 
 def _json_object(text: str) -> dict | str:
-    """The line's JSON object, or why it is none: a cut-off or broken line, or another JSON value."""
+    """The line's JSON object, or the reason it is none: bytes that are not UTF-8, a cut-off or broken
+    line, another JSON value, or a ``\\u`` escape of half a UTF-16 surrogate pair (no character at all)."""
+    undecodable = _UNDECODABLE.search(text)
+    if undecodable:
+        byte = ord(undecodable.group()) - 0xDC00
+        return f"bad_encoding: invalid UTF-8 byte 0x{byte:02x} at character {undecodable.start()} of the line"
     try:
         value = json.loads(text)
     except ValueError:
-        return "truncated or invalid JSON"
+        return "malformed_row: truncated or invalid JSON"
     except RecursionError:  # Python's parser recurses per level: thousands of [[[... exhaust the stack
-        return "JSON nested too deeply"
+        return "malformed_row: JSON nested too deeply"
     if isinstance(value, dict):
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+            return "bad_encoding: a \\u escape of a lone UTF-16 surrogate (no character)"
         return value
     kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-    return f"not a JSON object ({kind})"
+    return f"malformed_row: not a JSON object ({kind})"
+
+
+_UNDECODABLE = re.compile("[\udc80-\udcff]")  # a byte that is not UTF-8, as surrogateescape keeps it
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")  # half of a pair, or a lone one
+
+
+def _encodable(value: dict) -> bool:
+    """Whether every key and string of a parsed object is text (a lone surrogate is not)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _object_frame(records: list[dict]) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """Issue 31's ingest items: pandas' 17850.0 ids, Unicode spaces at an id's edge, one bad row costing
 only itself (a parquet time past 2262 or 9999, a deeply nested JSON line), far-future dates, a CSV
-row's original text in quarantine, a repeat split over the files of one drop.
+row's original text in quarantine, a repeat split over the files of one drop; and what the fuzz harness
+(benchmarks/ingest_fuzz.py) found: a JSON line that is not UTF-8 or holds a lone surrogate escape, a
+database client's re-export with \\N for NULL.
 
     .venv/bin/python -m pytest tests/ingest/test_ingest_hostile.py -q
 """
@@ -76,3 +78,30 @@ def test_a_csv_row_refused_by_validation_keeps_its_text(tmp_path):
     cfg = ingest_config(tmp_path, USER_COLUMNS)
     _ingest(cfg, write_csv(tmp_path, ['2011-03-01 10:00:00,"A, red",x,1,u', "2011-03-01 10:00:00,A,1,1,u"]))
     assert quarantined(cfg)[s.RAW_ROW].tolist() == ['2011-03-01 10:00:00,"A, red",x,1,u']
+
+
+def test_a_json_line_that_is_not_utf8_or_holds_a_lone_surrogate_costs_only_itself(tmp_path):
+    cfg = ingest_config(tmp_path, USER_COLUMNS)
+    good = b'{"ts":"2011-03-01 10:00:00","item":"A","qty":1,"price":1,"cust":"u"}\n'
+    (tmp_path / "e.jsonl").write_bytes(good + b'{"ts":"2011-03-01 10:00:00","item":"A\xff","qty":1,"price":1}\n'
+                                       + b'{"ts":"2011-03-01 10:00:00","item":"B\\ud800","qty":1,"price":1}\n'
+                                       + good.replace(b'"A"', b'"\\ud83d\\ude00"'))  # a whole pair is a character
+    summary = _ingest(cfg, tmp_path / "e.jsonl")
+    assert (summary["rows_accepted"], summary["quarantine_reasons"]) == (2, {"bad_encoding": 2})
+    assert stored(cfg)[s.ITEM_ID].tolist() == ["A", "\U0001F600"]
+    refused = quarantined(cfg)
+    assert refused[s.SOURCE_LINE].tolist() == [2, 3] and "\\xff" in refused[s.RAW_ROW].iloc[0]
+    assert refused[s.REASON].iloc[0] == "bad_encoding: invalid UTF-8 byte 0xff at character 37 of the line"
+
+
+def test_a_database_clients_reexport_with_backslash_n_nulls_adds_nothing(tmp_path):
+    """Every field quoted, \\N for NULL (a guest), ISO times with a T and another zone: the same rows."""
+    cfg = ingest_config(tmp_path, USER_COLUMNS)
+    _ingest(cfg, write_csv(tmp_path, ["2011-03-01 10:00:00,A,1,1.5,17850", "2011-03-01 11:00:00,B,2,2.5,"]))
+    again = write_csv(tmp_path, ['"2011-03-01T11:00:00.000000+01:00","A","1.000","1.5000","17850"',
+                                 '"2011-03-01T12:00:00.000000+01:00","B","2.000","2.5000",\\N',
+                                 '"2011-03-01T12:00:00.000000+01:00","\\N","2.000","2.5000","\\N"'], "dump.csv")
+    summary = _ingest(cfg, again)
+    assert (summary["rows_accepted"], summary["rows_duplicate"]) == (0, 2)
+    assert summary["quarantine_reasons"] == {"missing_field": 1}  # an item that is NULL is missing
+    assert stored(cfg)[s.USER_ID].fillna("<null>").tolist() == ["17850", "<null>"]
