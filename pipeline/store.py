@@ -43,6 +43,7 @@ next run, so a reader that resolved it just before the swap can finish. Both swi
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -101,6 +102,7 @@ class Store:
         for area in AREAS:
             if area != "raw":
                 (self.root / area).mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(exist_ok=True)  # made with the store: a stage that only reads never adds it
         if not (self.raw.is_symlink() and self.raw.is_dir()):  # new, from before snapshots, or broken
             with locked(self.snapshots / ".lock"):
                 settle_raw(self)
@@ -284,18 +286,24 @@ def new_run_id() -> str:
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
     target = Path(target)
+    created = [p for p in (target.parent, *target.parent.parents) if not p.exists()]  # deepest first
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; store files are shared by Airflow workers and users
         fsync(tmp_path)
         os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+    except BaseException:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        for folder in created:  # a failed write (a full disk, a size limit) leaves no new empty folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def write_parquet(table: pa.Table, target: str | os.PathLike) -> Path:

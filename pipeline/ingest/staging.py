@@ -148,7 +148,12 @@ class Staging:
         self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
         self.parts: dict[str, int] = {}  # part files per staged day: {day}.parquet, {day}.1.parquet, ...
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
-        self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
+        try:
+            self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
+        except BaseException:  # its first bytes failed (a full disk, a size limit): no folder is left behind
+            shutil.rmtree(self.dir, ignore_errors=True)
+            os.close(self._held)
+            raise
         self.bad_base: list[np.ndarray] = []  # hash of each refused row's original text
         self.reasons: dict[str, int] = {}
         self.examples: dict[str, str] = {}  # the first full reason of each kind, for error messages

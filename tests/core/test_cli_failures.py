@@ -2,8 +2,10 @@
 
 Disk full and a read-only store are an ``os`` call that raises OSError(ENOSPC / EROFS) in-process (tests
 run as root, where chmod stops no write); the file-size limit is a real one, RLIMIT_FSIZE in a child with
-SIGXFSZ ignored, so the write fails with EFBIG. The store is compared byte for byte before and after
-(ingest's .staging/ aside: an interrupted commit's leftovers, which the next ingest resumes or prunes).
+SIGXFSZ ignored, so the write fails with EFBIG. The store is compared byte for byte before and after,
+every folder included (ingest's .staging/ aside where a failure is made to strike after the commit
+was decided: the next ingest finishes that commit). benchmarks/cli_faults.py puts every command under real faults (a read-only mount,
+a full tmpfs, a size limit); tests/core/test_cli_faults.py runs it short.
 """
 
 import errno
@@ -41,10 +43,11 @@ def ingested(tmp_path, capsys):
     return tmp_path
 
 
-def snapshot(root) -> dict[str, bytes]:
-    """Every file of the store readers see; ingest's .staging/ (resumed or pruned by the next run) is left out."""
-    files = {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
-    return {name: p.read_bytes() for name, p in files.items() if not name.startswith(".staging/")}
+def snapshot(root, staging: bool = True) -> dict[str, bytes | str]:
+    """Every path of the store: a file's bytes, a link's target, a folder. ``staging=False`` leaves ingest's
+    .staging/ out: a commit decided before a step failed waits there for the next ingest to finish it."""
+    return {str(p.relative_to(root)): os.readlink(p) if p.is_symlink() else p.read_bytes() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*")) if staging or not str(p.relative_to(root)).startswith(".staging/")}
 
 
 def one_line(capsys, rc: int, code: int = 1) -> tuple[str, dict]:
@@ -67,19 +70,19 @@ def _raise(code: int, filename: str | None = None):
 def test_disk_full_and_read_only_store_are_one_line_and_leave_the_store(capsys, monkeypatch, ingested,
                                                                        function, code, words):
     store = ingested / "s"
-    before = snapshot(store)
+    before = snapshot(store, staging=False)
     monkeypatch.setattr(os, function, _raise(code, str(store / "raw" / "x") if function == "replace" else None))
     rc = main(["ingest", str(ingested / "more.csv"), "--config", str(ingested / "c.toml"), "--store", str(store),
                "--json"])
     monkeypatch.undo()
     err, error = one_line(capsys, rc)
     assert words in err and str(store) in err and error["stage"] == "ingest" and words in error["error"]
-    assert snapshot(store) == before
+    assert snapshot(store, staging=False) == before
 
 
 def _file_size_limit():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
-    resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # no file may grow: the first byte written fails
 
 
 def test_a_file_size_limit_is_one_line_and_leaves_the_store(ingested):
@@ -136,3 +139,17 @@ def test_a_bad_as_of_is_one_line(capsys, ingested):
     err, error = one_line(capsys, rc, code=2)
     assert "--as-of" in err and "YYYY-MM-DD" in error["error"] and error["stage"] == "candidates"
 
+
+
+def test_a_failed_write_leaves_no_folder_it_made(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.store import write_parquet
+
+    (tmp_path / "kept").mkdir()
+    monkeypatch.setattr(pq, "write_table", _raise(errno.ENOSPC))
+    for target in (tmp_path / "new" / "deeper" / "x.parquet", tmp_path / "kept" / "x.parquet"):
+        with pytest.raises(OSError):
+            write_parquet(pa.table({"a": [1]}), target)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
