@@ -45,9 +45,9 @@ TINY = {  # the demo config's lines -> a tiny shop's (each must match once)
     'store = "./trendrec-data"': 'store = "{store}"',
     'source = "data/demo/online_retail.parquet"': 'source = "{source}"',
     'candidates = "data/demo/candidates.parquet"': 'candidates = "{lists}"',
-    "units = 64 ": "units = 8 ", "\nepochs = 40 ": "\nepochs = 2 ", "ensemble = 3 ": "ensemble = 1 ",
+    "\nunits = 64\n": "\nunits = 8\n", "\nepochs = 40": "\nepochs = 2", "ensemble = 3 ": "ensemble = 1 ",
     'members = ["lstm", "auto_ets", "auto_theta", "seasonal_naive"]': 'members = ["lstm", "seasonal_naive"]',
-    "margin = 0.0": "margin = -1.0", "bless_margin = 0.0 ": "bless_margin = -1.0 ",
+    "\nmargin = 0.0": "\nmargin = -1.0", "bless_margin = 0.0 ": "bless_margin = -1.0 ",
     "train_weeks = 8 ": "train_weeks = 3 ", "epochs = 8 ": "epochs = 2 ", "train_cutoffs = 6 ": "train_cutoffs = 2 ",
     "seq_weeks = 52 ": "seq_weeks = 13 ", "histogram_freq = 1 ": "histogram_freq = 0 ", "image_freq = 10 ": "image_freq = 0 ",
 }

@@ -1,0 +1,221 @@
+"""SIGKILL the release stages of `trendrec` at random moments; count half states, stuck re-runs, leftovers.
+
+A child process (``--build``) makes benchmarks/fault_shops.py's tiny shop and three states of it,
+each kept as a pristine copy: ``trained`` (run ``fourth`` with its forecast part only), ``parts`` (its
+next-basket and value parts trained too), ``judged`` (judged, not pushed; production v0002 with v0001
+in its history). Per stage, one unkilled run on its state gives the reference (its duration, what a
+reader sees after it, the store's paths); each trial then restores the state (same path: a store's
+files name absolute paths), forks `trendrec <stage>` (``recsys.cli.main`` in a process forked from
+this one, which has imported no TensorFlow), kills it with SIGKILL at a random moment inside that
+duration, and checks:
+
+- ``half``: production.json does not parse, production does not load (``registry.production``), a
+  listed version fails ``verify_version``, or what the stage's reader sees is neither the old nor the
+  new state (a part folder with other files than the reference's, some verdicts of the run but not all,
+  a re-ranked file with other bytes, production on a third version);
+- ``stuck``: the re-run (what an Airflow retry does) fails, or what a reader sees after it is not
+  what it saw after the unkilled run (a rollback killed after it finished is not run again: that
+  would roll back one version more);
+- ``leftovers``: paths after the re-run that the unkilled run did not leave (digits in names count as
+  one), and their count.
+
+    .venv/bin/python benchmarks/release_kill.py --kills 20
+    .venv/bin/python benchmarks/release_kill.py --shop quick --kills 3 --stages promote,rollback,rerank
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pipeline.store import Store  # noqa: E402
+from recsys import cli, registry  # noqa: E402
+
+RUN = "models/runs/fourth"
+STAGES = {  # stage -> (pristine state it starts from, command line)
+    "promote": ("judged", ["models", "promote", "v0001"]),
+    "rollback": ("judged", ["models", "rollback"]),
+    "rerank": ("judged", ["rerank"]),
+    "push": ("judged", ["push", RUN]),
+    "evaluate": ("parts", ["evaluate", RUN]),
+    "value": ("trained", ["value", RUN]),
+    "nextbasket": ("trained", ["nextbasket", RUN]),
+}
+
+
+def build(work: Path, shop: str) -> None:
+    """The shop at work/store and its pristine states (run in a child: it trains, so TensorFlow loads).
+    The quick shop trains nothing: it has the ``judged`` state's production and history only."""
+    from fault_shops import build_quick, build_tiny
+
+    from pipeline.config import load_config
+    from recsys import flow
+
+    store, config, _ = (build_tiny if shop == "tiny" else build_quick)(work, work / "store")
+    shutil.copy(config, work / "shop.toml")
+    if shop == "quick":
+        shutil.copytree(store, work / "judged", symlinks=True)
+        return
+    cfg = load_config(config)
+    run_dir = flow.run_stage("train_forecast", cfg, run_key="fourth")["run_dir"]
+    shutil.copytree(store, work / "trained", symlinks=True)
+    for stage in ("train_nextbasket", "train_value"):
+        flow.run_stage(stage, cfg, {"run_dir": run_dir})
+    shutil.copytree(store, work / "parts", symlinks=True)
+    flow.run_stage("judge", cfg, {"run_dir": run_dir})
+    shutil.copytree(store, work / "judged", symlinks=True)
+
+
+def restore(work: Path, state: str) -> Store:
+    store = work / "store"
+    shutil.rmtree(store, ignore_errors=True)
+    shutil.copytree(work / state, store, symlinks=True)
+    return Store(store)
+
+
+def run_stage(argv: list[str]) -> int:
+    """Fork a process that runs ``trendrec <argv>``; returns its pid."""
+    pid = os.fork()
+    if pid == 0:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        code = 1
+        try:
+            code = cli.main(argv)
+        finally:
+            os._exit(code)
+    return pid
+
+
+def wait(pid: int) -> int:
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def seen(stage: str, store: Store) -> object:
+    """What the stage's reader sees now; raises registry.RegistryError on a broken release."""
+    prod = registry.read_production(store)
+    if prod is not None:
+        registry.production(store)  # production loads
+    for version in registry.versions(store):
+        registry.verify_version(store, version)
+    run = store.root / RUN
+    if stage in ("value", "nextbasket"):
+        part = run / stage
+        return sorted(str(p.relative_to(part)) for p in part.rglob("*")) if part.exists() else None
+    if stage == "evaluate":
+        return tuple((run / part / "verdict.json").is_file() for part in registry.PART_NAMES)
+    if stage == "rerank":
+        out = store.reranked
+        return sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.is_file()) if out.is_dir() else []
+    return prod and (prod["version"], tuple(prod.get("history", [])))
+
+
+def paths(store: Store) -> set[str]:
+    """Every path of the store, digit runs as '#' (names carry times and process ids)."""
+    return {re.sub(r"\d+", "#", str(p.relative_to(store.root))) for p in store.root.rglob("*")}
+
+
+def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_paths: set[str]) -> dict:
+    state = STAGES[stage][0]
+    store = restore(work, state)
+    pid = run_stage(argv)
+    time.sleep(delay)
+    os.kill(pid, signal.SIGKILL)
+    wait(pid)
+    out = {"half": 0, "stuck": 0, "leftovers": 0, "landed": "old"}
+    try:
+        now = seen(stage, store)
+        out["landed"] = "old" if now == old else "new" if now == new else "between"
+        out["half"] = int(out["landed"] == "between")
+    except Exception as exc:  # noqa: BLE001 - any failure to read the release is a half state
+        out["half"], out["landed"] = 1, f"broken: {type(exc).__name__}"
+    if out["half"]:
+        print(f"half: {stage} after {delay:.2f} s: {out['landed']}", file=sys.stderr)
+    # a rollback that finished before the kill is done: run again it would roll back one version more
+    rc = 0 if stage == "rollback" and out["landed"] == "new" else wait(run_stage(argv))
+    try:
+        again = seen(stage, store)
+    except Exception as exc:  # noqa: BLE001
+        again = f"broken: {exc}"
+    if rc != 0 or again != new:
+        out["stuck"] = 1
+        print(f"stuck: {stage} after {delay:.2f} s: rc {rc}", file=sys.stderr)
+    extra = sorted(paths(store) - new_paths)
+    out["leftovers"] = len(extra)
+    if extra:
+        print(f"leftovers: {stage} after {delay:.2f} s: {extra[:6]}", file=sys.stderr)
+    return out
+
+
+def run(work: Path, stage: str, kills: int, seed: int) -> dict:
+    state, argv = STAGES[stage]
+    argv = [*argv, "--config", str(work / "shop.toml")]
+    rng = random.Random(seed)
+    store = restore(work, state)
+    old = seen(stage, store)
+    began = time.monotonic()
+    assert wait(run_stage(argv)) == 0, f"the unkilled {stage} failed: {argv}"
+    duration = time.monotonic() - began
+    new, new_paths = seen(stage, store), paths(store)
+    totals = {"stage": stage, "kills": 0, "half": 0, "stuck": 0, "leftovers": 0, "landed": {},
+              "run_seconds": round(duration, 1), "changed": old != new}
+    for _ in range(kills):
+        got = trial(work, stage, argv, rng.uniform(0.0, duration), old, new, new_paths)
+        totals["kills"] += 1
+        for key in ("half", "stuck", "leftovers"):
+            totals[key] += got[key]
+        totals["landed"][got["landed"]] = totals["landed"].get(got["landed"], 0) + 1
+    return totals
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"{'stage':12}{'kills':>6}{'half':>6}{'stuck':>7}{'leftovers':>11}{'run s':>8}  landed")
+    for r in rows:
+        print(f"{r['stage']:12}{r['kills']:>6}{r['half']:>6}{r['stuck']:>7}{r['leftovers']:>11}{r['run_seconds']:>8}"
+              f"  {json.dumps(r['landed'])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs per stage (20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma list of {', '.join(STAGES)}")
+    parser.add_argument("--shop", choices=["tiny", "quick"], default="tiny",
+                        help="quick: placeholder releases, no training (promote, rollback and rerank only)")
+    parser.add_argument("--work", type=Path, help="keep (and reuse) the built shop here")
+    parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.build:
+        build(args.build, args.shop)
+        return
+    work = args.work or Path(tempfile.mkdtemp(prefix="trendrec-release-kill-"))
+    if not (work / "judged").is_dir():
+        work.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, __file__, "--build", str(work), "--shop", args.shop], check=True)
+    rows = []
+    try:
+        for stage in args.stages.split(","):
+            rows.append(run(work, stage, args.kills, args.seed))
+            print(json.dumps(rows[-1]), flush=True)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
