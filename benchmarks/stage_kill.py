@@ -235,9 +235,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.widen > 0:
         widen(args.widen)
+    rows = []
     for stage in args.stages.split(","):
-        print(json.dumps({**run(stage, args.kills, args.seed, args.days, args.rows_per_day), "widen": args.widen}),
-              flush=True)
+        rows.append({**run(stage, args.kills, args.seed, args.days, args.rows_per_day), "widen": args.widen})
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"{'stage':12}{'kills':>6}{'between':>9}{'stuck':>7}{'leftovers':>11}{'run s':>8}  phases")
+    for r in rows:
+        print(f"{r['stage']:12}{r['kills']:>6}{r['between']:>9}{r['stuck']:>7}{r['leftovers']:>11}"
+              f"{r['run_seconds']:>8}  {json.dumps(r['phases'])}")
 
 
 if __name__ == "__main__":
