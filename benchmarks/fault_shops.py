@@ -17,31 +17,18 @@ absolute paths, so a harness builds it where it will use it.
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from stage_kill import CONFIG, write_log
 
 ROOT = Path(__file__).resolve().parents[1]
-QUICK_CONFIG = """store = "{store}"
-[ingest]
-segment_from = "item"
-segment_rules = [["odd", "[13579]$"]]
-segment_default = "even"
-[ingest.columns]
-event_time = "ts"
-item_id = "item"
-quantity = "qty"
-price = "price"
-user_id = "cust"
-order_id = "order"
-[rerank]
-candidates = "{lists}"
-"""
-TINY = {  # the demo config's lines -> a tiny shop's (each must match once)
+QUICK_CONFIG = CONFIG.replace("[ingest]\n", '[ingest]\nsegment_from = "item"\nsegment_rules = [["odd", "[13579]$"]]\n'
+                               'segment_default = "even"\n') + '[rerank]\ncandidates = "{lists}"\n'  # stage_kill's, 2 segments
+TINY = {  # the demo config's lines -> a tiny shop's (each must be there; every copy is replaced)
     'store = "./trendrec-data"': 'store = "{store}"',
     'source = "data/demo/online_retail.parquet"': 'source = "{source}"',
     'candidates = "data/demo/candidates.parquet"': 'candidates = "{lists}"',
@@ -53,22 +40,9 @@ TINY = {  # the demo config's lines -> a tiny shop's (each must match once)
 }
 
 
-def write_log(path: Path, days: int, first: int, rows_per_day: int, seed: int) -> Path:
-    """A CSV of ``days`` days from day ``first`` (2011-01-01 = 0)."""
-    rng = random.Random(seed)
-    start = pd.Timestamp("2011-01-01")
-    lines = ["ts,item,qty,price,cust,order"]
-    for d in range(first, first + days):
-        day = (start + pd.Timedelta(days=d)).strftime("%Y-%m-%d")
-        for r in range(rows_per_day):
-            lines.append(f"{day} {r % 24:02d}:{r % 60:02d}:00,I{rng.randrange(60)},{rng.randrange(1, 5)},"
-                         f"{rng.randrange(1, 900) / 100},C{rng.randrange(80)},O{d}-{r // 3}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def placeholder_assembler(segments: list[str]):
-    """A registry assembler that fills a forecast part with fixed trends (no model trained)."""
+def placeholder_assembler(segments: list[str], model_bytes: int = 64 * 1024):
+    """A registry assembler that fills a forecast part with fixed trends and ``model_bytes`` of random
+    model bytes (no model trained)."""
     from pipeline import schemas as s
     from pipeline.store import write_json, write_parquet
     from recsys import registry
@@ -80,7 +54,7 @@ def placeholder_assembler(segments: list[str]):
         forecast.mkdir()
         write_parquet(pa.Table.from_pandas(trends, preserve_index=False), forecast / registry.TREND_FILE)
         write_json({"members": ["lstm"]}, forecast / "combination.json")
-        (forecast / "model.keras").write_bytes(os.urandom(64 * 1024))
+        (forecast / "model.keras").write_bytes(os.urandom(model_bytes))
         (forecast / "recommender.json").write_text("{}")
         return {"parts": {"forecast": {"ships": "candidate", "holdout_mase": 0.5}}, "segments": segments}
 
@@ -99,13 +73,19 @@ def build_quick(work: Path, store: Path) -> tuple[Path, Path, Path]:
     config = work / "quick.toml"
     config.write_text(QUICK_CONFIG.format(store=store, lists=lists))
     cfg = load_config(config)
-    run_ingest(cfg, write_log(work / "first.csv", 60, 0, 40, 1))
+    run_ingest(cfg, _log(work / "first.csv", 60, 0))
     run_aggregate(cfg)
     for run in ("one", "two"):
         registry.push(cfg, f"models/runs/{run}", placeholder_assembler(["even", "odd"]),
                       against=(registry.read_production(cfg.store) or {}).get("version"), reason="fault shop")
-    run_ingest(cfg, write_log(work / "second.csv", 10, 60, 40, 2))  # ingested, not aggregated yet
-    return store, config, write_log(work / "extra.csv", 10, 70, 40, 3)
+    run_ingest(cfg, _log(work / "second.csv", 10, 60))  # ingested, not aggregated yet
+    return store, config, _log(work / "extra.csv", 10, 70)
+
+
+def _log(path: Path, days: int, first: int) -> Path:
+    """stage_kill.py's synthetic log (40 rows a day from day ``first``, every 50th line refused)."""
+    write_log(path, days, first, 40, first + 1)
+    return path
 
 
 def build_tiny(work: Path, store: Path) -> tuple[Path, Path, Path]:

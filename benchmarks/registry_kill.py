@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import random
 import signal
 import subprocess
@@ -28,27 +27,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-from pipeline import schemas as s  # noqa: E402
+from fault_shops import placeholder_assembler  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
-from pipeline.store import Store, read_json, write_json, write_parquet  # noqa: E402
+from pipeline.store import Store, read_json, write_json  # noqa: E402
 from recsys import registry  # noqa: E402
 
-TRENDS = pd.DataFrame({s.SEGMENT: ["a", "b"], s.TREND: [0.5, -0.5]})
-
-
-def assemble(staging: Path) -> dict:
-    """A placeholder forecast part: trend table, combination and enough model bytes to take some time."""
-    forecast = staging / "forecast"
-    forecast.mkdir()
-    write_parquet(pa.Table.from_pandas(TRENDS, preserve_index=False), forecast / registry.TREND_FILE)
-    write_json({"members": ["lstm"]}, forecast / "combination.json")
-    (forecast / "model.keras").write_bytes(os.urandom(256 * 1024))
-    (forecast / "recommender.json").write_text("{}")
-    return {"parts": {"forecast": {"ships": "candidate", "holdout_mase": 0.5}}, "segments": ["a", "b"]}
+assemble = placeholder_assembler(["a", "b"], model_bytes=256 * 1024)  # enough model bytes to take some time
 
 
 def push(cfg, run: str) -> dict:

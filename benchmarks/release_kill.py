@@ -41,8 +41,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from stage_kill import run_stage, wait  # noqa: E402  (forks `trendrec <argv>`, waits for it)
+
 from pipeline.store import Store  # noqa: E402
-from recsys import cli, registry  # noqa: E402
+from recsys import registry  # noqa: E402
 
 RUN = "models/runs/fourth"
 STAGES = {  # stage -> (pristine state it starts from, command line)
@@ -84,25 +86,6 @@ def restore(work: Path, state: str) -> Store:
     shutil.rmtree(store, ignore_errors=True)
     shutil.copytree(work / state, store, symlinks=True)
     return Store(store)
-
-
-def run_stage(argv: list[str]) -> int:
-    """Fork a process that runs ``trendrec <argv>``; returns its pid."""
-    pid = os.fork()
-    if pid == 0:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        code = 1
-        try:
-            code = cli.main(argv)
-        finally:
-            os._exit(code)
-    return pid
-
-
-def wait(pid: int) -> int:
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def seen(stage: str, store: Store) -> object:
