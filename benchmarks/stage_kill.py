@@ -130,8 +130,8 @@ def file_bytes(store: Store, stage: str) -> dict[str, str]:
 def leftovers(store: Store) -> list[str]:
     """Temporary files outside ingest staging, sets beyond two, spill files, and unfinished ingest staging."""
     staged = store.ingest_staging
-    found = [str(p.relative_to(store.root)) for p in store.root.rglob("*")
-             if (p.name.endswith(".tmp") or p.name.startswith(TMP_LINK)) and staged not in p.parents]
+    found = [str(p.relative_to(store.root)) for p in store.root.rglob("*")  # the scratch folder .tmp/ itself stays
+             if (p.name.endswith(".tmp") or p.name.startswith(TMP_LINK)) and staged not in p.parents and p != store.tmp]
     for parent, prefix in ((store.snapshots, RAW_SNAPSHOT), (store.aggregate_versions, "")):
         found += [f"extra set {p.name}" for p in sets(parent, prefix)[:-2]]
     spill = store.aggregates_spill
