@@ -15,7 +15,8 @@ symlink, special file or file resolving outside the folder, writes metadata.json
 renames the folder into place with a ``.pending-production`` marker; production.json is then replaced
 atomically and the marker removed. A push killed between the rename and production.json is finished by
 its re-run (an Airflow retry); ``clean_stale`` removes what dead processes left in models/ (staging
-folders nobody holds, trash folders, old production.json temp files).
+folders nobody holds, trash folders, old production.json temp files), and push, promote and rollback
+start with it.
 
 A version is refused where it is used (status, rerank, the service; promote and rollback before they
 touch production.json) when a required file is missing, a file is a symlink out of the version, its
@@ -393,6 +394,7 @@ def promote(store: Store | str | os.PathLike, version: str,
     store = _store(store)
     check_version(version)
     with _locked(store):
+        _clean_stale(store, STALE_SECONDS)  # what a killed push, promote or rollback left
         prod = read_production(store)
         if prod is not None and prod["version"] == version:
             return {"version": version, "history": prod["history"], "changed": False}
@@ -407,6 +409,7 @@ def rollback(store: Store | str | os.PathLike, keep: int = RegistryConfig.keep_v
     keeps its last ``keep`` entries, as push and promote do)."""
     store = _store(store)
     with _locked(store):
+        _clean_stale(store, STALE_SECONDS)  # what a killed push, promote or rollback left
         prod = read_production(store)
         if prod is None:
             raise RegistryError(f"nothing to roll back: {store.models / PRODUCTION_FILE} does not exist")

@@ -1,7 +1,7 @@
-"""A push starts by removing what killed pushes left in models/ (a ``.staging-*`` folder no live process
-holds) and leaves a live push's staging folder (its flock, held here by the test) alone; a pushed
-version's folders take the umask's mode (0755 under umask 022), so a service run by another user can
-read them."""
+"""A push, promote or rollback starts by removing what killed registry runs left in models/ (a
+``.staging-*`` folder no live process holds, an old production.json temp file) and leaves a live
+push's staging folder (its flock, held here by the test) alone; a pushed version's folders take the
+umask's mode (0755 under umask 022), so a service run by another user can read them."""
 
 import os
 import stat
@@ -42,3 +42,21 @@ def test_a_pushed_versions_folders_take_the_umasks_mode(small_config, push_parts
     assert len(folders) >= 3  # the version, forecast/ and nextbasket/
     assert {str(p.relative_to(root)): oct(stat.S_IMODE(p.stat().st_mode)) for p in folders} == {
         str(p.relative_to(root)): oct(mode) for p in folders}
+
+
+def test_promote_and_rollback_start_by_removing_what_killed_registry_runs_left(small_config, push_parts):
+    """A production.json temp file a killed promote left (past the live-file grace) and a dead push's
+    staging folder go at the next promote or rollback, not only at the next push."""
+    store = Store(small_config.store).ensure()
+    push_parts(small_config, TRENDS)
+    push_parts(small_config, TRENDS)
+    for flip in (lambda: registry.promote(store, "v0001"), lambda: registry.rollback(store)):
+        temp = store.models / f".{registry.PRODUCTION_FILE}.killed.tmp"
+        temp.write_text('{"vers')
+        old = os.stat(temp).st_mtime - registry.STALE_SECONDS - 1
+        os.utime(temp, (old, old))
+        dead = store.models / f"{registry.STAGING_PREFIX}00000000000000000001-dead"
+        dead.mkdir()
+        flip()
+        assert not temp.exists() and not dead.exists()
+    assert registry.read_production(store)["version"] == "v0002"
