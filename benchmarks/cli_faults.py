@@ -178,6 +178,7 @@ def matrix(store: Path, config: Path, extra: Path, commands: list[str], faults: 
             changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
             cell = {"command": name, "fault": fault, "expected_errno": errno_name, **judge(name, done, changed)}
             cells.append(cell)
+            print(json.dumps(cell), file=sys.stderr, flush=True)  # progress: the cell, as it ends
             if changed:  # put the store back for the next cell
                 shutil.rmtree(store)
                 shutil.copytree(pristine, store, symlinks=True)
