@@ -81,10 +81,14 @@ def build(work: Path, shop: str) -> None:
     shutil.copytree(store, work / "judged", symlinks=True)
 
 
-def restore(work: Path, state: str) -> Store:
+def restore(work: Path, stage: str) -> Store:
+    """The stage's pristine state at work/store; for rerank without the lists an earlier rerank wrote
+    (a re-rank already up to date writes nothing)."""
     store = work / "store"
     shutil.rmtree(store, ignore_errors=True)
-    shutil.copytree(work / state, store, symlinks=True)
+    shutil.copytree(work / STAGES[stage][0], store, symlinks=True)
+    if stage == "rerank":
+        shutil.rmtree(store / "reranked", ignore_errors=True)
     return Store(store)
 
 
@@ -113,8 +117,7 @@ def paths(store: Store) -> set[str]:
 
 
 def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_paths: set[str]) -> dict:
-    state = STAGES[stage][0]
-    store = restore(work, state)
+    store = restore(work, stage)
     pid = run_stage(argv)
     time.sleep(delay)
     os.kill(pid, signal.SIGKILL)
@@ -145,10 +148,9 @@ def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_p
 
 
 def run(work: Path, stage: str, kills: int, seed: int) -> dict:
-    state, argv = STAGES[stage]
-    argv = [*argv, "--config", str(work / "shop.toml")]
+    argv = [*STAGES[stage][1], "--config", str(work / "shop.toml")]
     rng = random.Random(seed)
-    store = restore(work, state)
+    store = restore(work, stage)
     old = seen(stage, store)
     began = time.monotonic()
     assert wait(run_stage(argv)) == 0, f"the unkilled {stage} failed: {argv}"
