@@ -82,8 +82,7 @@ def create(store: Store, run_id: str | None = None) -> Run:
     root = store.training_runs / run_id
     if (root / RUN_FILE).is_file():
         return _open(root)
-    root.mkdir(parents=True, exist_ok=True)
-    now = time.time_ns()
+    now = time.time_ns()  # write_json makes the folder, and removes it again if the write fails (a full disk)
     write_json({"run_id": run_id, "created_ns": now,
                 "created_at": datetime.fromtimestamp(now / 1e9, timezone.utc).isoformat(timespec="seconds")},
                root / RUN_FILE)

@@ -123,3 +123,18 @@ def test_a_nextbasket_training_that_fails_leaves_the_old_part(tmp_path, monkeypa
         flow.run_stage("train_nextbasket", cfg, run_key="failing")
     assert {p.name: p.read_bytes() for p in run.part("nextbasket").iterdir()} == before
     assert not [p for p in run.root.iterdir() if p.name.startswith(".nextbasket.")]
+
+
+def test_a_run_whose_run_json_cannot_be_written_leaves_no_folder(tmp_path, monkeypatch):
+    """A full disk or a size limit at a run's first write: no new (empty) run folder is left behind."""
+    import errno
+
+    store = Store(tmp_path / "store").ensure()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        runs.create(store, "faulted")
+    assert not (store.training_runs / "faulted").exists()
