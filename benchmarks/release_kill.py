@@ -17,7 +17,9 @@ duration, and checks:
   what it saw after the unkilled run (a rollback killed after it finished is not run again: that
   would roll back one version more);
 - ``leftovers``: paths after the re-run that the unkilled run did not leave (digits in names count as
-  one), and their count.
+  one), and their count; ``young_temp`` apart: a killed production.json write's temp file, which the
+  registry sweeps at its next push, promote or rollback once it is 60 s old (a younger one may be a
+  live writer's).
 
     .venv/bin/python benchmarks/release_kill.py --kills 20
     .venv/bin/python benchmarks/release_kill.py --shop quick --kills 3 --stages promote,rollback,rerank
@@ -122,7 +124,7 @@ def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_p
     time.sleep(delay)
     os.kill(pid, signal.SIGKILL)
     wait(pid)
-    out = {"half": 0, "stuck": 0, "leftovers": 0, "landed": "old"}
+    out = {"half": 0, "stuck": 0, "leftovers": 0, "young_temp": 0, "landed": "old"}
     try:
         now = seen(stage, store)
         out["landed"] = "old" if now == old else "new" if now == new else "between"
@@ -141,6 +143,8 @@ def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_p
         out["stuck"] = 1
         print(f"stuck: {stage} after {delay:.2f} s: rc {rc}", file=sys.stderr)
     extra = sorted(paths(store) - new_paths)
+    young = [p for p in extra if p.startswith(f"models/.{registry.PRODUCTION_FILE}.") and p.endswith(".tmp")]
+    out["young_temp"], extra = len(young), [p for p in extra if p not in young]
     out["leftovers"] = len(extra)
     if extra:
         print(f"leftovers: {stage} after {delay:.2f} s: {extra[:6]}", file=sys.stderr)
@@ -156,22 +160,22 @@ def run(work: Path, stage: str, kills: int, seed: int) -> dict:
     assert wait(run_stage(argv)) == 0, f"the unkilled {stage} failed: {argv}"
     duration = time.monotonic() - began
     new, new_paths = seen(stage, store), paths(store)
-    totals = {"stage": stage, "kills": 0, "half": 0, "stuck": 0, "leftovers": 0, "landed": {},
+    totals = {"stage": stage, "kills": 0, "half": 0, "stuck": 0, "leftovers": 0, "young_temp": 0, "landed": {},
               "run_seconds": round(duration, 1), "changed": old != new}
     for _ in range(kills):
         got = trial(work, stage, argv, rng.uniform(0.0, duration), old, new, new_paths)
         totals["kills"] += 1
-        for key in ("half", "stuck", "leftovers"):
+        for key in ("half", "stuck", "leftovers", "young_temp"):
             totals[key] += got[key]
         totals["landed"][got["landed"]] = totals["landed"].get(got["landed"], 0) + 1
     return totals
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'stage':12}{'kills':>6}{'half':>6}{'stuck':>7}{'leftovers':>11}{'run s':>8}  landed")
+    print(f"{'stage':12}{'kills':>6}{'half':>6}{'stuck':>7}{'leftovers':>11}{'young temp':>12}{'run s':>8}  landed")
     for r in rows:
-        print(f"{r['stage']:12}{r['kills']:>6}{r['half']:>6}{r['stuck']:>7}{r['leftovers']:>11}{r['run_seconds']:>8}"
-              f"  {json.dumps(r['landed'])}")
+        print(f"{r['stage']:12}{r['kills']:>6}{r['half']:>6}{r['stuck']:>7}{r['leftovers']:>11}{r['young_temp']:>12}"
+              f"{r['run_seconds']:>8}  {json.dumps(r['landed'])}")
 
 
 def main() -> None:
