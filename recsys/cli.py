@@ -214,35 +214,8 @@ def _run_backtest(cfg: Config, args: argparse.Namespace) -> dict:
     return run_backtest(cfg, cutoffs=args.cutoffs, step=args.step, run_id=args.run_id)
 
 
-def _drift_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--days", type=flow.count, default=7, help="recent days compared (default 7)")
-    parser.add_argument("--reference-days", type=flow.count, default=28,
-                        help="days before the production version's cut-off it is compared with (default 28)")
-    parser.add_argument("--as-of", type=iso_day, help="last day of the window (default: the last event day)")
-    parser.add_argument("--reference-end", type=iso_day,
-                        help="first day after the reference (default: the production version's cut-off)")
-
-
-def _run_drift(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.monitor.drift import run_drift
-
-    day = lambda text: datetime.date.fromisoformat(text) if text else None  # noqa: E731
-    return run_drift(cfg, days=args.days, reference_days=args.reference_days, as_of=day(args.as_of),
-                     reference_end=day(args.reference_end))
-
-
-def _live_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weeks", type=flow.count, default=6, help="weeks after the cut-off judged at most (6)")
-
-
-def _run_live(cfg: Config, args: argparse.Namespace) -> dict:
-    from recsys.monitor.live import run_live_results
-
-    return run_live_results(cfg, weeks=args.weeks)
-
-
 COMMANDS: dict[str, Command] = {
-    **{stage.command: stage_command(stage) for stage in flow.STAGES},
+    **{stage.command: stage_command(stage) for stage in flow.STAGES + flow.MONITOR},
     "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
                     _tune_arguments, _run_tune, "tuned"),
     "backtest": Command("rolling-origin backtest of the combination beside each member: lstm, "
@@ -259,10 +232,6 @@ COMMANDS: dict[str, Command] = {
                      _run_serve, "server stopped"),
     "report": Command("write the key plots as PNG and a self-contained HTML page", _report_arguments,
                       _run_report, "report written"),
-    "drift": Command("compare the last days' events with what the production version was trained on",
-                     _drift_arguments, _run_drift, "drift"),
-    "live": Command("judge the production version's push-time scores on the weeks customers bought since",
-                    _live_arguments, _run_live, "live results"),
     "status": Command("show the production model, its metrics and where outputs are", _no_arguments,
                       _run_status, "status"),
     "demo": Command("run every stage in-process on the config's data (no Airflow)", _no_arguments,

@@ -4,6 +4,7 @@
 guests, 12 to 20 orders a day between 09:00 and 17:00 (UTC), prices that belong to their item and
 1 to 6 units a line. ``shop_store`` ingests the weeks before ``CUT`` as one file and the week from
 ``CUT`` as a second file, with ``inject``'s fault in it; ``CUT`` is the reference's end.
+``push_release`` makes a production version whose push-time scores were cut off at a given day.
 
     .venv/bin/python -m pytest tests/monitor -q
 """
@@ -17,6 +18,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config, IngestConfig, load_config
 from pipeline.ingest.ingest import run_ingest
+from recsys import registry
 
 START = datetime.date(2024, 1, 1)  # a Monday
 WEEKS = 10
@@ -78,3 +80,23 @@ def shop_store(tmp_path, fault: str | None = None, seed: int = 0) -> Config:
     run_ingest(cfg, str(tmp_path / "history.parquet"))
     run_ingest(cfg, str(tmp_path / "week.parquet"))
     return cfg
+
+
+def push_release(cfg: Config, cutoff: datetime.date, scores: list[tuple[str, str, float]],
+                 segments: tuple[str, ...] = SEGMENTS) -> str:
+    """A production version through registry.push: a trend table of ``segments``, placeholder forecaster
+    files (never loaded) and push-time scores (user, item, score) cut off at ``cutoff``."""
+    from recsys.nextbasket.scores import SCORES_SCHEMA
+
+    def assemble(staging):
+        (staging / "forecast").mkdir()
+        pd.DataFrame({s.SEGMENT: list(segments), s.TREND: 0.0}).to_parquet(staging / "forecast" / registry.TREND_FILE)
+        (staging / "forecast" / "combination.json").write_text("{}")
+        (staging / "nextbasket").mkdir()
+        frame = pd.DataFrame(scores, columns=[s.USER_ID, s.ITEM_ID, s.SCORE])
+        frame = frame.assign(**{c: "" for c in SCORES_SCHEMA.names if c not in frame})[SCORES_SCHEMA.names]
+        frame.to_parquet(staging / "nextbasket" / registry.SCORES_FILE)
+        return {"parts": {"forecast": {"ships": "run"}, "nextbasket": {"ships": "run", "scores": {"cutoff": str(cutoff)}}}}
+    production = registry.read_production(cfg.store)
+    return registry.push(cfg, f"models/runs/by-test-{cutoff}", assemble,
+                         against=production["version"] if production else None, reason="test")["version"]

@@ -12,9 +12,8 @@ from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
 from pipeline.ingest.ingest import run_ingest
 from pipeline.store import Store
-from recsys import registry
 from recsys.monitor.live import read_live_results, run_live_results
-from recsys.nextbasket.scores import SCORES_SCHEMA
+from tests.monitor.conftest import push_release
 
 CUTOFF = datetime.date(2024, 3, 4)
 D = lambda days: str(CUTOFF + datetime.timedelta(days=days))  # noqa: E731
@@ -39,17 +38,7 @@ def _store(tmp_path):
 
 
 def _push(cfg, cutoff=CUTOFF):
-    def assemble(staging):
-        (staging / "forecast").mkdir()
-        pd.DataFrame({s.SEGMENT: ["all"], s.TREND: [0.0]}).to_parquet(staging / "forecast" / registry.TREND_FILE)
-        (staging / "forecast" / "combination.json").write_text("{}")  # never loaded here
-        (staging / "nextbasket").mkdir()
-        scores = pd.DataFrame(SCORES, columns=[s.USER_ID, s.ITEM_ID, s.SCORE])
-        full = scores.assign(**{c: "" for c in SCORES_SCHEMA.names if c not in scores})[SCORES_SCHEMA.names]
-        full.to_parquet(staging / "nextbasket" / registry.SCORES_FILE)
-        return {"parts": {"forecast": {"ships": "run"},
-                          "nextbasket": {"ships": "run", "scores": {"cutoff": str(cutoff)}}}}
-    return registry.push(cfg, "models/runs/by-test", assemble, against=None, reason="test")["version"]
+    return push_release(cfg, cutoff, SCORES, segments=("all",))
 
 
 def _figures(table, start, method):
