@@ -219,7 +219,8 @@ STAGES: tuple[Stage, ...] = (
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
 
 
-def _day(text: str) -> str:
+def iso_day(text: str) -> str:
+    """An argparse type: a day as YYYY-MM-DD (kept as the text given)."""
     import datetime
 
     try:
@@ -233,8 +234,8 @@ def _drift_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=count, help="recent days compared (default 7)")
     parser.add_argument("--reference-days", type=count,
                         help="days before the production version's cut-off they are compared with (default 28)")
-    parser.add_argument("--as-of", type=_day, help="last day of the window (default: the last event day)")
-    parser.add_argument("--reference-end", type=_day,
+    parser.add_argument("--as-of", type=iso_day, help="last day of the window (default: the last event day)")
+    parser.add_argument("--reference-end", type=iso_day,
                         help="first day after the reference (default: the production version's cut-off)")
 
 

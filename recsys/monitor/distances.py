@@ -1,4 +1,4 @@
-"""The distances the drift checks use, on plain arrays (no I/O): PSI, Jensen-Shannon, Wasserstein.
+"""The distances the drift checks use, on plain arrays (no I/O): PSI and Jensen-Shannon.
 
 Defaults follow Evidently's (0.7) data-drift preset where it has one: the Jensen-Shannon distance of a
 categorical column fails above 0.1 (raised to what sampling alone reaches on a small sample,
@@ -71,15 +71,3 @@ def js_noise_floor(categories: int, n_reference: int, n_current: int, level: flo
         return 0.0
     chi2 = float(stats.chi2.ppf(level, categories - 1))
     return float(np.sqrt(chi2 * (1 / n_reference + 1 / n_current) / (8 * np.log(2))))
-
-
-def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
-    """Earth mover's distance between the two samples divided by the reference's standard deviation
-    (Evidently's ``wasserstein`` test), from 101 quantiles of each."""
-    reference, current = np.asarray(reference, float), np.asarray(current, float)
-    if not len(reference) or not len(current):
-        return float("nan")
-    grid = np.linspace(0, 1, 101)
-    distance = float(np.mean(np.abs(np.quantile(reference, grid) - np.quantile(current, grid))))
-    std = float(np.std(reference))
-    return distance / std if std > 0 else (0.0 if distance == 0 else float("inf"))

@@ -8,7 +8,6 @@ import math
 import pandas as pd
 import pytest
 
-from pipeline import schemas as s
 from pipeline.config import IngestConfig, load_config
 from pipeline.ingest.ingest import run_ingest
 from pipeline.store import Store
