@@ -10,7 +10,10 @@ import pytest
 
 from pipeline.config import IngestConfig, load_config
 from pipeline.ingest.ingest import run_ingest
-from pipeline.store import Store
+from pipeline import schemas as s
+from pipeline.store import Store, read_events
+from recsys.evaluation.baselines import p_topfreq
+from recsys.evaluation.protocol import EVENT_COLUMNS, run_protocol
 from recsys.monitor.live import read_live_results, run_live_results
 from tests.monitor.conftest import push_release
 
@@ -60,6 +63,10 @@ def test_live_results_counted_by_hand_and_appended_once(tmp_path):
     # P-TopFreq fitted at the cut-off never saw z (bought from week 1 on): a fit on week 1 would list it
     assert _figures(table, D(7), "p_topfreq")["recall@10"] == 0.0
     assert set(table["method"]) == {"production", "p_topfreq", "tifu_knn"} and set(table["version"]) == {version}
+    # the first week is evaluate-rerank's protocol at a cut-off on the version's: the same baseline figures
+    events = read_events(Store(cfg.store), EVENT_COLUMNS + [s.PRICE])
+    protocol = run_protocol(events, {"p_topfreq": p_topfreq}, [CUTOFF])["cutoffs"][0]["p_topfreq"]
+    assert _figures(table, D(0), "p_topfreq") == pytest.approx(protocol | {"customers": protocol.pop("users")})
     assert out["periods"][f"nextbasket:{D(0)}"]["production"] == 0.75
     again = run_live_results(cfg)  # the same weeks again: replaced, not appended
     assert again["rows"] == out["rows"]
