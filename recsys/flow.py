@@ -134,10 +134,16 @@ def _drift(cfg: Config, upstream: dict, *, days: int = 7, reference_days: int = 
     from recsys.monitor.board import write_board
     from recsys.monitor.drift import run_drift
 
+    from recsys.monitor.windows import MonitorError
+
     if reference_end is None and registry.read_production(cfg.store) is None:
         return {SKIPPED: f"no model in production in {cfg.store}: nothing to compare with"}
     day = lambda text: datetime.date.fromisoformat(text) if text else None  # noqa: E731
-    result = run_drift(cfg, days=days, reference_days=reference_days, as_of=day(as_of), reference_end=day(reference_end))
+    try:
+        result = run_drift(cfg, days=days, reference_days=reference_days, as_of=day(as_of),
+                           reference_end=day(reference_end))
+    except MonitorError as exc:  # e.g. no day after the version's cut-off yet: nothing to compare, not a fault
+        return {SKIPPED: str(exc)}
     write_board(cfg.store)
     return result
 
