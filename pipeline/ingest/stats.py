@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -91,13 +92,19 @@ def _per_day(con, earlier: list[Path]) -> list[dict[str, Any]]:
     return days
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else float(f"{value:.10g}")
+
+
 def _numeric(con) -> dict[str, Any]:
     """Quantiles, mean and spread of every NUMERIC column in one scan, then their histograms in a second."""
     parts = ", ".join(f"quantile_cont({c}, {list(QUANTILES)}), avg({c}), stddev_pop({c}), count({c})" for c in NUMERIC)
     found = con.execute(f"SELECT {parts} FROM ev").fetchone()
     out, buckets = {}, []
     for k, column in enumerate(NUMERIC):
+        # rounded: DuckDB's parallel sums may differ in the last bits from run to run; the record may not
         quantiles, mean, std, n = found[4 * k: 4 * k + 4]
+        quantiles, mean, std = [_round(q) for q in quantiles or []], _round(mean), _round(std)
         low, high = (quantiles[1], quantiles[-2]) if n else (0.0, 0.0)
         width = (high - low) / BINS if high > low else 0.0
         inner = f"least({BINS}, 1 + floor(({column} - {low}) / {width})::INT)" if width else "1"
@@ -147,7 +154,8 @@ def _schema(files: list[Path], mapping: dict[str, str] | None) -> dict[str, Any]
 def compute_stats(store: Store, digest: str, files: list[Path], mapping: dict[str, str] | None = None,
                   timezone: str = "UTC") -> dict[str, Any]:
     """The statistics record of the committed raw ``files`` of ingest ``digest``."""
-    con = connect(store.tmp, MEMORY)
+    # scratch in the system's temp dir: an ingest leaves nothing in the store but its commit and this record
+    con = connect(Path(tempfile.gettempdir()), MEMORY)
     try:
         con.execute("SET enable_progress_bar = false")
         # a view: each query reads only its columns (copying them into a table cost more than a re-read)
