@@ -22,6 +22,11 @@ The store is one directory::
     backtest/<run id>.json                            rolling-origin backtests (trendrec backtest)
     reranked/<name>.parquet                           re-ranked candidate lists
     report/                                           PNG plots and an HTML page (trendrec report)
+    monitor/                                          what watches a shop after the push (recsys.monitor)
+    monitor/ingest-stats/<digest>.json                statistics of what each committed ingest accepted
+    monitor/skew/<day>/<source>-<host>-<pid>-<ns>.json  what the service / batch rerank could not score, per day
+    monitor/drift/<check time>.json                   `trendrec drift` verdicts, one record per run
+    monitor/live-results.parquet                      each production version's live results, per week
 
 Writes go to a temporary file in the same directory and are renamed into place, so a crash never
 leaves a half-written file behind. Paths handed in by users are kept inside the store.
@@ -78,9 +83,9 @@ def __getattr__(name: str) -> Any:
 
 log = logging.getLogger(__name__)
 
-AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked")
+AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked", "monitor")
 # Areas that only their own stage writes: a user-named output (--output) may never land in them.
-CONTROL_AREAS = ("raw", "quarantine", "aggregates", "models", "runs")
+CONTROL_AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "monitor")
 # A user-given id that becomes a directory or file name (run id, tune id): no separator, no dot-dot.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 NAME_MAX = 200  # longest name accepted: 255 (most file systems) less room for a temporary-file affix
@@ -220,6 +225,31 @@ class Store:
     def backtest(self) -> Path:
         """Rolling-origin backtest results, backtest/<run id>.json each (recsys.forecast.backtest)."""
         return self.root / "backtest"
+
+    @property
+    def monitor(self) -> Path:
+        """What watches a shop after the push (recsys.monitor): ingest statistics, skew, drift, live results."""
+        return self.root / "monitor"
+
+    @property
+    def ingest_stats(self) -> Path:
+        """One statistics record per committed ingest, <digest>.json (pipeline.ingest.stats)."""
+        return self.monitor / "ingest-stats"
+
+    @property
+    def skew(self) -> Path:
+        """Per day, what the service and batch rerank could not score (recsys.monitor.skew)."""
+        return self.monitor / "skew"
+
+    @property
+    def drift(self) -> Path:
+        """`trendrec drift` verdicts, one JSON record per run (recsys.monitor.drift)."""
+        return self.monitor / "drift"
+
+    @property
+    def live_results(self) -> Path:
+        """Each production version's live results per week (recsys.monitor.live)."""
+        return self.monitor / "live-results.parquet"
 
     def inside(self, path: str | os.PathLike) -> Path:
         """Resolve ``path`` (relative paths against the root, symlinks followed) and refuse anything

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import errno
 import importlib
 import importlib.abc
@@ -215,7 +214,7 @@ def _run_backtest(cfg: Config, args: argparse.Namespace) -> dict:
 
 
 COMMANDS: dict[str, Command] = {
-    **{stage.command: stage_command(stage) for stage in flow.STAGES},
+    **{stage.command: stage_command(stage) for stage in flow.STAGES + flow.MONITOR},
     "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
                     _tune_arguments, _run_tune, "tuned"),
     "backtest": Command("rolling-origin backtest of the combination beside each member: lstm, "
@@ -239,13 +238,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def iso_day(text: str) -> str:
-    """An argparse type: a day as YYYY-MM-DD (kept as the text given)."""
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, e.g. 2011-12-01, got {text!r}") from None
-    return text
+iso_day = flow.iso_day  # an argparse type: a day as YYYY-MM-DD (the flow's stage arguments use it too)
 
 
 def port(text: str) -> int:

@@ -7,7 +7,8 @@ takes the config and what the stage before it returned, and returns a small summ
 A stage also names its `trendrec` command, the arguments the command adds and the Airflow task's time
 limit: `trendrec demo`, the CLI's stage commands (recsys.cli), the ``trendrec_pipeline`` DAG (one task
 per stage), the ``trendrec_retrain`` DAG (``RETRAIN``) and the tests all come from this list, so the
-order cannot drift between them; ``run_all(cfg, last="push")`` runs a slice.
+order cannot drift between them; ``run_all(cfg, last="push")`` runs a slice. ``MONITOR`` (drift, live results) runs after the push on
+its own schedule: the ``trendrec_monitor`` DAG and the `trendrec drift` / `trendrec live` commands.
 
 The training stages and judge/push share one training run (recsys.runs): the run named by the
 ``run_key`` option (the DAG's logical date, `trendrec train --run-id`), the one the stage before passed
@@ -125,6 +126,40 @@ def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, outpu
     return run_rerank(cfg, candidates, output)
 
 
+def _drift(cfg: Config, upstream: dict, *, days: int = 7, reference_days: int = 28, as_of: str | None = None,
+           reference_end: str | None = None, **_: Any) -> dict[str, Any]:
+    import datetime
+
+    from recsys import registry
+    from recsys.monitor.board import write_board
+    from recsys.monitor.drift import run_drift
+
+    from recsys.monitor.windows import MonitorError
+
+    if reference_end is None and registry.read_production(cfg.store) is None:
+        return {SKIPPED: f"no model in production in {cfg.store}: nothing to compare with"}
+    day = lambda text: datetime.date.fromisoformat(text) if text else None  # noqa: E731
+    try:
+        result = run_drift(cfg, days=days, reference_days=reference_days, as_of=day(as_of),
+                           reference_end=day(reference_end))
+    except MonitorError as exc:  # e.g. no day after the version's cut-off yet: nothing to compare, not a fault
+        return {SKIPPED: str(exc)}
+    write_board(cfg.store)
+    return result
+
+
+def _live(cfg: Config, upstream: dict, *, weeks: int = 6, **_: Any) -> dict[str, Any]:
+    from recsys import registry
+    from recsys.monitor.board import write_board
+    from recsys.monitor.live import run_live_results
+
+    if registry.read_production(cfg.store) is None:
+        return {SKIPPED: f"no model in production in {cfg.store}: nothing to judge"}
+    result = run_live_results(cfg, weeks=weeks)
+    write_board(cfg.store)
+    return result
+
+
 def count(text: str) -> int:
     """An argparse type: a whole number of 1 or more; 0 or a negative count is refused, never the default."""
     try:
@@ -188,13 +223,46 @@ STAGES: tuple[Stage, ...] = (
           add_arguments=_rerank_arguments, title="re-ranked", timeout_minutes=60),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(stage.name for stage in STAGES)
+
+
+def iso_day(text: str) -> str:
+    """An argparse type: a day as YYYY-MM-DD (kept as the text given)."""
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a day as YYYY-MM-DD, e.g. 2011-12-01, got {text!r}") from None
+    return text
+
+
+def _drift_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--days", type=count, help="recent days compared (default 7)")
+    parser.add_argument("--reference-days", type=count,
+                        help="days before the production version's cut-off they are compared with (default 28)")
+    parser.add_argument("--as-of", type=iso_day, help="last day of the window (default: the last event day)")
+    parser.add_argument("--reference-end", type=iso_day,
+                        help="first day after the reference (default: the production version's cut-off)")
+
+
+def _live_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weeks", type=count, help="weeks after the version's cut-off judged at most (default 6)")
+
+
+# After the push, on their own schedule (the trendrec_monitor DAG): not part of run_all's order.
+MONITOR: tuple[Stage, ...] = (
+    Stage("drift", "compare the last days' events with what the production version was trained on", _drift,
+          "drift", add_arguments=_drift_arguments, title="drift", timeout_minutes=30),
+    Stage("live_results", "judge the production version's push-time scores on the weeks bought since its cut-off",
+          _live, "live", add_arguments=_live_arguments, title="live results", timeout_minutes=60),
+)
 RETRAIN: tuple[str, ...] = STAGE_NAMES[STAGE_NAMES.index("aggregate"): STAGE_NAMES.index("judge") + 1]
 
 
 def stage(name: str) -> Stage:
-    found = next((s for s in STAGES if s.name == name), None)
+    found = next((s for s in STAGES + MONITOR if s.name == name), None)
     if found is None:
-        raise ValueError(f"unknown stage {name!r}: expected one of {', '.join(STAGE_NAMES)}")
+        raise ValueError(f"unknown stage {name!r}: expected one of {', '.join(STAGE_NAMES + tuple(m.name for m in MONITOR))}")
     return found
 
 

@@ -50,6 +50,7 @@ from pipeline.config import Config, IngestConfig
 from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
 from pipeline.ingest.staging import Drop, Staging, finish_pending
+from pipeline.ingest.stats import write_ingest_stats
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
 from pipeline.snapshots import locked, prune_raw_snapshots
 from pipeline.store import Store, read_json
@@ -262,6 +263,9 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
         return _already_done(path, digest, read_json(store.commits / f"{digest}.json"), finished)
     summary = _commit_new(path, digest, cfg, store, staging, counts, finished, drop)  # checks again, under the lock
     drop.earlier.append(digest)
+    if summary["rows_accepted"] and not (store.ingest_stats / f"{digest}.json").exists():
+        # after the commit, from its raw files: one DuckDB pass (monitor/ingest-stats/, pipeline.ingest.stats)
+        write_ingest_stats(store, digest, dict(cfg.ingest.columns), cfg.ingest.timezone)
     return summary
 
 

@@ -37,6 +37,7 @@ from recsys import registry
 from recsys.rank.blend import SIGNALS
 from recsys.rank.scores import ScoreIndex
 from recsys.rank.signals import ReleaseSignals, rank_rows
+from recsys.monitor.skew import SkewCounter, count_lists, scored_items
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     result = rank_candidates(candidates, signals, cfg.rerank.weight, cfg.rerank.customer_weight)
     unknown = _warn_unknown(candidates, signals)
     write_parquet(pa.Table.from_pandas(result, preserve_index=False), target)
+    _count_skew(store, candidates, signals)
     log.info("re-ranked %d rows for %d users with %s into %s", len(result), result[s.USER_ID].nunique(),
              signals.version, target)
     counts = result[s.SIGNAL].value_counts()
@@ -190,6 +192,17 @@ def production_signals(store: Store, users: np.ndarray) -> ReleaseSignals:
     if release.scores_file is None:
         log.info("%s has no customer scores: every list is ranked by segment trends", release.version)
     return signals
+
+
+def _count_skew(store: Store, candidates: pd.DataFrame, signals: ReleaseSignals) -> None:
+    """What this run could not score, into monitor/skew/ (recsys.monitor.skew: `trendrec drift` reads it)."""
+    release = registry.production(store) if signals.version else None
+    items = scored_items(release) if release is not None and release.version == signals.version else set()
+    counter = SkewCounter(store, "rerank")
+    count_lists(counter, signals.version, candidates[s.USER_ID].astype(str).tolist(),
+                candidates[s.ITEM_ID].astype(str).tolist(), candidates[s.SEGMENT].tolist(),
+                signals.scores.__contains__, items.__contains__, signals.trends)
+    counter.flush()
 
 
 def _lists_changed(candidates: pd.DataFrame, signals: ReleaseSignals, result: pd.DataFrame) -> int:

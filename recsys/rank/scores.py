@@ -107,6 +107,10 @@ class ScoreIndex:
     def __contains__(self, user_id: object) -> bool:
         return user_id in self._user
 
+    def has_item(self, item_id: object) -> bool:
+        """Whether any pair of the index names ``item_id``."""
+        return item_id in self._item
+
     def probabilities(self, users: Sequence[object] | str | None, items: Sequence[object]) -> np.ndarray:
         """Each row's probability for (users[k], items[k]); NaN where the table has no such pair.
 

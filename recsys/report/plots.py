@@ -226,7 +226,9 @@ _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily se
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
            "ranking": "Next-basket evaluation: every method at every cut-off (pooled table below)",
            "backtest_mase": "Rolling-origin backtest: MASE per segment (the combination and each member)",
-           "value_deciles": "Customer value: predicted vs actual mean spend per predicted decile (table below)"}
+           "value_deciles": "Customer value: predicted vs actual mean spend per predicted decile (table below)",
+           "drift": "Drift: each check of `trendrec drift` per run (the newest run's verdicts below)",
+           "live_results": "Live results: the production version on the weeks after its cut-off (table below)"}
 _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
           ".note{color:#444}")
@@ -238,7 +240,8 @@ def _table(frame: pd.DataFrame, digits: int = 4, index: bool = True) -> str:
 
 # Tables shown under the figure of the same name (or under their own heading when it was not drawn).
 _UNDER = {"rerank_examples": "rerank_examples", "ranking": "ranking", "trend_scores": "trend_scores",
-          "backtest_mase": "backtest", "value_deciles": "value_metrics"}
+          "backtest_mase": "backtest", "value_deciles": "value_metrics", "drift": "drift",
+          "live_results": "live_results"}
 _TABLE_TITLES = {"value_metrics": "Customer value: every model on the hold-out (ships: the published forecast)"}
 
 

@@ -25,6 +25,7 @@ from pipeline.store import Store, StoreError, atomic_path, read_daily, read_json
 from recsys import registry
 from recsys.forecast.trends import quantile_band  # noqa: F401  (report.quantile_band in the notebooks)
 from recsys.report.status import STATISTICAL, forecaster_view, status_lines, store_status
+from recsys.report.monitor import monitor_figures
 from recsys.report.value import value_figures
 
 log = logging.getLogger(__name__)
@@ -355,6 +356,7 @@ def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame]
         notes.append("No production model yet: run `trendrec train`, `evaluate` and `push`.")
     else:
         _model_figures(cfg, record, figures, tables, notes)
+        monitor_figures(store, figures, tables, notes)  # drift and live results (recsys.report.monitor)
     return figures, tables, notes
 
 

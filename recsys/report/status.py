@@ -27,6 +27,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_json
 from recsys import registry, runs
+from recsys.monitor.summary import last_verdicts, monitor_lines
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,7 @@ def store_status(cfg: Config) -> dict[str, Any]:
     status["latest_run"] = latest_run(store)
     status["ranking"] = ranking_status(store)
     status["versions"] = registry.versions(store)
+    status["monitor"] = last_verdicts(store, release and release.version)  # drift and live results
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
     status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
     return status
@@ -322,7 +324,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
                  f"{status['segments_compared']} and loses {len(lost)}" + (f": {', '.join(lost)}." if lost else "."))
     if latest is not None:
         lines.append(_run_line(latest))
-    return lines
+    return lines + monitor_lines(status.get("monitor") or {})
 
 
 def _run_line(latest: dict[str, Any]) -> str:

@@ -71,6 +71,7 @@ from pipeline.lists import fill_segments, item_segments
 from pipeline.store import Store
 from recsys import registry
 from recsys.rank.blend import SIGNALS
+from recsys.monitor.skew import SkewCounter, count_lists
 from recsys.rank.signals import ReleaseSignals, rank_rows
 from recsys.serve.limits import BodyLimit
 from recsys.serve.schema import (REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownItems,
@@ -225,9 +226,16 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     max_candidates = int(max_candidates or cfg.rerank.max_request_candidates)
     state = TrendState(Store(cfg.store), cfg.aggregate.memory_limit)
     state.refresh()
+    skew = SkewCounter(state.store, "serve")  # what it could not score, per day (monitor/skew/)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        skew.flush()  # the counts since the last flush, when the server stops
+
     app = FastAPIOffline(title="trendrec re-rank service", version="1",  # /docs assets: no CDN
-                         description=(__doc__ or "").split("\n\n")[0])
-    app.state.trends, app.state.requests, app.state.limits = state, 0, cfg.rerank
+                         description=(__doc__ or "").split("\n\n")[0], lifespan=lifespan)
+    app.state.trends, app.state.requests, app.state.limits, app.state.skew = state, 0, cfg.rerank, skew
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
     app.add_middleware(BodyTimeout, timeout=cfg.rerank.body_timeout)  # outermost: bounds BodyLimit's reads too
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -265,6 +273,10 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
         weight = cfg.rerank.weight if weight is None else weight
         unknown_items = store_segments(req, state.item_segments)
         items, unknown = rerank_list(req, signals, weight, cfg.rerank.customer_weight)
+        cands = req["candidates"]
+        count_lists(skew, signals.version, [req.get("user_id")] * len(cands), [c["item_id"] for c in cands],
+                    [c.get("segment") for c in cands], signals.scores.__contains__, signals.scores.has_item,
+                    signals.trends)
         if unknown["count"]:
             _warn_unknown(unknown["segments"], signals.version)
         body = {"user_id": req.get("user_id"), "model_version": signals.version, "weight": weight,

@@ -15,6 +15,8 @@ LAYOUT = {
     "aggregate_versions": "aggregates/_versions", "aggregates_spill": "aggregates/_spill",
     "models": "models", "training_runs": "models/runs", "runs": "runs",
     "reranked": "reranked", "report": "report", "tune": "tune", "backtest": "backtest",
+    "monitor": "monitor", "ingest_stats": "monitor/ingest-stats", "skew": "monitor/skew", "drift": "monitor/drift",
+    "live_results": "monitor/live-results.parquet",
 }
 
 

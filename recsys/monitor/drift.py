@@ -1,0 +1,211 @@
+"""`trendrec drift`: is what the shop sends now still what the production version was trained on?
+
+The last ``days`` days (default 7) are compared with the reference, the ``reference_days`` (default
+28) days before the production version's cut-off (recsys.monitor.windows). Each check has a value, a
+threshold and a verdict; the defaults (``THRESHOLDS``) follow Evidently's data-drift preset where it
+has one and were checked on clean weeks of the Online Retail demo, the bakery and synthetic shops:
+
+- ``numeric:<column>`` (quantity, price): PSI over the reference's deciles > 0.25. Evidently's PSI default
+  is 0.1; clean weeks of the demo log reach 0.1-0.2 in the run-up to Christmas, so the classical
+  "significant shift" line 0.25 is used. A unit change (cents, dozens) gives PSI > 2.
+- ``categorical:<column>`` (segment, local hour of day): Jensen-Shannon distance > 0.1 (Evidently's
+  default), or > the distance sampling alone reaches in 999 of 1,000 cases when that is higher (a small
+  shop's week: distances.js_noise_floor, counted in orders); the hour of day counts each order once.
+- ``volume:rows``: a day's rows against the median of the reference's days of the same weekday, outside
+  [1/3, 3]; ``volume:repeats``: a day whose rows repeat an earlier row of that day in every field
+  (time, order, customer, item, quantity, price) more than the reference's share + 0.25 (a day sent twice).
+- ``schema``: the raw columns, their types and the source columns they were mapped from, as the
+  ingest statistics (pipeline.ingest.stats) recorded them for the reference's and the window's commits.
+- ``segments``: a segment with at least ``MIN_SEGMENT_ROWS`` rows in the window that the reference never
+  had (new), or one the reference's shares expect ``MIN_SEGMENT_ROWS`` rows of and the window has none
+  (vanished).
+- ``unknown:user_id`` / ``unknown:item_id``: the window's share of rows whose customer / item has no
+  event before the cut-off, against the same share of the reference's last ``days`` days + 0.25.
+- ``skew:*`` (recsys.monitor.skew): what the service and the batch could not score, against the release's own.
+
+The verdicts are written to monitor/drift/<window end>.json (a re-run for the same window replaces it).
+
+    trendrec drift --json
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas as s
+from pipeline.config import Config
+from pipeline.ingest.stats import ensure_ingest_stats, read_ingest_stats
+from pipeline.store import Store, write_json
+from recsys.monitor import distances, skew
+from recsys.monitor.check import Check, num
+from recsys.monitor.windows import HOUR, TIME_KEY, Windows, choose_windows, read_window, unknown_shares
+
+log = logging.getLogger(__name__)
+
+DAYS, REFERENCE_DAYS = 7, 28
+THRESHOLDS = {"psi": 0.25, "js": 0.1, "spread": 1.5, "volume_low": 1 / 3, "volume_high": 3.0, "repeats": 0.25,
+              "unknown": 0.25, "skew": 0.25}
+NUMERIC = (s.QUANTITY, s.PRICE)
+CATEGORICAL = (s.SEGMENT, HOUR)
+MIN_SEGMENT_ROWS = 20
+REPEAT_KEY = [s.EVENT_DATE, TIME_KEY, s.ORDER_ID, s.USER_ID, s.ITEM_ID, s.QUANTITY, s.PRICE]
+
+
+def check_numeric(ref: pd.DataFrame, cur: pd.DataFrame, column: str, threshold: float) -> Check:
+    value = distances.psi(ref[column].to_numpy(float), cur[column].to_numpy(float))
+    q = lambda frame: num(float(frame[column].median())) if len(frame) else None  # noqa: E731
+    passed = not np.isfinite(value) or value <= threshold
+    why = "" if passed else (f"column {column}: PSI {value:.3f} > {threshold} (median {q(ref)} in the reference, "
+                             f"{q(cur)} now)")
+    return Check(f"numeric:{column}", num(value), threshold, passed, why,
+                 {"method": "psi", "reference_median": q(ref), "median": q(cur)})
+
+
+def _counts(frame: pd.DataFrame, column: str) -> dict[str, int]:
+    if column == HOUR:  # an order's lines share its time: count each order once, not each line
+        frame = frame.drop_duplicates([s.ORDER_ID, s.USER_ID, TIME_KEY])
+    return frame[column].astype(str).value_counts().to_dict()
+
+
+def reference_spread(ref: pd.DataFrame, column: str, days: int) -> float:
+    """The largest distance between one ``days``-day slice of the reference (counted back from its end) and
+    the rest of it: how far this shop's own clean weeks move apart."""
+    if ref.empty:
+        return 0.0
+    day = pd.to_datetime(ref[s.EVENT_DATE])
+    end, spread = day.max() + pd.Timedelta(days=1), 0.0
+    while end - pd.Timedelta(days=days) > day.min():
+        inside = (day >= end - pd.Timedelta(days=days)) & (day < end)
+        value = distances.js_distance(_counts(ref[~inside], column), _counts(ref[inside], column))
+        spread = max(spread, value if np.isfinite(value) else 0.0)
+        end -= pd.Timedelta(days=days)
+    return spread
+
+
+def check_categorical(ref: pd.DataFrame, cur: pd.DataFrame, column: str, threshold: float, days: int = 7,
+                      spread_factor: float = 1.5) -> Check:
+    p, q = _counts(ref, column), _counts(cur, column)
+    value = distances.js_distance(p, q)
+    # an order's lines are not independent draws: the chance floor counts orders (lines without an order: rows)
+    floor = distances.js_noise_floor(len(set(p) | set(q)), _orders(ref), _orders(cur))
+    spread = reference_spread(ref, column, days)
+    threshold = round(max(threshold, floor, spread_factor * spread), 6)
+    passed = not np.isfinite(value) or value <= threshold
+    moved = sorted(set(p) | set(q), key=lambda k: -abs(q.get(k, 0) / max(len(cur), 1) - p.get(k, 0) / max(len(ref), 1)))
+    why = "" if passed else f"column {column}: Jensen-Shannon distance {value:.3f} > {threshold}; most moved: {moved[:3]}"
+    return Check(f"categorical:{column}", num(value), threshold, passed, why,
+                 {"method": "jensen_shannon", "chance_floor": num(floor), "reference_spread": num(spread)})
+
+
+def _orders(frame: pd.DataFrame) -> int:
+    with_order = frame[s.ORDER_ID].notna()
+    return int(frame.loc[with_order, s.ORDER_ID].nunique() + (~with_order).sum())
+
+
+def check_volume(ref: pd.DataFrame, cur: pd.DataFrame, low: float, high: float) -> Check:
+    ref_days = ref.groupby(s.EVENT_DATE).size()
+    weekday = pd.Series(pd.to_datetime(ref_days.index).dayofweek, index=ref_days.index)
+    median = ref_days.groupby(weekday.to_numpy()).median()
+    ratios = {}
+    for day, n in cur.groupby(s.EVENT_DATE).size().items():
+        expected = median.get(pd.Timestamp(day).dayofweek)
+        if expected:
+            ratios[str(day)[:10]] = n / expected
+    bad = {d: r for d, r in ratios.items() if not low <= r <= high}
+    worst = max(ratios.values(), key=lambda r: abs(np.log(r)), default=float("nan"))
+    why = "; ".join(f"rows of {d}: {r:.2f} x the median of the reference's same weekdays" for d, r in bad.items())
+    return Check("volume:rows", num(worst), [low, high], not bad, why, {"per_day": {d: num(r) for d, r in ratios.items()}})
+
+
+def _repeat_share(frame: pd.DataFrame) -> pd.Series:
+    """Per day, the share of rows equal in every event field to an earlier row of the day."""
+    if frame.empty:
+        return pd.Series(dtype=float)
+    return frame[REPEAT_KEY].duplicated().groupby(frame[s.EVENT_DATE].to_numpy()).mean()
+
+
+def check_repeats(ref: pd.DataFrame, cur: pd.DataFrame, margin: float) -> Check:
+    base = float(_repeat_share(ref).mean()) if len(ref) else 0.0
+    per_day = _repeat_share(cur)
+    bad = per_day[per_day > base + margin]
+    why = "; ".join(f"{share:.0%} of the rows of {str(day)[:10]} repeat an earlier row of the day in every field "
+                    f"(reference {base:.1%}): a day sent twice?" for day, share in bad.items())
+    return Check("volume:repeats", num(float(per_day.max()) if len(per_day) else 0.0), num(base + margin),
+                 bad.empty, why, {"reference_share": num(base)})
+
+
+def check_schema(store: Store, windows: Windows) -> Check:
+    def schemas_of(start: datetime.date, end: datetime.date) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for record in read_ingest_stats(store):
+            days = [d["date"] for d in record.get("days", [])]
+            if days and days[0] <= str(end) and days[-1] >= str(start):
+                schema = record.get("schema") or {}
+                for col, kind in (schema.get("columns") or {}).items():
+                    found[col] = (kind, (schema.get("mapped_from") or {}).get(col))
+        return found
+    ref = schemas_of(windows.ref_start, windows.ref_end - datetime.timedelta(days=1))
+    cur = schemas_of(windows.start, windows.end)
+    changed = sorted(c for c in set(ref) | set(cur) if ref and cur and ref.get(c) != cur.get(c))
+    why = "; ".join(f"column {c}: {ref.get(c)} in the reference, {cur.get(c)} now (type, source column)" for c in changed)
+    return Check("schema", float(len(changed)), 0.0, not changed, why)
+
+
+def check_segments(ref: pd.DataFrame, cur: pd.DataFrame, min_rows: int = MIN_SEGMENT_ROWS) -> Check:
+    p, q = ref[s.SEGMENT].value_counts(), cur[s.SEGMENT].value_counts()
+    new = sorted(str(k) for k, n in q.items() if k not in p.index and n >= min_rows)
+    expected = p / max(len(ref), 1) * len(cur)
+    gone = sorted(str(k) for k, n in expected.items() if n >= min_rows and k not in q.index)
+    why = "; ".join(part for part in (f"new segment(s) in column {s.SEGMENT}: {new}" if new else "",
+                                      f"vanished segment(s) in column {s.SEGMENT}: {gone}" if gone else "") if part)
+    return Check("segments", float(len(new) + len(gone)), 0.0, not (new or gone), why, {"new": new, "vanished": gone})
+
+
+def check_unknown(store: Store, windows: Windows, margin: float) -> list[Check]:
+    span = windows.end - windows.start
+    own_start = max(windows.ref_end - datetime.timedelta(days=span.days + 1), windows.ref_start)
+    own = unknown_shares(store, own_start, own_start, windows.ref_end - datetime.timedelta(days=1))
+    now = unknown_shares(store, windows.ref_end, windows.start, windows.end)
+    checks = []
+    for column, what in ((s.USER_ID, "customers"), (s.ITEM_ID, "items")):
+        limit = (own[column] if np.isfinite(own[column]) else 0.0) + margin
+        value = now[column]
+        passed = not np.isfinite(value) or value <= limit
+        why = "" if passed else (f"column {column}: {value:.0%} of the window's rows name {what} unseen before the "
+                                 f"cut-off {windows.ref_end} (reference {own[column]:.0%}): re-keyed ids?")
+        checks.append(Check(f"unknown:{column}", num(value), num(limit), passed, why,
+                            {"reference_share": num(own[column])}))
+    return checks
+
+
+def run_drift(cfg: Config, days: int = DAYS, reference_days: int = REFERENCE_DAYS,
+              as_of: datetime.date | None = None, reference_end: datetime.date | None = None,
+              thresholds: dict[str, float] | None = None, write: bool = True) -> dict[str, Any]:
+    """Every check on the store of ``cfg``; one JSON-ready object. ``thresholds`` override ``THRESHOLDS``."""
+    store = Store(cfg.store)
+    limits = THRESHOLDS | (thresholds or {})
+    ensure_ingest_stats(store, dict(cfg.ingest.columns), cfg.ingest.timezone)
+    windows = choose_windows(store, days, reference_days, as_of, reference_end)
+    ref = read_window(store, windows.ref_start, windows.ref_end - datetime.timedelta(days=1), cfg.ingest.timezone)
+    cur = read_window(store, windows.start, windows.end, cfg.ingest.timezone)
+    checks = [*(check_numeric(ref, cur, c, limits["psi"]) for c in NUMERIC),
+              *(check_categorical(ref, cur, c, limits["js"], days, limits["spread"]) for c in CATEGORICAL),
+              check_volume(ref, cur, limits["volume_low"], limits["volume_high"]),
+              check_repeats(ref, cur, limits["repeats"]), check_schema(store, windows),
+              check_segments(ref, cur), *check_unknown(store, windows, limits["unknown"]),
+              *skew.check_skew(store, windows, ref, limits["skew"])]
+    failed = [c.check for c in checks if not c.passed]
+    result = {**windows.to_json(), "rows": {"reference": len(ref), "window": len(cur)}, "passed": not failed,
+              "failed": failed, "checks": [asdict(c) for c in checks]}
+    for c in checks:
+        if not c.passed:
+            log.warning("drift %s: %s", c.check, c.reason)
+    if write:
+        result["record"] = str(write_json(result, store.drift / f"{windows.end}.json"))
+    return result
