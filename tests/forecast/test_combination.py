@@ -110,15 +110,16 @@ def test_rule_weights_pooled_gives_every_segment_the_shops_weights():
 def test_fit_with_the_default_rule_shares_one_weight_set(tmp_path):
     forecaster, _ = cb.fit_combination(_shop(), SMALL, dataclasses.replace(STATS_ONLY, rule="pooled"), 7)
     shared = forecaster.weights[cb.DEFAULT]
-    assert CombinationConfig().rule == "pooled" and len(shared) == 2
+    assert CombinationConfig().rule == "best" and len(shared) == 2
     assert all(w == shared for w in forecaster.weights.values())
 
 
 def test_a_single_member_is_scored_on_the_validation_cutoffs_with_its_own_band():
     daily = _shop()
-    origins = [D(2024, 4, 8), D(2024, 4, 15), D(2024, 4, 22)]
+    fitted, result = cb.fit_combination(daily, SMALL, STATS_ONLY, 7)
+    origins = [D.fromisoformat(o) for o in result["statistical_origins"]]
+    assert len(origins) == 8 and origins[-3:] == [D(2024, 4, 8), D(2024, 4, 15), D(2024, 4, 22)]
     alone = cb.single_member(daily, SMALL, 7, "auto_ets", origins)
-    fitted, _ = cb.fit_combination(daily, SMALL, STATS_ONLY, 7)
     assert alone.weights == {cb.DEFAULT: {"auto_ets": 1.0}} and not alone.uses_lstm
     # the same cut-offs and the same fits as the candidate's validation: the same MASE per segment
     assert {seg: v["auto_ets"] for seg, v in alone.validation.items()} == pytest.approx(
