@@ -1,4 +1,4 @@
-"""Combination rules compared on the same member forecasts: dump once, replay every rule (issue 18).
+"""Combination rules compared on the same member forecasts: dump once, replay every rule.
 
 Choosing how the segment forecaster combines its members (recsys.forecast.combination) needs the
 same member forecasts scored under several rules. Refitting the LSTM for each rule costs the whole
@@ -16,7 +16,12 @@ A rule is ``name[:top_k]``: ``inverse`` (the old default: the top_k by validatio
 1/MASE), ``inverse2`` (1/MASE²), ``equal`` (the top_k, equal weights), ``select`` (the best one),
 ``pooled`` (one set of inverse weights per shop from the mean MASE over its segments), ``pooledP``
 (the same with weights 1/MASE**P: P = 2, 4, 8 lean harder on the shop's best member) and
-``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``).
+``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``),
+``bestM`` (the product's rule "best" with margin M %; ``bestMoN``: on the last N validation cut-offs
+only) and ``before`` (the default before "best": pooled8:2 over the LSTM, AutoETS, AutoTheta and
+seasonal naive on the LSTM's 3 validation cut-offs, i.e. the published forecast before mstl,
+year_ago and the statistical members' extra cut-offs). Pooled, inverse and the others score each
+member on all its validation cut-offs (the statistical members on more than the LSTM).
 ``--hindsight`` adds two bounds that read the hold-out, so no rule can pass them: the member with the
 lowest hold-out error per segment and cut-off, and the best fixed weights of the members on a 0.1 grid.
 
@@ -31,6 +36,7 @@ import argparse
 import itertools
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -47,14 +53,16 @@ from recsys.forecast import backtest as bt  # noqa: E402
 from recsys.forecast import combination as comb  # noqa: E402
 from recsys.forecast.members import MEMBERS, SEASONAL_NAIVE  # noqa: E402
 
-RULES = ("inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
+BEFORE_MEMBERS = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # the members before mstl and year_ago
+RULES = ("before", "best2:2", "best0:2", "best5:2", "best2o3:2", "inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
          "pooled:1", "pooled:2", "pooled:3", "pooled:4", "pooled2:2", "pooled4:2", "pooled8:2", "pooled4:3",
          "shrunk:2", "shrunk:4")
 HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS = "hindsight_select", "hindsight_weights"
 MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
 
 
-def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str]) -> None:
+def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str],
+         cdnow: Path = forecast_shops.CDNOW) -> None:
     """Backtest each shop with every member; write daily, forecasts and validation tables per shop."""
     captured: list[pd.DataFrame] = []
     original = comb.validation_mase
@@ -66,7 +74,7 @@ def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list
     comb.validation_mase = capture  # fit_combination looks it up in its module at call time
     for shop in shops:
         config = forecast_retail._config(forecast_shops.SHOP_OVERRIDES.get(shop, []) + overrides, seed)
-        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon)
+        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon, cdnow)
         if loaded is None:
             print(f"{shop}: data not found; skipped", flush=True)
             continue
@@ -85,13 +93,24 @@ def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list
     comb.validation_mase = original
 
 
-def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}."""
+def weights_for(rule: str, table: pd.DataFrame, members: list[str]) -> dict[str, dict[str, float]]:
+    """{segment or DEFAULT: {member: weight}} under ``rule`` from a validation table (combination.validation_table)."""
     name, _, k = rule.partition(":")
     top_k = int(k or 1)
+    if name == "before":  # the rule before "best": pooled8:2 over lstm, auto_ets, auto_theta, seasonal_naive, 3 cut-offs
+        table = table[table[comb.ORIGIN].isin(sorted(table[comb.ORIGIN].unique())[-3:])]
+        old = [m for m in members if m in BEFORE_MEMBERS]
+        return comb.rule_weights(comb.validation_mase(table, old), "pooled", 2, 8.0)
+    best = re.fullmatch(r"best(\d+)?(?:o(\d+))?", name)
+    if best:  # the product's rule: bestM (margin M %) oN (the last N validation cut-offs of the statistical members)
+        origins = sorted(table[comb.ORIGIN].unique())[-int(best.group(2) or 0):]
+        shared, _ = comb.best_weights(table[table[comb.ORIGIN].isin(origins)], members, top_k, 8.0,
+                                      int(best.group(1) or 0) / 100)
+        return {comb.DEFAULT: shared}
+    validation = comb.validation_mase(table, members)
     if name.startswith("pooled"):  # the product's rule: pooled (power 1) or pooledP (weights 1 / MASE ** P)
         return comb.rule_weights(validation, "pooled", top_k, float(name[len("pooled"):] or 1))
-    mean = comb._mean_over_segments(validation)
+    mean = comb.mean_over_segments(validation)
     if name == "shrunk":
         validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
     weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}
@@ -118,10 +137,8 @@ def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, 
         parts = []
         for cutoff, fc in forecasts.groupby(bt.CUTOFF, sort=True):
             table = validation[validation[bt.CUTOFF] == cutoff].drop(columns=bt.CUTOFF)
-            train = daily[daily[s.DATE] <= cutoff]
-            per = comb.validation_mase(table, train, meta["target"], meta["season"], members)
             frames = {m: fc[[s.SEGMENT, s.DATE, m]].rename(columns={m: s.FORECAST}) for m in members}
-            combined = comb.combine_forecasts(frames, weights_for(rule, per))
+            combined = comb.combine_forecasts(frames, weights_for(rule, table, members))
             parts.append(fc[[s.SEGMENT, s.DATE]].merge(combined, on=[s.SEGMENT, s.DATE], how="left")[s.FORECAST]
                          .to_numpy())
         forecasts[rule] = np.concatenate(parts)
@@ -165,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="add two bounds that leak the hold-out: the best member per segment and cut-off, "
                              "and the best fixed weights of the members (a 0.1 grid)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cdnow", type=Path, default=forecast_shops.CDNOW, help="CDNOW_master.txt (the cdnow shop)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ModelConfig override")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.dump:
-        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set)
+        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set, args.cdnow)
     if args.replay:
         rules = args.rules.split(",")
         rows = {shop: replay(args.replay / shop, rules, args.hindsight) for shop in args.shops.split(",")
