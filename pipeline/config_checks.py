@@ -116,8 +116,8 @@ def _validate_combination(comb: Any, model: Any) -> None:
         raise ConfigError(f"combination.members must be some of {list(known)}, got {list(comb.members)}")
     if comb.rule not in ("best", "pooled", "inverse", "select"):
         raise ConfigError(f"combination.rule must be one of best, pooled, inverse, select, got {comb.rule!r}")
-    if not 0 <= comb.margin < 1 or comb.statistical_origins < comb.origins:
-        raise ConfigError(f"combination.margin must be in [0, 1) ({comb.margin}) and combination.statistical_origins "
+    if not 0 <= comb.min_gain < 1 or comb.statistical_origins < comb.origins:
+        raise ConfigError(f"combination.min_gain must be in [0, 1) ({comb.min_gain}) and combination.statistical_origins "
                           f"({comb.statistical_origins}) >= combination.origins ({comb.origins})")
     if not 0 <= comb.power <= 64:
         raise ConfigError(f"combination.power must be in [0, 64] (0: equal weights), got {comb.power}")

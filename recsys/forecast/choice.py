@@ -11,9 +11,10 @@ between two members use the cut-offs both have.
   segments, then over the cut-offs); a member scored on fewer cut-offs is placed ahead of the first
   member it beats on their shared cut-offs. Publish the best member alone, unless the combination of
   the ``top_k`` best (weights 1 / MASE ** ``power``, on their shared cut-offs) has a validation MASE
-  lower than the best member's by more than ``margin`` (a fraction): the combination must be
-  clearly better to be used, because one chosen on a few cut-offs and then judged on them looks better
-  than it is, and a close second member dilutes the best one on a shop it does not suit.
+  lower than the best member's by more than ``margin`` (``[combination] min_gain``, a fraction): the
+  combination must be clearly better to be used, because weights chosen on a few cut-offs and then
+  judged on them look better than they are, and a close second member dilutes the best one on a
+  shop it does not suit.
 - ``pooled``: the ``top_k`` best by mean MASE, weights 1 / MASE ** ``power``, one set for the shop;
 - ``inverse``: the same per segment; ``select``: each segment's best member.
 

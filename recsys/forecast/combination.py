@@ -10,7 +10,7 @@ on them; the statistical members also on ``statistical_origins`` cut-offs in all
 need no retraining; more cut-offs tell close members apart). Every member forecasts from each
 validation cut-off with only the days up to it. The rule (recsys.forecast.choice) turns the errors
 into weights: the default "best" publishes the best member alone unless the combination of the
-``top_k`` best is better on validation by more than ``margin``; "pooled", "inverse" and "select" are
+``top_k`` best is better on validation by more than ``min_gain``; "pooled", "inverse" and "select" are
 the older rules (benchmarks/README.md replays them all on six shops). A segment the validation cannot
 score (it appeared too late) and a segment unseen in training get the shop's weights (DEFAULT).
 
@@ -221,7 +221,7 @@ def fit_combination(daily: pd.DataFrame, config: ModelConfig, combination: Combi
     selection = None
     if combination.rule == "best":
         shared, selection = best_weights(table, list(combination.members), combination.top_k, combination.power,
-                                         combination.margin)
+                                         combination.min_gain)
         weights = {seg: dict(shared) for seg in validation} | {DEFAULT: shared}
     else:
         weights = rule_weights(validation, combination.rule, combination.top_k, combination.power)

@@ -175,6 +175,10 @@ def test_config_refuses_validation_cutoffs_the_lstm_trained_on(tmp_path):
     path.write_text("[combination]\npower = -1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="combination.power"):
         load_config(path)
+    for bad in ("min_gain = -0.1", "min_gain = 1.0", "statistical_origins = 2"):
+        path.write_text(f"[combination]\n{bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="combination.min_gain"):
+            load_config(path)
     assert load_config(None).combination == dataclasses.replace(CombinationConfig())
 
 
