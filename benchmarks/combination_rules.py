@@ -51,7 +51,8 @@ import forecast_shops  # noqa: E402
 from pipeline import schemas as s  # noqa: E402
 from recsys.forecast import backtest as bt  # noqa: E402
 from recsys.forecast import combination as comb  # noqa: E402
-from recsys.forecast.members import MEMBERS, SEASONAL_NAIVE  # noqa: E402
+from pipeline.config import CombinationConfig  # noqa: E402
+from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE  # noqa: E402
 
 BEFORE_MEMBERS = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # the members before mstl and year_ago
 RULES = ("before", "best2:2", "best0:2", "best5:2", "best2o3:2", "inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
@@ -62,7 +63,7 @@ MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
 
 
 def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str],
-         cdnow: Path = forecast_shops.CDNOW) -> None:
+         cdnow: Path = forecast_shops.CDNOW, no_lstm: bool = False) -> None:
     """Backtest each shop with every member; write daily, forecasts and validation tables per shop."""
     captured: list[pd.DataFrame] = []
     original = comb.validation_mase
@@ -80,7 +81,10 @@ def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list
             continue
         daily, cutoffs = loaded
         captured.clear()
-        forecasts, _ = bt.backtest_forecasts(daily, config, cutoffs, methods=forecast_shops.METHODS)
+        members = tuple(m for m in CombinationConfig().members if m != LSTM or not no_lstm)
+        methods = tuple(m for m in forecast_shops.METHODS if m in (bt.MODEL, *members))
+        forecasts, _ = bt.backtest_forecasts(daily, config, cutoffs, methods=methods,
+                                             combination=CombinationConfig(members=members))
         where = out / shop
         where.mkdir(parents=True, exist_ok=True)
         validation = pd.concat([t.assign(**{bt.CUTOFF: c}) for t, c in zip(captured, sorted(cutoffs))],
@@ -142,10 +146,10 @@ def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, 
             parts.append(fc[[s.SEGMENT, s.DATE]].merge(combined, on=[s.SEGMENT, s.DATE], how="left")[s.FORECAST]
                          .to_numpy())
         forecasts[rule] = np.concatenate(parts)
-    methods = [*MEMBER_METHODS, bt.MODEL, *rules]
+    methods = [*(m for m in MEMBER_METHODS if m in forecasts.columns), bt.MODEL, *rules]
     forecasts, grid = _hindsight(forecasts, members) if hindsight else (forecasts, [])
     scored = bt.score_backtest(forecasts, daily, meta["target"], meta["season"], methods + grid)
-    out = {m: scored["overall"][m]["mase"] for m in methods}
+    out = {m: scored["overall"].get(m, {}).get("mase", np.nan) for m in [*MEMBER_METHODS, *methods]}
     if hindsight:
         best = min(grid[1:], key=lambda m: scored["overall"][m]["mase"])
         out |= {HINDSIGHT_SELECT: scored["overall"][HINDSIGHT_SELECT]["mase"],
@@ -182,12 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="add two bounds that leak the hold-out: the best member per segment and cut-off, "
                              "and the best fixed weights of the members (a 0.1 grid)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-lstm", action="store_true", help="dump the statistical members only (no training)")
     parser.add_argument("--cdnow", type=Path, default=forecast_shops.CDNOW, help="CDNOW_master.txt (the cdnow shop)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ModelConfig override")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.dump:
-        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set, args.cdnow)
+        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set, args.cdnow, args.no_lstm)
     if args.replay:
         rules = args.rules.split(",")
         rows = {shop: replay(args.replay / shop, rules, args.hindsight) for shop in args.shops.split(",")
@@ -199,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         for shop, r in rows.items():
             print(f"{shop:<14}" + "".join(f"{r[c]:>{w}.3f}" for c in cols))
         print(f"{'vs best (%)':<14}" + "".join(" " * w for _ in MEMBER_METHODS) + "".join(
-            f"{max(100 * (r[c] / min(r[m] for m in MEMBER_METHODS) - 1) for r in rows.values()):>+{w}.1f}"
+            f"{max(100 * (r[c] / np.nanmin([r[m] for m in MEMBER_METHODS]) - 1) for r in rows.values()):>+{w}.1f}"
             for c in cols[len(MEMBER_METHODS):]))
         wins = {c: sum(r[c] < r["auto_ets"] for r in rows.values()) for c in cols[len(MEMBER_METHODS):]}
         print(f"{'beats ETS':<14}" + "".join(" " * w for _ in MEMBER_METHODS)
