@@ -50,6 +50,7 @@ import forecast_shops  # noqa: E402
 
 from pipeline import schemas as s  # noqa: E402
 from recsys.forecast import backtest as bt  # noqa: E402
+from recsys.forecast import choice  # noqa: E402
 from recsys.forecast import combination as comb  # noqa: E402
 from pipeline.config import CombinationConfig  # noqa: E402
 from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE  # noqa: E402
@@ -104,17 +105,17 @@ def weights_for(rule: str, table: pd.DataFrame, members: list[str]) -> dict[str,
     if name == "before":  # the rule before "best": pooled8:2 over lstm, auto_ets, auto_theta, seasonal_naive, 3 cut-offs
         table = table[table[comb.ORIGIN].isin(sorted(table[comb.ORIGIN].unique())[-3:])]
         old = [m for m in members if m in BEFORE_MEMBERS]
-        return comb.rule_weights(comb.validation_mase(table, old), "pooled", 2, 8.0)
+        return choice.rule_weights(comb.validation_mase(table, old), "pooled", 2, 8.0)
     best = re.fullmatch(r"best(\d+)?(?:o(\d+))?", name)
     if best:  # the product's rule: bestM (margin M %) oN (the last N validation cut-offs of the statistical members)
         origins = sorted(table[comb.ORIGIN].unique())[-int(best.group(2) or 0):]
-        shared, _ = comb.best_weights(table[table[comb.ORIGIN].isin(origins)], members, top_k, 8.0,
+        shared, _ = choice.best_weights(table[table[comb.ORIGIN].isin(origins)], members, top_k, 8.0,
                                       int(best.group(1) or 0) / 100)
         return {comb.DEFAULT: shared}
     validation = comb.validation_mase(table, members)
     if name.startswith("pooled"):  # the product's rule: pooled (power 1) or pooledP (weights 1 / MASE ** P)
-        return comb.rule_weights(validation, "pooled", top_k, float(name[len("pooled"):] or 1))
-    mean = comb.mean_over_segments(validation)
+        return choice.rule_weights(validation, "pooled", top_k, float(name[len("pooled"):] or 1))
+    mean = choice.mean_over_segments(validation)
     if name == "shrunk":
         validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
     weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}
@@ -123,10 +124,10 @@ def weights_for(rule: str, table: pd.DataFrame, members: list[str]) -> dict[str,
 
 def _choose(name: str, mase: dict[str, float], top_k: int) -> dict[str, float]:
     if name in ("inverse", "shrunk"):
-        return comb.choose_weights(mase, "inverse", top_k)
+        return choice.choose_weights(mase, "inverse", top_k)
     if name == "select":
-        return comb.choose_weights(mase, "select", 1)
-    return comb.choose_weights(mase, "inverse", top_k, 0.0 if name == "equal" else 2.0)  # equal | inverse2
+        return choice.choose_weights(mase, "select", 1)
+    return choice.choose_weights(mase, "inverse", top_k, 0.0 if name == "equal" else 2.0)  # equal | inverse2
 
 
 def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, float]:

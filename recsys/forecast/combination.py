@@ -42,8 +42,7 @@ from pipeline import schemas as s
 from pipeline.config import CombinationConfig, ModelConfig
 from pipeline.errors import TrendrecError
 from recsys.forecast import metrics as fm
-from recsys.forecast.choice import (ACTUAL, DEFAULT, ORIGIN, SCALE, best_weights, choose_weights,  # noqa: F401
-                                    mean_over_segments, rule_weights)
+from recsys.forecast.choice import ACTUAL, DEFAULT, ORIGIN, SCALE, best_weights, rule_weights
 from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE, check_members, statistical_forecasts
 
 log = logging.getLogger(__name__)
