@@ -1,4 +1,4 @@
-"""Combination rules compared on the same member forecasts: dump once, replay every rule (issue 18).
+"""Combination rules compared on the same member forecasts: dump once, replay every rule.
 
 Choosing how the segment forecaster combines its members (recsys.forecast.combination) needs the
 same member forecasts scored under several rules. Refitting the LSTM for each rule costs the whole
@@ -16,7 +16,12 @@ A rule is ``name[:top_k]``: ``inverse`` (the old default: the top_k by validatio
 1/MASE), ``inverse2`` (1/MASE²), ``equal`` (the top_k, equal weights), ``select`` (the best one),
 ``pooled`` (one set of inverse weights per shop from the mean MASE over its segments), ``pooledP``
 (the same with weights 1/MASE**P: P = 2, 4, 8 lean harder on the shop's best member) and
-``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``).
+``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``),
+``bestM`` (the product's rule "best" with margin M %; ``bestMoN``: on the last N validation cut-offs
+only) and ``before`` (the default before "best": pooled8:2 over the LSTM, AutoETS, AutoTheta and
+seasonal naive on the LSTM's 3 validation cut-offs, i.e. the published forecast before mstl,
+year_ago and the statistical members' extra cut-offs). Pooled, inverse and the others score each
+member on all its validation cut-offs (the statistical members on more than the LSTM).
 ``--hindsight`` adds two bounds that read the hold-out, so no rule can pass them: the member with the
 lowest hold-out error per segment and cut-off, and the best fixed weights of the members on a 0.1 grid.
 
@@ -31,6 +36,7 @@ import argparse
 import itertools
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -44,17 +50,21 @@ import forecast_shops  # noqa: E402
 
 from pipeline import schemas as s  # noqa: E402
 from recsys.forecast import backtest as bt  # noqa: E402
+from recsys.forecast import choice  # noqa: E402
 from recsys.forecast import combination as comb  # noqa: E402
-from recsys.forecast.members import MEMBERS, SEASONAL_NAIVE  # noqa: E402
+from pipeline.config import CombinationConfig  # noqa: E402
+from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE  # noqa: E402
 
-RULES = ("inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
+BEFORE_MEMBERS = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # the members before mstl and year_ago
+RULES = ("before", "best2:2", "best0:2", "best5:2", "best2o3:2", "inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
          "pooled:1", "pooled:2", "pooled:3", "pooled:4", "pooled2:2", "pooled4:2", "pooled8:2", "pooled4:3",
          "shrunk:2", "shrunk:4")
 HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS = "hindsight_select", "hindsight_weights"
 MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
 
 
-def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str]) -> None:
+def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str],
+         cdnow: Path = forecast_shops.CDNOW, no_lstm: bool = False) -> None:
     """Backtest each shop with every member; write daily, forecasts and validation tables per shop."""
     captured: list[pd.DataFrame] = []
     original = comb.validation_mase
@@ -66,13 +76,16 @@ def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list
     comb.validation_mase = capture  # fit_combination looks it up in its module at call time
     for shop in shops:
         config = forecast_retail._config(forecast_shops.SHOP_OVERRIDES.get(shop, []) + overrides, seed)
-        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon)
+        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon, cdnow)
         if loaded is None:
             print(f"{shop}: data not found; skipped", flush=True)
             continue
         daily, cutoffs = loaded
         captured.clear()
-        forecasts, _ = bt.backtest_forecasts(daily, config, cutoffs, methods=forecast_shops.METHODS)
+        members = tuple(m for m in CombinationConfig().members if m != LSTM or not no_lstm)
+        methods = tuple(m for m in forecast_shops.METHODS if m in (bt.MODEL, *members))
+        forecasts, _ = bt.backtest_forecasts(daily, config, cutoffs, methods=methods,
+                                             combination=CombinationConfig(members=members))
         where = out / shop
         where.mkdir(parents=True, exist_ok=True)
         validation = pd.concat([t.assign(**{bt.CUTOFF: c}) for t, c in zip(captured, sorted(cutoffs))],
@@ -85,13 +98,24 @@ def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list
     comb.validation_mase = original
 
 
-def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}."""
+def weights_for(rule: str, table: pd.DataFrame, members: list[str]) -> dict[str, dict[str, float]]:
+    """{segment or DEFAULT: {member: weight}} under ``rule`` from a validation table (combination.validation_table)."""
     name, _, k = rule.partition(":")
     top_k = int(k or 1)
+    if name == "before":  # the rule before "best": pooled8:2 over lstm, auto_ets, auto_theta, seasonal_naive, 3 cut-offs
+        table = table[table[comb.ORIGIN].isin(sorted(table[comb.ORIGIN].unique())[-3:])]
+        old = [m for m in members if m in BEFORE_MEMBERS]
+        return choice.rule_weights(comb.validation_mase(table, old), "pooled", 2, 8.0)
+    best = re.fullmatch(r"best(\d+)?(?:o(\d+))?", name)
+    if best:  # the product's rule: bestM (margin M %) oN (the last N validation cut-offs of the statistical members)
+        origins = sorted(table[comb.ORIGIN].unique())[-int(best.group(2) or 0):]
+        shared, _ = choice.best_weights(table[table[comb.ORIGIN].isin(origins)], members, top_k, 8.0,
+                                      int(best.group(1) or 0) / 100)
+        return {comb.DEFAULT: shared}
+    validation = comb.validation_mase(table, members)
     if name.startswith("pooled"):  # the product's rule: pooled (power 1) or pooledP (weights 1 / MASE ** P)
-        return comb.rule_weights(validation, "pooled", top_k, float(name[len("pooled"):] or 1))
-    mean = comb._mean_over_segments(validation)
+        return choice.rule_weights(validation, "pooled", top_k, float(name[len("pooled"):] or 1))
+    mean = choice.mean_over_segments(validation)
     if name == "shrunk":
         validation = {seg: {m: 0.5 * v + 0.5 * mean[m] for m, v in per.items()} for seg, per in validation.items()}
     weights = {seg: _choose(name, per, top_k) for seg, per in validation.items()}
@@ -100,10 +124,10 @@ def weights_for(rule: str, validation: dict[str, dict[str, float]]) -> dict[str,
 
 def _choose(name: str, mase: dict[str, float], top_k: int) -> dict[str, float]:
     if name in ("inverse", "shrunk"):
-        return comb.choose_weights(mase, "inverse", top_k)
+        return choice.choose_weights(mase, "inverse", top_k)
     if name == "select":
-        return comb.choose_weights(mase, "select", 1)
-    return comb.choose_weights(mase, "inverse", top_k, 0.0 if name == "equal" else 2.0)  # equal | inverse2
+        return choice.choose_weights(mase, "select", 1)
+    return choice.choose_weights(mase, "inverse", top_k, 0.0 if name == "equal" else 2.0)  # equal | inverse2
 
 
 def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, float]:
@@ -118,17 +142,15 @@ def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, 
         parts = []
         for cutoff, fc in forecasts.groupby(bt.CUTOFF, sort=True):
             table = validation[validation[bt.CUTOFF] == cutoff].drop(columns=bt.CUTOFF)
-            train = daily[daily[s.DATE] <= cutoff]
-            per = comb.validation_mase(table, train, meta["target"], meta["season"], members)
             frames = {m: fc[[s.SEGMENT, s.DATE, m]].rename(columns={m: s.FORECAST}) for m in members}
-            combined = comb.combine_forecasts(frames, weights_for(rule, per))
+            combined = comb.combine_forecasts(frames, weights_for(rule, table, members))
             parts.append(fc[[s.SEGMENT, s.DATE]].merge(combined, on=[s.SEGMENT, s.DATE], how="left")[s.FORECAST]
                          .to_numpy())
         forecasts[rule] = np.concatenate(parts)
-    methods = [*MEMBER_METHODS, bt.MODEL, *rules]
+    methods = [*(m for m in MEMBER_METHODS if m in forecasts.columns), bt.MODEL, *rules]
     forecasts, grid = _hindsight(forecasts, members) if hindsight else (forecasts, [])
     scored = bt.score_backtest(forecasts, daily, meta["target"], meta["season"], methods + grid)
-    out = {m: scored["overall"][m]["mase"] for m in methods}
+    out = {m: scored["overall"].get(m, {}).get("mase", np.nan) for m in [*MEMBER_METHODS, *methods]}
     if hindsight:
         best = min(grid[1:], key=lambda m: scored["overall"][m]["mase"])
         out |= {HINDSIGHT_SELECT: scored["overall"][HINDSIGHT_SELECT]["mase"],
@@ -165,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="add two bounds that leak the hold-out: the best member per segment and cut-off, "
                              "and the best fixed weights of the members (a 0.1 grid)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-lstm", action="store_true", help="dump the statistical members only (no training)")
+    parser.add_argument("--cdnow", type=Path, default=forecast_shops.CDNOW, help="CDNOW_master.txt (the cdnow shop)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ModelConfig override")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.dump:
-        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set)
+        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set, args.cdnow, args.no_lstm)
     if args.replay:
         rules = args.rules.split(",")
         rows = {shop: replay(args.replay / shop, rules, args.hindsight) for shop in args.shops.split(",")
@@ -181,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         for shop, r in rows.items():
             print(f"{shop:<14}" + "".join(f"{r[c]:>{w}.3f}" for c in cols))
         print(f"{'vs best (%)':<14}" + "".join(" " * w for _ in MEMBER_METHODS) + "".join(
-            f"{max(100 * (r[c] / min(r[m] for m in MEMBER_METHODS) - 1) for r in rows.values()):>+{w}.1f}"
+            f"{max(100 * (r[c] / np.nanmin([r[m] for m in MEMBER_METHODS]) - 1) for r in rows.values()):>+{w}.1f}"
             for c in cols[len(MEMBER_METHODS):]))
         wins = {c: sum(r[c] < r["auto_ets"] for r in rows.values()) for c in cols[len(MEMBER_METHODS):]}
         print(f"{'beats ETS':<14}" + "".join(" " * w for _ in MEMBER_METHODS)

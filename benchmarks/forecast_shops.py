@@ -9,7 +9,14 @@ on four shops, each method scored on the same cut-offs and cells:
 - load: the load series (../shared/data/load), one year of 15-minute load summed per day, for the
   whole day and its four 6-hour blocks;
 - synthetic: 420 days, a steady weekly segment, one whose trend breaks (rising, then a 40 % drop
-  and a decline), one appearing at day 300 and growing, and an intermittent (Poisson 0.7) one.
+  and a decline), one appearing at day 300 and growing, and an intermittent (Poisson 0.7) one;
+- spikes: 540 days of four steady levels (weekly, noisy) with rare spikes: on about one day in 45 a
+  segment sells 3-8 times its level (a promotion, a bulk order);
+- yearly: three years (2022-01-03..2024-12-31) of four segments with a strong yearly cycle: a summer
+  peak, a winter peak that climbs to Christmas, a mild cycle on a rising level, and a spring one;
+- cdnow: a CD retailer's daily revenue (CDNOW_master.txt, 1997-01..1998-06: the file ships in the
+  ``lifetimes`` 0.11.3 wheel under lifetimes/datasets/), when ``--cdnow PATH`` or
+  ../shared/data/cdnow/CDNOW_master.txt holds it, on 6 cut-offs.
 
 The shops other than Online Retail use ``--cutoffs`` cut-offs (default 4) ``horizon`` days apart,
 the last leaving exactly ``horizon`` days. A shop whose data is missing is skipped with a note.
@@ -42,9 +49,11 @@ from pipeline import schemas as s  # noqa: E402
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BAKERY = DATA / "bakery_breadbasket" / "BreadBasket_DMS.parquet"
 LOAD = DATA / "load" / "load.csv"
+CDNOW = DATA / "cdnow" / "CDNOW_master.txt"
 TARGET = forecast_retail.TARGET
-METHODS = ("model", "lstm", "auto_ets", "auto_theta", "seasonal_naive")
-SHOPS = ("online_retail", "bakery", "load", "synthetic")
+METHODS = ("model", "lstm", "auto_ets", "auto_theta", "mstl", "year_ago", "seasonal_naive")
+SHOPS = ("online_retail", "bakery", "load", "synthetic", "spikes", "yearly", "cdnow")
+SHOP_CUTOFFS = {"cdnow": 6}  # the shops with their own number of cut-offs
 SHOP_OVERRIDES = {"bakery": ["lookback=28"]}  # 162 days: an 84-day lookback leaves no training window
 
 
@@ -86,11 +95,51 @@ def synthetic_daily(days: int = 420, seed: int = 0) -> pd.DataFrame:
     return out[(out[s.SEGMENT] != "new") | (out[s.DATE] >= dates[300].date())].reset_index(drop=True)
 
 
+def spikes_daily(days: int = 540, seed: int = 1) -> pd.DataFrame:
+    """Four steady weekly levels with rare spikes: each day, with probability 1/45, 3-8 times the level."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    dates = pd.date_range("2023-01-02", periods=days, freq="D")
+    week = 1 + 0.25 * np.sin(2 * np.pi * t / 7)
+    series = {}
+    for name, level in (("steady_a", 300.0), ("steady_b", 120.0), ("steady_c", 60.0), ("steady_d", 25.0)):
+        spike = np.where(rng.random(days) < 1 / 45, rng.uniform(3, 8, days), 1.0)
+        series[name] = level * week * rng.lognormal(0, 0.12, days) * spike
+    return pd.concat([_long(name, pd.Series(v, index=dates), dates) for name, v in series.items()], ignore_index=True)
+
+
+def yearly_daily(seed: int = 2) -> pd.DataFrame:
+    """Three years (2022-01-03..2024-12-31) of four segments whose level follows a strong yearly cycle."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range("2022-01-03", "2024-12-31", freq="D")
+    t, doy = np.arange(len(dates)), dates.day_of_year.to_numpy()
+    week = 1 + 0.3 * np.sin(2 * np.pi * t / 7)
+    christmas = np.exp(-((doy - 355) / 18.0) ** 2) + np.exp(-((doy + 365 - 355) / 18.0) ** 2)
+    series = {"summer": 150 * (1 + 0.7 * np.cos(2 * np.pi * (doy - 190) / 365)),
+              "winter": 80 * (0.6 + 0.3 * np.cos(2 * np.pi * (doy - 10) / 365) + 2.5 * christmas),
+              "rising": (100 + 0.08 * t) * (1 + 0.3 * np.cos(2 * np.pi * (doy - 120) / 365)),
+              "spring": 40 * (1 + 0.8 * np.cos(2 * np.pi * (doy - 100) / 365))}
+    return pd.concat([_long(name, pd.Series(v * week * rng.lognormal(0, 0.12, len(t)), index=dates), dates)
+                      for name, v in series.items()], ignore_index=True)
+
+
+def cdnow_daily(path: Path = CDNOW) -> pd.DataFrame:
+    """[segment, date, value]: the CD retailer's revenue per day ("all"), zero-filled."""
+    raw = pd.read_csv(path, sep=r"\s+", header=None, names=["customer", "day", "cds", "dollars"],
+                      dtype={"customer": str, "day": str})
+    raw = raw[raw["day"].str.fullmatch(r"\d{8}")]  # a copy with a header line has "date" there
+    days = pd.to_datetime(raw["day"], format="%Y%m%d")
+    revenue = raw["dollars"].astype(float).groupby(days).sum()
+    index = pd.date_range(revenue.index.min(), revenue.index.max(), freq="D")
+    return _long("all", revenue.reindex(index, fill_value=0.0), index)
+
+
 def _long(name: str, values: pd.Series, days: pd.DatetimeIndex) -> pd.DataFrame:
     return pd.DataFrame({s.SEGMENT: name, s.DATE: days.date, TARGET: values.to_numpy(float)})
 
 
-def _shop(name: str, n_cutoffs: int, horizon: int) -> tuple[pd.DataFrame, list[datetime.date]] | None:
+def _shop(name: str, n_cutoffs: int, horizon: int,
+          cdnow: Path = CDNOW) -> tuple[pd.DataFrame, list[datetime.date]] | None:
     """The shop's daily table and cut-offs, or None when its data is not here."""
     from recsys.forecast.backtest import default_cutoffs
 
@@ -100,12 +149,13 @@ def _shop(name: str, n_cutoffs: int, horizon: int) -> tuple[pd.DataFrame, list[d
             return None
         return (forecast_retail.retail_daily(path),
                 [datetime.date.fromisoformat(c) for c in forecast_retail.CUTOFFS])
-    loaders = {"bakery": (bakery_daily, BAKERY), "load": (load_daily, LOAD), "synthetic": (synthetic_daily, None)}
+    loaders = {"bakery": (bakery_daily, BAKERY), "load": (load_daily, LOAD), "synthetic": (synthetic_daily, None),
+               "spikes": (spikes_daily, None), "yearly": (yearly_daily, None), "cdnow": (lambda: cdnow_daily(cdnow), cdnow)}
     loader, path = loaders[name]
     if path is not None and not path.is_file():
         return None
     daily = loader()
-    return daily, default_cutoffs(daily[s.DATE].max(), horizon, n_cutoffs, horizon)
+    return daily, default_cutoffs(daily[s.DATE].max(), horizon, SHOP_CUTOFFS.get(name, n_cutoffs), horizon)
 
 
 def _table(results: dict[str, dict]) -> list[str]:
@@ -133,6 +183,14 @@ def check_shops() -> list[str]:
         (not daily.duplicated([s.SEGMENT, s.DATE]).any() and np.isfinite(daily[TARGET]).all(),
          "synthetic: duplicate or non-finite rows"),
     ]
+    spikes = spikes_daily().pivot(index=s.DATE, columns=s.SEGMENT, values=TARGET)
+    share = (spikes > 2.5 * spikes.median()).mean()
+    checks.append((spikes.shape == (540, 4) and share.between(0.01, 0.05).all(), "spikes: not rare spikes on 540 days"))
+    yearly = yearly_daily().pivot(index=s.DATE, columns=s.SEGMENT, values=TARGET)
+    months = yearly.groupby([pd.to_datetime(yearly.index).year, pd.to_datetime(yearly.index).month]).mean()
+    profile = [months.loc[y].to_numpy().ravel() for y in (2022, 2023, 2024)]
+    checks += [(len(yearly) == 1094 and (months.max() > 1.8 * months.min()).all(), "yearly: no strong yearly cycle"),
+               (min(np.corrcoef(profile)[0, 1:]) > 0.9, "yearly: the years do not repeat")]
     if BAKERY.is_file():
         bakery = bakery_daily().pivot(index=s.DATE, columns=s.SEGMENT, values=TARGET)
         checks += [(set(bakery.columns) == {"all", "coffee", "bread", "tea", "cake", "pastry"}, "bakery: segments"),
@@ -152,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shops", default=",".join(SHOPS), help=f"comma-separated, from {','.join(SHOPS)}")
     parser.add_argument("--cutoffs", type=int, default=4, help="cut-offs of the shops other than Online Retail")
     parser.add_argument("--seed", type=int, default=0, help="the LSTM's seed")
+    parser.add_argument("--cdnow", type=Path, default=CDNOW, help="CDNOW_master.txt (the cdnow shop)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="ModelConfig override for every shop, e.g. epochs=10")
     parser.add_argument("-v", "--verbose", action="store_true", help="log per cut-off progress")
@@ -165,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     results, timing = {}, []
     for shop in args.shops.split(","):
         config = forecast_retail._config(SHOP_OVERRIDES.get(shop, []) + args.set, args.seed)
-        loaded = _shop(shop, args.cutoffs, config.horizon)
+        loaded = _shop(shop, args.cutoffs, config.horizon, args.cdnow)
         if loaded is None:
             print(f"{shop}: data not found under {DATA}; skipped", flush=True)
             continue

@@ -111,11 +111,14 @@ def _validate_model(model: Any) -> None:
 
 
 def _validate_combination(comb: Any, model: Any) -> None:
-    known = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # recsys.forecast.members.MEMBERS
+    known = ("lstm", "seasonal_naive", "auto_ets", "auto_theta", "mstl", "year_ago")  # recsys.forecast.members.MEMBERS
     if not comb.members or sorted(set(comb.members) - set(known)):
         raise ConfigError(f"combination.members must be some of {list(known)}, got {list(comb.members)}")
-    if comb.rule not in ("pooled", "inverse", "select"):
-        raise ConfigError(f"combination.rule must be one of pooled, inverse, select, got {comb.rule!r}")
+    if comb.rule not in ("best", "pooled", "inverse", "select"):
+        raise ConfigError(f"combination.rule must be one of best, pooled, inverse, select, got {comb.rule!r}")
+    if not 0 <= comb.min_gain < 1 or comb.statistical_origins < comb.origins:
+        raise ConfigError(f"combination.min_gain must be in [0, 1) ({comb.min_gain}) and combination.statistical_origins "
+                          f"({comb.statistical_origins}) >= combination.origins ({comb.origins})")
     if not 0 <= comb.power <= 64:
         raise ConfigError(f"combination.power must be in [0, 64] (0: equal weights), got {comb.power}")
     if comb.top_k < 1 or comb.origins < 1:

@@ -218,7 +218,7 @@ COMMANDS: dict[str, Command] = {
     "tune": Command("search units, layers, dropout, lookback and cell on the validation days (HParams)",
                     _tune_arguments, _run_tune, "tuned"),
     "backtest": Command("rolling-origin backtest of the combination beside each member: lstm, "
-                        "seasonal_naive, auto_ets, auto_theta (combination.members)",
+                        "seasonal_naive, auto_ets, auto_theta, mstl, year_ago (combination.members)",
                         _backtest_arguments, _run_backtest, "backtested"),
     "candidates": Command("build candidate lists with the simple base recommender (demo input)",
                           _candidates_arguments, _run_candidates, "candidates written"),

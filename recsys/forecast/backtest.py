@@ -2,7 +2,7 @@
 
 One hold-out is one draw; a model that wins on one fortnight may lose on the next. For each cut-off
 the combination (recsys.forecast.combination: the LSTM SegmentForecaster, seasonal naive, AutoETS,
-AutoTheta, weighted per segment on validation cut-offs before it) is fitted from scratch on the days
+AutoTheta, MSTL and year-ago, chosen on validation cut-offs before it) is fitted from scratch on the days
 up to and including the cut-off only, and forecasts the next ``horizon`` days; "model" is the
 combination, and every member is scored under its own name from the same fit. Every method is scored on the same cells with
 MAE, RMSE, MAPE, sMAPE, R² and MASE, per segment and overall. MASE is Hyndman's: a forecast's MAE

@@ -1,28 +1,27 @@
-"""The published segment forecast: per segment, a weighted combination of the LSTM and statistical members.
+"""The published segment forecast: the best member on validation cut-offs, or a weighted combination.
 
 No single forecaster wins on every shop: the LSTM was tuned on Online Retail, AutoETS wins on smooth
-series, seasonal naive on strongly weekly ones. As forecasting platforms do (statsforecast's model
-selection, the M4 / M5 combinations), each segment gets its own weights, chosen on validation
-cut-offs *inside* the training data, never on the hold-out: the last ``origins`` cut-offs, ``horizon``
-days apart, whose target days all lie in the LSTM's early-stopping days (``model.val_days``), so the
-LSTM never trained on them. Every member forecasts from each validation cut-off with only the days
-up to it; its validation MASE per segment is the mean over the cut-offs. The default rule "pooled"
-keeps the ``top_k`` members with the lowest validation MASE averaged over the segments and weights
-them by 1 / MASE ** ``power``, one weight set for the whole shop (a simple combination of the best few
-is hard to beat, M4; a few 14-day validation cut-offs per segment cannot tell close members apart, the
-shop-wide mean can; the default power 8 gives a member 10 % better on validation about twice the
-weight, so a clearly better member dominates and close ones share: benchmarks/README.md replays the
-rules and powers on four shops). "inverse" does the same per segment,
-"select" keeps each segment's best one. A segment the validation cannot score (it appeared too late)
-and a segment unseen in training get the weights chosen on the mean MASE over all segments.
+series, AutoTheta on others, seasonal naive on strongly weekly ones, the members that read a year back
+(recsys.forecast.members) on yearly cycles. As forecasting platforms do (statsforecast's model
+selection, the M4 / M5 combinations), the choice is made on validation cut-offs *inside* the
+training data, never on the hold-out: the last ``origins`` cut-offs, ``horizon`` days apart, whose
+target days all lie in the LSTM's early-stopping days (``model.val_days``), so the LSTM never trained
+on them; the statistical members also on ``statistical_origins`` cut-offs in all, further back (they
+need no retraining; more cut-offs tell close members apart). Every member forecasts from each
+validation cut-off with only the days up to it. The rule (recsys.forecast.choice) turns the errors
+into weights: the default "best" publishes the best member alone unless the combination of the
+``top_k`` best is better on validation by more than ``min_gain``; "pooled", "inverse" and "select" are
+the older rules (benchmarks/README.md replays them all on six shops). A segment the validation cannot
+score (it appeared too late) and a segment unseen in training get the shop's weights (DEFAULT).
 
 Quantile bands (``model.quantiles``): the combination's validation residuals (actual - forecast),
 per segment, give empirical quantiles; p_q = max(0, forecast + r_q - r_50), so the band is centred
-on the point forecast and ordered. ``combination.json`` holds the weights, validation MASEs and
-residual quantiles beside the LSTM's files; loading it and forecasting needs no TensorFlow when no
-segment gives the LSTM a weight (the statistical members are refitted on the history at forecast time).
+on the point forecast and ordered. ``combination.json`` holds the weights, validation MASEs, what the
+rule saw (``selection``) and residual quantiles beside the LSTM's files; loading it and forecasting
+needs no TensorFlow when no segment gives the LSTM a weight (the statistical members are refitted on
+the history at forecast time).
 
-    python -c "from recsys.forecast.combination import choose_weights; print(choose_weights({'a': 1, 'b': 2}, 'inverse', 2))"
+    python -c "from recsys.forecast.combination import validation_origins as v; import datetime as d; print(v(d.date(2024, 3, 31), 14, 3, 42))"
 """
 
 from __future__ import annotations
@@ -43,49 +42,17 @@ from pipeline import schemas as s
 from pipeline.config import CombinationConfig, ModelConfig
 from pipeline.errors import TrendrecError
 from recsys.forecast import metrics as fm
+from recsys.forecast.choice import ACTUAL, DEFAULT, ORIGIN, SCALE, best_weights, rule_weights
 from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE, check_members, statistical_forecasts
 
 log = logging.getLogger(__name__)
 
 COMBINATION_FILE = "combination.json"
-DEFAULT = "__default__"  # weights of a segment without its own (unseen in training, or unscored)
-ACTUAL, ORIGIN = "actual", "origin"
+MIN_HISTORY = 28  # days of the shop's history before its earliest validation cut-off
 
 
 class CombinationError(TrendrecError):
     """combination.json is missing a key or cannot be read."""
-
-
-def choose_weights(mase: dict[str, float], rule: str, top_k: int, power: float = 1.0) -> dict[str, float]:
-    """Weights summing to 1 over the best members by validation MASE (ties: the order of MEMBERS).
-
-    "select": weight 1 on the best; "inverse": the ``top_k`` best weighted by 1 / MASE ** power (a
-    member with MASE 0 takes everything). Non-finite MASEs never get a weight; {} when none is finite.
-    """
-    finite = sorted(((v, MEMBERS.index(m), m) for m, v in mase.items() if v is not None and math.isfinite(v)))
-    kept = finite[:1 if rule == "select" else top_k]
-    if not kept:
-        return {}
-    if kept[0][0] <= 0:
-        return {kept[0][2]: 1.0}
-    inverse = {m: (kept[0][0] / v) ** power for v, _, m in kept}  # relative to the best: no overflow
-    total = sum(inverse.values())
-    return {m: w / total for m, w in inverse.items()}
-
-
-def rule_weights(validation: dict[str, dict[str, float]], rule: str, top_k: int,
-                 power: float = 1.0) -> dict[str, dict[str, float]]:
-    """{segment or DEFAULT: {member: weight}} under ``rule`` from {segment: {member: validation MASE}}.
-
-    DEFAULT (for segments without their own weights) is chosen on the mean MASE over the segments;
-    "pooled" gives every segment those weights, "inverse" and "select" choose per segment.
-    """
-    shared = choose_weights(_mean_over_segments(validation), "inverse" if rule == "pooled" else rule, top_k,
-                            power) or {SEASONAL_NAIVE: 1.0}
-    if rule == "pooled":
-        return {seg: dict(shared) for seg in validation} | {DEFAULT: shared}
-    weights = {seg: choose_weights(v, rule, top_k, power) for seg, v in validation.items()}
-    return {seg: w for seg, w in weights.items() if w} | {DEFAULT: shared}
 
 
 def validation_origins(last: datetime.date, horizon: int, origins: int, val_days: int) -> list[datetime.date]:
@@ -104,9 +71,10 @@ class CombinedForecaster:
 
     def __init__(self, config: ModelConfig, season: int, weights: dict[str, dict[str, float]], *,
                  validation: dict | None = None, residuals: dict | None = None, lstm: Any = None,
-                 directory: Path | None = None, segments: list[str] | None = None):
+                 directory: Path | None = None, segments: list[str] | None = None, selection: dict | None = None):
         self.config, self.season, self.weights = config, season, weights
         self.validation, self.residuals = validation or {}, residuals or {}
+        self.selection = selection  # what the "best" rule saw (recsys.forecast.choice.best_weights); None otherwise
         self.segments = list(segments if segments is not None else sorted(set(weights) - {DEFAULT}))
         self._lstm, self._directory = lstm, directory
 
@@ -154,6 +122,8 @@ class CombinedForecaster:
             self._lstm.save(directory)
         meta = {"config": dataclasses.asdict(self.config), "season": self.season, "segments": self.segments,
                 "weights": self.weights, "validation": self.validation, "residuals": self.residuals}
+        if self.selection is not None:
+            meta["selection"] = self.selection
         (directory / COMBINATION_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", "utf-8")
 
     def export_savedmodel(self, directory: Path) -> None:
@@ -176,6 +146,7 @@ def load_forecaster(directory: Path) -> CombinedForecaster:
         check_members([m for w in weights.values() for m in w], str(path))
         return CombinedForecaster(ModelConfig.from_json(meta["config"]), int(meta["season"]), weights,
                                   validation=meta.get("validation"), residuals=meta.get("residuals"),
+                                  selection=meta.get("selection"),
                                   directory=directory, segments=[str(x) for x in meta["segments"]])
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         log.error("%s is malformed: %r", path, exc)
@@ -226,7 +197,8 @@ def fit_combination(daily: pd.DataFrame, config: ModelConfig, combination: Combi
     """Train the members on ``daily`` (the training part only) and choose each segment's weights.
 
     ``fit_kwargs`` go to SegmentForecaster.fit (log_dir, checkpoint_dir...). Returns the forecaster
-    and the LSTM's fit summary ({} without the LSTM) plus "validation_origins" and "seconds" (lstm, total).
+    and the LSTM's fit summary ({} without the LSTM) plus "validation_origins" (the LSTM's),
+    "statistical_origins" (all of them) and "seconds" (lstm, total).
     """
     check_members(combination.members, "combination.members")
     lstm, result, started = None, {}, time.monotonic()
@@ -238,18 +210,30 @@ def fit_combination(daily: pd.DataFrame, config: ModelConfig, combination: Combi
     lstm_seconds = time.monotonic() - started
     last = _cutoff(daily, None)
     origins = validation_origins(last, config.horizon, combination.origins, config.val_days)
+    earlier = statistical_origins(origins[0], config.horizon, combination.statistical_origins - len(origins),
+                                  pd.to_datetime(daily[s.DATE]).min().date() + datetime.timedelta(days=MIN_HISTORY))
     probe = CombinedForecaster(config, season, {}, lstm=lstm)
-    table = pd.concat([_validation_cut(daily, probe, o, combination.members) for o in origins], ignore_index=True)
-    validation = validation_mase(table, daily, config.target, season, list(combination.members))
-    weights = rule_weights(validation, combination.rule, combination.top_k, combination.power)
+    statistical = tuple(m for m in combination.members if m != LSTM)
+    cuts = [(o, statistical) for o in earlier if statistical] + [(o, combination.members) for o in origins]
+    table = validation_table(daily, probe, cuts)
+    validation = validation_mase(table, list(combination.members))
+    selection = None
+    if combination.rule == "best":
+        shared, selection = best_weights(table, list(combination.members), combination.top_k, combination.power,
+                                         combination.min_gain)
+        weights = {seg: dict(shared) for seg in validation} | {DEFAULT: shared}
+    else:
+        weights = rule_weights(validation, combination.rule, combination.top_k, combination.power)
     segments = sorted(daily[s.SEGMENT].astype(str).unique())
-    forecaster = CombinedForecaster(config, season, weights, validation=validation, lstm=lstm, segments=segments)
+    forecaster = CombinedForecaster(config, season, weights, validation=validation, lstm=lstm, segments=segments,
+                                    selection=selection)
     if config.quantiles:
-        forecaster.residuals = _residual_quantiles(table, forecaster, config.quantiles)
-    log.info("combination weights on %d validation cut-offs %s..%s: %s", len(origins), origins[0], origins[-1],
-             weights)
+        forecaster.residuals = _residual_quantiles(table[table[ORIGIN].isin(origins)], forecaster, config.quantiles)
+    log.info("combination weights on %d validation cut-offs %s..%s (the statistical members on %d): %s",
+             len(origins), origins[0], origins[-1], len(cuts), weights[DEFAULT])
     seconds = {LSTM: round(lstm_seconds, 2), "total": round(time.monotonic() - started, 2)}
-    return forecaster, result | {"validation_origins": [str(o) for o in origins], "seconds": seconds}
+    return forecaster, result | {"validation_origins": [str(o) for o in origins],
+                                 "statistical_origins": [str(o) for o, _ in cuts], "seconds": seconds}
 
 
 def single_member(daily: pd.DataFrame, config: ModelConfig, season: int, member: str,
@@ -265,49 +249,62 @@ def single_member(daily: pd.DataFrame, config: ModelConfig, season: int, member:
     segments = sorted(daily[s.SEGMENT].astype(str).unique())
     forecaster = CombinedForecaster(config, season, {DEFAULT: {member: 1.0}}, segments=segments)
     if origins:
-        table = pd.concat([_validation_cut(daily, forecaster, o, (member,)) for o in origins], ignore_index=True)
-        forecaster.validation = validation_mase(table, daily, config.target, season, [member])
+        table = validation_table(daily, forecaster, [(o, (member,)) for o in origins])
+        forecaster.validation = validation_mase(table, [member])
         if config.quantiles:
             forecaster.residuals = _residual_quantiles(table, forecaster, config.quantiles)
     return forecaster
 
 
+def validation_table(daily: pd.DataFrame, probe: CombinedForecaster,
+                     cuts: list[tuple[datetime.date, tuple[str, ...]]]) -> pd.DataFrame:
+    """[segment, origin, date, actual, scale, <member>...]: each (origin, members) forecast from days <= origin.
+
+    A member not forecast from an origin is NaN there; a segment-origin whose training series has no
+    seasonal-naive scale (too short, constant) is left out, as MASE cannot score it.
+    """
+    cfg = probe.config
+    dates = pd.to_datetime(daily[s.DATE]).dt.date
+    keyed = daily.assign(**{s.SEGMENT: daily[s.SEGMENT].astype(str), s.DATE: dates}).sort_values(s.DATE)
+    parts = []
+    for origin, members in cuts:
+        part = _validation_cut(keyed, probe, origin, members)
+        scales = {seg: fm.naive_scale(g.loc[g[s.DATE] <= origin, cfg.target].to_numpy(float), probe.season)
+                  for seg, g in keyed.groupby(s.SEGMENT)}
+        part[SCALE] = part[s.SEGMENT].map(scales).astype(float)
+        parts.append(part[np.isfinite(part[SCALE]) & (part[SCALE] > 0)])
+    table = pd.concat(parts, ignore_index=True)
+    return table.reindex(columns=[s.SEGMENT, ORIGIN, s.DATE, ACTUAL, SCALE, *(m for m in MEMBERS if m in table.columns)])
+
+
 def _validation_cut(daily: pd.DataFrame, probe: CombinedForecaster, origin: datetime.date,
                     members: tuple[str, ...]) -> pd.DataFrame:
     """[segment, origin, date, actual, <member>...] for the horizon after ``origin``, from days <= origin."""
-    dates = pd.to_datetime(daily[s.DATE]).dt.date
     cfg = probe.config
-    ahead = (dates > origin) & (dates <= origin + datetime.timedelta(days=cfg.horizon))
+    ahead = (daily[s.DATE] > origin) & (daily[s.DATE] <= origin + datetime.timedelta(days=cfg.horizon))
     joined = daily.loc[ahead, [s.SEGMENT, s.DATE, cfg.target]].rename(columns={cfg.target: ACTUAL})
-    joined = joined.assign(**{s.SEGMENT: joined[s.SEGMENT].astype(str), s.DATE: dates[ahead]})
-    history = daily.loc[dates <= origin]
-    for name, frame in probe.predict_members(history, origin, tuple(members)).items():
+    for name, frame in probe.predict_members(daily.loc[daily[s.DATE] <= origin], origin, tuple(members)).items():
         frame = frame.assign(**{s.DATE: pd.to_datetime(frame[s.DATE]).dt.date, s.SEGMENT: frame[s.SEGMENT].astype(str)})
         joined = joined.merge(frame.rename(columns={s.FORECAST: name}), on=[s.SEGMENT, s.DATE], how="inner")
-    return joined.assign(**{ORIGIN: origin})
+    return joined.assign(**{ORIGIN: origin})[[s.SEGMENT, ORIGIN, s.DATE, ACTUAL, *members]]
 
 
-def validation_mase(table: pd.DataFrame, daily: pd.DataFrame, target: str, season: int,
-                    members: list[str]) -> dict[str, dict[str, float]]:
-    """{segment: {member: mean over origins of its MASE}}; a segment-origin without a naive scale is skipped."""
-    dates = pd.to_datetime(daily[s.DATE]).dt.date
+def validation_mase(table: pd.DataFrame, members: list[str]) -> dict[str, dict[str, float]]:
+    """{segment: {member: mean over the origins that scored it of its MASE}}, from a validation_table."""
     out: dict[str, dict[str, float]] = {}
     for segment, part in table.groupby(s.SEGMENT, sort=True):
-        series = daily.loc[daily[s.SEGMENT].astype(str) == segment].assign(_d=dates).sort_values("_d")
-        per = {m: [] for m in members}
-        for origin, g in part.groupby(ORIGIN):
-            scale = fm.naive_scale(series.loc[series["_d"] <= origin, target].to_numpy(float), season)
-            if math.isfinite(scale) and scale > 0:
-                for m in members:
-                    per[m].append(fm.mae(g[ACTUAL], g[m]) / scale)
-        if any(per.values()):
-            out[str(segment)] = {m: float(np.mean(v)) for m, v in per.items() if v}
+        scores = {m: (part[ACTUAL] - part[m]).abs().div(part[SCALE]).groupby(part[ORIGIN]).mean().mean()
+                  for m in members if m in part.columns}
+        scores = {m: float(v) for m, v in scores.items() if math.isfinite(v)}
+        if scores:
+            out[str(segment)] = scores
     return out
 
 
-def _mean_over_segments(validation: dict[str, dict[str, float]]) -> dict[str, float]:
-    members = {m for v in validation.values() for m in v}
-    return {m: float(np.mean([v[m] for v in validation.values() if m in v])) for m in members}
+def statistical_origins(first: datetime.date, horizon: int, n: int, earliest: datetime.date) -> list[datetime.date]:
+    """Up to ``n`` cut-offs before ``first``, ``horizon`` apart, none before ``earliest``."""
+    days = [first - datetime.timedelta(days=horizon * k) for k in range(max(0, n), 0, -1)]
+    return [d for d in days if d >= earliest]
 
 
 def _residual_quantiles(table: pd.DataFrame, forecaster: CombinedForecaster,

@@ -1,8 +1,8 @@
 """Score a trained candidate on the hold-out against the single baselines and production.
 
 The hold-out is the ``evaluate.holdout_days`` days right after the candidate's training cutoff; the
-candidate (the combination of recsys.forecast.combination), each single baseline (seasonal naive,
-AutoETS, AutoTheta) and the production model (if any) all forecast from
+candidate (the combination of recsys.forecast.combination), each single baseline (every statistical
+member alone: seasonal naive, AutoETS, AutoTheta, MSTL, year-ago) and the production model (if any) all forecast from
 the same cutoff with the same history, so their errors are comparable. MASE (Hyndman & Koehler)
 is the deciding metric because it is scale-free across segments of very different volume: a
 value below 1 beats the seasonal-naive forecast's in-sample error.
@@ -38,7 +38,7 @@ from recsys.forecast.members import STATISTICAL, statistical_forecasts
 
 log = logging.getLogger(__name__)
 
-BASELINES = STATISTICAL  # the single baselines the candidate must beat: seasonal naive, AutoETS, AutoTheta
+BASELINES = STATISTICAL  # the single baselines the candidate must beat: every statistical member alone
 
 
 class EvaluationError(TrendrecError):
@@ -49,7 +49,7 @@ def decide_blessing(model_mase: float | None, baselines: dict[str, float | None]
                     margin: float, has_production: bool) -> tuple[bool, str]:
     """Blessed iff MASE < best baseline * (1 - margin) and, when a production model exists, < its MASE.
 
-    ``baselines`` maps each single baseline (seasonal naive, AutoETS, AutoTheta) to its MASE; the
+    ``baselines`` maps each single baseline (every statistical member) to its MASE; the
     best finite one is the bar, so a candidate that only beats seasonal naive is not enough.
     """
     if model_mase is None or not math.isfinite(model_mase):

@@ -98,7 +98,7 @@ def _fit_baseline(cfg: Config, source: Path, target: Path, evaluation: dict[str,
     cutoff = date.fromisoformat(str(evaluation["cutoff"]))
     daily = read_daily(Store(cfg.store))
     history = daily[pd.to_datetime(daily[s.DATE]).dt.date <= cutoff].reset_index(drop=True)
-    origins = [date.fromisoformat(o) for o in train.get("validation_origins", [])]
+    origins = [date.fromisoformat(o) for o in train.get("statistical_origins", train.get("validation_origins", []))]
     single_member(history, run_model.config, run_model.season, member, origins).save(target)
     registry.copy_part_files(source, target, [n for n in (CONFIG_FILE,) if (source / n).is_file()])
     # the run's training days, without the LSTM's training curve: the version holds no LSTM

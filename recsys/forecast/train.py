@@ -133,4 +133,5 @@ def _train_summary(result: dict[str, Any], train: pd.DataFrame, cutoff: datetime
             "initial_epoch": result["initial_epoch"], "val_start": result["val_start"],
             "train_windows": result["train_windows"], "val_windows": result["val_windows"],
             "train_start": str(train[s.DATE].min()), "cutoff": str(cutoff), "segments": list(segments),
-            "rows": len(train), "validation_origins": result["validation_origins"]}
+            "rows": len(train), "validation_origins": result["validation_origins"],
+            "statistical_origins": result["statistical_origins"]}

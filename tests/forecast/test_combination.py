@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.config import CombinationConfig, ConfigError, ModelConfig, load_config
+from recsys.forecast import choice as ch
 from recsys.forecast import combination as cb
 from tests.conftest import ROOT
 
@@ -39,18 +40,18 @@ def _shop(n_days: int = 120, seed: int = 0) -> pd.DataFrame:
 
 def test_choose_weights_by_hand():
     mase = {"lstm": 1.0, "auto_ets": 2.0, "seasonal_naive": 4.0, "auto_theta": float("nan")}
-    assert cb.choose_weights(mase, "inverse", 2) == pytest.approx({"lstm": 2 / 3, "auto_ets": 1 / 3})
-    assert cb.choose_weights(mase, "inverse", 9) == pytest.approx({"lstm": 4 / 7, "auto_ets": 2 / 7,
+    assert ch.choose_weights(mase, "inverse", 2) == pytest.approx({"lstm": 2 / 3, "auto_ets": 1 / 3})
+    assert ch.choose_weights(mase, "inverse", 9) == pytest.approx({"lstm": 4 / 7, "auto_ets": 2 / 7,
                                                                    "seasonal_naive": 1 / 7})
-    assert cb.choose_weights(mase, "select", 3) == {"lstm": 1.0}
-    assert cb.choose_weights({"auto_ets": 0.0, "lstm": 0.5}, "inverse", 2) == {"auto_ets": 1.0}
-    assert cb.choose_weights({"lstm": float("nan")}, "inverse", 2) == {}
+    assert ch.choose_weights(mase, "select", 3) == {"lstm": 1.0}
+    assert ch.choose_weights({"auto_ets": 0.0, "lstm": 0.5}, "inverse", 2) == {"auto_ets": 1.0}
+    assert ch.choose_weights({"lstm": float("nan")}, "inverse", 2) == {}
     # power 8 (the default): 2 ** 8 = 256 to 1; a member 10 % worse keeps 1.1 ** -8 = 0.47 of the best's weight
-    assert cb.choose_weights(mase, "inverse", 2, 8) == pytest.approx({"lstm": 256 / 257, "auto_ets": 1 / 257})
-    close = cb.choose_weights({"lstm": 1.1, "auto_ets": 1.0}, "inverse", 2, 8)
+    assert ch.choose_weights(mase, "inverse", 2, 8) == pytest.approx({"lstm": 256 / 257, "auto_ets": 1 / 257})
+    close = ch.choose_weights({"lstm": 1.1, "auto_ets": 1.0}, "inverse", 2, 8)
     assert close == pytest.approx({"auto_ets": 1 / (1 + 1.1 ** -8), "lstm": 1.1 ** -8 / (1 + 1.1 ** -8)})
-    assert cb.choose_weights(mase, "inverse", 2, 0) == pytest.approx({"lstm": 0.5, "auto_ets": 0.5})  # equal
-    assert cb.choose_weights({"lstm": 1e-3, "auto_ets": 1e3}, "inverse", 2, 64)["lstm"] == pytest.approx(1.0)
+    assert ch.choose_weights(mase, "inverse", 2, 0) == pytest.approx({"lstm": 0.5, "auto_ets": 0.5})  # equal
+    assert ch.choose_weights({"lstm": 1e-3, "auto_ets": 1e3}, "inverse", 2, 64)["lstm"] == pytest.approx(1.0)
 
 
 def test_validation_origins_stay_inside_the_lstm_validation_days():
@@ -94,15 +95,15 @@ def test_fit_chooses_per_segment_and_round_trips(tmp_path):
 def test_rule_weights_pooled_gives_every_segment_the_shops_weights():
     validation = {"a": {"lstm": 1.0, "auto_ets": 3.0, "seasonal_naive": 2.0},
                   "b": {"lstm": 3.0, "auto_ets": 1.0, "seasonal_naive": 3.0}}  # means: 2, 2, 2.5
-    pooled = cb.rule_weights(validation, "pooled", 2)
+    pooled = ch.rule_weights(validation, "pooled", 2)
     assert pooled == {"a": pooled[cb.DEFAULT], "b": pooled[cb.DEFAULT], cb.DEFAULT: pooled[cb.DEFAULT]}
     assert pooled[cb.DEFAULT] == pytest.approx({"lstm": 0.5, "auto_ets": 0.5})  # 1/2 each, seasonal naive out
-    inverse = cb.rule_weights(validation, "inverse", 2)
+    inverse = ch.rule_weights(validation, "inverse", 2)
     assert inverse["a"] == pytest.approx({"lstm": 2 / 3, "seasonal_naive": 1 / 3})
     assert inverse["b"] == pytest.approx({"auto_ets": 0.75, "lstm": 0.25})  # tie at 3: MEMBERS order
     assert inverse[cb.DEFAULT] == pooled[cb.DEFAULT]
-    assert cb.rule_weights({}, "pooled", 2) == {cb.DEFAULT: {"seasonal_naive": 1.0}}  # nothing scored
-    sharp = cb.rule_weights(validation, "pooled", 3, 8)[cb.DEFAULT]  # means 2, 2, 2.5: 1, 1, 0.8 ** 8
+    assert ch.rule_weights({}, "pooled", 2) == {cb.DEFAULT: {"seasonal_naive": 1.0}}  # nothing scored
+    sharp = ch.rule_weights(validation, "pooled", 3, 8)[cb.DEFAULT]  # means 2, 2, 2.5: 1, 1, 0.8 ** 8
     assert sharp == pytest.approx({"lstm": 1 / (2 + 0.8 ** 8), "auto_ets": 1 / (2 + 0.8 ** 8),
                                    "seasonal_naive": 0.8 ** 8 / (2 + 0.8 ** 8)})
 
@@ -110,15 +111,16 @@ def test_rule_weights_pooled_gives_every_segment_the_shops_weights():
 def test_fit_with_the_default_rule_shares_one_weight_set(tmp_path):
     forecaster, _ = cb.fit_combination(_shop(), SMALL, dataclasses.replace(STATS_ONLY, rule="pooled"), 7)
     shared = forecaster.weights[cb.DEFAULT]
-    assert CombinationConfig().rule == "pooled" and len(shared) == 2
+    assert CombinationConfig().rule == "best" and len(shared) == 2
     assert all(w == shared for w in forecaster.weights.values())
 
 
 def test_a_single_member_is_scored_on_the_validation_cutoffs_with_its_own_band():
     daily = _shop()
-    origins = [D(2024, 4, 8), D(2024, 4, 15), D(2024, 4, 22)]
+    fitted, result = cb.fit_combination(daily, SMALL, STATS_ONLY, 7)
+    origins = [D.fromisoformat(o) for o in result["statistical_origins"]]
+    assert len(origins) == 8 and origins[-3:] == [D(2024, 4, 8), D(2024, 4, 15), D(2024, 4, 22)]
     alone = cb.single_member(daily, SMALL, 7, "auto_ets", origins)
-    fitted, _ = cb.fit_combination(daily, SMALL, STATS_ONLY, 7)
     assert alone.weights == {cb.DEFAULT: {"auto_ets": 1.0}} and not alone.uses_lstm
     # the same cut-offs and the same fits as the candidate's validation: the same MASE per segment
     assert {seg: v["auto_ets"] for seg, v in alone.validation.items()} == pytest.approx(
@@ -174,6 +176,10 @@ def test_config_refuses_validation_cutoffs_the_lstm_trained_on(tmp_path):
     path.write_text("[combination]\npower = -1\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="combination.power"):
         load_config(path)
+    for bad in ("min_gain = -0.1", "min_gain = 1.0", "statistical_origins = 2"):
+        path.write_text(f"[combination]\n{bad}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match="combination.min_gain"):
+            load_config(path)
     assert load_config(None).combination == dataclasses.replace(CombinationConfig())
 
 
