@@ -151,11 +151,11 @@ def choose_trend_weight(cfg: Config, forecaster_dir: Path, trained_until: str | 
     from recsys.nextbasket.recommend import retrieved_pairs
 
     store = Store(cfg.store)
-    events = read_events(store, EVENT_COLUMNS)
-    week = last_cutoffs(events, 1)[0] if len(events) else None
+    events = read_events(store, EVENT_COLUMNS) if store.committed_raw_files() else None
+    week = last_cutoffs(events, 1)[0] if events is not None and len(events) else None
     off = {"weight": 0.0, "helped": False}
     if week is None or not (forecaster_dir / "combination.json").is_file():
-        return off | {"reason": "no validation week or no segment forecaster to take trends from"}
+        return off | {"reason": "no event log to choose on or no segment forecaster to take trends from"}
     if trained_until is None or date.fromisoformat(str(trained_until)) >= week:
         return off | {"week_from": week.isoformat(),
                       "reason": f"the forecaster was trained until {trained_until}, into the validation week"}
