@@ -134,7 +134,9 @@ class EvaluateConfig:
 class RerankConfig:
     candidates: str = ""  # the shop's lists: default file of `trendrec rerank`, scored by the next-basket model at push
     columns: dict[str, str] = field(default_factory=dict)  # list field (user_id, item_id, segment, base_score) -> shop's column
-    weight: float = 0.05  # share of the segment trend in the rank blend (recsys.rank.blend); 0 = base order
+    # share of segment trends in the rank blend (recsys.rank.blend); unset: the weight the release chose on its
+    # validation week (0 where trends did not help); a number here overrides it (0 = the shop's order)
+    weight: float | None = None
     customer_weight: float = 1.0  # share of the customer model's probability for a customer it scored
     max_request_bytes: int = 2_097_152  # `trendrec serve`: larger request bodies get 413
     max_request_candidates: int = 10_000  # `trendrec serve`: longer lists get 413

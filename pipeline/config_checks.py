@@ -39,6 +39,8 @@ def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{where}.{name}: expected a list, got {value!r}")
             value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        elif default is None and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)  # an optional number (rerank.weight): unset means "chosen elsewhere"
         elif isinstance(default, bool) or not isinstance(value, type(default)):
             if isinstance(default, float) and isinstance(value, int):
                 value = float(value)
@@ -60,7 +62,7 @@ def validate(cfg: Any) -> None:
         if value < 0:
             raise ConfigError(f"{where} must be >= 0, got {value}")
     for name in ("weight", "customer_weight"):
-        if not 0.0 <= getattr(cfg.rerank, name) <= 1.0:
+        if getattr(cfg.rerank, name) is not None and not 0.0 <= getattr(cfg.rerank, name) <= 1.0:
             raise ConfigError(f"rerank.{name} must be in [0, 1], got {getattr(cfg.rerank, name)}")
     _validate_list_columns(cfg.rerank.columns)
     if cfg.model.target not in schemas.MEASURES:

@@ -192,13 +192,16 @@ def _evaluate_rerank_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weeks", type=flow.count, default=6, help="weekly cut-offs at the end of the data (6)")
     parser.add_argument("--methods", help="comma list (default: g_topfreq, p_topfreq, base, tifu_knn, "
                                           "segment_trend, lstm_recommender)")
+    parser.add_argument("--no-cold-start", dest="cold_start", action="store_false",
+                        help="skip the cold-start section (new customers, guest orders, items outside the "
+                             "scored candidates), which refits the segment forecaster at each cut-off")
 
 
 def _run_evaluate_rerank(cfg: Config, args: argparse.Namespace) -> dict:
     from recsys.offline.evaluate_rerank import run_evaluate_rerank
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    return run_evaluate_rerank(cfg, weeks=args.weeks, methods=methods)
+    return run_evaluate_rerank(cfg, weeks=args.weeks, methods=methods, cold_start=args.cold_start)
 
 
 def _backtest_arguments(parser: argparse.ArgumentParser) -> None:

@@ -62,6 +62,7 @@ METADATA_FILE = "metadata.json"
 TREND_FILE = "trend.parquet"
 FILES_KEY = "files"  # metadata.json: {relative path: sha256} of every other file of the version
 PARTS_KEY = "parts"  # metadata.json: {part name: its fields}; absent in versions pushed before parts
+TREND_WEIGHT_KEY = "segment_trends"  # metadata.json: the segment-trend weight chosen at push (recsys.release)
 LOCK_FILE = ".registry.lock"  # in models/: the flock push, promote, rollback, prune and clean_stale hold
 STAGING_PREFIX = ".staging-"  # in models/: a version being built (a held_folder)
 # Fills the empty staging folder of a version (one sub-folder per part) and returns metadata fields.

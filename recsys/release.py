@@ -11,7 +11,10 @@ Evaluator's blessing:
   forward, or the family's baseline (``Verdict.ships``); a part the run did not train keeps
   production's part unchanged;
 - the registry builds the version in a staging folder of its own under its lock and refuses verdicts
-  judged against a production that has moved since (recsys.registry.push).
+  judged against a production that has moved since (recsys.registry.push);
+- the version records how much segment trends weigh in re-ranking (``registry.TREND_WEIGHT_KEY``), chosen
+  on the validation week (the last full week of the log) with the trends of the forecaster it ships, as
+  known before that week (recsys.evaluation.coldstart.choose_weight): 0 where trends do not help there.
 
     trendrec evaluate --json && trendrec push --json
 """
@@ -24,10 +27,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from datetime import date, timedelta
+
+from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store
+from pipeline.store import Store, read_daily, read_events
 from recsys import registry
+from recsys.evaluation.coldstart import choose_weight
+from recsys.evaluation.protocol import EVENT_COLUMNS, before, eligible_targets, last_cutoffs
 from recsys.runs import TRAIN_FILE, Part, Run, Verdict, read_verdict, run_ref, write_verdict
 
 log = logging.getLogger(__name__)
@@ -131,7 +139,36 @@ def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict]
             fields["parts"][part.name] = part_fields
     forecast = fields["parts"].get("forecast") or {}
     fields["segments"] = forecast.get("segments")
+    fields[registry.TREND_WEIGHT_KEY] = choose_trend_weight(cfg, staging / "forecast", forecast.get("cutoff"))
     return fields
+
+
+def choose_trend_weight(cfg: Config, forecaster_dir: Path, trained_until: str | None) -> dict[str, Any]:
+    """The segment-trend weight of the version: ``choose_weight`` on the last full week of the log, the
+    popularity lists re-ranked with the shipped forecaster's trends as of the day before that week."""
+    from recsys.forecast.combination import load_forecaster  # TensorFlow: only when a version is built
+    from recsys.forecast.trends import compute_trend_scores
+    from recsys.nextbasket.recommend import retrieved_pairs
+
+    store = Store(cfg.store)
+    events = read_events(store, EVENT_COLUMNS) if store.committed_raw_files() else None
+    week = last_cutoffs(events, 1)[0] if events is not None and len(events) else None
+    off = {"weight": 0.0, "helped": False}
+    if week is None or not (forecaster_dir / "combination.json").is_file():
+        return off | {"reason": "no event log to choose on or no segment forecaster to take trends from"}
+    if trained_until is None or date.fromisoformat(str(trained_until)) >= week:
+        return off | {"week_from": week.isoformat(),
+                      "reason": f"the forecaster was trained until {trained_until}, into the validation week"}
+    daily = read_daily(store)
+    seen = daily[daily[s.DATE] < week].reset_index(drop=True)
+    trends = compute_trend_scores(load_forecaster(forecaster_dir), seen, week - timedelta(days=1))
+    trend = dict(zip(trends[s.SEGMENT].tolist(), trends[s.TREND].astype(float).tolist()))
+    users = eligible_targets(events, week)[s.USER_ID].unique()
+    candidates = retrieved_pairs(before(events, week), week, users, cfg.customers) if len(users) else None
+    choice = choose_weight(events, week, trend, candidates, cfg.rerank.eval_candidates)
+    log.info("segment trends: weight %s chosen on the week from %s (NDCG@10 by weight %s)", choice["weight"],
+             week, choice["ndcg@10"])
+    return choice
 
 
 def _carried_metadata(production: registry.Release, name: str) -> dict[str, Any]:

@@ -132,7 +132,8 @@ def trained_forecaster(trained_daily):
 
 
 # --- registry versions through the registry's own API --------------------------------------------
-def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd.DataFrame | None = None) -> str:
+def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd.DataFrame | None = None,
+                  trend_weight: dict | None = None) -> str:
     store = Store(cfg.store).ensure()
     production = registry.read_production(store)
     n = len(registry.versions(store)) + 1
@@ -156,7 +157,8 @@ def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd
             pq.write_table(pa.Table.from_pandas(full[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
                                                 preserve_index=False), staging / "nextbasket" / registry.SCORES_FILE)
             parts["nextbasket"] = {"ships": "run"}
-        return {"parts": parts, "segments": [str(segment) for segment in trends[s.SEGMENT]]}
+        fields = {"parts": parts, "segments": [str(segment) for segment in trends[s.SEGMENT]]}
+        return fields | ({registry.TREND_WEIGHT_KEY: trend_weight} if trend_weight is not None else {})
 
     result = registry.push(cfg, f"models/runs/by-test-{n:04d}-{id(trends)}", assemble,
                            against=production["version"] if production else None,
@@ -167,10 +169,12 @@ def _push_version(cfg: Config, trends: pd.DataFrame, forecaster=None, scores: pd
 
 @pytest.fixture(scope="session")
 def push_version():
-    """``push_version(cfg, trends, forecaster=None, scores=None) -> "vNNNN"``: a new production version.
+    """``push_version(cfg, trends, forecaster=None, scores=None, trend_weight=None) -> "vNNNN"``: a new
+    production version.
 
     Made via registry.push. ``scores`` (user_id, item_id, score) become the version's push-time
-    next-basket scores (nextbasket/scores.parquet).
+    next-basket scores (nextbasket/scores.parquet); ``trend_weight`` the segment-trend weight it records as
+    chosen on validation (metadata ``registry.TREND_WEIGHT_KEY``, as recsys.release writes it).
 
     Its forecast/ part holds ``forecaster`` saved, or placeholder model files where the test never loads
     the model (the HTTP service and run_rerank read only the trend and score tables), and ``trends`` as

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "recsys.forecast": 5, "recsys.nextbasket": 5, "recsys.value": 5,
     "recsys.release": 6,
     "recsys.rank": 7, "recsys.monitor": 7,
+    "recsys.rank.blend": 4,  # pure arithmetic: the protocols and the release score lists with the one blend rule
     "recsys.offline": 8,
     "recsys.serve": 9,
     "recsys.report": 10,
@@ -39,7 +40,7 @@ MODELS = (*FAMILIES, "keras", "tensorflow")
 NO_MODEL_CODE = {"recsys.registry": MODELS, "recsys.runs": MODELS, "recsys.evaluation": MODELS,
                  # TensorBoard summaries are written with TensorFlow's summary API, never with a model
                  "recsys.evaluation.tensorboard": (*FAMILIES, "keras"),
-                 "recsys.rank": MODELS, "recsys.serve": MODELS,
+                 "recsys.rank": MODELS, "recsys.rank.blend": MODELS, "recsys.serve": MODELS,
                  # the monitor reads releases and scores the value forecast with recsys.value.metrics (numpy)
                  "recsys.monitor": ("recsys.forecast", "recsys.nextbasket", "keras", "tensorflow")}
 

@@ -65,6 +65,19 @@ def lstm_recommender_store(root: str | Path, cutoff: date, users: np.ndarray,
     return recommend(open_store(str(root), cfg), cutoff, users, cfg, trend, run_dir)
 
 
+def retrieved_pairs(events: pd.DataFrame, cutoff: date, users: np.ndarray,
+                    cfg: CustomerModelConfig = CustomerModelConfig()) -> pd.DataFrame:
+    """(user_id, item_id) the model retrieves and scores for ``users`` at ``cutoff`` (events before it only);
+    empty when no customer has a history (the model then scores nobody)."""
+    con = open_events(events[pd.to_datetime(events[s.EVENT_DATE]) < pd.Timestamp(_as_date(cutoff))], cfg)
+    try:
+        pairs = [retrieve(hist, cfg)[[s.USER_ID, s.ITEM_ID]] for hist in iter_histories(con, _as_date(cutoff), cfg,
+                                                                                       users)]
+    except NoCustomerHistoryError:
+        pairs = []
+    return pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame(columns=[s.USER_ID, s.ITEM_ID])
+
+
 def recommend(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray, cfg: CustomerModelConfig,
               trend: Trend = None, run_dir: Path | None = None) -> pd.DataFrame:
     """Train on the weeks before ``cutoff`` and rank ``users``; popularity when no customer history exists."""

@@ -10,12 +10,16 @@ target a method never returns is a miss (the whole catalogue counts). Methods, s
   recsys.evaluation.baselines and recsys.evaluation.tifu_knn;
 - ``segment_trend``: today's segment re-ranking: the base lists re-ranked by the blend rule with the
   trend of the published segment forecast (the per-segment combination) refitted on the daily table
-  before the cut-off;
+  before the cut-off, at ``rerank.weight`` when set, else at the weight a push at the cut-off would
+  choose (recsys.offline.cold_start.CutoffTrends.chosen);
 - ``lstm_recommender``: the customer model (recsys.nextbasket), retrained on the weeks before it.
 
+Then, unless ``cold_start`` is off, the cold-start section (recsys.offline.cold_start): new customers,
+guest orders and the items outside each customer's scored candidates, at the same cut-offs.
+
 Writes ``reranked/evaluation.json`` (what ``--json`` prints: ``pooled`` and ``cutoffs`` as the
-protocol returns them, plus seconds per method and, per method, the cut-offs where it beats the
-best baseline) for ``trendrec report`` and notebook 02.
+protocol returns them, plus seconds per method, per method the cut-offs where it beats the best
+baseline, and ``cold_start``) for ``trendrec report`` and notebook 02.
 
     trendrec evaluate-rerank --weeks 6 --json
 """
@@ -26,7 +30,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -37,9 +41,11 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_daily, read_events, write_json
 from recsys.evaluation.baselines import base, g_topfreq, p_topfreq
+from recsys.evaluation.coldstart import item_segments
 from recsys.evaluation.protocol import EVENT_COLUMNS, SCORE, Method, last_cutoffs, run_protocol
-from recsys.rank.rerank import rerank
 from recsys.evaluation.tifu_knn import tifu_knn
+from recsys.offline.cold_start import CutoffTrends, run_cold_start
+from recsys.rank.rerank import rerank
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +58,16 @@ class RerankEvaluationError(TrendrecError):
     """The store or the arguments cannot support an offline re-rank evaluation."""
 
 
-def segment_trend_method(daily: pd.DataFrame, cfg: Config) -> Method:
+def segment_trend_method(trends: CutoffTrends, cfg: Config) -> Method:
     """The base lists re-ranked by segment trends from a forecaster fitted on days before the cut-off."""
     def method(events: pd.DataFrame, cutoff: date, users: np.ndarray) -> pd.DataFrame:
-        from recsys.forecast.combination import fit_combination  # TensorFlow: only when this method runs
-        from recsys.forecast.trends import compute_trend_scores
-
-        seen = daily[daily[s.DATE] < cutoff].reset_index(drop=True)
-        forecaster, _ = fit_combination(seen, cfg.model, cfg.combination, cfg.evaluate.season)
-        trends = compute_trend_scores(forecaster, seen, cutoff - timedelta(days=1))
+        weight = cfg.rerank.weight
+        weight = trends.chosen(events, cutoff)["weight"] if weight is None else weight
+        table = pd.DataFrame({s.SEGMENT: list(trends.at(cutoff)), s.TREND: list(trends.at(cutoff).values())})
         lists = base(events, cutoff, users, k=cfg.rerank.eval_candidates)
         lists = lists.rename(columns={SCORE: s.BASE_SCORE})
-        lists[s.SEGMENT] = lists[s.ITEM_ID].map(_item_segments(events)).fillna("")
-        ranked = rerank(lists[list(s.CANDIDATE_COLUMNS)], trends, cfg.rerank.weight)
+        lists[s.SEGMENT] = lists[s.ITEM_ID].map(item_segments(events)).fillna("")
+        ranked = rerank(lists[list(s.CANDIDATE_COLUMNS)], table, weight)
         return ranked.assign(**{SCORE: -ranked[s.RANK].astype(float)})[[s.USER_ID, s.ITEM_ID, SCORE]]
     return method
 
@@ -78,32 +81,37 @@ def lstm_method(cfg: Config) -> Method:
     return method
 
 
-def build_methods(cfg: Config, names: list[str], daily: pd.DataFrame | None) -> dict[str, Method]:
+def build_methods(cfg: Config, names: list[str], trends: CutoffTrends | None) -> dict[str, Method]:
     unknown = sorted(set(names) - set(METHODS))
     if unknown:
         raise RerankEvaluationError(f"unknown method(s) {unknown}: expected some of {', '.join(METHODS)}")
     table: dict[str, Callable[[], Method]] = {
         "g_topfreq": lambda: g_topfreq, "p_topfreq": lambda: p_topfreq, "base": lambda: base,
-        "tifu_knn": lambda: tifu_knn, "segment_trend": lambda: segment_trend_method(daily, cfg),
+        "tifu_knn": lambda: tifu_knn, "segment_trend": lambda: segment_trend_method(trends, cfg),
         "lstm_recommender": lambda: lstm_method(cfg)}
     return {name: table[name]() for name in METHODS if name in names}
 
 
-def run_evaluate_rerank(cfg: Config, weeks: int = 6, methods: list[str] | None = None) -> dict[str, Any]:
-    """Run the protocol on the store; write and return reranked/evaluation.json's object."""
+def run_evaluate_rerank(cfg: Config, weeks: int = 6, methods: list[str] | None = None,
+                        cold_start: bool = True) -> dict[str, Any]:
+    """Run the protocol (and the cold-start section) on the store; write and return reranked/evaluation.json's object."""
     store = Store(cfg.store)
     names = list(methods or METHODS)
     events = read_events(store, EVENT_COLUMNS)
-    daily = read_daily(store) if "segment_trend" in names else None
+    trends = CutoffTrends(read_daily(store), cfg) if "segment_trend" in names or cold_start else None
     cutoffs = last_cutoffs(events, weeks)
     seconds: dict[str, float] = {}
-    methods_timed = timed(build_methods(cfg, names, daily), seconds)
+    methods_timed = timed(build_methods(cfg, names, trends), seconds)
     log.info("evaluate-rerank: %s at %d cut-offs %s..%s", ", ".join(methods_timed), len(cutoffs), cutoffs[0],
              cutoffs[-1])
     result = run_protocol(events, methods_timed, cutoffs)
     result |= {"k": 10, "weeks": weeks, "methods": list(methods_timed),
                "seconds": {k: round(v, 1) for k, v in seconds.items()},
                "wins_over_best_baseline": wins(result, list(methods_timed))}
+    if trends is not None and cold_start:
+        started = time.perf_counter()
+        result["cold_start"] = run_cold_start(cfg, events, cutoffs, trends)
+        result["seconds"]["cold_start"] = round(time.perf_counter() - started, 1)
     path = write_json(result, store.reranked / f"{RESULT_NAME}.json")
     log.info("re-rank evaluation over %d cut-offs written to %s", len(result["cutoffs"]), path)
     return result | {"output": str(path)}
@@ -131,9 +139,3 @@ def timed(methods: dict[str, Method], seconds: dict[str, float]) -> dict[str, Me
         return run
     return {name: wrap(name, method) for name, method in methods.items()}
 
-
-def _item_segments(events: pd.DataFrame) -> pd.Series:
-    """item_id -> its most frequent segment in the events (ties: the first in sort order)."""
-    counts = events.groupby([s.ITEM_ID, s.SEGMENT], observed=True).size().reset_index(name="_n")
-    counts = counts.sort_values([s.ITEM_ID, "_n", s.SEGMENT], ascending=[True, False, True])
-    return counts.drop_duplicates(s.ITEM_ID).set_index(s.ITEM_ID)[s.SEGMENT]

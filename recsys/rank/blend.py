@@ -19,7 +19,9 @@ Ties in ``final`` go to the higher base_pct, then to the input order. The signal
   segments are counted (``unknown_segments``, the same naming for the batch and the service).
 
 ``w`` is ``rerank.customer_weight`` (default 1: the model's probability orders the list, base_score
-breaks ties) for a customer the model scored, and ``rerank.weight`` (default 0.05) for anyone else.
+breaks ties) for a customer the model scored, and for anyone else the segment-trend weight
+(recsys.rank.signals.trend_weight: ``rerank.weight`` when set, else the weight the release chose on its
+validation week, 0 where trends did not help there).
 With w = 0 the list keeps the shop's order. Items of one segment keep their base order on the
 trend path, since they share a trend.
 

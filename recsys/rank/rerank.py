@@ -36,7 +36,7 @@ from pipeline.store import Store, write_parquet
 from recsys import registry
 from recsys.rank.blend import SIGNALS
 from recsys.rank.scores import ScoreIndex
-from recsys.rank.signals import ReleaseSignals, rank_rows
+from recsys.rank.signals import ReleaseSignals, rank_rows, trend_weight
 from recsys.monitor.skew import SkewCounter, count_lists, scored_items
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
                                                 cfg.aggregate.memory_limit)
     _warn_unknown_items(looked_up["unknown_items"], store)
     signals = production_signals(store, candidates[s.USER_ID].astype(str).unique())
-    result = rank_candidates(candidates, signals, cfg.rerank.weight, cfg.rerank.customer_weight)
+    weight = trend_weight(cfg.rerank.weight, signals)
+    result = rank_candidates(candidates, signals, weight, cfg.rerank.customer_weight)
     unknown = _warn_unknown(candidates, signals)
     write_parquet(pa.Table.from_pandas(result, preserve_index=False), target)
     _count_skew(store, candidates, signals)
@@ -177,7 +178,8 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     return {"rows": len(result), "users": int(result[s.USER_ID].nunique()), "model_version": signals.version,
             "candidates": str(path), "output": str(target),
             "lists_changed": _lists_changed(candidates, signals, result),
-            "weight": cfg.rerank.weight, "customer_weight": cfg.rerank.customer_weight,
+            "weight": weight, "weight_from": "config" if cfg.rerank.weight is not None else "release",
+            "customer_weight": cfg.rerank.customer_weight,
             "signals": {name: int(counts.get(name, 0)) for name in SIGNALS},
             "customers_scored": int(result.loc[result[s.SIGNAL] == "customer_model", s.USER_ID].nunique()),
             "unknown_segments": unknown, **looked_up}

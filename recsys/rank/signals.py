@@ -5,7 +5,9 @@
 ``Release.scores_file``; empty when the release has no customer model). ``rank_rows`` looks every
 candidate row up in both, the trend of its segment (NaN: a segment the release does not know) and
 the probability of its (user, item) pair (NaN: a pair the release did not score, which falls back
-to the segment trend), then blends them with the rows' base_score by ``recsys.rank.blend.blend``.
+to the segment trend), then blends them with the rows' base_score by ``recsys.rank.blend.blend``. The
+share of segment trends is ``trend_weight``: the config's ``rerank.weight`` when the user set one, else the
+weight the release chose on its validation week (``registry.TREND_WEIGHT_KEY``), else 0.
 The batch calls it with every list of a file, the service with one list per request, so a list gets
 the same order, final scores and signals from both. No model runs: TensorFlow is never imported.
 
@@ -47,6 +49,7 @@ class ReleaseSignals:
     trends: Mapping[object, float]
     scores: ScoreIndex = field(default_factory=ScoreIndex.empty)
     version: str | None = None
+    chosen_weight: float | None = None  # segment-trend weight the release chose on validation; None: none chosen
 
     @classmethod
     def load(cls, release: registry.Release, users: Iterable[object] | None = None) -> ReleaseSignals:
@@ -57,7 +60,8 @@ class ReleaseSignals:
         trends = trend_map(read_trends(release.trend_file))
         path = release.scores_file
         scores = ScoreIndex.load(path, users) if path is not None else ScoreIndex.empty()
-        return cls(trends, scores, release.version)
+        chosen = (release.metadata.get(registry.TREND_WEIGHT_KEY) or {}).get("weight")
+        return cls(trends, scores, release.version, None if chosen is None else float(chosen))
 
     @classmethod
     def of(cls, trends: pd.DataFrame, scores: pd.DataFrame | ScoreIndex | None = None) -> ReleaseSignals:
@@ -75,6 +79,14 @@ class ReleaseSignals:
         """{segment: rows} of the rows whose ``trend`` is NaN (blend.unknown_segments names them)."""
         rows = np.flatnonzero(np.isnan(trend))
         return count_unknown((segments[k] for k in rows.tolist()), self.trends)
+
+
+def trend_weight(configured: float | None, signals: ReleaseSignals) -> float:
+    """The share of segment trends in the blend: ``configured`` (rerank.weight) when set, else the release's
+    choice, else 0 (a release pushed before weights were chosen, or hand-made signals)."""
+    if configured is not None:
+        return float(configured)
+    return 0.0 if signals.chosen_weight is None else signals.chosen_weight
 
 
 def trend_map(trends: pd.DataFrame) -> dict[object, float]:

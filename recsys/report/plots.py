@@ -242,7 +242,9 @@ def _table(frame: pd.DataFrame, digits: int = 4, index: bool = True) -> str:
 _UNDER = {"rerank_examples": "rerank_examples", "ranking": "ranking", "trend_scores": "trend_scores",
           "backtest_mase": "backtest", "value_deciles": "value_metrics", "drift": "drift",
           "live_results": "live_results"}
-_TABLE_TITLES = {"value_metrics": "Customer value: every model on the hold-out (ships: the published forecast)"}
+_TABLE_TITLES = {"value_metrics": "Customer value: every model on the hold-out (ships: the published forecast)",
+                 "cold_start": "Cold start: new customers, guest orders and items outside the scored candidates "
+                               "(evaluate-rerank, pooled over the cut-offs)"}
 
 
 def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.DataFrame],
@@ -270,5 +272,7 @@ def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.
     for name in ("value_metrics",):  # a table whose figure was not drawn still shows
         if name in tables and "value_deciles" not in images:
             parts.append(f"<h2>{html.escape(_TABLE_TITLES[name])}</h2>" + _table(tables[name], index=False))
+    if "cold_start" in tables:
+        parts.append(f"<h2>{html.escape(_TABLE_TITLES['cold_start'])}</h2>" + _table(tables["cold_start"]))
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -336,6 +336,18 @@ def load_ranking(store: Store | str) -> tuple[pd.DataFrame, pd.DataFrame] | None
     return pooled, pd.DataFrame(rows)
 
 
+def cold_start_table(store: Store) -> pd.DataFrame | None:
+    """Rows = methods, columns = (population, recall@10 | ndcg@10 | lists) of evaluate-rerank's cold-start
+    section (pooled over its cut-offs), or None when the last evaluation has none."""
+    path = store.reranked / f"{SWEEP_NAME}.json"
+    pooled = ((read_json(path).get("cold_start") or {}).get("pooled") or {}) if path.is_file() else {}
+    if not pooled:
+        return None
+    columns = {(p, key): {m: f.get(key) for m, f in by.items()} for p, by in pooled.items()
+               for key in ("recall@10", "ndcg@10", "lists")}
+    return pd.DataFrame(columns).rename_axis("method")
+
+
 # --- the report --------------------------------------------------------------------------------------
 def report_figures(cfg: Config) -> tuple[dict[str, Any], dict[str, pd.DataFrame], list[str]]:
     """({name: Figure}, {name: table}, notes): every plot the store has the data for."""
@@ -423,6 +435,9 @@ def _ranking_figures(store: Store, figures: dict[str, Any], tables: dict[str, pd
     else:
         tables["ranking"] = ranking[0]
         figures["ranking"] = plots.plot_ranking(ranking[1])
+    cold = cold_start_table(store)
+    if cold is not None:
+        tables["cold_start"] = cold
 
 
 def run_report(cfg: Config, output: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_json
 from recsys import registry, runs
 from recsys.monitor.summary import last_verdicts, monitor_lines
+from recsys.report.segment_trends import trend_weight_status
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ def store_status(cfg: Config) -> dict[str, Any]:
                               "production_version": release and release.version}  # now: production.json
     if release is not None:
         status |= production_status(release)
+        status["segment_trends"] = trend_weight_status(release, cfg.rerank.weight)
     status["latest_run"] = latest_run(store)
     status["ranking"] = ranking_status(store)
     status["versions"] = registry.versions(store)
@@ -313,6 +315,8 @@ def status_lines(status: dict[str, Any]) -> list[str]:
              f"Its segment forecaster is {forecaster['label']}; hold-out MASE {_fmt(forecaster['holdout_mase'])} "
              f"({forecaster['name']}).",
              *(f"Verdict, {verdict_line(v, part)}." for part, v in status["verdicts"].items())]
+    if status.get("segment_trends"):
+        lines.append(status["segment_trends"]["says"])
     value = status.get("value_model") or {}
     if value.get("ships"):
         lines.append(f"Customer value: the version publishes the {value['ships']} forecast.")

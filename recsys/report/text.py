@@ -145,7 +145,14 @@ def _ranking_view(summary: dict[str, Any]) -> dict[str, Any]:
     if 0 < len(cutoffs) <= MAX_CUTOFF_ROWS:
         out["recall@10 per cut-off"] = [{"cutoff": row.get("cutoff"), **{
             m: (row.get(m) or {}).get("recall@10") for m in pooled}} for row in cutoffs]
-    hidden = {"pooled", "cutoffs", "seconds", "methods"}
+    cold = (summary.get("cold_start") or {}).get("pooled") or {}
+    if cold:  # one row per method, Recall@10 and NDCG@10 per population
+        out["cold start"] = {m: {f"{p} {key}": ((cold[p].get(m) or {}).get(f"{key}@10")) for p in cold
+                                 for key in ("recall", "ndcg")} for m in dict.fromkeys(
+                                     m for by in cold.values() for m in by)}
+        choice = summary["cold_start"].get("release_choice") or {}
+        out["trend weight a push would choose"] = {k: choice.get(k) for k in ("weight", "helped", "week_from")}
+    hidden = {"pooled", "cutoffs", "seconds", "methods", "cold_start"}
     return out | {k: v for k, v in summary.items() if k not in hidden}
 
 

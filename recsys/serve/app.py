@@ -14,7 +14,7 @@ item: pipeline.lists); items the events never had are counted in ``unknown_items
 ``user_id`` is read as its decimal string.
 
     POST /rerank   {"user_id": "17850",                  # optional (17850 too), echoed back as a string
-                    "weight": 0.3,                      # optional, in [0, 1]; default rerank.weight
+                    "weight": 0.3,                      # optional, in [0, 1]; default: rerank.weight, else the release's
                     "candidates": [{"item_id": "85123A", "segment": "home_decor", "base_score": 0.9}, ...]}
                 -> {"user_id", "model_version", "weight", "customer_known",
                     "unknown_segments": {"count", "segments"}, "unknown_items": {"count", "items"},
@@ -72,7 +72,7 @@ from pipeline.store import Store
 from recsys import registry
 from recsys.rank.blend import SIGNALS
 from recsys.monitor.skew import SkewCounter, count_lists
-from recsys.rank.signals import ReleaseSignals, rank_rows
+from recsys.rank.signals import ReleaseSignals, rank_rows, trend_weight
 from recsys.serve.limits import BodyLimit
 from recsys.serve.schema import (REQUEST, Health, RankedItem, RerankRequest, RerankResponse, UnknownItems,
                                  UnknownSegments)
@@ -270,7 +270,7 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
         if signals.version is None:
             raise HTTPException(503, "no model in production: run `trendrec push`")
         weight = req.get("weight")
-        weight = cfg.rerank.weight if weight is None else weight
+        weight = trend_weight(cfg.rerank.weight, signals) if weight is None else weight
         unknown_items = store_segments(req, state.item_segments)
         items, unknown = rerank_list(req, signals, weight, cfg.rerank.customer_weight)
         cands = req["candidates"]

@@ -33,7 +33,7 @@ class Candidate(TypedDict):
 @with_config(ConfigDict(extra="forbid"))
 class RerankRequest(TypedDict):
     user_id: NotRequired[Annotated[UserId | NumericUserId | None, Field(description="echoed back, as a string")]]
-    weight: NotRequired[Annotated[float | None, Field(strict=True, ge=0.0, le=1.0, description="default rerank.weight")]]
+    weight: NotRequired[Annotated[float | None, Field(strict=True, ge=0.0, le=1.0, description="default rerank.weight, else the weight the release chose")]]
     candidates: list[Candidate]
 
 

@@ -8,6 +8,9 @@ import pytest
 
 from pipeline import schemas as s
 from pipeline.store import Store
+from recsys import registry
+from recsys.evaluation.coldstart import GRID, POPULATIONS
+from recsys.offline.cold_start import METHODS as COLD_METHODS
 from recsys.offline.evaluate_rerank import METHODS, RerankEvaluationError, build_methods, run_evaluate_rerank, wins
 from recsys.evaluation.protocol import ProtocolError, purchases, weekly_cutoffs
 
@@ -62,3 +65,21 @@ def test_evaluate_rerank_on_a_store_prints_the_issue_shape(small_store):
     assert set(out["wins_over_best_baseline"]) == {"segment_trend", "lstm_recommender"}
     written = json.loads((Store(small_store.store).reranked / "evaluation.json").read_text())
     assert written["pooled"] == json.loads(json.dumps(out["pooled"]))
+    cold = written["cold_start"]  # its own section: new customers, guest orders, items outside the candidates
+    assert set(cold["pooled"]) == set(POPULATIONS) and cold["methods"] == list(COLD_METHODS)
+    for population, by_method in cold["pooled"].items():
+        counts = {f["lists"] for f in by_method.values()}
+        assert len(counts) == 1 and counts.pop() > 0, population  # every method on the same lists
+        assert set(by_method) == set(COLD_METHODS) - ({"base"} if population != "outside_candidates" else set())
+    assert cold["cutoffs"][0]["chosen_weight"] in GRID and cold["release_choice"]["weight"] in GRID
+    assert cold["release_choice"]["week_from"] == cold["cutoffs"][-1]["cutoff"]  # the week after the last cut-off
+
+
+@pytest.mark.slow
+def test_a_push_records_the_segment_trend_weight_chosen_on_validation(small_store):
+    release = registry.production(Store(small_store.store))
+    choice = release.metadata[registry.TREND_WEIGHT_KEY]
+    assert set(choice["ndcg@10"]) == {str(w) for w in GRID} and choice["weight"] in GRID
+    assert choice["helped"] == (choice["weight"] > 0) == (max(choice["ndcg@10"].values()) > choice["ndcg@10"]["0.0"])
+    assert choice["week_from"] == "2011-12-03"  # the last full week of the sample
+    assert set(choice["populations"]) == set(POPULATIONS)

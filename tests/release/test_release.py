@@ -65,6 +65,9 @@ def test_a_run_of_one_part_pushes_onto_a_version_of_the_old_layout(old_store, tm
     assert (forecast["ships"], forecast["holdout_mase"], forecast["carried_from"]) == ("run", 1.1, "v0001")
     assert (value["ships"], value["carried_from"]) == ("ensemble", "v0001")
     assert new.part_metadata("nextbasket")["ships"] == "run" and new.scores_file is not None
+    assert new.metadata[registry.TREND_WEIGHT_KEY] == {  # no event log here to choose a trend weight on
+        "weight": 0.0, "helped": False,
+        "reason": "no event log to choose on or no segment forecaster to take trends from"}
     (tmp_path / "lists.csv").write_text("user_id,item_id,segment,base_score\nu1,i1,a,1.0\nu1,i2,b,0.5\n")
     out = pd.read_parquet(run_rerank(cfg, tmp_path / "lists.csv")["output"])
     assert list(out[s.ITEM_ID]) == ["i2", "i1"] and set(out[s.SIGNAL]) == {"customer_model"}

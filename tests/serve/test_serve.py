@@ -72,7 +72,7 @@ def test_valid_request_by_hand(client, caplog):
     assert any("new" in r.getMessage() and "trendrec segments" in r.getMessage() for r in caplog.records)
     assert (body["user_id"], body["model_version"], body["weight"], body["customer_known"]) == ("u1", "v0001", 0.4, False)
     default = client.post("/rerank", json={"candidates": LIST[:1]}).json()
-    assert default["weight"] == 0.05 and default["user_id"] is None  # rerank.weight from the config
+    assert default["weight"] == 0.0 and default["user_id"] is None  # no weight chosen by the release, none set
     assert client.post("/rerank", json={"candidates": []}).json()["items"] == []
     health = client.get("/health").json()
     assert health == {"status": "ok", "model_version": "v0001", "segments": 2, "customers": 0, "reload_error": None}

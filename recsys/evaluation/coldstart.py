@@ -1,0 +1,199 @@
+"""The cold-start protocol: the lists nobody's history can order, where segment trends are what re-ranks.
+
+The customer model scores the candidates it retrieves for known, active customers; everything else a
+shop shows is ordered by the trend path of the blend rule (recsys.rank.blend): new customers, guests
+and the items of a known customer's list the model did not score. This protocol measures those lists
+on the next-basket protocol's weekly cut-offs (recsys.evaluation.protocol), one population at a time:
+
+- ``new_customers``: customers whose first purchase falls in the target week [cutoff, cutoff + 7);
+  targets are the distinct items they buy in it;
+- ``guest_orders``: each guest order (null user_id, an order_id) of the target week is one basket and
+  one list; absent when the log has no order ids;
+- ``outside_candidates``: each customer the protocol counts (bought in the 28 days before and buys in
+  the week), with only their target items outside the candidates the customer model scores for them;
+  absent when no candidates are given.
+
+A method is an ``Ranking``: ``ranking(events, cutoff) -> pd.Series`` of item scores, best first, from the
+events before the cut-off only; the same list goes to every list of a population, minus, for
+``outside_candidates``, the customer's scored candidates. Methods defined here: ``popularity`` (distinct
+buyers in the 28 days before, a guest order counting as one buyer: g_topfreq's count, which also sees
+guests), ``rising`` (item-level growth: distinct buyers in the last 28 days minus the 28 before, risers
+first, then the rest by recent buyers) and ``trend_ranking`` (the popularity list re-ranked by segment
+trends with the blend rule at a weight). ``choose_weight`` picks that weight on one week: the weight of
+``GRID`` with the best mean NDCG@10 over the populations, 0 unless it beats weight 0. Figures per
+population: Recall@10, NDCG@10, PHR@10 and the number of lists (recsys.evaluation.metrics).
+
+    python -c "from recsys.evaluation.coldstart import GRID; print(GRID)"
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import schemas as s
+from recsys.evaluation import metrics
+from recsys.evaluation.protocol import ACTIVE_DAYS, K, SCORE, TARGET_DAYS, before, eligible_targets
+from recsys.rank.blend import blend
+
+log = logging.getLogger(__name__)
+
+POPULATIONS = ("new_customers", "guest_orders", "outside_candidates")
+GRID = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)  # segment-trend weights a release chooses among
+RESULT_KEYS = ("recall", "ndcg", "phr")
+GUEST_PREFIX = "order:"  # a guest order's list id
+Ranking = Callable[[pd.DataFrame, date], pd.Series]
+Candidates = Callable[[pd.DataFrame, date, np.ndarray], pd.DataFrame]  # (events, cutoff, users) -> pairs
+
+
+def population_targets(events: pd.DataFrame, cutoff: date,
+                       candidates: pd.DataFrame | None) -> dict[str, pd.DataFrame | None]:
+    """{population: distinct (user_id, item_id) targets, the list id in user_id}; None: not measurable."""
+    day = pd.to_datetime(events[s.EVENT_DATE])
+    buys = events[(events[s.QUANTITY] > 0)]
+    day = day[buys.index]
+    week = (day >= pd.Timestamp(cutoff)) & (day < pd.Timestamp(cutoff + timedelta(days=TARGET_DAYS)))
+    known = buys[s.USER_ID].notna()
+    first = day[known].groupby(buys.loc[known, s.USER_ID]).min()
+    new_users = first.index[(first >= pd.Timestamp(cutoff)) & (first < pd.Timestamp(cutoff + timedelta(days=7)))]
+    new = buys.loc[week & known & buys[s.USER_ID].isin(new_users), [s.USER_ID, s.ITEM_ID]]
+    out: dict[str, pd.DataFrame | None] = {"new_customers": _distinct(new)}
+    has_orders = s.ORDER_ID in events.columns and events[s.ORDER_ID].notna().any()
+    guests = buys[week & ~known & (buys[s.ORDER_ID].notna() if has_orders else False)]
+    out["guest_orders"] = _distinct(pd.DataFrame({
+        s.USER_ID: GUEST_PREFIX + guests[s.ORDER_ID].astype(str), s.ITEM_ID: guests[s.ITEM_ID]})) \
+        if has_orders else None
+    if candidates is None:
+        out["outside_candidates"] = None
+    else:
+        targets = eligible_targets(events, cutoff)
+        out["outside_candidates"] = _distinct(_without(targets, candidates))
+    return out
+
+
+def popularity(events: pd.DataFrame, cutoff: date) -> pd.Series:
+    """Items by distinct buyers in the 28 days before ``cutoff`` (a guest order is one buyer), best first."""
+    return _by(_buyers(events, cutoff, ACTIVE_DAYS))
+
+
+def rising(events: pd.DataFrame, cutoff: date) -> pd.Series:
+    """Items whose distinct buyers grew most from the 28 days before the last 28 to the last 28, then the
+    rest by recent buyers; score = growth where it is positive, else a rank below every riser."""
+    recent = _buyers(events, cutoff, ACTIVE_DAYS)
+    prev = _buyers(events, cutoff - timedelta(days=ACTIVE_DAYS), ACTIVE_DAYS).reindex(recent.index, fill_value=0)
+    growth = recent - prev
+    riser = (growth > 0).astype(float)
+    order = pd.DataFrame({"_r": riser, "_g": growth.where(growth > 0, 0), "_n": recent}, index=recent.index)
+    order = order.rename_axis(s.ITEM_ID).reset_index()
+    order = order.sort_values(["_r", "_g", "_n", s.ITEM_ID], ascending=[False, False, False, True], kind="mergesort")
+    return pd.Series(np.arange(len(order), 0, -1, dtype=float), index=order[s.ITEM_ID].to_numpy(object))
+
+
+def trend_ranking(base: pd.Series, segments: Mapping[object, object], trends: Mapping[object, float],
+                  weight: float) -> pd.Series:
+    """``base`` (item -> score, one list) re-ranked by the blend rule with its items' segment trends."""
+    items = base.index.to_numpy(object)
+    trend = np.fromiter((trends.get(segments.get(i), math.nan) for i in items), float, len(items))
+    ranked = blend(np.zeros(len(items), np.int64), base.to_numpy(float), trend, np.full(len(items), np.nan),
+                   weight, 1.0)
+    return pd.Series(np.arange(len(items), 0, -1, dtype=float), index=items[ranked.order])
+
+
+def item_segments(events: pd.DataFrame) -> dict[object, object]:
+    """{item_id: its segment on its latest event} (how ingest assigns items, pipeline.lists reads them)."""
+    rows = events[[s.ITEM_ID, s.SEGMENT, s.EVENT_DATE]].sort_values(s.EVENT_DATE, kind="mergesort")
+    return dict(rows.drop_duplicates(s.ITEM_ID, keep="last").set_index(s.ITEM_ID)[s.SEGMENT].items())
+
+
+def score_ranking(ranking: pd.Series, targets: pd.DataFrame, exclude: pd.DataFrame | None,
+                  k: int = K) -> pd.DataFrame:
+    """score_users rows of one shared ranking given to every list of ``targets``, minus ``exclude`` pairs."""
+    lists = targets[s.USER_ID].drop_duplicates().to_numpy(object)
+    depth = k if exclude is None else k + int(exclude.groupby(s.USER_ID).size().max() if len(exclude) else 0)
+    top = ranking.head(depth)
+    frame = pd.DataFrame({s.USER_ID: np.repeat(lists, len(top)), s.ITEM_ID: np.tile(top.index.to_numpy(object),
+                                                                                     len(lists)),
+                          SCORE: np.tile(top.to_numpy(float), len(lists))})
+    return score_lists(frame, targets, exclude, k)
+
+
+def score_lists(frame: pd.DataFrame, targets: pd.DataFrame, exclude: pd.DataFrame | None,
+                k: int = K) -> pd.DataFrame:
+    """score_users rows of per-list (user_id, item_id, score) lists, ``exclude`` pairs left out, top ``k``."""
+    if exclude is not None:
+        frame = _without(frame, exclude)
+    frame = frame[frame[s.USER_ID].isin(targets[s.USER_ID].unique())]
+    frame = frame.sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True], kind="mergesort")
+    frame = frame.groupby(s.USER_ID, sort=False).head(k).copy()
+    frame[s.RANK] = frame.groupby(s.USER_ID, sort=False).cumcount() + 1
+    return metrics.score_users(frame, targets, targets.iloc[:0], k)
+
+
+def summary(rows: list[pd.DataFrame], k: int = K) -> dict[str, float | int | None]:
+    """Recall, NDCG, PHR @k and the number of lists over score_users rows (None over no list)."""
+    per = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(metrics.METRICS))
+    out: dict[str, float | int | None] = {f"{key}@{k}": float(per[key].mean()) if len(per) else None
+                                          for key in RESULT_KEYS}
+    return out | {"lists": int(len(per))}
+
+
+def choose_weight(events: pd.DataFrame, cutoff: date, trends: Mapping[object, float],
+                  candidates: pd.DataFrame | None, n: int, grid: tuple[float, ...] = GRID,
+                  k: int = K) -> dict[str, Any]:
+    """The segment-trend weight of ``grid`` with the best mean NDCG@k over the populations of the week
+    from ``cutoff`` (popularity's top ``n`` re-ranked); 0 unless it beats 0. ``trends`` must be known
+    before ``cutoff``. Returns weight, helped, the week, per-weight NDCG and the lists per population."""
+    seen = before(events, cutoff)
+    targets = {p: t for p, t in population_targets(events, cutoff, candidates).items() if t is not None and len(t)}
+    base, segments = popularity(seen, cutoff).head(n), item_segments(seen)
+    ndcg = {}
+    for weight in grid:
+        ranking = trend_ranking(base, segments, trends, weight)
+        means = [summary([score_ranking(ranking, t, candidates if p == "outside_candidates" else None, k)])
+                 [f"ndcg@{k}"] for p, t in targets.items()]
+        ndcg[weight] = float(np.mean(means)) if means else None
+    off = ndcg.get(0.0)
+    best = max((w for w in grid if ndcg[w] is not None), key=lambda w: (ndcg[w], -w), default=0.0)
+    helped = off is not None and ndcg[best] is not None and ndcg[best] > off
+    return {"weight": best if helped else 0.0, "helped": bool(helped), "week_from": cutoff.isoformat(),
+            f"ndcg@{k}": {str(w): v for w, v in ndcg.items()}, "populations": {p: int(t[s.USER_ID].nunique())
+                                                                             for p, t in targets.items()}}
+
+
+def _buyers(events: pd.DataFrame, cutoff: date, days: int) -> pd.Series:
+    """item -> distinct buyers (a customer, else a guest order, else a guest line) in [cutoff - days, cutoff)."""
+    day = pd.to_datetime(events[s.EVENT_DATE])
+    rows = events[(events[s.QUANTITY] > 0) & (day >= pd.Timestamp(cutoff - timedelta(days=days)))
+                  & (day < pd.Timestamp(cutoff))]
+    who = rows[s.USER_ID].astype(object)
+    if s.ORDER_ID in rows.columns:
+        who = who.where(who.notna(), GUEST_PREFIX + rows[s.ORDER_ID].astype(object).astype(str))
+        who = who.where(rows[s.USER_ID].notna() | rows[s.ORDER_ID].notna(), None)
+    who = who.where(who.notna(), "line:" + pd.Series(rows.index.astype(str), index=rows.index))
+    return pd.DataFrame({s.ITEM_ID: rows[s.ITEM_ID], "_who": who}).drop_duplicates().groupby(s.ITEM_ID).size()
+
+
+def _by(counts: pd.Series) -> pd.Series:
+    """Counts sorted best first, ties by item id, as float scores indexed by item."""
+    frame = counts.rename("_n").rename_axis(s.ITEM_ID).reset_index()
+    frame = frame.sort_values(["_n", s.ITEM_ID], ascending=[False, True], kind="mergesort")
+    return pd.Series(frame["_n"].to_numpy(float), index=frame[s.ITEM_ID].to_numpy(object))
+
+
+def _distinct(pairs: pd.DataFrame) -> pd.DataFrame:
+    pairs = pairs[[s.USER_ID, s.ITEM_ID]].astype(object).drop_duplicates()
+    return pairs.sort_values([s.USER_ID, s.ITEM_ID], kind="mergesort").reset_index(drop=True)
+
+
+def _without(frame: pd.DataFrame, exclude: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` whose (user_id, item_id) pair is not in ``exclude``."""
+    pairs = exclude[[s.USER_ID, s.ITEM_ID]].astype(str).drop_duplicates().assign(_x=True)
+    keys = frame[[s.USER_ID, s.ITEM_ID]].astype(str)
+    hit = keys.merge(pairs, on=[s.USER_ID, s.ITEM_ID], how="left")["_x"].fillna(False).to_numpy(bool)
+    return frame[~hit]
