@@ -49,7 +49,8 @@ from pipeline import schemas
 from pipeline.config import Config, IngestConfig
 from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
-from pipeline.ingest.staging import Drop, Staging, finish_pending
+from pipeline.ingest.drop import Drop
+from pipeline.ingest.staging import Staging, finish_pending
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
 from pipeline.snapshots import locked
 from pipeline.store import Store, read_json

@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,13 +39,13 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
+from pipeline.ingest.drop import KEY, Drop, contains
 from pipeline.ingest.spill import DaySpill
 from pipeline.ingest.validate import event_key_base, event_keys
 from pipeline.snapshots import held_folder, link_or_copy, prune
 from pipeline.store import Store, raw_commit, read_json, write_json
 
 log = logging.getLogger(__name__)
-KEY = "key"
 INTENT = "commit.json"  # in a staging folder: the commit is decided, only renames remain
 PARTIAL = "partial-"  # a staging folder whose file's digest is not known yet
 LEGACY_KEYS = "raw/_keys/"  # where raw keys were kept before raw snapshots (a pending decision may name it)
@@ -112,25 +111,6 @@ def _keys_prefix(store: Store) -> str:
 
 def _bases_prefix(store: Store) -> str:
     return store.drop_bases.relative_to(store.root).as_posix() + "/"
-
-
-@dataclass
-class Drop:
-    """The files of one ingest (a folder, a glob, a landing drop), read in order: identical rows are
-    numbered across all of them, so a repeat split over two files counts as in one file.
-
-    ``earlier`` are the digests of the drop's files before this one; each file of a multi-file drop
-    keeps its field hashes per day in ``Store.drop_bases`` at commit, so a re-run after a crash, which
-    skips the committed files unread, still numbers on from them.
-    """
-
-    earlier: list[str] = field(default_factory=list)
-    keep: bool = False  # a drop of more than one file: keep each file's field hashes
-
-    def prior(self, store: Store, day: str) -> np.ndarray | None:
-        parts = [store.drop_bases / digest / f"event_date={day}.u64" for digest in self.earlier]
-        found = [np.fromfile(p, dtype=np.uint64) for p in parts if p.is_file()]
-        return np.sort(np.concatenate(found)) if found else None
 
 
 def _rename(store: Store, folder: Path, moves: list[tuple[str, str]]) -> None:
@@ -265,7 +245,7 @@ class Staging:
             base = np.concatenate([base, spilled[1]])
             base.tofile(base_file)  # every row's hash, in the rows' order (Drop reads them back)
         keys = event_keys(base, drop.prior(self.store, day))
-        dup = np.isin(keys, _committed_keys(self.store.raw_keys / f"event_date={day}", committed))
+        dup = contains(drop.committed_keys(self.store, day, committed), keys)
         if dup.all():
             return False, int(dup.sum())
         if dup.any() or spilled is not None:  # one file per day and commit, without the duplicates
