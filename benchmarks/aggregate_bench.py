@@ -9,14 +9,18 @@ process (harness.py: wall time from spawn to os.wait4, process start included; p
   ``duckdb.connect()``) over ``STORE/raw/event_date=*/*.parquet`` computing the same zero-filled per
   segment × day counts, quantity and revenue sums and exact distinct users and items, written to a
   parquet file with ``COPY ... TO``;
+* plain: the ``GROUP BY`` a user would write first, beside it in every pair: the same counts, sums
+  and exact distinct users and items per segment × day, without the zero fill (days without events
+  get no row), also written with ``COPY ... TO``;
 * trendrec: ``.venv/bin/trendrec aggregate --config benchmarks/shapes.toml --store STORE --json`` after
   removing STORE/aggregates, a full recompute (it also writes the all-segment days and the
   month × weekday table).
 
 The two daily row counts are compared (a mismatch is logged). Start-up is measured the same way:
 ``trendrec --help`` and the fixed cost, ``trendrec aggregate`` over a 1,000-line log of the same shape.
-One table prints every shape side by side (``--json``: one JSON object). Issue 21's target: at most
-0.75× DuckDB's time on every shape, peak RSS at most 0.5 GiB. Asserts nothing.
+One table prints every shape side by side (``--json``: one JSON object). Targets: at most 0.75× the
+zero-filled query's time (issue 21) and at most 1.0× the plain ``GROUP BY``'s on every shape and order,
+peak RSS at most 0.5 GiB. Asserts nothing.
 
 Isolation: the ratios move when anything else runs (issue 21: 1.52 → 1.21 with one busy core). Run it
 alone: nothing else on the machine, under the lock that CPU-heavy jobs on the shared machine take
@@ -58,6 +62,12 @@ SELECT g.{s.SEGMENT}, g.day, year(g.day) y, month(g.day) m, isodow(g.day) - 1 wd
        coalesce(users, 0) users, coalesce(items, 0) items
 FROM grid g LEFT JOIN d USING ({s.SEGMENT}, day) ORDER BY ALL
 """
+PLAIN_SQL = f"""
+SELECT {s.SEGMENT}, {s.EVENT_DATE} AS day, count(*) AS events, sum({s.QUANTITY}) AS quantity,
+       sum({s.QUANTITY} * {s.PRICE}) AS revenue, count(DISTINCT {s.USER_ID}) AS users,
+       count(DISTINCT {s.ITEM_ID}) AS items
+FROM read_parquet('{{files}}', hive_partitioning = false) GROUP BY {s.SEGMENT}, {s.EVENT_DATE}
+"""
 # The child imports DuckDB only; argv: the raw files' glob, the output file.
 REFERENCE = f"""
 import sys, duckdb
@@ -65,6 +75,7 @@ con = duckdb.connect()
 con.execute("COPY (" + {REFERENCE_SQL!r}.format(files=sys.argv[1]) + ") TO '" + sys.argv[2] + "' (FORMAT parquet)")
 print(con.sql("SELECT count(*) FROM read_parquet(?)", params=[sys.argv[2]]).fetchall()[0][0])
 """
+PLAIN = REFERENCE.replace(repr(REFERENCE_SQL), repr(PLAIN_SQL))
 
 
 def _cli(args: argparse.Namespace, command: str, store: Path, *extra: str) -> list[str]:
@@ -92,10 +103,12 @@ def bench_shape(args: argparse.Namespace, work: Path, shape: str) -> ShapeResult
     store = ensure_store(args, work, shape, args.rows)
     tiny = ensure_store(args, work, shape, harness.TINY_ROWS)
     files, out = str(store / "raw" / "event_date=*" / "*.parquet"), work / f"reference-{shape}.parquet"
-    result = ShapeResult()
+    result, plain = ShapeResult(), []
     for i in range(args.repeat):
         log.info("%s, pair %d of %d:", shape, i + 1, args.repeat)
         result.refs.append(run_child([sys.executable, "-c", REFERENCE, files, str(out)], work, "DuckDB query"))
+        out.unlink()
+        plain.append(run_child([sys.executable, "-c", PLAIN, files, str(out)], work, "DuckDB plain GROUP BY"))
         out.unlink()
         result.ours.append(_aggregate(args, store, "trendrec aggregate"))
     result.fixed = [_aggregate(args, tiny, f"trendrec aggregate ({harness.TINY_ROWS:,} lines)")
@@ -104,12 +117,20 @@ def bench_shape(args: argparse.Namespace, work: Path, shape: str) -> ShapeResult
     ours = json.loads(result.ours[-1].stdout)
     if ref_rows != ours["daily_rows"]:
         log.warning("%s: DuckDB wrote %d daily rows, trendrec %d", shape, ref_rows, ours["daily_rows"])
+    ratios = sorted(o.seconds / p.seconds for p, o in zip(plain, result.ours))
     result.extra = {"rows": args.rows, "segments": ours["segments"], "raw_files": ours["raw_files"],
-                    "daily_rows": ours["daily_rows"], "reference_daily_rows": ref_rows}
+                    "daily_rows": ours["daily_rows"], "reference_daily_rows": ref_rows,
+                    "plain_s": round(sorted(p.seconds for p in plain)[len(plain) // 2], 2),
+                    "plain_ratio": round(ratios[len(ratios) // 2], 3), "plain_ratios": [round(r, 3) for r in ratios],
+                    "plain_peak_rss_mib": round(max(p.peak_rss for p in plain) / 2**20)}
     return result
 
 
-EXTRA_ROWS = (("segments", "segments", "{:,}"), ("raw files", "raw_files", "{:,}"),
+EXTRA_ROWS = (("plain GROUP BY s (median)", "plain_s", "{:.2f}"),
+              ("ratio trendrec/plain (median)", "plain_ratio", "{:.2f}"),
+              ("ratios to plain (sorted)", "plain_ratios", lambda v: " ".join(f"{x:.2f}" for x in v)),
+              ("plain GROUP BY peak RSS MiB", "plain_peak_rss_mib", "{:,}"),
+              ("segments", "segments", "{:,}"), ("raw files", "raw_files", "{:,}"),
               ("daily rows (trendrec)", "daily_rows", "{:,}"),
               ("daily rows (DuckDB)", "reference_daily_rows", "{:,}"))
 

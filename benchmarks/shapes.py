@@ -12,8 +12,17 @@ CustomerID) plus Category, the segment; ``shapes.toml`` next to this file maps t
   50,000 Zipf-drawn regulars, 10 % from guests: most customers appear in one order only, and the
   number of customers grows with the log (about 3 M at 20 M lines).
 
-Common to all: two years of events from 2024-01-01 (naive UK shop time, 08:00 to 20:00, in time
-order); orders of geometric size (mean 4 lines) share invoice, customer and time; 1 % of orders are
+Orders shops export in (the same Zipf lines as ``zipf``, whose file is in time order):
+
+- ``exports``: ten time-ordered exports of the two years, one after the other (its own draws);
+- ``by_customer``: ordered by CustomerID (guests last), then time, as a database export by key;
+- ``by_item``: ordered by StockCode, then time;
+- ``shuffled``: no order at all.
+
+A reordered file is written with memory bounded too: each generated chunk is cut into buckets of key
+ranges (Arrow files next to the output, removed after), then each bucket is sorted and written.
+
+Common to all: two years of events from 2024-01-01 (naive UK shop time, 08:00 to 20:00); orders of geometric size (mean 4 lines) share invoice, customer and time; 1 % of orders are
 cancellations (InvoiceNo "C...", negative quantities); an item keeps its code, description, price and
 category (item number modulo the segment count, so popular items are spread over segments).
 
@@ -62,6 +71,7 @@ class Shape:
     customer_zipf: float  # Zipf exponent of regulars' order counts; 0 = even
     guest_share: float = 0.0  # orders without a CustomerID
     one_off_share: float = 0.0  # orders by a customer seen in that order only
+    order: str = "time"  # the order of the file's lines: one of ORDERS
 
 
 SHAPES = {s.name: s for s in (
@@ -69,7 +79,14 @@ SHAPES = {s.name: s for s in (
     Shape("zipf", 60, 50_000, 300_000, 1.0, 1.0, guest_share=0.1),
     Shape("many_segments", 2_000, 50_000, 300_000, 1.0, 1.0, guest_share=0.1),
     Shape("long_tail", 60, 50_000, 50_000, 1.0, 1.0, guest_share=0.1, one_off_share=0.6),
+    Shape("exports", 60, 50_000, 300_000, 1.0, 1.0, guest_share=0.1, order="exports"),
+    Shape("by_customer", 60, 50_000, 300_000, 1.0, 1.0, guest_share=0.1, order="customer"),
+    Shape("by_item", 60, 50_000, 300_000, 1.0, 1.0, guest_share=0.1, order="item"),
+    Shape("shuffled", 60, 50_000, 300_000, 1.0, 1.0, guest_share=0.1, order="shuffled"),
 )}
+ORDERS = ("time", "exports", "customer", "item", "shuffled")
+EXPORTS = 10  # time-ordered exports of the whole two years, one after the other, in order "exports"
+
 
 
 class _Draw:
@@ -155,22 +172,83 @@ def _chunk(shape: Shape, cat: _Catalogue, rng: np.random.Generator, rows: int, d
     return batch, k
 
 
+# The generator's seed per shape, fixed so that a shape's file stays the same byte for byte as shapes
+# are added; the reordered shapes hold the very lines of ``zipf`` (``exports`` draws its own times).
+_SALT = {"long_tail": 0, "many_segments": 1, "uniform": 2, "zipf": 3, "exports": 3, "by_customer": 3,
+         "by_item": 3, "shuffled": 3}
+
+
+def _batches(shape: Shape, cat: _Catalogue, rows: int, seed: int, salt: int):
+    """The log's lines as generated, CHUNK_ROWS at a time: time order, or ``EXPORTS`` time-ordered
+    exports of the two years one after the other."""
+    exports = EXPORTS if shape.order == "exports" else 1
+    first_order = 0
+    for e in range(exports):
+        lines = rows // exports + (e < rows % exports)
+        chunks = max(1, -(-lines // CHUNK_ROWS))
+        for c in range(chunks):
+            n = lines // chunks + (c < lines % chunks)
+            span = (DAYS * c / chunks, DAYS * (c + 1) / chunks)
+            rng = np.random.default_rng([seed, salt, c] if exports == 1 else [seed, salt, e, c])
+            batch, orders = _chunk(shape, cat, rng, n, span, first_order)
+            yield batch
+            first_order += orders
+
+
+def _sort_key(shape: Shape, batch: pa.RecordBatch, rng: np.random.Generator) -> np.ndarray:
+    """Per line, the uint64 the file is ordered by (ties keep time order), below 2**62."""
+    if shape.order == "customer":  # guests (no id) last
+        return pc.fill_null(batch.column("CustomerID"), 2**62 - 1).to_numpy().astype(np.uint64)
+    if shape.order == "item":  # codes are 5 digits, some with a letter after: their number orders them
+        digits = pc.utf8_slice_codeunits(batch.column("StockCode"), 0, 5)
+        return pc.cast(digits, pa.int64()).to_numpy().astype(np.uint64)
+    return rng.integers(0, 2**62, len(batch), dtype=np.uint64)  # shuffled
+
+
+def _write_reordered(shape: Shape, batches, rows: int, writer: pacsv.CSVWriter, work: Path, seed: int) -> None:
+    """Write the lines ordered by ``_sort_key`` with memory bounded: each generated chunk is cut into
+    buckets of key ranges (Arrow files beside the output), then each bucket is sorted and written."""
+    buckets = max(1, -(-rows // CHUNK_ROWS))
+    keyed = SCHEMA.append(pa.field("_key", pa.uint64()))
+    paths = [work / f"bucket-{b}.arrow" for b in range(buckets)]
+    sinks = [pa.ipc.new_stream(p, keyed) for p in paths]
+    try:
+        bound = None
+        for c, batch in enumerate(batches):
+            key = _sort_key(shape, batch, np.random.default_rng([seed, 7, c]))
+            if bound is None:  # the key range: customer ids and item numbers are dense from their first
+                bound = 2**62 if shape.order == "shuffled" else int(key[key < 2**62 - 1].max(initial=0)) * 2 + 1
+            which = np.minimum(key.astype(np.float64) * buckets / bound, buckets - 1).astype(np.int64)
+            table = pa.Table.from_batches([batch]).append_column("_key", pa.array(key))
+            for b in np.unique(which):
+                sinks[b].write_table(table.filter(pa.array(which == b)))
+        for sink in sinks:
+            sink.close()
+        for p in paths:
+            with pa.ipc.open_stream(p) as reader:
+                table = reader.read_all()
+            order = np.argsort(table.column("_key").to_numpy(), kind="stable")
+            writer.write_table(table.take(pa.array(order)).drop_columns(["_key"]))
+            p.unlink()
+    finally:
+        for p in paths:
+            p.unlink(missing_ok=True)
+
+
 def generate(shape: Shape | str, rows: int, path: str | os.PathLike, seed: int = 0) -> Path:
     """Write ``rows`` lines of ``shape`` to the CSV ``path`` (via a temporary name) and return it."""
     shape = SHAPES[shape] if isinstance(shape, str) else shape
-    salt = sorted(SHAPES).index(shape.name) if shape.name in SHAPES else 99
+    salt = _SALT.get(shape.name, 99)
     cat = _catalogue(shape, np.random.default_rng([seed, salt]))
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
-    chunks = max(1, -(-rows // CHUNK_ROWS))
-    first_order = 0
+    batches = _batches(shape, cat, rows, seed, salt)
     with pacsv.CSVWriter(tmp, SCHEMA) as writer:
-        for c in range(chunks):
-            n = rows // chunks + (c < rows % chunks)
-            span = (DAYS * c / chunks, DAYS * (c + 1) / chunks)
-            batch, orders = _chunk(shape, cat, np.random.default_rng([seed, salt, c]), n, span, first_order)
-            writer.write_batch(batch)
-            first_order += orders
+        if shape.order in ("time", "exports"):
+            for batch in batches:
+                writer.write_batch(batch)
+        else:
+            _write_reordered(shape, batches, rows, writer, path.parent, seed)
     tmp.rename(path)
     return path
 

@@ -16,8 +16,9 @@ glob alike (a decided commit is finished by the next ingest). A file with more t
 
 Speed: validation and key hashing run on the calling thread while a reader thread parses the next
 chunk, one writer thread encodes the previous batch's parquet and another hashes the file (pyarrow
-and hashlib release the GIL); the dedup pass works on two days at a time (figures:
-benchmarks/README.md).
+and hashlib release the GIL); a log not in time order stages through one bounded spill instead of a file
+per day and batch (pipeline.ingest.spill); the dedup pass works on two days at a time, and the files of
+one run read each commit's keys once (pipeline.ingest.drop) (figures: benchmarks/README.md).
 
 Every input row ends in exactly one counter:
 rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + rows_dropped.
@@ -49,7 +50,8 @@ from pipeline import schemas
 from pipeline.config import Config, IngestConfig
 from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
-from pipeline.ingest.staging import Drop, Staging, finish_pending
+from pipeline.ingest.drop import Drop
+from pipeline.ingest.staging import Staging, finish_pending
 from pipeline.ingest.stats import write_ingest_stats
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
 from pipeline.snapshots import locked, prune_raw_snapshots

@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,12 +39,13 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
+from pipeline.ingest.drop import KEY, Drop, contains
+from pipeline.ingest.spill import DaySpill
 from pipeline.ingest.validate import event_key_base, event_keys
 from pipeline.snapshots import held_folder, link_or_copy, prune
 from pipeline.store import Store, raw_commit, read_json, write_json
 
 log = logging.getLogger(__name__)
-KEY = "key"
 INTENT = "commit.json"  # in a staging folder: the commit is decided, only renames remain
 PARTIAL = "partial-"  # a staging folder whose file's digest is not known yet
 LEGACY_KEYS = "raw/_keys/"  # where raw keys were kept before raw snapshots (a pending decision may name it)
@@ -60,10 +60,16 @@ _RAW_WRITE = {"compression": "zstd", "use_dictionary": [schemas.EVENT_DATE, sche
               "write_statistics": [schemas.EVENT_TIME, schemas.EVENT_DATE, schemas.QUANTITY, schemas.PRICE,
                                    schemas.SOURCE_LINE]}
 # Day files open at once. An open parquet writer holds its column writers and zstd contexts (about
-# 0.4 MiB each), so a two-year log with every day open held 0.3-0.5 GiB. Logs mostly come in time
-# order, so the least recently written day is closed; a day that comes back gets another part file,
-# joined to the first at the dedup pass.
+# 0.4 MiB each), so a two-year log with every day open held 0.3-0.5 GiB. In time order a day's rows
+# come in one or two batches: they are written straight to the day's file, the least recently written
+# day closed when another opens. The rows of a day whose file was closed, and a batch's few rows of a
+# day (any other order: a batch touches every day), go to the day spill (pipeline.ingest.spill) and
+# join their day's file at the dedup pass.
 OPEN_DAYS = 32
+# A day not staged yet gets a file of its own when a batch brings it at least this many rows, or when
+# the batch spans at most OPEN_DAYS days. A shuffled two-year log brings about 700 rows per day and
+# batch; opening, filling and closing a parquet file for so few rows costs more than spilling them.
+DIRECT_ROWS = 2048
 
 
 def finish_pending(store: Store) -> list[str]:
@@ -107,25 +113,6 @@ def _bases_prefix(store: Store) -> str:
     return store.drop_bases.relative_to(store.root).as_posix() + "/"
 
 
-@dataclass
-class Drop:
-    """The files of one ingest (a folder, a glob, a landing drop), read in order: identical rows are
-    numbered across all of them, so a repeat split over two files counts as in one file.
-
-    ``earlier`` are the digests of the drop's files before this one; each file of a multi-file drop
-    keeps its field hashes per day in ``Store.drop_bases`` at commit, so a re-run after a crash, which
-    skips the committed files unread, still numbers on from them.
-    """
-
-    earlier: list[str] = field(default_factory=list)
-    keep: bool = False  # a drop of more than one file: keep each file's field hashes
-
-    def prior(self, store: Store, day: str) -> np.ndarray | None:
-        parts = [store.drop_bases / digest / f"event_date={day}.u64" for digest in self.earlier]
-        found = [np.fromfile(p, dtype=np.uint64) for p in parts if p.is_file()]
-        return np.sort(np.concatenate(found)) if found else None
-
-
 def _rename(store: Store, folder: Path, moves: list[tuple[str, str]]) -> None:
     for name, target in moves:
         staged, final = folder / name, store.root / target
@@ -139,14 +126,16 @@ class Staging:
 
     Beside each day's rows it stages their field hashes (validate.event_key_base) as a plain file of
     native uint64 (scratch, never committed), so the dedup pass reads one small array per day instead
-    of the key columns.
+    of the key columns; spilled rows carry theirs with them.
     """
 
     def __init__(self, store: Store, cfg: IngestConfig):
         self.store, self.digest, self.cfg = store, "", cfg
         self.dir, self._held = held_folder(store.ingest_staging, PARTIAL)  # flock-ed while this ingest lives
         self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
-        self.parts: dict[str, int] = {}  # part files per staged day: {day}.parquet, {day}.1.parquet, ...
+        self.days: set[str] = set()  # every staged day
+        self.direct: set[str] = set()  # days with a file {day}.parquet (written before any spilled row)
+        self.spill = DaySpill(self.dir)
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
         try:
             self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
@@ -171,6 +160,7 @@ class Staging:
         shutil.rmtree(target, ignore_errors=True)
         self.dir.rename(target)
         self.dir, self.digest = target, digest
+        self.spill.folder = target
 
     def write_bad(self, rows: pd.DataFrame) -> int:
         """Stage refused rows (streamed, so a file of garbage does not fill memory); returns their count."""
@@ -198,32 +188,38 @@ class Staging:
             pending.result()
 
     def _write(self, table: pa.Table, base: np.ndarray) -> None:
+        """Each day's rows to its open file, or to the spill (see OPEN_DAYS); a day's rows stay in order."""
         days = table.column(schemas.EVENT_DATE).to_numpy()
         if (days[1:] < days[:-1]).any():  # logs mostly come in time order: then the stable sort is a no-op
             order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # then zero-copy slices per day
             table, base = table.take(order), base[order.to_numpy()]
         runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
-        start = 0
-        for day, rows in zip(runs.field("values").to_pylist(), runs.field("counts").to_pylist()):
-            writer, base_out = self._writer(str(day))
-            writer.write_table(table.slice(start, rows))
-            base_out.write(base[start:start + rows].tobytes())
+        counts = runs.field("counts").to_numpy()
+        opens = counts >= DIRECT_ROWS if len(counts) > OPEN_DAYS else np.ones(len(counts), dtype=bool)
+        spilled, start = [], 0
+        for day, rows, own in zip(map(str, runs.field("values").to_pylist()), counts.tolist(), opens.tolist()):
+            if day in self.writers or (own and day not in self.days):
+                writer, base_out = self._writer(day)
+                writer.write_table(table.slice(start, rows))
+                base_out.write(base[start:start + rows].tobytes())
+            else:  # its file was closed, or this batch is not in time order
+                spilled.append((day, start, rows))
+            self.days.add(day)
             start += rows
+        if spilled:
+            self.spill.add(table, base, spilled)
 
     def _writer(self, day: str) -> tuple[pq.ParquetWriter, BinaryIO]:
-        """The day's open writer (now the most recent), opening a new part file when it was closed."""
+        """The day's open writer (now the most recent); a day not staged yet gets its file here."""
         if day in self.writers:
             self.writers[day] = self.writers.pop(day)
             return self.writers[day]
-        if len(self.writers) >= OPEN_DAYS:
+        if len(self.writers) >= OPEN_DAYS:  # closed for good: the day's further rows are spilled
             for w in self.writers.pop(next(iter(self.writers))):
                 w.close()
-        part = self.parts.get(day, 0)
-        self.parts[day] = part + 1
-        rows_file = self.dir / (f"{day}.parquet" if part == 0 else f"{day}.{part}.parquet")
-        # the hashes of every part go to one file, in the order the rows were written
-        self.writers[day] = (pq.ParquetWriter(rows_file, schemas.RAW_SCHEMA, **_RAW_WRITE),
-                             open(self.dir / f"{day}.base.u64", "ab" if part else "wb"))  # noqa: SIM115 - closed in _close
+        self.direct.add(day)
+        self.writers[day] = (pq.ParquetWriter(self.dir / f"{day}.parquet", schemas.RAW_SCHEMA, **_RAW_WRITE),
+                             open(self.dir / f"{day}.base.u64", "wb"))  # noqa: SIM115 - closed in _close
         return self.writers[day]
 
     def deduplicate(self, committed: set[str], drop: Drop | None = None) -> tuple[int, int]:
@@ -234,11 +230,11 @@ class Staging:
         drop = drop or Drop()
         # Days are independent, and their sorts, reads and writes release the GIL: two at a time.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
-            found = list(pool.map(lambda day: self._deduplicate_day(day, committed, drop), sorted(self.parts)))
+            found = list(pool.map(lambda day: self._deduplicate_day(day, committed, drop), sorted(self.days)))
         if drop.keep:  # every row's hash, duplicates included: the drop's next files number on from them
             self.moves += [(f"{day}.base.u64", f"{_bases_prefix(self.store)}{self.digest}/event_date={day}.u64")
-                           for day in sorted(self.parts)]
-        for day, (kept, _) in zip(sorted(self.parts), found):
+                           for day in sorted(self.days)]
+        for day, (kept, _) in zip(sorted(self.days), found):
             if kept:
                 self.moves += [(f"{day}.parquet", f"raw/event_date={day}/part-{self.digest}.parquet"),
                                (f"{day}.keys.parquet", f"{_keys_prefix(self.store)}event_date={day}/{self.digest}.parquet")]
@@ -247,17 +243,20 @@ class Staging:
 
     def _deduplicate_day(self, day: str, committed: set[str], drop: Drop) -> tuple[bool, int]:
         """Remove one day's duplicates and stage its new keys; returns (any row kept, duplicates)."""
-        staged, keys_file = self.dir / f"{day}.parquet", self.dir / f"{day}.keys.parquet"
-        keys = event_keys(np.fromfile(self.dir / f"{day}.base.u64", dtype=np.uint64), drop.prior(self.store, day))
-        dup = np.isin(keys, _committed_keys(self.store.raw_keys / f"event_date={day}", committed))
+        staged, keys_file, base_file = (self.dir / f"{day}{end}" for end in (".parquet", ".keys.parquet", ".base.u64"))
+        base = np.fromfile(base_file, dtype=np.uint64) if day in self.direct else np.empty(0, np.uint64)
+        spilled = self.spill.read(day)  # rows that came after the day's file was closed, or instead of one
+        if spilled is not None:
+            base = np.concatenate([base, spilled[1]])
+            base.tofile(base_file)  # every row's hash, in the rows' order (Drop reads them back)
+        keys = event_keys(base, drop.prior(self.store, day))
+        dup = contains(drop.committed_keys(self.store, day, committed), keys)
         if dup.all():
             return False, int(dup.sum())
-        parts = [staged] + [self.dir / f"{day}.{k}.parquet" for k in range(1, self.parts[day])]
-        if dup.any() or len(parts) > 1:  # one file per day and commit, without the duplicates
-            rows = pa.concat_tables([pq.read_table(p, schema=schemas.RAW_SCHEMA) for p in parts])
+        if dup.any() or spilled is not None:  # one file per day and commit, without the duplicates
+            parts = [pq.read_table(staged, schema=schemas.RAW_SCHEMA)] if day in self.direct else []
+            rows = pa.concat_tables(parts + ([spilled[0]] if spilled is not None else []))
             pq.write_table(rows.filter(pa.array(~dup)) if dup.any() else rows, staged, **_RAW_WRITE)
-            for extra in parts[1:]:
-                extra.unlink()
         _write_keys(keys[~dup], keys_file)
         return True, int(dup.sum())
 
@@ -294,6 +293,7 @@ class Staging:
             for pair in self.writers.values():
                 for w in pair:
                     w.close()
+            self.spill.close()
 
     def abort(self) -> None:
         try:
