@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from pipeline import schemas as s
 from recsys.value.data import customer_days, guest_lines, open_value_events
-from recsys.value.ensemble import blend, fit_members, level_scale, predict_members
+from recsys.value.ensemble import blend, fit_members, level_scale, predict_members, training_windows
 from recsys.value.features import build_features
 from recsys.value.stage import score_table
 from tests.value.conftest import END, ONE, RETURNS, SAMEDAY, TINY, value_events
@@ -109,3 +110,16 @@ def test_lstm_forecasts_never_exceed_the_largest_training_spend():
     model.cap = 250.0
     p, mean, p10, p90 = model.predict(np.zeros((2, TINY.seq_weeks, 5), np.float32), np.zeros((2, 3), np.float32))
     assert np.all(p > 0.99) and np.all(mean == 250.0) and np.all(p90 <= 250.0) and np.all(p10 <= p90)
+
+
+def test_the_training_windows_take_the_budget_of_customers_and_a_large_budget_changes_nothing(fitted):
+    _, days, _ = fitted
+    everyone = training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=0))
+    n = days[days["day"] < CUTOFF][s.USER_ID].nunique()
+    for a, b in zip(training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=n)), everyone, strict=True):
+        np.testing.assert_array_equal(a, b)
+    sample = training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=30))
+    assert len(np.unique(sample[3])) <= 30 < len(np.unique(everyone[3]))
+    assert set(sample[3]) <= set(everyone[3])
+    again = training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=30))
+    np.testing.assert_array_equal(again[3], sample[3])  # the same seed, the same customers
