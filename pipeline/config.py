@@ -178,6 +178,7 @@ class CustomerModelConfig:
     log_dir: str = ""  # TensorBoard runs go to <log_dir>/customer-model-<cutoff>; "" = the store's runs/ or none
     seed: int = 42  # keras.utils.set_random_seed and negative sampling
     bless_margin: float = 0.0  # push the model only when its validation Recall@10 > best baseline's + margin
+    distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the machine's GPUs or CPUs)
 
     def __post_init__(self) -> None:
         if self.cell not in CUSTOMER_CELLS:
@@ -223,6 +224,7 @@ class ValueConfig:
     batch_customers: int = 50_000  # customers per scoring batch (hash buckets): bounds memory
     memory_limit: str = "2GB"  # DuckDB memory limit of the customer-day queries (spills to the store's .tmp/)
     histogram_freq: int = 0  # TensorBoard weight histograms every N epochs; 0 = none
+    distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the machine's GPUs or CPUs)
 
     def __post_init__(self) -> None:
         if self.horizon_days < 7 or self.seq_weeks < 1 or self.train_cutoffs < 1 or self.train_step_days < 1:
