@@ -222,6 +222,7 @@ class ValueConfig:
     ridge_l2: float = 1.0  # L2 of the RFM ridge (on standardised features, log1p spend target)
     bgnbd_penalizer: float = 0.0  # L2 on BG/NBD and Gamma-Gamma log parameters; 0 = plain maximum likelihood
     batch_customers: int = 50_000  # customers per scoring batch (hash buckets): bounds memory
+    shards: int = 1  # the forecast scored in this many shards by a stable hash of the customer id, then joined
     memory_limit: str = "2GB"  # DuckDB memory limit of the customer-day queries (spills to the store's .tmp/)
     histogram_freq: int = 0  # TensorBoard weight histograms every N epochs; 0 = none
     distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the machine's GPUs or CPUs)
@@ -234,6 +235,8 @@ class ValueConfig:
                               f"{self.val_share}, {self.dropout}")
         if self.train_customers < 0:
             raise ConfigError(f"value.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.shards < 1:
+            raise ConfigError(f"value.shards must be >= 1, got {self.shards}")
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from recsys.value.data import ValueModelError
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "lstm.keras"
+PREDICT_BATCH = 8192  # customers per predict step
 SIGMA_RANGE = (1e-3, 4.0)  # sigma is clipped: exp(sigma²/2) beyond 4 is a numerical accident, not a forecast
 
 
@@ -124,8 +125,20 @@ class ValueLSTM:
         """
         if self.model is None:
             raise ValueModelError("ValueLSTM.predict() before fit() or load()")
-        p, *values = ziln_moments(self.model.predict([seq, static], batch_size=8192, verbose=0))
+        p, *values = ziln_moments(self._raw(seq, static))
         return (p, *(np.minimum(v, self.cap) for v in values))
+
+    def _raw(self, seq: np.ndarray, static: np.ndarray) -> np.ndarray:
+        """The network's outputs, PREDICT_BATCH rows per step, the last step padded: every step has one
+        shape, so a customer's forecast does not depend on the batch or shard that scored it (the CPU
+        kernels round a row differently with the number of rows around it)."""
+        out = np.empty((len(seq), 3), dtype=np.float32)
+        for start in range(0, len(seq), PREDICT_BATCH):
+            chunk = [seq[start:start + PREDICT_BATCH], static[start:start + PREDICT_BATCH]]
+            size = len(chunk[0])
+            chunk = [np.concatenate([c, np.zeros((PREDICT_BATCH - size, *c.shape[1:]), c.dtype)]) for c in chunk]
+            out[start:start + size] = np.asarray(self.model.predict_on_batch(chunk))[:size]
+        return out
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)
