@@ -166,6 +166,7 @@ class CustomerModelConfig:
     active_days: int = 28  # a training customer bought in these days before the training cut-off
     train_weeks: int = 8  # weekly training cut-offs before the prediction cut-off (the last validates)
     train_negatives: int = 100  # non-bought retrieved items kept per training customer-week (>= n_candidates: all)
+    train_customers: int = 10_000  # training budget: customers sampled per training cut-off (by activity); 0 = all
     cell: str = "lstm"  # lstm | gru
     units: int = 16  # recurrent units
     dense_units: int = 64  # units of the dense layers after the recurrent one
@@ -182,6 +183,7 @@ class CustomerModelConfig:
     log_dir: str = ""  # TensorBoard runs go to <log_dir>/customer-model-<cutoff>; "" = the store's runs/ or none
     seed: int = 42  # keras.utils.set_random_seed and negative sampling
     bless_margin: float = 0.0  # push the model only when its validation Recall@10 > best baseline's + margin
+    distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the machine's GPUs or CPUs)
 
     def __post_init__(self) -> None:
         if self.cell not in CUSTOMER_CELLS:
@@ -190,6 +192,8 @@ class CustomerModelConfig:
             raise ConfigError(f"customers.seq_weeks must be in [1, customers.lookback_weeks], got {self.seq_weeks}")
         if 2 * self.recent_weeks > self.lookback_weeks or self.train_weeks < 2:
             raise ConfigError("customers: need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
+        if self.train_customers < 0:
+            raise ConfigError(f"customers.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -218,12 +222,15 @@ class ValueConfig:
     learning_rate: float = 3e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     val_share: float = 0.2  # share of training customers held out for early stopping
+    train_customers: int = 50_000  # training budget: customers of the LSTM's and ridge's windows (by activity); 0 = all
     seed: int = 42  # keras.utils.set_random_seed and the early-stopping split
     ridge_l2: float = 1.0  # L2 of the RFM ridge (on standardised features, log1p spend target)
     bgnbd_penalizer: float = 0.0  # L2 on BG/NBD and Gamma-Gamma log parameters; 0 = plain maximum likelihood
     batch_customers: int = 50_000  # customers per scoring batch (hash buckets): bounds memory
+    shards: int = 1  # the forecast scored in this many shards by a stable hash of the customer id, then joined
     memory_limit: str = "2GB"  # DuckDB memory limit of the customer-day queries (spills to the store's .tmp/)
     histogram_freq: int = 0  # TensorBoard weight histograms every N epochs; 0 = none
+    distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the machine's GPUs or CPUs)
 
     def __post_init__(self) -> None:
         if self.horizon_days < 7 or self.seq_weeks < 1 or self.train_cutoffs < 1 or self.train_step_days < 1:
@@ -231,6 +238,10 @@ class ValueConfig:
         if not 0.0 < self.val_share < 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"value: val_share must be in (0, 1) and dropout in [0, 1), got "
                               f"{self.val_share}, {self.dropout}")
+        if self.train_customers < 0:
+            raise ConfigError(f"value.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.shards < 1:
+            raise ConfigError(f"value.shards must be >= 1, got {self.shards}")
 
 
 @dataclass(frozen=True)

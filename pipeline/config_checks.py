@@ -18,10 +18,10 @@ import zoneinfo
 from typing import Any
 
 from pipeline import schemas
+from pipeline.distribute import DISTRIBUTE  # allowed model / customers / value .distribute values
 from pipeline.errors import ConfigError
 
 CELLS = ("lstm", "gru", "peephole")  # allowed model.cell values
-DISTRIBUTE = ("none", "mirrored")  # allowed model.distribute values
 
 
 def build_section(cls: type, values: dict[str, Any], where: str) -> Any:
@@ -69,6 +69,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"model.target must be one of {schemas.MEASURES}, got {cfg.model.target!r}")
     _validate_model(cfg.model)
     _validate_combination(cfg.combination, cfg.model)
+    for where in ("customers", "value"):
+        if getattr(cfg, where).distribute not in DISTRIBUTE:
+            raise ConfigError(f"{where}.distribute must be one of {', '.join(DISTRIBUTE)}, "
+                              f"got {getattr(cfg, where).distribute!r}")
 
 
 def _validate_list_columns(columns: dict[str, Any]) -> None:

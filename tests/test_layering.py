@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 LAYERS: dict[str, int] = {
     "pipeline.config": 0, "pipeline.config_checks": 0, "pipeline.schemas": 0, "pipeline.errors": 0,
     "pipeline.store": 0, "pipeline.tables": 0, "pipeline.snapshots": 0, "pipeline.orchestration": 0,
-    "pipeline.eventdb": 0, "pipeline.lists": 0,
+    "pipeline.eventdb": 0, "pipeline.lists": 0, "pipeline.sampling": 0, "pipeline.distribute": 0,
     "pipeline.ingest": 1,
     "pipeline.aggregate": 2,
     "recsys.registry": 3, "recsys.runs": 3,

@@ -208,6 +208,17 @@ def active_users(con: duckdb.DuckDBPyConnection, cutoff: date, days: int) -> np.
     return frame[s.USER_ID].to_numpy(dtype=object)
 
 
+def purchase_lines(con: duckdb.DuckDBPyConnection, cutoff: date, days: int, users: np.ndarray) -> np.ndarray:
+    """Purchase lines of each of ``users`` in the ``days`` before the cut-off (0 for none), in their order:
+    the activity a training sample is stratified by."""
+    con.register("activity_users", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
+    sql = (f"SELECT {s.USER_ID}, count(*) AS n FROM events WHERE {_WINDOW} AND {s.USER_ID} IN "
+           f"(SELECT {s.USER_ID} FROM activity_users) GROUP BY 1")
+    counts = con.execute(sql, {"start": cutoff - timedelta(days=days), "cutoff": cutoff}).df()
+    con.unregister("activity_users")
+    return counts.set_index(s.USER_ID)["n"].reindex(pd.Index(users, dtype=str), fill_value=0).to_numpy(np.int64)
+
+
 def check_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig) -> None:
     """Raise GuestOnlyLogError / NoCustomerHistoryError unless a known customer bought in the lookback."""
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}

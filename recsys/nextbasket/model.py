@@ -7,7 +7,8 @@ LSTM (or GRU) and the repeat-cycle statics through a dense branch, and outputs a
 a customer's list is their retrieved items sorted by it. Counts are log1p-scaled and normalised with
 statistics of the training cut-offs only, inside the model (so a saved model scores raw features).
 The recurrent layer keeps Keras' fused-kernel settings (tanh / sigmoid, recurrent_dropout=0, no
-unroll), so on a GPU it runs cuDNN; dropout sits between layers instead.
+unroll), so on a GPU it runs cuDNN; dropout sits between layers instead. ``distribute = "mirrored"``
+builds it in a MirroredStrategy scope (pipeline.distribute), so fit() splits each batch over the devices.
 
     python -c "from recsys.nextbasket.model import LSTMRecommender; m = LSTMRecommender(); \
 m.build(16, 14); m.model.summary()"
@@ -23,6 +24,7 @@ import keras
 import numpy as np
 
 from pipeline.config import CustomerModelConfig
+from pipeline.distribute import strategy_scope
 from recsys.nextbasket.callbacks import RecallAtK
 from recsys.nextbasket.features import SEQ_CHANNELS, STATIC_FEATURES
 from recsys.nextbasket.histories import CustomerModelError
@@ -57,8 +59,14 @@ class LSTMRecommender:
     def build(self, seq_weeks: int, n_static: int, seq: np.ndarray | None = None,
               static: np.ndarray | None = None) -> keras.Model:
         """Build the network; ``seq`` / ``static`` (training data only) give the normalisation statistics."""
+        keras.utils.set_random_seed(self.config.seed)
+        with strategy_scope(self.config.distribute):  # "mirrored": fit() splits each batch over the devices
+            self.model = self._network(seq_weeks, n_static, seq, static)
+        return self.model
+
+    def _network(self, seq_weeks: int, n_static: int, seq: np.ndarray | None,
+                 static: np.ndarray | None) -> keras.Model:
         cfg = self.config
-        keras.utils.set_random_seed(cfg.seed)
         seq_in = keras.Input((seq_weeks, len(SEQ_CHANNELS)), name="sequence")
         static_in = keras.Input((n_static,), name="static")
         x = _normaliser(seq, axis=(0, 1), name="seq_norm")(SignedLog1p(name="seq_log1p")(seq_in))
@@ -72,10 +80,10 @@ class LSTMRecommender:
         h = keras.layers.Dropout(cfg.dropout)(h)
         h = keras.layers.Dense(cfg.dense_units // 2, activation="relu")(h)
         out = keras.layers.Dense(1, activation="sigmoid", name="buy_prob")(h)
-        self.model = keras.Model([seq_in, static_in], out, name="customer_lstm_recommender")
-        self.model.compile(optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
-                           loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
-        return self.model
+        model = keras.Model([seq_in, static_in], out, name="customer_lstm_recommender")
+        model.compile(optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
+                      loss="binary_crossentropy", metrics=[keras.metrics.AUC(name="auc")])
+        return model
 
     def fit(self, train: tuple[np.ndarray, np.ndarray, np.ndarray], val: tuple, run_dir: Path | None = None):
         """Train on (seq, static, label); ``val`` = (seq, static, label, user codes, targets per user code)."""

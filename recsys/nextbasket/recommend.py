@@ -6,8 +6,10 @@
 cut-offs before ``cutoff`` (cutoff - 7, - 14, ...); each one's features come from data before it and
 its labels from the 7 days after it, which all end by ``cutoff``, so the week being predicted is
 never read. The latest labelled week (cutoff - 7) is the validation set, with full candidate lists.
-Training customers bought in the ``active_days`` before their cut-off and in its label week;
-negatives are subsampled (``train_negatives`` per customer-week), positives all kept.
+Training customers bought in the ``active_days`` before their cut-off and in its label week; where
+more than ``train_customers`` do, a sample of that many (stratified by their purchase lines in those
+days, pipeline.sampling) trains, so training time stops growing with the shop; negatives are
+subsampled (``train_negatives`` per customer-week), positives all kept.
 
     python -c "from datetime import date; import numpy as np; from recsys.nextbasket.recommend import *; \
 print(lstm_recommender_store('/tmp/cust-store', date(2011, 12, 3), np.array(['12347', '12748'])))"
@@ -26,6 +28,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
+from pipeline.sampling import sample_customers
 from pipeline.schemas import LABEL, SCORE
 from pipeline.store import Store
 from recsys.nextbasket.retrieval import retrieve
@@ -37,6 +40,7 @@ from recsys.nextbasket.histories import (
     iter_histories,
     open_events,
     open_store,
+    purchase_lines,
     purchased_items,
 )
 from recsys.nextbasket.model import LSTMRecommender
@@ -120,6 +124,10 @@ def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelC
     users = np.intersect1d(active_users(con, at, cfg.active_days), bought[s.USER_ID].unique())
     if not len(users):
         raise NoCustomerHistoryError(f"no customer active in the {cfg.active_days} days before {at} bought in its week")
+    if rng is not None and 0 < cfg.train_customers < len(users):  # training: the budget's sample of customers
+        keep = sample_customers(users, purchase_lines(con, at, cfg.active_days, users), cfg.train_customers, cfg.seed)
+        log.info("training cut-off %s: %d of %d customers sampled (customers.train_customers)", at, keep.sum(), len(users))
+        users = users[keep]
     n_targets = bought[bought[s.USER_ID].isin(users)].groupby(s.USER_ID).size()
     seqs, statics, labels, groups = [], [], [], []
     for hist in iter_histories(con, at, cfg, users):

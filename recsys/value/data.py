@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import ValueConfig
+from pipeline.sampling import stable_hash_sql
 from pipeline.errors import TrendrecError
 from pipeline.eventdb import view_over_frame, view_over_store
 
@@ -68,12 +69,13 @@ def last_event_day(con: duckdb.DuckDBPyConnection) -> date:
 
 
 def customer_days(con: duckdb.DuckDBPyConnection, end: date, start: date = _EPOCH,
-                  bucket: tuple[int, int] | None = None) -> pd.DataFrame:
+                  bucket: tuple[int, int] | None = None, shard: tuple[int, int] = (0, 1)) -> pd.DataFrame:
     """Customer-days with ``start <= day < end`` (user_id, day, orders, gross, net), sorted.
 
-    ``bucket = (i, n)`` keeps the customers with ``hash(user_id) % n = i`` (streamed scoring).
+    ``bucket = (i, n)`` keeps the customers with ``hash(user_id) % n = i`` (streamed scoring);
+    ``shard = (k, n)`` those of shard k of n (pipeline.sampling's stable hash, the same in every process).
     """
-    sql = _DAYS
+    sql = _DAYS + _in_shard(shard)
     if bucket is not None:
         sql += f" AND hash({s.USER_ID}) % {int(bucket[1])} = {int(bucket[0])}"
     frame = con.execute(sql + " GROUP BY 1, 2 ORDER BY 1, 2", {"start": start, "end": end}).df()
@@ -87,9 +89,16 @@ def guest_lines(con: duckdb.DuckDBPyConnection, end: date) -> int:
     return int(con.execute(sql, {"end": end}).fetchone()[0])
 
 
-def count_customers(con: duckdb.DuckDBPyConnection, end: date) -> int:
-    sql = f"SELECT count(DISTINCT {s.USER_ID}) FROM value_events WHERE {s.USER_ID} IS NOT NULL AND {s.EVENT_DATE} < $end"
+def count_customers(con: duckdb.DuckDBPyConnection, end: date, shard: tuple[int, int] = (0, 1)) -> int:
+    sql = (f"SELECT count(DISTINCT {s.USER_ID}) FROM value_events WHERE {s.USER_ID} IS NOT NULL "
+           f"AND {s.EVENT_DATE} < $end{_in_shard(shard)}")
     return int(con.execute(sql, {"end": end}).fetchone()[0])
+
+
+def _in_shard(shard: tuple[int, int]) -> str:
+    """The SQL condition of shard ``(k, n)``; none for a single shard."""
+    k, n = int(shard[0]), int(shard[1])
+    return "" if n == 1 else f" AND {stable_hash_sql(s.USER_ID)} % {n} = {k}"
 
 
 def window_spend(days: pd.DataFrame, users: np.ndarray, start: date, end: date) -> np.ndarray:

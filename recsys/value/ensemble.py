@@ -3,7 +3,9 @@
 ``fit_members(days, cutoff, cfg)`` fits every member on customer-days before ``cutoff``: BG/NBD and
 Gamma-Gamma on the customers' summaries at the cut-off; the LSTM and the ridge on label windows of
 H days that end at or before it (training cut-offs cutoff - H, cutoff - H - step, ...: features
-before each, the net spend in the H days after as the label). ``predict_members`` gives each
+before each, the net spend in the H days after as the label), on at most ``train_customers``
+customers (a sample stratified by purchase days, pipeline.sampling) so their time stops growing
+with the shop. ``predict_members`` gives each
 member's expected spend for the H days after a cut-off. ``blend_weights`` chooses the blend on a
 validation window that the caller takes before the hold-out (see recsys.value.stage).
 
@@ -22,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline import schemas as s
 from pipeline.config import ValueConfig
+from pipeline.sampling import sample_customers
 from recsys.value import bgnbd as bg
 from recsys.value.data import DAY, window_spend
 from recsys.value.features import Features, build_features
@@ -98,6 +102,7 @@ def training_windows(days: pd.DataFrame, cutoff: date, cfg: ValueConfig):
     if days.empty:
         return None
     first, parts = days[DAY].min(), []
+    days = _training_sample(days, cfg)
     for k in range(cfg.train_cutoffs):
         at = cutoff - timedelta(days=cfg.horizon_days + k * cfg.train_step_days)
         if (at - first).days < MIN_TRAIN_DAYS:
@@ -113,6 +118,16 @@ def training_windows(days: pd.DataFrame, cutoff: date, cfg: ValueConfig):
     if not parts:
         return None
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+
+
+def _training_sample(days: pd.DataFrame, cfg: ValueConfig) -> pd.DataFrame:
+    """The customer-days of the ``train_customers`` budget's sample (stratified by purchase days), or all."""
+    active = days.groupby(s.USER_ID, sort=True).size()
+    keep = sample_customers(active.index.to_numpy(), active.to_numpy(), cfg.train_customers, cfg.seed)
+    if keep.all():
+        return days
+    log.info("value training windows: %d of %d customers sampled (value.train_customers)", keep.sum(), len(keep))
+    return days[days[s.USER_ID].isin(active.index[keep])]
 
 
 def _bgnbd_outputs(model: bg.BGNBD, gg: bg.GammaGamma, feats: Features, horizon: int):

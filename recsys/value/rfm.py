@@ -28,7 +28,9 @@ class RidgeModel:
 
     def predict(self, static: np.ndarray) -> np.ndarray:
         z = (np.asarray(static, dtype=np.float64) - self.mean) / self.scale
-        log_pred = self.coef[0] + z @ self.coef[1:]
+        # a row-wise sum, not ``z @ coef``: BLAS rounds a row differently with the batch around it, and a
+        # customer's forecast must not depend on which shard or batch scored it
+        log_pred = self.coef[0] + (z * self.coef[1:]).sum(axis=1)
         return np.maximum(np.expm1(np.minimum(log_pred, 50.0)), 0.0) * self.smear
 
     def to_json(self) -> dict:

@@ -9,9 +9,11 @@ swap into place) works on the store's committed log and writes into one folder:
 2. the published model (recsys.value.choice): for the forecast from the end of the log the last H
    days are the validation window, so the rule reads the split's figures: the ensemble when it is no
    worse than BG/NBD + GG on all four figures, else the best member that is, else BG/NBD + GG;
-3. the members refitted on the whole log and every customer seen in the log scored in hash-bucket
-   batches of ``value.batch_customers`` into ``value.parquet`` (pipeline.schemas.VALUE_SCHEMA):
-   ``expected_spend`` is the published model's (the ensemble's blend, or the member's own spend).
+3. the members refitted on the whole log and every customer seen in the log scored in ``value.shards``
+   shards (a stable hash of the id, pipeline.sampling), each in hash-bucket batches of
+   ``value.batch_customers``, then joined into ``value.parquet`` (pipeline.schemas.VALUE_SCHEMA, sorted
+   by customer): ``expected_spend`` is the published model's (the ensemble's blend, or the member's own
+   spend).
 
 Lines without a customer id (guests) are left out and counted: ``guest_lines`` is the number of such
 lines (not of customers: a guest has no id to count by).
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,7 +40,7 @@ from pipeline.config import Config, ValueConfig
 from pipeline.store import atomic_path, write_json
 from recsys.value.backtest import Split, run_split
 from recsys.value.choice import choose, shipped_weights
-from recsys.value.data import count_customers, customer_days, guest_lines
+from recsys.value.data import ValueModelError, count_customers, customer_days, guest_lines
 from recsys.value.ensemble import (
     ENSEMBLE,
     MEMBERS,
@@ -51,6 +54,8 @@ from recsys.value.features import build_features
 log = logging.getLogger(__name__)
 
 VALUE_FILE = "value.parquet"
+SHARDS_DIR = "shards"  # the shards' level-1 forecasts until the join (removed after it)
+ROW_GROUP = 65_536  # rows per row group of value.parquet: fixed, so the bytes do not depend on the shards
 SUMMARY_FILE = "value.json"  # the split's figures, deciles, weights, the published model and the forecast's summary
 MODELS_FILE = "models.json"  # the forecast members' parameters and the published weights
 REPORTED = ("bgnbd_gg", "lstm", ENSEMBLE)  # the models of `trendrec value --json`
@@ -108,36 +113,61 @@ def json_object(summary: dict[str, Any]) -> dict[str, Any]:
 
 def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueConfig,
                    out_dir: Path) -> dict[str, Any]:
-    """Score every customer seen before the members' cut-off in hash-bucket batches into ``out_dir/value.parquet``.
+    """Score every customer seen before the members' cut-off into ``out_dir/value.parquet``: each of the
+    ``cfg.shards`` shards in turn (``write_forecast_shard``), then ``join_forecast``, as the sharded DAG does.
 
-    Each customer is predicted once. The blend's level (recsys.value.ensemble.level_scale)
-    is a ratio of totals over every customer, so batches are written at level 1 beside a running
-    sum of the members' and the blend's totals, then rescaled batch by batch (the spend and its band
-    are linear in the level): memory follows one batch whatever the number of customers.
+    Each customer is predicted once. The blend's level (recsys.value.ensemble.level_scale) is a ratio of
+    totals over every customer, so shards are written at level 1 and the join rescales them (the spend
+    and its band are linear in the level).
     """
-    cutoff = members.cutoff
-    n_buckets = max(1, math.ceil(count_customers(con, cutoff) / cfg.batch_customers))
-    target, rows, totals = out_dir / VALUE_FILE, 0, {"blend": 0.0}
-    level1 = out_dir / f".{VALUE_FILE}.level1.tmp"  # the batches at level 1, until the level is known
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with pq.ParquetWriter(level1, s.VALUE_SCHEMA) as writer:
-            for bucket in range(n_buckets):
-                days = customer_days(con, cutoff, bucket=(bucket, n_buckets))
-                if not days.empty:
-                    table = score_table(members, weights, 1.0, build_features(days, cutoff, cfg.seq_weeks), totals)
-                    writer.write_table(table)
-                    rows += table.num_rows
-        scale = _level(totals, weights)
-        with atomic_path(target) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA, compression="zstd") as writer:
-            source = pq.ParquetFile(level1)
-            for group in range(source.num_row_groups):
-                writer.write_table(_rescaled(source.read_row_group(group), scale))
-    finally:
-        level1.unlink(missing_ok=True)
-    total = scale * totals["blend"]  # the level-1 spend summed while scoring, at the level now known
-    return {"cutoff": cutoff.isoformat(), "customers": rows, "batches": n_buckets, "expected_spend": round(total, 2),
-            "weights": weights, "scale": scale}
+    batches = sum(write_forecast_shard(con, members, weights, cfg, out_dir, k)["batches"] for k in range(cfg.shards))
+    return join_forecast(members, weights, cfg, out_dir) | {"batches": batches}
+
+
+def shard_path(out_dir: Path, shard: int, shards: int) -> Path:
+    """The level-1 forecast of one shard, beside value.parquet until the join."""
+    return Path(out_dir) / SHARDS_DIR / f"value-{shard:04d}-of-{shards:04d}.parquet"
+
+
+def write_forecast_shard(con, members: Members, weights: dict[str, float], cfg: ValueConfig, out_dir: Path,
+                         shard: int) -> dict[str, Any]:
+    """Score the customers of ``shard`` (stable hash of the id % ``cfg.shards``) at level 1 into its own file,
+    in hash-bucket batches of ``cfg.batch_customers``: memory follows one batch."""
+    cutoff, of = members.cutoff, (shard, cfg.shards)
+    n_buckets = max(1, math.ceil(count_customers(con, cutoff, shard=of) / cfg.batch_customers))
+    path, rows = shard_path(out_dir, shard, cfg.shards), 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA) as writer:
+        for bucket in range(n_buckets):
+            days = customer_days(con, cutoff, bucket=(bucket, n_buckets), shard=of)
+            if not days.empty:
+                table = score_table(members, weights, 1.0, build_features(days, cutoff, cfg.seq_weeks))
+                writer.write_table(table)
+                rows += table.num_rows
+    return {"shard": shard, "shards": cfg.shards, "customers": rows, "batches": n_buckets, "path": str(path)}
+
+
+def join_forecast(members: Members, weights: dict[str, float], cfg: ValueConfig, out_dir: Path) -> dict[str, Any]:
+    """The shards' level-1 rows sorted by customer, summed in that order for the level, rescaled and
+    written as ``value.parquet``: the same bytes whatever the number of shards. The shard files go after."""
+    paths = [shard_path(out_dir, k, cfg.shards) for k in range(cfg.shards)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise ValueModelError(f"cannot join the value forecast: shard file(s) {missing} missing; run those shards first")
+    table = pa.concat_tables([pq.read_table(p, schema=s.VALUE_SCHEMA) for p in paths])
+    table = table.take(pa.compute.sort_indices(table, [(s.USER_ID, "ascending")]))
+    totals = {"blend": float(np.sum(table[s.EXPECTED_SPEND].to_numpy()))}
+    for member, column in s.MEMBER_SPEND.items():
+        values = table[column].to_numpy()
+        if len(values) and not np.isnan(values).all():
+            totals[member] = float(np.sum(values))
+    scale = _level(totals, weights)
+    target = Path(out_dir) / VALUE_FILE
+    with atomic_path(target) as tmp:
+        pq.write_table(_rescaled(table, scale), tmp, compression="zstd", row_group_size=ROW_GROUP)
+    shutil.rmtree(Path(out_dir) / SHARDS_DIR, ignore_errors=True)
+    return {"cutoff": members.cutoff.isoformat(), "customers": table.num_rows, "shards": cfg.shards,
+            "expected_spend": round(scale * totals["blend"], 2), "weights": weights, "scale": scale}
 
 
 def _level(totals: dict[str, float], weights: dict[str, float]) -> float:
@@ -153,20 +183,15 @@ def _rescaled(table: pa.Table, scale: float) -> pa.Table:
     return table
 
 
-def score_table(members: Members, weights: dict[str, float], scale: float, feats,
-                totals: dict[str, float] | None = None) -> pa.Table:
+def score_table(members: Members, weights: dict[str, float], scale: float, feats) -> pa.Table:
     """VALUE_SCHEMA rows of one batch: the published spend, BG/NBD's orders and P(alive), the band.
 
     ``weights`` {member: 1.0} publishes that member's own spend (exactly), any other the ensemble's
-    blend. ``totals`` ({"blend": ..., member: ...}) gets this batch's spend totals added (write_forecast's level).
+    blend.
     """
     pred = predict_members(members, feats)
     alone = [m for m, w in weights.items() if w == 1.0 and m in pred.spend]
     spend = pred.spend[alone[0]] * scale if alone else blend(pred.spend, weights, scale)
-    if totals is not None:
-        totals["blend"] += float(spend.sum()) / scale
-        for member, values in pred.spend.items():
-            totals[member] = totals.get(member, 0.0) + float(np.sum(values))
     if pred.lstm_band is not None:  # the LSTM's ZILN band, moved to the ensemble's mean
         ratio = np.where(pred.spend["lstm"] > 0, spend / np.maximum(pred.spend["lstm"], 1e-12), 0.0)
         p10, p90 = pred.lstm_band[0] * ratio, pred.lstm_band[1] * ratio

@@ -11,6 +11,7 @@ Keras' fused-kernel settings (tanh / sigmoid, recurrent_dropout=0, no unroll: cu
 dropout after it, the RFM statics through a Normalization layer holding the training statistics,
 and one dense layer. AdamW, EarlyStopping on a customer split (restore_best_weights), TensorBoard
 with the run's HParams, ``keras.utils.set_random_seed``. Saved as .keras, loaded with safe_mode=True.
+``distribute = "mirrored"`` builds it in a MirroredStrategy scope (pipeline.distribute).
 
     python -c "from recsys.value.ziln import ValueLSTM; m = ValueLSTM(); m.build(26, 5, 12).summary()"
 """
@@ -26,11 +27,13 @@ import numpy as np
 from scipy import special
 
 from pipeline.config import ValueConfig
+from pipeline.distribute import strategy_scope
 from recsys.value.data import ValueModelError
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "lstm.keras"
+PREDICT_BATCH = 8192  # customers per predict step
 SIGMA_RANGE = (1e-3, 4.0)  # sigma is clipped: exp(sigma²/2) beyond 4 is a numerical accident, not a forecast
 
 
@@ -73,8 +76,14 @@ class ValueLSTM:
     def build(self, seq_weeks: int, n_channels: int, n_static: int, static: np.ndarray | None = None,
               y: np.ndarray | None = None) -> keras.Model:
         """The network; ``static`` and ``y`` (training data only) give the normalisation and output start."""
+        keras.utils.set_random_seed(self.config.seed)
+        with strategy_scope(self.config.distribute):  # "mirrored": fit() splits each batch over the devices
+            self.model = self._network(seq_weeks, n_channels, n_static, static, y)
+        return self.model
+
+    def _network(self, seq_weeks: int, n_channels: int, n_static: int, static: np.ndarray | None,
+                 y: np.ndarray | None) -> keras.Model:
         cfg = self.config
-        keras.utils.set_random_seed(cfg.seed)
         seq_in = keras.Input((seq_weeks, n_channels), name="sequence")
         static_in = keras.Input((n_static,), name="static")
         x = keras.layers.LSTM(cfg.units, activation="tanh", recurrent_activation="sigmoid", recurrent_dropout=0.0,
@@ -85,10 +94,9 @@ class ValueLSTM:
         h = keras.layers.Dense(cfg.dense_units, activation="relu")(h)
         h = keras.layers.Dropout(cfg.dropout)(h)
         out = keras.layers.Dense(3, name="ziln", bias_initializer=keras.initializers.Constant(_start(y)))(h)
-        self.model = keras.Model([seq_in, static_in], out, name="customer_value_lstm")
-        self.model.compile(optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay),
-                           loss=ziln_loss)
-        return self.model
+        model = keras.Model([seq_in, static_in], out, name="customer_value_lstm")
+        model.compile(optimizer=keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay), loss=ziln_loss)
+        return model
 
     def fit(self, seq: np.ndarray, static: np.ndarray, y: np.ndarray, groups: np.ndarray,
             run_dir: Path | None = None) -> ValueLSTM:
@@ -117,8 +125,20 @@ class ValueLSTM:
         """
         if self.model is None:
             raise ValueModelError("ValueLSTM.predict() before fit() or load()")
-        p, *values = ziln_moments(self.model.predict([seq, static], batch_size=8192, verbose=0))
+        p, *values = ziln_moments(self._raw(seq, static))
         return (p, *(np.minimum(v, self.cap) for v in values))
+
+    def _raw(self, seq: np.ndarray, static: np.ndarray) -> np.ndarray:
+        """The network's outputs, PREDICT_BATCH rows per step, the last step padded: every step has one
+        shape, so a customer's forecast does not depend on the batch or shard that scored it (the CPU
+        kernels round a row differently with the number of rows around it)."""
+        out = np.empty((len(seq), 3), dtype=np.float32)
+        for start in range(0, len(seq), PREDICT_BATCH):
+            chunk = [seq[start:start + PREDICT_BATCH], static[start:start + PREDICT_BATCH]]
+            size = len(chunk[0])
+            chunk = [np.concatenate([c, np.zeros((PREDICT_BATCH - size, *c.shape[1:]), c.dtype)]) for c in chunk]
+            out[start:start + size] = np.asarray(self.model.predict_on_batch(chunk))[:size]
+        return out
 
     def save(self, directory: Path) -> Path:
         directory = Path(directory)

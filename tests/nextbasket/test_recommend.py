@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import date, timedelta
 
@@ -77,3 +78,23 @@ def test_store_path_reads_the_same_inputs_as_a_dataframe(cyclic_events, tmp_path
     for a, b in zip(*hists, strict=True):
         pd.testing.assert_frame_equal(a.user_item, b.user_item)
         pd.testing.assert_frame_equal(a.crowd_segment, b.crowd_segment)
+
+
+def test_training_customers_are_a_budgeted_sample_and_a_large_budget_changes_nothing(cyclic_events):
+    con = open_events(cyclic_events)
+    at = CUTOFF - timedelta(weeks=2)
+
+    def pairs(budget: int, seed: int = 42):
+        cfg = dataclasses.replace(CFG, train_customers=budget, seed=seed)
+        return labelled_pairs(con, at, cfg, None, np.random.default_rng(0))
+
+    everyone = pairs(0)
+    assert len(everyone[4]) == 60  # every customer bought in the week
+    for a, b in zip(pairs(60), everyone, strict=True):  # a budget >= the customers: the same arrays
+        np.testing.assert_array_equal(a, b)
+    sample = pairs(12)
+    assert len(sample[4]) == 12 and len(sample[2]) < len(everyone[2])
+    for a, b in zip(pairs(12), sample, strict=True):  # same seed, same sample
+        np.testing.assert_array_equal(a, b)
+    validation = labelled_pairs(con, at, dataclasses.replace(CFG, train_customers=12), None, None)
+    assert len(validation[4]) == 60  # no rng: the validation week keeps every customer

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
 from recsys.value.data import customer_days, guest_lines, open_value_events
-from recsys.value.ensemble import blend, fit_members, level_scale, predict_members
+from recsys.value.ensemble import blend, fit_members, level_scale, predict_members, training_windows
 from recsys.value.features import build_features
 from recsys.value.stage import score_table
 from tests.value.conftest import END, ONE, RETURNS, SAMEDAY, TINY, value_events
@@ -109,3 +111,48 @@ def test_lstm_forecasts_never_exceed_the_largest_training_spend():
     model.cap = 250.0
     p, mean, p10, p90 = model.predict(np.zeros((2, TINY.seq_weeks, 5), np.float32), np.zeros((2, 3), np.float32))
     assert np.all(p > 0.99) and np.all(mean == 250.0) and np.all(p90 <= 250.0) and np.all(p10 <= p90)
+
+
+def test_the_training_windows_take_the_budget_of_customers_and_a_large_budget_changes_nothing(fitted):
+    _, days, _ = fitted
+    everyone = training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=0))
+    n = days[days["day"] < CUTOFF][s.USER_ID].nunique()
+    for a, b in zip(training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=n)), everyone, strict=True):
+        np.testing.assert_array_equal(a, b)
+    sample = training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=30))
+    assert len(np.unique(sample[3])) <= 30 < len(np.unique(everyone[3]))
+    assert set(sample[3]) <= set(everyone[3])
+    again = training_windows(days, CUTOFF, dataclasses.replace(TINY, train_customers=30))
+    np.testing.assert_array_equal(again[3], sample[3])  # the same seed, the same customers
+
+
+def test_the_union_of_the_shards_is_byte_for_byte_the_one_process_forecast(fitted, tmp_path):
+    from pipeline.sampling import shard_of
+    from recsys.value.stage import join_forecast, shard_path, write_forecast, write_forecast_shard
+
+    events, _, members = fitted
+    weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
+    one = write_forecast(open_value_events(events), members, weights, dataclasses.replace(TINY, batch_customers=7),
+                         tmp_path / "one")
+    cfg = dataclasses.replace(TINY, shards=3, batch_customers=5)
+    users = set()
+    for shard in (2, 0, 1):  # any order, each shard on its own connection (a worker of its own)
+        summary = write_forecast_shard(open_value_events(events), members, weights, cfg, tmp_path / "three", shard)
+        written = pq.read_table(shard_path(tmp_path / "three", shard, 3)).column(s.USER_ID).to_pylist()
+        assert summary["customers"] == len(written) > 0 and set(shard_of(written, 3)) == {shard}
+        users |= set(written)
+    joined = join_forecast(members, weights, cfg, tmp_path / "three")
+    assert (tmp_path / "three" / "value.parquet").read_bytes() == (tmp_path / "one" / "value.parquet").read_bytes()
+    assert joined["customers"] == one["customers"] == len(users) and joined["scale"] == one["scale"]
+    assert [p.name for p in (tmp_path / "three").iterdir()] == ["value.parquet"]  # the shard files are gone
+
+
+def test_a_join_with_a_shard_missing_names_it(fitted, tmp_path):
+    from recsys.value.data import ValueModelError
+    from recsys.value.stage import join_forecast, write_forecast_shard
+
+    events, _, members = fitted
+    cfg = dataclasses.replace(TINY, shards=2)
+    write_forecast_shard(open_value_events(events), members, {"bgnbd_gg": 1.0}, cfg, tmp_path, 0)
+    with pytest.raises(ValueModelError, match="value-0001-of-0002.parquet"):
+        join_forecast(members, {"bgnbd_gg": 1.0}, cfg, tmp_path)

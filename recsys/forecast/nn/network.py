@@ -17,6 +17,7 @@ import math
 import keras
 
 from pipeline.config import ModelConfig
+from pipeline.distribute import strategy_scope
 from pipeline.errors import TrendrecError
 from recsys.forecast.nn import quantiles as q
 from recsys.forecast.nn import windows as w
@@ -38,15 +39,11 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
     Output (batch, horizon), or (batch, horizon, Q) with ``config.quantiles``. The LSTM/GRU layers
     keep tanh / sigmoid, ``recurrent_dropout=0`` and ``unroll=False`` so that on a GPU Keras uses
     the fused cuDNN kernel; dropout sits between layers and before the head. With
-    ``distribute = "mirrored"`` the variables are created in a MirroredStrategy scope, so fit()
-    splits each batch over the visible devices (one CPU works too).
+    ``distribute = "mirrored"`` the variables are created in a MirroredStrategy scope
+    (pipeline.distribute), so fit() splits each batch over the machine's devices (one CPU works too).
     """
-    if config.distribute == "mirrored":
-        import tensorflow as tf
-
-        with tf.distribute.MirroredStrategy().scope():
-            return _build(config, n_segments)
-    return _build(config, n_segments)
+    with strategy_scope(config.distribute):
+        return _build(config, n_segments)
 
 
 def _recurrent(config: ModelConfig, i: int) -> keras.layers.Layer:
