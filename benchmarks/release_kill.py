@@ -11,8 +11,8 @@ duration, and checks:
 
 - ``half``: production.json does not parse, production does not load (``registry.production``), a
   listed version fails ``verify_version``, or what the stage's reader sees is neither the old nor the
-  new state (a part folder with other files than the reference's, some verdicts of the run but not all,
-  a re-ranked file with other bytes, production on a third version);
+  new state (a part folder with other files than the reference's, a judged set of some parts or a mix of
+  verdicts push refuses, a re-ranked file with other bytes, production on a third version);
 - ``stuck``: the re-run (what an Airflow retry does) fails, or what a reader sees after it is not
   what it saw after the unkilled run (a rollback killed after it finished is not run again: that
   would roll back one version more);
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stage_kill import run_stage, wait  # noqa: E402  (forks `trendrec <argv>`, waits for it)
 
 from pipeline.store import Store  # noqa: E402
-from recsys import registry  # noqa: E402
+from recsys import registry, runs  # noqa: E402
 
 RUN = "models/runs/fourth"
 STAGES = {  # stage -> (pristine state it starts from, command line)
@@ -105,8 +105,8 @@ def seen(stage: str, store: Store) -> object:
     if stage in ("value", "nextbasket"):
         part = run / stage
         return sorted(str(p.relative_to(part)) for p in part.rglob("*")) if part.exists() else None
-    if stage == "evaluate":
-        return tuple((run / part / "verdict.json").is_file() for part in registry.PART_NAMES)
+    if stage == "evaluate":  # what push reads: the last complete judge's set (RunError on a mix: a half state)
+        return tuple(sorted(runs.judged_verdicts(runs.inside(store, run))))
     if stage == "rerank":
         out = store.reranked
         return sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.is_file()) if out.is_dir() else []

@@ -14,7 +14,6 @@ folder is removed by the next connection on the same host.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -28,7 +27,6 @@ import pandas as pd
 from pipeline.errors import StoreError, TrendrecError
 from pipeline.store import Store
 
-log = logging.getLogger(__name__)
 
 SPILL = "duckdb-spill-"  # a connection's spill folder: duckdb-spill-<host>-<pid>-<ns>
 
@@ -43,8 +41,7 @@ def view_over_frame(events: pd.DataFrame, columns: tuple[str, ...], view_sql: st
     store here, so its scratch goes to the system's temp dir."""
     missing = [c for c in columns if c not in events.columns]
     if missing:
-        log.error("events lack columns %s (have %s)", missing, list(events.columns))
-        raise EventsError(f"events lack columns {missing}; expected {list(columns)}")
+        raise EventsError(f"events lack columns {missing} (have {list(events.columns)}); expected {list(columns)}")
     con = connect(Path(tempfile.gettempdir()), memory_limit)
     con.register("events_in", events[list(columns)])
     con.execute(view_sql + "events_in")

@@ -36,7 +36,7 @@ from pipeline.store import Store, read_daily, read_events
 from recsys import registry
 from recsys.evaluation.coldstart import choose_weight
 from recsys.evaluation.protocol import EVENT_COLUMNS, before, eligible_targets, last_cutoffs
-from recsys.runs import TRAIN_FILE, Part, Run, Verdict, read_verdict, run_ref, write_verdict
+from recsys.runs import TRAIN_FILE, Part, Run, Verdict, judged_verdicts, run_ref, seal_verdicts, write_verdict
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,13 @@ def judge(cfg: Config, run: Run) -> dict[str, Verdict]:
         if verdict.against != against:
             verdict = write_verdict(run.part(part.name), dataclasses.replace(verdict, against=against))
         verdicts[part.name] = verdict
+    seal_verdicts(run, list(verdicts))  # the set, whole: until here a push sees the last complete judge's
     return verdicts
 
 
 def verdicts_of(run: Run) -> dict[str, Verdict]:
-    """The verdicts written by ``judge``: what ``push`` decides on."""
-    found = {part.name: read_verdict(run.part(part.name)) for part in parts() if trained(run, part)}
-    return {name: verdict for name, verdict in found.items() if verdict is not None}
+    """The verdicts of the run's last complete ``judge`` (recsys.runs.judged_verdicts): what ``push`` decides on."""
+    return judged_verdicts(run)
 
 
 def decide(verdicts: dict[str, Verdict], in_production: bool) -> tuple[bool, str]:
@@ -115,7 +115,10 @@ def push(cfg: Config, run: Run, **options: Any) -> dict[str, Any]:
                            f"({sorted(map(str, againsts))}): run `trendrec evaluate` again")
 
     def assemble(staging: Path) -> dict[str, Any]:
-        return _assemble(cfg, run, staging, verdicts, production, options)
+        fields = _assemble(cfg, run, staging, verdicts, production, options)
+        if verdicts_of(run) != verdicts:  # judged again while the parts were copied: not this set's files
+            raise ReleaseError(f"{run.root} was judged again during the push: push again")
+        return fields
 
     result = registry.push(cfg, run_ref(store, run), assemble, against=againsts.pop(), reason=reason)
     return result | summary

@@ -12,7 +12,9 @@ ships, and three steps that take the config and the run:
 - ``train(cfg, run, **options)``: fit the family's models into ``run/<name>/``, written as one set (built
   aside, renamed whole) with the fingerprint of its settings and of the data it read (``fingerprint``);
 - ``judge(cfg, run)``: compare the trained model with the family's strong baselines and return one
-  ``Verdict``, written to ``run/<name>/verdict.json`` (``write_verdict``);
+  ``Verdict``, written to ``run/<name>/verdict.json`` (``write_verdict``); once every part is judged, the
+  release rule records the set in ``run/judged.json`` (``seal_verdicts``), and a push reads that set only
+  (``judged_verdicts``), so a judge killed between two parts is never half of a release;
 - ``assemble(cfg, run, target, verdict, production, **options)``: fill ``target`` (the part's folder in the version
   being built) with what the release ships for the family: the run's model when its verdict is blessed,
   otherwise production's part (``production``, its verified folder, or None) or the family's baseline. It
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"  # in a run folder: run id and creation time (ns), what latest() orders by
 VERDICT_FILE = "verdict.json"  # in a part folder: the family's Verdict
+JUDGED_FILE = "judged.json"  # in a run folder: the verdicts of the last complete judge, by their digests
 EVALUATION_FILE = "evaluation.json"  # in a part folder: the judge's figures (model, baselines, per segment)
 TRAIN_FILE = "train.json"  # in a part folder: what training did (cut-offs, epochs, validation figures)
 FINGERPRINT_KEY = "fingerprint"  # in a part's train.json: settings and inputs it was trained from
@@ -243,6 +246,39 @@ def read_verdict(part_dir: Path) -> Verdict | None:
         return Verdict.from_json(read_json(path))
     except (OSError, ValueError, TypeError) as exc:
         raise RunError(f"{path} cannot be read ({exc}); judge the run again") from exc
+
+
+def seal_verdicts(run: Run, names: list[str]) -> None:
+    """Record the verdicts of ``names`` as one judged set: ``judged.json`` names each verdict file's SHA-256,
+    written whole once every verdict is (``judged_verdicts`` reads only such a set)."""
+    digests = {name: hashlib.sha256((run.part(name) / VERDICT_FILE).read_bytes()).hexdigest() for name in names}
+    write_json({"verdicts": digests}, run.root / JUDGED_FILE)
+
+
+def judged_verdicts(run: Run) -> dict[str, Verdict]:
+    """The verdicts of the run's last complete judge; {} when it was never judged whole.
+
+    A judge writes one verdict.json per part, one after another: a judge killed between two, or running now,
+    leaves a mix of new and earlier verdicts, and a part trained again has none. Each verdict must still be
+    the file ``seal_verdicts`` recorded, byte for byte; RunError names the first that is not.
+    """
+    path = run.root / JUDGED_FILE
+    if not path.is_file():
+        return {}
+    try:
+        digests = dict(read_json(path)["verdicts"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunError(f"{path} cannot be read ({exc}); judge the run again") from exc
+    found = {}
+    for name, digest in sorted(digests.items()):
+        verdict_path = run.part(name) / VERDICT_FILE
+        data = verdict_path.read_bytes() if verdict_path.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise RunError(f"{verdict_path} is not the verdict the last complete judge of {run.root} recorded "
+                           f"(a judge was interrupted or is running, or the part was trained again): judge the "
+                           f"run again")
+        found[name] = Verdict.from_json(json.loads(data))
+    return found
 
 
 Train = Callable[..., dict[str, Any]]  # (cfg, run, **options) -> summary

@@ -113,15 +113,12 @@ def rank_lists(out: pd.DataFrame, users: np.ndarray, cutoff: date, k: int = K,
     """Check a method's output against the ``Method`` contract; the top ``k`` of ``users`` ranked 1.."""
     missing = {s.USER_ID, s.ITEM_ID, SCORE} - set(out.columns)
     if missing:
-        log.error("%s at %s returned columns %s, missing %s", name, cutoff, list(out.columns),
-                  sorted(missing))
         raise ProtocolError(f"{name} at {cutoff}: expected columns user_id, item_id, score; "
-                            f"missing {sorted(missing)}")
+                            f"missing {sorted(missing)} (returned {list(out.columns)})")
     out = out.loc[out[s.USER_ID].isin(users), [s.USER_ID, s.ITEM_ID, SCORE]]
     dupes = out.duplicated([s.USER_ID, s.ITEM_ID])
     if dupes.any():
         first = out[dupes].iloc[0]
-        log.error("%s at %s returned (%s, %s) twice", name, cutoff, first[s.USER_ID], first[s.ITEM_ID])
         raise ProtocolError(f"{name} at {cutoff}: (user_id, item_id) must be unique; "
                             f"({first[s.USER_ID]}, {first[s.ITEM_ID]}) appears {int(dupes.sum()) + 1}+ times")
     out = out.sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True], kind="mergesort")

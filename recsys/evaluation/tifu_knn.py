@@ -63,7 +63,6 @@ class TifuParams:
 
     def __post_init__(self) -> None:
         if self.decay_over not in DECAYS or self.groups < 1 or self.neighbours < 0:
-            log.error("bad TIFU-kNN parameters %s", self)
             raise ValueError(f"TifuParams: decay_over must be one of {DECAYS}, groups >= 1 and "
                              f"neighbours >= 0; got {self}")
 

@@ -149,7 +149,6 @@ def load_forecaster(directory: Path) -> CombinedForecaster:
                                   selection=meta.get("selection"),
                                   directory=directory, segments=[str(x) for x in meta["segments"]])
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        log.error("%s is malformed: %r", path, exc)
         raise CombinationError(f"{path} is malformed (truncated?): {exc!r}; expected the file "
                                f"written by CombinedForecaster.save") from exc
 

@@ -226,7 +226,6 @@ class SegmentForecaster:
 def _checked_history(raw: dict) -> dict[str, list[float]]:
     history = {k: [float(v) for v in vals] for k, vals in raw.items()}
     if not history.get("loss") or any(not math.isfinite(v) for v in history["loss"]):
-        log.error("training produced a non-finite loss: %s", history.get("loss"))
         raise ModelError(f"training diverged (loss {history.get('loss')}); try a lower learning_rate")
     return history
 
@@ -258,5 +257,4 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 def _fail(message: str) -> ModelError:
-    log.error("%s", message)
     return ModelError(message)

@@ -129,7 +129,6 @@ def _load(release: registry.Release) -> CombinedForecaster:
             raise TrendrecError("it holds no segment forecaster")
         return load_forecaster(folder)
     except (TrendrecError, OSError, ValueError) as exc:
-        log.error("model version %s at %s cannot be loaded: %s", release.version, release.path, exc)
         raise registry.RegistryError(f"model version {release.version} at {release.path} cannot be loaded "
                                      f"(corrupt or truncated model files?): {exc}") from exc
 

@@ -18,14 +18,16 @@ compares them. The result goes to ``tune/<id>/trials.json`` and ``tune/<id>/best
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import itertools
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -78,18 +80,19 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
     base = dataclasses.replace(cfg.model, epochs=epochs or min(cfg.model.epochs, DEFAULT_EPOCHS))
     configs = sample_configs(base, trials)
     log_root = store.ensure().runs / f"tune-{tune_id}"
-    write_hparams_config(log_root, {k: sorted({*SPACE[k], getattr(base, k)}) for k in SPACE})
-    records = [_trial(c, train, log_root / f"trial-{i:02d}", i, len(configs), progress)
-               for i, c in enumerate(configs)]
-    scored = [r for r in records if r["val_mae"] is not None]
-    if not scored:
-        raise TuneError(f"all {len(records)} trials failed: {records[0].get('error', 'no finite val_mae')}")
-    best = min(scored, key=lambda r: r["val_mae"])
     out_dir = store.tune / tune_id
-    write_json({"tune_id": tune_id, "cutoff": str(cutoff), "score": "val_mae", "trials": records},
-               out_dir / "trials.json")
-    with atomic_path(out_dir / "best.toml") as tmp:
-        tmp.write_text(best_toml(best, tune_id, len(records)), encoding="utf-8")
+    with _removed_on_failure(log_root, out_dir):
+        write_hparams_config(log_root, {k: sorted({*SPACE[k], getattr(base, k)}) for k in SPACE})
+        records = [_trial(c, train, log_root / f"trial-{i:02d}", i, len(configs), progress)
+                   for i, c in enumerate(configs)]
+        scored = [r for r in records if r["val_mae"] is not None]
+        if not scored:
+            raise TuneError(f"all {len(records)} trials failed: {records[0].get('error', 'no finite val_mae')}")
+        best = min(scored, key=lambda r: r["val_mae"])
+        write_json({"tune_id": tune_id, "cutoff": str(cutoff), "score": "val_mae", "trials": records},
+                   out_dir / "trials.json")
+        with atomic_path(out_dir / "best.toml") as tmp:
+            tmp.write_text(best_toml(best, tune_id, len(records)), encoding="utf-8")
     log.info("tune %s: best %s (val_mae %.4g) of %d trials", tune_id, best["trial"], best["val_mae"],
              len(records))
     return {"tune_id": tune_id, "trials": len(records), "failed": len(records) - len(scored),
@@ -97,6 +100,20 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
             "best_toml": str(out_dir / "best.toml"), "trials_json": str(out_dir / "trials.json"),
             "log_dir": str(log_root), "seconds": round(time.monotonic() - started, 2),
             "tensorboard": f"tensorboard --logdir {log_root}"}
+
+
+@contextlib.contextmanager
+def _removed_on_failure(*folders: Path) -> Iterator[None]:
+    """Remove the folders this tune made when it fails (a full disk, a size limit, every trial failed):
+    TensorFlow's summary writer makes its event file before any write of ours can fail, and a failed tune
+    leaves nothing. A folder that was there before (a re-run with the same --tune-id) is left."""
+    made = [folder for folder in folders if not folder.exists()]
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _trial(config: ModelConfig, train, log_dir: Path, i: int, n: int,

@@ -132,7 +132,6 @@ class LSTMRecommender:
             meta = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
             config = CustomerModelConfig.from_json(meta["config"])
         except (OSError, KeyError, TypeError, ValueError) as exc:
-            log.error("%s: cannot read %s: %r", directory, CONFIG_FILE, exc)
             raise CustomerModelError(f"{directory / CONFIG_FILE} is missing or malformed: {exc!r}") from exc
         if meta.get("static_features") != list(STATIC_FEATURES):
             raise CustomerModelError(f"{directory}: saved static features differ from this code's STATIC_FEATURES")

@@ -105,3 +105,13 @@ def test_cli_backtest_prints_one_json_object_and_writes_the_store(tmp_path):
     saved = json.loads((tmp_path / "store" / "backtest" / "bt1.json").read_text())
     assert set(saved["overall"]) == set(bt.METHODS) and set(saved["per_segment"]) == {"a", "b", "c"}
     assert saved["overall"]["model"]["mase"] == pytest.approx(summary["mase"]["model"])
+
+
+def test_cli_backtest_on_too_little_data_ends_in_one_line(tmp_path):
+    """The forecaster's error reaches stderr once, as the CLI's line, not also as an ERROR log record (issue 31)."""
+    write_daily(tmp_path / "store", make_tiny_daily(90))  # under lookback 84 + horizon 14 + val_days 42
+    out = subprocess.run([sys.executable, "-m", "recsys.cli", "backtest", "--store", str(tmp_path / "store"),
+                          "--cutoffs", "1", "--json"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "trendrec backtest: error: " + json.loads(out.stdout)["error"]], out.stderr
+    assert "too little data" in out.stderr

@@ -85,7 +85,7 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     from recsys import release
     from recsys.forecast.evaluate import run_evaluate
     from recsys.forecast.train import run_train
-    from recsys.runs import create as create_run
+    from recsys.runs import create as create_run, seal_verdicts
 
     model = dataclasses.replace(SMALL_MODEL, cell="peephole", quantiles=QUANTILES)
     cfg = dataclasses.replace(tiny_store, model=model, evaluate=EvaluateConfig(margin=-100.0))
@@ -93,6 +93,7 @@ def test_peephole_quantile_candidate_trains_evaluates_and_pushes_with_a_trend_ba
     run_train(cfg, run)
     evaluation = run_evaluate(cfg, run)
     assert evaluation["blessed"] and np.isfinite(evaluation["metrics"]["model"]["mase"])
+    seal_verdicts(run, ["forecast"])  # the judged set, as release.judge records it
     pushed = release.push(cfg, run)
     assert pushed["pushed"]
     trends = read_parquet(registry.load_release(Store(cfg.store), pushed["version"]).trend_file).to_pandas()

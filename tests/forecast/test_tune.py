@@ -84,3 +84,26 @@ def test_tune_cli_two_trials_writes_best_toml_trials_json_and_hparams(tmp_path, 
         trial.Reload()
         best_mae = tensor_util.make_ndarray(trial.Tensors("best_val_mae")[-1].tensor_proto)
         assert float(best_mae) == pytest.approx(record["val_mae"], rel=1e-6)  # the score tune ranks by
+
+
+@pytest.mark.parametrize("fails_at", ["trial", "trials.json"])
+def test_a_failed_tune_leaves_no_folder_of_its_own(tiny_store, monkeypatch, fails_at):
+    """A full disk after TensorFlow's summary writer made runs/tune-<id>/ (issue 31): the tune's folders go."""
+    import errno
+
+    from recsys.forecast import tune
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fails_at == "trial":
+        monkeypatch.setattr(tune, "_trial", full)
+    else:
+        monkeypatch.setattr(tune, "_trial", lambda *a, **k: {"trial": "trial-00", "params": {}, "val_mae": 1.0})
+        monkeypatch.setattr(tune, "write_json", full)
+    store = Path(tiny_store.store)
+    (store / "runs" / "tune-other").mkdir(parents=True)  # another tune's folder stays
+    with pytest.raises(OSError, match="No space left"):
+        run_tune(tiny_store, trials=2, tune_id="t1")
+    assert not (store / "runs" / "tune-t1").exists() and not (store / "tune" / "t1").exists()
+    assert (store / "runs" / "tune-other").is_dir()

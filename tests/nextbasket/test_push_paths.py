@@ -20,7 +20,7 @@ from recsys.forecast.evaluate import forecast_verdict
 from recsys.forecast.members import STATISTICAL
 from recsys.forecast.publish import SAVEDMODEL_DIR
 from recsys.report.status import store_status
-from recsys.runs import Verdict, write_verdict
+from recsys.runs import Verdict, read_verdict, seal_verdicts, write_verdict
 
 
 def _copy(small_store, tmp_path):
@@ -43,10 +43,17 @@ def _unbless(run, production_version, production_mase=None):
     return evaluation
 
 
+def _written(run):
+    """Every verdict.json in the run's parts, judged whole or not."""
+    found = {part.name: read_verdict(run.part(part.name)) for part in release.parts()}
+    return {name: verdict for name, verdict in found.items() if verdict is not None}
+
+
 def _against(run, version):
-    """Every verdict of the run judged against ``version`` (what judge records)."""
-    for name, verdict in release.verdicts_of(run).items():
+    """Every verdict of the run judged against ``version``, recorded as one judged set (what judge does)."""
+    for name, verdict in _written(run).items():
         write_verdict(run.part(name), dataclasses.replace(verdict, against=version))
+    seal_verdicts(run, list(_written(run)))
 
 
 def _verdict(part, blessed, ships="run"):
@@ -109,8 +116,8 @@ def test_with_production_its_forecaster_is_carried_and_nothing_moves_without_a_b
     for name in ("forecast", "nextbasket", "value"):  # a new run (the first one is already pushed)
         shutil.copytree(first.part(name), run.part(name))
     _unbless(run, current, production_mase=1.0)
-    nextbasket = release.verdicts_of(run)["nextbasket"]
-    value = release.verdicts_of(run).get("value")
+    nextbasket = _written(run)["nextbasket"]
+    value = _written(run).get("value")
     for part, verdict in (("nextbasket", nextbasket), ("value", value)):
         if verdict is not None:
             write_verdict(run.part(part), dataclasses.replace(verdict, blessed=False, ships="production"))
@@ -121,6 +128,7 @@ def test_with_production_its_forecaster_is_carried_and_nothing_moves_without_a_b
     assert registry.read_production(store)["version"] == current
 
     write_verdict(run.part("nextbasket"), dataclasses.replace(nextbasket, against=current))  # blessed again
+    seal_verdicts(run, list(_written(run)))
     result = flow.run_stage("push", cfg, {"run_dir": str(run.root)})
 
     assert result["pushed"] and result["previous"] == current

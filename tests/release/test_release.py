@@ -17,7 +17,7 @@ from pipeline import schemas as s
 from pipeline.store import Store
 from recsys import registry, release, runs
 from recsys.rank.rerank import run_rerank
-from recsys.runs import TRAIN_FILE, Part, Verdict, write_verdict
+from recsys.runs import TRAIN_FILE, Part, Verdict, seal_verdicts, write_verdict
 from tests.report.conftest import build_legacy_version
 
 
@@ -77,8 +77,9 @@ def test_a_run_of_one_part_pushes_onto_a_version_of_the_old_layout(old_store, tm
 
 def test_a_run_judged_against_another_production_is_refused(old_store):
     cfg, run = old_store
-    release.judge(cfg, run)
-    write_verdict(run.part("nextbasket"), dataclasses.replace(release.verdicts_of(run)["nextbasket"], against=None))
+    judged = release.judge(cfg, run)
+    write_verdict(run.part("nextbasket"), dataclasses.replace(judged["nextbasket"], against=None))
+    seal_verdicts(run, list(judged))  # as a whole judge against no production would have
     with pytest.raises(registry.RegistryError, match="judged against production None but production is now v0001"):
         release.push(cfg, run)
     assert registry.read_production(Store(cfg.store))["version"] == "v0001"
@@ -92,3 +93,42 @@ def test_nothing_blessed_pushes_nothing(old_store, monkeypatch):
     result = release.push(cfg, run)
     assert not result["pushed"] and result["reason"].startswith("no part is blessed")
     assert registry.versions(Store(cfg.store)) == ["v0001"]
+
+
+def _stand_in_value(fails: bool) -> Part:
+    def judge(cfg, run):
+        if fails:
+            raise OSError("killed between two verdicts")
+        return write_verdict(run.part("value"), Verdict("value", False, "spearman", 0.1, "bgnbd", 0.2, "stand-in",
+                                                        ships="none"))
+
+    return Part("value", "stand-in value model", (), lambda *a, **k: {}, judge, lambda *a, **k: {})
+
+
+def test_an_interrupted_judge_is_never_half_of_a_push(old_store, monkeypatch):
+    """A judge writes one verdict per part; one killed between two leaves a new verdict beside an earlier one,
+    and push then refuses (or reads the last complete set), never the mix (issue 31)."""
+    cfg, run = old_store
+    forecast = release.parts()[0]
+    (run.part("value")).mkdir()
+    (run.part("value") / TRAIN_FILE).write_text("{}")
+    with pytest.raises(OSError):  # the run's first judge, killed after the next-basket verdict
+        monkeypatch.setattr(release, "parts", lambda: (forecast, _stand_in_nextbasket(True), _stand_in_value(True)))
+        release.judge(cfg, run)
+    assert release.verdicts_of(run) == {}
+    assert release.push(cfg, run)["reason"].startswith("no part of this run was judged")
+
+    monkeypatch.setattr(release, "parts", lambda: (forecast, _stand_in_nextbasket(True), _stand_in_value(False)))
+    whole = release.judge(cfg, run)
+    assert release.verdicts_of(run) == whole and whole["nextbasket"].blessed
+    with pytest.raises(OSError):  # judged again, killed between the two parts: nextbasket's verdict changed
+        monkeypatch.setattr(release, "parts", lambda: (forecast, _stand_in_nextbasket(False), _stand_in_value(True)))
+        release.judge(cfg, run)
+    with pytest.raises(runs.RunError, match="nextbasket/verdict.json is not the verdict the last complete judge"):
+        release.push(cfg, run)
+    assert registry.read_production(Store(cfg.store))["version"] == "v0001"
+
+    monkeypatch.setattr(release, "parts", lambda: (forecast, _stand_in_nextbasket(False), _stand_in_value(False)))
+    again = release.judge(cfg, run)
+    assert release.verdicts_of(run) == again  # a whole judge: its own set
+    assert not release.verdicts_of(run)["nextbasket"].blessed
