@@ -14,7 +14,9 @@ Evaluator's blessing:
   judged against a production that has moved since (recsys.registry.push);
 - the version records how much segment trends weigh in re-ranking (``registry.TREND_WEIGHT_KEY``), chosen
   on the validation week (the last full week of the log) with the trends of the forecaster it ships, as
-  known before that week (recsys.evaluation.coldstart.choose_weight): 0 where trends do not help there.
+  known before that week (recsys.evaluation.coldstart.choose_weight): 0 unless trends give a clear gain
+  there (no population worse, 2 %+ better, beyond the week's noise by a paired bootstrap over lists), with
+  the reason either way.
 
     trendrec evaluate --json && trendrec push --json
 """
@@ -148,7 +150,9 @@ def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict]
 
 def choose_trend_weight(cfg: Config, forecaster_dir: Path, trained_until: str | None) -> dict[str, Any]:
     """The segment-trend weight of the version: ``choose_weight`` on the last full week of the log, the
-    popularity lists re-ranked with the shipped forecaster's trends as of the day before that week."""
+    popularity lists re-ranked with the shipped forecaster's trends as of the day before that week; 0
+    unless the gain there is clear, and the reason either way. One week only: the shipped forecaster was
+    trained on the weeks before it, so an earlier week would judge trends it has already seen."""
     from recsys.forecast.combination import load_forecaster  # TensorFlow: only when a version is built
     from recsys.forecast.trends import compute_trend_scores
     from recsys.nextbasket.recommend import retrieved_pairs
@@ -169,8 +173,8 @@ def choose_trend_weight(cfg: Config, forecaster_dir: Path, trained_until: str | 
     users = eligible_targets(events, week)[s.USER_ID].unique()
     candidates = retrieved_pairs(before(events, week), week, users, cfg.customers) if len(users) else None
     choice = choose_weight(events, week, trend, candidates, cfg.rerank.eval_candidates)
-    log.info("segment trends: weight %s chosen on the week from %s (NDCG@10 by weight %s)", choice["weight"],
-             week, choice["ndcg@10"])
+    log.info("segment trends: weight %s chosen on the week from %s: %s (NDCG@10 by weight %s)", choice["weight"],
+             week, choice["reason"], choice["ndcg@10"])
     return choice
 
 

@@ -20,7 +20,8 @@ buyers in the 28 days before, a guest order counting as one buyer: g_topfreq's c
 guests), ``rising`` (item-level growth: distinct buyers in the last 28 days minus the 28 before, risers
 first, then the rest by recent buyers) and ``trend_ranking`` (the popularity list re-ranked by segment
 trends with the blend rule at a weight). ``choose_weight`` picks that weight on one week: the weight of
-``GRID`` with the best mean NDCG@10 over the populations, 0 unless it beats weight 0. Figures per
+``GRID`` with the best mean NDCG@10 over the populations among those with a clear gain over weight 0
+(no population worse, 2 %+ better pooled, beyond the week's noise by a paired bootstrap), else 0. Figures per
 population: Recall@10, NDCG@10, PHR@10 and the number of lists (recsys.evaluation.metrics).
 
     python -c "from recsys.evaluation.coldstart import GRID; print(GRID)"
@@ -46,6 +47,14 @@ log = logging.getLogger(__name__)
 
 POPULATIONS = ("new_customers", "guest_orders", "outside_candidates")
 GRID = (0.0, 0.05, 0.1, 0.2, 0.5, 1.0)  # segment-trend weights a release chooses among
+MIN_LISTS = 30  # a population with fewer lists of the week does not count in the choice
+MIN_GAIN = 0.02  # the pooled NDCG gain over weight 0, relative, that trends must reach to be on
+ALPHA = 0.05  # one-sided level of the bootstrap bound, shared among the weights tried (Bonferroni)
+RESAMPLES = 2000  # bootstrap resamples of the lists
+SEED = 0  # the bootstrap's seed: the same log gives the same choice
+RULE = (f"on only with a clear gain: every population with {MIN_LISTS}+ lists as good as without trends, the "
+        f"pooled NDCG@10 {MIN_GAIN:.0%}+ higher, and a paired bootstrap bound over lists (one-sided 95 %, "
+        f"Bonferroni over the weights) above 0")
 RESULT_KEYS = ("recall", "ndcg", "phr")
 GUEST_PREFIX = "order:"  # a guest order's list id
 Ranking = Callable[[pd.DataFrame, date], pd.Series]
@@ -146,24 +155,90 @@ def summary(rows: list[pd.DataFrame], k: int = K) -> dict[str, float | int | Non
 def choose_weight(events: pd.DataFrame, cutoff: date, trends: Mapping[object, float],
                   candidates: pd.DataFrame | None, n: int, grid: tuple[float, ...] = GRID,
                   k: int = K) -> dict[str, Any]:
-    """The segment-trend weight of ``grid`` with the best mean NDCG@k over the populations of the week
-    from ``cutoff`` (popularity's top ``n`` re-ranked); 0 unless it beats 0. ``trends`` must be known
-    before ``cutoff``. Returns weight, helped, the week, per-weight NDCG and the lists per population."""
+    """The segment-trend weight of ``grid`` for the week from ``cutoff`` (popularity's top ``n`` re-ranked by
+    ``trends``, which must be known before ``cutoff``): 0 unless trends give a clear gain there.
+
+    The rule (one week of lists is noisy; a one-week gain often reverses the week after, so trends are on
+    only where the week shows more than noise). Only populations with at least ``MIN_LISTS`` lists count;
+    NDCG@k is the mean over them of each population's mean. A weight w > 0 gives a clear gain when
+    (a) no counted population's NDCG@k is lower at w than at 0;
+    (b) the pooled NDCG@k at w is at least ``MIN_GAIN`` (2 %) above weight 0's, relatively;
+    (c) the gain is beyond the noise of the week: its paired bootstrap over lists (each population's lists
+        resampled on their own, ``RESAMPLES`` times, seed ``SEED``) has its ``ALPHA`` / (weights tried)
+        quantile above 0 (one-sided 95 %, Bonferroni over the weights, since the best of several is taken).
+    The weight is the one with the best pooled NDCG@k among those with a clear gain; 0 where none has one.
+    Returns weight, helped, reason (a sentence: why on or off), the week, per-weight NDCG@k (counted
+    populations), per-weight ``gains`` (relative gain, bootstrap lower bound, populations worse) and the
+    lists per population (every population of the week, counted or not)."""
     seen = before(events, cutoff)
     targets = {p: t for p, t in population_targets(events, cutoff, candidates).items() if t is not None and len(t)}
+    lists = {p: int(t[s.USER_ID].nunique()) for p, t in targets.items()}
+    counted = {p: t for p, t in targets.items() if lists[p] >= MIN_LISTS}
     base, segments = popularity(seen, cutoff).head(n), item_segments(seen)
-    ndcg = {}
+    per: dict[float, dict[str, np.ndarray]] = {}
     for weight in grid:
         ranking = trend_ranking(base, segments, trends, weight)
-        means = [summary([score_ranking(ranking, t, candidates if p == "outside_candidates" else None, k)])
-                 [f"ndcg@{k}"] for p, t in targets.items()]
-        ndcg[weight] = float(np.mean(means)) if means else None
-    off = ndcg.get(0.0)
-    best = max((w for w in grid if ndcg[w] is not None), key=lambda w: (ndcg[w], -w), default=0.0)
-    helped = off is not None and ndcg[best] is not None and ndcg[best] > off
-    return {"weight": best if helped else 0.0, "helped": bool(helped), "week_from": cutoff.isoformat(),
-            f"ndcg@{k}": {str(w): v for w, v in ndcg.items()}, "populations": {p: int(t[s.USER_ID].nunique())
-                                                                             for p, t in targets.items()}}
+        per[weight] = {p: score_ranking(ranking, t, candidates if p == "outside_candidates" else None, k)
+                       .sort_values(s.USER_ID)["ndcg"].to_numpy(float) for p, t in counted.items()}
+    ndcg = {w: float(np.mean([v.mean() for v in by.values()])) if by else None for w, by in per.items()}
+    tried = [w for w in grid if w > 0]
+    gains = {w: _gain(per[0.0], per[w], len(tried)) for w in tried} if counted and 0.0 in per else {}
+    clear = [w for w, g in gains.items() if g["clear"]]
+    weight = max(clear, key=lambda w: (ndcg[w], -w), default=0.0)
+    return {"weight": weight, "helped": bool(clear), "week_from": cutoff.isoformat(),
+            "reason": _reason(weight, ndcg, gains, lists, k), "rule": RULE,
+            f"ndcg@{k}": {str(w): v for w, v in ndcg.items()},
+            "gains": {str(w): {key: v for key, v in g.items() if key != "clear"} for w, g in gains.items()},
+            "populations": lists}
+
+
+def _gain(off: dict[str, np.ndarray], on: dict[str, np.ndarray], tried: int) -> dict[str, Any]:
+    """{relative (pooled NDCG gain over weight 0's), lower (the bootstrap bound of the absolute gain),
+    worse (counted populations lower at this weight), clear} of one weight; see ``choose_weight``."""
+    pooled_off = float(np.mean([v.mean() for v in off.values()]))
+    pooled_on = float(np.mean([v.mean() for v in on.values()]))
+    relative = pooled_on / pooled_off - 1.0 if pooled_off > 0 else (math.inf if pooled_on > 0 else 0.0)
+    worse = [p for p in off if on[p].mean() < off[p].mean() - 1e-12]
+    rng = np.random.default_rng(SEED)
+    resampled = np.mean([_resampled_means(on[p] - off[p], rng, RESAMPLES) for p in off], axis=0)
+    lower = float(np.quantile(resampled, ALPHA / tried))
+    clear = not worse and relative >= MIN_GAIN and lower > 0
+    return {"relative": round(relative, 6) if math.isfinite(relative) else None, "lower": round(lower, 6),
+            "worse": worse, "clear": clear}
+
+
+def _resampled_means(diff: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Means of ``resamples`` bootstrap resamples of ``diff`` (with replacement, its own size). Only non-zero
+    differences move a mean (most lists are unchanged by a small weight), so each resample draws how many
+    of its picks land on one (binomial), then which: exact, and cheap on a shop with many lists."""
+    nonzero = diff[diff != 0]
+    if not len(nonzero):
+        return np.zeros(resamples)
+    picks = rng.binomial(len(diff), len(nonzero) / len(diff), resamples)
+    values = nonzero[rng.integers(0, len(nonzero), int(picks.sum()))]
+    sums = np.bincount(np.repeat(np.arange(resamples), picks), weights=values, minlength=resamples)
+    return sums / len(diff)
+
+
+def _reason(weight: float, ndcg: dict[float, float | None], gains: dict[float, dict[str, Any]],
+            lists: dict[str, int], k: int) -> str:
+    """Why trends are on or off, in one clause (``trendrec status`` prints it)."""
+    if not gains:
+        return (f"too few lists to tell: no population of the week has {MIN_LISTS} "
+                f"({', '.join(f'{n} {p}' for p, n in lists.items()) or 'none'})").replace("_", " ")
+    off = ndcg[0.0]
+    shown = weight if weight > 0 else max(gains, key=lambda w: (ndcg[w], -w))
+    g = gains[shown]
+    figures = f"NDCG@{k} {ndcg[shown]:.4f} at weight {shown:g} vs {off:.4f} without trends"
+    if weight > 0:
+        return (f"a clear gain ({figures}, +{g['relative']:.1%}; no population worse; the gain's bootstrap "
+                f"lower bound +{g['lower']:.4f})")
+    if ndcg[shown] <= off:
+        return f"did not help on validation (best {figures})"
+    why = [f"+{g['relative']:.1%} is under the {MIN_GAIN:.0%} asked for"] if (g["relative"] or 0) < MIN_GAIN else []
+    why += [f"within the week's noise (the gain's bootstrap lower bound {g['lower']:+.4f})"] if g["lower"] <= 0 else []
+    why += [f"worse on {', '.join(g['worse'])}".replace("_", " ")] if g["worse"] else []
+    return f"no clear gain on validation ({figures}: {'; '.join(why) or 'no weight passed every test'})"
 
 
 def _buyers(events: pd.DataFrame, cutoff: date, days: int) -> pd.Series:

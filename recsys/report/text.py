@@ -151,7 +151,8 @@ def _ranking_view(summary: dict[str, Any]) -> dict[str, Any]:
                                  for key in ("recall", "ndcg")} for m in dict.fromkeys(
                                      m for by in cold.values() for m in by)}
         choice = summary["cold_start"].get("release_choice") or {}
-        out["trend weight a push would choose"] = {k: choice.get(k) for k in ("weight", "helped", "week_from")}
+        out["trend weight a push would choose"] = {k: choice.get(k)
+                                                   for k in ("weight", "helped", "week_from", "reason")}
     hidden = {"pooled", "cutoffs", "seconds", "methods", "cold_start"}
     return out | {k: v for k, v in summary.items() if k not in hidden}
 

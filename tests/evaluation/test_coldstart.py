@@ -89,14 +89,61 @@ def _week(bought):
     return _log(before + week)
 
 
-def test_the_weight_is_chosen_only_where_trends_help_on_the_week():
-    trends = {"down": -0.5, "up": 0.5}
-    helped = choose_weight(_week([("c", "up")] * 3), CUT, trends, None, n=50)
-    assert helped["helped"] and helped["weight"] > 0  # c, ranked second by popularity, first with trends
-    assert helped["ndcg@10"]["0.0"] == pytest.approx(1 / np.log2(3))
-    assert helped["populations"] == {"new_customers": 3}
-    hurt = choose_weight(_week([("a", "down")] * 3), CUT, trends, None, n=50)
-    assert hurt["weight"] == 0.0 and not hurt["helped"]  # trends push the bought item down: off
-    assert hurt["ndcg@10"]["0.0"] == 1.0 and set(hurt["ndcg@10"]) == {str(w) for w in GRID}
-    nothing = choose_weight(_week([]), CUT, trends, None, n=50)
+TRENDS = {"down": -0.5, "up": 0.5}  # a (popular, segment down) ranks first without trends; c (up) at weight 1
+OFF_ONE, ON_ONE = 1.0, 1 / np.log2(3)  # NDCG@10 of one target item at rank 1 and at rank 2
+
+
+def _guests(bought):
+    """Guest orders of the target week (no user_id), one item each."""
+    return _log([(None, item, seg, D(2024, 1, 31), f"g{i}") for i, (item, seg) in enumerate(bought)])
+
+
+def test_a_clear_consistent_gain_turns_trends_on():
+    chosen = choose_weight(_week([("c", "up")] * 40), CUT, TRENDS, None, n=50)
+    # every list moves its target from rank 2 to rank 1: +0.3691 on each of 40, at weight 1 only
+    assert chosen["weight"] == 1.0 and chosen["helped"]
+    assert chosen["ndcg@10"]["0.0"] == pytest.approx(ON_ONE) and chosen["ndcg@10"]["1.0"] == 1.0
+    gain = chosen["gains"]["1.0"]
+    assert gain["relative"] == pytest.approx(1 / ON_ONE - 1, abs=1e-6) and gain["worse"] == []
+    assert gain["lower"] == pytest.approx(1 - ON_ONE, abs=1e-6)  # no spread: every resample is the same gain
+    assert chosen["reason"].startswith("a clear gain (NDCG@10 1.0000 at weight 1 vs 0.6309 without trends, +58.5%")
+
+
+def test_a_noisy_tiny_gain_keeps_trends_off_and_says_why():
+    # 21 lists gain 0.3691 (c to rank 1), 19 lose it (a to rank 2): mean gain 2/40 * 0.3691 = 0.0185, +2.3 %
+    # over 0.8062, but one list's change is ±0.37: the mean's standard error is ~0.058, the gain noise
+    chosen = choose_weight(_week([("c", "up")] * 21 + [("a", "down")] * 19), CUT, TRENDS, None, n=50)
+    assert chosen["weight"] == 0.0 and not chosen["helped"]
+    off, on = (19 * OFF_ONE + 21 * ON_ONE) / 40, (21 * OFF_ONE + 19 * ON_ONE) / 40
+    assert chosen["ndcg@10"]["0.0"] == pytest.approx(off) and chosen["ndcg@10"]["1.0"] == pytest.approx(on)
+    assert chosen["gains"]["1.0"]["relative"] == pytest.approx(on / off - 1, abs=1e-6) and on / off - 1 > 0.02
+    assert chosen["gains"]["1.0"]["lower"] < 0
+    assert chosen["reason"].startswith("no clear gain on validation (NDCG@10 0.8247 at weight 1 vs 0.8062 without "
+                                       "trends: within the week's noise (the gain's bootstrap lower bound -")
+
+
+def test_one_population_worse_keeps_trends_off():
+    # new customers: 40 lists all gain 0.3691; guest orders: 20 lose it, 10 gain it (mean -0.1230). Pooled
+    # +0.0615 (+7.8 %), well beyond the noise; but guest orders are worse with trends
+    events = pd.concat([_week([("c", "up")] * 40), _guests([("a", "down")] * 20 + [("c", "up")] * 10)],
+                       ignore_index=True)
+    chosen = choose_weight(events, CUT, TRENDS, None, n=50)
+    assert chosen["populations"] == {"new_customers": 40, "guest_orders": 30}
+    gain = chosen["gains"]["1.0"]
+    assert gain["worse"] == ["guest_orders"] and gain["lower"] > 0
+    off = (ON_ONE + (20 * OFF_ONE + 10 * ON_ONE) / 30) / 2
+    assert gain["relative"] == pytest.approx((1 + (20 * ON_ONE + 10 * OFF_ONE) / 30) / 2 / off - 1, abs=1e-6)
+    assert chosen["weight"] == 0.0 and not chosen["helped"]
+    assert chosen["reason"].endswith(": worse on guest orders)")
+
+
+def test_too_few_lists_keep_trends_off_and_nothing_to_score_too():
+    few = choose_weight(_week([("c", "up")] * 3), CUT, TRENDS, None, n=50)  # all 3 gain: too few to tell
+    assert few["weight"] == 0.0 and not few["helped"] and few["populations"] == {"new_customers": 3}
+    assert few["reason"] == "too few lists to tell: no population of the week has 30 (3 new customers)"
+    assert set(few["ndcg@10"]) == {str(w) for w in GRID}
+    hurt = choose_weight(_week([("a", "down")] * 40), CUT, TRENDS, None, n=50)
+    assert hurt["weight"] == 0.0 and hurt["ndcg@10"]["0.0"] == 1.0
+    assert hurt["reason"].startswith("did not help on validation (best NDCG@10 1.0000 at weight 0.05")
+    nothing = choose_weight(_week([]), CUT, TRENDS, None, n=50)
     assert nothing["weight"] == 0.0 and not nothing["helped"] and nothing["populations"] == {}

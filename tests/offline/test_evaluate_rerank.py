@@ -80,6 +80,9 @@ def test_a_push_records_the_segment_trend_weight_chosen_on_validation(small_stor
     release = registry.production(Store(small_store.store))
     choice = release.metadata[registry.TREND_WEIGHT_KEY]
     assert set(choice["ndcg@10"]) == {str(w) for w in GRID} and choice["weight"] in GRID
-    assert choice["helped"] == (choice["weight"] > 0) == (max(choice["ndcg@10"].values()) > choice["ndcg@10"]["0.0"])
+    assert choice["helped"] == (choice["weight"] > 0) and choice["reason"] and choice["rule"]
+    if choice["helped"]:  # on only with a clear gain at the chosen weight
+        gain = choice["gains"][str(choice["weight"])]
+        assert gain["worse"] == [] and gain["relative"] >= 0.02 and gain["lower"] > 0
     assert choice["week_from"] == "2011-12-03"  # the last full week of the sample
     assert set(choice["populations"]) == set(POPULATIONS)

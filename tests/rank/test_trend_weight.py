@@ -87,6 +87,32 @@ def test_status_says_trends_are_off_where_they_did_not_help(small_config, push_v
     assert registry.production(Store(small_config.store)).metadata[registry.TREND_WEIGHT_KEY] == OFF
 
 
+CLEAR_RULE = "on only with a clear gain: ..."  # what the choice records; status reads only that it is there
+
+
+@pytest.mark.parametrize("choice, says", [
+    ({"weight": 0.2, "helped": True, "week_from": "2024-01-22", "rule": CLEAR_RULE,
+      "reason": "a clear gain (NDCG@10 0.2400 at weight 0.2 vs 0.2100 without trends, +14.3%; no population "
+                "worse; the gain's bootstrap lower bound +0.0120)",
+      "populations": {"new_customers": 40, "guest_orders": 30}, "ndcg@10": {"0.0": 0.21, "0.2": 0.24}},
+     "Segment trends on: weight 0.2, chosen on the validation week from 2024-01-22: a clear gain (NDCG@10 0.2400 "
+     "at weight 0.2 vs 0.2100 without trends, +14.3%; no population worse; the gain's bootstrap lower bound "
+     "+0.0120); lists: 30 guest orders, 40 new customers."),  # as the metadata stores them
+    ({"weight": 0.0, "helped": False, "week_from": "2024-01-22", "rule": CLEAR_RULE,
+      "reason": "no clear gain on validation (NDCG@10 0.1117 at weight 0.1 vs 0.1093 without trends: within the "
+                "week's noise (the gain's bootstrap lower bound -0.0080))",
+      "populations": {"new_customers": 31}, "ndcg@10": {"0.0": 0.1093, "0.1": 0.1117}},
+     "Segment trends off: no clear gain on validation (NDCG@10 0.1117 at weight 0.1 vs 0.1093 without trends: "
+     "within the week's noise (the gain's bootstrap lower bound -0.0080)); week from 2024-01-22, lists: 31 new "
+     "customers."),
+])
+def test_status_says_why_the_clear_gain_rule_turned_trends_on_or_off(small_config, push_version, choice, says):
+    push_version(small_config, TRENDS, trend_weight=choice)
+    status = store_status(small_config)["segment_trends"]
+    assert (status["weight"], status["reason"], status["rule"]) == (choice["weight"], choice["reason"], CLEAR_RULE)
+    assert status["says"] == says
+
+
 def test_a_release_pushed_before_weights_were_chosen_ranks_without_trends(small_config, push_version):
     push_version(small_config, TRENDS)
     status = store_status(small_config)["segment_trends"]
