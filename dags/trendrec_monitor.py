@@ -12,7 +12,9 @@
   no model is in production.
 * `live_results` judges the production version's push-time scores on each complete week since its
   cut-off, beside P-TopFreq and TIFU-kNN fitted at that cut-off (`trendrec live`), into
-  `monitor/live-results.parquet` and TensorBoard; a week already judged is replaced, never doubled.
+  `monitor/live-results.parquet` and TensorBoard; a week already judged is replaced, never doubled. When
+  production then trails the best baseline `monitor.trailing_weeks` weeks in a row (default 2) the task
+  fails with the reason and the fix, `trendrec models rollback`, which the failure callback logs.
 * Params: `config`, `store`.
 """
 
@@ -33,14 +35,19 @@ RAW_EVENTS_ASSET = Asset(name=RAW_EVENTS)
 
 
 def _run(name: str, params: dict) -> dict:
-    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from pipeline.config import load_run_config
     from recsys import flow
+    from recsys.monitor.gate import trailing_reason
 
-    result = flow.run_stage(name, load_run_config(params["config"], params["store"]))
+    cfg = load_run_config(params["config"], params["store"])
+    result = flow.run_stage(name, cfg)
     if flow.SKIPPED in result:
         raise AirflowSkipException(result[flow.SKIPPED])
+    trailing = name == "live_results" and trailing_reason(cfg.store, cfg.monitor.trailing_weeks)
+    if trailing:  # judged and recorded; failing the task puts the reason in the failure callback's line
+        raise AirflowFailException(f"degraded: {trailing}")
     return result
 
 

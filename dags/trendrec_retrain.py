@@ -1,7 +1,8 @@
 """
 ### trendrec_retrain — aggregate, train every model family, judge and (if a part is blessed) push
 
-**aggregate → train_forecast → train_nextbasket → train_value → judge → is_pushable → push | keep_production**
+**aggregate → train_forecast → train_nextbasket → train_value → judge → is_pushable → push | keep_production**,
+**drift_gate → push**
 
 The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages, in the same order, as `trendrec demo`
 and the `trendrec_pipeline` DAG.
@@ -23,7 +24,11 @@ and the `trendrec_pipeline` DAG.
   least one part is blessed; each part of the version is what its verdict ships (the run's model,
   production's part, or the family's baseline). A run with no part blessed, or already pushed, leaves
   production and the asset alone. Rollback moves every part together.
-* Params: `config`, `store`, `horizon` (days forecast; empty = the config's `model.horizon`).
+* `drift_gate` runs `trendrec drift` (the newest week against production's training data) beside the
+  training: when a check fails the task fails with each failed check and its column in its log, and
+  `push` does not run (upstream failed): the version is not promoted. Set the `ignore_drift` param
+  (`--conf '{"ignore_drift": true}'`) to push one run anyway, or `monitor.drift_gate = false` in the config.
+* Params: `config`, `store`, `horizon` (days forecast; empty = the config's `model.horizon`), `ignore_drift`.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ def _stage_task(step):
     dagrun_timeout=timedelta(hours=6),
     tags=["trendrec", "training"],
     doc_md=__doc__,
-    params={name: Param(**PARAMS[name]) for name in ("config", "store", "horizon")},
+    params={**{name: Param(**PARAMS[name]) for name in ("config", "store", "horizon")},
+            "ignore_drift": Param(False, type="boolean", description="push even when a drift check fails (this run)")},
 )
 def trendrec_retrain():
     @task.branch
@@ -87,11 +93,25 @@ def trendrec_retrain():
         log.info("pushable=%s: %s", judged["pushable"], judged["push_reason"])
         return "push" if judged["pushable"] else "keep_production"
 
+    @task  # a held push raises AirflowFailException: failed at once, no retry
+    def drift_gate(params=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipeline.config import load_run_config
+        from recsys.monitor.gate import gate_drift
+
+        gate = gate_drift(load_run_config(params["config"], params["store"], params["horizon"]),
+                          ignore=bool(params.get("ignore_drift")))
+        if gate["held"]:  # push is upstream_failed: production stays as it is
+            raise AirflowFailException(f"push held back: {gate['reason']}")
+        log.info("drift gate: %s", gate["reason"])
+        return gate
+
     @task(outlets=[PRODUCTION_MODEL_ASSET])
     def push(judged: dict, params=None, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        result = _run("push", params, judged)
+        result = _run("push", params, judged, drift_checked=True)  # drift_gate, upstream, checked it
         if not result["pushed"]:  # already pushed by an earlier try of this run: no new model event
             raise AirflowSkipException(result["reason"])
         outlet_events[PRODUCTION_MODEL_ASSET].extra = {"version": result["version"], "previous": result["previous"]}
@@ -105,7 +125,9 @@ def trendrec_retrain():
     summary = None
     for stage in RETRAIN_STAGES:
         summary = _stage_task(stage)(summary)
-    is_pushable(summary) >> [push(summary), keep_production(summary)]
+    pushed = push(summary)
+    is_pushable(summary) >> [pushed, keep_production(summary)]
+    drift_gate() >> pushed
 
 
 trendrec_retrain()

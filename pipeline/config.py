@@ -152,6 +152,16 @@ class RegistryConfig:
     keep_versions: int = 10  # newest versions kept after a push (plus production and its history); 0 = all
 
 
+@dataclass(frozen=True)
+class MonitorConfig:
+    drift_gate: bool = True  # a failed `trendrec drift` check holds the push back (`push --ignore-drift`: one run)
+    trailing_weeks: int = 2  # live weeks in a row behind the best baseline before status and /health say degraded
+
+    def __post_init__(self) -> None:
+        if self.trailing_weeks < 1:
+            raise ConfigError(f"monitor: trailing_weeks must be 1 or more, got {self.trailing_weeks}")
+
+
 CUSTOMER_CELLS = ("lstm", "gru")  # both run the fused cuDNN kernel on a GPU with the settings below
 
 
@@ -257,6 +267,7 @@ class Config:
     registry: RegistryConfig = field(default_factory=RegistryConfig)
     customers: CustomerModelConfig = field(default_factory=CustomerModelConfig)  # the LSTMRecommender
     value: ValueConfig = field(default_factory=ValueConfig)  # customer value: BG/NBD + GG, LSTM (ZILN), ensemble
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)  # what drift and live results do after the push
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, saved next to every model."""
@@ -265,7 +276,7 @@ class Config:
 
 _SECTIONS = {"ingest": IngestConfig, "aggregate": AggregateConfig, "model": ModelConfig,
              "combination": CombinationConfig, "evaluate": EvaluateConfig, "rerank": RerankConfig, "registry": RegistryConfig,
-             "customers": CustomerModelConfig, "value": ValueConfig}
+             "customers": CustomerModelConfig, "value": ValueConfig, "monitor": MonitorConfig}
 
 
 def load_config(path: str | os.PathLike | None = None, *, store: str | None = None) -> Config:

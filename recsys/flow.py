@@ -106,10 +106,16 @@ def _judge(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
             "verdicts": {name: verdict.to_json() for name, verdict in verdicts.items()}}
 
 
-def _push(cfg: Config, upstream: dict, *, lists: str | None = None, **options: Any) -> dict[str, Any]:
+def _push(cfg: Config, upstream: dict, *, lists: str | None = None, ignore_drift: bool = False,
+          drift_checked: bool = False, **options: Any) -> dict[str, Any]:
     from pipeline.store import Store
     from recsys import release, runs
+    from recsys.monitor.gate import gate_drift
 
+    if not drift_checked:  # the retrain DAG checks drift in a task of its own (drift_gate) before this one
+        gate = gate_drift(cfg, ignore_drift)
+        if gate["held"]:
+            return {"pushed": False, "held_by": "drift", "reason": gate["reason"], "drift": gate}
     run = runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run"))
     # the shop's lists the model scores at push: --lists, else the config's lists file when it exists
     default = cfg.rerank.candidates if cfg.rerank.candidates and Path(cfg.rerank.candidates).is_file() else None
@@ -193,6 +199,9 @@ def _push_arguments(parser: argparse.ArgumentParser) -> None:
     _run_argument(parser)
     parser.add_argument("--lists", help="the shop's candidate lists (parquet or CSV; default: rerank.candidates of "
                                         "the config): the next-basket model scores their pairs too")
+    parser.add_argument("--ignore-drift", action="store_true",
+                        help="push even when a `trendrec drift` check fails (this run only; monitor.drift_gate "
+                             "in the config turns the gate off for good)")
 
 
 def _rerank_arguments(parser: argparse.ArgumentParser) -> None:

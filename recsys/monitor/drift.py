@@ -54,6 +54,7 @@ THRESHOLDS = {"psi": 0.25, "js": 0.1, "spread": 1.5, "volume_low": 1 / 3, "volum
 NUMERIC = (s.QUANTITY, s.PRICE)
 CATEGORICAL = (s.SEGMENT, HOUR)
 MIN_SEGMENT_ROWS = 20
+MIN_SEGMENT_SHARE = 0.05  # of the window's rows: smaller segments come and go with the catalogue
 REPEAT_KEY = [s.EVENT_DATE, TIME_KEY, s.ORDER_ID, s.USER_ID, s.ITEM_ID, s.QUANTITY, s.PRICE]
 
 
@@ -108,19 +109,38 @@ def _orders(frame: pd.DataFrame) -> int:
     return int(frame.loc[with_order, s.ORDER_ID].nunique() + (~with_order).sum())
 
 
+def _closures(ref_days: pd.Series, median: pd.Series, low: float) -> tuple[int, int]:
+    """Days of the reference's calendar with no rows or under ``low`` x their weekday's median: the shop's
+    own closures (holidays), which make a near-empty day in the window normal rather than a fault."""
+    if ref_days.empty:
+        return 0, 0
+    index = pd.to_datetime(ref_days.index)
+    calendar = pd.date_range(index.min(), index.max())
+    rows = pd.Series(ref_days.to_numpy(), index=index).reindex(calendar, fill_value=0)
+    return int((rows.to_numpy() < low * median.reindex(calendar.dayofweek).to_numpy()).sum()), len(calendar)
+
+
 def check_volume(ref: pd.DataFrame, cur: pd.DataFrame, low: float, high: float) -> Check:
     ref_days = ref.groupby(s.EVENT_DATE).size()
     weekday = pd.Series(pd.to_datetime(ref_days.index).dayofweek, index=ref_days.index)
     median = ref_days.groupby(weekday.to_numpy()).median()
+    closures, calendar = _closures(ref_days, median, low)
     ratios = {}
     for day, n in cur.groupby(s.EVENT_DATE).size().items():
         expected = median.get(pd.Timestamp(day).dayofweek)
         if expected:
             ratios[str(day)[:10]] = n / expected
     bad = {d: r for d, r in ratios.items() if not low <= r <= high}
+    lows = sorted((r, d) for d, r in bad.items() if r < low)
+    # as many low days as the reference's closure rate gives this window (rounded up) are closures
+    allowed = int(np.ceil(closures * len(ratios) / calendar)) if closures else 0
+    for _, d in lows[:allowed]:
+        del bad[d]
     worst = max(ratios.values(), key=lambda r: abs(np.log(r)), default=float("nan"))
     why = "; ".join(f"rows of {d}: {r:.2f} x the median of the reference's same weekdays" for d, r in bad.items())
-    return Check("volume:rows", num(worst), [low, high], not bad, why, {"per_day": {d: num(r) for d, r in ratios.items()}})
+    return Check("volume:rows", num(worst), [low, high], not bad, why,
+                 {"per_day": {d: num(r) for d, r in ratios.items()}, "reference_closures": closures,
+                  "closures_allowed": allowed})
 
 
 def _repeat_share(frame: pd.DataFrame) -> pd.Series:
@@ -157,11 +177,14 @@ def check_schema(store: Store, windows: Windows) -> Check:
     return Check("schema", float(len(changed)), 0.0, not changed, why)
 
 
-def check_segments(ref: pd.DataFrame, cur: pd.DataFrame, min_rows: int = MIN_SEGMENT_ROWS) -> Check:
+def check_segments(ref: pd.DataFrame, cur: pd.DataFrame, min_rows: int = MIN_SEGMENT_ROWS,
+                   min_share: float = MIN_SEGMENT_SHARE) -> Check:
+    # a segment under min_share of the rows coming or going is the catalogue's own churn (a seasonal
+    # product, a new line), not a feed fault: a renamed or lost segment that matters holds a real share
     p, q = ref[s.SEGMENT].value_counts(), cur[s.SEGMENT].value_counts()
-    new = sorted(str(k) for k, n in q.items() if k not in p.index and n >= min_rows)
+    new = sorted(str(k) for k, n in q.items() if k not in p.index and n >= max(min_rows, min_share * len(cur)))
     expected = p / max(len(ref), 1) * len(cur)
-    gone = sorted(str(k) for k, n in expected.items() if n >= min_rows and k not in q.index)
+    gone = sorted(str(k) for k, n in expected.items() if n >= max(min_rows, min_share * len(cur)) and k not in q.index)
     why = "; ".join(part for part in (f"new segment(s) in column {s.SEGMENT}: {new}" if new else "",
                                       f"vanished segment(s) in column {s.SEGMENT}: {gone}" if gone else "") if part)
     return Check("segments", float(len(new) + len(gone)), 0.0, not (new or gone), why, {"new": new, "vanished": gone})

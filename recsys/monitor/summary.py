@@ -2,7 +2,8 @@
 
 ``last_verdicts`` reads the newest drift record (monitor/drift/) and the live results table: per week
 of the production version, its Recall@10 beside the best baseline's, and how many of the latest weeks
-in a row it trails. ``monitor_lines`` says it in sentences.
+in a row it trails. ``monitor_lines`` says it in sentences, and says DEGRADED with the fix when the
+verdicts carry ``degraded`` (recsys.monitor.gate.trailing_reason).
 
     python -c "from recsys.monitor.summary import last_verdicts; print(last_verdicts('trendrec-data'))"
 """
@@ -76,4 +77,6 @@ def monitor_lines(verdicts: dict[str, Any]) -> list[str]:
                      f"{live['production']:.4f} against {live['best_baseline']} {live['baseline']:.4f}"
                      + (f"; trailing the best baseline {live['weeks_trailing']} week(s) in a row."
                         if live["weeks_trailing"] else "."))
+    if verdicts.get("degraded"):  # recsys.monitor.gate.trailing_reason: monitor.trailing_weeks reached
+        lines.append(f"DEGRADED: {verdicts['degraded']}.")
     return lines

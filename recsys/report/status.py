@@ -27,6 +27,7 @@ from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.store import Store, read_json
 from recsys import registry, runs
+from recsys.monitor.gate import trailing_reason
 from recsys.monitor.summary import last_verdicts, monitor_lines
 from recsys.report.segment_trends import trend_weight_status
 
@@ -207,6 +208,7 @@ def store_status(cfg: Config) -> dict[str, Any]:
     status["ranking"] = ranking_status(store)
     status["versions"] = registry.versions(store)
     status["monitor"] = last_verdicts(store, release and release.version)  # drift and live results
+    status["monitor"]["degraded"] = release and trailing_reason(store, cfg.monitor.trailing_weeks, release.version)
     status["tensorboard"] = f"tensorboard --logdir {store.runs} --host 127.0.0.1"
     status["reranked"] = sorted(str(p) for p in store.reranked.glob("*.parquet")) if store.reranked.is_dir() else []
     return status

@@ -20,9 +20,11 @@ item: pipeline.lists); items the events never had are counted in ``unknown_items
                     "unknown_segments": {"count", "segments"}, "unknown_items": {"count", "items"},
                     "items": [{"item_id", "trend", "score", "signal", "final_score", "rank"}, ...]}  # best first
     GET  /health -> {"status": "ok", "model_version": "v0003", "segments": 14, "customers": 4302,
-                     "reload_error": null}
+                     "reload_error": null, "live_results": null}
                     # "degraded" (200) while production's version cannot be loaded and an older one
-                    # still serves; "no_model" (503) before the first push
+                    # still serves, or while it trails the best baseline on live results
+                    # monitor.trailing_weeks weeks in a row ("live_results" says so and names
+                    # `trendrec models rollback`); "no_model" (503) before the first push
 
 Bad input is answered with a 4xx and a reason: 422 (schema: missing field, non-finite score,
 weight outside [0, 1]), 413 (body over ``max_request_bytes`` or more than ``max_request_candidates``
@@ -71,6 +73,7 @@ from pipeline.lists import fill_segments, item_segments
 from pipeline.store import Store
 from recsys import registry
 from recsys.rank.blend import SIGNALS
+from recsys.monitor.gate import trailing_reason
 from recsys.monitor.skew import SkewCounter, count_lists
 from recsys.rank.signals import ReleaseSignals, rank_rows, trend_weight
 from recsys.serve.limits import BodyLimit
@@ -87,6 +90,32 @@ RETRY_SECONDS = 30.0  # a release that failed to load is loaded again this often
 
 class ServeError(TrendrecError):
     """The service cannot start or a trend table cannot be loaded."""
+
+
+# --- production's live results, read again when the table changes ---------------------------------
+class LiveVerdict:
+    """Why production is degraded on live results (recsys.monitor.gate.trailing_reason), or None; the live
+    results table is read again only when it or the version changes (a stat per /health)."""
+
+    def __init__(self, store: Store, weeks: int):
+        self.store, self.weeks = store, weeks
+        self._key: tuple | None = None
+        self._reason: str | None = None
+
+    def reason(self, version: str | None) -> str | None:
+        try:
+            st = os.stat(self.store.live_results)
+            key = (version, st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            key = (version, None)
+        if key != self._key:
+            try:
+                self._reason = trailing_reason(self.store, self.weeks, version) if version and key[1] else None
+            except (OSError, ValueError, KeyError) as exc:  # an unreadable table must not take /health down
+                log.warning("live results of %s cannot be read: %s", self.store.live_results, exc)
+                self._reason = None
+            self._key = key
+        return self._reason
 
 
 # --- the production release, reloaded when production.json changes -------------------------------
@@ -225,6 +254,7 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     max_bytes = int(max_bytes or cfg.rerank.max_request_bytes)
     max_candidates = int(max_candidates or cfg.rerank.max_request_candidates)
     state = TrendState(Store(cfg.store), cfg.aggregate.memory_limit)
+    live = LiveVerdict(Store(cfg.store), cfg.monitor.trailing_weeks)
     state.refresh()
     skew = SkewCounter(state.store, "serve")  # what it could not score, per day (monitor/skew/)
 
@@ -244,11 +274,13 @@ def create_app(cfg: Config, *, max_bytes: int | None = None, max_candidates: int
     @app.get("/health", response_model=Health)
     async def health() -> Response:
         state.refresh()
-        # "degraded": still serving the last good version because production's could not be loaded
         signals = state.signals
-        status = "no_model" if not signals.version else "degraded" if state.reload_error else "ok"
+        # "degraded": still serving the last good version because production's could not be loaded, or the
+        # version trails the best baseline on live results monitor.trailing_weeks weeks in a row
+        trailing = live.reason(signals.version)
+        status = "no_model" if not signals.version else "degraded" if state.reload_error or trailing else "ok"
         body = {"status": status, "model_version": signals.version, "segments": len(signals.trends),
-                "customers": len(signals.scores), "reload_error": state.reload_error}
+                "customers": len(signals.scores), "reload_error": state.reload_error, "live_results": trailing}
         return JSONResponse(body, status_code=200 if signals.version else 503)
 
     @app.post("/rerank", response_model=RerankResponse, openapi_extra=_REQUEST_DOC,

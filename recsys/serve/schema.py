@@ -67,11 +67,13 @@ class RerankResponse(TypedDict):
 
 
 class Health(TypedDict):
-    status: str  # ok | degraded (an older version serves: production cannot be loaded) | no_model
+    status: str  # ok | degraded (an older version serves, or production trails on live results) | no_model
     model_version: str | None
     segments: int
     customers: Annotated[int, Field(description="customers with push-time scores (0: trends only)")]
     reload_error: str | None
+    live_results: Annotated[str | None, Field(description="why production is degraded on live results (it trails "
+                                                          "the best baseline; the fix: trendrec models rollback)")]
 
 
 REQUEST = TypeAdapter(RerankRequest)

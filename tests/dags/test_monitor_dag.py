@@ -56,3 +56,33 @@ def test_re_keyed_items_fail_the_drift_task_with_the_column(dagbag, tmp_path, ca
     logged = caplog.text + "".join(capfd.readouterr())
     assert "drift in unknown:item_id: column item_id: 100% of the window's rows" in logged
     assert (Store(cfg.store).drift / f"{str(CUT + pd.Timedelta(days=6))[:10]}.json").is_file()  # recorded first
+
+
+# the retrain DAG's stages before the push, marked done: the drift gate and the push are what is tested
+BEFORE_PUSH = r"^(aggregate|train_.*|judge|is_pushable|keep_production)$"
+
+
+def _retrain(dagbag, store, pattern=BEFORE_PUSH, **conf):
+    run = dagbag.dags["trendrec_retrain"].test(logical_date=pd.Timestamp(CUT, tz="UTC").to_pydatetime(),
+                                              run_conf={"config": "", "store": str(store), **conf},
+                                              mark_success_pattern=pattern)
+    return run, {ti.task_id: ti.state for ti in run.get_task_instances()}
+
+
+@pytest.mark.slow
+def test_a_failed_drift_check_holds_the_retrain_push_back(dagbag, tmp_path, caplog, capfd):
+    from recsys import registry
+
+    cfg = shop_store(tmp_path, "rekeyed")
+    version = push_release(cfg, CUT, SCORES)
+    run, states = _retrain(dagbag, cfg.store)
+    assert run.state == "failed" and states["drift_gate"] == "failed", states
+    assert states["push"] == "upstream_failed", states  # never ran: nothing promoted
+    assert registry.read_production(cfg.store)["version"] == version
+    logged = caplog.text + "".join(capfd.readouterr())
+    assert "push held back: drift check(s) failed (unknown:item_id): column item_id: 100% of the window's rows" in logged
+    # one run's override (push marked done too: this test trained no run for it to version)
+    overridden, states = _retrain(dagbag, cfg.store, BEFORE_PUSH.replace("keep_production", "keep_production|push"),
+                                  ignore_drift=True)
+    assert states["drift_gate"] == "success", states
+    assert "ignored for this run: drift check(s) failed (unknown:item_id)" in caplog.text + "".join(capfd.readouterr())

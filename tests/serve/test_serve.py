@@ -75,7 +75,28 @@ def test_valid_request_by_hand(client, caplog):
     assert default["weight"] == 0.0 and default["user_id"] is None  # no weight chosen by the release, none set
     assert client.post("/rerank", json={"candidates": []}).json()["items"] == []
     health = client.get("/health").json()
-    assert health == {"status": "ok", "model_version": "v0001", "segments": 2, "customers": 0, "reload_error": None}
+    assert health == {"status": "ok", "model_version": "v0001", "segments": 2, "customers": 0, "reload_error": None,
+                      "live_results": None}
+
+
+def _week(version, start, production, baseline):
+    return [{"version": version, "family": "nextbasket", "start": start, "end": start, "method": m,
+             "metric": "recall@10", "value": v, "customers": 10}
+            for m, v in (("production", production), ("tifu_knn", baseline))]
+
+
+def test_health_is_degraded_while_production_trails_on_live_results(client, store):
+    from recsys.monitor.live import append_results
+
+    append_results(store, _week("v0001", "2024-01-01", 0.30, 0.20) + _week("v0001", "2024-01-08", 0.10, 0.20))
+    assert client.get("/health").json()["status"] == "ok"  # one week behind: under monitor.trailing_weeks (2)
+    append_results(store, _week("v0001", "2024-01-15", 0.15, 0.25))  # the table changed: read again
+    resp = client.get("/health")
+    health = resp.json()
+    assert resp.status_code == 200 and health["status"] == "degraded" and health["reload_error"] is None
+    assert health["live_results"].startswith("production v0001 trails the best baseline on live results 2 week(s)")
+    assert "Recall@10 0.1500 against tifu_knn 0.2500" in health["live_results"]
+    assert health["live_results"].endswith("run `trendrec models rollback`")
 
 
 def test_a_known_customer_is_ranked_by_the_push_time_scores(small_config, push_version):
