@@ -5,7 +5,9 @@ what the release could not score: lists whose customer it has no push-time score
 (``unknown_customers``), rows whose item none of its scores name (``unknown_items``) and rows whose
 segment its trend table lacks (``unknown_segments``). Each process keeps its own counts and writes
 them, whole, to ``monitor/skew/<day>/<source>-<host>-<pid>-<ns>.json`` (atomically; the service at most
-every ``FLUSH_SECONDS`` and when it stops, the batch once per run), so writers never share a file.
+every ``FLUSH_SECONDS`` and when it stops), so writers never share a file. The batch rerank writes once per
+run to a file named after its output (``rerank-<digest of the output path>.json``), so a re-run of the same
+rerank on the same day replaces its counts instead of adding them twice.
 
 ``check_skew`` (part of `trendrec drift`) sums the last days' records of the production version and
 compares each share with the release's own on the reference's last week of events: the share of its
@@ -46,14 +48,14 @@ SHARES = {"customers": ("unknown_customers", "lists"), "items": ("unknown_items"
 class SkewCounter:
     """Per day and version counts of one process (``source``: "serve" or "rerank")."""
 
-    def __init__(self, store: Store, source: str, flush_seconds: float = FLUSH_SECONDS):
+    def __init__(self, store: Store, source: str, flush_seconds: float = FLUSH_SECONDS, name: str | None = None):
         self.store, self.source, self.flush_seconds = store, source, flush_seconds
         self.counts: dict[str, dict[str, dict[str, int]]] = {}  # day -> version -> counts
         self._dirty: set[str] = set()
         self._flushed = time.monotonic()
         self._lock = threading.Lock()
-        # one file per counter: two runs of the batch in one process never overwrite each other's counts
-        self._name = f"{source}-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.json"
+        # one file per counter (``name``: a fixed one, which the counter's next run replaces)
+        self._name = name or f"{source}-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.json"
 
     def count(self, version: str | None, day: datetime.date | None = None, **counts: int) -> None:
         """Add ``counts`` (names of COUNTS) for ``version`` on ``day`` (default: today, UTC); flush when due."""

@@ -19,6 +19,7 @@ the items the events never had (``unknown_items``) are in the summary too.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from collections.abc import Mapping
@@ -171,7 +172,7 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     result = rank_candidates(candidates, signals, weight, cfg.rerank.customer_weight)
     unknown = _warn_unknown(candidates, signals)
     write_parquet(pa.Table.from_pandas(result, preserve_index=False), target)
-    _count_skew(store, candidates, signals)
+    _count_skew(store, candidates, signals, target)
     log.info("re-ranked %d rows for %d users with %s into %s", len(result), result[s.USER_ID].nunique(),
              signals.version, target)
     counts = result[s.SIGNAL].value_counts()
@@ -196,11 +197,15 @@ def production_signals(store: Store, users: np.ndarray) -> ReleaseSignals:
     return signals
 
 
-def _count_skew(store: Store, candidates: pd.DataFrame, signals: ReleaseSignals) -> None:
-    """What this run could not score, into monitor/skew/ (recsys.monitor.skew: `trendrec drift` reads it)."""
+def _count_skew(store: Store, candidates: pd.DataFrame, signals: ReleaseSignals, target: Path) -> None:
+    """What this run could not score, into monitor/skew/ (recsys.monitor.skew: `trendrec drift` reads it).
+
+    The record is named after the output, so re-running the same rerank the same day replaces it.
+    """
     release = registry.production(store) if signals.version else None
     items = scored_items(release) if release is not None and release.version == signals.version else set()
-    counter = SkewCounter(store, "rerank")
+    digest = hashlib.sha256(str(Path(target).resolve()).encode("utf-8")).hexdigest()[:16]
+    counter = SkewCounter(store, "rerank", name=f"rerank-{digest}.json")
     count_lists(counter, signals.version, candidates[s.USER_ID].astype(str).tolist(),
                 candidates[s.ITEM_ID].astype(str).tolist(), candidates[s.SEGMENT].tolist(),
                 signals.scores.__contains__, items.__contains__, signals.trends)

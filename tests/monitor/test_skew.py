@@ -34,7 +34,10 @@ def test_the_batch_counts_what_it_could_not_score(tmp_path, push_version):
     counts = read_skew(Store(cfg.store))
     assert counts == {TODAY: {version: {"lists": 2, "rows": 5, "unknown_customers": 1, "unknown_items": 2,
                                         "unknown_segments": 2}}}
-    run_rerank(cfg, tmp_path / "lists.parquet")  # a second run adds its own counts, never overwrites
+    run_rerank(cfg, tmp_path / "lists.parquet")  # the same rerank again the same day replaces its counts
+    assert read_skew(Store(cfg.store))[TODAY][version]["rows"] == 5
+    lists.to_parquet(tmp_path / "other.parquet")  # another list, another output: counted beside the first
+    run_rerank(cfg, tmp_path / "other.parquet")
     assert read_skew(Store(cfg.store))[TODAY][version]["rows"] == 10
 
 
