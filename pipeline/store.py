@@ -9,6 +9,7 @@ The store is one directory::
     .keys/raw.lock                                    held by an ingest while it deduplicates and commits
     .keys/drop-bases/<digest>/event_date=YYYY-MM-DD.u64  field hashes of a file of a multi-file drop
     .tmp/                                             scratch of running stages (DuckDB spill, temp parts)
+    .tmp/locks/<digest>.lock                          held by a stage while it writes one output (Store.output_lock)
     .staging/ingest/<digest>/ (or partial-<ns>-...)   an ingest's files before its commit (pipeline.ingest.staging)
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
@@ -24,7 +25,8 @@ The store is one directory::
     report/                                           PNG plots and an HTML page (trendrec report)
     monitor/                                          what watches a shop after the push (recsys.monitor)
     monitor/ingest-stats/<digest>.json                statistics of what each committed ingest accepted
-    monitor/skew/<day>/<source>-<host>-<pid>-<ns>.json  what the service / batch rerank could not score, per day
+    monitor/skew/<day>/<source>-<host>-<pid>-<ns>.json  what the service could not score, per day
+    monitor/skew/<day>/rerank-<digest>.json           what the batch rerank into one output could not score
     monitor/drift/<check time>.json                   `trendrec drift` verdicts, one record per run
     monitor/live-results.parquet                      each production version's live results, per week
 
@@ -50,6 +52,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import glob
+import hashlib
 import json
 import logging
 import os
@@ -150,6 +154,12 @@ class Store:
         """Scratch of running stages (DuckDB spill): on the store's disk, not the system's temp dir; each
         connection spills into a folder of its own, which DuckDB removes when it closes."""
         return self.root / ".tmp"
+
+    def output_lock(self, target: str | os.PathLike) -> Path:
+        """Held while a stage writes ``target``: one writer of a file at a time, so that the writer may
+        sweep what a killed writer of the same file left (``sweep_temp``)."""
+        digest = hashlib.sha256(str(Path(target).resolve()).encode("utf-8")).hexdigest()[:16]
+        return self.tmp / "locks" / f"{digest}.lock"
 
     @property
     def ingest_staging(self) -> Path:
@@ -334,6 +344,18 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
+
+
+def sweep_temp(target: str | os.PathLike) -> int:
+    """Remove the temporary files ``atomic_path`` left beside ``target`` when its writer was killed; the
+    number removed. Call it holding ``Store.output_lock(target)``, so no live writer's file goes."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return 0
+    stale = list(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_parquet(table: pa.Table, target: str | os.PathLike) -> Path:

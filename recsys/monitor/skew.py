@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import schemas as s
-from pipeline.store import Store, write_json
+from pipeline.store import Store, sweep_temp, write_json
 from recsys import registry
 from recsys.monitor.check import Check, num
 
@@ -67,6 +67,11 @@ class SkewCounter:
             self._dirty.add(day_s)
         if time.monotonic() - self._flushed >= self.flush_seconds:
             self.flush()
+
+    def sweep(self) -> int:
+        """Remove the temp files a killed writer of this counter's (fixed) file name left, in any day's
+        folder; the caller holds the lock of what the name stands for (the batch: its output's)."""
+        return sum(sweep_temp(tmp.parent / self._name) for tmp in self.store.skew.glob(f"*/.{self._name}.*.tmp"))
 
     def flush(self) -> list[Path]:
         """Write the days counted since the last flush; the paths written."""

@@ -175,3 +175,23 @@ def test_a_shops_own_columns_without_segments_rerank(small_config, push_version,
     with pytest.raises(RerankError, match=r"shop\.csv: missing column\(s\) user_id, item_id, base_score.*"
                                           r"customer, sku, logit.*\[rerank\.columns\]"):
         run_rerank(unmapped, tmp_path / "shop.csv")
+
+
+@pytest.mark.slow
+def test_a_rerank_sweeps_the_temp_file_a_killed_rerank_of_the_same_output_left(production_store, tmp_path):
+    cfg, store = production_store
+    store.reranked.mkdir(parents=True, exist_ok=True)
+    killed = store.reranked / ".lists.parquet.x1y2z3.tmp"  # what atomic_path leaves when SIGKILL lands in it
+    other = store.reranked / ".custom.parquet.a1b2c3.tmp"  # another output's: not this rerank's to remove
+    killed.write_bytes(b"half a parquet")
+    other.write_bytes(b"half a parquet")
+    run_rerank(cfg, tmp_path / "lists.parquet")
+    record = next(store.skew.glob("*/rerank-*.json"))  # its skew record, named after the output
+    killed_record = store.skew / "2011-01-01" / f".{record.name}.q9w8e7.tmp"
+    killed_record.parent.mkdir()
+    killed_record.write_text("{")
+    killed.write_bytes(b"half a parquet")
+    run_rerank(cfg, tmp_path / "lists.parquet")
+    assert not killed.exists() and not killed_record.exists() and other.exists()
+    assert sorted(p.name for p in store.reranked.iterdir()) == [other.name, "lists.parquet"]
+
