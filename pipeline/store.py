@@ -9,7 +9,6 @@ The store is one directory::
     .keys/raw.lock                                    held by an ingest while it deduplicates and commits
     .keys/drop-bases/<digest>/event_date=YYYY-MM-DD.u64  field hashes of a file of a multi-file drop
     .tmp/                                             scratch of running stages (DuckDB spill, temp parts)
-    .tmp/locks/<digest>.lock                          held by a stage while it writes one output (Store.output_lock)
     .staging/ingest/<digest>/ (or partial-<ns>-...)   an ingest's files before its commit (pipeline.ingest.staging)
     quarantine/<digest>.parquet                       refused rows with their reason
     aggregates/daily.parquet/year_month=YYYY-MM/part-0.parquet   hive-partitioned daily table
@@ -52,8 +51,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -154,12 +153,6 @@ class Store:
         """Scratch of running stages (DuckDB spill): on the store's disk, not the system's temp dir; each
         connection spills into a folder of its own, which DuckDB removes when it closes."""
         return self.root / ".tmp"
-
-    def output_lock(self, target: str | os.PathLike) -> Path:
-        """Held while a stage writes ``target``: one writer of a file at a time, so that the writer may
-        sweep what a killed writer of the same file left (``sweep_temp``)."""
-        digest = hashlib.sha256(str(Path(target).resolve()).encode("utf-8")).hexdigest()[:16]
-        return self.tmp / "locks" / f"{digest}.lock"
 
     @property
     def ingest_staging(self) -> Path:
@@ -346,9 +339,24 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def writing_into(target: str | os.PathLike) -> Iterator[None]:
+    """Hold an flock on the folder ``target`` is written into (its nearest existing ancestor while it is
+    absent), creating nothing: one such writer into a folder at a time, so that it may ``sweep_temp``."""
+    folder = Path(target).parent
+    while not folder.is_dir():
+        folder = folder.parent
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def sweep_temp(target: str | os.PathLike) -> int:
     """Remove the temporary files ``atomic_path`` left beside ``target`` when its writer was killed; the
-    number removed. Call it holding ``Store.output_lock(target)``, so no live writer's file goes."""
+    number removed. Call it inside ``writing_into(target)``, so no live writer's file goes."""
     target = Path(target)
     if not target.parent.is_dir():
         return 0

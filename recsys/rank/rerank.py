@@ -33,8 +33,7 @@ from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
 from pipeline.lists import map_columns, source_names, with_store_segments
-from pipeline.snapshots import locked
-from pipeline.store import Store, sweep_temp, write_parquet
+from pipeline.store import Store, sweep_temp, write_parquet, writing_into
 from recsys import registry
 from recsys.rank.blend import SIGNALS
 from recsys.rank.scores import ScoreIndex
@@ -172,7 +171,7 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     weight = trend_weight(cfg.rerank.weight, signals)
     result = rank_candidates(candidates, signals, weight, cfg.rerank.customer_weight)
     unknown = _warn_unknown(candidates, signals)
-    with locked(store.output_lock(target)):  # one rerank into a file at a time; a killed one's temp file goes
+    with writing_into(target):  # one rerank into a folder at a time: a killed one's temp files go
         sweep_temp(target)
         write_parquet(pa.Table.from_pandas(result, preserve_index=False), target)
         _count_skew(store, candidates, signals, target)
@@ -209,7 +208,7 @@ def _count_skew(store: Store, candidates: pd.DataFrame, signals: ReleaseSignals,
     items = scored_items(release) if release is not None and release.version == signals.version else set()
     digest = hashlib.sha256(str(Path(target).resolve()).encode("utf-8")).hexdigest()[:16]
     counter = SkewCounter(store, "rerank", name=f"rerank-{digest}.json")
-    counter.sweep()  # run_rerank holds the output's lock: what is left under this name is a killed run's
+    counter.sweep()  # run_rerank holds its folder's lock: what is left under this name is a killed run's
     count_lists(counter, signals.version, candidates[s.USER_ID].astype(str).tolist(),
                 candidates[s.ITEM_ID].astype(str).tolist(), candidates[s.SEGMENT].tolist(),
                 signals.scores.__contains__, items.__contains__, signals.trends)
