@@ -17,17 +17,20 @@ A rule is ``name[:top_k]``: ``inverse`` (the old default: the top_k by validatio
 ``pooled`` (one set of inverse weights per shop from the mean MASE over its segments), ``pooledP``
 (the same with weights 1/MASE**P: P = 2, 4, 8 lean harder on the shop's best member) and
 ``shrunk`` (each segment's validation MASE shrunk half-way to the shop's mean before ``inverse``),
-``bestM`` (the product's rule "best" with margin M %; ``bestMoN``: on the last N validation cut-offs
-only) and ``before`` (the default before "best": pooled8:2 over the LSTM, AutoETS, AutoTheta and
+``bestM`` (the product's rule "best" with margin M %, e.g. ``best1.5:3``; ``bestMoN``: on the last N
+validation cut-offs only) and ``before`` (the default before "best": pooled8:2 over the LSTM, AutoETS, AutoTheta and
 seasonal naive on the LSTM's 3 validation cut-offs, i.e. the published forecast before mstl,
 year_ago and the statistical members' extra cut-offs). Pooled, inverse and the others score each
 member on all its validation cut-offs (the statistical members on more than the LSTM).
 ``--hindsight`` adds two bounds that read the hold-out, so no rule can pass them: the member with the
 lowest hold-out error per segment and cut-off, and the best fixed weights of the members on a 0.1 grid.
+``--explain`` prints, per cut-off, what the default rule saw; ``--data-seed N`` dumps a new draw of the
+generated shops.
 
     flock /tmp/trendrec-cpu.lock nice -n 10 env PYTHONPATH=. python benchmarks/combination_rules.py --dump /tmp/comb
     PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb
     PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb --rules pooled8:2 --hindsight
+    PYTHONPATH=. python benchmarks/combination_rules.py --replay /tmp/comb --shops synthetic --rules best2:2 --explain
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ MEMBER_METHODS = tuple(m for m in forecast_shops.METHODS if m != bt.MODEL)
 
 
 def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list[str],
-         cdnow: Path = forecast_shops.CDNOW, no_lstm: bool = False) -> None:
+         cdnow: Path = forecast_shops.CDNOW, no_lstm: bool = False, data_seed: int = 0) -> None:
     """Backtest each shop with every member; write daily, forecasts and validation tables per shop."""
     captured: list[pd.DataFrame] = []
     original = comb.validation_mase
@@ -76,7 +79,7 @@ def dump(out: Path, shops: list[str], n_cutoffs: int, seed: int, overrides: list
     comb.validation_mase = capture  # fit_combination looks it up in its module at call time
     for shop in shops:
         config = forecast_retail._config(forecast_shops.SHOP_OVERRIDES.get(shop, []) + overrides, seed)
-        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon, cdnow)
+        loaded = forecast_shops._shop(shop, n_cutoffs, config.horizon, cdnow, data_seed)
         if loaded is None:
             print(f"{shop}: data not found; skipped", flush=True)
             continue
@@ -106,11 +109,11 @@ def weights_for(rule: str, table: pd.DataFrame, members: list[str]) -> dict[str,
         table = table[table[comb.ORIGIN].isin(sorted(table[comb.ORIGIN].unique())[-3:])]
         old = [m for m in members if m in BEFORE_MEMBERS]
         return choice.rule_weights(comb.validation_mase(table, old), "pooled", 2, 8.0)
-    best = re.fullmatch(r"best(\d+)?(?:o(\d+))?", name)
+    best = re.fullmatch(r"best(\d+(?:\.\d+)?)?(?:o(\d+))?", name)
     if best:  # the product's rule: bestM (margin M %) oN (the last N validation cut-offs of the statistical members)
         origins = sorted(table[comb.ORIGIN].unique())[-int(best.group(2) or 0):]
         shared, _ = choice.best_weights(table[table[comb.ORIGIN].isin(origins)], members, top_k, 8.0,
-                                      int(best.group(1) or 0) / 100)
+                                      float(best.group(1) or 0) / 100)
         return {comb.DEFAULT: shared}
     validation = comb.validation_mase(table, members)
     if name.startswith("pooled"):  # the product's rule: pooled (power 1) or pooledP (weights 1 / MASE ** P)
@@ -159,6 +162,22 @@ def replay(where: Path, rules: list[str], hindsight: bool = False) -> dict[str, 
     return out
 
 
+def explain(where: Path) -> None:
+    """Print, per backtest cut-off, what the default rule ("best", [combination] defaults) saw on validation:
+    the three best members with their mean MASE and cut-offs, the best and the combination on their
+    shared cut-offs, and the weights it chose."""
+    cfg = CombinationConfig()
+    validation = pd.read_parquet(where / "validation.parquet")
+    members = [m for m in MEMBERS if m in validation.columns]
+    for cutoff, table in validation.groupby(bt.CUTOFF, sort=True):
+        weights, seen = choice.best_weights(table.drop(columns=bt.CUTOFF), members, cfg.top_k, cfg.power,
+                                            cfg.min_gain)
+        top = ", ".join(f"{m} {seen['mase'][m]:.3f} ({seen['origins'][m]})" for m in seen["ranking"][:3])
+        print(f"{where.name} {str(cutoff)[:10]}: {top}; best {seen['best_mase_shared']:.4f} vs combination "
+              f"{seen['combination_mase_shared']:.4f} on shared cut-offs -> "
+              + ", ".join(f"{m} {w:.2f}" for m, w in weights.items()), flush=True)
+
+
 def _hindsight(forecasts: pd.DataFrame, members: list[str], step: float = 0.1) -> tuple[pd.DataFrame, list[str]]:
     """Columns that leak the hold-out, bounds no rule can pass: HINDSIGHT_SELECT (per segment and
     cut-off the member with the lowest hold-out MAE, hence MASE) and one column per weight vector on a
@@ -187,15 +206,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="add two bounds that leak the hold-out: the best member per segment and cut-off, "
                              "and the best fixed weights of the members (a 0.1 grid)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="added to the generated shops' seeds (synthetic, spikes, yearly): a new draw")
+    parser.add_argument("--explain", action="store_true",
+                        help="with --replay: per shop and cut-off, what the default rule saw (ranking, MASEs)")
     parser.add_argument("--no-lstm", action="store_true", help="dump the statistical members only (no training)")
     parser.add_argument("--cdnow", type=Path, default=forecast_shops.CDNOW, help="CDNOW_master.txt (the cdnow shop)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="ModelConfig override")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if args.dump:
-        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set, args.cdnow, args.no_lstm)
+        dump(args.dump, args.shops.split(","), args.cutoffs, args.seed, args.set, args.cdnow, args.no_lstm,
+             args.data_seed)
     if args.replay:
         rules = args.rules.split(",")
+        if args.explain:
+            for shop in args.shops.split(","):
+                if (args.replay / shop / "meta.json").is_file():
+                    explain(args.replay / shop)
         rows = {shop: replay(args.replay / shop, rules, args.hindsight) for shop in args.shops.split(",")
                 if (args.replay / shop / "meta.json").is_file()}
         cols = [*MEMBER_METHODS, bt.MODEL, *rules]

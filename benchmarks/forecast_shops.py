@@ -138,9 +138,12 @@ def _long(name: str, values: pd.Series, days: pd.DatetimeIndex) -> pd.DataFrame:
     return pd.DataFrame({s.SEGMENT: name, s.DATE: days.date, TARGET: values.to_numpy(float)})
 
 
-def _shop(name: str, n_cutoffs: int, horizon: int,
-          cdnow: Path = CDNOW) -> tuple[pd.DataFrame, list[datetime.date]] | None:
-    """The shop's daily table and cut-offs, or None when its data is not here."""
+def _shop(name: str, n_cutoffs: int, horizon: int, cdnow: Path = CDNOW,
+          data_seed: int = 0) -> tuple[pd.DataFrame, list[datetime.date]] | None:
+    """The shop's daily table and cut-offs, or None when its data is not here.
+
+    ``data_seed`` (0: the published draws) is added to the generated shops' seeds: a new draw of the
+    same design, to check a rule on series it was not chosen on."""
     from recsys.forecast.backtest import default_cutoffs
 
     if name == "online_retail":
@@ -149,8 +152,10 @@ def _shop(name: str, n_cutoffs: int, horizon: int,
             return None
         return (forecast_retail.retail_daily(path),
                 [datetime.date.fromisoformat(c) for c in forecast_retail.CUTOFFS])
-    loaders = {"bakery": (bakery_daily, BAKERY), "load": (load_daily, LOAD), "synthetic": (synthetic_daily, None),
-               "spikes": (spikes_daily, None), "yearly": (yearly_daily, None), "cdnow": (lambda: cdnow_daily(cdnow), cdnow)}
+    loaders = {"bakery": (bakery_daily, BAKERY), "load": (load_daily, LOAD),
+               "synthetic": (lambda: synthetic_daily(seed=data_seed), None),
+               "spikes": (lambda: spikes_daily(seed=1 + data_seed), None),
+               "yearly": (lambda: yearly_daily(seed=2 + data_seed), None), "cdnow": (lambda: cdnow_daily(cdnow), cdnow)}
     loader, path = loaders[name]
     if path is not None and not path.is_file():
         return None
@@ -210,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shops", default=",".join(SHOPS), help=f"comma-separated, from {','.join(SHOPS)}")
     parser.add_argument("--cutoffs", type=int, default=4, help="cut-offs of the shops other than Online Retail")
     parser.add_argument("--seed", type=int, default=0, help="the LSTM's seed")
+    parser.add_argument("--data-seed", type=int, default=0,
+                        help="added to the generated shops' seeds (synthetic, spikes, yearly): a new draw")
     parser.add_argument("--cdnow", type=Path, default=CDNOW, help="CDNOW_master.txt (the cdnow shop)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="ModelConfig override for every shop, e.g. epochs=10")
@@ -224,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     results, timing = {}, []
     for shop in args.shops.split(","):
         config = forecast_retail._config(SHOP_OVERRIDES.get(shop, []) + args.set, args.seed)
-        loaded = _shop(shop, args.cutoffs, config.horizon, args.cdnow)
+        loaded = _shop(shop, args.cutoffs, config.horizon, args.cdnow, args.data_seed)
         if loaded is None:
             print(f"{shop}: data not found under {DATA}; skipped", flush=True)
             continue
