@@ -3,7 +3,8 @@
 Defaults follow Evidently's (0.7) data-drift preset where it has one: the Jensen-Shannon distance of a
 categorical column fails above 0.1 (raised to what sampling alone reaches on a small sample,
 ``js_noise_floor``, widened by the shop's own week-to-week overdispersion, ``js_dispersion``; Evidently
-switches to a chi-squared test below 1,000 objects for the same reason) and the PSI of a numeric one above 0.1 ("stattest_threshold").
+switches to a chi-squared test below 1,000 objects for the same reason) and the PSI of a numeric one
+above 0.1 ("stattest_threshold").
 The PSI bins are the reference's deciles, so a rescaled column (prices in cents, quantities in dozens)
 moves its mass across bins whatever the unit.
 
@@ -76,7 +77,10 @@ def js_noise_floor(categories: int, n_reference: int, n_current: int, level: flo
     if categories < 2 or n_reference < 1 or n_current < 1:
         return 0.0
     df = categories - 1
-    scaled = df * float(stats.f.ppf(level, df, dispersion_df)) if dispersion_df > 0 else float(stats.chi2.ppf(level, df))
+    if dispersion_df > 0:
+        scaled = df * float(stats.f.ppf(level, df, dispersion_df))
+    else:
+        scaled = float(stats.chi2.ppf(level, df))
     chi2 = max(1.0, dispersion) * scaled
     return float(np.sqrt(chi2 * (1 / n_reference + 1 / n_current) / (8 * np.log(2))))
 

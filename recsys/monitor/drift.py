@@ -252,7 +252,8 @@ def run_drift(cfg: Config, days: int = DAYS, reference_days: int = REFERENCE_DAY
     ref = read_window(store, windows.ref_start, windows.ref_end - datetime.timedelta(days=1), cfg.ingest.timezone)
     cur = read_window(store, windows.start, windows.end, cfg.ingest.timezone)
     span = datetime.timedelta(days=days * DISPERSION_WEEKS + reference_days)
-    daily = daily_counts(store, windows.ref_end - span, windows.ref_end - datetime.timedelta(days=1), cfg.ingest.timezone)
+    daily = daily_counts(store, windows.ref_end - span, windows.ref_end - datetime.timedelta(days=1),
+                         cfg.ingest.timezone)
     checks = [*(check_numeric(ref, cur, c, limits["psi"]) for c in NUMERIC),
               *(check_categorical(ref, cur, c, limits["js"], reference_dispersion(daily, c, windows.ref_end, days,
                                                                                  reference_days))

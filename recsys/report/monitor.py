@@ -49,11 +49,11 @@ def drift_run(store: Store | str) -> pd.DataFrame | None:
     record = _newest_drift(store)
     if record is None:
         return None
-    rows = record.get("rows") or {}
+    rows, checks = record.get("rows") or {}, len(record["checks"])
     return pd.DataFrame([{"window": " .. ".join(record["window"]), "reference": " .. ".join(record["reference"]),
                           "version": record.get("version"), "rows (reference / window)":
                           f"{rows.get('reference')} / {rows.get('window')}",
-                          "checks passed": f"{len(record['checks']) - len(record['failed'])} of {len(record['checks'])}",
+                          "checks passed": f"{checks - len(record['failed'])} of {checks}",
                           "failed": ", ".join(record["failed"]) or "none"}])
 
 
