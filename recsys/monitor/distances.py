@@ -2,8 +2,9 @@
 
 Defaults follow Evidently's (0.7) data-drift preset where it has one: the Jensen-Shannon distance of a
 categorical column fails above 0.1 (raised to what sampling alone reaches on a small sample,
-``js_noise_floor``; Evidently switches to a chi-squared test below 1,000 objects for the same reason)
-and the PSI of a numeric one above 0.1 ("stattest_threshold").
+``js_noise_floor``, widened by the shop's own week-to-week overdispersion, ``js_dispersion``; Evidently
+switches to a chi-squared test below 1,000 objects for the same reason) and the PSI of a numeric one
+above 0.1 ("stattest_threshold").
 The PSI bins are the reference's deciles, so a rescaled column (prices in cents, quantities in dozens)
 moves its mass across bins whatever the unit.
 
@@ -60,14 +61,48 @@ def js_distance(reference: Mapping[str, float], current: Mapping[str, float]) ->
     return float(np.sqrt(max(0.0, (kl(p) + kl(q)) / 2)))
 
 
-def js_noise_floor(categories: int, n_reference: int, n_current: int, level: float = NOISE_LEVEL) -> float:
+def js_noise_floor(categories: int, n_reference: int, n_current: int, level: float = NOISE_LEVEL,
+                   dispersion: float = 1.0, dispersion_df: int = 0) -> float:
     """The Jensen-Shannon distance two samples of one distribution reach by chance at ``level``.
 
     For close distributions JSD (nats) ~ chi2 / 8 * (1/n + 1/m) with chi2 ~ chi-squared(k - 1): the
     distance (base 2) below which a difference is sampling noise. A small shop's week (a few hundred
     orders over dozens of segments) sits above Evidently's 0.1 by chance alone; a large one far below it.
+
+    ``dispersion`` (``js_dispersion`` of the shop's own clean slices, at least 1) widens the bound for a
+    shop whose weeks move more than independent draws would (overdispersion, quasi-likelihood style):
+    chi2 / (k - 1) then follows dispersion x F(k - 1, ``dispersion_df``), the F distribution accounting for
+    the dispersion being estimated on ``dispersion_df`` degrees of freedom (0: known, chi-squared).
     """
     if categories < 2 or n_reference < 1 or n_current < 1:
         return 0.0
-    chi2 = float(stats.chi2.ppf(level, categories - 1))
+    df = categories - 1
+    if dispersion_df > 0:
+        scaled = df * float(stats.f.ppf(level, df, dispersion_df))
+    else:
+        scaled = float(stats.chi2.ppf(level, df))
+    chi2 = max(1.0, dispersion) * scaled
     return float(np.sqrt(chi2 * (1 / n_reference + 1 / n_current) / (8 * np.log(2))))
+
+
+def js_dispersion(distance: float, categories: int, n_reference: int, n_current: int) -> float:
+    """How far a Jensen-Shannon ``distance`` between two samples is from sampling noise: its chi-squared
+    equivalent over the k - 1 that chi-squared averages by chance (1: independent draws; NaN when undefined)."""
+    if categories < 2 or n_reference < 1 or n_current < 1 or not np.isfinite(distance):
+        return float("nan")
+    return float(distance ** 2 * 8 * np.log(2) / ((1 / n_reference + 1 / n_current) * (categories - 1)))
+
+
+def clock_shift(reference: Mapping[str, float], current: Mapping[str, float]) -> tuple[int, float]:
+    """The shift in hours (-11..12) that brings the reference's hour-of-day counts ({"0".."23": n}) closest
+    to the current ones, and the Jensen-Shannon distance there; (0, distance unshifted) when no shift is
+    closer. A clock or timezone change moves every order by the same hours; a change of the shop's own
+    hours (an evening opening) is not explained by moving them all."""
+    best = (0, js_distance(reference, current))
+    for hours in range(-11, 13):
+        if hours:
+            moved = {str((int(h) + hours) % 24): n for h, n in reference.items()}
+            value = js_distance(moved, current)
+            if value < best[1]:
+                best = (hours, value)
+    return best

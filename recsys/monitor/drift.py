@@ -10,7 +10,12 @@ has one and were checked on clean weeks of the Online Retail demo, the bakery an
   "significant shift" line 0.25 is used. A unit change (cents, dozens) gives PSI > 2.
 - ``categorical:<column>`` (segment, local hour of day): Jensen-Shannon distance > 0.1 (Evidently's
   default), or > the distance sampling alone reaches in 999 of 1,000 cases when that is higher (a small
-  shop's week: distances.js_noise_floor, counted in orders); the hour of day counts each order once.
+  shop's week: distances.js_noise_floor, counted in orders), widened by the shop's own overdispersion: how
+  much more than independent draws its own last ``DISPERSION_WEEKS`` (8) weeks before the cut-off moved, each
+  against its 28 days before (their mean chi-squared per degree of freedom, ``reference_dispersion``, from
+  daily counts; an F quantile, since it is estimated). The hour
+  of day counts each order once, and fails only when the reference's hours moved by a whole number of hours
+  are within that bound of the window's (distances.clock_shift): it watches the clock, not the shop's hours.
 - ``volume:rows``: a day's rows against the median of the reference's days of the same weekday, outside
   [1/3, 3]; ``volume:repeats``: a day whose rows repeat an earlier row of that day in every field
   (time, order, customer, item, quantity, price) more than the reference's share + 0.25 (a day sent twice).
@@ -44,15 +49,17 @@ from pipeline.ingest.stats import ensure_ingest_stats, read_ingest_stats
 from pipeline.store import Store, write_json
 from recsys.monitor import distances, skew
 from recsys.monitor.check import Check, num
-from recsys.monitor.windows import HOUR, TIME_KEY, Windows, choose_windows, read_window, unknown_shares
+from recsys.monitor.windows import (HOUR, ORDERS, TIME_KEY, Windows, choose_windows, daily_counts, read_window,
+                                    unknown_shares)
 
 log = logging.getLogger(__name__)
 
 DAYS, REFERENCE_DAYS = 7, 28
-THRESHOLDS = {"psi": 0.25, "js": 0.1, "spread": 1.5, "volume_low": 1 / 3, "volume_high": 3.0, "repeats": 0.25,
+THRESHOLDS = {"psi": 0.25, "js": 0.1, "volume_low": 1 / 3, "volume_high": 3.0, "repeats": 0.25,
               "unknown": 0.25, "skew": 0.25}
 NUMERIC = (s.QUANTITY, s.PRICE)
 CATEGORICAL = (s.SEGMENT, HOUR)
+DISPERSION_WEEKS = 8  # weeks before the cut-off whose movement sets a categorical check's noise (reference_dispersion)
 MIN_SEGMENT_ROWS = 20
 MIN_SEGMENT_SHARE = 0.05  # of the window's rows: smaller segments come and go with the catalogue
 REPEAT_KEY = [s.EVENT_DATE, TIME_KEY, s.ORDER_ID, s.USER_ID, s.ITEM_ID, s.QUANTITY, s.PRICE]
@@ -74,34 +81,61 @@ def _counts(frame: pd.DataFrame, column: str) -> dict[str, int]:
     return frame[column].astype(str).value_counts().to_dict()
 
 
-def reference_spread(ref: pd.DataFrame, column: str, days: int) -> float:
-    """The largest distance between one ``days``-day slice of the reference (counted back from its end) and
-    the rest of it: how far this shop's own clean weeks move apart."""
-    if ref.empty:
-        return 0.0
-    day = pd.to_datetime(ref[s.EVENT_DATE])
-    end, spread = day.max() + pd.Timedelta(days=1), 0.0
-    while end - pd.Timedelta(days=days) > day.min():
-        inside = (day >= end - pd.Timedelta(days=days)) & (day < end)
-        value = distances.js_distance(_counts(ref[~inside], column), _counts(ref[inside], column))
-        spread = max(spread, value if np.isfinite(value) else 0.0)
-        end -= pd.Timedelta(days=days)
-    return spread
+def reference_dispersion(daily: pd.DataFrame, column: str, ref_end: datetime.date, days: int = DAYS,
+                         reference_days: int = REFERENCE_DAYS, weeks: int = DISPERSION_WEEKS) -> tuple[float, int]:
+    """How much more than sampling noise this shop's own weeks move: over the ``weeks`` windows of ``days``
+    days before ``ref_end`` whose ``reference_days`` before them the log holds, each compared with those days
+    as the window is, the mean ``js_dispersion`` and the degrees of freedom behind it ((1.0, 0) when none).
+    ``daily``: windows.daily_counts of those days."""
+    part, orders = daily[daily["column"] == column], daily[daily["column"] == ORDERS]
+    if part.empty:
+        return 1.0, 0
+    part_day, order_day = pd.to_datetime(part["day"]).to_numpy(), pd.to_datetime(orders["day"]).to_numpy()
+    values, df = [], 0
+    for i in range(1, weeks + 1):
+        start = np.datetime64(ref_end - datetime.timedelta(days=days * i))
+        before, after = start - np.timedelta64(reference_days, "D"), start + np.timedelta64(days, "D")
+        if before < part_day.min():
+            break
+        ref, cur = (part_day >= before) & (part_day < start), (part_day >= start) & (part_day < after)
+        p, q = (part[rows].groupby("value")["n"].sum().to_dict() for rows in (ref, cur))
+        n = int(orders["n"].to_numpy()[(order_day >= before) & (order_day < start)].sum())
+        m = int(orders["n"].to_numpy()[(order_day >= start) & (order_day < after)].sum())
+        k = len(set(p) | set(q))
+        value = distances.js_dispersion(distances.js_distance(p, q), k, n, m)
+        if np.isfinite(value):
+            values.append(value)
+            df += k - 1
+    return (float(np.mean(values)), df) if values else (1.0, 0)
 
 
-def check_categorical(ref: pd.DataFrame, cur: pd.DataFrame, column: str, threshold: float, days: int = 7,
-                      spread_factor: float = 1.5) -> Check:
+def check_categorical(ref: pd.DataFrame, cur: pd.DataFrame, column: str, threshold: float,
+                      dispersion: tuple[float, int] = (1.0, 0)) -> Check:
+    """Jensen-Shannon distance against the chance floor widened by ``dispersion`` (reference_dispersion)."""
     p, q = _counts(ref, column), _counts(cur, column)
     value = distances.js_distance(p, q)
-    # an order's lines are not independent draws: the chance floor counts orders (lines without an order: rows)
-    floor = distances.js_noise_floor(len(set(p) | set(q)), _orders(ref), _orders(cur))
-    spread = reference_spread(ref, column, days)
-    threshold = round(max(threshold, floor, spread_factor * spread), 6)
-    passed = not np.isfinite(value) or value <= threshold
+    # an order's lines are not independent draws: the chance floor counts orders (lines without an order: rows),
+    # widened by how much the shop's own clean weeks moved beyond such draws
+    dispersion, df = dispersion
+    floor = distances.js_noise_floor(len(set(p) | set(q)), _orders(ref), _orders(cur), dispersion=dispersion,
+                                     dispersion_df=df)
+    threshold = round(max(threshold, floor), 6)
     moved = sorted(set(p) | set(q), key=lambda k: -abs(q.get(k, 0) / max(len(cur), 1) - p.get(k, 0) / max(len(ref), 1)))
+    passed = not np.isfinite(value) or value <= threshold
+    details = {"method": "jensen_shannon", "chance_floor": num(floor), "reference_dispersion": num(dispersion),
+               "dispersion_df": df}
     why = "" if passed else f"column {column}: Jensen-Shannon distance {value:.3f} > {threshold}; most moved: {moved[:3]}"
-    return Check(f"categorical:{column}", num(value), threshold, passed, why,
-                 {"method": "jensen_shannon", "chance_floor": num(floor), "reference_spread": num(spread)})
+    if column == HOUR and not passed:
+        # what the hour of day is watched for is a clock: a shift of every order, not the shop's own hours changing
+        shift, shifted = distances.clock_shift(p, q)
+        details |= {"clock_shift_hours": shift, "shifted_distance": num(shifted)}
+        passed = shift == 0 or shifted > threshold  # a clock shift leaves the shifted hours within noise
+        why = "" if passed else (f"{why}; the window's hours are the reference's moved by {shift:+d} h (distance "
+                                 f"{shifted:.3f} then): a clock or timezone change?")
+        if passed:
+            log.info("column %s moved beyond noise (%.3f > %s; most moved %s), but no clock shift explains it",
+                     column, value, threshold, moved[:3])
+    return Check(f"categorical:{column}", num(value), threshold, passed, why, details)
 
 
 def _orders(frame: pd.DataFrame) -> int:
@@ -217,8 +251,13 @@ def run_drift(cfg: Config, days: int = DAYS, reference_days: int = REFERENCE_DAY
     windows = choose_windows(store, days, reference_days, as_of, reference_end)
     ref = read_window(store, windows.ref_start, windows.ref_end - datetime.timedelta(days=1), cfg.ingest.timezone)
     cur = read_window(store, windows.start, windows.end, cfg.ingest.timezone)
+    span = datetime.timedelta(days=days * DISPERSION_WEEKS + reference_days)
+    daily = daily_counts(store, windows.ref_end - span, windows.ref_end - datetime.timedelta(days=1),
+                         cfg.ingest.timezone)
     checks = [*(check_numeric(ref, cur, c, limits["psi"]) for c in NUMERIC),
-              *(check_categorical(ref, cur, c, limits["js"], days, limits["spread"]) for c in CATEGORICAL),
+              *(check_categorical(ref, cur, c, limits["js"], reference_dispersion(daily, c, windows.ref_end, days,
+                                                                                 reference_days))
+                for c in CATEGORICAL),
               check_volume(ref, cur, limits["volume_low"], limits["volume_high"]),
               check_repeats(ref, cur, limits["repeats"]), check_schema(store, windows),
               check_segments(ref, cur), *check_unknown(store, windows, limits["unknown"]),

@@ -27,6 +27,7 @@ from recsys import registry
 log = logging.getLogger(__name__)
 
 TIME_KEY = "event_time_key"  # event_time in microseconds: what two repeated rows share
+ORDERS = "orders"  # daily_counts' row of a day's orders
 HOUR = "hour"  # local hour of event_time, a categorical column of the checks (a timezone shift moves it)
 COLUMNS = (s.EVENT_DATE, s.ORDER_ID, s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.PRICE)
 MEMORY = "1GB"
@@ -114,6 +115,28 @@ def read_window(store: Store, start: datetime.date, end: datetime.date, timezone
         con.execute(f"SET TimeZone = '{timezone}'")
         return con.execute(f"SELECT {', '.join(COLUMNS)}, epoch_us({s.EVENT_TIME}) AS {TIME_KEY}, hour({s.EVENT_TIME}) AS {HOUR} FROM read_parquet({files!r})"
                            ).df()
+    finally:
+        con.close()
+
+
+def daily_counts(store: Store, start: datetime.date, end: datetime.date, timezone: str = "UTC") -> pd.DataFrame:
+    """Per day of [start, end], in one DuckDB pass: each segment's rows, each local hour's orders (an order
+    counted once, as the hour check counts them) and the day's orders (``ORDERS``; a line without an order
+    counts as one). Columns day, column, value, n; empty when no file covers the days."""
+    files = day_files(store, start, end)
+    if not files:
+        return pd.DataFrame({"day": pd.Series(dtype=object), "column": pd.Series(dtype=object),
+                             "value": pd.Series(dtype=object), "n": pd.Series(dtype="int64")})
+    con = connect(store.tmp, MEMORY)
+    try:
+        con.execute(f"SET TimeZone = '{timezone}'")
+        return con.execute(f"""
+            WITH e AS (SELECT {s.EVENT_DATE} AS day, {s.ORDER_ID} AS o, {s.USER_ID} AS u, {s.EVENT_TIME} AS t,
+                              coalesce(CAST({s.SEGMENT} AS VARCHAR), 'None') AS seg FROM read_parquet({files!r}))
+            SELECT day, '{s.SEGMENT}' AS column, seg AS value, count(*) AS n FROM e GROUP BY ALL
+            UNION ALL SELECT day, '{HOUR}', CAST(hour(t) AS VARCHAR), count(DISTINCT (o, u, t)) FROM e GROUP BY ALL
+            UNION ALL SELECT day, '{ORDERS}', '', count(DISTINCT o) + count(*) FILTER (WHERE o IS NULL) FROM e
+            GROUP BY ALL""").df()
     finally:
         con.close()
 

@@ -1,6 +1,7 @@
 """The monitor in the report and notebook 02: drift verdicts over time and each week's live results.
 
-``drift_history`` (every drift record's checks, by window end), ``drift_table`` (the newest record) and
+``drift_history`` (every drift record's checks, by window end), ``drift_run`` and ``drift_table`` (the newest
+record: its window and verdict, then each check) and
 ``live_table`` (the live results of the production version, one row per week and method) are plain
 tables; ``plot_drift`` and ``plot_live_results`` draw them; ``monitor_figures`` adds what the store has
 to the report's figures and tables.
@@ -37,13 +38,31 @@ def drift_history(store: Store | str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["day", "check", "value", "threshold", "passed"])
 
 
-def drift_table(store: Store | str) -> pd.DataFrame | None:
-    """The newest drift record's checks: value, threshold, pass/fail and the reason."""
+def _newest_drift(store: Store | str) -> dict[str, Any] | None:
     store = _store(store)
     records = sorted(store.drift.glob("*.json")) if store.drift.is_dir() else []
-    if not records:
+    return json.loads(records[-1].read_text(encoding="utf-8")) if records else None
+
+
+def drift_run(store: Store | str) -> pd.DataFrame | None:
+    """The newest drift record in one row: its window, reference, version, rows, verdict and failed checks."""
+    record = _newest_drift(store)
+    if record is None:
         return None
-    checks = json.loads(records[-1].read_text(encoding="utf-8"))["checks"]
+    rows, checks = record.get("rows") or {}, len(record["checks"])
+    return pd.DataFrame([{"window": " .. ".join(record["window"]), "reference": " .. ".join(record["reference"]),
+                          "version": record.get("version"), "rows (reference / window)":
+                          f"{rows.get('reference')} / {rows.get('window')}",
+                          "checks passed": f"{checks - len(record['failed'])} of {checks}",
+                          "failed": ", ".join(record["failed"]) or "none"}])
+
+
+def drift_table(store: Store | str) -> pd.DataFrame | None:
+    """The newest drift record's checks: value, threshold, pass/fail and the reason."""
+    record = _newest_drift(store)
+    if record is None:
+        return None
+    checks = record["checks"]
     frame = pd.DataFrame(checks)[["check", "value", "threshold", "passed", "reason"]]
     frame["threshold"] = frame["threshold"].map(str)
     return frame
@@ -105,6 +124,7 @@ def monitor_figures(store: Store | str, figures: dict[str, Any], tables: dict[st
     else:
         figures["drift"] = plot_drift(history)
         tables["drift"] = drift_table(store)
+        tables["drift_run"] = drift_run(store)
     live = live_table(store)
     if live.empty:
         notes.append("No live results yet (a full week after the production version's cut-off): run `trendrec live`.")

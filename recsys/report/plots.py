@@ -226,12 +226,11 @@ _TITLES = {"month_weekday": "Month x weekday profile", "daily_trends": "Daily se
            "loss": "Training curve", "rerank_examples": "Re-ranking examples",
            "ranking": "Next-basket evaluation: every method at every cut-off (pooled table below)",
            "backtest_mase": "Rolling-origin backtest: MASE per segment (the combination and each member)",
-           "value_deciles": "Customer value: predicted vs actual mean spend per predicted decile (table below)",
-           "drift": "Drift: each check of `trendrec drift` per run (the newest run's verdicts below)",
-           "live_results": "Live results: the production version on the weeks after its cut-off (table below)"}
+           "value_deciles": "Customer value: predicted vs actual mean spend per predicted decile (table below)"}
 _STYLE = ("body{font-family:sans-serif;max-width:1500px;margin:auto;padding:1em}img{max-width:100%}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-          ".note{color:#444}")
+          ".note{color:#444}nav{position:sticky;top:0;background:#fff;padding:4px 0;border-bottom:1px solid #ccc}"
+          "section{margin-top:1.5em}")
 
 
 def _table(frame: pd.DataFrame, digits: int = 4, index: bool = True) -> str:
@@ -240,39 +239,82 @@ def _table(frame: pd.DataFrame, digits: int = 4, index: bool = True) -> str:
 
 # Tables shown under the figure of the same name (or under their own heading when it was not drawn).
 _UNDER = {"rerank_examples": "rerank_examples", "ranking": "ranking", "trend_scores": "trend_scores",
-          "backtest_mase": "backtest", "value_deciles": "value_metrics", "drift": "drift",
-          "live_results": "live_results"}
+          "backtest_mase": "backtest", "value_deciles": "value_metrics"}
 _TABLE_TITLES = {"value_metrics": "Customer value: every model on the hold-out (ships: the published forecast)",
                  "cold_start": "Cold start: new customers, guest orders and items outside the scored candidates "
                                "(evaluate-rerank, pooled over the cut-offs)"}
 
 
+# Sections with a page of their own inside the report: (anchor, nav label, heading, figure's caption); each
+# shows its tables above its figure and is listed in the page's navigation bar.
+_PAGES = {"drift": ("drift", "Drift", "Drift: is what the shop sends still what production was trained on?",
+                    "Each check per `trendrec drift` run (dashed: its threshold; red: failed)"),
+          "live_results": ("live-results", "Live results", "Live results: production on the weeks after its cut-off",
+                           "Recall@10 per week: the production version beside the baselines")}
+_PAGE_TABLES = {"drift": (("drift_run", "The newest run"),
+                          ("drift", "Every check of the newest run: value, threshold, verdict and the reason")),
+                "live_results": (("live_results", "Every week and method"),)}
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    """A section with its anchor; ``title`` is HTML (escaped by the caller)."""
+    return f'<section id="{anchor}"><h2>{title}</h2>{body}</section>'
+
+
+def _image(name: str, path: Path) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">'
+
+
+def _page_section(name: str, path: Path, tables: dict[str, pd.DataFrame]) -> str:
+    anchor, _, title, caption = _PAGES[name]
+    body = "".join(f"<h3>{html.escape(heading)}</h3>" + _table(tables[key], index=False)
+                   for key, heading in _PAGE_TABLES[name] if key in tables)
+    return _section(anchor, html.escape(title), body + f"<h3>{html.escape(caption)}</h3>" + _image(name, path))
+
+
 def render_page(store_root: Path, images: dict[str, Path], tables: dict[str, pd.DataFrame],
                 notes: list[str]) -> str:
-    """One HTML page with no external resource: PNG files as base64 data URIs, tables as plain HTML."""
+    """One HTML page with no external resource: PNG files as base64 data URIs, tables as plain HTML.
+
+    Every heading is a section with an anchor, listed in a navigation bar at the top; the monitor's
+    pages (``_PAGES``: drift, live results) come last, each with its tables above its figure."""
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    parts = [f"<h1>trendrec report</h1><p>Store <code>{html.escape(str(store_root))}</code>, {when}.</p>"]
-    parts += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
+    sections: list[tuple[str, str, str]] = []  # (anchor, nav label, html)
+
+    def add(anchor: str, title: str, body: str, label: str | None = None) -> None:
+        sections.append((anchor, label or title, _section(anchor, title, body)))
     if "verdicts" in tables:
-        parts.append("<h2>Verdicts of the parts production holds (blessed, metric vs baseline, what ships)</h2>"
-                     + _table(tables["verdicts"]))
+        add("verdicts", "Verdicts of the parts production holds (blessed, metric vs baseline, what ships)",
+            _table(tables["verdicts"]), "Verdicts")
     if "metrics" in tables:
-        parts.append("<h2>Hold-out metrics: the forecaster production ships (role <i>ships</i>) vs the others</h2>"
-                     + _table(tables["metrics"]))
+        add("metrics", "Hold-out metrics: the forecaster production ships (role <i>ships</i>) vs the others",
+            _table(tables["metrics"]), "Hold-out metrics")
     if "combination" in tables:
-        parts.append("<h2>Combination per segment (weights and validation MASE, chosen before the hold-out)</h2>"
-                     + _table(tables["combination"], 3))
+        add("combination", "Combination per segment (weights and validation MASE, chosen before the hold-out)",
+            _table(tables["combination"], 3), "Combination")
     for name, path in images.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(f"<h2>{html.escape(_TITLES.get(name, name))}</h2>"
-                     f'<img alt="{html.escape(name)}" src="data:image/png;base64,{data}">')
+        if name in _PAGES:
+            continue
         under = _UNDER.get(name)
-        if under in tables:
-            parts.append(_table(tables[under], index=name == "backtest_mase"))
+        add(name.replace("_", "-"), html.escape(_TITLES.get(name, name)), _image(name, path)
+            + (_table(tables[under], index=name == "backtest_mase") if under in tables else ""))
     for name in ("value_metrics",):  # a table whose figure was not drawn still shows
         if name in tables and "value_deciles" not in images:
-            parts.append(f"<h2>{html.escape(_TABLE_TITLES[name])}</h2>" + _table(tables[name], index=False))
+            add("value-metrics", html.escape(_TABLE_TITLES[name]), _table(tables[name], index=False))
     if "cold_start" in tables:
-        parts.append(f"<h2>{html.escape(_TABLE_TITLES['cold_start'])}</h2>" + _table(tables["cold_start"]))
+        add("cold-start", html.escape(_TABLE_TITLES["cold_start"]), _table(tables["cold_start"]), "Cold start")
+    for name, (anchor, label, _, _) in _PAGES.items():
+        if name in images:
+            sections.append((anchor, label, _page_section(name, images[name], tables)))
+    nav = " · ".join(f'<a href="#{a}">{html.escape(_short(label))}</a>' for a, label, _ in sections)
+    head = [f"<h1>trendrec report</h1><p>Store <code>{html.escape(str(store_root))}</code>, {when}.</p>"]
+    head += [f"<nav>{nav}</nav>"] if sections else []
+    head += [f"<p class=note>{html.escape(n)}</p>" for n in notes]
     return (f"<!DOCTYPE html><html><head><meta charset=utf-8><title>trendrec report</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
+            f"<style>{_STYLE}</style></head><body>{''.join(head + [s for _, _, s in sections])}</body></html>\n")
+
+
+def _short(title: str) -> str:
+    """A navigation label: a title up to its colon or first parenthesis."""
+    return html.unescape(title.split(":")[0].split(" (")[0])

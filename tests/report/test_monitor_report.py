@@ -1,6 +1,9 @@
 """The report's monitor section (recsys.report.monitor): the drift checks per run and the live results per
 week, drawn from a store's records; a store without them gets notes naming the commands."""
 
+from html.parser import HTMLParser
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -35,11 +38,63 @@ def test_a_store_with_drift_runs_and_live_results_gets_both_figures(tmp_path):
         fig.savefig(tmp_path / f"{name}.png")
         images[name] = tmp_path / f"{name}.png"
     page = render_page(store.root, images, tables, notes)
-    assert "Drift: each check of `trendrec drift` per run" in page and "column price: PSI" in page
-    assert "Live results: the production version on the weeks after its cut-off" in page
+    assert "Each check per `trendrec drift` run" in page and "column price: PSI" in page
+    assert "Live results: production on the weeks after its cut-off" in page
 
 
 def test_a_store_without_monitor_records_gets_notes(tmp_path):
     figures, tables, notes = {}, {}, []
     monitor_figures(Store(tmp_path), figures, tables, notes)
     assert figures == {} and any("`trendrec drift`" in n for n in notes) and any("`trendrec live`" in n for n in notes)
+
+
+class _Sections(HTMLParser):
+    """The page's navigation targets and, per section id, the text of its headings and table cells."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self.text, self.images, self._section, self._nav = [], {}, {}, None, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "nav":
+            self._nav = True
+        elif tag == "a" and self._nav:
+            self.links.append(attrs["href"])
+        elif tag == "section":
+            self._section = attrs["id"]
+            self.text[self._section] = []
+        elif tag == "img" and self._section:
+            self.images[self._section] = attrs["alt"]
+
+    def handle_endtag(self, tag):
+        self._nav = False if tag == "nav" else self._nav
+        self._section = None if tag == "section" else self._section
+
+    def handle_data(self, data):
+        if self._section and data.strip():
+            self.text[self._section].append(data.strip())
+
+
+def test_the_report_has_a_drift_page_with_each_check_of_the_newest_run(tmp_path):
+    cfg = shop_store(tmp_path, "cents")
+    run_drift(cfg, reference_end=CUT, as_of=CUT)
+    newest = run_drift(cfg, reference_end=CUT)
+    figures, tables, notes = {}, {}, []
+    monitor_figures(Store(cfg.store), figures, tables, notes)
+    images = {}
+    for name, fig in figures.items():
+        fig.savefig(tmp_path / f"{name}.png")
+        images[name] = tmp_path / f"{name}.png"
+    page = _Sections()
+    page.feed(render_page(Path(cfg.store), {"movers": images["drift"], **images}, tables, notes))
+    assert "#drift" in page.links and page.images["drift"] == "drift"
+    drift = page.text["drift"]
+    assert drift[0].startswith("Drift") and f"{newest['window'][0]} .. {newest['window'][1]}" in drift
+    assert "numeric:price" in drift  # the failed check, named in the run's row and in its own
+    for check in newest["checks"]:
+        row = drift.index(check["check"], drift.index("Every check of the newest run: value, threshold, verdict and "
+                                                      "the reason"))
+        assert drift[row + 3] == str(check["passed"])  # check, value, threshold, passed, reason
+    assert "column price: PSI" in " ".join(drift)
+    assert "numeric:price" not in " ".join(page.text["movers"])  # the other sections do not show the checks
