@@ -105,7 +105,7 @@ class ModelConfig:
 class CombinationConfig:
     members: tuple[str, ...] = ("lstm", "auto_ets", "auto_theta", "mstl", "year_ago", "seasonal_naive")  # what it may use
     # best: the shop's best member on validation, unless the top_k's combination is better by more than
-    # min_gain (recsys.forecast.choice; benchmarks/README.md: within 2 % of the best member on six shops) |
+    # min_gain (recsys.forecast.choice; benchmarks/README.md: within 2 % of the best member on five of seven shops) |
     # pooled: the top_k, weights 1 / (mean validation MASE) ** power, one set for the shop | inverse: the
     # same per segment | select: each segment's best
     rule: str = "best"
