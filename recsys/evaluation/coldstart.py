@@ -19,8 +19,9 @@ events before the cut-off only; the same list goes to every list of a population
 buyers in the 28 days before, a guest order counting as one buyer: g_topfreq's count, which also sees
 guests), ``rising`` (item-level growth: distinct buyers in the last 28 days minus the 28 before, risers
 first, then the rest by recent buyers) and ``trend_ranking`` (the popularity list re-ranked by segment
-trends with the blend rule at a weight). ``choose_weight`` picks that weight on one week: the weight of
-``GRID`` with the best mean NDCG@10 over the populations among those with a clear gain over weight 0
+trends with the blend rule at a weight; ``score_trend`` scores it, for ``outside_candidates`` per customer on
+the popular items left once their scored candidates are out). ``choose_weight`` picks that weight on one
+week: the weight of ``GRID`` with the best mean NDCG@10 over the populations among those with a clear gain over weight 0
 (no population worse, 2 %+ better pooled, beyond the week's noise by a paired bootstrap), else 0. Figures per
 population: Recall@10, NDCG@10, PHR@10 and the number of lists (recsys.evaluation.metrics).
 
@@ -123,13 +124,26 @@ def item_segments(events: pd.DataFrame) -> dict[object, object]:
 def score_ranking(ranking: pd.Series, targets: pd.DataFrame, exclude: pd.DataFrame | None,
                   k: int = K) -> pd.DataFrame:
     """score_users rows of one shared ranking given to every list of ``targets``, minus ``exclude`` pairs."""
-    lists = targets[s.USER_ID].drop_duplicates().to_numpy(object)
-    depth = k if exclude is None else k + int(exclude.groupby(s.USER_ID).size().max() if len(exclude) else 0)
-    top = ranking.head(depth)
-    frame = pd.DataFrame({s.USER_ID: np.repeat(lists, len(top)), s.ITEM_ID: np.tile(top.index.to_numpy(object),
-                                                                                     len(lists)),
-                          SCORE: np.tile(top.to_numpy(float), len(lists))})
-    return score_lists(frame, targets, exclude, k)
+    return score_lists(_copies(ranking, targets, k, exclude), targets, exclude, k)
+
+
+def score_trend(popular: pd.Series, segments: Mapping[object, object], trends: Mapping[object, float],
+                weight: float, targets: pd.DataFrame, exclude: pd.DataFrame | None, n: int,
+                k: int = K) -> pd.DataFrame:
+    """score_users rows of ``popular``'s top ``n`` re-ranked by segment trends at ``weight``, for every list
+    of ``targets``. With ``exclude`` (a customer's scored candidates) each list's top ``n`` is taken once its own
+    excluded pairs are out: those are the items the shop's list still shows that customer, so at weight 0 the
+    list is ``popular``'s own (a shared top ``n`` would leave a customer who was scored on most of it almost
+    nothing to rank)."""
+    if exclude is None:
+        return score_ranking(trend_ranking(popular.head(n), segments, trends, weight), targets, None, k)
+    frame = _without(_copies(popular, targets, n, exclude), exclude)
+    frame = frame.groupby(s.USER_ID, sort=False).head(n).reset_index(drop=True)
+    trend = np.fromiter((trends.get(segments.get(i), math.nan) for i in frame[s.ITEM_ID]), float, len(frame))
+    codes = pd.factorize(frame[s.USER_ID])[0]
+    ranked = blend(codes, frame[SCORE].to_numpy(float), trend, np.full(len(frame), np.nan), weight, 1.0)
+    frame = frame.iloc[ranked.order].assign(**{SCORE: -ranked.rank.astype(float)})
+    return score_lists(frame, targets, None, k)
 
 
 def score_lists(frame: pd.DataFrame, targets: pd.DataFrame, exclude: pd.DataFrame | None,
@@ -174,11 +188,11 @@ def choose_weight(events: pd.DataFrame, cutoff: date, trends: Mapping[object, fl
     targets = {p: t for p, t in population_targets(events, cutoff, candidates).items() if t is not None and len(t)}
     lists = {p: int(t[s.USER_ID].nunique()) for p, t in targets.items()}
     counted = {p: t for p, t in targets.items() if lists[p] >= MIN_LISTS}
-    base, segments = popularity(seen, cutoff).head(n), item_segments(seen)
+    popular, segments = popularity(seen, cutoff), item_segments(seen)
     per: dict[float, dict[str, np.ndarray]] = {}
     for weight in grid:
-        ranking = trend_ranking(base, segments, trends, weight)
-        per[weight] = {p: score_ranking(ranking, t, candidates if p == "outside_candidates" else None, k)
+        per[weight] = {p: score_trend(popular, segments, trends, weight, t,
+                                      candidates if p == "outside_candidates" else None, n, k)
                        .sort_values(s.USER_ID)["ndcg"].to_numpy(float) for p, t in counted.items()}
     ndcg = {w: float(np.mean([v.mean() for v in by.values()])) if by else None for w, by in per.items()}
     tried = [w for w in grid if w > 0]
@@ -259,6 +273,17 @@ def _by(counts: pd.Series) -> pd.Series:
     frame = counts.rename("_n").rename_axis(s.ITEM_ID).reset_index()
     frame = frame.sort_values(["_n", s.ITEM_ID], ascending=[False, True], kind="mergesort")
     return pd.Series(frame["_n"].to_numpy(float), index=frame[s.ITEM_ID].to_numpy(object))
+
+
+def _copies(ranking: pd.Series, targets: pd.DataFrame, depth: int, exclude: pd.DataFrame | None) -> pd.DataFrame:
+    """(user_id, item_id, score) rows: ``ranking``'s top ``depth`` for every list of ``targets``, deeper by the
+    most pairs ``exclude`` holds for one list, so that ``depth`` items are left once they are out."""
+    lists = targets[s.USER_ID].drop_duplicates().to_numpy(object)
+    extra = int(exclude.groupby(s.USER_ID).size().max()) if exclude is not None and len(exclude) else 0
+    top = ranking.head(depth + extra)
+    return pd.DataFrame({s.USER_ID: np.repeat(lists, len(top)), s.ITEM_ID: np.tile(top.index.to_numpy(object),
+                                                                                   len(lists)),
+                         SCORE: np.tile(top.to_numpy(float), len(lists))})
 
 
 def _distinct(pairs: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,8 @@ customers, guest orders, known customers' items outside the customer model's ret
 side by side:
 
 - ``popularity`` (g_topfreq's distinct buyers; guest orders count), ``rising`` (item-level growth);
-- ``trend_chosen``: popularity re-ranked by segment trends at the weight the release rule picks, chosen as
+- ``trend_chosen``: popularity's top ``eval_candidates`` (for a known customer: of the items outside their
+  scored candidates) re-ranked by segment trends at the weight the release rule picks, chosen as
   a push would on the week before c ([c - 7, c), trends as known at c - 7): what a version pushed at c
   would do; ``trend@w`` the same at each fixed weight w of the grid (the shape, not tuned on c's week);
 - ``base`` (the demo's candidate builder) for the known customers' lists, minus their scored candidates
@@ -22,6 +23,7 @@ model retrieves at c (recsys.nextbasket.recommend.retrieved_pairs).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -41,8 +43,8 @@ from recsys.evaluation.coldstart import (
     rising,
     score_lists,
     score_ranking,
+    score_trend,
     summary,
-    trend_ranking,
 )
 from recsys.evaluation.protocol import SCORE, before, eligible_targets
 
@@ -89,13 +91,13 @@ def run_cold_start(cfg: Config, events: pd.DataFrame, cutoffs: list[date], trend
         candidates = _candidates(events, cutoff, cfg)
         targets = population_targets(events, cutoff, candidates)
         choice = trends.chosen(events, cutoff)
-        rankings = _rankings(seen, cutoff, trends.at(cutoff), choice["weight"], cfg.rerank.eval_candidates)
+        score = _scorer(seen, cutoff, trends.at(cutoff), choice["weight"], cfg.rerank.eval_candidates)
         row: dict[str, Any] = {"cutoff": cutoff.isoformat(), "chosen_weight": choice["weight"], "chosen": choice}
         for population, target in targets.items():
             if target is None or not len(target):
                 continue
             exclude = candidates if population == "outside_candidates" else None
-            scored = {name: score_ranking(ranking, target, exclude) for name, ranking in rankings.items()}
+            scored = score(target, exclude)
             if population == "outside_candidates":
                 users = target[s.USER_ID].unique()
                 lists = base(seen, cutoff, users, k=cfg.rerank.eval_candidates)
@@ -114,13 +116,18 @@ def run_cold_start(cfg: Config, events: pd.DataFrame, cutoffs: list[date], trend
             "release_choice": trends.chosen(events, last)}
 
 
-def _rankings(seen: pd.DataFrame, cutoff: date, trend: dict[object, float], weight: float,
-              n: int) -> dict[str, pd.Series]:
-    popular = popularity(seen, cutoff)
-    top, segments = popular.head(n), item_segments(seen)
-    out = {"popularity": popular, "rising": rising(seen, cutoff),
-           "trend_chosen": trend_ranking(top, segments, trend, weight)}
-    return out | {f"trend@{w:g}": trend_ranking(top, segments, trend, w) for w in FIXED}
+def _scorer(seen: pd.DataFrame, cutoff: date, trend: dict[object, float], weight: float,
+            n: int) -> Callable[[pd.DataFrame, pd.DataFrame | None], dict[str, pd.DataFrame]]:
+    """(targets, exclude) -> {method: score_users rows} for every method but ``base``, at one cut-off."""
+    popular, segments = popularity(seen, cutoff), item_segments(seen)
+    shared = {"popularity": popular, "rising": rising(seen, cutoff)}
+    weights = {"trend_chosen": weight} | {f"trend@{w:g}": w for w in FIXED}
+
+    def score(targets: pd.DataFrame, exclude: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+        out = {name: score_ranking(ranking, targets, exclude) for name, ranking in shared.items()}
+        return out | {name: score_trend(popular, segments, trend, w, targets, exclude, n)
+                      for name, w in weights.items()}
+    return score
 
 
 def _candidates(events: pd.DataFrame, cutoff: date, cfg: Config) -> pd.DataFrame | None:

@@ -14,6 +14,7 @@ from recsys.evaluation.coldstart import (
     population_targets,
     rising,
     score_ranking,
+    score_trend,
     summary,
     trend_ranking,
 )
@@ -79,6 +80,22 @@ def test_a_customers_scored_candidates_are_left_out_of_their_list():
     rows = score_ranking(ranking, targets, exclude, k=1)  # u's list is c alone; v's is a
     assert rows.set_index(s.USER_ID)["recall"].to_dict() == {"u": 1.0, "v": 0.0}
     assert summary([rows], k=1) == {"recall@1": 0.5, "ndcg@1": 0.5, "phr@1": 0.5, "lists": 2}
+
+
+def test_a_known_customers_trend_list_is_the_popular_items_left_once_their_candidates_are_out():
+    # the shop shows u the popular items the model did not score for u: c and d, not an empty list (the
+    # shared top 2, a and b, are both u's candidates); at weight 0 that list is popularity's own
+    popular = pd.Series([4.0, 3.0, 2.0, 1.0], index=["a", "b", "c", "d"])
+    segments, trends = {"a": "x", "b": "x", "c": "down", "d": "up"}, {"x": 0.0, "down": -0.5, "up": 0.5}
+    targets = pd.DataFrame({s.USER_ID: ["u", "v"], s.ITEM_ID: ["c", "b"]})
+    exclude = pd.DataFrame({s.USER_ID: ["u", "u"], s.ITEM_ID: ["a", "b"]})
+    off = score_trend(popular, segments, trends, 0.0, targets, exclude, n=2, k=1)
+    assert off.set_index(s.USER_ID)["recall"].to_dict() == {"u": 1.0, "v": 0.0}  # u: c; v: a
+    assert off.equals(score_ranking(popular, targets, exclude, k=1))
+    on = score_trend(popular, segments, trends, 1.0, targets, exclude, n=2, k=1)
+    assert on.set_index(s.USER_ID)["recall"].to_dict() == {"u": 0.0, "v": 0.0}  # u: d (up) first; v: a (tie)
+    shared = score_trend(popular, segments, trends, 0.0, targets, None, n=2, k=2)  # nothing out: one list
+    assert shared.set_index(s.USER_ID)["recall"].to_dict() == {"u": 0.0, "v": 1.0}
 
 
 def _week(bought):
@@ -147,3 +164,18 @@ def test_too_few_lists_keep_trends_off_and_nothing_to_score_too():
     assert hurt["reason"].startswith("did not help on validation (best NDCG@10 1.0000 at weight 0.05")
     nothing = choose_weight(_week([]), CUT, TRENDS, None, n=50)
     assert nothing["weight"] == 0.0 and not nothing["helped"] and nothing["populations"] == {}
+
+
+def test_the_outside_lists_a_release_judges_are_the_popular_items_left_after_the_candidates():
+    # 30 customers bought a and b (the top 2), which the model scores for them; next week each buys c. What
+    # the shop shows them by trends is c, d (not nothing): weight 0 puts c first, weight 1 puts d (up) first
+    before = [(f"k{i}", item, "x", D(2024, 1, 20), f"o{i}") for i in range(30) for item in "ab"]
+    before += [(None, "c", "down", D(2024, 1, 21), f"g{i}") for i in range(2)]
+    before += [(None, "d", "up", D(2024, 1, 21), "g2")]
+    week = [(f"k{i}", "c", "down", D(2024, 1, 30), f"w{i}") for i in range(30)]
+    scored = pd.DataFrame({s.USER_ID: [f"k{i}" for i in range(30) for _ in "ab"], s.ITEM_ID: list("ab") * 30})
+    chosen = choose_weight(_log(before + week), CUT, {"x": 0.0, "down": -0.5, "up": 0.5}, scored, n=2)
+    assert chosen["populations"] == {"outside_candidates": 30}
+    assert chosen["ndcg@10"]["0.0"] == 1.0 and chosen["ndcg@10"]["1.0"] == pytest.approx(ON_ONE)
+    assert chosen["weight"] == 0.0
+
