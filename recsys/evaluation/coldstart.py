@@ -249,7 +249,8 @@ def _reason(weight: float, ndcg: dict[float, float | None], gains: dict[float, d
                 f"lower bound +{g['lower']:.4f})")
     if ndcg[shown] <= off:
         return f"did not help on validation (best {figures})"
-    why = [f"+{g['relative']:.1%} is under the {MIN_GAIN:.0%} asked for"] if (g["relative"] or 0) < MIN_GAIN else []
+    short = math.floor((g["relative"] or 0) * 1000) / 1000  # rounded down: +1.96 % must not read "+2.0 %"
+    why = [f"+{short:.1%} is under the {MIN_GAIN:.0%} asked for"] if (g["relative"] or 0) < MIN_GAIN else []
     why += [f"within the week's noise (the gain's bootstrap lower bound {g['lower']:+.4f})"] if g["lower"] <= 0 else []
     why += [f"worse on {', '.join(g['worse'])}".replace("_", " ")] if g["worse"] else []
     return f"no clear gain on validation ({figures}: {'; '.join(why) or 'no weight passed every test'})"

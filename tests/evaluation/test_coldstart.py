@@ -17,6 +17,7 @@ from recsys.evaluation.coldstart import (
     score_trend,
     summary,
     trend_ranking,
+    _reason,
 )
 
 D = datetime.date
@@ -178,4 +179,10 @@ def test_the_outside_lists_a_release_judges_are_the_popular_items_left_after_the
     assert chosen["populations"] == {"outside_candidates": 30}
     assert chosen["ndcg@10"]["0.0"] == 1.0 and chosen["ndcg@10"]["1.0"] == pytest.approx(ON_ONE)
     assert chosen["weight"] == 0.0
+
+
+def test_a_gain_just_under_the_threshold_does_not_read_as_the_threshold():
+    gains = {0.1: {"relative": 0.019575, "lower": -0.0038, "worse": []}}
+    reason = _reason(0.0, {0.0: 0.1175, 0.1: 0.1198}, gains, {"new_customers": 75}, 10)
+    assert "+1.9% is under the 2% asked for" in reason, reason
 
