@@ -19,11 +19,12 @@ events before the cut-off only; the same list goes to every list of a population
 buyers in the 28 days before, a guest order counting as one buyer: g_topfreq's count, which also sees
 guests), ``rising`` (item-level growth: distinct buyers in the last 28 days minus the 28 before, risers
 first, then the rest by recent buyers) and ``trend_ranking`` (the popularity list re-ranked by segment
-trends with the blend rule at a weight; ``score_trend`` scores it, for ``outside_candidates`` per customer on
-the popular items left once their scored candidates are out). ``choose_weight`` picks that weight on one
-week: the weight of ``GRID`` with the best mean NDCG@10 over the populations among those with a clear gain over weight 0
-(no population worse, 2 %+ better pooled, beyond the week's noise by a paired bootstrap), else 0. Figures per
-population: Recall@10, NDCG@10, PHR@10 and the number of lists (recsys.evaluation.metrics).
+trends with the blend rule at a weight; ``trend_scorer`` scores it, for ``outside_candidates`` per customer
+on the popular items left once their scored candidates are out). ``choose_weight`` picks that weight on one
+week: the weight of ``GRID`` with the best mean NDCG@10 over the populations among those with a clear gain
+over weight 0 (no population worse, 2 %+ better pooled, beyond the week's noise by a paired bootstrap),
+else 0. Figures per population: Recall@10, NDCG@10, PHR@10 and the number of lists
+(recsys.evaluation.metrics).
 
     python -c "from recsys.evaluation.coldstart import GRID; print(GRID)"
 """
@@ -127,23 +128,29 @@ def score_ranking(ranking: pd.Series, targets: pd.DataFrame, exclude: pd.DataFra
     return score_lists(_copies(ranking, targets, k, exclude), targets, exclude, k)
 
 
-def score_trend(popular: pd.Series, segments: Mapping[object, object], trends: Mapping[object, float],
-                weight: float, targets: pd.DataFrame, exclude: pd.DataFrame | None, n: int,
-                k: int = K) -> pd.DataFrame:
-    """score_users rows of ``popular``'s top ``n`` re-ranked by segment trends at ``weight``, for every list
-    of ``targets``. With ``exclude`` (a customer's scored candidates) each list's top ``n`` is taken once its own
-    excluded pairs are out: those are the items the shop's list still shows that customer, so at weight 0 the
-    list is ``popular``'s own (a shared top ``n`` would leave a customer who was scored on most of it almost
-    nothing to rank)."""
+def trend_scorer(popular: pd.Series, segments: Mapping[object, object], trends: Mapping[object, float],
+                 targets: pd.DataFrame, exclude: pd.DataFrame | None, n: int,
+                 k: int = K) -> Callable[[float], pd.DataFrame]:
+    """weight -> score_users rows of ``popular``'s top ``n`` re-ranked by segment trends at that weight, for
+    every list of ``targets``. With ``exclude`` (a customer's scored candidates) each list's top ``n`` is
+    taken once its own excluded pairs are out: those are the items the shop's list still shows that customer,
+    so at weight 0 the list is ``popular``'s own (a shared top ``n`` would leave a customer who was scored on
+    most of it almost nothing to rank). The lists are built once; each weight only re-ranks them."""
     if exclude is None:
-        return score_ranking(trend_ranking(popular.head(n), segments, trends, weight), targets, None, k)
+        top = popular.head(n)
+        return lambda weight: score_ranking(trend_ranking(top, segments, trends, weight), targets, None, k)
     frame = _without(_copies(popular, targets, n, exclude), exclude)
     frame = frame.groupby(s.USER_ID, sort=False).head(n).reset_index(drop=True)
-    trend = np.fromiter((trends.get(segments.get(i), math.nan) for i in frame[s.ITEM_ID]), float, len(frame))
-    codes = pd.factorize(frame[s.USER_ID])[0]
-    ranked = blend(codes, frame[SCORE].to_numpy(float), trend, np.full(len(frame), np.nan), weight, 1.0)
-    frame = frame.iloc[ranked.order].assign(**{SCORE: -ranked.rank.astype(float)})
-    return score_lists(frame, targets, None, k)
+    item_trend = {i: trends.get(segments.get(i), math.nan) for i in frame[s.ITEM_ID].unique()}
+    trend = frame[s.ITEM_ID].map(item_trend).to_numpy(float)
+    codes, base = pd.factorize(frame[s.USER_ID])[0], frame[SCORE].to_numpy(float)
+    prob = np.full(len(frame), np.nan)  # no customer-model probability: the trend path of the blend
+
+    def score(weight: float) -> pd.DataFrame:
+        ranked = blend(codes, base, trend, prob, weight, 1.0)
+        ranked_lists = frame.iloc[ranked.order].assign(**{SCORE: -ranked.rank.astype(float)})
+        return score_lists(ranked_lists, targets, None, k)
+    return score
 
 
 def score_lists(frame: pd.DataFrame, targets: pd.DataFrame, exclude: pd.DataFrame | None,
@@ -189,11 +196,10 @@ def choose_weight(events: pd.DataFrame, cutoff: date, trends: Mapping[object, fl
     lists = {p: int(t[s.USER_ID].nunique()) for p, t in targets.items()}
     counted = {p: t for p, t in targets.items() if lists[p] >= MIN_LISTS}
     popular, segments = popularity(seen, cutoff), item_segments(seen)
-    per: dict[float, dict[str, np.ndarray]] = {}
-    for weight in grid:
-        per[weight] = {p: score_trend(popular, segments, trends, weight, t,
-                                      candidates if p == "outside_candidates" else None, n, k)
-                       .sort_values(s.USER_ID)["ndcg"].to_numpy(float) for p, t in counted.items()}
+    scorers = {p: trend_scorer(popular, segments, trends, t, candidates if p == "outside_candidates" else None,
+                               n, k) for p, t in counted.items()}
+    per = {weight: {p: score(weight).sort_values(s.USER_ID)["ndcg"].to_numpy(float)
+                    for p, score in scorers.items()} for weight in grid}
     ndcg = {w: float(np.mean([v.mean() for v in by.values()])) if by else None for w, by in per.items()}
     tried = [w for w in grid if w > 0]
     gains = {w: _gain(per[0.0], per[w], len(tried)) for w in tried} if counted and 0.0 in per else {}

@@ -43,8 +43,8 @@ from recsys.evaluation.coldstart import (
     rising,
     score_lists,
     score_ranking,
-    score_trend,
     summary,
+    trend_scorer,
 )
 from recsys.evaluation.protocol import SCORE, before, eligible_targets
 
@@ -125,8 +125,8 @@ def _scorer(seen: pd.DataFrame, cutoff: date, trend: dict[object, float], weight
 
     def score(targets: pd.DataFrame, exclude: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
         out = {name: score_ranking(ranking, targets, exclude) for name, ranking in shared.items()}
-        return out | {name: score_trend(popular, segments, trend, w, targets, exclude, n)
-                      for name, w in weights.items()}
+        by_weight = trend_scorer(popular, segments, trend, targets, exclude, n)
+        return out | {name: by_weight(w) for name, w in weights.items()}
     return score
 
 

@@ -14,9 +14,9 @@ from recsys.evaluation.coldstart import (
     population_targets,
     rising,
     score_ranking,
-    score_trend,
     summary,
     trend_ranking,
+    trend_scorer,
     _reason,
 )
 
@@ -90,12 +90,13 @@ def test_a_known_customers_trend_list_is_the_popular_items_left_once_their_candi
     segments, trends = {"a": "x", "b": "x", "c": "down", "d": "up"}, {"x": 0.0, "down": -0.5, "up": 0.5}
     targets = pd.DataFrame({s.USER_ID: ["u", "v"], s.ITEM_ID: ["c", "b"]})
     exclude = pd.DataFrame({s.USER_ID: ["u", "u"], s.ITEM_ID: ["a", "b"]})
-    off = score_trend(popular, segments, trends, 0.0, targets, exclude, n=2, k=1)
+    by_weight = trend_scorer(popular, segments, trends, targets, exclude, n=2, k=1)
+    off = by_weight(0.0)
     assert off.set_index(s.USER_ID)["recall"].to_dict() == {"u": 1.0, "v": 0.0}  # u: c; v: a
     assert off.equals(score_ranking(popular, targets, exclude, k=1))
-    on = score_trend(popular, segments, trends, 1.0, targets, exclude, n=2, k=1)
+    on = by_weight(1.0)
     assert on.set_index(s.USER_ID)["recall"].to_dict() == {"u": 0.0, "v": 0.0}  # u: d (up) first; v: a (tie)
-    shared = score_trend(popular, segments, trends, 0.0, targets, None, n=2, k=2)  # nothing out: one list
+    shared = trend_scorer(popular, segments, trends, targets, None, n=2, k=2)(0.0)  # nothing out: one list
     assert shared.set_index(s.USER_ID)["recall"].to_dict() == {"u": 0.0, "v": 1.0}
 
 
