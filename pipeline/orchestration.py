@@ -72,6 +72,14 @@ def run_day(logical_date: datetime.datetime | None, run_after: datetime.datetime
     return moment.astimezone(datetime.timezone.utc).date()
 
 
+def sharded_tasks(prepare, shard, join, upstream):
+    """A sharded stage's tasks wired as map and reduce: ``prepare(upstream)`` returns one input per shard,
+    ``shard`` is mapped over them (Airflow dynamic task mapping: one task instance per shard, which
+    workers run side by side) and ``join`` gets every shard's summary once all succeeded; the join's
+    output (what the next stage reads)."""
+    return join(shard.expand(upstream=prepare(upstream)))
+
+
 def log_failure(context) -> None:
     """Airflow ``on_failure_callback``: one clear line per failed task (DAG, task, date, try, reason)."""
     ti = context.get("task_instance")
