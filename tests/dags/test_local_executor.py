@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
+from pipeline.orchestration import local_airflow_env
 from pipeline.store import Store
 from tests.conftest import DEMO_CONFIG, DEMO_EVENTS, ROOT
 from tests.dags.conftest import api_healthy, free_port
@@ -59,16 +60,8 @@ def _small_setup(root: Path) -> Path:
 
 
 def _env(home: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TRENDREC"))}
-    env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-               AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__EXECUTOR="LocalExecutor",
-               AIRFLOW__CORE__PARALLELISM="2", AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__PORT=str(port),
-               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
-               # the executor signs each task's token and the API server checks it: one secret for both
-               AIRFLOW__API_AUTH__JWT_SECRET="trendrec-local-executor-test",
-               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    return env
+    return local_airflow_env(dict(os.environ), str(home), port, "LocalExecutor", str(Path(sys.executable).parent),
+                             str(ROOT))
 
 
 def _stop(proc: subprocess.Popen) -> None:
