@@ -6,6 +6,11 @@ The whole trendrec flow, one task per stage, in the order `recsys.flow` defines:
 
 * Each task runs exactly one stage (`recsys.flow.run_stage`) and returns a small summary (counts
   and paths) through XCom; data stays in the store.
+* The customer stages run in `customers.shards` shards of customers (a stable hash of the id):
+  `train_value_prepare` fits the value models, `train_value_shard` is mapped over the shards (dynamic
+  task mapping: one task instance each, which workers run side by side) and `train_value` joins the
+  forecast; `push_prepare`, `push_shard` (the next-basket model's push-time scores, shard by shard,
+  each reading its own customers' histories) and `push` (joins the scores into the version) likewise.
 * `config` and `store` params choose the TOML file and the store directory (defaults from
   `$TRENDREC_CONFIG` / `$TRENDREC_STORE`). `source` overrides the config's event file.
 * The training run id is the run key (the logical date), so a re-run of the same date rewrites the
@@ -22,28 +27,39 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from pipeline.orchestration import PARAMS, default_args, log_failure, run_key
+from pipeline.orchestration import PARAMS, default_args, log_failure, run_key, sharded_tasks
 from recsys.flow import STAGES
 
 
-def _stage_task(step):
-    name = step.name
+def _stage_task(step, part: str | None = None):
+    """The task of a stage, or of one step of a sharded stage (prepare, shard, join: recsys.flow.Sharded)."""
+    name = step.name if part in (None, "join") else f"{step.name}_{part}"
 
     @task(task_id=name, execution_timeout=timedelta(minutes=step.timeout_minutes))
-    def run_stage(upstream: dict | None = None, params=None, logical_date=None, run_id=None) -> dict:
+    def run_stage(upstream=None, params=None, logical_date=None, run_id=None):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from pipeline.config import load_run_config
         from recsys import flow
 
         cfg = load_run_config(params["config"], params["store"])
-        summary = flow.run_stage(name, cfg, upstream, source=params["source"] or None,
-                                 run_key=run_key(logical_date, run_id))
-        if flow.SKIPPED in summary:
+        options = {"source": params["source"] or None, "run_key": run_key(logical_date, run_id)}
+        if part is None:
+            summary = flow.run_stage(step.name, cfg, upstream, **options)
+        else:
+            summary = flow.run_step(step.name, part, cfg, upstream, **options)
+        if isinstance(summary, dict) and flow.SKIPPED in summary:
             raise AirflowSkipException(summary[flow.SKIPPED])
         return summary
 
     return run_stage
+
+
+def _stage_tasks(step, upstream):
+    """A stage's task; a sharded stage's prepare task, one mapped task per shard of customers, join task."""
+    if step.sharded is None:
+        return _stage_task(step)(upstream)
+    return sharded_tasks(*(_stage_task(step, part) for part in ("prepare", "shard", "join")), upstream)
 
 
 @dag(
@@ -61,7 +77,7 @@ def _stage_task(step):
 def trendrec_pipeline():
     summary = None
     for step in STAGES:
-        summary = _stage_task(step)(summary)
+        summary = _stage_tasks(step, summary)
 
 
 trendrec_pipeline()

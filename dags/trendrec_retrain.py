@@ -2,7 +2,8 @@
 ### trendrec_retrain — aggregate, train every model family, judge and (if a part is blessed) push
 
 **aggregate → train_forecast → train_nextbasket → train_value → judge → is_pushable → push | keep_production**,
-**drift_gate → push**
+**drift_gate → push** (`train_value` and `push` are each a prepare task, a task per shard of customers
+and the stage's own task, which joins the shards: below)
 
 The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages, in the same order, as `trendrec demo`
 and the `trendrec_pipeline` DAG.
@@ -19,6 +20,11 @@ and the `trendrec_pipeline` DAG.
 * `train_forecast`, `train_nextbasket` (the LSTMRecommender) and `train_value` (BG/NBD + Gamma-Gamma,
   an LSTM with a ZILN output, their ensemble) each train one part of the run; `judge` compares each part
   with its baselines (and production) and writes one verdict per part.
+* The customer stages run in `customers.shards` shards of customers (a stable hash of the id), one task
+  instance per shard (dynamic task mapping), which workers run side by side: `train_value_prepare`
+  fits the value models, `train_value_shard` forecasts one shard's customers, `train_value` joins the
+  forecast; `push_prepare` names the next-basket model that ships, `push_shard` scores one shard's
+  customers (their histories only) and `push` joins the scores into the version.
 * `is_pushable` branches on the verdicts: `push` versions the run's parts as the production release
   and updates the **`trendrec_production_model`** asset (which schedules `trendrec_rerank`) when at
   least one part is blessed; each part of the version is what its verdict ships (the run's model,
@@ -26,7 +32,7 @@ and the `trendrec_pipeline` DAG.
   production and the asset alone. Rollback moves every part together.
 * `drift_gate` runs `trendrec drift` (the newest week against production's training data) beside the
   training: when a check fails the task fails with each failed check and its column in its log, and
-  `push` does not run (upstream failed): the version is not promoted. Set the `ignore_drift` param
+  `push_prepare`, its shards and `push` do not run (upstream failed): the version is not promoted. Set the `ignore_drift` param
   (`--conf '{"ignore_drift": true}'`) to push one run anyway, or `monitor.drift_gate = false` in the config.
 * Params: `config`, `store`, `horizon` (days forecast; empty = the config's `model.horizon`), `ignore_drift`.
 """
@@ -40,10 +46,19 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
-from pipeline.orchestration import PARAMS, PRODUCTION_MODEL, RAW_EVENTS, default_args, log_failure, run_key
+from pipeline.orchestration import (
+    PARAMS,
+    PRODUCTION_MODEL,
+    RAW_EVENTS,
+    default_args,
+    log_failure,
+    run_key,
+    sharded_tasks,
+)
 from recsys.flow import RETRAIN, stage
 
 RETRAIN_STAGES = tuple(stage(name) for name in RETRAIN)
+PUSH = stage("push")
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +72,32 @@ if SCHEDULE not in SCHEDULES:
     raise ValueError(f"TRENDREC_RETRAIN_SCHEDULE={SCHEDULE!r}: expected one of {sorted(SCHEDULES)}")
 
 
-def _run(stage: str, params: dict, upstream: dict | None = None, **options) -> dict:
+def _run(stage: str, params: dict, upstream=None, part: str | None = None, **options):
     from pipeline.config import load_run_config
     from recsys import flow
 
     cfg = load_run_config(params["config"], params["store"], params["horizon"])
-    return flow.run_stage(stage, cfg, upstream, **options)
+    if part is None:
+        return flow.run_stage(stage, cfg, upstream, **options)
+    return flow.run_step(stage, part, cfg, upstream, **options)
 
 
-def _stage_task(step):
-    @task(task_id=step.name, execution_timeout=timedelta(minutes=step.timeout_minutes))
-    def run_stage(upstream: dict | None = None, params=None, logical_date=None, run_id=None) -> dict:
-        return _run(step.name, params, upstream, run_key=run_key(logical_date, run_id))
+def _stage_task(step, part: str | None = None, **kwargs):
+    """The task of a stage, or of one step of a sharded stage (prepare, shard, join: recsys.flow.Sharded)."""
+    name = step.name if part in (None, "join") else f"{step.name}_{part}"
+
+    @task(task_id=name, execution_timeout=timedelta(minutes=step.timeout_minutes), **kwargs)
+    def run_stage(upstream=None, params=None, logical_date=None, run_id=None):
+        return _run(step.name, params, upstream, part, run_key=run_key(logical_date, run_id))
 
     return run_stage
+
+
+def _stage_tasks(step, upstream):
+    """A stage's task; a sharded stage's prepare task, one mapped task per shard of customers, join task."""
+    if step.sharded is None:
+        return _stage_task(step)(upstream)
+    return sharded_tasks(*(_stage_task(step, part) for part in ("prepare", "shard", "join")), upstream)
 
 
 @dag(
@@ -91,7 +118,7 @@ def trendrec_retrain():
     @task.branch
     def is_pushable(judged: dict) -> str:
         log.info("pushable=%s: %s", judged["pushable"], judged["push_reason"])
-        return "push" if judged["pushable"] else "keep_production"
+        return "push_prepare" if judged["pushable"] else "keep_production"
 
     @task  # a held push raises AirflowFailException: failed at once, no retry
     def drift_gate(params=None) -> dict:
@@ -107,11 +134,11 @@ def trendrec_retrain():
         log.info("drift gate: %s", gate["reason"])
         return gate
 
-    @task(outlets=[PRODUCTION_MODEL_ASSET])
-    def push(judged: dict, params=None, outlet_events=None) -> dict:
+    @task(outlets=[PRODUCTION_MODEL_ASSET], execution_timeout=timedelta(minutes=PUSH.timeout_minutes))
+    def push(shards, params=None, outlet_events=None) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        result = _run("push", params, judged, drift_checked=True)  # drift_gate, upstream, checked it
+        result = _run("push", params, shards, "join", drift_checked=True)  # drift_gate, upstream, checked it
         if not result["pushed"]:  # already pushed by an earlier try of this run: no new model event
             raise AirflowSkipException(result["reason"])
         outlet_events[PRODUCTION_MODEL_ASSET].extra = {"version": result["version"], "previous": result["previous"]}
@@ -124,10 +151,11 @@ def trendrec_retrain():
 
     summary = None
     for stage in RETRAIN_STAGES:
-        summary = _stage_task(stage)(summary)
-    pushed = push(summary)
-    is_pushable(summary) >> [pushed, keep_production(summary)]
-    drift_gate() >> pushed
+        summary = _stage_tasks(stage, summary)
+    prepared = _stage_task(PUSH, "prepare")(summary)
+    pushed = push(_stage_task(PUSH, "shard").expand(upstream=prepared))  # the push joins the scores' shards
+    is_pushable(summary) >> [prepared, keep_production(summary)]
+    drift_gate() >> prepared
 
 
 trendrec_retrain()

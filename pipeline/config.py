@@ -170,6 +170,7 @@ class CustomerModelConfig:
     lookback_weeks: int = 52  # weeks of history read before the cut-off (features and candidates)
     seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
+    shards: int = 1  # customer stages (push-time scoring, the value forecast) split by a stable hash of the id
     memory_limit: str = "2GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
     n_candidates: int = 100  # items the model retrieves and scores per customer (recsys.nextbasket.retrieval)
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
@@ -204,6 +205,8 @@ class CustomerModelConfig:
             raise ConfigError("customers: need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
         if self.train_customers < 0:
             raise ConfigError(f"customers.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.shards < 1:
+            raise ConfigError(f"customers.shards must be >= 1, got {self.shards}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -237,7 +240,6 @@ class ValueConfig:
     ridge_l2: float = 1.0  # L2 of the RFM ridge (on standardised features, log1p spend target)
     bgnbd_penalizer: float = 0.0  # L2 on BG/NBD and Gamma-Gamma log parameters; 0 = plain maximum likelihood
     batch_customers: int = 50_000  # customers per scoring batch (hash buckets): bounds memory
-    shards: int = 1  # the forecast scored in this many shards by a stable hash of the customer id, then joined
     memory_limit: str = "2GB"  # DuckDB memory limit of the customer-day queries (spills to the store's .tmp/)
     histogram_freq: int = 0  # TensorBoard weight histograms every N epochs; 0 = none
     distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the machine's GPUs or CPUs)
@@ -250,8 +252,6 @@ class ValueConfig:
                               f"{self.val_share}, {self.dropout}")
         if self.train_customers < 0:
             raise ConfigError(f"value.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
-        if self.shards < 1:
-            raise ConfigError(f"value.shards must be >= 1, got {self.shards}")
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,32 @@ def run_day(logical_date: datetime.datetime | None, run_after: datetime.datetime
     return moment.astimezone(datetime.timezone.utc).date()
 
 
+def sharded_tasks(prepare, shard, join, upstream):
+    """A sharded stage's tasks wired as map and reduce: ``prepare(upstream)`` returns one input per shard,
+    ``shard`` is mapped over them (Airflow dynamic task mapping: one task instance per shard, which
+    workers run side by side) and ``join`` gets every shard's summary once all succeeded; the join's
+    output (what the next stage reads)."""
+    return join(shard.expand(upstream=prepare(upstream)))
+
+
+def local_airflow_env(base: dict[str, str], home: str, api_port: int, executor: str, bin_dir: str,
+                      root: str) -> dict[str, str]:
+    """The environment of Airflow processes started on this machine around the trendrec DAGs (the
+    LocalExecutor test, benchmarks/celery_workers.py): ``base`` without its AIRFLOW_* and TRENDREC_*
+    variables, a metadata database in ``home``, the API server on 127.0.0.1:``api_port`` where the task
+    runners reach it, one JWT secret for the executor that signs each task's token and the server
+    that checks it, parallelism 2, ``bin_dir`` first on PATH and ``root`` importable."""
+    env = {k: v for k, v in base.items() if not k.startswith(("AIRFLOW", "TRENDREC"))}
+    env.update(AIRFLOW_HOME=home, AIRFLOW__CORE__DAGS_FOLDER=os.path.join(root, "dags"),
+               AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__CORE__EXECUTOR=executor,
+               AIRFLOW__CORE__PARALLELISM="2", AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__PORT=str(api_port),
+               AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{api_port}/execution/",
+               AIRFLOW__API_AUTH__JWT_SECRET=f"trendrec-local-{api_port}",
+               PYTHONPATH=os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p),
+               PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
+    return env
+
+
 def log_failure(context) -> None:
     """Airflow ``on_failure_callback``: one clear line per failed task (DAG, task, date, try, reason)."""
     ti = context.get("task_instance")

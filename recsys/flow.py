@@ -6,7 +6,8 @@ recsys.forecast, recsys.nextbasket, recsys.value —, the release rule recsys.re
 takes the config and what the stage before it returned, and returns a small summary of counts and paths.
 A stage also names its `trendrec` command, the arguments the command adds and the Airflow task's time
 limit: `trendrec demo`, the CLI's stage commands (recsys.cli), the ``trendrec_pipeline`` DAG (one task
-per stage), the ``trendrec_retrain`` DAG (``RETRAIN``) and the tests all come from this list, so the
+per stage; a ``Sharded`` stage — the value forecast, push-time scoring — is a task, a task per shard of
+customers and a join task, ``run_step``), the ``trendrec_retrain`` DAG (``RETRAIN``) and the tests all come from this list, so the
 order cannot drift between them; ``run_all(cfg, last="push")`` runs a slice. ``MONITOR`` (drift, live results) runs after the push on
 its own schedule: the ``trendrec_monitor`` DAG and the `trendrec drift` / `trendrec live` commands.
 
@@ -37,11 +38,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SKIPPED = "skipped"  # key of a summary whose stage had nothing to do (the DAG marks the task skipped)
+SHARDS = "shards"  # key of a sharded stage's prepared summary: the shard numbers (the DAG's .expand)
+SHARD = "shard"  # key of one shard task's input: its shard number
 RUN_DIR = "run_dir"  # key of a summary that names the training run the next stage works on
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Sharded:
+    """How a customer stage runs in ``customers.shards`` shards by a stable hash of the customer id.
+
+    ``prepare`` does what every shard shares and names the shards (its summary's ``SHARDS``); ``shard``
+    works on one shard's customers and writes only that shard's files (a re-run replaces them); ``join``
+    makes the stage's output from this run's shard files and refuses a missing one. The DAGs run them as
+    a task, a mapped task (``.expand`` over the shards) and a task; the stage's ``run`` (the CLI,
+    ``run_all``) does the same steps in one process, every shard in turn, and writes the same bytes.
+    """
+
+    prepare: Callable[..., dict[str, Any]]  # (cfg, upstream, **options) -> summary with SHARDS and RUN_DIR
+    shard: Callable[..., dict[str, Any]]  # (cfg, prepared summary, shard, **options) -> one shard's summary
+    join: Callable[..., dict[str, Any]]  # (cfg, prepared summary, **options) -> the stage's summary
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,7 @@ class Stage:
     title: str = ""  # first line of the command's human summary
     timeout_minutes: int = 60  # the Airflow task's execution_timeout
     cli: str = ""  # "module:function" (cfg, args) -> summary, for a command that does more than the stage
+    sharded: Sharded | None = None  # the stage's steps when the DAGs split it in shards of customers
 
 
 def _run(cfg: Config, upstream: dict, options: dict[str, Any], new: bool = False) -> Run:
@@ -107,7 +127,7 @@ def _judge(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
 
 
 def _push(cfg: Config, upstream: dict, *, lists: str | None = None, ignore_drift: bool = False,
-          drift_checked: bool = False, **options: Any) -> dict[str, Any]:
+          drift_checked: bool = False, sharded: bool = False, **options: Any) -> dict[str, Any]:
     from pipeline.store import Store
     from recsys import release, runs
     from recsys.monitor.gate import gate_drift
@@ -119,7 +139,51 @@ def _push(cfg: Config, upstream: dict, *, lists: str | None = None, ignore_drift
     run = runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run"))
     # the shop's lists the model scores at push: --lists, else the config's lists file when it exists
     default = cfg.rerank.candidates if cfg.rerank.candidates and Path(cfg.rerank.candidates).is_file() else None
-    return release.push(cfg, run, lists=lists or default)
+    return release.push(cfg, run, lists=lists or default, sharded=sharded)
+
+
+def _value_prepare(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
+    from recsys.value import part
+
+    run = _run(cfg, upstream, options)
+    return {RUN_DIR: str(run.root), **part.prepare(cfg, run, **options)}
+
+
+def _value_shard(cfg: Config, prepared: dict, shard: int, **_: Any) -> dict[str, Any]:
+    from recsys.value import part
+
+    return part.forecast_shard(cfg, _prepared_run(cfg, prepared), shard)
+
+
+def _value_join(cfg: Config, prepared: dict, **_: Any) -> dict[str, Any]:
+    from recsys.value import part
+
+    return {RUN_DIR: prepared[RUN_DIR], **part.finish(cfg, _prepared_run(cfg, prepared))}
+
+
+def _push_prepare(cfg: Config, upstream: dict, **options: Any) -> dict[str, Any]:
+    from pipeline.store import Store
+    from recsys import release, runs
+
+    run = runs.resolve(Store(cfg.store), upstream.get(RUN_DIR) or options.get("run"))
+    return {RUN_DIR: str(run.root), **release.prepare_push(cfg, run)}
+
+
+def _push_shard(cfg: Config, prepared: dict, shard: int, **_: Any) -> dict[str, Any]:
+    from recsys import release
+
+    return release.push_shard(cfg, _prepared_run(cfg, prepared), shard)
+
+
+def _push_join(cfg: Config, prepared: dict, **options: Any) -> dict[str, Any]:
+    return _push(cfg, prepared, sharded=True, **options)
+
+
+def _prepared_run(cfg: Config, prepared: dict) -> Run:
+    from pipeline.store import Store
+    from recsys import runs
+
+    return runs.inside(Store(cfg.store), prepared[RUN_DIR])
 
 
 def _rerank(cfg: Config, upstream: dict, *, candidates: str | None = None, output: str | None = None,
@@ -222,11 +286,12 @@ STAGES: tuple[Stage, ...] = (
           title="trained the next-basket model", timeout_minutes=240),
     Stage("train_value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)",
           _train("value"), "value", add_arguments=_value_arguments, title="customer value", timeout_minutes=120,
-          cli="recsys.value.part:value_command"),
+          cli="recsys.value.part:value_command", sharded=Sharded(_value_prepare, _value_shard, _value_join)),
     Stage("judge", "judge every trained part against its baselines and production: one verdict each", _judge,
           "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60),
     Stage("push", "version the run's judged parts and make it production if a part is blessed", _push, "push",
-          add_arguments=_push_arguments, title="push", timeout_minutes=60),
+          add_arguments=_push_arguments, title="push", timeout_minutes=60,
+          sharded=Sharded(_push_prepare, _push_shard, _push_join)),
     Stage("rerank", "re-rank the shop's lists with the production release: its customer scores, else segment "
                     "trends", _rerank, "rerank",
           add_arguments=_rerank_arguments, title="re-ranked", timeout_minutes=60),
@@ -278,6 +343,28 @@ def stage(name: str) -> Stage:
 def run_stage(name: str, cfg: Config, upstream: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
     """Run one stage by name with the summary of the stage before it (see ``run_all`` for options)."""
     return stage(name).run(cfg, upstream or {}, **options)
+
+
+def run_step(name: str, step: str, cfg: Config, upstream: Any = None, **options: Any) -> Any:
+    """One step of a sharded stage, as a DAG task runs it (map and reduce):
+
+    - "prepare" (``upstream``: the stage before's summary): a list with one input per shard, the
+      prepared summary plus ``SHARD``;
+    - "shard" (``upstream``: one of those inputs): that shard's summary, with ``RUN_DIR``;
+    - "join" (``upstream``: every shard's summary): the stage's summary.
+    """
+    sharded = stage(name).sharded
+    if sharded is None or step not in ("prepare", "shard", "join"):
+        raise ValueError(f"stage {name!r} has no step {step!r}: the sharded stages are "
+                         f"{', '.join(s.name for s in STAGES if s.sharded)}, their steps prepare, shard and join")
+    if step == "prepare":
+        prepared = sharded.prepare(cfg, upstream or {}, **options)
+        log.info("%s prepared: %s", name, prepared)
+        return [prepared | {SHARD: k} for k in prepared[SHARDS]]
+    if step == "shard":
+        return {RUN_DIR: upstream[RUN_DIR], **sharded.shard(cfg, upstream, upstream[SHARD], **options)}
+    done = [dict(summary) for summary in upstream]  # Airflow hands the mapped outputs over as a lazy sequence
+    return sharded.join(cfg, {RUN_DIR: done[0][RUN_DIR], SHARDS: done}, **options)
 
 
 def run_all(cfg: Config, *, first: str = STAGE_NAMES[0], last: str = STAGE_NAMES[-1],

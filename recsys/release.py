@@ -101,7 +101,8 @@ def decide(verdicts: dict[str, Verdict], in_production: bool) -> tuple[bool, str
 def push(cfg: Config, run: Run, **options: Any) -> dict[str, Any]:
     """Version the run's judged parts and make the version production, when ``decide`` says so.
 
-    ``options`` go to every part's assemble (``lists``: a shop's lists the next-basket model scores too).
+    ``options`` go to every part's assemble (``lists``: a shop's lists the next-basket model scores too;
+    ``sharded``: join the score shards ``prepare_push`` and ``push_shard`` made instead of scoring).
     """
     store = Store(cfg.store)
     verdicts = verdicts_of(run)
@@ -123,7 +124,33 @@ def push(cfg: Config, run: Run, **options: Any) -> dict[str, Any]:
         return fields
 
     result = registry.push(cfg, run_ref(store, run), assemble, against=againsts.pop(), reason=reason)
+    if options.get("sharded"):
+        from recsys.nextbasket.publish import clear_scores
+
+        clear_scores(run)  # joined into the version (or never needed)
     return result | summary
+
+
+def prepare_push(cfg: Config, run: Run) -> dict[str, Any]:
+    """The sharded push's first step: when the run is pushable, the next-basket part's score shards are
+    prepared (recsys.nextbasket.publish.prepare_scores) for ``push_shard`` to fill and ``push(...,
+    sharded=True)`` to join; {"shards": [0 ... N-1], ...}."""
+    from recsys.nextbasket import publish
+
+    verdicts, production = verdicts_of(run), registry.production(Store(cfg.store))
+    pushable, _ = decide(verdicts, production is not None)
+    verdict = verdicts.get(publish.PART)
+    if not pushable or verdict is None:  # no scores to make: the shards have nothing to do
+        publish.clear_scores(run)
+        return {"shards": list(range(cfg.customers.shards)), "scores": None}
+    return publish.prepare_scores(cfg, run, verdict, production.part(publish.PART) if production else None)
+
+
+def push_shard(cfg: Config, run: Run, shard: int) -> dict[str, Any]:
+    """One shard of the sharded push: the next-basket model's scores of that shard's customers."""
+    from recsys.nextbasket.publish import score_shard
+
+    return score_shard(cfg, run, shard)
 
 
 def _assemble(cfg: Config, run: Run, staging: Path, verdicts: dict[str, Verdict],

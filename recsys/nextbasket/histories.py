@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.errors import TrendrecError
+from pipeline.sampling import stable_hash_sql
 from pipeline.schemas import PURCHASES, WEEK
 from pipeline.eventdb import view_over_frame, view_over_store
 
@@ -49,6 +50,7 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
 _LINES = "_history_lines"  # iter_histories' temporary table of (bucket, user, item, segment, week) lines
+_USERS = "_history_users"  # a shard's customers and their batch (iter_histories with a shard)
 _GUESTS_KNOWN = f"count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL)"  # lines
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
 
@@ -154,8 +156,13 @@ def open_store(root: str, cfg: CustomerModelConfig = CustomerModelConfig()) -> d
 
 
 def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),
-                   users: np.ndarray | None = None) -> Iterator[Histories]:
-    """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches."""
+                   users: np.ndarray | None = None, shard: tuple[int, int] | None = None) -> Iterator[Histories]:
+    """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches.
+
+    ``shard = (k, n)``: only the customers of shard k of n (pipeline.sampling's stable hash), in batches of
+    consecutive customer ids, so that the batches come in customer order (push-time scoring's shards);
+    the crowd tables are the whole log's all the same.
+    """
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
     sql = f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW}"
@@ -165,6 +172,9 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     if users is not None:
         con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
         only = f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in)"
+    if shard is not None:
+        only += f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
+    if only:
         sql = f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only}"
         (n_users,), = con.execute(sql, params).fetchall()
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
@@ -173,9 +183,11 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
         # the one pass over the log: (bucket, user, item, segment, week) lines, guests too (for the crowd),
         # sorted by bucket so that each batch's read skips the other buckets' row groups; DuckDB keeps the
         # table within memory_limit and spills the rest to the connection's temp_directory
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT hash({s.USER_ID}) % {n_buckets} AS _bucket, "
-                    f"{s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*)::FLOAT AS {PURCHASES} "
-                    f"FROM (SELECT *, {_WEEK} FROM events WHERE {_WINDOW}) GROUP BY ALL ORDER BY _bucket", params)
+        bucket, join = _buckets(con, n_buckets, shard, only, params, cfg)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT {bucket} AS _bucket, l.{s.USER_ID}, "
+                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} "
+                    f"FROM (SELECT *, {_WEEK} FROM events WHERE {_WINDOW}) l{join} GROUP BY ALL ORDER BY _bucket",
+                    params)
         crowd = _crowd(con)
         for bucket in range(n_buckets):
             where = f"_bucket = {bucket} AND {s.USER_ID} IS NOT NULL{only}"
@@ -184,6 +196,20 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
                 yield Histories(cutoff, cfg.lookback_weeks, user_item, user_segment, *crowd)
     finally:
         con.execute(f"DROP TABLE IF EXISTS {_LINES}")
+        con.execute(f"DROP TABLE IF EXISTS {_USERS}")
+
+
+def _buckets(con: duckdb.DuckDBPyConnection, n_buckets: int, shard: tuple[int, int] | None, only: str,
+             params: dict, cfg: CustomerModelConfig) -> tuple[str, str]:
+    """The SQL of each line's batch and the join it needs: a hash bucket, or (a shard) the rank of the
+    customer's id among the shard's customers divided by ``batch_customers`` (a table of the shard's
+    customers, ``_USERS``; NULL for the other lines, which only the crowd tables read)."""
+    if shard is None:
+        return f"hash(l.{s.USER_ID}) % {n_buckets}", ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_USERS} AS SELECT {s.USER_ID}, (row_number() OVER (ORDER BY "
+                f"{s.USER_ID}) - 1) // {int(cfg.batch_customers)} AS _bucket FROM (SELECT DISTINCT {s.USER_ID} "
+                f"FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only})", params)
+    return "u._bucket", f" LEFT JOIN {_USERS} u ON l.{s.USER_ID} = u.{s.USER_ID}"
 
 
 def customer_cutoff(con: duckdb.DuckDBPyConnection) -> date:

@@ -3,8 +3,10 @@
 Serving must answer in milliseconds without TensorFlow, so the customer model runs once, when a
 version is pushed: every customer with a purchase in the lookback gets their ``n_candidates``
 items scored, batch by batch (memory follows ``batch_customers``, not the number of
-customers), streamed into ``nextbasket/scores.parquet`` of the version (user_id, item_id, segment,
-source, score), sorted by user then score. This module only writes the table (and ``score_pairs``
+customers), in ``customers.shards`` shards by a stable hash of the customer id (each shard reads its own
+customers' histories and writes its own file, in customer order; the sharded DAG runs one task per
+shard), merged into ``nextbasket/scores.parquet`` of the version (user_id, item_id, segment, source,
+score), sorted by user then score: the same bytes for any number of shards. This module only writes the table (and ``score_pairs``
 / ``score_lists`` score a shop's own pairs with a loaded model, for offline checks); re-ranking,
 batch and service alike, reads it back without TensorFlow through ``recsys.rank.scores``.
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +35,9 @@ import pyarrow.parquet as pq
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
+from pipeline.store import atomic_path
 from recsys.nextbasket.retrieval import SOURCES, Retrieved, retrieve, retrieved_codes
-from recsys.nextbasket.histories import Histories, customer_cutoff, iter_histories, open_store
+from recsys.nextbasket.histories import CustomerModelError, Histories, customer_cutoff, iter_histories, open_store
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
     from recsys.nextbasket.model import LSTMRecommender
@@ -43,30 +48,107 @@ CUSTOMERS_DIR = "customers"  # in a candidate and in a version: the customer mod
 SCORES_FILE = f"{CUSTOMERS_DIR}/scores.parquet"
 MODEL_FILE = "model.keras"  # the LSTMRecommender in customers/ (recsys.nextbasket.model.MODEL_FILE, without Keras)
 SCORE_CHUNK = 8  # predict steps (of score_batch pairs) whose features are built at a time: bounds memory
+JOINED_ROWS = 1 << 20  # rows per row group of the joined scores (pyarrow's default): fixed, whatever the shards
+SCORE_ORDER = [(s.USER_ID, "ascending"), (SCORE, "descending"), (s.ITEM_ID, "ascending")]  # the table's rows
 SCORES_SCHEMA = pa.schema([(s.USER_ID, pa.string()), (s.ITEM_ID, pa.string()), (s.SEGMENT, pa.string()),
                            (SOURCE, pa.string()), (SCORE, pa.float32())])
 
 
 def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, path: Path,
                  cfg: CustomerModelConfig, trend: dict[str, float] | None = None) -> dict[str, Any]:
-    """Score every customer of the lookback at ``cutoff`` into ``path`` (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    started, rows, users = time.perf_counter(), 0, 0
+    """Score every customer of the lookback at ``cutoff`` into ``path``: each of the ``cfg.shards`` shards in
+    turn (``write_scores_shard``) into a folder beside it, then ``join_scores``, as the sharded DAG does."""
+    path, started = Path(path), time.perf_counter()
+    folder = path.with_name(f".{path.name}.shards")
+    shutil.rmtree(folder, ignore_errors=True)
     try:
-        with pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
-            for hist in iter_histories(con, cutoff, cfg):
-                table, n_users = _score_batch(model, hist, cfg, trend)
-                writer.write_table(table)
-                rows, users = rows + table.num_rows, users + n_users
-                log.info("customer scores at %s: %d customers, %d pairs so far", cutoff, users, rows)
-        os.replace(tmp, path)
+        for shard in range(cfg.shards):
+            write_scores_shard(model, con, cutoff, score_shard_path(folder, shard, cfg.shards), cfg, shard, trend)
+        joined = join_scores(folder, cfg.shards, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
     seconds = time.perf_counter() - started
-    return {"customers": users, "pairs": rows, "seconds": round(seconds, 1),
-            "pairs_per_second": round(rows / seconds) if seconds else None, "cutoff": cutoff.isoformat()}
+    return joined | {"seconds": round(seconds, 1), "cutoff": cutoff.isoformat(),
+                     "pairs_per_second": round(joined["pairs"] / seconds) if seconds else None}
+
+
+def score_shard_path(folder: Path, shard: int, shards: int) -> Path:
+    """The scores of one shard's customers, until the join."""
+    return Path(folder) / f"scores-{shard:04d}-of-{shards:04d}.parquet"
+
+
+def write_scores_shard(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, path: Path,
+                       cfg: CustomerModelConfig, shard: int, trend: dict[str, float] | None = None) -> dict[str, Any]:
+    """Score the customers of shard ``shard`` of ``cfg.shards`` (their histories only, pipeline.sampling's
+    stable hash) into ``path``, in customer order; a temporary file renamed at the end, so a re-run of the
+    shard replaces it whole."""
+    started, rows, users = time.perf_counter(), 0, 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
+        for hist in iter_histories(con, cutoff, cfg, shard=(shard, cfg.shards)):
+            table, n_users = _score_batch(model, hist, cfg, trend)
+            writer.write_table(table)
+            rows, users = rows + table.num_rows, users + n_users
+            log.info("customer scores at %s, shard %d of %d: %d customers, %d pairs so far", cutoff, shard,
+                     cfg.shards, users, rows)
+    return {"shard": shard, "shards": cfg.shards, "customers": users, "pairs": rows, "path": str(path),
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def join_scores(folder: Path, shards: int, path: Path) -> dict[str, Any]:
+    """The ``shards`` shard files of ``folder`` merged into ``path`` in customer order (each shard is already
+    in that order), in row groups of ``JOINED_ROWS``: the same bytes whatever the number of shards. Memory
+    follows a few row groups, not the number of pairs. A missing shard file is refused, named."""
+    paths = [score_shard_path(folder, k, shards) for k in range(shards)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise CustomerModelError(f"cannot join the push-time scores: shard file(s) {missing} missing; "
+                                 f"run those shards first")
+    rows, users, last = 0, 0, None
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
+        held: list[pa.Table] = []
+        for chunk in _merged(paths):
+            ids = chunk[s.USER_ID]
+            users += pc.count_distinct(ids).as_py() - (ids[0].as_py() == last)
+            last, rows = ids[-1].as_py(), rows + chunk.num_rows
+            held.append(chunk)
+            if sum(t.num_rows for t in held) >= JOINED_ROWS:
+                whole = pa.concat_tables(held)
+                cut = whole.num_rows - whole.num_rows % JOINED_ROWS
+                writer.write_table(whole.slice(0, cut).combine_chunks(), row_group_size=JOINED_ROWS)
+                held = [whole.slice(cut)]
+        if held and sum(t.num_rows for t in held):
+            writer.write_table(pa.concat_tables(held).combine_chunks(), row_group_size=JOINED_ROWS)
+    return {"customers": users, "pairs": rows, "shards": shards}
+
+
+def _merged(paths: list[Path]) -> Iterator[pa.Table]:
+    """The rows of several files, each sorted by customer and none sharing a customer, in customer order
+    (then score descending, item): a k-way merge that holds one batch of each file."""
+    streams = [pq.ParquetFile(p).iter_batches(batch_size=JOINED_ROWS) for p in paths]
+    pending = [SCORES_SCHEMA.empty_table() for _ in paths]
+    open_ = [True] * len(paths)
+    while True:
+        for i, stream in enumerate(streams):
+            while open_[i] and pending[i].num_rows == 0:
+                batch = next(stream, None)
+                if batch is None:
+                    open_[i] = False
+                else:
+                    pending[i] = pa.Table.from_batches([batch], SCORES_SCHEMA)
+        live = [i for i in range(len(paths)) if pending[i].num_rows]
+        if not live:
+            return
+        # rows up to the smallest last customer of a file still being read: no later row can come before them
+        lasts = [pending[i][s.USER_ID][-1].as_py() for i in live if open_[i]]
+        bound = min(lasts) if lasts else None
+        parts = []
+        for i in live:
+            table = pending[i]
+            n = table.num_rows if bound is None else pc.sum(pc.less_equal(table[s.USER_ID], bound)).as_py() or 0
+            parts.append(table.slice(0, n))
+            pending[i] = table.slice(n)
+        chunk = pa.concat_tables(parts)
+        yield chunk.take(pc.sort_indices(chunk, SCORE_ORDER))
 
 
 def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConfig,
@@ -123,7 +205,7 @@ def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cuto
     table = pa.concat_tables([pq.read_table(path, schema=SCORES_SCHEMA),
                               pa.Table.from_pandas(added[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
                                                    preserve_index=False)])
-    order = pc.sort_indices(table, [(s.USER_ID, "ascending"), (SCORE, "descending"), (s.ITEM_ID, "ascending")])
+    order = pc.sort_indices(table, SCORE_ORDER)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         pq.write_table(table.take(order), tmp)

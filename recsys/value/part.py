@@ -1,11 +1,15 @@
 """The customer value family as the release sees it: ``PART`` (train, judge, assemble) over ``<run>/value/``.
 
-- ``train(cfg, run, horizon_days=None)``: recsys.value.stage.compute_value into a fresh sibling folder
-  ``<run>/.value.<random>/``, train.json written last with the fingerprint of the effective [value]
-  settings and of the raw log (its commits and last event day), then swapped into ``<run>/value/``
-  whole: the old set is renamed aside, the new one in, the old one deleted. A killed run leaves the
-  old set or none, never a mix. A re-run reuses the set only when its fingerprint is the same
-  (``"reused": True``); any changed setting (horizon, seed, ...) or new data recomputes.
+- ``train(cfg, run, horizon_days=None)``: recsys.value.stage's steps in three steps of its own, which the
+  DAG runs as tasks: ``prepare`` fits the members (``fit_value``) into a fresh sibling folder
+  ``<run>/.value.<random>/``, renamed ``<run>/.value.sharded/`` when fitted; ``forecast_shard`` (one per
+  shard of ``customers.shards``, in any order or side by side) scores its customers into its own file
+  there; ``finish`` joins them, writes train.json last with the fingerprint of the effective [value]
+  settings and of the raw log (its commits and last event day) and swaps the folder into
+  ``<run>/value/`` whole: the old set is renamed aside, the new one in, the old one deleted. A killed
+  run leaves the old set or none, never a mix. A re-run reuses the set only when its fingerprint is
+  the same (``"reused": True``); any changed setting (horizon, seed, ...) or new data recomputes; the
+  number of shards is not in the fingerprint (the set's bytes do not depend on it).
 - ``judge(cfg, run)``: reads the figures train stored and writes verdict.json: blessed when the
   ensemble is no worse than BG/NBD + GG on Spearman, normalized Gini, top-decile capture and
   |total error| on the validation window (the last H days of the log, members fitted before it);
@@ -35,12 +39,22 @@ from recsys.value.bgnbd import ValueFitError
 from recsys.value.choice import BASELINE, RULE_FIGURES
 from recsys.value.data import ValueModelError, last_event_day, open_value_store
 from recsys.value.ensemble import ENSEMBLE
-from recsys.value.stage import MODELS_FILE, SUMMARY_FILE, VALUE_FILE, compute_value, json_object
+from recsys.value.stage import (
+    MODELS_FILE,
+    SUMMARY_FILE,
+    VALUE_FILE,
+    finish_value,
+    fit_value,
+    json_object,
+    load_members,
+    write_forecast_shard,
+)
 
 log = logging.getLogger(__name__)
 
 NAME = "value"  # the part's folder in a run and in a version
 FILES = (VALUE_FILE, SUMMARY_FILE, MODELS_FILE)  # what a version's value folder must hold
+PENDING_TRAIN = "train.pending.json"  # train.json of a prepared set until its forecast is joined
 
 
 def effective_config(cfg: Config, horizon_days: int | None = None) -> ValueConfig:
@@ -67,8 +81,23 @@ def stored_train(part_dir: Path) -> dict[str, Any] | None:
 
 
 def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -> dict[str, Any]:
-    """Compute the value set into ``run.part("value")`` as one set, or reuse it (see the module doc)."""
-    vcfg, store = effective_config(cfg, horizon_days), Store(cfg.store)
+    """Compute the value set into ``run.part("value")`` as one set, or reuse it (see the module doc): the
+    sharded DAG's three steps in one process (``prepare``, every ``forecast_shard`` in turn, ``finish``)."""
+    prepared = prepare(cfg, run, horizon_days=horizon_days)
+    try:
+        for shard in prepared["shards"]:
+            forecast_shard(cfg, run, shard)
+        return finish(cfg, run)
+    except BaseException:  # in one process nothing retries a shard: leave the old set and nothing else
+        shutil.rmtree(sharded_folder(run), ignore_errors=True)
+        raise
+
+
+def prepare(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -> dict[str, Any]:
+    """The sharded train's first step: reuse the set when its fingerprint is the same, else fit the members
+    into ``<run>/.value.sharded/`` (recsys.value.stage.fit_value) with a pending train.json naming the
+    fingerprint and the number of shards (``customers.shards``). {"shards": [0 ... N-1], "reused": ...}."""
+    vcfg, store, shards = effective_config(cfg, horizon_days), Store(cfg.store), cfg.customers.shards
     con = open_value_store(str(store.root), vcfg)
     try:
         last_day = last_event_day(con)
@@ -76,32 +105,84 @@ def train(cfg: Config, run: Run, *, horizon_days: int | None = None, **_: Any) -
         done = stored_train(out)
         if done is not None and done.get(FINGERPRINT_KEY) == fp:
             log.info("customer value in %s already computed from the same settings and log; reusing it", out)
-            return _summary(out, done) | {"reused": True}
+            shutil.rmtree(sharded_folder(run), ignore_errors=True)  # a failed attempt's fit: not this set
+            return {"shards": list(range(done.get("shards", 1))), "reused": True}
         building, held = runs.part_staging(run, NAME)  # flock-ed: a concurrent start leaves it alone
         try:
-            record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run) | {FINGERPRINT_KEY: fp}
-            write_json(record, building / TRAIN_FILE)  # last: marks the set complete
-            runs.switch_folder(building, out)
+            record = _build(con, store, vcfg, last_day + timedelta(days=1), building, run)
+            write_json(record | {FINGERPRINT_KEY: fp, "shards": shards}, building / PENDING_TRAIN)
+            shutil.rmtree(sharded_folder(run), ignore_errors=True)  # an earlier attempt's fit
+            os.rename(building, sharded_folder(run))
         finally:
             shutil.rmtree(building, ignore_errors=True)
             os.close(held)
     finally:
         con.close()
+    return {"shards": list(range(shards)), "reused": False}
+
+
+def sharded_folder(run: Run) -> Path:
+    """Where ``prepare`` leaves the fitted set for the forecast shards and ``finish`` (a ``.value.*`` entry:
+    the next ``prepare`` of the run removes what a failed attempt left)."""
+    return run.root / f".{NAME}.sharded"
+
+
+def forecast_shard(cfg: Config, run: Run, shard: int, **_: Any) -> dict[str, Any]:
+    """Score shard ``shard`` of the prepared set into its own file (a re-run replaces it); nothing to do
+    when ``prepare`` reused the set or fitted nothing."""
+    folder = sharded_folder(run)
+    pending = _pending(run)
+    if pending is None:
+        return {"shard": shard, "reused": True}
+    if not pending.get("trained"):
+        return {"shard": shard, "trained": False}
+    vcfg = ValueConfig(**pending["settings"])
+    members, weights = load_members(folder, vcfg)
+    con = open_value_store(cfg.store, vcfg)
+    try:
+        return write_forecast_shard(con, members, weights, vcfg, folder, shard, pending["shards"])
+    finally:
+        con.close()
+
+
+def finish(cfg: Config, run: Run, **_: Any) -> dict[str, Any]:
+    """The sharded train's last step: join the shards of this run's prepared set (a missing one is refused),
+    write train.json last and swap the set into ``run.part("value")``; the train summary."""
+    out, folder = run.part(NAME), sharded_folder(run)
+    record = _pending(run)
+    if record is None:
+        return _summary(out, stored_train(out)) | {"reused": True}
+    if record.get("trained"):
+        finish_value(folder, record["shards"])
+    write_json(record, folder / TRAIN_FILE)  # last: marks the set complete
+    (folder / PENDING_TRAIN).unlink()
+    runs.switch_folder(folder, out)
     return _summary(out, record) | {"reused": False}
 
 
+def _pending(run: Run) -> dict[str, Any] | None:
+    """The prepared set's pending train.json; None when ``prepare`` reused the set (raises when neither is there)."""
+    path = sharded_folder(run) / PENDING_TRAIN
+    if path.is_file():
+        return read_json(path)
+    if stored_train(run.part(NAME)) is not None:
+        return None
+    raise ValueModelError(f"no prepared value set in {sharded_folder(run)}: run the value part's prepare first")
+
+
 def _build(con, store: Store, vcfg: ValueConfig, end: date, folder: Path, run: Run) -> dict[str, Any]:
-    """The set's files in ``folder``; the train.json record (without the fingerprint)."""
+    """The fitted set in ``folder`` (recsys.value.stage.fit_value); the train.json record (without the
+    fingerprint)."""
     folder.mkdir(parents=True, exist_ok=True)
     tensorboard = store.ensure().runs / f"{run.run_id}-{NAME}"
     settings = dataclasses.asdict(vcfg)
     try:
-        summary = compute_value(con, vcfg, end, folder, tensorboard)
+        summary = fit_value(con, vcfg, end, folder, tensorboard)
     except ValueFitError as exc:
         log.warning("no customer value forecast: %s", exc)
         return {"trained": False, "reason": f"no customer value forecast: {exc}", "settings": settings}
     return {"trained": True, "published": summary["published"], "settings": settings,
-            "calibration_end": summary["calibration_end"], "forecast_cutoff": summary["forecast"]["cutoff"]}
+            "calibration_end": summary["calibration_end"], "forecast_cutoff": end.isoformat()}
 
 
 def _summary(out: Path, record: dict[str, Any]) -> dict[str, Any]:

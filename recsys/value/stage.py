@@ -1,7 +1,8 @@
 """The value computation: score the models on the latest split, choose the published one, forecast every customer.
 
-``compute_value`` (called by recsys.value.part.train, which owns the run folder, the fingerprint and the
-swap into place) works on the store's committed log and writes into one folder:
+``compute_value`` works on the store's committed log and writes into one folder (recsys.value.part, which
+owns the run folder, the fingerprint and the swap into place, calls its steps one by one: ``fit_value``,
+``write_forecast_shard`` per shard, ``finish_value``, so that the DAG runs each shard as a task of its own):
 
 1. the split whose hold-out is the last H days of the log (recsys.value.backtest): each
    model's Spearman, normalized Gini, top-decile capture, MAE and total-spend error, and the
@@ -9,7 +10,7 @@ swap into place) works on the store's committed log and writes into one folder:
 2. the published model (recsys.value.choice): for the forecast from the end of the log the last H
    days are the validation window, so the rule reads the split's figures: the ensemble when it is no
    worse than BG/NBD + GG on all four figures, else the best member that is, else BG/NBD + GG;
-3. the members refitted on the whole log and every customer seen in the log scored in ``value.shards``
+3. the members refitted on the whole log and every customer seen in the log scored in ``customers.shards``
    shards (a stable hash of the id, pipeline.sampling), each in hash-bucket batches of
    ``value.batch_customers``, then joined into ``value.parquet`` (pipeline.schemas.VALUE_SCHEMA, sorted
    by customer): ``expected_spend`` is the published model's (the ensemble's blend, or the member's own
@@ -37,7 +38,8 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.config import Config, ValueConfig
-from pipeline.store import atomic_path, write_json
+from pipeline.store import atomic_path, read_json, write_json
+from recsys.value import bgnbd as bg
 from recsys.value.backtest import Split, run_split
 from recsys.value.choice import choose, shipped_weights
 from recsys.value.data import ValueModelError, count_customers, customer_days, guest_lines
@@ -50,6 +52,7 @@ from recsys.value.ensemble import (
     predict_members,
 )
 from recsys.value.features import build_features
+from recsys.value.rfm import RidgeModel
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +60,30 @@ VALUE_FILE = "value.parquet"
 SHARDS_DIR = "shards"  # the shards' level-1 forecasts until the join (removed after it)
 ROW_GROUP = 65_536  # rows per row group of value.parquet: fixed, so the bytes do not depend on the shards
 SUMMARY_FILE = "value.json"  # the split's figures, deciles, weights, the published model and the forecast's summary
+PENDING_FILE = "value.pending.json"  # value.json without the forecast: written by fit_value, gone after the join
 MODELS_FILE = "models.json"  # the forecast members' parameters and the published weights
 REPORTED = ("bgnbd_gg", "lstm", ENSEMBLE)  # the models of `trendrec value --json`
 JSON_KEYS = ("calibration_end", "holdout_days", "customers", "models")
 
 
-def compute_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path) -> dict[str, Any]:
+def compute_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path,
+                  shards: int = 1) -> dict[str, Any]:
     """Steps 1-3 of the module doc on customer-days before ``end``, written into ``folder``; the summary.
 
-    Raises ValueFitError when BG/NBD cannot be fitted (too few customers).
+    The members are fitted and saved (``fit_value``), loaded back, each of ``shards`` shards scored in
+    turn (``write_forecast_shard``) and the shards joined (``finish_value``): the steps and files of the
+    sharded DAG, in one process. Raises ValueFitError when BG/NBD cannot be fitted (too few customers).
     """
+    fit_value(con, cfg, end, folder, tensorboard)
+    members, weights = load_members(folder, cfg)
+    for shard in range(shards):
+        write_forecast_shard(con, members, weights, cfg, folder, shard, shards)
+    return finish_value(folder, shards)
+
+
+def fit_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path) -> dict[str, Any]:
+    """Steps 1-2 and the members of step 3: the members and the published weights saved into ``folder``
+    (models.json, the LSTM), the summary so far in its PENDING_FILE until ``finish_value``."""
     started = time.monotonic()
     days = customer_days(con, end)
     split = run_split(days, end - timedelta(days=cfg.horizon_days), cfg, tensorboard)
@@ -77,16 +94,39 @@ def compute_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: P
     folder.mkdir(parents=True, exist_ok=True)
     summary = split_summary(split) | {
         "published": published, "holdout_published": split.holdout_choice(), "validation": split.validation,
-        "guest_lines": guest_lines(con, end), "weights": split.weights,
-        "ensemble_weights": split.next_weights, "forecast": write_forecast(con, members, weights, cfg, folder),
+        "guest_lines": guest_lines(con, end), "weights": split.weights, "ensemble_weights": split.next_weights,
         "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
         "tensorboard": str(tensorboard), "seconds": round(time.monotonic() - started, 1)}
     _save_members(members, weights, folder)
-    write_json(summary | {"deciles": split.deciles()}, folder / SUMMARY_FILE)
+    write_json(summary | {"deciles": split.deciles()}, folder / PENDING_FILE)
     _write_hparams(tensorboard, cfg)
     log.info("customer value: %s published (chosen on the last %d days; hold-out choice %s)",
              published, cfg.horizon_days, summary["holdout_published"])
     return summary
+
+
+def finish_value(folder: Path, shards: int) -> dict[str, Any]:
+    """The ``shards`` forecast files joined into value.parquet (``join_forecast``) and value.json written from
+    the PENDING_FILE with the forecast's summary; the summary (without the deciles)."""
+    saved, pending = read_json(Path(folder) / MODELS_FILE), read_json(Path(folder) / PENDING_FILE)
+    forecast = join_forecast(date.fromisoformat(saved["cutoff"]), saved["weights"], shards, folder)
+    write_json(pending | {"forecast": forecast}, Path(folder) / SUMMARY_FILE)
+    (Path(folder) / PENDING_FILE).unlink()
+    return {k: v for k, v in pending.items() if k != "deciles"} | {"forecast": forecast}
+
+
+def load_members(folder: Path, cfg: ValueConfig) -> tuple[Members, dict[str, float]]:
+    """The members and published weights ``fit_value`` saved in ``folder`` (what a forecast shard scores with)."""
+    saved = read_json(Path(folder) / MODELS_FILE)
+    lstm = None
+    if saved["lstm"]:
+        from recsys.value.ziln import ValueLSTM  # TensorFlow: only when the LSTM was fitted
+
+        lstm = ValueLSTM.load(folder, cfg)
+    ridge = None if saved["rfm"] is None else RidgeModel.from_json(saved["rfm"])
+    members = Members(date.fromisoformat(saved["cutoff"]), saved["horizon_days"], bg.BGNBD(**saved["bgnbd"]),
+                      bg.GammaGamma(**saved["gamma_gamma"]), lstm, ridge, saved["notes"])
+    return members, saved["weights"]
 
 
 def fitted_members(members: Members) -> tuple[str, ...]:
@@ -111,17 +151,18 @@ def json_object(summary: dict[str, Any]) -> dict[str, Any]:
                                                             if m in summary["models"]}} | extra
 
 
-def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueConfig,
-                   out_dir: Path) -> dict[str, Any]:
+def write_forecast(con, members: Members, weights: dict[str, float], cfg: ValueConfig, out_dir: Path,
+                   shards: int = 1) -> dict[str, Any]:
     """Score every customer seen before the members' cut-off into ``out_dir/value.parquet``: each of the
-    ``cfg.shards`` shards in turn (``write_forecast_shard``), then ``join_forecast``, as the sharded DAG does.
+    ``shards`` shards in turn (``write_forecast_shard``), then ``join_forecast``, as the sharded DAG does.
 
     Each customer is predicted once. The blend's level (recsys.value.ensemble.level_scale) is a ratio of
     totals over every customer, so shards are written at level 1 and the join rescales them (the spend
     and its band are linear in the level).
     """
-    batches = sum(write_forecast_shard(con, members, weights, cfg, out_dir, k)["batches"] for k in range(cfg.shards))
-    return join_forecast(members, weights, cfg, out_dir) | {"batches": batches}
+    batches = sum(write_forecast_shard(con, members, weights, cfg, out_dir, k, shards)["batches"]
+                  for k in range(shards))
+    return join_forecast(members.cutoff, weights, shards, out_dir) | {"batches": batches}
 
 
 def shard_path(out_dir: Path, shard: int, shards: int) -> Path:
@@ -130,12 +171,13 @@ def shard_path(out_dir: Path, shard: int, shards: int) -> Path:
 
 
 def write_forecast_shard(con, members: Members, weights: dict[str, float], cfg: ValueConfig, out_dir: Path,
-                         shard: int) -> dict[str, Any]:
-    """Score the customers of ``shard`` (stable hash of the id % ``cfg.shards``) at level 1 into its own file,
-    in hash-bucket batches of ``cfg.batch_customers``: memory follows one batch."""
-    cutoff, of = members.cutoff, (shard, cfg.shards)
+                         shard: int, shards: int) -> dict[str, Any]:
+    """Score the customers of ``shard`` (stable hash of the id % ``shards``) at level 1 into its own file,
+    in hash-bucket batches of ``cfg.batch_customers``: memory follows one batch. The file is written
+    under a temporary name and renamed: a re-run of the shard replaces it whole."""
+    cutoff, of = members.cutoff, (shard, shards)
     n_buckets = max(1, math.ceil(count_customers(con, cutoff, shard=of) / cfg.batch_customers))
-    path, rows = shard_path(out_dir, shard, cfg.shards), 0
+    path, rows = shard_path(out_dir, shard, shards), 0
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA) as writer:
         for bucket in range(n_buckets):
@@ -144,13 +186,14 @@ def write_forecast_shard(con, members: Members, weights: dict[str, float], cfg: 
                 table = score_table(members, weights, 1.0, build_features(days, cutoff, cfg.seq_weeks))
                 writer.write_table(table)
                 rows += table.num_rows
-    return {"shard": shard, "shards": cfg.shards, "customers": rows, "batches": n_buckets, "path": str(path)}
+    return {"shard": shard, "shards": shards, "customers": rows, "batches": n_buckets, "path": str(path)}
 
 
-def join_forecast(members: Members, weights: dict[str, float], cfg: ValueConfig, out_dir: Path) -> dict[str, Any]:
+def join_forecast(cutoff: date, weights: dict[str, float], shards: int, out_dir: Path) -> dict[str, Any]:
     """The shards' level-1 rows sorted by customer, summed in that order for the level, rescaled and
-    written as ``value.parquet``: the same bytes whatever the number of shards. The shard files go after."""
-    paths = [shard_path(out_dir, k, cfg.shards) for k in range(cfg.shards)]
+    written as ``value.parquet``: the same bytes whatever the number of shards. The shard files go after;
+    a missing one is refused, named."""
+    paths = [shard_path(out_dir, k, shards) for k in range(shards)]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ValueModelError(f"cannot join the value forecast: shard file(s) {missing} missing; run those shards first")
@@ -166,7 +209,7 @@ def join_forecast(members: Members, weights: dict[str, float], cfg: ValueConfig,
     with atomic_path(target) as tmp:
         pq.write_table(_rescaled(table, scale), tmp, compression="zstd", row_group_size=ROW_GROUP)
     shutil.rmtree(Path(out_dir) / SHARDS_DIR, ignore_errors=True)
-    return {"cutoff": members.cutoff.isoformat(), "customers": table.num_rows, "shards": cfg.shards,
+    return {"cutoff": cutoff.isoformat(), "customers": table.num_rows, "shards": shards,
             "expected_spend": round(scale * totals["blend"], 2), "weights": weights, "scale": scale}
 
 
@@ -209,10 +252,11 @@ def score_table(members: Members, weights: dict[str, float], scale: float, feats
 def _save_members(members: Members, weights: dict[str, float], out_dir: Path) -> None:
     write_json({"cutoff": members.cutoff.isoformat(), "horizon_days": members.horizon, "weights": weights,
                 "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
-                "rfm": None if members.ridge is None else members.ridge.to_json(), "notes": members.notes},
+                "rfm": None if members.ridge is None else members.ridge.to_json(), "lstm": members.lstm is not None,
+                "notes": members.notes},
                out_dir / "models.json")
     if members.lstm is not None:
-        members.lstm.save(out_dir)
+        members.lstm.save(out_dir)  # LSTM_FILE and its lstm.json
 
 
 def _write_hparams(run_dir: Path, cfg: ValueConfig) -> None:

@@ -15,17 +15,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.dags.conftest import api_healthy, free_port
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")]
@@ -51,15 +50,6 @@ def port_probe():
 
 port_probe()
 '''
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port != 8080:
-            return port
 
 
 def _make_env(port: int) -> dict[str, str]:
@@ -91,14 +81,6 @@ def _stop(procs: list[subprocess.Popen]) -> None:
             p.wait(timeout=10)
 
 
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 def _tails(logs: Path, home: Path) -> str:
     files = [logs / "scheduler.log", logs / "api-server.log", *sorted(home.glob(f"logs/dag_id={DAG_ID}/**/*.log"))]
     parts = [f"--- {f} ---\n" + "\n".join(f.read_text(errors="replace").splitlines()[-40:])
@@ -120,7 +102,7 @@ def _query(home: Path, sql: str) -> list[tuple]:
 
 def _trigger_and_wait(env: dict[str, str], home: Path, port: int, deadline: float) -> str | None:
     """Waits for the API server and the parsed DAG, triggers it once; the run's final state (None: timed out)."""
-    while not (_healthy(port) and _query(home, "SELECT 1 FROM dag WHERE dag_id = ? AND NOT is_paused")) \
+    while not (api_healthy(port) and _query(home, "SELECT 1 FROM dag WHERE dag_id = ? AND NOT is_paused")) \
             and time.monotonic() < deadline:
         time.sleep(2)
     trigger = _airflow(env, "dags", "trigger", DAG_ID)
@@ -134,7 +116,7 @@ def _trigger_and_wait(env: dict[str, str], home: Path, port: int, deadline: floa
 
 
 def test_a_task_runs_when_the_api_server_is_not_on_8080(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = _make_env(port)
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{port}/execution/"
     home, dags, logs, out = tmp_path / "home", tmp_path / "dags", tmp_path / "logs", tmp_path / "ran.txt"

@@ -52,10 +52,14 @@ def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
     retrain = dagbag.dags["trendrec_retrain"]
     from recsys.flow import RETRAIN
 
-    assert retrain.get_task("is_pushable").downstream_task_ids == {"push", "keep_production"}
+    assert retrain.get_task("is_pushable").downstream_task_ids == {"push_prepare", "keep_production"}
     assert RETRAIN == ("aggregate", "train_forecast", "train_nextbasket", "train_value", "judge")
     for up, down in zip(RETRAIN, RETRAIN[1:]):  # the chain is the flow's, one training run
-        assert retrain.get_task(down).upstream_task_ids == {up}
+        # the value stage in shards: train_value_prepare, train_value_shard (mapped), train_value (the join)
+        assert retrain.get_task(down).upstream_task_ids == ({"train_value_shard"} if down == "train_value" else {up})
+    assert retrain.get_task("train_value_shard").is_mapped and retrain.get_task("push_shard").is_mapped
+    assert retrain.get_task("push").upstream_task_ids == {"push_shard"}
+    assert retrain.get_task("push_prepare").upstream_task_ids == {"judge", "is_pushable", "drift_gate"}
     assert retrain.get_task("is_pushable").upstream_task_ids == {"judge"}
     assert [a.name for a in retrain.get_task("push").outlets] == ["trendrec_production_model"]
     assert "trendrec_raw_events" in str(retrain.timetable.asset_condition)

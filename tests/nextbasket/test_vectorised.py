@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -96,10 +97,63 @@ def test_push_time_scores_equal_those_of_the_pandas_path(tmp_path, monkeypatch):
     for hist in iter_histories(con, CUTOFF, cfg):
         pairs = reference_candidates(hist, cfg, TREND)
         pairs[SCORE] = model.score(*reference_features(hist, pairs, cfg, TREND))
-        want.append(pairs.sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True]))
-    want = pd.concat(want, ignore_index=True)[scores.SCORES_SCHEMA.names]
+        want.append(pairs)
+    want = pd.concat(want, ignore_index=True).sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True])
+    want = want.reset_index(drop=True)[scores.SCORES_SCHEMA.names]  # the shards' join: in customer order
     assert len(want) > 4 * 2 * cfg.score_batch and summary["pairs"] == len(want)
     pd.testing.assert_frame_equal(pq.read_table(tmp_path / "scores.parquet").to_pandas(), want)
+
+
+def test_the_join_of_the_score_shards_is_byte_for_byte_the_one_process_table(tmp_path):
+    from pipeline.sampling import shard_of
+    from recsys.nextbasket import scores
+    from recsys.nextbasket.histories import CustomerModelError
+    from recsys.nextbasket.model import LSTMRecommender
+
+    cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8, batch_customers=7)
+    model = LSTMRecommender(cfg)
+    model.build(cfg.seq_weeks, len(STATIC_FEATURES))
+    con = open_events(_random_log(5))
+    one = scores.write_scores(model, con, CUTOFF, tmp_path / "one.parquet", cfg, TREND)
+    three = dataclasses.replace(cfg, shards=3)
+    folder, users = tmp_path / "shards", set()
+    for shard in (2, 0, 2, 1):  # any order, each its own task; shard 2 retried: its file replaced whole
+        done = scores.write_scores_shard(model, con, CUTOFF, scores.score_shard_path(folder, shard, 3), three,
+                                         shard, TREND)
+        written = pq.read_table(done["path"]).column(s.USER_ID).to_pylist()
+        assert done["customers"] > 0 and set(shard_of(written, 3)) == {shard} and written == sorted(written)
+        users |= set(written)
+    assert sorted(p.name for p in folder.iterdir()) == [f"scores-{k:04d}-of-0003.parquet" for k in range(3)]
+    joined = scores.join_scores(folder, 3, tmp_path / "three.parquet")
+    assert (tmp_path / "three.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
+    assert joined["pairs"] == one["pairs"] and joined["customers"] == one["customers"] == len(users)
+    assert scores.write_scores(model, con, CUTOFF, tmp_path / "cli.parquet", three, TREND)["pairs"] == one["pairs"]
+    assert (tmp_path / "cli.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()  # shards in turn
+    scores.score_shard_path(folder, 1, 3).unlink()
+    with pytest.raises(CustomerModelError, match="scores-0001-of-0003.parquet"):
+        scores.join_scores(folder, 3, tmp_path / "missing.parquet")
+
+
+def test_the_join_merges_in_customer_order_across_batches_of_the_files(tmp_path, monkeypatch):
+    """Files read a few rows at a time: a customer's rows split across two batches stay together."""
+    from recsys.nextbasket import scores
+
+    monkeypatch.setattr(scores, "JOINED_ROWS", 3)
+    rows = {0: [("a", "x", 0.9), ("a", "y", 0.5), ("a", "z", 0.1), ("a", "w", 0.05), ("d", "x", 0.3)],
+            1: [("b", "x", 0.7), ("c", "y", 0.2), ("c", "x", 0.2), ("e", "z", 0.4)]}
+    for shard, table in rows.items():
+        frame = pd.DataFrame(table, columns=[s.USER_ID, s.ITEM_ID, SCORE]).assign(**{s.SEGMENT: "s", SOURCE: "past"})
+        frame[SCORE] = frame[SCORE].astype(np.float32)
+        frame = frame.sort_values([s.USER_ID, SCORE, s.ITEM_ID], ascending=[True, False, True])
+        pq.write_table(pa.Table.from_pandas(frame[scores.SCORES_SCHEMA.names], schema=scores.SCORES_SCHEMA,
+                                            preserve_index=False), scores.score_shard_path(tmp_path, shard, 2))
+    summary = scores.join_scores(tmp_path, 2, tmp_path / "joined.parquet")
+    got = pq.read_table(tmp_path / "joined.parquet")
+    assert list(zip(got[s.USER_ID].to_pylist(), got[s.ITEM_ID].to_pylist())) == [
+        ("a", "x"), ("a", "y"), ("a", "z"), ("a", "w"), ("b", "x"), ("c", "x"), ("c", "y"), ("d", "x"), ("e", "z")]
+    assert summary == {"customers": 5, "pairs": 9, "shards": 2}
+    assert [got.num_rows for got in [pq.ParquetFile(tmp_path / "joined.parquet").read_row_group(i)
+                                     for i in range(3)]] == [3, 3, 3]
 
 
 # --- the reference: today's pandas candidates and features (issue 21), frozen --------------------------

@@ -84,6 +84,10 @@ class Overconfident:
     def save(self, directory):
         Path(directory, "lstm.json").write_text("{}", encoding="utf-8")
 
+    @classmethod
+    def load(cls, directory, config):  # what a forecast shard scores with
+        return cls(config)
+
 
 @pytest.fixture
 def overconfident(monkeypatch):
@@ -136,11 +140,11 @@ def test_an_unchanged_setting_reuses_the_set_and_a_changed_one_recomputes(traine
 
     computed = []
 
-    def compute_value(*args, **kwargs):
+    def fit_value(*args, **kwargs):
         computed.append(args)
         raise KeyError("stop: only whether it recomputes matters here")
 
-    monkeypatch.setattr(part, "compute_value", compute_value)
+    monkeypatch.setattr(part, "fit_value", fit_value)
     for changed in (dataclasses.replace(cfg, value=dataclasses.replace(cfg.value, seed=4)),
                     dataclasses.replace(cfg, value=dataclasses.replace(cfg.value, ridge_l2=2.0))):
         with pytest.raises(KeyError):
@@ -218,7 +222,7 @@ from tests.value.test_part import Overconfident
 recsys.value.ziln.ValueLSTM = Overconfident
 def killed(*args):
     os.kill(os.getpid(), signal.SIGKILL)
-recsys.value.stage._save_members = killed  # value.parquet written; the members' files and value.json not yet
+recsys.value.stage._save_members = killed  # the members fitted; their files, value.parquet and value.json not yet
 cfg = dataclasses.replace(load_config(None), store={store!r}, value=TINY)
 part.train(cfg, runs.inside(Store(cfg.store), {run!r}), horizon_days=35)
 """
@@ -285,3 +289,35 @@ def test_value_json_has_the_issue_keys_then_published_verdict_reused(trained):
     assert list(out) == ["calibration_end", "holdout_days", "customers", "models", "published", "verdict", "reused"]
     assert set(out["models"]) == {"bgnbd_gg", "lstm", "ensemble"} and out["reused"] is True
     assert out["published"] == out["verdict"]["ships"] and json.dumps(out)
+
+
+def test_the_sharded_steps_give_the_one_process_set_byte_for_byte(trained, tmp_path):
+    """As the DAG runs them: prepare, each shard on its own (any order, one retried), then finish."""
+    cfg, run, _ = trained
+    one = (run.part("value") / VALUE_FILE).read_bytes()
+    sharded = dataclasses.replace(cfg, customers=dataclasses.replace(cfg.customers, shards=3))
+    other = runs.create(Store(cfg.store), "sharded")
+    assert part.prepare(sharded, other) == {"shards": [0, 1, 2], "reused": False}
+    for shard in (2, 0, 2, 1):  # shard 2 retried: its file replaced whole
+        done = part.forecast_shard(sharded, other, shard)
+        assert Path(done["path"]).name == f"value-{shard:04d}-of-0003.parquet" and done["customers"] > 0
+    summary = part.finish(sharded, other)
+    assert summary["reused"] is False and summary["forecast"]["shards"] == 3
+    assert (other.part("value") / VALUE_FILE).read_bytes() == one
+    assert not list(other.root.glob(".value.*"))
+    again = part.prepare(sharded, other)  # the same settings and log: nothing to redo, whatever the shards
+    assert again["reused"] is True and part.forecast_shard(sharded, other, 0)["reused"] is True
+    assert part.finish(sharded, other)["reused"] is True
+
+
+def test_finish_refuses_a_missing_shard_and_names_it(tmp_path, overconfident):
+    cfg = make_store(tmp_path)
+    cfg = dataclasses.replace(cfg, customers=dataclasses.replace(cfg.customers, shards=2))
+    run = runs.create(Store(cfg.store))
+    part.prepare(cfg, run)
+    part.forecast_shard(cfg, run, 0)
+    with pytest.raises(ValueModelError, match="value-0001-of-0002.parquet"):
+        part.finish(cfg, run)
+    assert not run.part("value").exists()
+    part.forecast_shard(cfg, run, 1)  # the missing shard run: the join goes through
+    assert part.finish(cfg, run)["trained"] is True

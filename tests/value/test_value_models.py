@@ -134,14 +134,14 @@ def test_the_union_of_the_shards_is_byte_for_byte_the_one_process_forecast(fitte
     weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
     one = write_forecast(open_value_events(events), members, weights, dataclasses.replace(TINY, batch_customers=7),
                          tmp_path / "one")
-    cfg = dataclasses.replace(TINY, shards=3, batch_customers=5)
+    cfg = dataclasses.replace(TINY, batch_customers=5)
     users = set()
     for shard in (2, 0, 1):  # any order, each shard on its own connection (a worker of its own)
-        summary = write_forecast_shard(open_value_events(events), members, weights, cfg, tmp_path / "three", shard)
+        summary = write_forecast_shard(open_value_events(events), members, weights, cfg, tmp_path / "three", shard, 3)
         written = pq.read_table(shard_path(tmp_path / "three", shard, 3)).column(s.USER_ID).to_pylist()
         assert summary["customers"] == len(written) > 0 and set(shard_of(written, 3)) == {shard}
         users |= set(written)
-    joined = join_forecast(members, weights, cfg, tmp_path / "three")
+    joined = join_forecast(members.cutoff, weights, 3, tmp_path / "three")
     assert (tmp_path / "three" / "value.parquet").read_bytes() == (tmp_path / "one" / "value.parquet").read_bytes()
     assert joined["customers"] == one["customers"] == len(users) and joined["scale"] == one["scale"]
     assert [p.name for p in (tmp_path / "three").iterdir()] == ["value.parquet"]  # the shard files are gone
@@ -152,7 +152,20 @@ def test_a_join_with_a_shard_missing_names_it(fitted, tmp_path):
     from recsys.value.stage import join_forecast, write_forecast_shard
 
     events, _, members = fitted
-    cfg = dataclasses.replace(TINY, shards=2)
-    write_forecast_shard(open_value_events(events), members, {"bgnbd_gg": 1.0}, cfg, tmp_path, 0)
+    write_forecast_shard(open_value_events(events), members, {"bgnbd_gg": 1.0}, TINY, tmp_path, 0, 2)
     with pytest.raises(ValueModelError, match="value-0001-of-0002.parquet"):
-        join_forecast(members, {"bgnbd_gg": 1.0}, cfg, tmp_path)
+        join_forecast(members.cutoff, {"bgnbd_gg": 1.0}, 2, tmp_path)
+
+
+def test_members_saved_and_loaded_forecast_the_same_bytes(fitted, tmp_path):
+    """A forecast shard task scores with the members fit_value saved, not the ones in memory."""
+    from recsys.value.stage import _save_members, load_members, write_forecast
+
+    events, _, members = fitted
+    weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
+    _save_members(members, weights, tmp_path / "saved")
+    loaded, saved_weights = load_members(tmp_path / "saved", TINY)
+    assert saved_weights == weights and loaded.lstm is not None and loaded.ridge is not None
+    write_forecast(open_value_events(events), members, weights, TINY, tmp_path / "memory")
+    write_forecast(open_value_events(events), loaded, saved_weights, TINY, tmp_path / "loaded", shards=2)
+    assert (tmp_path / "loaded" / "value.parquet").read_bytes() == (tmp_path / "memory" / "value.parquet").read_bytes()
