@@ -1,13 +1,14 @@
 """SIGKILL the release stages of `trendrec` at random moments; count half states, stuck re-runs, leftovers.
 
-A child process (``--build``) makes benchmarks/fault_shops.py's tiny shop and three states of it,
-each kept as a pristine copy: ``trained`` (run ``fourth`` with its forecast part only), ``parts`` (its
+A child process (``--build``) makes benchmarks/fault_shops.py's tiny shop and four states of it,
+each kept as a pristine copy: ``base`` (the shop as built, no run ``fourth``: what ``train --run-id
+fourth`` starts from), ``trained`` (run ``fourth`` with its forecast part only), ``parts`` (its
 next-basket and value parts trained too), ``judged`` (judged, not pushed; production v0002 with v0001
 in its history). Per stage, one unkilled run on its state gives the reference (its duration, what a
 reader sees after it, the store's paths); each trial then restores the state (same path: a store's
 files name absolute paths), forks `trendrec <stage>` (``recsys.cli.main`` in a process forked from
 this one, which has imported no TensorFlow), kills it with SIGKILL at a random moment inside that
-duration, and checks:
+duration (an unkilled run that fails stops the script with its stderr), and checks:
 
 - ``half``: production.json does not parse, production does not load (``registry.production``), a
   listed version fails ``verify_version``, or what the stage's reader sees is neither the old nor the
@@ -57,7 +58,9 @@ STAGES = {  # stage -> (pristine state it starts from, command line)
     "evaluate": ("parts", ["evaluate", RUN]),
     "value": ("trained", ["value", RUN]),
     "nextbasket": ("trained", ["nextbasket", RUN]),
+    "train": ("base", ["train", "--run-id", RUN.rsplit("/", 1)[1]]),
 }
+PARTS = {"train": "forecast", "value": "value", "nextbasket": "nextbasket"}  # stage -> the run folder it writes
 
 
 def build(work: Path, shop: str) -> None:
@@ -73,6 +76,7 @@ def build(work: Path, shop: str) -> None:
     if shop == "quick":
         shutil.copytree(store, work / "judged", symlinks=True)
         return
+    shutil.copytree(store, work / "base", symlinks=True)
     cfg = load_config(config)
     run_dir = flow.run_stage("train_forecast", cfg, run_key="fourth")["run_dir"]
     shutil.copytree(store, work / "trained", symlinks=True)
@@ -102,8 +106,8 @@ def seen(stage: str, store: Store) -> object:
     for version in registry.versions(store):
         registry.verify_version(store, version)
     run = store.root / RUN
-    if stage in ("value", "nextbasket"):
-        part = run / stage
+    if stage in PARTS:
+        part = run / PARTS[stage]
         return sorted(str(p.relative_to(part)) for p in part.rglob("*")) if part.exists() else None
     if stage == "evaluate":  # what push reads: the last complete judge's set (RunError on a mix: a half state)
         return tuple(sorted(runs.judged_verdicts(runs.inside(store, run))))
@@ -156,8 +160,9 @@ def run(work: Path, stage: str, kills: int, seed: int) -> dict:
     rng = random.Random(seed)
     store = restore(work, stage)
     old = seen(stage, store)
-    began = time.monotonic()
-    assert wait(run_stage(argv)) == 0, f"the unkilled {stage} failed: {argv}"
+    began, err = time.monotonic(), work / f"{stage}.stderr"
+    if wait(run_stage(argv, stderr=err)) != 0:
+        raise SystemExit(f"the unkilled {stage} failed: trendrec {' '.join(argv)}\n{err.read_text()[-3000:]}")
     duration = time.monotonic() - began
     new, new_paths = seen(stage, store), paths(store)
     totals = {"stage": stage, "kills": 0, "half": 0, "stuck": 0, "leftovers": 0, "young_temp": 0, "landed": {},
