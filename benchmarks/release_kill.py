@@ -13,7 +13,8 @@ duration (an unkilled run that fails stops the script with its stderr), and chec
 - ``half``: production.json does not parse, production does not load (``registry.production``), a
   listed version fails ``verify_version``, or what the stage's reader sees is neither the old nor the
   new state (a part folder with other files than the reference's, a judged set of some parts or a mix of
-  verdicts push refuses, a re-ranked file with other bytes, production on a third version);
+  verdicts push refuses, a re-ranked file with other bytes, production on a third version; the paths it
+  added and removed are printed);
 - ``stuck``: the re-run (what an Airflow retry does) fails, or what a reader sees after it is not
   what it saw after the unkilled run (a rollback killed after it finished is not run again: that
   would roll back one version more);
@@ -111,9 +112,9 @@ def seen(stage: str, store: Store) -> object:
         return sorted(str(p.relative_to(part)) for p in part.rglob("*")) if part.exists() else None
     if stage == "evaluate":  # what push reads: the last complete judge's set (RunError on a mix: a half state)
         return tuple(sorted(runs.judged_verdicts(runs.inside(store, run))))
-    if stage == "rerank":
-        out = store.reranked
-        return sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.is_file()) if out.is_dir() else []
+    if stage == "rerank":  # the outputs, reranked/<name>.parquet; a killed write's .<name>.parquet.*.tmp is
+        # none (no reader's *.parquet glob matches it): a leftover, if the re-run does not sweep it
+        return sorted((p.name, p.read_bytes()) for p in store.reranked.glob("*.parquet") if p.is_file())
     return prod and (prod["version"], tuple(prod.get("history", [])))
 
 
@@ -124,6 +125,7 @@ def paths(store: Store) -> set[str]:
 
 def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_paths: set[str]) -> dict:
     store = restore(work, stage)
+    old_paths = paths(store)
     pid = run_stage(argv)
     time.sleep(delay)
     os.kill(pid, signal.SIGKILL)
@@ -136,7 +138,8 @@ def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_p
     except Exception as exc:  # noqa: BLE001 - any failure to read the release is a half state
         out["half"], out["landed"] = 1, f"broken: {type(exc).__name__}"
     if out["half"]:
-        print(f"half: {stage} after {delay:.2f} s: {out['landed']}", file=sys.stderr)
+        print(f"half: {stage} after {delay:.2f} s: {out['landed']}: {sorted(paths(store) - old_paths)[:6]} "
+              f"more, {sorted(old_paths - paths(store))[:6]} fewer paths than before", file=sys.stderr)
     # a rollback that finished before the kill is done: run again it would roll back one version more
     rc = 0 if stage == "rollback" and out["landed"] == "new" else wait(run_stage(argv))
     try:
