@@ -348,6 +348,12 @@ OS_ERRORS = {  # errno -> (what happened, what to do)
 }
 
 
+OWN_MESSAGES = {  # the start of an OSError's own message -> what to do
+    "No usable temporary directory": "none of them took a test file: free some space, set TMPDIR to a writable "
+                                     "folder, or raise `ulimit -f`, then run it again",
+}
+
+
 def failure_line(exc: BaseException, store: str | None = None) -> str:
     """One line for any failure: a TrendrecError's own message; an OSError as a sentence with its errno
     name and path (ENOSPC, EROFS, EFBIG...); anything else its type and message, as a likely bug."""
@@ -359,6 +365,10 @@ def failure_line(exc: BaseException, store: str | None = None) -> str:
         name = errno.errorcode.get(code, type(exc).__name__) if code else type(exc).__name__
         where = exc.filename or (f"the store {store}" if store else "the store")
         text = f"{what} ({name}) at {where}: {advice}"
+        if not exc.filename and exc.strerror and code and exc.strerror != os.strerror(code):
+            # a message of its own that says what failed where (tempfile's), not a call on the store's paths
+            advice = next((a for start, a in OWN_MESSAGES.items() if exc.strerror.startswith(start)), "see -v")
+            text = f"{exc.strerror} ({name}): {advice}"
     else:
         text = f"{type(exc).__name__}: {exc} (unexpected; run again with -v for the traceback)"
     line = " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -99,6 +99,18 @@ def test_a_file_size_limit_is_one_line_and_leaves_the_store(ingested):
     assert snapshot(store) == before
 
 
+def test_an_os_error_with_a_message_of_its_own_is_not_blamed_on_the_store():
+    """Under a file-size limit (or a full /tmp) TensorFlow's import fails in tempfile.gettempdir(): ENOENT with
+    no path and a message of its own. The line gave "no such file or directory (ENOENT) at the store S: check
+    the path" (benchmarks/cli_faults.py, `report` on the tiny shop): it now says what failed."""
+    exc = FileNotFoundError(errno.ENOENT, "No usable temporary directory found in ['/tmp', '/var/tmp']")
+    line = cli.failure_line(exc, store="/data/s")
+    assert line.startswith("No usable temporary directory found in ['/tmp', '/var/tmp'] (ENOENT): ")
+    assert "the store" not in line and "ulimit -f" in line and "TMPDIR" in line
+    missing = cli.failure_line(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/data/s/x.json"))
+    assert missing == "no such file or directory (ENOENT) at /data/s/x.json: check the path"  # as before
+
+
 @pytest.fixture
 def production(small_config, push_version):
     push_version(small_config, pd.DataFrame({s.SEGMENT: ["a", "b"], s.TREND: [0.5, -0.5]}))
