@@ -170,8 +170,10 @@ def run(work: Path, stage: str, kills: int, seed: int) -> dict:
     new, new_paths = seen(stage, store), paths(store)
     totals = {"stage": stage, "kills": 0, "half": 0, "stuck": 0, "leftovers": 0, "young_temp": 0, "landed": {},
               "run_seconds": round(duration, 1), "changed": old != new}
+    print(f"{stage}: unkilled run {duration:.1f} s", file=sys.stderr, flush=True)
     for _ in range(kills):
         got = trial(work, stage, argv, rng.uniform(0.0, duration), old, new, new_paths)
+        print(f"{stage}: kill {totals['kills'] + 1} of {kills}: {json.dumps(got)}", file=sys.stderr, flush=True)
         totals["kills"] += 1
         for key in ("half", "stuck", "leftovers", "young_temp"):
             totals[key] += got[key]
