@@ -141,14 +141,16 @@ def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_p
         print(f"half: {stage} after {delay:.2f} s: {out['landed']}: {sorted(paths(store) - old_paths)[:6]} "
               f"more, {sorted(old_paths - paths(store))[:6]} fewer paths than before", file=sys.stderr)
     # a rollback that finished before the kill is done: run again it would roll back one version more
-    rc = 0 if stage == "rollback" and out["landed"] == "new" else wait(run_stage(argv))
+    err = work / f"{stage}.rerun.stderr"
+    rc = 0 if stage == "rollback" and out["landed"] == "new" else wait(run_stage(argv, stderr=err))
     try:
         again = seen(stage, store)
     except Exception as exc:  # noqa: BLE001
         again = f"broken: {exc}"
     if rc != 0 or again != new:
         out["stuck"] = 1
-        print(f"stuck: {stage} after {delay:.2f} s: rc {rc}", file=sys.stderr)
+        why = err.read_text().strip().splitlines()[-1:] if rc and err.is_file() else []
+        print(f"stuck: {stage} after {delay:.2f} s: rc {rc} {why}", file=sys.stderr)
     extra = sorted(paths(store) - new_paths)
     young = [p for p in extra if p.startswith(f"models/.{registry.PRODUCTION_FILE}.") and p.endswith(".tmp")]
     out["young_temp"], extra = len(young), [p for p in extra if p not in young]
