@@ -15,11 +15,12 @@ releases pushed, a second log ingested), then runs each command in a child proce
 A cell is ``ok`` when the command either ran and wrote nothing (a command that only reads) or ended with
 exit 1, exactly one line on stderr (``trendrec CMD: error: ...``) and, with ``--json``, one JSON error
 object on stdout, no traceback; and in both cases the store (every path, file's bytes and link target)
-is byte-for-byte what it was. Prints the matrix (command x fault) and one JSON line per cell with
-``--json``. tests/core/test_cli_faults.py runs it quick.
+is byte-for-byte what it was. Prints the matrix (command x fault: ok or FAIL, and why: ``ran``, or the
+errno the line names) and one JSON line per cell with ``--json``. tests/core/test_cli_faults.py runs it quick.
 
     .venv/bin/python benchmarks/cli_faults.py --shop tiny
     .venv/bin/python benchmarks/cli_faults.py --shop quick --commands ingest,rerank --faults file-size
+    .venv/bin/python benchmarks/cli_faults.py --shop tiny --work /tmp/faults --commands evaluate,push,demo,report
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -161,6 +163,7 @@ def judge(name: str, done: subprocess.CompletedProcess, changed: list[str]) -> d
 
 def matrix(store: Path, config: Path, extra: Path, commands: list[str], faults: list[str]) -> list[dict]:
     pristine = store.parent.parent / "pristine"
+    shutil.rmtree(pristine, ignore_errors=True)
     shutil.copytree(store, pristine, symlinks=True)
     makers = {"read-only": read_only, "disk-full": disk_full, "file-size": file_size}
     cells = []
@@ -185,6 +188,14 @@ def matrix(store: Path, config: Path, extra: Path, commands: list[str], faults: 
     return cells
 
 
+def _why(cell: dict) -> str:
+    """How a cell ended: ``ran``, the errno its line names (``EROFS``), else its exit code."""
+    if cell.get("rc") == 0:
+        return "ran"
+    named = re.search(r"\(([A-Z][A-Z0-9]{2,})\)", cell.get("line", ""))
+    return named.group(1) if named else f"rc {cell.get('rc', '-')}"
+
+
 def print_matrix(cells: list[dict], faults: list[str]) -> None:
     rows = list(dict.fromkeys(c["command"] for c in cells))
     mark = {True: "ok", False: "FAIL", None: "skipped"}
@@ -194,7 +205,7 @@ def print_matrix(cells: list[dict], faults: list[str]) -> None:
         texts = []
         for f in faults:
             c = mine.get(f)
-            texts.append("-" if c is None else f"{mark[c['ok']]} ({'ran' if c.get('rc') == 0 else c.get('rc', '-')})")
+            texts.append("-" if c is None else f"{mark[c['ok']]} ({_why(c)})")
         print(f"{row:18}" + "".join(f"{t:>22}" for t in texts))
     for name, why in NOT_RUN.items():
         print(f"{name:18}not run: {why}")
@@ -206,28 +217,49 @@ def print_matrix(cells: list[dict], faults: list[str]) -> None:
               f"{c['traceback']}, changed {c['changed']}: {c['line']}")
 
 
+def _shop(work: Path, store: Path, shop: str) -> tuple[Path, Path, Path]:
+    """The shop's store at ``store``, built once per ``work`` (kept as work/built-<shop>, copied in again
+    on the next run: the store's files name absolute paths, so it always lives at the same place)."""
+    built, saved = work / f"built-{shop}", work / f"built-{shop}.json"
+    if saved.is_file():
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.copytree(built, store, symlinks=True)
+        config, extra = json.loads(saved.read_text())
+        return store, Path(config), Path(extra)
+    store, config, extra = (build_tiny if shop == "tiny" else build_quick)(work, store)
+    shutil.rmtree(built, ignore_errors=True)
+    shutil.copytree(store, built, symlinks=True)
+    saved.write_text(json.dumps([str(config), str(extra)]))
+    return store, config, extra
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shop", choices=["tiny", "quick"], default="tiny")
     parser.add_argument("--commands", default=",".join(COMMANDS), help="comma list of COMMANDS' names")
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--json", action="store_true", help="one JSON line per cell after the matrix")
+    parser.add_argument("--work", type=Path, help="build the shop here once and reuse it (the tiny shop's build "
+                                                  "trains three runs: minutes); default: a temporary folder")
     args = parser.parse_args()
     commands, faults = args.commands.split(","), args.faults.split(",")
-    work = Path(tempfile.mkdtemp(prefix="trendrec-faults-"))
+    unknown = sorted(set(commands) - set(COMMANDS)) + sorted(set(faults) - set(FAULTS))
+    if unknown:
+        parser.error(f"unknown command or fault: {', '.join(unknown)}")
+    work = args.work or Path(tempfile.mkdtemp(prefix="trendrec-faults-"))
     disk = work / "disk"
-    disk.mkdir()
+    disk.mkdir(parents=True, exist_ok=True)
     mounted = False
     if os.geteuid() == 0:
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(disk)]).returncode == 0
     try:
-        build = build_tiny if args.shop == "tiny" else build_quick
-        store, config, extra = build(work, disk / "store")
+        store, config, extra = _shop(work, disk / "store", args.shop)
         cells = matrix(store, config, extra, commands, faults)
     finally:
         if mounted:
             subprocess.run(["umount", str(disk)], check=False)
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
     print_matrix(cells, faults)
     if args.json:
         for c in cells:

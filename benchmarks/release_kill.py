@@ -1,18 +1,20 @@
 """SIGKILL the release stages of `trendrec` at random moments; count half states, stuck re-runs, leftovers.
 
-A child process (``--build``) makes benchmarks/fault_shops.py's tiny shop and three states of it,
-each kept as a pristine copy: ``trained`` (run ``fourth`` with its forecast part only), ``parts`` (its
+A child process (``--build``) makes benchmarks/fault_shops.py's tiny shop and four states of it,
+each kept as a pristine copy: ``base`` (the shop as built, no run ``fourth``: what ``train --run-id
+fourth`` starts from), ``trained`` (run ``fourth`` with its forecast part only), ``parts`` (its
 next-basket and value parts trained too), ``judged`` (judged, not pushed; production v0002 with v0001
 in its history). Per stage, one unkilled run on its state gives the reference (its duration, what a
 reader sees after it, the store's paths); each trial then restores the state (same path: a store's
 files name absolute paths), forks `trendrec <stage>` (``recsys.cli.main`` in a process forked from
 this one, which has imported no TensorFlow), kills it with SIGKILL at a random moment inside that
-duration, and checks:
+duration (an unkilled run that fails stops the script with its stderr), and checks:
 
 - ``half``: production.json does not parse, production does not load (``registry.production``), a
   listed version fails ``verify_version``, or what the stage's reader sees is neither the old nor the
   new state (a part folder with other files than the reference's, a judged set of some parts or a mix of
-  verdicts push refuses, a re-ranked file with other bytes, production on a third version);
+  verdicts push refuses, a re-ranked file with other bytes, production on a third version; the paths it
+  added and removed are printed);
 - ``stuck``: the re-run (what an Airflow retry does) fails, or what a reader sees after it is not
   what it saw after the unkilled run (a rollback killed after it finished is not run again: that
   would roll back one version more);
@@ -57,7 +59,9 @@ STAGES = {  # stage -> (pristine state it starts from, command line)
     "evaluate": ("parts", ["evaluate", RUN]),
     "value": ("trained", ["value", RUN]),
     "nextbasket": ("trained", ["nextbasket", RUN]),
+    "train": ("base", ["train", "--run-id", RUN.rsplit("/", 1)[1]]),
 }
+PARTS = {"train": "forecast", "value": "value", "nextbasket": "nextbasket"}  # stage -> the run folder it writes
 
 
 def build(work: Path, shop: str) -> None:
@@ -73,6 +77,7 @@ def build(work: Path, shop: str) -> None:
     if shop == "quick":
         shutil.copytree(store, work / "judged", symlinks=True)
         return
+    shutil.copytree(store, work / "base", symlinks=True)
     cfg = load_config(config)
     run_dir = flow.run_stage("train_forecast", cfg, run_key="fourth")["run_dir"]
     shutil.copytree(store, work / "trained", symlinks=True)
@@ -102,14 +107,14 @@ def seen(stage: str, store: Store) -> object:
     for version in registry.versions(store):
         registry.verify_version(store, version)
     run = store.root / RUN
-    if stage in ("value", "nextbasket"):
-        part = run / stage
+    if stage in PARTS:
+        part = run / PARTS[stage]
         return sorted(str(p.relative_to(part)) for p in part.rglob("*")) if part.exists() else None
     if stage == "evaluate":  # what push reads: the last complete judge's set (RunError on a mix: a half state)
         return tuple(sorted(runs.judged_verdicts(runs.inside(store, run))))
-    if stage == "rerank":
-        out = store.reranked
-        return sorted((p.name, p.read_bytes()) for p in out.iterdir() if p.is_file()) if out.is_dir() else []
+    if stage == "rerank":  # the outputs, reranked/<name>.parquet; a killed write's .<name>.parquet.*.tmp is
+        # none (no reader's *.parquet glob matches it): a leftover, if the re-run does not sweep it
+        return sorted((p.name, p.read_bytes()) for p in store.reranked.glob("*.parquet") if p.is_file())
     return prod and (prod["version"], tuple(prod.get("history", [])))
 
 
@@ -120,6 +125,7 @@ def paths(store: Store) -> set[str]:
 
 def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_paths: set[str]) -> dict:
     store = restore(work, stage)
+    old_paths = paths(store)
     pid = run_stage(argv)
     time.sleep(delay)
     os.kill(pid, signal.SIGKILL)
@@ -132,16 +138,19 @@ def trial(work: Path, stage: str, argv: list[str], delay: float, old, new, new_p
     except Exception as exc:  # noqa: BLE001 - any failure to read the release is a half state
         out["half"], out["landed"] = 1, f"broken: {type(exc).__name__}"
     if out["half"]:
-        print(f"half: {stage} after {delay:.2f} s: {out['landed']}", file=sys.stderr)
+        print(f"half: {stage} after {delay:.2f} s: {out['landed']}: {sorted(paths(store) - old_paths)[:6]} "
+              f"more, {sorted(old_paths - paths(store))[:6]} fewer paths than before", file=sys.stderr)
     # a rollback that finished before the kill is done: run again it would roll back one version more
-    rc = 0 if stage == "rollback" and out["landed"] == "new" else wait(run_stage(argv))
+    err = work / f"{stage}.rerun.stderr"
+    rc = 0 if stage == "rollback" and out["landed"] == "new" else wait(run_stage(argv, stderr=err))
     try:
         again = seen(stage, store)
     except Exception as exc:  # noqa: BLE001
         again = f"broken: {exc}"
     if rc != 0 or again != new:
         out["stuck"] = 1
-        print(f"stuck: {stage} after {delay:.2f} s: rc {rc}", file=sys.stderr)
+        why = err.read_text().strip().splitlines()[-1:] if rc and err.is_file() else []
+        print(f"stuck: {stage} after {delay:.2f} s: rc {rc} {why}", file=sys.stderr)
     extra = sorted(paths(store) - new_paths)
     young = [p for p in extra if p.startswith(f"models/.{registry.PRODUCTION_FILE}.") and p.endswith(".tmp")]
     out["young_temp"], extra = len(young), [p for p in extra if p not in young]
@@ -156,14 +165,17 @@ def run(work: Path, stage: str, kills: int, seed: int) -> dict:
     rng = random.Random(seed)
     store = restore(work, stage)
     old = seen(stage, store)
-    began = time.monotonic()
-    assert wait(run_stage(argv)) == 0, f"the unkilled {stage} failed: {argv}"
+    began, err = time.monotonic(), work / f"{stage}.stderr"
+    if wait(run_stage(argv, stderr=err)) != 0:
+        raise SystemExit(f"the unkilled {stage} failed: trendrec {' '.join(argv)}\n{err.read_text()[-3000:]}")
     duration = time.monotonic() - began
     new, new_paths = seen(stage, store), paths(store)
     totals = {"stage": stage, "kills": 0, "half": 0, "stuck": 0, "leftovers": 0, "young_temp": 0, "landed": {},
               "run_seconds": round(duration, 1), "changed": old != new}
+    print(f"{stage}: unkilled run {duration:.1f} s", file=sys.stderr, flush=True)
     for _ in range(kills):
         got = trial(work, stage, argv, rng.uniform(0.0, duration), old, new, new_paths)
+        print(f"{stage}: kill {totals['kills'] + 1} of {kills}: {json.dumps(got)}", file=sys.stderr, flush=True)
         totals["kills"] += 1
         for key in ("half", "stuck", "leftovers", "young_temp"):
             totals[key] += got[key]

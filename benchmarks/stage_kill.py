@@ -78,13 +78,14 @@ def write_log(path: Path, days: int, first: int, rows_per_day: int, seed: int) -
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_stage(argv: list[str]) -> int:
-    """Fork a process that runs ``trendrec <argv>``; returns its pid."""
+def run_stage(argv: list[str], stderr: Path | None = None) -> int:
+    """Fork a process that runs ``trendrec <argv>``; returns its pid. Its output goes nowhere, or its
+    stderr to the file ``stderr`` (to say why an unkilled run failed)."""
     pid = os.fork()
     if pid == 0:  # the child: the CLI, then out without running the parent's cleanup
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
+        os.dup2(os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if stderr else devnull, 2)
         code = 1
         try:
             code = cli.main(argv)

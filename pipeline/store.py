@@ -57,6 +57,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -352,6 +353,28 @@ def writing_into(target: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextmanager
+def removed_on_failure(*folders: str | os.PathLike) -> Iterator[None]:
+    """On a failure inside the block, remove what it added under ``folders`` (each folder too, when it
+    made it) and re-raise. For logs that TensorFlow's summary writer creates before any write of ours can
+    fail (a full disk, a size limit): a failed training or tune leaves the store as it found it, a
+    re-run's older logs in the same folder included."""
+    before = {Path(f): ({p for p in Path(f).rglob("*")} if Path(f).exists() else None) for f in folders}
+    try:
+        yield
+    except BaseException:
+        for folder, had in before.items():
+            if had is None:
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            for path in sorted(set(folder.rglob("*")) - had, key=lambda p: len(p.parts), reverse=True):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        raise
 
 
 def sweep_temp(target: str | os.PathLike) -> int:

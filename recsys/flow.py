@@ -110,7 +110,8 @@ def _train(part: str) -> Callable[..., dict[str, Any]]:
 
         run = _run(cfg, upstream, options, new=part == "forecast" and not upstream.get(RUN_DIR))
         found = next(p for p in parts() if p.name == part)
-        return {RUN_DIR: str(run.root), **found.train(cfg, run, **options)}
+        rest = {k: v for k, v in options.items() if k not in ("run", "run_key")}  # they named the run, done
+        return {RUN_DIR: str(run.root), **found.train(cfg, run, **rest)}
 
     return train
 

@@ -30,7 +30,7 @@ import pandas as pd
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, current_aggregates, read_daily, read_json, write_json
+from pipeline.store import Store, current_aggregates, read_daily, read_json, removed_on_failure, write_json
 from recsys.forecast.members import LSTM
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, part_staging, switch_folder
 
@@ -73,7 +73,8 @@ def run_train(cfg: Config, run: Run, *, cutoff: datetime.date | None = None,
         log.info("run %s: settings or data changed since %s was trained; training again", run_id, final)
     log.info("run %s: training on %d rows, %s..%s; TensorBoard logs in %s",
              run_id, len(train), train[s.DATE].min(), cutoff, log_dir)
-    summary = _fit_and_commit(cfg, train, cutoff, final, log_dir, run, key, progress)
+    with removed_on_failure(log_dir):  # TensorFlow's event files of a failed fit (a full disk) go too
+        summary = _fit_and_commit(cfg, train, cutoff, final, log_dir, run, key, progress)
     out = _result(run_id, final, log_dir, store, summary, started)
     log.info("run %s: forecaster %s (%d epochs, best val_loss %.4g)", run_id, final,
              out["epochs_run"], out["best_val_loss"])

@@ -18,23 +18,21 @@ compares them. The result goes to ``tune/<id>/trials.json`` and ``tune/<id>/best
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import itertools
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
 from pipeline import schemas as s
 from pipeline.config import Config, ModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, new_run_id, atomic_path, read_daily, safe_name, write_json
+from pipeline.store import Store, atomic_path, new_run_id, read_daily, removed_on_failure, safe_name, write_json
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +79,7 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
     configs = sample_configs(base, trials)
     log_root = store.ensure().runs / f"tune-{tune_id}"
     out_dir = store.tune / tune_id
-    with _removed_on_failure(log_root, out_dir):
+    with removed_on_failure(log_root, out_dir):  # a failed tune leaves no log or result of its own
         write_hparams_config(log_root, {k: sorted({*SPACE[k], getattr(base, k)}) for k in SPACE})
         records = [_trial(c, train, log_root / f"trial-{i:02d}", i, len(configs), progress)
                    for i, c in enumerate(configs)]
@@ -100,20 +98,6 @@ def run_tune(cfg: Config, *, trials: int = DEFAULT_TRIALS, tune_id: str | None =
             "best_toml": str(out_dir / "best.toml"), "trials_json": str(out_dir / "trials.json"),
             "log_dir": str(log_root), "seconds": round(time.monotonic() - started, 2),
             "tensorboard": f"tensorboard --logdir {log_root}"}
-
-
-@contextlib.contextmanager
-def _removed_on_failure(*folders: Path) -> Iterator[None]:
-    """Remove the folders this tune made when it fails (a full disk, a size limit, every trial failed):
-    TensorFlow's summary writer makes its event file before any write of ours can fail, and a failed tune
-    leaves nothing. A folder that was there before (a re-run with the same --tune-id) is left."""
-    made = [folder for folder in folders if not folder.exists()]
-    try:
-        yield
-    except BaseException:
-        for folder in made:
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
 
 
 def _trial(config: ModelConfig, train, log_dir: Path, i: int, n: int,

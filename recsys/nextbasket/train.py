@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.store import Store, read_json, write_json
+from pipeline.store import Store, read_json, removed_on_failure, write_json
 from recsys.nextbasket.histories import NoCustomerHistoryError, check_customers, customer_cutoff, open_store
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, part_staging, raw_inputs, switch_folder
 
@@ -50,7 +50,8 @@ def train_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
         cutoff = customer_cutoff(con)
         check_customers(con, cutoff, cfg.customers)  # a guest-only log says so, before any training
         run_dir = store.ensure().runs / f"{run.run_id}-{PART}"
-        summary = _fit_and_commit(cfg, con, cutoff, run, run_dir, key)
+        with removed_on_failure(run_dir):  # TensorFlow's event files of a failed fit (a full disk) go too
+            summary = _fit_and_commit(cfg, con, cutoff, run, run_dir, key)
     except NoCustomerHistoryError as exc:
         log.warning("no customer model: %s; serving falls back to segment trends", exc)
         return {"trained": False, "reason": f"no customer model: {exc}; re-ranking uses segment trends"}

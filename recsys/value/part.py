@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Config, ValueConfig
-from pipeline.store import Store, read_json, write_json
+from pipeline.store import Store, read_json, removed_on_failure, write_json
 from recsys import registry, runs
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Part, Run, Verdict
 from recsys.value.bgnbd import ValueFitError
@@ -177,7 +177,8 @@ def _build(con, store: Store, vcfg: ValueConfig, end: date, folder: Path, run: R
     tensorboard = store.ensure().runs / f"{run.run_id}-{NAME}"
     settings = dataclasses.asdict(vcfg)
     try:
-        summary = fit_value(con, vcfg, end, folder, tensorboard)
+        with removed_on_failure(tensorboard):  # TensorFlow's event files of a failed fit (a full disk) go too
+            summary = fit_value(con, vcfg, end, folder, tensorboard)
     except ValueFitError as exc:
         log.warning("no customer value forecast: %s", exc)
         return {"trained": False, "reason": f"no customer value forecast: {exc}", "settings": settings}

@@ -99,6 +99,34 @@ def test_a_file_size_limit_is_one_line_and_leaves_the_store(ingested):
     assert snapshot(store) == before
 
 
+def test_an_os_error_with_a_message_of_its_own_is_not_blamed_on_the_store():
+    """Under a file-size limit (or a full /tmp) TensorFlow's import fails in tempfile.gettempdir(): ENOENT with
+    no path and a message of its own. The line gave "no such file or directory (ENOENT) at the store S: check
+    the path" (benchmarks/cli_faults.py, `report` on the tiny shop): it now says what failed."""
+    exc = FileNotFoundError(errno.ENOENT, "No usable temporary directory found in ['/tmp', '/var/tmp']")
+    line = cli.failure_line(exc, store="/data/s")
+    assert line.startswith("No usable temporary directory found in ['/tmp', '/var/tmp'] (ENOENT): ")
+    assert "the store" not in line and "ulimit -f" in line and "TMPDIR" in line
+    missing = cli.failure_line(FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/data/s/x.json"))
+    assert missing == "no such file or directory (ENOENT) at /data/s/x.json: check the path"  # as before
+    arrow = OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert cli.failure_line(arrow, store="/data/s").startswith("no space left on the device (ENOSPC) at the store")
+
+
+def test_tensorflows_file_errors_read_as_the_os_error_they_name():
+    """TensorFlow's summary writer on a full disk raises its own ResourceExhaustedError, whose message ends in
+    the OS's text: the line says ENOSPC and what to do, not "unexpected" with TensorFlow's function names."""
+    class ResourceExhaustedError(Exception):
+        pass
+
+    exc = ResourceExhaustedError("{{function_node __wrapped__CreateSummaryFileWriter_device_/job:localhost}} "
+                                 "/data/s/runs/r/train/events.out.tfevents.1; No space left on device Failed to flush")
+    assert cli.failure_line(exc, store="/data/s") == ("no space left on the device (ENOSPC) at the store /data/s: free "
+                                                      "some space or give another --store, then run it again "
+                                                      "(ResourceExhaustedError)")
+    assert "unexpected" in cli.failure_line(ValueError("File not found: model.keras"))
+
+
 @pytest.fixture
 def production(small_config, push_version):
     push_version(small_config, pd.DataFrame({s.SEGMENT: ["a", "b"], s.TREND: [0.5, -0.5]}))

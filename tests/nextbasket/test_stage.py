@@ -70,7 +70,8 @@ def test_rollback_moves_both_models(small_config, push_version):
     assert prod.version == "v0001" and ScoreIndex.load(prod.scores_file).lookup("u1") == {"x": pytest.approx(0.7)}
 
 
-def test_a_guest_only_log_trains_no_customer_model_and_says_so(tmp_path):
+def _guest_store(tmp_path):
+    """A store of ten weeks of guest checkouts (no known customer: nothing to train, no TensorFlow)."""
     rows = ["ts,item,qty,price,customer,invoice,desc"]
     day = pd.Timestamp("2024-01-01")
     for i in range(300):  # ten weeks of guest checkouts
@@ -80,6 +81,11 @@ def test_a_guest_only_log_trains_no_customer_model_and_says_so(tmp_path):
                                    "user_id": "customer", "order_id": "invoice"}, segment_default="other")
     cfg = dataclasses.replace(load_config(None), store=str(tmp_path / "store"), ingest=ingest)
     flow.run_stage("ingest", cfg, source=str(tmp_path / "guests.csv"))
+    return cfg
+
+
+def test_a_guest_only_log_trains_no_customer_model_and_says_so(tmp_path):
+    cfg = _guest_store(tmp_path)
     run = create_run(Store(cfg.store).ensure(), "guests")
     trained = PART.train(cfg, run)
     assert not trained["trained"] and "guest" in trained["reason"] and "segment trends" in trained["reason"]
@@ -87,6 +93,17 @@ def test_a_guest_only_log_trains_no_customer_model_and_says_so(tmp_path):
     assert not verdict.blessed and verdict.ships == "none"  # no production to carry forward: no model
     staging = tmp_path / "staging" / "nextbasket"
     assert PART.assemble(cfg, run, staging, verdict, None) == {} and not staging.exists()
+
+
+def test_the_nextbasket_command_trains_the_run_it_is_given(tmp_path):
+    """`trendrec nextbasket models/runs/<id>` (the command's documented argument; the release kill harness
+    runs it so) hands the stage ``run=``: it names the run, and is not passed on to the part's train a second
+    time (it failed with "train() got multiple values for argument 'run'")."""
+    cfg = _guest_store(tmp_path)
+    create_run(Store(cfg.store).ensure(), "named")
+    create_run(Store(cfg.store), "later")  # the latest run: the named one must be used, not this one
+    summary = flow.run_stage("train_nextbasket", cfg, run="models/runs/named", progress=print)
+    assert summary["run_dir"].endswith("/models/runs/named") and summary["trained"] is False
 
 
 @pytest.mark.slow

@@ -27,3 +27,16 @@ def test_kills_of_promote_rollback_and_rerank_leave_no_half_state_and_no_stuck_r
     assert set(results) == {"promote", "rollback", "rerank"}
     for r in results.values():
         assert (r["kills"], r["half"], r["stuck"], r["leftovers"], r["changed"]) == (3, 0, 0, 0, True), r
+
+
+def test_the_tiny_shop_config_still_fits_the_demo_config():
+    """fault_shops.py makes the tiny shop (release_kill.py, cli_faults.py) by replacing lines of trendrec.toml:
+    a line the demo config changed stops the kill and fault harnesses at their build, minutes in."""
+    import tomllib
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fault_shops.py")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    config = tomllib.loads(done.stdout)
+    assert config["store"] == "STORE" and config["model"]["epochs"] == 2
+    assert config["combination"]["members"] == ["lstm", "seasonal_naive"]

@@ -125,6 +125,58 @@ def test_a_nextbasket_training_that_fails_leaves_the_old_part(tmp_path, monkeypa
     assert not [p for p in run.root.iterdir() if p.name.startswith(".nextbasket.")]
 
 
+def _failing_fit(log_dir):
+    """A fit that fails on a full disk after TensorFlow's summary writer made its event file in ``log_dir``."""
+    import errno
+
+    (log_dir / "train").mkdir(parents=True, exist_ok=True)
+    (log_dir / "train" / "events.out.tfevents.1796626645.vm.32361.0.v2").write_bytes(b"")
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def _logs(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else None
+
+
+def test_a_nextbasket_training_that_fails_leaves_no_tensorboard_file(tmp_path, monkeypatch):
+    """benchmarks/cli_faults.py, `trendrec nextbasket` under a full disk on the tiny shop: the run's earlier
+    logs stay, the failed fit's event file goes (it was left in runs/<run>-nextbasket/train/)."""
+    import recsys.nextbasket.recommend as recommend
+
+    cfg = _customer_store(tmp_path)
+    run = runs.create(Store(cfg.store), "failing")
+    logs = Store(cfg.store).runs / "failing-nextbasket"
+    (logs / "train").mkdir(parents=True)
+    (logs / "train" / "events.out.tfevents.1.earlier.v2").write_bytes(b"an earlier fit's")
+    before = _logs(logs)
+    monkeypatch.setattr(recommend, "fit_recommender", lambda *a, **k: _failing_fit(a[4]))
+    with pytest.raises(OSError):
+        flow.run_stage("train_nextbasket", cfg, run_key="failing")
+    assert _logs(logs) == before and (logs / "train" / "events.out.tfevents.1.earlier.v2").read_bytes()
+
+
+def test_a_value_training_that_fails_leaves_no_tensorboard_folder(tmp_path, monkeypatch):
+    """`trendrec value` under a full disk on the tiny shop left runs/<run>-value/validation/train/events..."""
+    import recsys.value.part as value
+
+    cfg = _customer_store(tmp_path)
+    runs.create(Store(cfg.store), "failing")
+    monkeypatch.setattr(value, "compute_value", lambda *a, **k: _failing_fit(a[4]))
+    with pytest.raises(OSError):
+        flow.run_stage("train_value", cfg, run_key="failing")
+    assert _logs(Store(cfg.store).runs / "failing-value") is None
+
+
+def test_a_forecaster_training_that_fails_leaves_no_tensorboard_folder(tiny_store, monkeypatch):
+    import recsys.forecast.combination as combination
+
+    runs.create(Store(tiny_store.store), "failing")
+    monkeypatch.setattr(combination, "fit_combination", lambda *a, log_dir, **k: _failing_fit(log_dir))
+    with pytest.raises(OSError):
+        flow.run_stage("train_forecast", tiny_store, run_key="failing")
+    assert _logs(Store(tiny_store.store).runs / "failing") is None
+
+
 def test_a_run_whose_run_json_cannot_be_written_leaves_no_folder(tmp_path, monkeypatch):
     """A full disk or a size limit at a run's first write: no new (empty) run folder is left behind."""
     import errno
