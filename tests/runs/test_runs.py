@@ -161,7 +161,7 @@ def test_a_value_training_that_fails_leaves_no_tensorboard_folder(tmp_path, monk
 
     cfg = _customer_store(tmp_path)
     runs.create(Store(cfg.store), "failing")
-    monkeypatch.setattr(value, "compute_value", lambda *a, **k: _failing_fit(a[4]))
+    monkeypatch.setattr(value, "fit_value", lambda *a, **k: _failing_fit(a[4]))
     with pytest.raises(OSError):
         flow.run_stage("train_value", cfg, run_key="failing")
     assert _logs(Store(cfg.store).runs / "failing-value") is None
