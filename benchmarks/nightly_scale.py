@@ -1,13 +1,13 @@
-"""The nightly run at scale, measured (issue 35): every stage of the retrain on a re-buying shop, as the DAGs run it.
+"""The nightly run at scale (issue 35): a re-buying shop's retrain timed stage by stage, as the DAGs run it.
 
 It writes benchmarks/rebuy_shop.py's shop (default 100 M lines, 1 M customers, 50 k items over two
 years; ``--events/--customers/--items/--days`` scale it down), ingests every day but the last as the
-store's history (setup, untimed), then times the night, each stage one `trendrec <command> --json` in a
-process of its own with a config written for the shop: the last day's ingest, then ``recsys.flow.RETRAIN``
-(aggregate, the three families' training, judge) as the ``trendrec_retrain`` DAG chains it, the push,
-and the ``trendrec_rerank`` DAG's rerank of the shop's lists for every customer active in the last 28
-days. The lists stand in for the shop's own recommender (`trendrec candidates`): built between the
-judge and the push, timed but outside the night's total.
+store's history and aggregates it (the nights before: setup, timed apart), then times the night, each
+stage one `trendrec <command> --json` in a process of its own with a config written for the shop: the
+last day's ingest, then ``recsys.flow.RETRAIN`` (aggregate, the three families' training, judge) as the
+``trendrec_retrain`` DAG chains it, the push, and the ``trendrec_rerank`` DAG's rerank of the shop's
+lists for every customer active in the last 28 days. The lists stand in for the shop's own recommender
+(`trendrec candidates`): built between the judge and the push, timed but outside the night's total.
 
 Per stage: wall time (spawn to exit, imports included), peak RSS of the stage's process tree (the
 largest process, from os.wait4 through benchmarks/harness.py's launcher), the load average just before
@@ -17,6 +17,7 @@ train_customers``) are the defaults, printed with the table. ``--json PATH`` wri
 
     .venv/bin/python benchmarks/nightly_scale.py --events 1000000 --customers 10000 --items 2000 \\
         --data /tmp/nightly-1m --json /tmp/nightly-1m.json
+    .venv/bin/python benchmarks/nightly_scale.py --table /tmp/nightly-1m.json   # its table again
     .venv/bin/python benchmarks/nightly_scale.py --stages     # the stage list, from recsys.flow
     .venv/bin/python benchmarks/nightly_scale.py --check      # the shop's re-buy structure, on a tiny shop
 """
@@ -45,9 +46,13 @@ NIGHT = ("ingest", *RETRAIN, "push", "rerank")  # flow stage names, in the order
 LISTS = "lists/base.parquet"  # the shop's lists, inside the store
 LIST_LENGTH = 20
 RECENT_DAYS = 28  # a customer is active when they bought in these days (candidates' default)
-# per stage: keys of its JSON summary that count what it processed, the first one found wins
-COUNTS = {"ingest": ("rows_in", "rows", "events"), "aggregate": ("events", "rows_in", "rows"),
-          "push": ("pairs", "scored_pairs", "customers"), "rerank": ("pairs", "rows", "candidates")}
+# per stage: the key path in its JSON summary that counts what it processed, and what it counts
+# (aggregate counts no events: a full aggregation reads the whole log; the next-basket model and the judge
+# report no count of their own)
+COUNTS = {"ingest history (setup)": ("rows_in", "rows"), "ingest": ("rows_in", "rows"),
+          "train_forecast": ("n_windows", "windows"),
+          "train_value": ("customers", "customers"), "shop's lists (candidates)": ("rows", "pairs"),
+          "push": ("parts.nextbasket.scores.pairs", "pairs"), "rerank": ("rows", "pairs")}
 
 
 def night() -> list[tuple[str, str]]:
@@ -59,15 +64,27 @@ def write_config(work: Path, store: Path) -> Path:
     """shapes.toml's column mapping plus the store and the lists; every other key is the default."""
     path = work / "nightly.toml"
     text = CONFIG.read_text(encoding="utf-8")
-    path.write_text(f'store = "{store}"\n{text}\n[rerank]\ncandidates = "{store / LISTS}"\n', encoding="utf-8")
+    lists = f'[rerank]\ncandidates = "{store / LISTS}"\n'
+    path.write_text(f'store = "{store}"\n{text}\n{lists}', encoding="utf-8")
     return path
 
 
-def _count(name: str, summary: dict) -> int | None:
-    for key in COUNTS.get(name, ()):
-        if isinstance(summary.get(key), int):
-            return summary[key]
-    return None
+def _count(row: dict, lines: int) -> tuple[int | None, str]:
+    """(how many, of what) the stage of ``row`` processed, from its summary; lines: the whole log's."""
+    if "aggregate" in row["stage"] and row["summary"].get("mode") == "full":
+        return lines, "events"
+    path, unit = COUNTS.get(row["stage"], ("", ""))
+    value: object = row["summary"]
+    for key in filter(None, path.split(".")):
+        value = value.get(key) if isinstance(value, dict) else None
+    return (value, unit) if isinstance(value, int) else (None, "")
+
+
+def _add_counts(record: dict) -> dict:
+    for row in record["setup"] + record["stages"]:
+        count, unit = _count(row, sum(record["lines"].values()))
+        row.update(count=count, unit=unit, per_second=round(count / row["seconds"]) if count else None)
+    return record
 
 
 def _measure(label: str, argv: list[str], work: Path, results: list[dict], in_total: bool = True) -> dict:
@@ -76,58 +93,73 @@ def _measure(label: str, argv: list[str], work: Path, results: list[dict], in_to
     row = {"stage": label, "command": " ".join(argv[1:3]), "seconds": round(done.seconds, 2),
            "peak_rss_mib": round(done.peak_rss / 2**20), "load_before": [round(v, 2) for v in done.load],
            "others_cpu_s": None if done.others_cpu_s is None else round(max(done.others_cpu_s, 0), 1),
-           "count": _count(label, summary), "in_total": in_total, "summary": summary}
-    row["per_second"] = round(row["count"] / done.seconds) if row["count"] else None
+           "in_total": in_total, "summary": summary}
     results.append(row)
     return row
 
 
-def run_night(args: argparse.Namespace, work: Path) -> dict:
-    shop = Shop(args.events, args.customers, args.items, args.days, seed=args.seed)
-    data = work / "shop"
+def _shop_files(shop: Shop, data: Path) -> dict[str, int]:
+    """The shop's two CSV files in ``data``, written unless there already; {file: lines}."""
     if not (data / LAST_DAY).exists():
-        lines = generate(shop, data)
-    else:
-        lines = {name: sum(1 for _ in open(data / name, "rb")) - 1 for name in (HISTORY, LAST_DAY)}
-    store = work / "store"
+        return generate(shop, data)
+    return {name: sum(1 for _ in open(data / name, "rb")) - 1 for name in (HISTORY, LAST_DAY)}
+
+
+def _extra(name: str, data: Path) -> list[str]:
+    """The arguments a stage of the night adds: the last day's file, the training run's name."""
+    return {"ingest": [str(data / LAST_DAY)], "train_forecast": ["--run-id", "nightly"]}.get(name, [])
+
+
+def run_night(args: argparse.Namespace, work: Path) -> dict:
+    """The setup, then every stage of the night measured; the record (see ``print_table``)."""
+    shop = Shop(args.events, args.customers, args.items, args.days, seed=args.seed)
+    data, store, load = work / "shop", work / "store", os.getloadavg()
+    lines = _shop_files(shop, data)
     shutil.rmtree(store, ignore_errors=True)
     config = write_config(work, store)
     common = ["--config", str(config), "--json"]
     setup: list[dict] = []
-    _measure("ingest history (setup)", [args.trendrec, "ingest", str(data / HISTORY), *common], work, setup, False)
     results: list[dict] = []
+    # the nights before: the history ingested and aggregated, so that tonight's aggregate is incremental
+    history = ["ingest", str(data / HISTORY)]
+    _measure("ingest history (setup)", [args.trendrec, *history, *common], work, setup, False)
+    _measure("aggregate history (setup)", [args.trendrec, "aggregate", *common], work, setup, False)
     for name, command in night():
         if name == "push":  # the shop's lists, before the push scores them
-            _measure("shop's lists (candidates)", [args.trendrec, "candidates", "--users", str(args.customers),
-                                                   "--n", str(LIST_LENGTH), "--output", LISTS, *common],
-                     work, results, False)
-        extra = [str(data / LAST_DAY)] if name == "ingest" else ["--run-id", "nightly"] if name == "train_forecast" else []
-        _measure(name, [args.trendrec, command, *extra, *common], work, results)
+            lists = ["candidates", "--users", str(args.customers), "--n", str(LIST_LENGTH), "--output", LISTS]
+            _measure("shop's lists (candidates)", [args.trendrec, *lists, *common], work, results, False)
+        _measure(name, [args.trendrec, command, *_extra(name, data), *common], work, results)
     from pipeline.config import load_config
 
     cfg = load_config(config)
-    return {"shop": vars(shop), "lines": lines, "cpus": os.cpu_count(), "load_at_start": os.getloadavg(),
-            "budgets": {"customers.train_customers": cfg.customers.train_customers,
-                        "value.train_customers": cfg.value.train_customers},
-            "setup": setup, "stages": results,
-            "night_seconds": round(sum(r["seconds"] for r in results if r["in_total"]), 1),
-            "night_peak_rss_mib": max(r["peak_rss_mib"] for r in results if r["in_total"])}
+    night_rows = [r for r in results if r["in_total"]]
+    return _add_counts({
+        "shop": vars(shop), "lines": lines, "cpus": os.cpu_count(), "load_at_start": load,
+        "budgets": {"customers.train_customers": cfg.customers.train_customers,
+                    "value.train_customers": cfg.value.train_customers},
+        "setup": setup, "stages": results, "night_seconds": round(sum(r["seconds"] for r in night_rows), 1),
+        "night_peak_rss_mib": max(r["peak_rss_mib"] for r in night_rows)})
 
 
 def print_table(record: dict) -> None:
-    s = record["shop"]
-    print(f"\nnightly run: {record['lines']} lines, {s['customers']:,} customers, {s['items']:,} items, "
-          f"{s['days']} days; {record['cpus']} CPUs; budgets {record['budgets']}")
-    print(f"{'stage':28}{'seconds':>9}{'peak RSS MiB':>14}{'count':>12}{'per s':>10}{'load before':>13}"
-          f"{'others CPU s':>14}")
+    """The record as one Markdown table, a row per stage and one for the night."""
+    s, lines = record["shop"], sum(record["lines"].values())
+    budgets = ", ".join(f"{k} = {v:,}" for k, v in record["budgets"].items())
+    print(f"\nnightly run: {lines:,} lines ({record['lines'][LAST_DAY]:,} on the last day), "
+          f"{s['customers']:,} customers, {s['items']:,} items, {s['days']} days; {record['cpus']} CPUs; "
+          f"{budgets}\n")
+    print("| stage | seconds | peak RSS MiB | count | per second | load before | others' CPU s |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
     for r in record["setup"] + record["stages"]:
         label = r["stage"] + ("" if r["in_total"] else " *")
-        count = "-" if r["count"] is None else f"{r['count']:,}"
+        count = "-" if r["count"] is None else f"{r['count']:,} {r['unit']}"
         rate = "-" if r["per_second"] is None else f"{r['per_second']:,}"
-        print(f"{label:28}{r['seconds']:>9.1f}{r['peak_rss_mib']:>14,}{count:>12}{rate:>10}"
-              f"{r['load_before'][0]:>13.2f}{r['others_cpu_s'] if r['others_cpu_s'] is not None else '?':>14}")
-    print(f"{'the night':28}{record['night_seconds']:>9.1f}{record['night_peak_rss_mib']:>14,}")
-    print("* not in the night's total (setup, or the shop's own recommender)")
+        others = "?" if r["others_cpu_s"] is None else f"{r['others_cpu_s']:.0f}"
+        print(f"| {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:,} | {count} | {rate} | "
+              f"{r['load_before'][0]:.1f} | {others} |")
+    night = f"**{record['night_seconds']:.1f}** | **{record['night_peak_rss_mib']:,}**"
+    print(f"| **the night** | {night} | | | | |")
+    print("\n\\* not in the night's total: the nights before (setup), or the shop's own recommender")
 
 
 def check() -> str:
@@ -161,11 +193,15 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="keep the shop and the store here (a shop found is reused)")
     ap.add_argument("--json", type=Path, help="write the record here")
     ap.add_argument("--trendrec", default=str(TRENDREC), help=f"the CLI to time (default {TRENDREC})")
+    ap.add_argument("--table", type=Path, help="print the table of a record written with --json, and stop")
     ap.add_argument("--stages", action="store_true", help="print the night's stages and commands, one a line")
     ap.add_argument("--check", action="store_true", help="check the shop's re-buy structure on a tiny shop")
     args = ap.parse_args()
     if args.stages or args.check:
         print("\n".join(f"{n} {c}" for n, c in night()) if args.stages else check())
+        return
+    if args.table:
+        print_table(_add_counts(json.loads(args.table.read_text(encoding="utf-8"))))
         return
     setup_logging()
     work = args.data or Path(tempfile.mkdtemp(prefix="trendrec-nightly-"))

@@ -1,4 +1,4 @@
-"""A synthetic shop whose customers re-buy, for the nightly run at scale (issue 35): benchmarks/nightly_scale.py.
+"""A synthetic shop whose customers re-buy on cycles, for benchmarks/nightly_scale.py (issue 35).
 
 Every regular customer has a home segment, a few favourite items of it and a cycle of k days (3 to a
 few weeks, log-normal, scaled so that the log holds about the lines asked for): an order every k days
@@ -90,7 +90,7 @@ def _trend_cdf(shop: Shop, day: float) -> np.ndarray:
 
 
 def _orders(people: Customers, lo: int, hi: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(customer, day) of every regular's order in days [lo, hi), by cycle, jittered a day within the block."""
+    """(customer, day) of every regular's order in days [lo, hi), by cycle, a day early or late at random."""
     first, last = np.maximum(people.start, lo), np.minimum(people.end, hi)
     n_first = -((people.phase - first) // people.cycle)  # ceil((first - phase) / cycle)
     n_last = -((people.phase - last) // people.cycle)
@@ -171,8 +171,9 @@ def generate(shop: Shop, out: Path) -> dict[str, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for flag, default in (("--events", 1_000_000), ("--customers", 10_000), ("--items", 2_000), ("--days", 730),
-                          ("--segments", 20), ("--seed", 0)):
+    sizes = (("--events", 1_000_000), ("--customers", 10_000), ("--items", 2_000), ("--days", 730),
+             ("--segments", 20), ("--seed", 0))
+    for flag, default in sizes:
         ap.add_argument(flag, type=lambda v: int(v.replace("_", "")), default=default)
     ap.add_argument("--out", type=Path, required=True, help="folder for history.csv and last_day.csv")
     a = ap.parse_args()
