@@ -69,10 +69,10 @@ def write_config(work: Path, store: Path) -> Path:
     return path
 
 
-def _count(row: dict, lines: int) -> tuple[int | None, str]:
-    """(how many, of what) the stage of ``row`` processed, from its summary; lines: the whole log's."""
-    if "aggregate" in row["stage"] and row["summary"].get("mode") == "full":
-        return lines, "events"
+def _count(row: dict, lines: dict[str, int]) -> tuple[int | None, str]:
+    """(how many, of what) the stage of ``row`` processed, from its summary; lines: per file of the shop."""
+    if "aggregate" in row["stage"] and row["summary"].get("mode") == "full":  # all the store holds by then
+        return lines[HISTORY] + (0 if "setup" in row["stage"] else lines[LAST_DAY]), "events"
     path, unit = COUNTS.get(row["stage"], ("", ""))
     value: object = row["summary"]
     for key in filter(None, path.split(".")):
@@ -82,7 +82,7 @@ def _count(row: dict, lines: int) -> tuple[int | None, str]:
 
 def _add_counts(record: dict) -> dict:
     for row in record["setup"] + record["stages"]:
-        count, unit = _count(row, sum(record["lines"].values()))
+        count, unit = _count(row, record["lines"])
         row.update(count=count, unit=unit, per_second=round(count / row["seconds"]) if count else None)
     return record
 
