@@ -1,0 +1,220 @@
+"""The nightly run at scale (issue 35): a re-buying shop's retrain timed stage by stage, as the DAGs run it.
+
+It writes benchmarks/rebuy_shop.py's shop (default 100 M lines, 1 M customers, 50 k items over two
+years; ``--events/--customers/--items/--days`` scale it down), ingests every day but the last as the
+store's history and aggregates it (the nights before: setup, timed apart), then times the night, each
+stage one `trendrec <command> --json` in a process of its own with a config written for the shop: the
+last day's ingest, then ``recsys.flow.RETRAIN`` (aggregate, the three families' training, judge) as the
+``trendrec_retrain`` DAG chains it, the push, and the ``trendrec_rerank`` DAG's rerank of the shop's
+lists for every customer active in the last 28 days. The lists stand in for the shop's own recommender
+(`trendrec candidates`): built between the judge and the push, timed but outside the night's total.
+
+Per stage: wall time (spawn to exit, imports included), peak RSS of the stage's process tree (the
+largest process, from os.wait4 through benchmarks/harness.py's launcher), the load average just before
+and the CPU seconds other processes used meanwhile, and rows or pairs per second where the stage's JSON
+summary counts them. The config's training budgets (``[customers] train_customers``, ``[value]
+train_customers``) are the defaults, printed with the table. ``--json PATH`` writes it all.
+
+    .venv/bin/python benchmarks/nightly_scale.py --events 1000000 --customers 10000 --items 2000 \\
+        --data /tmp/nightly-1m --json /tmp/nightly-1m.json
+    .venv/bin/python benchmarks/nightly_scale.py --table /tmp/nightly-1m.json   # its table again
+    .venv/bin/python benchmarks/nightly_scale.py --stages     # the stage list, from recsys.flow
+    .venv/bin/python benchmarks/nightly_scale.py --check      # the shop's re-buy structure, on a tiny shop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow.csv as pacsv
+
+from harness import ROOT, TRENDREC, run_child, setup_logging
+from rebuy_shop import HISTORY, LAST_DAY, Shop, customers, generate
+from shapes import CONFIG
+
+sys.path.insert(0, str(ROOT))
+from recsys.flow import RETRAIN, stage  # noqa: E402  (standard library only at import)
+
+NIGHT = ("ingest", *RETRAIN, "push", "rerank")  # flow stage names, in the order the night runs them
+LISTS = "lists/base.parquet"  # the shop's lists, inside the store
+LIST_LENGTH = 20
+RECENT_DAYS = 28  # a customer is active when they bought in these days (candidates' default)
+# per stage: the key path in its JSON summary that counts what it processed, and what it counts
+# (aggregate counts no events: a full aggregation reads the whole log; the next-basket model and the judge
+# report no count of their own)
+COUNTS = {"ingest history (setup)": ("rows_in", "rows"), "ingest": ("rows_in", "rows"),
+          "train_forecast": ("n_windows", "windows"),
+          "train_value": ("customers", "customers"), "shop's lists (candidates)": ("rows", "pairs"),
+          "push": ("parts.nextbasket.scores.pairs", "pairs"), "rerank": ("rows", "pairs")}
+
+
+def night() -> list[tuple[str, str]]:
+    """(flow stage, `trendrec` command) of every stage of the night, in order."""
+    return [(name, stage(name).command) for name in NIGHT]
+
+
+def write_config(work: Path, store: Path) -> Path:
+    """shapes.toml's column mapping plus the store and the lists; every other key is the default."""
+    path = work / "nightly.toml"
+    text = CONFIG.read_text(encoding="utf-8")
+    lists = f'[rerank]\ncandidates = "{store / LISTS}"\n'
+    path.write_text(f'store = "{store}"\n{text}\n{lists}', encoding="utf-8")
+    return path
+
+
+def _count(row: dict, lines: dict[str, int]) -> tuple[int | None, str]:
+    """(how many, of what) the stage of ``row`` processed, from its summary; lines: per file of the shop."""
+    if "aggregate" in row["stage"] and row["summary"].get("mode") == "full":  # all the store holds by then
+        return lines[HISTORY] + (0 if "setup" in row["stage"] else lines[LAST_DAY]), "events"
+    path, unit = COUNTS.get(row["stage"], ("", ""))
+    value: object = row["summary"]
+    for key in filter(None, path.split(".")):
+        value = value.get(key) if isinstance(value, dict) else None
+    return (value, unit) if isinstance(value, int) else (None, "")
+
+
+def _add_counts(record: dict) -> dict:
+    for row in record["setup"] + record["stages"]:
+        count, unit = _count(row, record["lines"])
+        row.update(count=count, unit=unit, per_second=round(count / row["seconds"]) if count else None)
+    return record
+
+
+def _measure(label: str, argv: list[str], work: Path, results: list[dict], in_total: bool = True) -> dict:
+    done = run_child(argv, work, label)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    row = {"stage": label, "command": " ".join(argv[1:3]), "seconds": round(done.seconds, 2),
+           "peak_rss_mib": round(done.peak_rss / 2**20), "load_before": [round(v, 2) for v in done.load],
+           "others_cpu_s": None if done.others_cpu_s is None else round(max(done.others_cpu_s, 0), 1),
+           "in_total": in_total, "summary": summary}
+    results.append(row)
+    return row
+
+
+def _shop_files(shop: Shop, data: Path) -> dict[str, int]:
+    """The shop's two CSV files in ``data``, written unless there already; {file: lines}."""
+    if not (data / LAST_DAY).exists():
+        return generate(shop, data)
+    return {name: sum(1 for _ in open(data / name, "rb")) - 1 for name in (HISTORY, LAST_DAY)}
+
+
+def _extra(name: str, data: Path) -> list[str]:
+    """The arguments a stage of the night adds: the last day's file, the training run's name."""
+    return {"ingest": [str(data / LAST_DAY)], "train_forecast": ["--run-id", "nightly"]}.get(name, [])
+
+
+def run_night(args: argparse.Namespace, work: Path) -> dict:
+    """The setup, then every stage of the night measured; the record (see ``print_table``)."""
+    shop = Shop(args.events, args.customers, args.items, args.days, seed=args.seed)
+    data, store, load = work / "shop", work / "store", os.getloadavg()
+    lines = _shop_files(shop, data)
+    shutil.rmtree(store, ignore_errors=True)
+    config = write_config(work, store)
+    common = ["--config", str(config), "--json"]
+    setup: list[dict] = []
+    results: list[dict] = []
+    # the nights before: the history ingested and aggregated, so that tonight's aggregate is incremental
+    history = ["ingest", str(data / HISTORY)]
+    _measure("ingest history (setup)", [args.trendrec, *history, *common], work, setup, False)
+    _measure("aggregate history (setup)", [args.trendrec, "aggregate", *common], work, setup, False)
+    for name, command in night():
+        if name == "push":  # the shop's lists, before the push scores them
+            lists = ["candidates", "--users", str(args.customers), "--n", str(LIST_LENGTH), "--output", LISTS]
+            _measure("shop's lists (candidates)", [args.trendrec, *lists, *common], work, results, False)
+        _measure(name, [args.trendrec, command, *_extra(name, data), *common], work, results)
+    from pipeline.config import load_config
+
+    cfg = load_config(config)
+    night_rows = [r for r in results if r["in_total"]]
+    return _add_counts({
+        "shop": vars(shop), "lines": lines, "cpus": os.cpu_count(), "load_at_start": load,
+        "budgets": {"customers.train_customers": cfg.customers.train_customers,
+                    "value.train_customers": cfg.value.train_customers},
+        "setup": setup, "stages": results, "night_seconds": round(sum(r["seconds"] for r in night_rows), 1),
+        "night_peak_rss_mib": max(r["peak_rss_mib"] for r in night_rows)})
+
+
+def print_table(record: dict) -> None:
+    """The record as one Markdown table, a row per stage and one for the night."""
+    s, lines = record["shop"], sum(record["lines"].values())
+    budgets = ", ".join(f"{k} = {v:,}" for k, v in record["budgets"].items())
+    print(f"\nnightly run: {lines:,} lines ({record['lines'][LAST_DAY]:,} on the last day), "
+          f"{s['customers']:,} customers, {s['items']:,} items, {s['days']} days; {record['cpus']} CPUs; "
+          f"{budgets}\n")
+    print("| stage | seconds | peak RSS MiB | count | per second | load before | others' CPU s |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for r in record["setup"] + record["stages"]:
+        label = r["stage"] + ("" if r["in_total"] else " *")
+        count = "-" if r["count"] is None else f"{r['count']:,} {r['unit']}"
+        rate = "-" if r["per_second"] is None else f"{r['per_second']:,}"
+        others = "?" if r["others_cpu_s"] is None else f"{r['others_cpu_s']:.0f}"
+        print(f"| {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:,} | {count} | {rate} | "
+              f"{r['load_before'][0]:.1f} | {others} |")
+    night = f"**{record['night_seconds']:.1f}** | **{record['night_peak_rss_mib']:,}**"
+    print(f"| **the night** | {night} | | | | |")
+    print("\n\\* not in the night's total: the nights before (setup), or the shop's own recommender")
+
+
+def check() -> str:
+    """A tiny shop's favourites come back at about their customer's cycle; the stage list is the flow's."""
+    shop = Shop(events=60_000, customers=300, items=400, days=365, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(shop, Path(tmp))
+        log = pacsv.read_csv(Path(tmp) / HISTORY).to_pandas()
+    people = customers(shop)
+    log = log.dropna(subset=["CustomerID"])
+    log["day"] = log["InvoiceDate"].dt.normalize()
+    near = []
+    for cid, rows in log.groupby("CustomerID"):
+        c = int(cid) - 12_346
+        favourite = f"{10_000 + people.favourites[c, 0]}{'A' if people.favourites[c, 0] % 5 == 0 else ''}"
+        days = np.sort(rows.loc[rows["StockCode"].astype(str) == favourite, "day"].unique())
+        if len(days) >= 5:
+            gap = np.median(np.diff(days).astype("timedelta64[D]").astype(int))
+            near.append(abs(gap - people.cycle[c]) <= max(2, people.cycle[c] // 4))
+    assert len(near) >= 100, f"only {len(near)} customers re-bought their favourite 5 times"
+    assert np.mean(near) >= 0.9, f"favourites recur at their cycle for {np.mean(near):.0%} only"
+    assert [n for n, _ in night()] == ["ingest", *RETRAIN, "push", "rerank"]
+    return "shop ok"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for flag, default in (("--events", 100_000_000), ("--customers", 1_000_000), ("--items", 50_000),
+                          ("--days", 730), ("--seed", 0)):
+        ap.add_argument(flag, type=lambda v: int(v.replace("_", "")), default=default)
+    ap.add_argument("--data", type=Path, help="keep the shop and the store here (a shop found is reused)")
+    ap.add_argument("--json", type=Path, help="write the record here")
+    ap.add_argument("--trendrec", default=str(TRENDREC), help=f"the CLI to time (default {TRENDREC})")
+    ap.add_argument("--table", type=Path, help="print the table of a record written with --json, and stop")
+    ap.add_argument("--stages", action="store_true", help="print the night's stages and commands, one a line")
+    ap.add_argument("--check", action="store_true", help="check the shop's re-buy structure on a tiny shop")
+    args = ap.parse_args()
+    if args.stages or args.check:
+        print("\n".join(f"{n} {c}" for n, c in night()) if args.stages else check())
+        return
+    if args.table:
+        print_table(_add_counts(json.loads(args.table.read_text(encoding="utf-8"))))
+        return
+    setup_logging()
+    work = args.data or Path(tempfile.mkdtemp(prefix="trendrec-nightly-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        record = run_night(args, work)
+    finally:
+        if not args.data:
+            shutil.rmtree(work, ignore_errors=True)
+    print_table(record)
+    if args.json:
+        args.json.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
