@@ -27,13 +27,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from pipeline.orchestration import PARAMS, default_args, log_failure, run_key, sharded_tasks
+from pipeline.orchestration import PARAMS, default_args, log_failure, run_key, stage_tasks, task_id
 from recsys.flow import STAGES
 
 
 def _stage_task(step, part: str | None = None):
     """The task of a stage, or of one step of a sharded stage (prepare, shard, join: recsys.flow.Sharded)."""
-    name = step.name if part in (None, "join") else f"{step.name}_{part}"
+    name = task_id(step.name, part)
 
     @task(task_id=name, execution_timeout=timedelta(minutes=step.timeout_minutes))
     def run_stage(upstream=None, params=None, logical_date=None, run_id=None):
@@ -55,13 +55,6 @@ def _stage_task(step, part: str | None = None):
     return run_stage
 
 
-def _stage_tasks(step, upstream):
-    """A stage's task; a sharded stage's prepare task, one mapped task per shard of customers, join task."""
-    if step.sharded is None:
-        return _stage_task(step)(upstream)
-    return sharded_tasks(*(_stage_task(step, part) for part in ("prepare", "shard", "join")), upstream)
-
-
 @dag(
     dag_id="trendrec_pipeline",
     schedule="@weekly",
@@ -77,7 +70,7 @@ def _stage_tasks(step, upstream):
 def trendrec_pipeline():
     summary = None
     for step in STAGES:
-        summary = _stage_tasks(step, summary)
+        summary = stage_tasks(_stage_task, step, summary)
 
 
 trendrec_pipeline()

@@ -53,7 +53,8 @@ from pipeline.orchestration import (
     default_args,
     log_failure,
     run_key,
-    sharded_tasks,
+    stage_tasks,
+    task_id,
 )
 from recsys.flow import RETRAIN, stage
 
@@ -84,20 +85,13 @@ def _run(stage: str, params: dict, upstream=None, part: str | None = None, **opt
 
 def _stage_task(step, part: str | None = None, **kwargs):
     """The task of a stage, or of one step of a sharded stage (prepare, shard, join: recsys.flow.Sharded)."""
-    name = step.name if part in (None, "join") else f"{step.name}_{part}"
+    name = task_id(step.name, part)
 
     @task(task_id=name, execution_timeout=timedelta(minutes=step.timeout_minutes), **kwargs)
     def run_stage(upstream=None, params=None, logical_date=None, run_id=None):
         return _run(step.name, params, upstream, part, run_key=run_key(logical_date, run_id))
 
     return run_stage
-
-
-def _stage_tasks(step, upstream):
-    """A stage's task; a sharded stage's prepare task, one mapped task per shard of customers, join task."""
-    if step.sharded is None:
-        return _stage_task(step)(upstream)
-    return sharded_tasks(*(_stage_task(step, part) for part in ("prepare", "shard", "join")), upstream)
 
 
 @dag(
@@ -151,7 +145,7 @@ def trendrec_retrain():
 
     summary = None
     for stage in RETRAIN_STAGES:
-        summary = _stage_tasks(stage, summary)
+        summary = stage_tasks(_stage_task, stage, summary)
     prepared = _stage_task(PUSH, "prepare")(summary)
     pushed = push(_stage_task(PUSH, "shard").expand(upstream=prepared))  # the push joins the scores' shards
     is_pushable(summary) >> [prepared, keep_production(summary)]

@@ -72,11 +72,23 @@ def run_day(logical_date: datetime.datetime | None, run_after: datetime.datetime
     return moment.astimezone(datetime.timezone.utc).date()
 
 
-def sharded_tasks(prepare, shard, join, upstream):
-    """A sharded stage's tasks wired as map and reduce: ``prepare(upstream)`` returns one input per shard,
-    ``shard`` is mapped over them (Airflow dynamic task mapping: one task instance per shard, which
-    workers run side by side) and ``join`` gets every shard's summary once all succeeded; the join's
-    output (what the next stage reads)."""
+def task_id(stage: str, part: str | None = None) -> str:
+    """The Airflow task id of a stage, or of one step of a sharded stage: ``<stage>_prepare``,
+    ``<stage>_shard``, and the stage's own name for the join (what the next stage reads)."""
+    return stage if part in (None, "join") else f"{stage}_{part}"
+
+
+def stage_tasks(task_of, step, upstream):
+    """A stage's tasks, wired to ``upstream``; their output (what the next stage reads).
+
+    ``task_of(step, part)`` makes the task of the stage (part None) or of one step of a sharded stage
+    (``step.sharded`` set: recsys.flow). A sharded stage is wired as map and reduce: the prepare task
+    returns one input per shard, the shard task is mapped over them (Airflow dynamic task mapping: one
+    task instance per shard, which workers run side by side) and the join task gets every shard's
+    summary once all succeeded."""
+    if step.sharded is None:
+        return task_of(step, None)(upstream)
+    prepare, shard, join = (task_of(step, part) for part in ("prepare", "shard", "join"))
     return join(shard.expand(upstream=prepare(upstream)))
 
 
