@@ -266,8 +266,8 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     summary = _commit_new(path, digest, cfg, store, staging, counts, finished, drop)  # checks again, under the lock
     drop.earlier.append(digest)
     if summary["rows_accepted"] and not (store.ingest_stats / f"{digest}.json").exists():
-        # after the commit, from its raw files: one DuckDB pass (monitor/ingest-stats/, pipeline.ingest.stats)
-        write_ingest_stats(store, digest, dict(cfg.ingest.columns), cfg.ingest.timezone)
+        # after the commit, from what the staging counted in its pass (monitor/ingest-stats/, pipeline.ingest.stats)
+        write_ingest_stats(store, digest, dict(cfg.ingest.columns), cfg.ingest.timezone, staging.tally)
     return summary
 
 

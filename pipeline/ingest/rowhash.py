@@ -23,9 +23,13 @@ _K0, _K1 = (int(k) for k in np.frombuffer(b"0123456789123456", "<u8"))  # pandas
 _NULL = np.uint64(2**64 - 1)
 
 
-def hash_rows(table: pa.Table) -> np.ndarray:
-    """uint64 hash of each row over every column of ``table``, in column order."""
+def hash_rows(table: pa.Table, columns_out: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """uint64 hash of each row over every column of ``table``, in column order; ``columns_out``, when
+    given, receives each column's own hashes by name (pandas' hash of that column alone; a null text is
+    2**64 - 1), which the ingest statistics count distinct values with (pipeline.ingest.tally)."""
     columns = [_column(table.column(i)) for i in range(table.num_columns)]
+    if columns_out is not None:
+        columns_out.update((name, hashed) for name, hashed in zip(table.column_names, columns))
     if not columns:
         return np.empty(0, dtype=np.uint64)
     out = np.full(table.num_rows, 0x345678, dtype=np.uint64)

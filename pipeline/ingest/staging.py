@@ -24,6 +24,7 @@ already in quarantine/.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import shutil
@@ -41,6 +42,7 @@ from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest.drop import KEY, Drop, contains
 from pipeline.ingest.spill import DaySpill
+from pipeline.ingest.tally import DISTINCT, Tally
 from pipeline.ingest.validate import event_key_base, event_keys
 from pipeline.snapshots import held_folder, link_or_copy, prune
 from pipeline.store import Store, raw_commit, read_json, write_json
@@ -136,6 +138,7 @@ class Staging:
         self.days: set[str] = set()  # every staged day
         self.direct: set[str] = set()  # days with a file {day}.parquet (written before any spilled row)
         self.spill = DaySpill(self.dir)
+        self.tally = Tally(cfg.event_key)  # the statistics record's counts, in the same pass (pipeline.ingest.tally)
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
         try:
             self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
@@ -177,9 +180,10 @@ class Staging:
     def write(self, good: pd.DataFrame) -> None:
         """Hand the rows to the writer thread, after the previous batch is on disk (one batch in flight)."""
         table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
-        base = event_key_base(table, self.cfg.event_key)  # overlaps the previous batch's writes
+        hashes: dict[str, np.ndarray] = {}  # the key fields' own hashes: the statistics count ids with them
+        base = event_key_base(table, self.cfg.event_key, hashes)  # overlaps the previous batch's writes
         self._wait()
-        self.pending = self.pool.submit(self._write, table, base)
+        self.pending = self.pool.submit(self._write, table, base, {c: hashes[c] for c in DISTINCT if c in hashes})
 
     def _wait(self) -> None:
         """Let the batch in flight finish; its error, if any, is raised here."""
@@ -187,8 +191,9 @@ class Staging:
         if pending is not None:
             pending.result()
 
-    def _write(self, table: pa.Table, base: np.ndarray) -> None:
+    def _write(self, table: pa.Table, base: np.ndarray, hashes: dict[str, np.ndarray]) -> None:
         """Each day's rows to its open file, or to the spill (see OPEN_DAYS); a day's rows stay in order."""
+        self.tally.add(table, base, hashes)
         days = table.column(schemas.EVENT_DATE).to_numpy()
         if (days[1:] < days[:-1]).any():  # logs mostly come in time order: then the stable sort is a no-op
             order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # then zero-copy slices per day
@@ -252,11 +257,15 @@ class Staging:
         keys = event_keys(base, drop.prior(self.store, day))
         dup = contains(drop.committed_keys(self.store, day, committed), keys)
         if dup.all():
+            self.tally.recount(datetime.date.fromisoformat(day), None)
             return False, int(dup.sum())
         if dup.any() or spilled is not None:  # one file per day and commit, without the duplicates
             parts = [pq.read_table(staged, schema=schemas.RAW_SCHEMA)] if day in self.direct else []
             rows = pa.concat_tables(parts + ([spilled[0]] if spilled is not None else []))
-            pq.write_table(rows.filter(pa.array(~dup)) if dup.any() else rows, staged, **_RAW_WRITE)
+            if dup.any():
+                rows = rows.filter(pa.array(~dup))
+                self.tally.recount(datetime.date.fromisoformat(day), rows, base[~dup])
+            pq.write_table(rows, staged, **_RAW_WRITE)
         _write_keys(keys[~dup], keys_file)
         return True, int(dup.sum())
 

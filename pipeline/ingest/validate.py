@@ -318,10 +318,11 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig,
     return out, why.text
 
 
-def event_key_base(events: pa.Table, fields: tuple[str, ...]) -> np.ndarray:
+def event_key_base(events: pa.Table, fields: tuple[str, ...],
+                   columns_out: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """A 64-bit hash of each row's ``fields`` of a RAW_SCHEMA table (pandas' ``hash_pandas_object`` of
-    those columns, computed by pipeline.ingest.rowhash)."""
-    return hash_rows(events.select(list(fields)))
+    those columns, computed by pipeline.ingest.rowhash); ``columns_out`` receives each field's own hashes."""
+    return hash_rows(events.select(list(fields)), columns_out)
 
 
 def event_keys(base: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
