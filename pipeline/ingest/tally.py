@@ -52,6 +52,7 @@ HOUR, WEEKDAY = "hour", "weekday"  # derived categorical columns: local hour of 
 PRECISION = 12  # HyperLogLog: 2 ** 12 registers per day and column
 FIRST_BITS = 23  # first-day slots of items: 2 ** 23 uint16 (16 MiB)
 SAMPLE = 1 << 16  # rows of the numeric sample
+SLACK = 31  # days the per-day arrays grow by beyond what a batch needs
 _NEVER = np.uint16(0xFFFF)  # a first-day slot no item has reached (days count from 1970-01-01)
 _M = 1 << PRECISION
 _ALPHA = 0.7213 / (1 + 1.079 / _M)
@@ -93,7 +94,6 @@ class Tally:
         self.rows = np.zeros(0, np.int64)
         self.known = np.zeros(0, np.int64)  # rows with a customer id
         self.hll = np.zeros((0, len(DISTINCT), _M), np.uint8)
-        self.hours = np.zeros((0, 24), np.int64)  # UTC hour
         self.sums = np.zeros((0, 2, len(NUMERIC)), np.float64)  # sum and sum of squares (not nullable)
         self.segments: dict[str, int] = {}  # segment -> its column of by_segment
         self.by_segment = np.zeros((0, 0), np.int64)
@@ -101,6 +101,7 @@ class Tally:
         self._hash = np.zeros(0, np.uint64)  # the sample: event-key hash, day number, quantity and price
         self._day = np.zeros(0, np.int64)
         self._values = np.zeros((0, len(NUMERIC)), np.float64)
+        self._hour = np.zeros(0, np.int64)  # UTC hour of event_time
         self._cut = np.uint64(2**64 - 1)  # a row above it cannot be among the SAMPLE smallest hashes
 
     def add(self, table: pa.Table, base: np.ndarray, hashes: dict[str, np.ndarray] | None = None) -> None:
@@ -118,30 +119,45 @@ class Tally:
             self._add(table, days - self.lo, base, hashes)
 
     def _add(self, table: pa.Table, at: np.ndarray, base: np.ndarray, hashes: dict[str, np.ndarray]) -> None:
-        span = len(self.rows)
-        self.rows += np.bincount(at, minlength=span)
+        span, n = len(self.rows), table.num_rows
+        step = at[1:] != at[:-1]
+        ordered = not (at[1:] < at[:-1]).any()  # a batch of a log in time order: its days in runs
+        starts = np.flatnonzero(np.r_[True, step]) if ordered else None
+
+        def per_day(weights: np.ndarray | None = None) -> np.ndarray:
+            """Sums per day of ``weights`` (rows when None): by runs in a time-ordered batch, else bincount."""
+            if starts is None:
+                return np.bincount(at, weights=weights, minlength=span)
+            out = np.zeros(span, np.int64 if weights is None else np.float64)
+            out[at[starts]] = np.diff(np.r_[starts, n]) if weights is None else np.add.reduceat(weights, starts)
+            return out
+        self.rows += per_day()
         flat = self.hll.reshape(-1)
+        sketch = at * (len(DISTINCT) * _M)  # where each row's day's sketches start in ``flat``
         for k, column in enumerate(DISTINCT):
-            values, hashed, where = table.column(column), hashes[column], at
+            values, hashed, where = table.column(column), hashes[column], sketch
             if values.null_count:
                 valid = values.is_valid().to_numpy(zero_copy_only=False)
-                hashed, where = hashed[valid], at[valid]
                 if column == s.USER_ID:
-                    self.known += np.bincount(where, minlength=span)
+                    self.known += per_day(valid.astype(np.float64)).astype(np.int64)
+                hashed, where = hashed[valid], sketch[valid]
             elif column == s.USER_ID:
-                self.known += np.bincount(at, minlength=span)
+                self.known += per_day()
+            if column != s.ITEM_ID and len(hashed) > 1:  # an order's lines come together: one id per run will do
+                runs = np.flatnonzero(np.r_[True, (hashed[1:] != hashed[:-1]) | (where[1:] != where[:-1])])
+                if 2 * len(runs) < len(hashed):
+                    hashed, where = hashed[runs], where[runs]
             register, rank = _hll_parts(hashed)
-            np.maximum.at(flat, (where * len(DISTINCT) + k) * _M + register, rank)
-        # float division is exact here (whole hours divide to whole numbers) and vectorised, unlike int64's
-        hours = np.mod(np.floor(pc.cast(table.column(s.EVENT_TIME), pa.int64()).to_numpy() / _US_PER_HOUR), 24)
-        self.hours += np.bincount(at * 24 + hours.astype(np.int64), minlength=span * 24).reshape(span, 24)
+            register += where
+            register += k * _M
+            np.maximum.at(flat, register, rank)
         self._add_segments(table.column(s.SEGMENT), at)
         self._first_days(hashes[s.ITEM_ID], at + self.lo)
         values = np.column_stack([table.column(c).to_numpy() for c in NUMERIC])
         for k in range(len(NUMERIC)):
-            self.sums[:, 0, k] += np.bincount(at, weights=values[:, k], minlength=span)
-            self.sums[:, 1, k] += np.bincount(at, weights=np.square(values[:, k]), minlength=span)
-        self._add_sample(base, at + self.lo, values)
+            self.sums[:, 0, k] += per_day(values[:, k])
+            self.sums[:, 1, k] += per_day(np.square(values[:, k]))
+        self._add_sample(base, at + self.lo, values, table.column(s.EVENT_TIME))
 
     def _first_days(self, items: np.ndarray, days: np.ndarray) -> None:
         if not len(self.first):
@@ -161,7 +177,7 @@ class Tally:
         width = self.by_segment.shape[1]
         self.by_segment += np.bincount(at * width + code, minlength=len(self.rows) * width).reshape(-1, width)
 
-    def _add_sample(self, base: np.ndarray, days: np.ndarray, values: np.ndarray) -> None:
+    def _add_sample(self, base: np.ndarray, days: np.ndarray, values: np.ndarray, times: pa.ChunkedArray) -> None:
         if len(base) > SAMPLE and len(self._hash) < SAMPLE:  # the first large batch sets the cut itself
             self._cut = min(self._cut, np.partition(base, SAMPLE - 1)[SAMPLE - 1])
         keep = base <= self._cut
@@ -169,6 +185,8 @@ class Tally:
             self._hash = np.concatenate([self._hash, base[keep]])
             self._day = np.concatenate([self._day, days[keep]])
             self._values = np.concatenate([self._values, values[keep]])
+            micros = pc.cast(times, pa.int64()).to_numpy()[keep]
+            self._hour = np.concatenate([self._hour, micros // _US_PER_HOUR % 24])
             if len(self._hash) > 2 * SAMPLE:
                 self._trim()
 
@@ -177,21 +195,24 @@ class Tally:
         if len(self._hash) > SAMPLE:
             order = np.argpartition(self._hash, SAMPLE - 1)[:SAMPLE]
             self._hash, self._day, self._values = self._hash[order], self._day[order], self._values[order]
+            self._hour = self._hour[order]
             self._cut = self._hash.max()
 
     def _grow(self, low: int, high: int) -> None:
-        """Widen the per-day arrays to cover days ``low`` .. ``high``."""
+        """Widen the per-day arrays to cover days ``low`` .. ``high`` (and ``SLACK`` more days on the side
+        that grew: a log in time order widens them every few batches, not every batch)."""
         span = len(self.rows)
-        start, end = (low, high + 1) if not span else (min(low, self.lo), max(high + 1, self.lo + span))
-        if span and (start, end) == (self.lo, self.lo + span):
+        if span and self.lo <= low and high < self.lo + span:
             return
+        start = low - SLACK if not span or low < self.lo else self.lo
+        end = high + 1 + SLACK if not span or high >= self.lo + span else self.lo + span
         before = self.lo - start if span else 0
 
         def wider(old: np.ndarray) -> np.ndarray:
             new = np.zeros((end - start, *old.shape[1:]), old.dtype)
             new[before:before + len(old)] = old
             return new
-        self.rows, self.known, self.hll, self.hours = map(wider, (self.rows, self.known, self.hll, self.hours))
+        self.rows, self.known, self.hll = map(wider, (self.rows, self.known, self.hll))
         self.sums, self.by_segment = wider(self.sums), wider(self.by_segment)
         self.lo = start
 
@@ -203,10 +224,11 @@ class Tally:
         with self._lock:
             at = (day - _EPOCH).days - self.lo
             if 0 <= at < len(self.rows):
-                for table in (self.rows, self.known, self.hll, self.hours, self.sums, self.by_segment):
+                for table in (self.rows, self.known, self.hll, self.sums, self.by_segment):
                     table[at] = 0
                 others = self._day != at + self.lo
                 self._hash, self._day, self._values = self._hash[others], self._day[others], self._values[others]
+                self._hour = self._hour[others]
         if rows is not None and rows.num_rows:
             self.add(rows, base if base is not None else hash_rows(rows.select(list(self.event_key))))
 
@@ -217,6 +239,7 @@ class Tally:
             for path in earlier:
                 self._add_earlier(path)
             used = np.flatnonzero(self.rows)
+            self._trim()
             return {"days": self._days(used), "numeric": self._numeric(used),
                     "categorical": self._categorical(used, timezone)}
 
@@ -241,7 +264,6 @@ class Tally:
         return out
 
     def _numeric(self, used: np.ndarray) -> dict[str, Any]:
-        self._trim()
         n = int(self.rows.sum())
         out = {}
         for k, column in enumerate(NUMERIC):
@@ -265,21 +287,21 @@ class Tally:
         return out
 
     def _categorical(self, used: np.ndarray, timezone: str) -> dict[str, Any]:
-        """Segment, local hour and weekday: hours are counted in UTC per day and moved by the zone's offset
-        on that day, in whole hours (no per-row time-zone conversion)."""
+        """Segment and weekday from every row; the local hour from the sample: its UTC hour moved by the
+        zone's offset on its day, in whole hours (no per-row time-zone conversion)."""
         names = sorted(self.segments, key=self.segments.get)
         totals = self.by_segment.sum(axis=0)
         segments = {name: int(totals[i]) for i, name in enumerate(names) if totals[i]}
-        hours: dict[str, int] = {}
-        weekdays: dict[str, int] = {}
         zone = ZoneInfo(timezone)
+        weekdays: dict[str, int] = {}
         for at in used.tolist():
             day = _EPOCH + datetime.timedelta(days=at + self.lo)
-            shift = int(datetime.datetime.combine(day, datetime.time(12), zone).utcoffset().total_seconds() // 3600)
-            for hour in np.flatnonzero(self.hours[at]).tolist():
-                local = str((hour + shift) % 24)
-                hours[local] = hours.get(local, 0) + int(self.hours[at, hour])
             weekdays[str(day.weekday())] = weekdays.get(str(day.weekday()), 0) + int(self.rows[at])
+        days, inverse = np.unique(self._day, return_inverse=True)
+        shift = np.array([int(datetime.datetime.combine(_EPOCH + datetime.timedelta(days=int(d)), datetime.time(12),
+                                                        zone).utcoffset().total_seconds() // 3600) for d in days], np.int64)
+        local = (self._hour + shift[inverse]) % 24 if len(days) else np.empty(0, np.int64)
+        hours = {str(h): int(n) for h, n in enumerate(np.bincount(local, minlength=24)) if n}
         return {s.SEGMENT: _top(segments), HOUR: _top(hours), WEEKDAY: _top(weekdays)}
 
 
