@@ -123,3 +123,18 @@ def test_a_year_ago_model_saves_its_features_loads_and_forecasts_the_same(tmp_pa
     (tmp_path / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="do not match the features"):
         SegmentForecaster.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_model_saved_without_a_features_record_loads_with_the_old_inputs(trained_forecaster, trained_daily,
+                                                                          tmp_path):
+    assert not trained_forecaster.year_ago  # 150 days: no year back
+    trained_forecaster.save(tmp_path)
+    meta = json.loads((tmp_path / META_FILE).read_text())
+    assert meta["features"]["history"] == list(w.HISTORY_FEATURES)
+    del meta["features"]  # as the oldest recommender.json files
+    (tmp_path / META_FILE).write_text(json.dumps(meta))
+    loaded = SegmentForecaster.load(tmp_path)
+    assert not loaded.year_ago
+    np.testing.assert_allclose(loaded.predict(trained_daily)[s.FORECAST],
+                               trained_forecaster.predict(trained_daily)[s.FORECAST], rtol=1e-5)
