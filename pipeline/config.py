@@ -89,6 +89,9 @@ class ModelConfig:
     ensemble: int = 1  # members trained with seeds seed, seed+1, ...; their forecasts are averaged
     val_days: int = 42  # last days of the training part used for early stopping
     seed: int = 42  # keras.utils.set_random_seed
+    # the LSTM reads each day's value 364 days back (+ a flag that it exists) when at least this share of its
+    # training windows has a year back on every day (recsys.forecast.nn.windows); 0 = always, above 1 = never
+    year_ago_min_share: float = 0.5
     quantiles: tuple[float, ...] = ()  # e.g. (0.1, 0.5, 0.9), pinball loss, must hold 0.5; () = point only
     distribute: str = "none"  # none | mirrored (tf.distribute.MirroredStrategy over the visible devices)
     histogram_freq: int = 1  # epochs between TensorBoard weight histograms; 0 = none

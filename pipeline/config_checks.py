@@ -101,7 +101,7 @@ def _validate_model(model: Any) -> None:
     for name in ("lookback", "horizon", "units", "layers", "epochs", "batch_size", "base_seasons", "ensemble"):
         if getattr(model, name) < 1:
             raise ConfigError(f"model.{name} must be >= 1")
-    for name in ("histogram_freq", "image_freq", "season_skip"):
+    for name in ("histogram_freq", "image_freq", "season_skip", "year_ago_min_share"):
         if getattr(model, name) < 0:
             raise ConfigError(f"model.{name} must be >= 0")
     e = model.level_exponents

@@ -6,6 +6,8 @@ than one model per segment, a single LSTM/GRU reads the last ``lookback`` days o
 MASE-like) with their calendar, learns which segment it is reading through an embedding, and is
 told the calendar of the ``horizon`` days ahead; it outputs all ``horizon`` days at once, as a
 correction to a seasonal base (recsys.forecast.nn.seasonal_base: the median of the same weekday over the last weeks).
+Where the training part holds a year back, every lookback and forecast day also carries its value 364
+days earlier (recsys.forecast.nn.windows: year-ago inputs); the feature set is saved with the model.
 Small segments borrow strength from big ones, and the forecast of the next days, compared with the
 recent past, is what re-ranking calls the segment's trend.
 
@@ -62,6 +64,7 @@ class SegmentForecaster:
         self.segments: list[str] = []
         self.scales: dict[str, float] = {}
         self.level_exponents: dict[str, float] = {}
+        self.year_ago = False  # the inputs carry the year-ago channels (decided in fit, saved as "features")
         self.model: keras.Model | None = None
 
     def fit(self, daily: pd.DataFrame, *, log_dir: Path | None = None, checkpoint_dir: Path | None = None,
@@ -96,7 +99,7 @@ class SegmentForecaster:
             if m:  # member 0 keeps the run's seed, so ensemble = 1 trains exactly as before
                 keras.utils.set_random_seed(cfg.seed + m)
             sub = (lambda d: d) if cfg.ensemble == 1 else (lambda d: d and Path(d) / f"member_{m}")
-            model = build_model(cfg, len(self.segments))
+            model = build_model(cfg, len(self.segments), self.year_ago)
             if exponents is not None:
                 model.get_layer(LEVEL_EXPONENT).set_weights([exponents[:, None]])
             callbacks = cb.make_callbacks(cfg, log_dir=sub(log_dir), checkpoint_dir=sub(checkpoint_dir),
@@ -143,7 +146,7 @@ class SegmentForecaster:
         _check_finite(daily, cfg.target)
         self.segments = sorted(daily[s.SEGMENT].astype(str).unique().tolist())
         split = w.split_windows(daily, cfg, self.segments)
-        self.scales = split.scales
+        self.scales, self.year_ago = split.scales, split.year_ago
         if len(split.train) == 0 or len(split.val) == 0:
             raise _fail(f"too little data: {len(split.train)} training and {len(split.val)} validation "
                         f"windows (each needs lookback {cfg.lookback} + horizon {cfg.horizon} days; "
@@ -164,7 +167,7 @@ class SegmentForecaster:
         cfg = self.config
         cutoff = pd.to_datetime(daily[s.DATE]).max().date() if cutoff is None else pd.Timestamp(cutoff).date()
         inputs = w.latest_inputs(daily, cfg.target, cfg.lookback, cfg.horizon, self.segments, self.scales,
-                                 cutoff)
+                                 cutoff, self.year_ago)
         scaled = np.asarray(self.model.predict(inputs, verbose=0), dtype=np.float64)
         scale = np.array([self.scales[seg] for seg in self.segments])
         # clipping at 0 keeps the quantiles ordered: it is monotone
@@ -186,7 +189,7 @@ class SegmentForecaster:
         self.model.save(directory / MODEL_FILE)
         meta = {"format_version": FORMAT_VERSION, "config": dataclasses.asdict(self.config),
                 "segments": self.segments, "scales": self.scales, "level_exponents": self.level_exponents,
-                "features": {"history": list(w.HISTORY_FEATURES), "future": list(w.CALENDAR_FEATURES)}}
+                "features": {k: list(v) for k, v in w.feature_names(self.year_ago).items()}}
         text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
         (directory / META_FILE).write_text(text, encoding="utf-8")
 
@@ -199,6 +202,7 @@ class SegmentForecaster:
             config = ModelConfig.from_json(PRE_BACKTEST_OPTIONS | meta["config"])
             segments = [str(x) for x in meta["segments"]]
             scales = {str(k): float(v) for k, v in meta["scales"].items()}
+            year_ago = _year_ago_of(meta.get("features"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise _fail(f"{directory / META_FILE} is malformed: {exc!r}") from exc
         path = directory / MODEL_FILE
@@ -211,8 +215,11 @@ class SegmentForecaster:
         expected = (None, config.horizon) + ((len(config.quantiles),) if config.quantiles else ())
         if tuple(model.output_shape) != expected or set(scales) != set(segments):
             raise _fail(f"{directory}: model output {model.output_shape} or scales do not match {META_FILE}")
+        channels = {name: len(v) for name, v in w.feature_names(year_ago).items()}
+        if {t.name.split(":")[0]: t.shape[-1] for t in model.inputs if t.name.split(":")[0] in channels} != channels:
+            raise _fail(f"{directory}: the model's inputs {model.input_shape} do not match the features of {META_FILE}")
         rec = cls(config)
-        rec.segments, rec.scales, rec.model = segments, scales, model
+        rec.segments, rec.scales, rec.model, rec.year_ago = segments, scales, model, year_ago
         rec.level_exponents = {str(k): float(v) for k, v in meta.get("level_exponents", {}).items()}
         return rec
 
@@ -245,6 +252,16 @@ def _check_finite(daily: pd.DataFrame, target: str) -> None:
         row = bad.iloc[0]
         raise _fail(f"{len(bad)} non-finite {target} value(s), first at segment {row[s.SEGMENT]!r}, "
                     f"date {row[s.DATE]}: {row[target]!r}; expected finite numbers")
+
+
+def _year_ago_of(features: dict | None) -> bool:
+    """Whether saved features hold the year-ago pair; models saved before it have none (or no "features")."""
+    if features is None:
+        return False
+    for year_ago in (False, True):
+        if {k: tuple(v) for k, v in features.items()} == w.feature_names(year_ago):
+            return year_ago
+    raise ValueError(f"unknown features {features}; expected {w.feature_names(False)} or {w.feature_names(True)}")
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The segment forecaster's Keras network: recurrent encoder, segment embedding, seasonal base.
 
-A window's ``history`` (lookback days of the scaled target and calendar features) goes through
+A window's ``history`` (lookback days of the scaled target and calendar features, with or without
+the year-ago pair of recsys.forecast.nn.windows) goes through
 stacked LSTM / GRU / peephole-LSTM layers with dropout between them; the segment's embedding and
 the calendar of the ``horizon`` days ahead join it in a dense head that outputs a correction to a
 seasonal base (recsys.forecast.nn.seasonal_base), or ordered quantiles around it
@@ -33,8 +34,11 @@ class ModelError(TrendrecError):
     """Training diverged, or saved model files are missing, corrupt or inconsistent."""
 
 
-def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
+def build_model(config: ModelConfig, n_segments: int, year_ago: bool = False) -> keras.Model:
     """Functional model with inputs ``history``, ``future`` and ``segment``, compiled.
+
+    ``year_ago``: ``history`` and ``future`` carry the two year-ago channels after their others
+    (recsys.forecast.nn.windows.feature_names); the seasonal base reads channel 0 either way.
 
     Output (batch, horizon), or (batch, horizon, Q) with ``config.quantiles``. The LSTM/GRU layers
     keep tanh / sigmoid, ``recurrent_dropout=0`` and ``unroll=False`` so that on a GPU Keras uses
@@ -43,7 +47,7 @@ def build_model(config: ModelConfig, n_segments: int) -> keras.Model:
     (pipeline.distribute), so fit() splits each batch over the machine's devices (one CPU works too).
     """
     with strategy_scope(config.distribute):
-        return _build(config, n_segments)
+        return _build(config, n_segments, year_ago)
 
 
 def _recurrent(config: ModelConfig, i: int) -> keras.layers.Layer:
@@ -56,9 +60,10 @@ def _recurrent(config: ModelConfig, i: int) -> keras.layers.Layer:
                 unroll=False, return_sequences=sequences, name=name)
 
 
-def _build(config: ModelConfig, n_segments: int) -> keras.Model:
-    history = keras.Input((config.lookback, len(w.HISTORY_FEATURES)), name="history")
-    future = keras.Input((config.horizon, len(w.CALENDAR_FEATURES)), name="future")
+def _build(config: ModelConfig, n_segments: int, year_ago: bool) -> keras.Model:
+    features = w.feature_names(year_ago)
+    history = keras.Input((config.lookback, len(features["history"])), name="history")
+    future = keras.Input((config.horizon, len(features["future"])), name="future")
     segment = keras.Input((), dtype="int32", name="segment")
     x = history
     for i in range(config.layers):
