@@ -12,8 +12,9 @@ lists for every customer active in the last 28 days. The lists stand in for the 
 Per stage: wall time (spawn to exit, imports included), peak RSS of the stage's process tree (the
 largest process, from os.wait4 through benchmarks/harness.py's launcher), the load average just before
 and the CPU seconds other processes used meanwhile, and rows or pairs per second where the stage's JSON
-summary counts them. The config's training budgets (``[customers] train_customers``, ``[value]
-train_customers``) are the defaults, printed with the table. ``--json PATH`` writes it all.
+summary counts them. The config's budgets (``[customers] train_customers`` and ``validation_customers``,
+``[value] train_customers``) are the defaults, printed with the table; ``--validation-customers N`` sets the
+validation one. ``--json PATH`` writes it all.
 
     .venv/bin/python benchmarks/nightly_scale.py --events 1000000 --customers 10000 --items 2000 \\
         --data /tmp/nightly-1m --json /tmp/nightly-1m.json
@@ -60,11 +61,14 @@ def night() -> list[tuple[str, str]]:
     return [(name, stage(name).command) for name in NIGHT]
 
 
-def write_config(work: Path, store: Path) -> Path:
-    """shapes.toml's column mapping plus the store and the lists; every other key is the default."""
+def write_config(work: Path, store: Path, validation_customers: int | None = None) -> Path:
+    """shapes.toml's column mapping plus the store and the lists (and a validation budget when given);
+    every other key is the default."""
     path = work / "nightly.toml"
     text = CONFIG.read_text(encoding="utf-8")
     lists = f'[rerank]\ncandidates = "{store / LISTS}"\n'
+    if validation_customers is not None:
+        lists += f"[customers]\nvalidation_customers = {validation_customers}\n"
     path.write_text(f'store = "{store}"\n{text}\n{lists}', encoding="utf-8")
     return path
 
@@ -116,7 +120,7 @@ def run_night(args: argparse.Namespace, work: Path) -> dict:
     data, store, load = work / "shop", work / "store", os.getloadavg()
     lines = _shop_files(shop, data)
     shutil.rmtree(store, ignore_errors=True)
-    config = write_config(work, store)
+    config = write_config(work, store, args.validation_customers)
     common = ["--config", str(config), "--json"]
     setup: list[dict] = []
     results: list[dict] = []
@@ -136,6 +140,7 @@ def run_night(args: argparse.Namespace, work: Path) -> dict:
     return _add_counts({
         "shop": vars(shop), "lines": lines, "cpus": os.cpu_count(), "load_at_start": load,
         "budgets": {"customers.train_customers": cfg.customers.train_customers,
+                    "customers.validation_customers": cfg.customers.validation_customers,
                     "value.train_customers": cfg.value.train_customers},
         "setup": setup, "stages": results, "night_seconds": round(sum(r["seconds"] for r in night_rows), 1),
         "night_peak_rss_mib": max(r["peak_rss_mib"] for r in night_rows)})
@@ -190,6 +195,8 @@ def main() -> None:
     for flag, default in (("--events", 100_000_000), ("--customers", 1_000_000), ("--items", 50_000),
                           ("--days", 730), ("--seed", 0)):
         ap.add_argument(flag, type=lambda v: int(v.replace("_", "")), default=default)
+    ap.add_argument("--validation-customers", type=int, help="[customers] validation_customers (default: the "
+                    "config's default)")
     ap.add_argument("--data", type=Path, help="keep the shop and the store here (a shop found is reused)")
     ap.add_argument("--json", type=Path, help="write the record here")
     ap.add_argument("--trendrec", default=str(TRENDREC), help=f"the CLI to time (default {TRENDREC})")

@@ -181,6 +181,8 @@ class CustomerModelConfig:
     train_weeks: int = 8  # weekly training cut-offs before the prediction cut-off (the last validates)
     train_negatives: int = 100  # non-bought retrieved items kept per training customer-week (>= n_candidates: all)
     train_customers: int = 10_000  # training budget: customers sampled per training cut-off (by activity); 0 = all
+    validation_customers: int = 10_000  # validation budget: customers of the validation week (early stopping and
+    # the judge's baselines, one sample for all), sampled by activity; 0 = all
     cell: str = "lstm"  # lstm | gru
     units: int = 16  # recurrent units
     dense_units: int = 64  # units of the dense layers after the recurrent one
@@ -208,6 +210,9 @@ class CustomerModelConfig:
             raise ConfigError("customers: need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
         if self.train_customers < 0:
             raise ConfigError(f"customers.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.validation_customers < 0:
+            raise ConfigError("customers.validation_customers must be >= 0 (0 = every customer), "
+                              f"got {self.validation_customers}")
         if self.shards < 1:
             raise ConfigError(f"customers.shards must be >= 1, got {self.shards}")
 

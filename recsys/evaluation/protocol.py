@@ -128,8 +128,11 @@ def rank_lists(out: pd.DataFrame, users: np.ndarray, cutoff: date, k: int = K,
 
 
 def run_protocol(events: pd.DataFrame, methods: Mapping[str, Method], cutoffs: list[date],
-                 k: int = K) -> dict[str, Any]:
+                 k: int = K, population: Mapping[date, np.ndarray] | None = None) -> dict[str, Any]:
     """Score every method at every cut-off on the same customers; pooled and per cut-off figures.
+
+    ``population``: per cut-off, the customers to score (those of them who count there), e.g. the sample a
+    model was validated on; None scores every customer who counts.
 
     Returns ``{"pooled": {method: {"recall@k", "ndcg@k", "phr@k", "repeat_recall@k",
     "explore_recall@k", "users"}}, "cutoffs": [{"cutoff": "YYYY-MM-DD", method: {...}}, ...]}``.
@@ -142,6 +145,8 @@ def run_protocol(events: pd.DataFrame, methods: Mapping[str, Method], cutoffs: l
     rows = []
     for cutoff in sorted(cutoffs):
         targets = eligible_targets(events, cutoff)
+        if population is not None:
+            targets = targets[targets[s.USER_ID].isin(population[cutoff])].reset_index(drop=True)
         users = np.asarray(targets[s.USER_ID].unique(), dtype=object)
         if not len(users):
             log.warning("cut-off %s: no customer bought in both the %d days before and the week after",

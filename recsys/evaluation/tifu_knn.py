@@ -23,7 +23,9 @@ Tuning (``tune_tifu_knn``): every setting of ``GRID`` (the paper's three, then t
 crossed with k in {100, 300, 900}, alpha in {0.2, 0.5, 0.7, 0.9} and both decay readings) is scored
 by Recall@k on the validation week [cutoff - 7, cutoff) from the events before
 cutoff - 7, with the protocol's population rule; the best wins (ties: first in GRID). It never reads
-an event dated on or after the cut-off.
+an event dated on or after the cut-off. ``tune_customers`` bounds that week's customers (the next-basket
+judge passes ``[customers] validation_customers``): a sample stratified by purchase lines in the
+28 days before it (pipeline.sampling, the same for the same seed); 0 tunes on every one.
 
     python -c "from recsys.evaluation.tifu_knn import GRID; print(len(GRID), GRID[0])"
 """
@@ -40,9 +42,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from pipeline import schemas as s
+from pipeline.sampling import sample_customers
 from recsys.evaluation import metrics
 from recsys.evaluation.baselines import SEQ, basket_table
-from recsys.evaluation.protocol import K, SCORE, TARGET_DAYS, before, eligible_targets, known_purchases, rank_lists
+from recsys.evaluation.protocol import (ACTIVE_DAYS, K, SCORE, TARGET_DAYS, before, eligible_targets, known_purchases,
+                                        rank_lists)
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +193,16 @@ def _grid_lists(events: pd.DataFrame, cutoff: date, users: np.ndarray, grid: tup
 
 
 def tune_tifu_knn(events: pd.DataFrame, cutoff: date, grid: tuple[TifuParams, ...] = GRID,
-                  k: int = K) -> TifuParams:
+                  k: int = K, customers: int = 0, seed: int = 42) -> TifuParams:
     """The ``grid`` setting with the best Recall@k on the validation week [cutoff - 7, cutoff).
 
     Inputs are the events before cutoff - 7; the customers are those the protocol would count at
-    cutoff - 7. Nothing dated on or after ``cutoff`` is read. Without a validation customer the
-    first setting of ``grid`` is returned.
+    cutoff - 7 (``customers`` > 0: at most that many, ``_tuning_sample``). Nothing dated on or after
+    ``cutoff`` is read. Without a validation customer the first setting of ``grid`` is returned.
     """
     seen = before(events, cutoff)
     val_cut = cutoff - timedelta(days=TARGET_DAYS)
-    targets = eligible_targets(seen, val_cut)
+    targets = _tuning_sample(seen, eligible_targets(seen, val_cut), val_cut, customers, seed)
     users = np.asarray(targets[s.USER_ID].unique(), dtype=object)
     if not len(users):
         log.warning("TIFU-kNN at %s: no validation customer in the week from %s; using %s", cutoff, val_cut,
@@ -219,7 +223,24 @@ def tune_tifu_knn(events: pd.DataFrame, cutoff: date, grid: tuple[TifuParams, ..
 
 
 def tifu_knn(events: pd.DataFrame, cutoff: date, users: np.ndarray, *, params: TifuParams | None = None,
-             grid: tuple[TifuParams, ...] = GRID, k: int = K) -> pd.DataFrame:
-    """TIFU-kNN lists for ``users`` at ``cutoff``; ``params`` None tunes them on the validation week."""
-    chosen = params if params is not None else tune_tifu_knn(events, cutoff, grid, k)
+             grid: tuple[TifuParams, ...] = GRID, k: int = K, tune_customers: int = 0,
+             seed: int = 42) -> pd.DataFrame:
+    """TIFU-kNN lists for ``users`` at ``cutoff``; ``params`` None tunes them on the validation week (on
+    at most ``tune_customers`` of its customers, 0 = all, sampled with ``seed``)."""
+    chosen = params if params is not None else tune_tifu_knn(events, cutoff, grid, k, tune_customers, seed)
     return _grid_lists(events, cutoff, users, (chosen,), k)[chosen]
+
+
+def _tuning_sample(seen: pd.DataFrame, targets: pd.DataFrame, val_cut: date, customers: int,
+                   seed: int) -> pd.DataFrame:
+    """The targets of at most ``customers`` (> 0) of the week's customers, stratified by their purchase
+    lines in the protocol's active days before ``val_cut``; all of them when fewer or 0."""
+    users = targets[s.USER_ID].unique()
+    if not 0 < customers < len(users):
+        return targets
+    recent = known_purchases(before(seen, val_cut))
+    recent = recent[pd.to_datetime(recent[s.EVENT_DATE]) >= pd.Timestamp(val_cut - timedelta(days=ACTIVE_DAYS))]
+    lines = recent.groupby(s.USER_ID).size().reindex(users, fill_value=0).to_numpy()
+    keep = sample_customers(users, lines, customers, seed)
+    log.info("TIFU-kNN tuning week from %s: %d of %d customers sampled", val_cut, keep.sum(), len(users))
+    return targets[targets[s.USER_ID].isin(users[keep])].reset_index(drop=True)

@@ -4,7 +4,9 @@ Most neural next-basket models lose to personal top-frequency and TIFU-kNN (Li e
 so a customer model is only shipped when it wins on the shop's own data. The week compared is the
 model's validation week [cutoff - 7, cutoff) (the latest labelled week, the one early stopping
 watched): the baselines (g_topfreq, p_topfreq, base and TIFU-kNN tuned on the week before) rank the
-same customers under the next-basket protocol (recsys.evaluation.protocol) from the events before it.
+same customers under the next-basket protocol (recsys.evaluation.protocol) from the events before it:
+the ones the model was validated on (the run's validation_customers.parquet, the ``[customers]
+validation_customers`` sample), so the comparison stays fair and its cost bounded on a large shop.
 Early stopping picked the model's epoch on this week, which flatters it a little; the held-out
 proof is ``trendrec evaluate-rerank``, which retrains everything at every cut-off.
 
@@ -20,9 +22,14 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow.parquet as pq
+
+from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.store import Store, read_events, read_json, write_json
 from recsys import registry
@@ -30,6 +37,7 @@ from recsys.runs import EVALUATION_FILE, FINGERPRINT_KEY, TRAIN_FILE, Run, Verdi
 from recsys.evaluation.baselines import base, g_topfreq, p_topfreq
 from recsys.evaluation.protocol import EVENT_COLUMNS, run_protocol
 from recsys.evaluation.tifu_knn import tifu_knn
+from recsys.nextbasket.train import VALIDATION_FILE
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ def judge_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
             return done | {"reused": True}
     if not trained.get("trained"):
         return {"blessed": False, "reason": trained.get("reason", "no customer model was trained")}
-    result = _compare(cfg, trained) | {FINGERPRINT_KEY: key}
+    result = _compare(cfg, trained, out_dir) | {FINGERPRINT_KEY: key}
     if trained.get("tensorboard"):  # the baselines beside the model's figure in its HParams row
         from recsys.evaluation.tensorboard import write_ranking_summary
 
@@ -61,11 +69,11 @@ def judge_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
     return result | {"reused": False}
 
 
-def _compare(cfg: Config, trained: dict[str, Any]) -> dict[str, Any]:
-    """The model's and the baselines' Recall@10 on the validation week, and the blessing."""
+def _compare(cfg: Config, trained: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The model's and the baselines' Recall@10 on the validation week's customers, and the blessing."""
     val_cut = date.fromisoformat(trained["validation_cutoff"])
     events = read_events(Store(cfg.store), EVENT_COLUMNS)
-    figures = run_protocol(events, BASELINES, [val_cut])["pooled"]
+    figures = run_protocol(events, _baselines(cfg), [val_cut], population=_validated(out_dir, val_cut))["pooled"]
     baselines = {name: figures[name][METRIC] for name in BASELINES if name in figures}
     model = trained.get("val_recall@10")
     if not baselines or model is None:
@@ -80,6 +88,21 @@ def _compare(cfg: Config, trained: dict[str, Any]) -> dict[str, Any]:
                             f"{baselines[best]:.4f} (week from {val_cut}, {figures[best]['users']} customers): "
                             f"{'blessed' if blessed else 'not blessed'}"}
     return result | {"validation_cutoff": val_cut.isoformat(), "model": {METRIC: model}, "baselines": baselines}
+
+
+def _baselines(cfg: Config) -> dict[str, Any]:
+    """BASELINES, TIFU-kNN tuned on at most ``validation_customers`` of the week before (the same bound)."""
+    budget = cfg.customers.validation_customers
+    return BASELINES | {"tifu_knn": partial(tifu_knn, tune_customers=budget, seed=cfg.customers.seed)}
+
+
+def _validated(out_dir: Path, val_cut: date) -> dict[date, np.ndarray] | None:
+    """{validation cut-off: the customers the model was validated on}; None (every customer of the week)
+    for a run trained before the list was written."""
+    path = out_dir / VALIDATION_FILE
+    if not path.is_file():
+        return None
+    return {val_cut: pq.read_table(path, columns=[s.USER_ID]).column(s.USER_ID).to_numpy(zero_copy_only=False)}
 
 
 def nextbasket_verdict(result: dict[str, Any], production: registry.Release | None) -> Verdict:

@@ -9,7 +9,10 @@ never read. The latest labelled week (cutoff - 7) is the validation set, with fu
 Training customers bought in the ``active_days`` before their cut-off and in its label week; where
 more than ``train_customers`` do, a sample of that many (stratified by their purchase lines in those
 days, pipeline.sampling) trains, so training time stops growing with the shop; negatives are
-subsampled (``train_negatives`` per customer-week), positives all kept.
+subsampled (``train_negatives`` per customer-week), positives all kept. The validation week's
+customers are bounded the same way by the ``validation_customers`` budget (``validation_customers()``
+gives that sample, which the judge scores the baselines on too), so its pairs, at most the budget x
+``n_candidates``, stop growing with the shop as well.
 
     python -c "from datetime import date; import numpy as np; from recsys.nextbasket.recommend import *; \
 print(lstm_recommender_store('/tmp/cust-store', date(2011, 12, 3), np.array(['12347', '12748'])))"
@@ -108,27 +111,26 @@ def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
     if not parts:
         raise NoCustomerHistoryError(f"no training cut-off before {cutoff} has customer history")
     train = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
-    val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None)
+    val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None, cfg.validation_customers)
     log.info("customer model at %s: %d training pairs (%.1f %% positive), %d validation pairs, features %.1f s",
              cutoff, len(train[2]), 100 * train[2].mean(), len(val[2]), time.perf_counter() - t0)
     return LSTMRecommender(cfg).fit(train, val, run_dir)
 
 
 def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelConfig, trend: Trend,
-                   rng: np.random.Generator | None) -> tuple:
+                   rng: np.random.Generator | None, budget: int | None = None) -> tuple:
     """(seq, static, label, user codes, targets per user) of the retrieved pairs at ``at``, labels from [at, at + 7).
 
     ``rng`` subsamples negatives to ``train_negatives`` per customer; None keeps every candidate.
+    ``budget``: customers kept (``week_customers``), 0 = every one; None = ``train_customers`` with ``rng``
+    (training), every one without.
     """
+    if budget is None:
+        budget = cfg.train_customers if rng is not None else 0
     bought = purchased_items(con, at, at + timedelta(weeks=1))
-    users = np.intersect1d(active_users(con, at, cfg.active_days), bought[s.USER_ID].unique())
-    if not len(users):
-        raise NoCustomerHistoryError(f"no customer active in the {cfg.active_days} days before {at} bought in its week")
-    if rng is not None and 0 < cfg.train_customers < len(users):  # training: the budget's sample of customers
-        keep = sample_customers(users, purchase_lines(con, at, cfg.active_days, users), cfg.train_customers, cfg.seed)
-        log.info("training cut-off %s: %d of %d customers sampled (customers.train_customers)", at, keep.sum(), len(users))
-        users = users[keep]
-    n_targets = bought[bought[s.USER_ID].isin(users)].groupby(s.USER_ID).size()
+    users = week_customers(con, at, cfg, budget, bought)
+    bought = bought[bought[s.USER_ID].isin(users)]  # the week's other buyers are never looked up
+    n_targets = bought.groupby(s.USER_ID).size()
     seqs, statics, labels, groups = [], [], [], []
     for hist in iter_histories(con, at, cfg, users):
         pairs = retrieve(hist, cfg, trend)
@@ -140,6 +142,30 @@ def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelC
         groups.append(n_targets.index.get_indexer(pairs[s.USER_ID]))
     return (np.concatenate(seqs), np.concatenate(statics), np.concatenate(labels), np.concatenate(groups),
             n_targets.to_numpy())
+
+
+def week_customers(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelConfig, budget: int,
+                   bought: pd.DataFrame | None = None) -> np.ndarray:
+    """The customers labelled at ``at``, sorted: active in the ``active_days`` before it and buying in
+    [at, at + 7); where more than ``budget`` (> 0) are, the sample of ``budget`` stratified by their
+    purchase lines in those days (pipeline.sampling, ``seed``: the same customers every time)."""
+    if bought is None:
+        bought = purchased_items(con, at, at + timedelta(weeks=1))
+    users = np.intersect1d(active_users(con, at, cfg.active_days), bought[s.USER_ID].unique())
+    if not len(users):
+        raise NoCustomerHistoryError(f"no customer active in the {cfg.active_days} days before {at} bought in its week")
+    if 0 < budget < len(users):
+        keep = sample_customers(users, purchase_lines(con, at, cfg.active_days, users), budget, cfg.seed)
+        log.info("cut-off %s: %d of %d customers sampled (a budget of %d)", at, keep.sum(), len(users), budget)
+        users = users[keep]
+    return users
+
+
+def validation_customers(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig) -> np.ndarray:
+    """The customers of the validation week [cutoff - 7, cutoff) of a model for ``cutoff``: those
+    ``fit_recommender`` validates on (``validation_customers``' sample), whom the judge scores the
+    baselines on."""
+    return week_customers(con, cutoff - timedelta(weeks=1), cfg, cfg.validation_customers)
 
 
 def rank_users(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray,

@@ -4,11 +4,13 @@ The model predicts the 7 days after the log's last full day (``cutoff`` = last e
 trained on the weekly cut-offs before that (recsys.nextbasket.recommend.fit_recommender: features
 before each cut-off, labels in its week) and validated on the latest labelled week, cutoff - 7;
 the best epoch's validation Recall@10 is what the blessing gate (recsys.nextbasket.judge) compares with
-the baselines on that same week. Files go to the run's ``nextbasket/`` folder (model.keras,
-config.json, train.json), built aside and switched in whole, TensorBoard logs to
-``runs/<run id>-nextbasket``. train.json records the fingerprint of the settings and the committed
-ingests it read: a re-run reuses the model only when both are unchanged. A log without known
-customers (guests only) trains nothing: the summary says so and serving falls back to segment trends.
+the baselines on that same week and the same customers (validation_customers.parquet: the
+``[customers] validation_customers`` sample the model was validated on). Files go to the run's
+``nextbasket/`` folder (model.keras, config.json, train.json, that list), built aside and switched in
+whole, TensorBoard logs to ``runs/<run id>-nextbasket``. train.json records the fingerprint of the
+settings and the committed ingests it read: a re-run reuses the model only when both are unchanged. A
+log without known customers (guests only) trains nothing: the summary says so and serving falls back to
+segment trends.
 
     trendrec customers --json
 """
@@ -23,14 +25,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
+from pipeline import schemas as s
 from pipeline.config import Config
-from pipeline.store import Store, read_json, removed_on_failure, write_json
+from pipeline.store import Store, read_json, removed_on_failure, write_json, write_parquet
 from recsys.nextbasket.histories import NoCustomerHistoryError, check_customers, customer_cutoff, open_store
 from recsys.runs import FINGERPRINT_KEY, TRAIN_FILE, Run, fingerprint, part_staging, raw_inputs, switch_folder
 
 log = logging.getLogger(__name__)
 
 PART = "nextbasket"  # the family's folder in a run and in a version
+VALIDATION_FILE = "validation_customers.parquet"  # in run/nextbasket/: the validation week's customers (user_id)
 
 
 def train_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
@@ -63,19 +69,21 @@ def train_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
 def _fit_and_commit(cfg: Config, con, cutoff, run: Run, run_dir: Path, key: str) -> dict[str, Any]:
     """Fit, save into a folder beside ``run/nextbasket/``, then switch it in whole."""
     from recsys.evaluation.tensorboard import write_ranking_summary  # TensorFlow: only when a model is trained
-    from recsys.nextbasket.recommend import fit_recommender
+    from recsys.nextbasket.recommend import fit_recommender, validation_customers
 
     staging, held = part_staging(run, PART)
     try:
         model = fit_recommender(con, cutoff, cfg.customers, None, run_dir)
+        validated = validation_customers(con, cutoff, cfg.customers)  # fit_recommender's: the same function
         history = model.history.get("val_recall_at_10", [])
         best = max(range(len(history)), key=history.__getitem__) if history else None
         summary = {"trained": True, "cutoff": cutoff.isoformat(),
                    "validation_cutoff": (cutoff - timedelta(weeks=1)).isoformat(),
                    "val_recall@10": history[best] if best is not None else None, "epochs_run": len(history),
-                   "best_epoch": None if best is None else best + 1, "tensorboard": str(run_dir),
-                   FINGERPRINT_KEY: key}
+                   "best_epoch": None if best is None else best + 1, "validation_customers": len(validated),
+                   "tensorboard": str(run_dir), FINGERPRINT_KEY: key}
         model.save(staging)
+        write_parquet(pa.table({s.USER_ID: pa.array(validated, pa.string())}), staging / VALIDATION_FILE)
         write_ranking_summary(run_dir, cfg.customers, {"val_recall_at_10": summary["val_recall@10"]})
         write_json(summary, staging / TRAIN_FILE)
         switch_folder(staging, run.part(PART))

@@ -103,3 +103,19 @@ def test_no_method_or_empty_log_is_refused(tiny_events):
         run_protocol(tiny_events, {}, [CUTOFF])
     with pytest.raises(ProtocolError, match="empty"):
         last_cutoffs(tiny_events.iloc[:0])
+
+
+def test_a_population_scores_only_those_customers_and_all_of_them_changes_nothing(tiny_events):
+    seen = []
+
+    def spy(events, cutoff, users):
+        seen.append(list(users))
+        return g_topfreq(events, cutoff, users)
+
+    everyone = run_protocol(tiny_events, {"spy": spy}, [EARLIER, CUTOFF])
+    same = run_protocol(tiny_events, {"spy": spy}, [EARLIER, CUTOFF],
+                        population={EARLIER: np.array(["u2"]), CUTOFF: np.array(["u1", "u2", "u3"])})
+    assert same == everyone  # u3 does not count at CUTOFF: the eligible ones are the whole population
+    one = run_protocol(tiny_events, {"spy": spy}, [CUTOFF], population={CUTOFF: np.array(["u2"])})
+    assert seen[-1] == ["u2"] and one["pooled"]["spy"]["users"] == 1
+    assert one["pooled"]["spy"]["recall@10"] == pytest.approx(2 / 3)  # u2's alone (see the docstring)

@@ -9,7 +9,10 @@ import pandas as pd
 import pytest
 
 from pipeline import schemas as s
+from pipeline.sampling import sample_customers
+from recsys.evaluation import tifu_knn as tifu_module
 from recsys.evaluation.baselines import basket_table
+from recsys.evaluation.protocol import before, eligible_targets, known_purchases
 from recsys.evaluation.tifu_knn import GRID, PAPER_PARAMS, TifuParams, tifu_knn, tune_tifu_knn, user_vectors
 
 from .conftest import frame, synthetic_events
@@ -107,3 +110,30 @@ def test_tuning_reads_the_validation_week():
         choices.add(tune_tifu_knn(pd.concat([events[~val], other[other_val]]), cutoff, SMALL_GRID))
     assert len(choices) > 1
 
+
+
+def test_tuning_on_a_budget_scores_a_stratified_sample_and_a_large_budget_changes_nothing(monkeypatch):
+    events = synthetic_events()
+    cutoff = date(2024, 3, 11)
+    val_cut = cutoff - timedelta(days=7)
+    week = eligible_targets(before(events, cutoff), val_cut)[s.USER_ID].unique()
+    asked = []
+    grid_lists = tifu_module._grid_lists
+
+    def spy(events, cutoff, users, grid, k):
+        asked.append(list(users))
+        return grid_lists(events, cutoff, users, grid, k)
+
+    monkeypatch.setattr(tifu_module, "_grid_lists", spy)
+    everyone = tune_tifu_knn(events, cutoff, SMALL_GRID)
+    assert asked.pop() == list(week) and len(week) > 10
+    assert tune_tifu_knn(events, cutoff, SMALL_GRID, customers=len(week)) == everyone
+    assert asked.pop() == list(week)  # a budget no smaller than the week: every customer, the same choice
+    tune_tifu_knn(events, cutoff, SMALL_GRID, customers=10, seed=3)
+    sample = asked.pop()
+    recent = known_purchases(before(events, val_cut))
+    recent = recent[pd.to_datetime(recent[s.EVENT_DATE]) >= pd.Timestamp(val_cut - timedelta(days=28))]
+    lines = recent.groupby(s.USER_ID).size().reindex(week, fill_value=0).to_numpy()
+    assert sample == list(week[sample_customers(week, lines, 10, 3)])  # stratified by purchase lines
+    tune_tifu_knn(events, cutoff, SMALL_GRID, customers=10, seed=3)
+    assert asked.pop() == sample  # the same seed, the same customers

@@ -17,8 +17,17 @@ from pipeline.schemas import SCORE
 from pipeline.store import Store
 from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import build_features
-from recsys.nextbasket.histories import iter_histories, open_events, open_store
-from recsys.nextbasket.recommend import labelled_pairs, lstm_recommender
+from pipeline.sampling import sample_customers
+from recsys.nextbasket import recommend
+from recsys.nextbasket.histories import (
+    active_users,
+    iter_histories,
+    open_events,
+    open_store,
+    purchase_lines,
+    purchased_items,
+)
+from recsys.nextbasket.recommend import labelled_pairs, lstm_recommender, validation_customers
 from tests.nextbasket.conftest import make_events
 
 CFG = CustomerModelConfig(lookback_weeks=10, seq_weeks=4, recent_weeks=2, train_weeks=6, n_candidates=10,
@@ -98,3 +107,54 @@ def test_training_customers_are_a_budgeted_sample_and_a_large_budget_changes_not
         np.testing.assert_array_equal(a, b)
     validation = labelled_pairs(con, at, dataclasses.replace(CFG, train_customers=12), None, None)
     assert len(validation[4]) == 60  # no rng: the validation week keeps every customer
+
+
+def _two_tiers(events: pd.DataFrame) -> pd.DataFrame:
+    """The cyclic log with every line of customers u1 ... u29 twice: two activity tiers of 30."""
+    busy = events[events[s.USER_ID].isin([f"u{u}" for u in range(1, 30)])]
+    return pd.concat([events, busy], ignore_index=True)
+
+
+def test_the_validation_week_is_the_budgets_stratified_sample_and_a_large_budget_changes_nothing(cyclic_events):
+    con = open_events(_two_tiers(cyclic_events))
+    at = CUTOFF - timedelta(weeks=1)  # the validation week of a model for CUTOFF
+    everyone = labelled_pairs(con, at, CFG, None, None)  # the path before the budget: every customer
+    assert len(everyone[4]) == 60
+    for budget in (0, 60, 1000):  # no budget, or one no smaller than the customers: the same arrays
+        cfg = dataclasses.replace(CFG, validation_customers=budget)
+        assert len(validation_customers(con, CUTOFF, cfg)) == 60
+        for a, b in zip(labelled_pairs(con, at, cfg, None, None, budget), everyone, strict=True):
+            np.testing.assert_array_equal(a, b)
+    cfg = dataclasses.replace(CFG, validation_customers=12)
+    sample = validation_customers(con, CUTOFF, cfg)
+    assert len(sample) == 12 and np.array_equal(sample, validation_customers(con, CUTOFF, cfg))  # same seed
+    users = np.intersect1d(active_users(con, at, CFG.active_days), purchased_items(con, at, CUTOFF)[s.USER_ID])
+    assert np.array_equal(sample, users[sample_customers(users, purchase_lines(con, at, CFG.active_days, users),
+                                                         12, CFG.seed)])
+    busy = sum(u not in ("A", "u0") and int(u[1:]) < 30 for u in sample)
+    assert 5 <= busy <= 7  # each tier (half the tenths by activity) keeps about half; by chance 0 ... 12
+    other = validation_customers(con, CUTOFF, dataclasses.replace(cfg, seed=7))
+    assert len(other) == 12 and not np.array_equal(other, sample)  # another seed, another sample
+    pairs = labelled_pairs(con, at, cfg, None, None, 12)
+    bought = purchased_items(con, at, CUTOFF)
+    np.testing.assert_array_equal(pairs[4], bought[bought[s.USER_ID].isin(sample)].groupby(s.USER_ID).size())
+    assert set(pairs[3]) == set(range(12)) and len(pairs[2]) < len(everyone[2])
+
+
+def test_fit_recommender_validates_on_the_validation_budget(cyclic_events, monkeypatch):
+    seen = {}
+
+    class Spy:  # stands in for LSTMRecommender: keeps what fit_recommender hands it
+        def __init__(self, cfg):
+            pass
+
+        def fit(self, train, val, run_dir):
+            seen["train"], seen["val"] = train, val
+            return self
+
+    monkeypatch.setattr(recommend, "LSTMRecommender", Spy)
+    con = open_events(cyclic_events)
+    for budget, customers in ((12, 12), (0, 60)):
+        recommend.fit_recommender(con, CUTOFF, dataclasses.replace(CFG, validation_customers=budget))
+        assert len(seen["val"][4]) == customers
+        assert len(seen["train"][2]) > 0
