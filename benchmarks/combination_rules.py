@@ -59,7 +59,7 @@ from pipeline.config import CombinationConfig  # noqa: E402
 from recsys.forecast.members import LSTM, MEMBERS, SEASONAL_NAIVE  # noqa: E402
 
 BEFORE_MEMBERS = ("lstm", "auto_ets", "auto_theta", "seasonal_naive")  # the members before mstl and year_ago
-RULES = ("before", "best2:2", "best0:2", "best5:2", "best2o3:2", "inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
+RULES = ("before", "best1:3", "best2:2", "best0:2", "best5:2", "best2o3:2", "inverse:2", "inverse:3", "inverse:4", "inverse2:2", "inverse2:4", "equal:2", "equal:4", "select",
          "pooled:1", "pooled:2", "pooled:3", "pooled:4", "pooled2:2", "pooled4:2", "pooled8:2", "pooled4:3",
          "shrunk:2", "shrunk:4")
 HINDSIGHT_SELECT, HINDSIGHT_WEIGHTS = "hindsight_select", "hindsight_weights"

@@ -108,15 +108,15 @@ class ModelConfig:
 class CombinationConfig:
     members: tuple[str, ...] = ("lstm", "auto_ets", "auto_theta", "mstl", "year_ago", "seasonal_naive")  # what it may use
     # best: the shop's best member on validation, unless the top_k's combination is better by more than
-    # min_gain (recsys.forecast.choice; benchmarks/README.md: within 2 % of the best member on five of seven shops) |
+    # min_gain (recsys.forecast.choice; benchmarks/README.md: within 2 % of the best member on all seven shops) |
     # pooled: the top_k, weights 1 / (mean validation MASE) ** power, one set for the shop | inverse: the
     # same per segment | select: each segment's best
     rule: str = "best"
-    top_k: int = 2  # members kept, best validation MASE first (rules "best", "pooled" and "inverse")
+    top_k: int = 3  # members kept, best validation MASE first (rules "best", "pooled" and "inverse")
     power: float = 8.0  # weights 1 / MASE ** power: 1 = inverse MASE, higher leans on the best member
     origins: int = 3  # validation cut-offs of every member, horizon days apart, inside the model's last val_days
     statistical_origins: int = 8  # validation cut-offs of the statistical members in all (those and earlier ones)
-    min_gain: float = 0.02  # rule "best": the combination must beat the best member's validation MASE by this fraction
+    min_gain: float = 0.01  # rule "best": the combination must beat the best member's validation MASE by this fraction
 
 
 @dataclass(frozen=True)

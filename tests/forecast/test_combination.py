@@ -111,7 +111,7 @@ def test_rule_weights_pooled_gives_every_segment_the_shops_weights():
 def test_fit_with_the_default_rule_shares_one_weight_set(tmp_path):
     forecaster, _ = cb.fit_combination(_shop(), SMALL, dataclasses.replace(STATS_ONLY, rule="pooled"), 7)
     shared = forecaster.weights[cb.DEFAULT]
-    assert CombinationConfig().rule == "best" and len(shared) == 2
+    assert CombinationConfig().rule == "best" and len(shared) == CombinationConfig().top_k
     assert all(w == shared for w in forecaster.weights.values())
 
 
