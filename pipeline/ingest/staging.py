@@ -138,7 +138,7 @@ class Staging:
         self.days: set[str] = set()  # every staged day
         self.direct: set[str] = set()  # days with a file {day}.parquet (written before any spilled row)
         self.spill = DaySpill(self.dir)
-        self.tally = Tally(cfg.event_key)  # the statistics record's counts, in the same pass (pipeline.ingest.tally)
+        self.tally = Tally()  # the statistics record's counts, in the same pass (pipeline.ingest.tally)
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
         try:
             self.bad = pq.ParquetWriter(self.dir / "quarantine.parquet", schemas.QUARANTINE_SCHEMA, compression="zstd")
@@ -257,7 +257,7 @@ class Staging:
         keys = event_keys(base, drop.prior(self.store, day))
         dup = contains(drop.committed_keys(self.store, day, committed), keys)
         if dup.all():
-            self.tally.recount(datetime.date.fromisoformat(day), None)
+            self.tally.recount(datetime.date.fromisoformat(day))  # none of its rows is kept
             return False, int(dup.sum())
         if dup.any() or spilled is not None:  # one file per day and commit, without the duplicates
             parts = [pq.read_table(staged, schema=schemas.RAW_SCHEMA)] if day in self.direct else []

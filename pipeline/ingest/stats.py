@@ -11,10 +11,10 @@ gets one from its committed raw files, read in batches and counted by the same c
   items' share (of the day's distinct items, those not seen in the store's raw files of the
   ``LOOKBACK_DAYS`` days before nor on an earlier day of this commit) and segments (exact);
 - ``numeric``: per numeric column (quantity, price) the exact count, mean and spread, and the quantiles
-  ``QUANTILES`` and a histogram of ``BINS`` equal-width bins between the 1st and 99th percentile (plus
+  ``tally.QUANTILES`` and a histogram of ``tally.BINS`` equal-width bins between the 1st and 99th percentile (plus
   under/over counts) from a bottom-k sample of ``tally.SAMPLE`` rows by event-key hash (``sample``: its
   size; every row of a smaller commit, when the counts are exact);
-- ``categorical``: per categorical column (segment, hour of day, weekday) its ``TOP`` most frequent
+- ``categorical``: per categorical column (segment, hour of day, weekday) its ``tally.TOP`` most frequent
   values with their shares and the number of distinct values (exact);
 - ``schema``: the raw columns and types as written and the source columns they were mapped from.
 
@@ -36,11 +36,9 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.config import IngestConfig
-from pipeline.ingest.tally import BINS, HOUR, QUANTILES, TOP, WEEKDAY, Tally, count_files
+from pipeline.ingest.tally import Tally, count_files
 from pipeline.store import Store, read_json, write_json
 
-__all__ = ["BINS", "HOUR", "QUANTILES", "TOP", "WEEKDAY", "compute_stats", "ensure_ingest_stats",
-           "read_ingest_stats", "write_ingest_stats"]
 log = logging.getLogger(__name__)
 
 LOOKBACK_DAYS = 90  # an item absent from the raw files of these days before a day counts as new on it

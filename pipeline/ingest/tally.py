@@ -25,7 +25,7 @@ the same way (a record written again after a crash is the same record). Memory: 
 the log's span, 16 MiB of first-day slots and the 2 MiB sample, whatever the number of rows. Cost: about
 37 ms of CPU per 500,000 time-ordered rows, +3 % of a 20 M-line ingest's wall time (benchmarks/README.md).
 
-    python -c "from pipeline.ingest.tally import Tally; print(Tally(('item_id',)).record([], 'UTC'))"
+    python -c "from pipeline.ingest.tally import Tally; print(Tally().record([], 'UTC'))"
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from zoneinfo import ZoneInfo
 
 from pipeline import schemas as s
 from pipeline.ingest.rowhash import hash_rows
+from pipeline.ingest.validate import event_key_base
 
 DISTINCT = (s.ORDER_ID, s.USER_ID, s.ITEM_ID)  # HyperLogLog per day
 NUMERIC = (s.QUANTITY, s.PRICE)
@@ -89,8 +90,7 @@ def hll_estimate(registers: np.ndarray) -> int:
 class Tally:
     """Per-day statistics of the accepted rows, added batch by batch (thread-safe)."""
 
-    def __init__(self, event_key: tuple[str, ...]):
-        self.event_key = tuple(event_key)
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.lo = 0  # day number of row 0 of the per-day arrays
         self.rows = np.zeros(0, np.int64)
@@ -100,7 +100,7 @@ class Tally:
         self.segments: dict[str, int] = {}  # segment -> its column of by_segment
         self.by_segment = np.zeros((0, 0), np.int64)
         self.first = np.empty(0, np.uint16)  # item slot -> earliest day seen (2 ** FIRST_BITS once used)
-        self._hash = np.zeros(0, np.uint64)  # the sample: event-key hash, day number, quantity and price
+        self._hash = np.zeros(0, np.uint64)  # the sample: event-key hash, day number, quantity and price, hour
         self._day = np.zeros(0, np.int64)
         self._values = np.zeros((0, len(NUMERIC)), np.float64)
         self._hour = np.zeros(0, np.int64)  # UTC hour of event_time
@@ -219,8 +219,9 @@ class Tally:
         self.sums, self.by_segment = wider(self.sums), wider(self.by_segment)
         self.lo = start
 
-    def recount(self, day: datetime.date, rows: pa.Table | None, base: np.ndarray | None = None) -> None:
-        """The day's rows are now ``rows`` (the dedup pass dropped its duplicates; None: all of them).
+    def recount(self, day: datetime.date, rows: pa.Table | None = None, base: np.ndarray | None = None) -> None:
+        """The day's rows are now ``rows`` with event-key hashes ``base`` (the dedup pass dropped its
+        duplicates; None: all of them).
 
         The dropped rows' items stay in the first-day slots: a duplicate's item is in a committed file of
         the same day, which the record reads as an earlier file anyway."""
@@ -233,7 +234,7 @@ class Tally:
                 self._hash, self._day, self._values = self._hash[others], self._day[others], self._values[others]
                 self._hour = self._hour[others]
         if rows is not None and rows.num_rows:
-            self.add(rows, base if base is not None else hash_rows(rows.select(list(self.event_key))))
+            self.add(rows, base)
 
     def record(self, earlier: list[Path], timezone: str) -> dict[str, Any]:
         """The days, numeric and categorical parts of the statistics record (pipeline.ingest.stats);
@@ -321,11 +322,10 @@ def _round(value: float | None) -> float | None:
 
 def count_files(files: list[Path], event_key: tuple[str, ...], batch_rows: int = 500_000) -> Tally:
     """A tally of committed raw files, read in batches (the record of an ingest that has none)."""
-    tally = Tally(event_key)
+    tally = Tally()
     for path in files:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=list(s.RAW_SCHEMA.names)):
             table = pa.Table.from_batches([batch])
             hashes: dict[str, np.ndarray] = {}
-            base = hash_rows(table.select(list(event_key)), hashes)
-            tally.add(table, base, hashes)
+            tally.add(table, event_key_base(table, event_key, hashes), hashes)
     return tally
