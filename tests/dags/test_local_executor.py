@@ -1,14 +1,26 @@
-"""The trendrec_pipeline DAG on Airflow's LocalExecutor with parallelism 2, its shards as mapped task instances.
+"""The trendrec_pipeline DAG run as a deployment runs it, on Airflow's LocalExecutor with parallelism 2:
+each mapped task's two shards must run side by side.
 
-Not dag.test's in-process loop: `airflow dags test --use-executor` hands every task to the configured
-LocalExecutor (``core.parallelism = 2``: two worker processes), whose task runners report to a real API
-server on a free loopback port, as the scheduler's tasks do. The metadata database is SQLite in a
-temporary AIRFLOW_HOME: Airflow 3 runs the LocalExecutor on it (the API server is the only writer the
-task runners talk to). The store is every 8th row of May-Dec 2011 of the demo data with short models
-and ``customers.shards = 2``, so ``train_value_shard`` and ``push_shard`` each have two task instances.
-Every task instance must succeed and the release be whole. Whether the two shards overlap is printed, not
-asserted: on a quiet machine they ran side by side, under CI's load (two test workers on 2 cores) both
-mapped tasks' shards ran one after the other, so the check was not reliable.
+The test starts Airflow's own processes on a SQLite metadata database in a temporary AIRFLOW_HOME, all
+on loopback: ``airflow api-server`` on a free port (the task runners report to it), ``airflow
+dag-processor`` (puts the DAGs in the database) and ``airflow scheduler --skip-serve-logs`` with the
+LocalExecutor (``core.parallelism = 2``: two worker processes). It triggers one run of trendrec_pipeline
+for 2011-12-10 with ``airflow dags trigger --conf`` and polls the database until the run ends. No time or
+asset schedule makes runs (``scheduler.use_job_schedule = False``) and DAGs start unpaused, so that run is
+the only one. The store is every 8th row of May-Dec 2011 of the demo data with short models and
+``customers.shards = 2``, so ``train_value_shard`` and ``push_shard`` each have two task instances. Every
+task instance must succeed, the release be whole, and each mapped task's two instances must overlap in
+time (their start and end in the task_instance table; the spans and the overlap are printed).
+
+Two things made the shards run in turn before. ``airflow dags test --use-executor`` (what this test ran)
+counts the executor's free slots before it collects the tasks that finished and sleeps 1 s when nothing
+is schedulable; the scheduler's loop does not wait when it has queued or finished something. And a
+worker's supervisor, once its task's pipes have closed, looks for the process's exit only every
+``workers.min_heartbeat_interval`` seconds (default 5) and takes no other task meanwhile: with the
+default, under this scheduler, 7 of the 14 tasks held their worker 5.1 s after they ended and the second
+``push_shard`` started 3.3 s after the first (1.1 s of overlap on 4.4 s shards). The test sets it to 1 s
+(tails of 1.8 s at most). Measured here: 1 min 45 s to 2 min 15 s on a quiet machine, 4 min 20 s to
+4 min 45 s beside two busy processes (overlaps of 6-9 s and 21-26 s).
 
     PYTHONPATH=. .venv/bin/python -m pytest tests/dags/test_local_executor.py -q
 """
@@ -23,6 +35,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -61,8 +74,18 @@ def _small_setup(root: Path) -> Path:
 
 
 def _env(home: Path, port: int) -> dict[str, str]:
-    return local_airflow_env(dict(os.environ), str(home), port, "LocalExecutor", str(Path(sys.executable).parent),
-                             str(ROOT))
+    """The processes' environment: only the triggered run (no time or asset schedule creates one), DAGs
+    unpaused so it starts, each DAG file parsed once (no re-parse every 30 s on the 2 cores), and a
+    worker that sees its task process exit within 1 s instead of 5 (``workers.min_heartbeat_interval``:
+    once the task's pipes are closed, the supervisor waits that long before it looks again, and the
+    worker takes no other task meanwhile)."""
+    env = local_airflow_env(dict(os.environ), str(home), port, "LocalExecutor",
+                            str(Path(sys.executable).parent), str(ROOT))
+    env.update(AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
+               AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+               AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL="3600",
+               AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL="1")
+    return env
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -78,47 +101,59 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def _task_instances(home: Path) -> list[tuple]:
+def _query(home: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(f"file:{home / 'airflow.db'}?mode=ro", uri=True, timeout=10) as con:
-        return con.execute("SELECT task_id, map_index, state, start_date, end_date FROM task_instance "
-                           "WHERE dag_id = ? ORDER BY start_date", (DAG_ID,)).fetchall()
+        return con.execute(sql, (DAG_ID,)).fetchall()
 
 
-def test_the_dag_runs_its_mapped_shards_on_the_local_executor(tmp_path):
+def test_the_dag_runs_its_mapped_shards_side_by_side_on_the_local_executor(tmp_path):
     config, home, port = _small_setup(tmp_path), tmp_path / "airflow", free_port()
     home.mkdir()
     env = _env(home, port)
     migrate = subprocess.run(["airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=180)
     assert migrate.returncode == 0, migrate.stdout[-2000:] + migrate.stderr[-2000:]
-    logs = {name: open(tmp_path / f"{name}.log", "wb") for name in ("api-server", "dags-test")}
-    server = subprocess.Popen(["airflow", "api-server", "--port", str(port), "--workers", "1"], env=env,
-                              stdout=logs["api-server"], stderr=subprocess.STDOUT, start_new_session=True)
-    run = None
+    commands = {"api-server": ["airflow", "api-server", "--port", str(port), "--workers", "1"],
+                "dag-processor": ["airflow", "dag-processor"],
+                "scheduler": ["airflow", "scheduler", "--skip-serve-logs"]}
+    logs = {name: open(tmp_path / f"{name}.log", "wb") for name in commands}
+    procs = []
+    run_state = None
     try:
+        for name, command in commands.items():
+            procs.append(subprocess.Popen(command, env=env, stdout=logs[name], stderr=subprocess.STDOUT,
+                                          start_new_session=True))
         deadline = time.monotonic() + DEADLINE_S
-        while not api_healthy(port) and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+                api_healthy(port) and _query(home, "SELECT 1 FROM serialized_dag WHERE dag_id = ?")):
             time.sleep(1)
         conf = {"config": str(config), "store": str(tmp_path / "store"), "source": ""}
-        run = subprocess.Popen(["airflow", "dags", "test", DAG_ID, DAY, "--use-executor", "--conf", json.dumps(conf)],
-                               env=env, stdout=logs["dags-test"], stderr=subprocess.STDOUT, start_new_session=True)
-        run.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass  # the states below say what did not finish
+        trigger = subprocess.run(["airflow", "dags", "trigger", DAG_ID, "--logical-date", DAY, "--conf",
+                                  json.dumps(conf)], env=env, capture_output=True, text=True,
+                                 timeout=max(1.0, deadline - time.monotonic()))
+        assert trigger.returncode == 0, trigger.stdout[-2000:] + trigger.stderr[-2000:]
+        while time.monotonic() < deadline:
+            run_state = _query(home, "SELECT state FROM dag_run WHERE dag_id = ?")[0][0]
+            if run_state not in ("queued", "running"):
+                break
+            time.sleep(2)
     finally:
-        for proc in (run, server):
-            if proc is not None:
-                _stop(proc)
+        for proc in reversed(procs):
+            _stop(proc)
         for log in logs.values():
             log.close()
-    rows = _task_instances(home)
+    rows = _query(home, "SELECT task_id, map_index, state, start_date, end_date FROM task_instance "
+                        "WHERE dag_id = ? ORDER BY start_date")
     states = {(task, index): state for task, index, state, _, _ in rows}
-    tail = (tmp_path / "dags-test.log").read_text(errors="replace")[-3000:]
-    assert set(states.values()) == {"success"} and len(states) == 14, (states, tail)
-    for task in MAPPED:  # two instances each, both run by the executor (their overlap is printed, not asked:
-        # on a quiet machine they overlapped; under CI's load both tasks' shards ran in turn, 0.2-1.5 s apart)
-        spans = [(start, end) for t, _, _, start, end in rows if t == task]
+    tail = (tmp_path / "scheduler.log").read_text(errors="replace")[-3000:]
+    assert run_state == "success" and set(states.values()) == {"success"} and len(states) == 14, (
+        run_state, states, tail)
+    for task in MAPPED:  # two instances each, run by the executor's two workers at the same time
+        spans = [(datetime.fromisoformat(start), datetime.fromisoformat(end))
+                 for t, _, _, start, end in rows if t == task]
         assert len(spans) == 2, (task, rows)
-        print(task, "shards", spans)
+        overlap = (min(end for _, end in spans) - max(start for start, _ in spans)).total_seconds()
+        print(task, "shards", [(str(a), str(b)) for a, b in spans], f"overlap {overlap:.2f} s")
+        assert overlap > 0, (task, spans)
     st = Store(tmp_path / "store")
     version = json.loads((st.models / "production.json").read_text())["version"]
     assert (st.models / version / "nextbasket" / "scores.parquet").is_file()
