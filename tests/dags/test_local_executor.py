@@ -19,8 +19,8 @@ worker's supervisor, once its task's pipes have closed, looks for the process's 
 ``workers.min_heartbeat_interval`` seconds (default 5) and takes no other task meanwhile: with the
 default, under this scheduler, 7 of the 14 tasks held their worker 5.1 s after they ended and the second
 ``push_shard`` started 3.3 s after the first (1.1 s of overlap on 4.4 s shards). The test sets it to 1 s
-(tails of 1.8 s at most). Measured here: 1 min 45 s to 2 min 15 s on a quiet machine, 4 min 20 s to
-4 min 45 s beside two busy processes (overlaps of 6-9 s and 21-26 s).
+(tails of 1.8 s at most). Measured here: 1 min 45 s to 2 min 50 s without added load, 4 min 20 s to
+4 min 45 s beside two busy processes (overlaps of 6-15 s and 21-26 s).
 
     PYTHONPATH=. .venv/bin/python -m pytest tests/dags/test_local_executor.py -q
 """
