@@ -104,7 +104,7 @@ def test_pipeline_imports_nothing_from_recsys():
 
 def test_no_module_of_recsys_outside_a_stage_folder():
     loose = {p.name for p in (ROOT / "recsys").glob("*.py")}
-    assert loose == {"__init__.py", "runs.py", "release.py", "flow.py", "cli.py"}
+    assert loose == {"__init__.py", "runs.py", "release.py", "flow.py"}
 
 
 def test_a_forbidden_import_is_caught(tmp_path):

@@ -21,6 +21,8 @@ from tests.conftest import ROOT
 EXCEPTIONS = {
     "recsys/forecast/nn": "the network's parts are tested beside the forecaster in tests/forecast "
                           "(test_cells, test_windows, test_quantiles, test_seasonal_base)",
+    "recsys/cli": "the one program is tested in tests/core (test_cli, test_cli_arguments, test_cli_contract, "
+                  "test_cli_failures, test_cli_faults, test_cli_paths, test_cli_summary)",
 }
 
 
