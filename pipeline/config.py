@@ -183,6 +183,8 @@ class CustomerModelConfig:
     train_customers: int = 10_000  # training budget: customers sampled per training cut-off (by activity); 0 = all
     validation_customers: int = 10_000  # validation budget: customers of the validation week (early stopping and
     # the judge's baselines, one sample for all), sampled by activity; 0 = all
+    judge_customers: int = 50_000  # customers whose events the judge's baselines read: the validated ones, then a
+    # sample of the others by activity (TIFU-kNN's neighbours, popularity); 0 = every customer's
     cell: str = "lstm"  # lstm | gru
     units: int = 16  # recurrent units
     dense_units: int = 64  # units of the dense layers after the recurrent one
@@ -210,6 +212,8 @@ class CustomerModelConfig:
             raise ConfigError("customers: need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
         if self.train_customers < 0:
             raise ConfigError(f"customers.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.judge_customers < 0:
+            raise ConfigError(f"customers.judge_customers must be >= 0 (0 = every customer), got {self.judge_customers}")
         if self.validation_customers < 0:
             raise ConfigError("customers.validation_customers must be >= 0 (0 = every customer), "
                               f"got {self.validation_customers}")
