@@ -132,18 +132,25 @@ def run_night(args: argparse.Namespace, work: Path) -> dict:
                           "customers.validation_customers": cfg.customers.validation_customers,
                           "value.train_customers": cfg.value.train_customers},
               "setup": setup, "stages": results}
-    shutil.rmtree(store, ignore_errors=True)
-    if args.reuse_setup and setup_copy.is_dir():  # the nights before, kept by an earlier run of this shop
+    names = [n for n, _ in night()]
+    start = names.index(args.resume_from) if args.resume_from else 0
+    if start:  # the store as an earlier run of this shop left it (--until): neither reset nor set up again
+        if not store.is_dir():
+            raise SystemExit(f"--resume-from {args.resume_from}: no store in {work} to go on from")
+        record["resumed_from"] = args.resume_from
+    elif args.reuse_setup and setup_copy.is_dir():  # the nights before, kept by an earlier run of this shop
+        shutil.rmtree(store, ignore_errors=True)
         shutil.copytree(setup_copy, store, symlinks=True)
         record["setup_reused"] = str(setup_copy)
     else:  # the nights before: the history ingested and aggregated, so that tonight's aggregate is incremental
+        shutil.rmtree(store, ignore_errors=True)
         history = ["ingest", str(data / HISTORY)]
         _measure("ingest history (setup)", [args.trendrec, *history, *common], work, setup, False)
         _measure("aggregate history (setup)", [args.trendrec, "aggregate", *common], work, setup, False)
         if args.reuse_setup:
             shutil.rmtree(setup_copy, ignore_errors=True)
             shutil.copytree(store, setup_copy, symlinks=True)
-    for name, command in night():
+    for name, command in night()[start:]:
         if name == "push":  # the shop's lists, before the push scores them
             lists = ["candidates", "--users", str(args.customers), "--n", str(LIST_LENGTH), "--output", LISTS]
             _measure("shop's lists (candidates)", [args.trendrec, *lists, *common], work, results, False)
@@ -187,6 +194,9 @@ def print_table(record: dict) -> None:
     ran = record.get("night_stages")
     if ran and len(ran) < len(NIGHT):
         print(f"\nthe night stopped after {ran[-1]} (--until): {len(ran)} of its {len(NIGHT)} stages")
+    if record.get("resumed_from"):
+        print(f"\nthe night went on from {record['resumed_from']} in the store an earlier run left (--until): "
+              "the stages before it are that run's")
     if record.get("setup_reused"):
         print(f"\nthe nights before were not run again: the store was copied from {record['setup_reused']}")
 
@@ -227,6 +237,8 @@ def main() -> None:
     ap.add_argument("--reuse-setup", action="store_true", help="keep a copy of the store after the setup in "
                     "--data (store-after-setup) and start from it when it is there (the nights before, not re-timed)")
     ap.add_argument("--until", choices=[n for n, _ in night()], help="stop after this stage of the night")
+    ap.add_argument("--resume-from", choices=[n for n, _ in night()], help="go on from this stage with the store "
+                    "an earlier run (--until) left in --data; the earlier stages are not run again")
     ap.add_argument("--table", type=Path, help="print the table of a record written with --json, and stop")
     ap.add_argument("--stages", action="store_true", help="print the night's stages and commands, one a line")
     ap.add_argument("--check", action="store_true", help="check the shop's re-buy structure on a tiny shop")
