@@ -174,7 +174,7 @@ class CustomerModelConfig:
     seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
     shards: int = 1  # customer stages (push-time scoring, the value forecast) split by a stable hash of the id
-    memory_limit: str = "2GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
+    memory_limit: str = "1GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
     n_candidates: int = 100  # items the model retrieves and scores per customer (recsys.nextbasket.retrieval)
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
     active_days: int = 28  # a training customer bought in these days before the training cut-off

@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
+from pipeline.eventdb import release_buffers
 from pipeline.sampling import sample_customers
 from pipeline.schemas import LABEL, SCORE
 from pipeline.store import Store
@@ -112,6 +113,7 @@ def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
         raise NoCustomerHistoryError(f"no training cut-off before {cutoff} has customer history")
     train = _stack(parts)
     val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None, cfg.validation_customers)
+    release_buffers(con, cfg.memory_limit)  # the histories' queries are done: their memory goes to training
     log.info("customer model at %s: %d training pairs (%.1f %% positive), %d validation pairs, features %.1f s",
              cutoff, len(train[2]), 100 * train[2].mean(), len(val[2]), time.perf_counter() - t0)
     return LSTMRecommender(cfg).fit(train, val, run_dir)
