@@ -119,31 +119,57 @@ def run_night(args: argparse.Namespace, work: Path) -> dict:
     shop = Shop(args.events, args.customers, args.items, args.days, seed=args.seed)
     data, store, load = work / "shop", work / "store", os.getloadavg()
     lines = _shop_files(shop, data)
-    shutil.rmtree(store, ignore_errors=True)
+    setup_copy = work / "store-after-setup"
     config = write_config(work, store, args.validation_customers)
     common = ["--config", str(config), "--json"]
     setup: list[dict] = []
     results: list[dict] = []
-    # the nights before: the history ingested and aggregated, so that tonight's aggregate is incremental
-    history = ["ingest", str(data / HISTORY)]
-    _measure("ingest history (setup)", [args.trendrec, *history, *common], work, setup, False)
-    _measure("aggregate history (setup)", [args.trendrec, "aggregate", *common], work, setup, False)
-    for name, command in night():
+    from pipeline.config import load_config
+
+    cfg = load_config(config)
+    record = {"shop": vars(shop), "lines": lines, "cpus": os.cpu_count(), "load_at_start": load,
+              "budgets": {"customers.train_customers": cfg.customers.train_customers,
+                          "customers.validation_customers": cfg.customers.validation_customers,
+                          "value.train_customers": cfg.value.train_customers},
+              "setup": setup, "stages": results}
+    names = [n for n, _ in night()]
+    start = names.index(args.resume_from) if args.resume_from else 0
+    if start:  # the store as an earlier run of this shop left it (--until): neither reset nor set up again
+        if not store.is_dir():
+            raise SystemExit(f"--resume-from {args.resume_from}: no store in {work} to go on from")
+        record["resumed_from"] = args.resume_from
+    elif args.reuse_setup and setup_copy.is_dir():  # the nights before, kept by an earlier run of this shop
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.copytree(setup_copy, store, symlinks=True)
+        record["setup_reused"] = str(setup_copy)
+    else:  # the nights before: the history ingested and aggregated, so that tonight's aggregate is incremental
+        shutil.rmtree(store, ignore_errors=True)
+        history = ["ingest", str(data / HISTORY)]
+        _measure("ingest history (setup)", [args.trendrec, *history, *common], work, setup, False)
+        _measure("aggregate history (setup)", [args.trendrec, "aggregate", *common], work, setup, False)
+        if args.reuse_setup:
+            shutil.rmtree(setup_copy, ignore_errors=True)
+            shutil.copytree(store, setup_copy, symlinks=True)
+    for name, command in night()[start:]:
         if name == "push":  # the shop's lists, before the push scores them
             lists = ["candidates", "--users", str(args.customers), "--n", str(LIST_LENGTH), "--output", LISTS]
             _measure("shop's lists (candidates)", [args.trendrec, *lists, *common], work, results, False)
         _measure(name, [args.trendrec, command, *_extra(name, data), *common], work, results)
-    from pipeline.config import load_config
+        _summarise(record)
+        if args.json:  # after every stage: a night stopped half-way leaves the stages it measured
+            args.json.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        if name == args.until:
+            break
+    return record
 
-    cfg = load_config(config)
-    night_rows = [r for r in results if r["in_total"]]
-    return _add_counts({
-        "shop": vars(shop), "lines": lines, "cpus": os.cpu_count(), "load_at_start": load,
-        "budgets": {"customers.train_customers": cfg.customers.train_customers,
-                    "customers.validation_customers": cfg.customers.validation_customers,
-                    "value.train_customers": cfg.value.train_customers},
-        "setup": setup, "stages": results, "night_seconds": round(sum(r["seconds"] for r in night_rows), 1),
-        "night_peak_rss_mib": max(r["peak_rss_mib"] for r in night_rows)})
+
+def _summarise(record: dict) -> dict:
+    """The counts and the night's totals, over the stages measured so far."""
+    night_rows = [r for r in record["stages"] if r["in_total"]]
+    record.update(night_seconds=round(sum(r["seconds"] for r in night_rows), 1),
+                  night_peak_rss_mib=max(r["peak_rss_mib"] for r in night_rows),
+                  night_stages=[r["stage"] for r in night_rows])
+    return _add_counts(record)
 
 
 def print_table(record: dict) -> None:
@@ -165,6 +191,14 @@ def print_table(record: dict) -> None:
     night = f"**{record['night_seconds']:.1f}** | **{record['night_peak_rss_mib']:,}**"
     print(f"| **the night** | {night} | | | | |")
     print("\n\\* not in the night's total: the nights before (setup), or the shop's own recommender")
+    ran = record.get("night_stages")
+    if ran and len(ran) < len(NIGHT):
+        print(f"\nthe night stopped after {ran[-1]} (--until): {len(ran)} of its {len(NIGHT)} stages")
+    if record.get("resumed_from"):
+        print(f"\nthe night went on from {record['resumed_from']} in the store an earlier run left (--until): "
+              "the stages before it are that run's")
+    if record.get("setup_reused"):
+        print(f"\nthe nights before were not run again: the store was copied from {record['setup_reused']}")
 
 
 def check() -> str:
@@ -200,6 +234,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="keep the shop and the store here (a shop found is reused)")
     ap.add_argument("--json", type=Path, help="write the record here")
     ap.add_argument("--trendrec", default=str(TRENDREC), help=f"the CLI to time (default {TRENDREC})")
+    ap.add_argument("--reuse-setup", action="store_true", help="keep a copy of the store after the setup in "
+                    "--data (store-after-setup) and start from it when it is there (the nights before, not re-timed)")
+    ap.add_argument("--until", choices=[n for n, _ in night()], help="stop after this stage of the night")
+    ap.add_argument("--resume-from", choices=[n for n, _ in night()], help="go on from this stage with the store "
+                    "an earlier run (--until) left in --data; the earlier stages are not run again")
     ap.add_argument("--table", type=Path, help="print the table of a record written with --json, and stop")
     ap.add_argument("--stages", action="store_true", help="print the night's stages and commands, one a line")
     ap.add_argument("--check", action="store_true", help="check the shop's re-buy structure on a tiny shop")

@@ -174,7 +174,7 @@ class CustomerModelConfig:
     seq_weeks: int = 8  # most recent weeks the recurrent layer reads (the statics cover the lookback)
     batch_customers: int = 20_000  # customers per DuckDB query (hash buckets): bounds memory
     shards: int = 1  # customer stages (push-time scoring, the value forecast) split by a stable hash of the id
-    memory_limit: str = "2GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
+    memory_limit: str = "1GB"  # DuckDB memory limit of the customer histories (spills to the store's .tmp/)
     n_candidates: int = 100  # items the model retrieves and scores per customer (recsys.nextbasket.retrieval)
     recent_weeks: int = 4  # window of "recent" popularity and growth (vs the 4 weeks before)
     active_days: int = 28  # a training customer bought in these days before the training cut-off
@@ -183,6 +183,8 @@ class CustomerModelConfig:
     train_customers: int = 10_000  # training budget: customers sampled per training cut-off (by activity); 0 = all
     validation_customers: int = 10_000  # validation budget: customers of the validation week (early stopping and
     # the judge's baselines, one sample for all), sampled by activity; 0 = all
+    judge_customers: int = 50_000  # customers whose events the judge's baselines read: the validated ones, then a
+    # sample of the others by activity (TIFU-kNN's neighbours, popularity); 0 = every customer's
     cell: str = "lstm"  # lstm | gru
     units: int = 16  # recurrent units
     dense_units: int = 64  # units of the dense layers after the recurrent one
@@ -210,6 +212,8 @@ class CustomerModelConfig:
             raise ConfigError("customers: need 2 * recent_weeks <= lookback_weeks and train_weeks >= 2")
         if self.train_customers < 0:
             raise ConfigError(f"customers.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.judge_customers < 0:
+            raise ConfigError(f"customers.judge_customers must be >= 0 (0 = every customer), got {self.judge_customers}")
         if self.validation_customers < 0:
             raise ConfigError("customers.validation_customers must be >= 0 (0 = every customer), "
                               f"got {self.validation_customers}")

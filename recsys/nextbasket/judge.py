@@ -7,6 +7,9 @@ watched): the baselines (g_topfreq, p_topfreq, base and TIFU-kNN tuned on the we
 same customers under the next-basket protocol (recsys.evaluation.protocol) from the events before it:
 the ones the model was validated on (the run's validation_customers.parquet, the ``[customers]
 validation_customers`` sample), so the comparison stays fair and its cost bounded on a large shop.
+The baselines read the events of at most ``judge_customers`` customers (``judge_events``): the validated
+ones and a stratified, seeded sample of the others, whose histories are TIFU-kNN's neighbours and the
+popularity lists' crowd; on a shop with fewer customers (Online Retail) they read every event, as before.
 Early stopping picked the model's epoch on this week, which flatters it a little; the held-out
 proof is ``trendrec evaluate-rerank``, which retrains everything at every cut-off.
 
@@ -21,21 +24,26 @@ ranks by segment trends).
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.config import Config
+from pipeline.errors import StoreError
+from pipeline.eventdb import connect
+from pipeline.sampling import sample_customers
 from pipeline.store import Store, read_events, read_json, write_json
 from recsys import registry
 from recsys.runs import EVALUATION_FILE, FINGERPRINT_KEY, TRAIN_FILE, Run, Verdict, write_verdict
 from recsys.evaluation.baselines import base, g_topfreq, p_topfreq
-from recsys.evaluation.protocol import EVENT_COLUMNS, run_protocol
+from recsys.evaluation.protocol import EVENT_COLUMNS, TARGET_DAYS, run_protocol
 from recsys.evaluation.tifu_knn import tifu_knn
 from recsys.nextbasket.train import VALIDATION_FILE
 
@@ -72,8 +80,9 @@ def judge_customer_model(cfg: Config, run: Run) -> dict[str, Any]:
 def _compare(cfg: Config, trained: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """The model's and the baselines' Recall@10 on the validation week's customers, and the blessing."""
     val_cut = date.fromisoformat(trained["validation_cutoff"])
-    events = read_events(Store(cfg.store), EVENT_COLUMNS)
-    figures = run_protocol(events, _baselines(cfg), [val_cut], population=_validated(out_dir, val_cut))["pooled"]
+    population = _validated(out_dir, val_cut)
+    events, read = judge_events(cfg, val_cut, None if population is None else population[val_cut])
+    figures = run_protocol(events, _baselines(cfg), [val_cut], population=population)["pooled"]
     baselines = {name: figures[name][METRIC] for name in BASELINES if name in figures}
     model = trained.get("val_recall@10")
     if not baselines or model is None:
@@ -87,7 +96,45 @@ def _compare(cfg: Config, trained: dict[str, Any], out_dir: Path) -> dict[str, A
                   "reason": f"validation Recall@10 {model:.4f} {verdict} the best baseline, {best} "
                             f"{baselines[best]:.4f} (week from {val_cut}, {figures[best]['users']} customers): "
                             f"{'blessed' if blessed else 'not blessed'}"}
-    return result | {"validation_cutoff": val_cut.isoformat(), "model": {METRIC: model}, "baselines": baselines}
+    return result | {"validation_cutoff": val_cut.isoformat(), "model": {METRIC: model}, "baselines": baselines,
+                     "events_of": read}
+
+
+def judge_events(cfg: Config, val_cut: date, validated: np.ndarray | None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The committed events the baselines see (``EVENT_COLUMNS``, dated before the validation week's end), and
+    {"customers": whose events they are, "of": the known customers until then}.
+
+    Every event when at most ``[customers] judge_customers`` customers (0: no bound) bought before the end;
+    else the events of the validated customers and a sample of the others up to that many, by activity
+    (pipeline.sampling, the model's ``seed``), guests' lines left out: memory follows the budget, not the shop.
+    """
+    budget, store = cfg.customers.judge_customers, Store(cfg.store)
+    end = val_cut + timedelta(days=TARGET_DAYS)
+    params = {"files": [str(f) for f in store.committed_raw_files()], "end": end}
+    if not params["files"]:
+        raise StoreError(f"no committed events in {store.raw}: run `trendrec ingest` first")
+    con = connect(store.tmp, cfg.customers.memory_limit)
+    raw = "read_parquet($files, hive_partitioning = false)"
+    try:
+        lines = con.execute(f"SELECT {s.USER_ID}, count(*) AS n FROM {raw} WHERE {s.USER_ID} IS NOT NULL "
+                            f"AND {s.EVENT_DATE} < $end GROUP BY 1 ORDER BY 1", params).fetchnumpy()
+        users, counts = np.asarray(lines[s.USER_ID], dtype=object), np.asarray(lines["n"])
+        if not budget or len(users) <= budget:
+            return read_events(store, EVENT_COLUMNS), {"customers": len(users), "of": len(users)}
+        chosen = np.isin(users, validated) if validated is not None else np.zeros(len(users), dtype=bool)
+        rest = np.flatnonzero(~chosen)
+        if budget > chosen.sum():
+            chosen[rest[sample_customers(users[rest], counts[rest], budget - int(chosen.sum()),
+                                         cfg.customers.seed)]] = True
+        con.register("judged", pa.table({s.USER_ID: pa.array(users[chosen], pa.string())}))
+        sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM {raw} WHERE {s.EVENT_DATE} < $end "
+               f"AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM judged)")
+        events = con.sql(sql, params=params).to_arrow_table().to_pandas()  # dates as datetime.date, as read_events
+    finally:
+        con.close()
+    log.info("judge: the baselines read the events of %d of %d customers (judge_customers = %d)",
+             int(chosen.sum()), len(users), budget)
+    return events, {"customers": int(chosen.sum()), "of": len(users)}
 
 
 def _baselines(cfg: Config) -> dict[str, Any]:

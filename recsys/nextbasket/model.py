@@ -6,6 +6,8 @@ this model ranks items for one customer. A pointwise classifier is enough for th
 LSTM (or GRU) and the repeat-cycle statics through a dense branch, and outputs a sigmoid probability;
 a customer's list is their retrieved items sorted by it. Counts are log1p-scaled and normalised with
 statistics of the training cut-offs only, inside the model (so a saved model scores raw features).
+fit() reads the pairs where they lie, a batch at a time (``PairBatches``), and the statistics are
+summed in chunks, so training holds the pairs once and memory stays near their own size.
 The recurrent layer keeps Keras' fused-kernel settings (tanh / sigmoid, recurrent_dropout=0, no
 unroll), so on a GPU it runs cuDNN; dropout sits between layers instead. ``distribute = "mirrored"``
 builds it in a MirroredStrategy scope (pipeline.distribute), so fit() splits each batch over the devices.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import keras
@@ -95,8 +98,9 @@ class LSTMRecommender:
                                                    patience=cfg.patience, restore_best_weights=True)]
         if run_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir), histogram_freq=cfg.histogram_freq))
-        hist = self.model.fit([seq, static], y, validation_data=([val[0], val[1]], val[2]), epochs=cfg.epochs,
-                              batch_size=cfg.batch_size, shuffle=True, verbose=0, callbacks=callbacks)
+        hist = self.model.fit(PairBatches((seq, static, y), cfg.batch_size, cfg.seed),
+                              validation_data=PairBatches(val[:3], cfg.score_batch), epochs=cfg.epochs,
+                              shuffle=False, verbose=0, callbacks=callbacks)
         self.history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         log.info("customer model trained %d epochs: %s", len(hist.history["loss"]),
                  {k: round(v[-1], 4) for k, v in self.history.items()})
@@ -141,9 +145,59 @@ class LSTMRecommender:
         return rec
 
 
+class PairBatches(keras.utils.PyDataset):
+    """(sequence, static) inputs and labels of ``arrays`` in batches of ``batch_size`` pairs, in a new random
+    order every epoch when ``seed`` is given (a seeded NumPy generator: the same order every run).
+
+    fit() on NumPy arrays copies them whole into one tensor first (Keras' array adapter), which doubles
+    the memory of a million-pair training set; this reads each batch from the arrays where they lie.
+    """
+
+    def __init__(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray], batch_size: int, seed: int | None = None):
+        super().__init__()  # one worker, no processes: batches come in order, reproducibly
+        self.arrays, self.batch_size = arrays, int(batch_size)
+        self.size = len(arrays[2])
+        self._rng = None if seed is None else np.random.default_rng(seed)
+        self._order = None if self._rng is None else self._rng.permutation(self.size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.size / self.batch_size)
+
+    def __getitem__(self, index: int):
+        lo, hi = index * self.batch_size, min((index + 1) * self.batch_size, self.size)
+        rows = slice(lo, hi) if self._order is None else np.sort(self._order[lo:hi])  # sorted: a cheaper gather
+        seq, static, y = (a[rows] for a in self.arrays)
+        return (seq, static), y
+
+    def on_epoch_end(self) -> None:
+        if self._rng is not None:
+            self._order = self._rng.permutation(self.size)
+
+
+NORM_CHUNK = 1 << 18  # rows per chunk of the normalisation statistics (float64 temporaries of this size only)
+
+
 def _normaliser(data: np.ndarray | None, axis: tuple[int, ...], name: str) -> keras.layers.Layer:
-    """A Normalization layer with the training data's mean / variance (after signed log1p), or identity."""
+    """A Normalization layer with the training data's mean / variance (after signed log1p), or identity.
+
+    Summed over chunks of ``NORM_CHUNK`` rows (two passes: the mean, then the squared deviations from it),
+    so the float64 copies are a chunk's, not the data's; data of one chunk gives NumPy's own mean and var.
+    """
     if data is None:
         return keras.layers.Identity(name=name)
-    z = signed_log1p(data.astype(np.float64))
-    return keras.layers.Normalization(mean=z.mean(axis=axis), variance=np.maximum(z.var(axis=axis), 1e-6), name=name)
+    mean, var = _moments(data, axis)
+    return keras.layers.Normalization(mean=mean, variance=np.maximum(var, 1e-6), name=name)
+
+
+def _moments(data: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) variance of signed_log1p(data) over ``axis`` (which includes axis 0), by chunks."""
+    if len(data) <= NORM_CHUNK:
+        z = signed_log1p(data.astype(np.float64))
+        return z.mean(axis=axis), z.var(axis=axis)
+    chunks = range(0, len(data), NORM_CHUNK)
+    count = data.size / np.prod([data.shape[a] for a in range(data.ndim) if a not in axis])
+    total = sum(signed_log1p(data[i:i + NORM_CHUNK].astype(np.float64)).sum(axis=axis) for i in chunks)
+    mean = total / count
+    squares = sum(np.square(signed_log1p(data[i:i + NORM_CHUNK].astype(np.float64)) - mean).sum(axis=axis)
+                  for i in chunks)
+    return mean, squares / count

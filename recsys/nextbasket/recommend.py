@@ -31,6 +31,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
+from pipeline.eventdb import release_buffers
 from pipeline.sampling import sample_customers
 from pipeline.schemas import LABEL, SCORE
 from pipeline.store import Store
@@ -110,8 +111,9 @@ def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
             log.info("training cut-off %s skipped: %s", cutoff - timedelta(weeks=k), exc)
     if not parts:
         raise NoCustomerHistoryError(f"no training cut-off before {cutoff} has customer history")
-    train = tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
+    train = _stack(parts)
     val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None, cfg.validation_customers)
+    release_buffers(con, cfg.memory_limit)  # the histories' queries are done: their memory goes to training
     log.info("customer model at %s: %d training pairs (%.1f %% positive), %d validation pairs, features %.1f s",
              cutoff, len(train[2]), 100 * train[2].mean(), len(val[2]), time.perf_counter() - t0)
     return LSTMRecommender(cfg).fit(train, val, run_dir)
@@ -192,6 +194,21 @@ def popular_lists(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarra
     top = con.execute(sql, {"start": cutoff - timedelta(weeks=cfg.recent_weeks), "cutoff": cutoff}).df()
     frame = pd.DataFrame({s.USER_ID: np.asarray(users, dtype=object).astype(str)}).merge(top, how="cross")
     return frame[RESULT_COLUMNS]
+
+
+def _stack(parts: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(seq, static, label) of every training cut-off's pairs, one after the other; each part's arrays are
+    let go as they are copied (``parts`` is emptied), so the peak is the result plus one part's array, not
+    twice the training set."""
+    sizes = [len(p[2]) for p in parts]
+    out = tuple(np.empty((sum(sizes), *parts[0][i].shape[1:]), parts[0][i].dtype) for i in range(3))
+    start = 0
+    for size in sizes:
+        part = list(parts.pop(0))
+        for i in range(3):
+            out[i][start:start + size], part[i] = part[i], None
+        start += size
+    return out
 
 
 def _top(pairs: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -54,6 +54,7 @@ def test_config_is_frozen():
         ("[model]\nimage_freq = -1\n", "model.image_freq must be >= 0"),
         ("[model]\nyear_ago_min_share = -0.5\n", "model.year_ago_min_share must be >= 0"),
         ("[customers]\nvalidation_customers = -1\n", "customers.validation_customers must be >= 0"),
+        ("[customers]\njudge_customers = -1\n", "customers.judge_customers must be >= 0"),
     ],
 )
 def test_bad_config_is_named(tmp_path, text, message):

@@ -87,3 +87,33 @@ def test_a_budget_no_smaller_than_the_week_judges_as_before(cyclic_store):
     before = judge._compare(cfg, read_json(out_dir / TRAIN_FILE), out_dir)
     assert now == before and "60 customers" in now["reason"]
     assert not (out_dir / EVALUATION_FILE).exists()
+
+
+def _sorted(frame):
+    return frame.sort_values(list(frame.columns), kind="mergesort").reset_index(drop=True)
+
+
+def test_the_baselines_read_every_event_when_the_shop_is_within_the_judge_budget(cyclic_store):
+    val_cut = customer_cutoff(open_store(cyclic_store.store, cyclic_store.customers)) - judge.timedelta(weeks=1)
+    events, read = judge.judge_events(cyclic_store, val_cut, None)  # judge_customers 50,000 > 60 customers
+    assert read == {"customers": 60, "of": 60}
+    expected = judge.read_events(Store(cyclic_store.store), judge.EVENT_COLUMNS)
+    assert events.equals(expected)
+
+
+def test_on_a_larger_shop_the_baselines_read_the_validated_customers_and_a_seeded_sample(cyclic_store):
+    cfg = dataclasses.replace(cyclic_store, customers=dataclasses.replace(TINY, judge_customers=20))
+    val_cut = customer_cutoff(open_store(cfg.store, cfg.customers)) - judge.timedelta(weeks=1)
+    validated = np.array([f"u{u}" for u in range(30, 42)], dtype=object)
+    events, read = judge.judge_events(cfg, val_cut, validated)
+    assert read == {"customers": 20, "of": 60}
+    users = set(events[s.USER_ID])
+    assert len(users) == 20 and set(validated) <= users  # every validated customer, 8 others
+    everything = judge.read_events(Store(cfg.store), judge.EVENT_COLUMNS)
+    end = val_cut + judge.timedelta(days=7)
+    theirs = everything[everything[s.USER_ID].isin(users) & (everything[s.EVENT_DATE] < end)]
+    assert _sorted(events).equals(_sorted(theirs))  # each chosen customer's every line before the week's end
+    again, _ = judge.judge_events(cfg, val_cut, validated)
+    assert set(again[s.USER_ID]) == users  # the seed picks the same sample
+    other = dataclasses.replace(cfg, customers=dataclasses.replace(cfg.customers, seed=7))
+    assert set(judge.judge_events(other, val_cut, validated)[0][s.USER_ID]) != users

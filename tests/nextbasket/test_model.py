@@ -1,4 +1,5 @@
-"""LSTMRecommender: fused-kernel settings, safe_mode save/load round trip, Recall@k helper."""
+"""LSTMRecommender: fused-kernel settings, safe_mode save/load round trip, Recall@k helper, and the training
+data path that holds the pairs once (chunked statistics, batches read in place, cut-offs stacked as freed)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pipeline.config import ConfigError, CustomerModelConfig
 from recsys.nextbasket.callbacks import mean_recall_at_k
 from recsys.nextbasket.features import SEQ_CHANNELS, STATIC_FEATURES
 from recsys.nextbasket.histories import CustomerModelError
-from recsys.nextbasket.model import CONFIG_FILE, MODEL_FILE, LSTMRecommender
+from recsys.nextbasket import model as model_module
+from recsys.nextbasket.model import CONFIG_FILE, MODEL_FILE, LSTMRecommender, PairBatches
+from recsys.nextbasket.recommend import _stack
 
 TINY = CustomerModelConfig(lookback_weeks=8, seq_weeks=4, recent_weeks=2, units=4, dense_units=8, epochs=1,
                            batch_size=32, train_weeks=2)
@@ -71,3 +74,51 @@ def test_recall_at_k_by_hand():
     labels = np.array([0, 1, 1, 1, 0])
     # user 0: top 2 = (0.9 miss, 0.8 hit) -> 1 of 3 targets; user 1: top 2 holds its one hit -> 1 of 1
     assert mean_recall_at_k(groups, scores, labels, np.array([3, 1]), 2) == pytest.approx((1 / 3 + 1) / 2)
+
+
+@pytest.mark.parametrize("shape,axis", [((1000, 4, 5), (0, 1)), ((999, 18), (0,))])
+def test_normalisation_statistics_by_chunks_equal_numpys_over_the_whole(monkeypatch, shape, axis):
+    rng = np.random.default_rng(3)
+    data = (rng.poisson(2.0, shape) * rng.choice([-1, 1], shape) * 10.0 ** rng.integers(0, 4, shape)).astype(np.float32)
+    z = model_module.signed_log1p(data.astype(np.float64))
+    monkeypatch.setattr(model_module, "NORM_CHUNK", 128)  # 8 chunks, the last one partial
+    mean, var = model_module._moments(data, axis)
+    np.testing.assert_allclose(mean, z.mean(axis=axis), rtol=1e-12)
+    np.testing.assert_allclose(var, z.var(axis=axis), rtol=1e-10)
+    monkeypatch.setattr(model_module, "NORM_CHUNK", len(data))  # one chunk: NumPy's own figures, to the bit
+    one = model_module._moments(data, axis)
+    assert np.array_equal(one[0], z.mean(axis=axis)) and np.array_equal(one[1], z.var(axis=axis))
+
+
+def test_pair_batches_give_every_pair_once_an_epoch_in_a_seeded_order():
+    seq, static, y = _data(1000)
+    y = np.arange(1000, dtype=np.float32)  # the label names the row
+    batches = PairBatches((seq, static, y), 64, seed=7)
+    assert len(batches) == 16  # 15 full batches and one of 40
+
+    def epoch(b):
+        rows = [b[i] for i in range(len(b))]
+        for (s_, st), lab in rows:  # every input row travels with its label
+            idx = lab.astype(int)
+            assert np.array_equal(s_, seq[idx]) and np.array_equal(st, static[idx])
+        b.on_epoch_end()
+        return [lab.astype(int) for _, lab in rows]
+
+    first, second = epoch(batches), epoch(batches)
+    for order in (first, second):
+        assert sorted(np.concatenate(order).tolist()) == list(range(1000))
+        assert [len(o) for o in order] == [64] * 15 + [40]
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second))  # a new order every epoch
+    assert all(np.array_equal(a, b) for a, b in zip(first, epoch(PairBatches((seq, static, y), 64, seed=7))))
+    plain = epoch(PairBatches((seq, static, y), 300))  # no seed: the rows in their order (validation)
+    assert np.array_equal(np.concatenate(plain), np.arange(1000))
+
+
+def test_training_cut_offs_are_stacked_as_they_are_let_go():
+    parts = [tuple(np.random.default_rng(k).normal(size=(n, *tail)).astype(np.float32) for tail in ((4, 5), (18,), ()))
+             + (np.arange(n), np.ones(3)) for k, n in enumerate((5, 0, 7))]
+    expected = [np.concatenate([p[i] for p in parts]) for i in range(3)]
+    stacked = _stack(parts)
+    assert parts == []  # each cut-off's arrays were released as they were copied
+    for got, want in zip(stacked, expected):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
