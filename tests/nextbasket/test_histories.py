@@ -19,7 +19,7 @@ import pytest
 from pipeline import schemas as s
 from pipeline.config import Config, CustomerModelConfig, IngestConfig
 from pipeline.errors import StoreError
-from pipeline.eventdb import EventsError
+from pipeline.eventdb import EventsError, release_buffers
 from pipeline.ingest.ingest import run_ingest
 from pipeline.schemas import PURCHASES, WEEK
 from pipeline.store import Store
@@ -187,6 +187,14 @@ def test_store_connection_has_the_configured_memory_limit_and_spills_in_the_stor
     assert Path(spill).parent == store.tmp
 
 
+def test_handing_the_buffers_back_keeps_the_connection_and_its_limit(tmp_path):
+    store = _log_store(tmp_path)
+    con = open_store(str(store.root), dataclasses.replace(CFG, memory_limit="123MB"))
+    before = con.execute("SELECT current_setting('memory_limit'), count(*) FROM events").fetchone()
+    con.execute("CREATE TEMP TABLE t AS SELECT * FROM events")
+    release_buffers(con, "123MB")
+    assert con.execute("SELECT current_setting('memory_limit'), count(*) FROM events").fetchone() == before
+    assert con.execute("SELECT count(*) FROM t").fetchone()[0] == before[1]  # evicted blocks are read back
 
 
 def test_a_killed_runs_spill_folder_is_removed_by_the_next_connection_on_the_host(tmp_path):
