@@ -19,6 +19,10 @@ validation one. ``--json PATH`` writes it all.
     .venv/bin/python benchmarks/nightly_scale.py --events 1000000 --customers 10000 --items 2000 \\
         --data /tmp/nightly-1m --json /tmp/nightly-1m.json
     .venv/bin/python benchmarks/nightly_scale.py --table /tmp/nightly-1m.json   # its table again
+    .venv/bin/python benchmarks/nightly_scale.py --data /var/tmp/n100m --json /var/tmp/n100m/a.json \
+        --reuse-setup --until train_value     # the 100 M shop: the nights before kept, stop after value
+    .venv/bin/python benchmarks/nightly_scale.py --data /var/tmp/n100m --json /var/tmp/n100m/b.json \
+        --resume-from judge                   # ... and go on from the judge in the store it left
     .venv/bin/python benchmarks/nightly_scale.py --stages     # the stage list, from recsys.flow
     .venv/bin/python benchmarks/nightly_scale.py --check      # the shop's re-buy structure, on a tiny shop
 """
