@@ -7,4 +7,5 @@ import sys
 
 from recsys.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (every module is imported by tests/test_package.py) runs nothing
+    sys.exit(main())
