@@ -36,8 +36,7 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas as s
 from pipeline.config import Config
-from pipeline.errors import StoreError
-from pipeline.eventdb import connect
+from pipeline.eventdb import view_over_store
 from pipeline.sampling import sample_customers
 from pipeline.store import Store, read_events, read_json, write_json
 from recsys import registry
@@ -109,14 +108,10 @@ def judge_events(cfg: Config, val_cut: date, validated: np.ndarray | None) -> tu
     (pipeline.sampling, the model's ``seed``), guests' lines left out: memory follows the budget, not the shop.
     """
     budget, store = cfg.customers.judge_customers, Store(cfg.store)
-    end = val_cut + timedelta(days=TARGET_DAYS)
-    params = {"files": [str(f) for f in store.committed_raw_files()], "end": end}
-    if not params["files"]:
-        raise StoreError(f"no committed events in {store.raw}: run `trendrec ingest` first")
-    con = connect(store.tmp, cfg.customers.memory_limit)
-    raw = "read_parquet($files, hive_partitioning = false)"
+    params = {"end": val_cut + timedelta(days=TARGET_DAYS)}
+    con = view_over_store(str(store.root), _JUDGE_VIEW, cfg.customers.memory_limit)
     try:
-        lines = con.execute(f"SELECT {s.USER_ID}, count(*) AS n FROM {raw} WHERE {s.USER_ID} IS NOT NULL "
+        lines = con.execute(f"SELECT {s.USER_ID}, count(*) AS n FROM judge_events WHERE {s.USER_ID} IS NOT NULL "
                             f"AND {s.EVENT_DATE} < $end GROUP BY 1 ORDER BY 1", params).fetchnumpy()
         users, counts = np.asarray(lines[s.USER_ID], dtype=object), np.asarray(lines["n"])
         if not budget or len(users) <= budget:
@@ -127,7 +122,7 @@ def judge_events(cfg: Config, val_cut: date, validated: np.ndarray | None) -> tu
             chosen[rest[sample_customers(users[rest], counts[rest], budget - int(chosen.sum()),
                                          cfg.customers.seed)]] = True
         con.register("judged", pa.table({s.USER_ID: pa.array(users[chosen], pa.string())}))
-        sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM {raw} WHERE {s.EVENT_DATE} < $end "
+        sql = (f"SELECT * FROM judge_events WHERE {s.EVENT_DATE} < $end "
                f"AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM judged)")
         events = con.sql(sql, params=params).to_arrow_table().to_pandas()  # dates as datetime.date, as read_events
     finally:
@@ -135,6 +130,13 @@ def judge_events(cfg: Config, val_cut: date, validated: np.ndarray | None) -> tu
     log.info("judge: the baselines read the events of %d of %d customers (judge_customers = %d)",
              int(chosen.sum()), len(users), budget)
     return events, {"customers": int(chosen.sum()), "of": len(users)}
+
+
+# EVENT_COLUMNS of the committed raw files, typed as read_events gives them
+_JUDGE_VIEW = (f"CREATE OR REPLACE VIEW judge_events AS SELECT CAST({s.USER_ID} AS VARCHAR) AS {s.USER_ID}, "
+               f"CAST({s.ITEM_ID} AS VARCHAR) AS {s.ITEM_ID}, CAST({s.SEGMENT} AS VARCHAR) AS {s.SEGMENT}, "
+               f"CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE}, "
+               f"CAST({s.ORDER_ID} AS VARCHAR) AS {s.ORDER_ID} FROM ")
 
 
 def _baselines(cfg: Config) -> dict[str, Any]:

@@ -195,7 +195,7 @@ def _moments(data: np.ndarray, axis: tuple[int, ...]) -> tuple[np.ndarray, np.nd
         z = signed_log1p(data.astype(np.float64))
         return z.mean(axis=axis), z.var(axis=axis)
     chunks = range(0, len(data), NORM_CHUNK)
-    count = data.size / np.prod([data.shape[a] for a in range(data.ndim) if a not in axis])
+    count = np.prod([data.shape[a] for a in axis])  # values summed into each statistic
     total = sum(signed_log1p(data[i:i + NORM_CHUNK].astype(np.float64)).sum(axis=axis) for i in chunks)
     mean = total / count
     squares = sum(np.square(signed_log1p(data[i:i + NORM_CHUNK].astype(np.float64)) - mean).sum(axis=axis)
