@@ -122,7 +122,7 @@ class CombinationConfig:
 @dataclass(frozen=True)
 class AggregateConfig:
     top_n: int = 0  # keep the N segments with the most events, fold the rest into "__other__"; 0 = all
-    memory_limit: str = "1GB"  # DuckDB memory limit of the aggregate step and the lists' item -> segment lookup
+    memory_limit: str = "1GB"  # DuckDB limit of aggregate, the lists' segment lookup, `trendrec candidates`
     threads: int = 0  # DuckDB threads, and raw batches aggregated side by side; 0 = one per core
 
 

@@ -1,7 +1,8 @@
 """DuckDB connections over the store's committed events: held to a memory limit, spilling inside the store.
 
 Both customer model families read the raw log through DuckDB: the next-basket model's histories
-(recsys.nextbasket.histories) and the customer value models (recsys.value.data). Each defines its own
+(recsys.nextbasket.histories) and the customer value models (recsys.value.data), and so do the next-basket
+judge (recsys.nextbasket.judge) and the demo's base lists (recsys.evaluation.candidates). Each defines its own
 ``events`` view (``CREATE OR REPLACE VIEW events AS SELECT ... FROM ``); this module opens the
 connection, points the view at the committed raw files (or at a DataFrame, in tests and the offline
 protocol) and owns the spill folders: each connection spills into a folder of its own under the

@@ -59,7 +59,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,7 @@ AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "reranked", "monit
 CONTROL_AREAS = ("raw", "quarantine", "aggregates", "models", "runs", "monitor")
 # A user-given id that becomes a directory or file name (run id, tune id): no separator, no dot-dot.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ROW_GROUP_ROWS = 1 << 20  # rows per parquet row group of write_parquet(_batches): pq.write_table's default
 NAME_MAX = 200  # longest name accepted: 255 (most file systems) less room for a temporary-file affix
 SNAPSHOTS = ".snapshots"  # raw/ points at one of its raw-<id> directories
 DAILY_NAME = "daily.parquet"
@@ -392,8 +393,31 @@ def sweep_temp(target: str | os.PathLike) -> int:
 def write_parquet(table: pa.Table, target: str | os.PathLike) -> Path:
     """Write ``table`` atomically to ``target`` (zstd-compressed parquet)."""
     with atomic_path(target) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, row_group_size=ROW_GROUP_ROWS, compression="zstd")
     return Path(target)
+
+
+def write_parquet_batches(batches: Iterable[pa.RecordBatch], schema: pa.Schema, target: str | os.PathLike) -> int:
+    """Write ``batches`` (cast to ``schema``) atomically to ``target`` as ``write_parquet`` writes their
+    concatenation: the same row groups and bytes, with one row group in memory at a time. The rows written."""
+    rows, held = 0, []
+    with atomic_path(target) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        for batch in batches:
+            while batch.num_rows:
+                take = min(ROW_GROUP_ROWS - rows % ROW_GROUP_ROWS, batch.num_rows)
+                held.append(batch.slice(0, take))
+                batch, rows = batch.slice(take), rows + take
+                if rows % ROW_GROUP_ROWS == 0:
+                    writer.write_table(_one_chunk(held, schema))
+                    held = []
+        if held or not rows:  # write_table writes an empty table as one empty row group
+            writer.write_table(_one_chunk(held, schema))
+    return rows
+
+
+def _one_chunk(batches: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """The batches as one contiguous table, as a DataFrame's conversion gives: chunk edges would move pages."""
+    return pa.Table.from_batches(batches, batches[0].schema if batches else schema).cast(schema).combine_chunks()
 
 
 def write_json(obj: Any, target: str | os.PathLike) -> Path:
