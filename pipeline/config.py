@@ -248,6 +248,7 @@ class ValueConfig:
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
     val_share: float = 0.2  # share of training customers held out for early stopping
     train_customers: int = 50_000  # training budget: customers of the LSTM's and ridge's windows (by activity); 0 = all
+    fit_customers: int = 100_000  # customers whose days the backtest and the members' fits read (by activity); 0 = all
     seed: int = 42  # keras.utils.set_random_seed and the early-stopping split
     ridge_l2: float = 1.0  # L2 of the RFM ridge (on standardised features, log1p spend target)
     bgnbd_penalizer: float = 0.0  # L2 on BG/NBD and Gamma-Gamma log parameters; 0 = plain maximum likelihood
@@ -264,6 +265,8 @@ class ValueConfig:
                               f"{self.val_share}, {self.dropout}")
         if self.train_customers < 0:
             raise ConfigError(f"value.train_customers must be >= 0 (0 = every customer), got {self.train_customers}")
+        if self.fit_customers < 0:
+            raise ConfigError(f"value.fit_customers must be >= 0 (0 = every customer), got {self.fit_customers}")
 
 
 @dataclass(frozen=True)

@@ -206,8 +206,9 @@ def small_store(tmp_path_factory) -> Config:
         evaluate=dataclasses.replace(cfg.evaluate, margin=-1.0),
         # likewise for the customer model: a small, short fit, blessed whatever its validation figure
         customers=dataclasses.replace(cfg.customers, epochs=2, train_weeks=3, units=8, bless_margin=-1.0),
-        # and a short customer value model (2 epochs, 2 training windows of the 90-day horizon)
-        value=dataclasses.replace(cfg.value, epochs=2, units=8, train_cutoffs=2, seq_weeks=13))
+        # and a short customer value model (2 epochs, 2 training windows of the 90-day horizon), its backtest
+        # and fits on a sample of 1,000 of the customers (the bound a large shop reaches)
+        value=dataclasses.replace(cfg.value, epochs=2, units=8, train_cutoffs=2, seq_weeks=13, fit_customers=1000))
     done = flow.run_all(cfg, source=str(sample), run_key="small")
     assert done["push"]["pushed"] and "output" in done["rerank"], done["push"]
     return cfg

@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import ValueConfig
-from pipeline.sampling import stable_hash_sql
+from pipeline.sampling import sample_customers, stable_hash_sql
 from pipeline.errors import TrendrecError
 from pipeline.eventdb import view_over_frame, view_over_store
 
@@ -69,18 +69,47 @@ def last_event_day(con: duckdb.DuckDBPyConnection) -> date:
 
 
 def customer_days(con: duckdb.DuckDBPyConnection, end: date, start: date = _EPOCH,
-                  bucket: tuple[int, int] | None = None, shard: tuple[int, int] = (0, 1)) -> pd.DataFrame:
+                  bucket: tuple[int, int] | None = None, shard: tuple[int, int] = (0, 1),
+                  users: np.ndarray | None = None) -> pd.DataFrame:
     """Customer-days with ``start <= day < end`` (user_id, day, orders, gross, net), sorted.
 
     ``bucket = (i, n)`` keeps the customers with ``hash(user_id) % n = i`` (streamed scoring);
-    ``shard = (k, n)`` those of shard k of n (pipeline.sampling's stable hash, the same in every process).
+    ``shard = (k, n)`` those of shard k of n (pipeline.sampling's stable hash, the same in every process);
+    ``users`` only those customers.
     """
     sql = _DAYS + _in_shard(shard)
     if bucket is not None:
         sql += f" AND hash({s.USER_ID}) % {int(bucket[1])} = {int(bucket[0])}"
-    frame = con.execute(sql + " GROUP BY 1, 2 ORDER BY 1, 2", {"start": start, "end": end}).df()
+    if users is not None:
+        con.register("_value_users", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
+        sql += f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM _value_users)"
+    try:
+        frame = con.execute(sql + " GROUP BY 1, 2 ORDER BY 1, 2", {"start": start, "end": end}).df()
+    finally:
+        if users is not None:
+            con.unregister("_value_users")
     frame[DAY] = pd.to_datetime(frame[DAY]).dt.date
     return frame
+
+
+def fit_days(con: duckdb.DuckDBPyConnection, end: date, cfg: ValueConfig) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The customer-days before ``end`` that the backtest and the members' fits read, and
+    {"customers": whose days they are, "of": the customers before ``end``}.
+
+    Every customer's when at most ``cfg.fit_customers`` (0: no bound) have a day before ``end``; else a
+    sample of that many, stratified by their customer-days (pipeline.sampling, ``cfg.seed``: the same
+    customers for the same log), so that memory and time follow the budget, not the shop. The forecast
+    still scores every customer (``customer_days`` in batches).
+    """
+    sql = (f"SELECT {s.USER_ID}, count(*) AS n FROM (SELECT DISTINCT {s.USER_ID}, {s.EVENT_DATE} FROM value_events "
+           f"WHERE {s.USER_ID} IS NOT NULL AND {s.EVENT_DATE} < $end) GROUP BY 1 ORDER BY 1")
+    active = con.execute(sql, {"end": end}).fetchnumpy()
+    users, n = np.asarray(active[s.USER_ID], dtype=object), len(active[s.USER_ID])
+    keep = sample_customers(users, np.asarray(active["n"]), cfg.fit_customers, cfg.seed)
+    if keep.all():
+        return customer_days(con, end), {"customers": n, "of": n}
+    log.info("value backtest and fits: %d of %d customers sampled (value.fit_customers)", keep.sum(), n)
+    return customer_days(con, end, users=users[keep]), {"customers": int(keep.sum()), "of": n}
 
 
 def guest_lines(con: duckdb.DuckDBPyConnection, end: date) -> int:

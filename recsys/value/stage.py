@@ -4,7 +4,9 @@
 owns the run folder, the fingerprint and the swap into place, calls its steps one by one: ``fit_value``,
 ``write_forecast_shard`` per shard, ``finish_value``, so that the DAG runs each shard as a task of its own):
 
-1. the split whose hold-out is the last H days of the log (recsys.value.backtest): each
+1. the split whose hold-out is the last H days of the log (recsys.value.backtest), on the customer-days of
+   at most ``value.fit_customers`` customers (recsys.value.data.fit_days: a sample by activity when the
+   shop has more; the fits of step 3 read the same sample): each
    model's Spearman, normalized Gini, top-decile capture, MAE and total-spend error, and the
    decile table; the model reported for that hold-out is chosen on the H days before it;
 2. the published model (recsys.value.choice): for the forecast from the end of the log the last H
@@ -42,7 +44,7 @@ from pipeline.store import atomic_path, read_json, write_json
 from recsys.value import bgnbd as bg
 from recsys.value.backtest import Split, run_split
 from recsys.value.choice import choose, shipped_weights
-from recsys.value.data import ValueModelError, count_customers, customer_days, guest_lines
+from recsys.value.data import ValueModelError, count_customers, customer_days, fit_days, guest_lines
 from recsys.value.ensemble import (
     ENSEMBLE,
     MEMBERS,
@@ -85,7 +87,7 @@ def fit_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path)
     """Steps 1-2 and the members of step 3: the members and the published weights saved into ``folder``
     (models.json, the LSTM), the summary so far in its PENDING_FILE until ``finish_value``."""
     started = time.monotonic()
-    days = customer_days(con, end)
+    days, sampled = fit_days(con, end, cfg)
     split = run_split(days, end - timedelta(days=cfg.horizon_days), cfg, tensorboard)
     members = fit_members(days, end, cfg, tensorboard / "forecast")
     available = {m for m in MEMBERS if m in fitted_members(members)} | {ENSEMBLE}
@@ -94,7 +96,7 @@ def fit_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path)
     folder.mkdir(parents=True, exist_ok=True)
     summary = split_summary(split) | {
         "published": published, "holdout_published": split.holdout_choice(), "validation": split.validation,
-        "guest_lines": guest_lines(con, end), "weights": split.weights, "ensemble_weights": split.next_weights,
+        "fit_customers": sampled, "guest_lines": guest_lines(con, end), "weights": split.weights, "ensemble_weights": split.next_weights,
         "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
         "tensorboard": str(tensorboard), "seconds": round(time.monotonic() - started, 1)}
     _save_members(members, weights, folder)

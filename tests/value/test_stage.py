@@ -37,6 +37,17 @@ def test_the_forecast_is_versioned_with_the_models(small_store):
     assert value["ships"] == value["verdict"]["ships"]
 
 
+def test_a_binding_fit_budget_judges_a_sample_and_forecasts_every_customer(small_store):
+    """The small store's value set was fitted on 1,000 of its customers; its forecast covers them all."""
+    run = Store(small_store.store).training_runs / "small"
+    summary = read_json(run / VALUE_DIR / "value.json")
+    sampled = summary["fit_customers"]
+    assert sampled["customers"] == small_store.value.fit_customers < sampled["of"]
+    assert summary["customers"] <= sampled["customers"]  # the hold-out judged on the sample's customers
+    forecast = pq.read_table(run / VALUE_DIR / VALUE_FILE).column(s.USER_ID).to_pylist()
+    assert summary["forecast"]["customers"] == len(set(forecast)) == sampled["of"] and sorted(forecast) == forecast
+
+
 def _config_file(cfg, folder: Path) -> Path:
     """trendrec.toml with the [value] settings of ``cfg`` (the small store's short fit)."""
     import re
@@ -44,7 +55,8 @@ def _config_file(cfg, folder: Path) -> Path:
     text = DEMO_CONFIG.read_text(encoding="utf-8")
     head, value = text.split("[value]", 1)
     body, rest = value.split("\n[", 1)
-    for key in ("horizon_days", "seq_weeks", "train_cutoffs", "train_step_days", "units", "epochs", "patience"):
+    for key in ("horizon_days", "seq_weeks", "train_cutoffs", "train_step_days", "units", "epochs", "patience",
+                "fit_customers"):
         body = re.sub(rf"^{key} = .*$", f"{key} = {getattr(cfg.value, key)}", body, flags=re.M)
     path = folder / "trendrec.toml"
     path.write_text(head + "[value]" + body + "\n[" + rest, encoding="utf-8")

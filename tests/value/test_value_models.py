@@ -169,3 +169,33 @@ def test_members_saved_and_loaded_forecast_the_same_bytes(fitted, tmp_path):
     write_forecast(open_value_events(events), members, weights, TINY, tmp_path / "memory")
     write_forecast(open_value_events(events), loaded, saved_weights, TINY, tmp_path / "loaded", shards=2)
     assert (tmp_path / "loaded" / "value.parquet").read_bytes() == (tmp_path / "memory" / "value.parquet").read_bytes()
+
+
+def test_fit_days_reads_every_customer_within_the_budget_and_a_seeded_stratified_sample_above_it():
+    from recsys.value.data import fit_days
+
+    events = value_events()
+    con = open_value_events(events)
+    whole = customer_days(con, END)
+    n = whole[s.USER_ID].nunique()
+    for budget in (0, n):  # no bound, or one that does not bind: exactly the days of before
+        days, read = fit_days(con, END, dataclasses.replace(TINY, fit_customers=budget))
+        assert read == {"customers": n, "of": n}
+        assert days.equals(whole)
+    cfg = dataclasses.replace(TINY, fit_customers=40)
+    days, read = fit_days(con, END, cfg)
+    chosen = days[s.USER_ID].unique()
+    assert read == {"customers": 40, "of": n} and len(chosen) == 40 and None not in set(chosen)
+    # each chosen customer's every day, as the whole read has it
+    mine = whole[whole[s.USER_ID].isin(chosen)].reset_index(drop=True)
+    assert days.reset_index(drop=True).equals(mine)
+    # stratified by customer-days: the most and the least active tenth are both there
+    active = whole.groupby(s.USER_ID).size().sort_values(kind="stable")
+    assert set(active.index[: n // 10]) & set(chosen) and set(active.index[-(n // 10):]) & set(chosen)
+    again, _ = fit_days(con, END, cfg)  # the same seed, the same customers; another seed, others
+    other, _ = fit_days(con, END, dataclasses.replace(cfg, seed=cfg.seed + 1))
+    assert again.equals(days) and set(other[s.USER_ID]) != set(chosen)
+    # the cut-off bounds what is counted and read
+    early, read = fit_days(con, CUTOFF, cfg)
+    assert early["day"].max() < CUTOFF and read["of"] == customer_days(con, CUTOFF)[s.USER_ID].nunique()
+
