@@ -89,8 +89,7 @@ def p_topfreq(events: pd.DataFrame, cutoff: date, users: np.ndarray, *, k: int =
 
     score = k - position (position 0 is the best), so the protocol keeps this exact order.
     """
-    table = basket_table(before(events, cutoff))
-    table = table[table[s.USER_ID].isin(users)]
+    table = basket_table(before(events[events[s.USER_ID].isin(users)], cutoff))  # baskets are per customer
     own = table.groupby([s.USER_ID, s.ITEM_ID]).agg(_n=(SEQ, "size"), _last=(DAY, "max")).reset_index()
     popular = popular_items(events, cutoff, None)
     own["_pop"] = own[s.ITEM_ID].map(popular).fillna(0)
