@@ -172,7 +172,7 @@ def _lists(vectors: sp.csr_matrix, users: pd.Index, items: pd.Index, query: np.n
     rows_all = rows_all[rows_all >= 0]  # a customer without history gets no list
     block = max(1, BLOCK_CELLS // max(vectors.shape[0], vectors.shape[1], 1))
     kmax = max(n for n, _ in settings)
-    parts: dict[tuple[int, float], list[pd.DataFrame]] = {key: [] for key in settings}
+    parts: dict[tuple[int, float], list[tuple]] = {key: [] for key in settings}
     for start in range(0, len(rows_all), block):
         rows = rows_all[start:start + block]
         order = _neighbour_order(vectors, unit, rows, kmax)
@@ -181,12 +181,17 @@ def _lists(vectors: sp.csr_matrix, users: pd.Index, items: pd.Index, query: np.n
         for n_neigh, mean in means.items():
             alphas = [alpha for n, alpha in settings if n == n_neigh]
             for alpha, (r, c, scores) in zip(alphas, _top_items(own, mean, alphas, k)):
-                parts[(n_neigh, alpha)].append(pd.DataFrame({
-                    s.USER_ID: users.to_numpy(object)[rows[r]], s.ITEM_ID: items.to_numpy(object)[c],
-                    SCORE: scores}))
+                parts[(n_neigh, alpha)].append((rows[r], c, scores))
+    # ids looked up once per setting, not per block: an Index's to_numpy(object) builds every id anew
+    user_ids, item_ids = users.to_numpy(object), items.to_numpy(object)
     empty = pd.DataFrame({s.USER_ID: pd.Series(dtype=object), s.ITEM_ID: pd.Series(dtype=object),
                           SCORE: pd.Series(dtype=float)})
-    return {key: pd.concat(frames, ignore_index=True) if frames else empty for key, frames in parts.items()}
+    lists = {key: empty for key in parts}
+    for key, found in parts.items():
+        if found:
+            r, c, scores = (np.concatenate(column) for column in zip(*found))
+            lists[key] = pd.DataFrame({s.USER_ID: user_ids[r], s.ITEM_ID: item_ids[c], SCORE: scores})
+    return lists
 
 
 def _grid_lists(events: pd.DataFrame, cutoff: date, users: np.ndarray, grid: tuple[TifuParams, ...],
@@ -222,8 +227,7 @@ def tune_tifu_knn(events: pd.DataFrame, cutoff: date, grid: tuple[TifuParams, ..
         log.warning("TIFU-kNN at %s: no validation customer in the week from %s; using %s", cutoff, val_cut,
                     grid[0])
         return grid[0]
-    history = known_purchases(before(seen, val_cut))
-    history = history[history[s.USER_ID].isin(users)]
+    history = known_purchases(before(seen[seen[s.USER_ID].isin(users)], val_cut))
     lists = _grid_lists(seen, val_cut, users, grid, k)
     recall = {}
     for params, frame in lists.items():
