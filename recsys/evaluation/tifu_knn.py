@@ -51,7 +51,7 @@ from recsys.evaluation.protocol import (ACTIVE_DAYS, K, SCORE, TARGET_DAYS, befo
 log = logging.getLogger(__name__)
 
 BLOCK_CELLS = 1 << 22  # dense cells per block of query users (4M float64 = 32 MiB)
-_MARGIN = 1e-9  # relative: below the k-th largest neighbour mean by more than this, an item cannot make a list
+_MARGIN = 1e-9  # relative: this far below the k-th largest neighbour mean, an item cannot make a list
 DECAYS = ("history", "group")
 
 
