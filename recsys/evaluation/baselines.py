@@ -65,7 +65,7 @@ def basket_table(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _ids(column: pd.Series, rows: np.ndarray) -> pd.Series:
-    """The ids of ``column`` at positions ``rows``: a string column as is, object ids as pandas infers them."""
+    """The ids of ``column`` at ``rows``: a string column as is, object ids as pandas infers them."""
     picked = column.iloc[rows].reset_index(drop=True)
     return picked if picked.dtype != object else pd.Series(picked.to_numpy(object))
 

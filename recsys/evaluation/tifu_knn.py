@@ -135,8 +135,8 @@ def _top_items(own: np.ndarray, mean: np.ndarray, alphas: list[float],
     k = min(k, mean.shape[1])
     if k == 0:
         return [(np.empty(0, dtype=np.int64),) * 2 + (np.empty(0),) for _ in alphas]
-    cut = mean.shape[1] - k
-    kth = np.partition(mean, cut, axis=1)[:, cut:cut + 1]
+    kth = -np.partition(-mean, k - 1, axis=1)[:, k - 1:k]  # from the top: rows are mostly zeros, which a
+    # partition from the bottom wades through (4x slower at 50,000 items)
     rows, cols = np.nonzero((own > 0) | ((mean >= kth * (1.0 - _MARGIN)) & (mean > 0)))
     mine, theirs = own[rows, cols], mean[rows, cols]
     out = []
