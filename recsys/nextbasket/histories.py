@@ -168,27 +168,25 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     the crowd tables are the whole log's all the same.
     """
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
-    only = ""
-    if users is not None:
-        con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
-        only = f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in)"
+    asked, shard_only = _asked(con, users), ""
     if shard is not None:
-        only += f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
+        shard_only = f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
     # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
-    sql = (f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {s.USER_ID}) FILTER (WHERE {s.USER_ID} IS NOT NULL{only}) "
+    sql = (f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {asked}) FILTER (WHERE {s.USER_ID} IS NOT NULL{shard_only}) "
            f"FROM events WHERE {_WINDOW}")
     (guests, known, n_users), = con.execute(sql, params).fetchall()
     _judge(guests, known, params)
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
+    lines = (f"(SELECT * FROM (SELECT {asked} AS {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events "
+             f"WHERE {_WINDOW}{shard_only}) WHERE {s.USER_ID} IS NOT NULL)")
     try:
         # the one pass over the customers' lines: (bucket, user, item, segment, week) counts, sorted by bucket
         # so that each batch's read skips the other buckets' row groups; DuckDB keeps the table within
         # memory_limit and spills the rest to the connection's temp_directory
-        bucket, join = _buckets(con, n_buckets, shard, only, params, cfg)
+        bucket, join = _buckets(con, n_buckets, shard, lines, params, cfg)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT {bucket} AS _bucket, l.{s.USER_ID}, "
-                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM (SELECT *, "
-                    f"{_WEEK} FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only}) l{join} "
+                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM {lines} l{join} "
                     f"GROUP BY ALL ORDER BY _bucket", params)
         crowd = _crowd(con, params)
         for bucket in range(n_buckets):
@@ -200,7 +198,17 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
             con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _buckets(con: duckdb.DuckDBPyConnection, n_buckets: int, shard: tuple[int, int] | None, only: str,
+def _asked(con: duckdb.DuckDBPyConnection, users: np.ndarray | None) -> str:
+    """The SQL of a line's customer if one of ``users`` (all when None), else NULL."""
+    if users is None:
+        return s.USER_ID
+    con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
+    # a CASE, not WHERE ... IN: DuckDB plans that IN as a semi join that hashes every line of the window and
+    # probes it with the sample (twice the time at 26 M lines); here the sample is the hash table
+    return f"CASE WHEN {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in) THEN {s.USER_ID} END"
+
+
+def _buckets(con: duckdb.DuckDBPyConnection, n_buckets: int, shard: tuple[int, int] | None, lines: str,
              params: dict, cfg: CustomerModelConfig) -> tuple[str, str]:
     """The SQL of each line's batch and the join it needs: a hash bucket, or (a shard) the rank of the
     customer's id among the shard's customers divided by ``batch_customers`` (a table of the shard's
@@ -209,7 +217,7 @@ def _buckets(con: duckdb.DuckDBPyConnection, n_buckets: int, shard: tuple[int, i
         return f"hash(l.{s.USER_ID}) % {n_buckets}", ""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_USERS} AS SELECT {s.USER_ID}, (row_number() OVER (ORDER BY "
                 f"{s.USER_ID}) - 1) // {int(cfg.batch_customers)} AS _bucket FROM (SELECT DISTINCT {s.USER_ID} "
-                f"FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only})", params)
+                f"FROM {lines})", params)
     return "u._bucket", f" JOIN {_USERS} u ON l.{s.USER_ID} = u.{s.USER_ID}"
 
 
