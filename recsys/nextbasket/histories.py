@@ -286,9 +286,10 @@ def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, 
     and guest), item segments (the most lines, ties to the first segment), item repeat rates (known
     customers). One scan counts the three small groupings, another the (customer, item) weeks."""
     lines = f"(SELECT {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events WHERE {_WINDOW})"
-    sets = {(s.ITEM_ID, WEEK): 2, (s.SEGMENT, WEEK): 4, (s.ITEM_ID, s.SEGMENT): 1}  # GROUPING(): the left-out keys
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_CROWD} AS SELECT GROUPING({s.ITEM_ID}, {s.SEGMENT}, {WEEK}) AS _set, "
-                f"{s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*) AS n FROM {lines} "
+    # each grouping set and its GROUPING() value: a bit for each key left out (item 4, segment 2, week 1)
+    sets = {(s.ITEM_ID, WEEK): 2, (s.SEGMENT, WEEK): 4, (s.ITEM_ID, s.SEGMENT): 1}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_CROWD} AS SELECT GROUPING({s.ITEM_ID}, {s.SEGMENT}, {WEEK}) "
+                f"AS _set, {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*) AS n FROM {lines} "
                 f"GROUP BY GROUPING SETS ({', '.join(f'({a}, {b})' for a, b in sets)})", params)
     crowd = [_frame(con, f"SELECT {key}, {WEEK}, n::FLOAT AS {PURCHASES} FROM {_CROWD} "
                          f"WHERE _set = {sets[key, WEEK]} ORDER BY ALL") for key in (s.ITEM_ID, s.SEGMENT)]

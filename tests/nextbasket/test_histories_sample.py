@@ -70,9 +70,12 @@ def _reference(events: pd.DataFrame, cfg: CustomerModelConfig) -> dict[str, dict
 
 def _table(frame: pd.DataFrame, n_keys: int) -> dict:
     """A histories table as {key tuple (or key): value (or value tuple)}, nulls as NaN."""
-    rows = [tuple(np.nan if pd.isna(v) else v for v in row) for row in frame.itertuples(index=False)]
-    out = {(r[0] if n_keys == 1 else r[:n_keys]): (r[n_keys] if len(r) == n_keys + 1 else r[n_keys:]) for r in rows}
-    assert len(out) == len(rows)  # one row per key
+    out = {}
+    for row in frame.itertuples(index=False):
+        row = tuple(np.nan if pd.isna(v) else v for v in row)
+        key, value = row[:n_keys], row[n_keys:]
+        out[key[0] if n_keys == 1 else key] = value[0] if len(value) == 1 else value
+    assert len(out) == len(frame)  # one row per key
     return out
 
 
@@ -102,10 +105,13 @@ def test_a_sample_reads_only_its_customers_lines_and_gets_the_whole_logs_crowd(m
     everyone = {u for u, *_ in want["user_item"]}
     sample = sorted(everyone)[::3] + ["nobody"]  # a customer without a purchase in the window gets no history
     con = open_events(events, CFG)
-    lines = []
-    real = histories._bucket_counts
-    monkeypatch.setattr(histories, "_bucket_counts", lambda con, *a: (
-        lines.append(con.execute(f"SELECT DISTINCT {s.USER_ID} FROM {histories._LINES}").fetchall()), real(con, *a))[1])
+    lines, real = [], histories._bucket_counts
+
+    def counts(con, *args):  # the lines table's customers, as each batch reads it
+        lines.append(con.execute(f"SELECT DISTINCT {s.USER_ID} FROM {histories._LINES}").fetchall())
+        return real(con, *args)
+
+    monkeypatch.setattr(histories, "_bucket_counts", counts)
     batches = list(iter_histories(con, CUTOFF, CFG, np.array(sample, dtype=object)))
     _check(batches, want, set(sample[:-1]))
     assert {u for (u,) in lines[0]} == set(sample[:-1])  # the lines table holds the sample's lines, no guest's
