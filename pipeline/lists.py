@@ -102,7 +102,11 @@ def with_store_segments(frame: pd.DataFrame, store: Any, memory_limit: str) -> t
     """``frame`` (item_id and maybe segment) with every missing segment looked up in the store, and a
     report ``{"segments_from_store": rows filled, "unknown_items": {"count", "items"}}``. The store's
     map is read only when some row lacks a segment."""
-    given = frame[s.SEGMENT].tolist() if s.SEGMENT in frame.columns else [None] * len(frame)
+    column = frame[s.SEGMENT] if s.SEGMENT in frame.columns else None
+    # is_missing, vectorised first: a shop's lists can be millions of rows
+    if column is not None and not (column.isna() | (column == "")).any() or column is None and not len(frame):
+        return frame, {"segments_from_store": 0, "unknown_items": {"count": 0, "items": []}}
+    given = column.tolist() if column is not None else [None] * len(frame)
     if not any(is_missing(v) for v in given):
         return frame, {"segments_from_store": 0, "unknown_items": {"count": 0, "items": []}}
     segments, filled, unknown = fill_segments(frame[s.ITEM_ID].tolist(), given, item_segments(store, memory_limit))
