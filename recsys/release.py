@@ -34,10 +34,10 @@ from datetime import date, timedelta
 from pipeline import schemas as s
 from pipeline.config import Config
 from pipeline.errors import TrendrecError
-from pipeline.store import Store, read_daily, read_events
+from pipeline.store import Store, read_daily
 from recsys import registry
 from recsys.evaluation.coldstart import choose_weight
-from recsys.evaluation.protocol import EVENT_COLUMNS, before, eligible_targets, last_cutoffs
+from recsys.evaluation.protocol import before, eligible_targets, weekly_cutoffs
 from recsys.runs import TRAIN_FILE, Part, Run, Verdict, judged_verdicts, run_ref, seal_verdicts, write_verdict
 
 log = logging.getLogger(__name__)
@@ -182,11 +182,15 @@ def choose_trend_weight(cfg: Config, forecaster_dir: Path, trained_until: str | 
     trained on the weeks before it, so an earlier week would judge trends it has already seen."""
     from recsys.forecast.combination import load_forecaster  # TensorFlow: only when a version is built
     from recsys.forecast.trends import compute_trend_scores
+    from recsys.nextbasket.judge import judge_events
     from recsys.nextbasket.recommend import retrieved_pairs
 
     store = Store(cfg.store)
-    events = read_events(store, EVENT_COLUMNS) if store.committed_raw_files() else None
-    week = last_cutoffs(events, 1)[0] if events is not None and len(events) else None
+    week, events = _choice_week(cfg, store), None
+    if week is not None:  # the events of at most [customers] judge_customers customers, as the judge reads
+        events, read = judge_events(cfg, week, None)
+        log.info("segment trends: the weight is chosen on the events of %d of %d customers", read["customers"],
+                 read["of"])
     off = {"weight": 0.0, "helped": False}
     if week is None or not (forecaster_dir / "combination.json").is_file():
         return off | {"reason": "no event log to choose on or no segment forecaster to take trends from"}
@@ -203,6 +207,21 @@ def choose_trend_weight(cfg: Config, forecaster_dir: Path, trained_until: str | 
     log.info("segment trends: weight %s chosen on the week from %s: %s (NDCG@10 by weight %s)", choice["weight"],
              week, choice["reason"], choice["ndcg@10"])
     return choice
+
+
+def _choice_week(cfg: Config, store: Store) -> date | None:
+    """The first day of the log's last full week (``weekly_cutoffs``), or None without committed events."""
+    from recsys.nextbasket.histories import NoCustomerHistoryError, customer_cutoff, open_store
+
+    if not store.committed_raw_files():
+        return None
+    con = open_store(str(store.root), cfg.customers)
+    try:
+        return weekly_cutoffs(customer_cutoff(con) - timedelta(days=1), 1)[0]
+    except NoCustomerHistoryError:  # no event at all
+        return None
+    finally:
+        con.close()
 
 
 def _carried_metadata(production: registry.Release, name: str) -> dict[str, Any]:

@@ -118,3 +118,20 @@ def test_a_release_pushed_before_weights_were_chosen_ranks_without_trends(small_
     status = store_status(small_config)["segment_trends"]
     assert (status["weight"], status["source"]) == (0.0, "none")
     assert "pushed without a validation choice" in status["says"]
+
+
+@pytest.mark.slow
+def test_the_weight_is_chosen_on_at_most_judge_customers_customers(small_store, caplog):
+    """Within the budget the choice is the one the push made (every event read); past it, the events of a
+    sample of that many customers, as the judge reads them: memory follows the budget, not the shop."""
+    from recsys.release import choose_trend_weight
+
+    release = registry.production(Store(small_store.store))
+    forecaster, cutoff = release.path / "forecast", release.metadata["parts"]["forecast"]["cutoff"]
+    assert choose_trend_weight(small_store, forecaster, cutoff) == release.metadata[registry.TREND_WEIGHT_KEY]
+    bounded = dataclasses.replace(small_store, customers=dataclasses.replace(small_store.customers,
+                                                                             judge_customers=300))
+    with caplog.at_level("INFO", logger="recsys.release"):
+        choice = choose_trend_weight(bounded, forecaster, cutoff)
+    assert "chosen on the events of 300 of" in caplog.text
+    assert choice["week_from"] == release.metadata[registry.TREND_WEIGHT_KEY]["week_from"] and "weight" in choice
