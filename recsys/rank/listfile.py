@@ -147,7 +147,7 @@ def _assign_batches(users: pd.Series, batch_of: dict[object, int], batch_users: 
         raise RerankError(f"candidate file {path}: row {offset + int(np.argmax(null)) + 1} has no {s.USER_ID} "
                           f"(column {column})")
     codes, uniques = pd.factorize(users)
-    batch = np.empty(len(uniques), np.int64)
+    batch = np.empty(len(uniques), np.int32)  # 4 bytes a row of the file: all that is held of it
     for k, u in enumerate(uniques.tolist()):
         batch[k] = batch_of.setdefault(u, len(batch_of)) // batch_users
     return batch[codes]
