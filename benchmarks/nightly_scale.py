@@ -53,10 +53,11 @@ LIST_LENGTH = 20
 RECENT_DAYS = 28  # a customer is active when they bought in these days (candidates' default)
 # per stage: the key path in its JSON summary that counts what it processed, and what it counts
 # (aggregate counts no events: a full aggregation reads the whole log; the next-basket model and the judge
-# report no count of their own)
+# report no count of their own; the value stage counts the hold-out customers it judged, a sample when the shop
+# has more than [value] fit_customers, not the customers it forecast)
 COUNTS = {"ingest history (setup)": ("rows_in", "rows"), "ingest": ("rows_in", "rows"),
           "train_forecast": ("n_windows", "windows"),
-          "train_value": ("customers", "customers"), "shop's lists (candidates)": ("rows", "pairs"),
+          "train_value": ("customers", "hold-out customers"), "shop's lists (candidates)": ("rows", "pairs"),
           "push": ("parts.nextbasket.scores.pairs", "pairs"), "rerank": ("rows", "pairs")}
 
 

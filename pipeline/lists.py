@@ -105,7 +105,12 @@ def with_store_segments(frame: pd.DataFrame, store: Any, memory_limit: str,
     map is read only when some row lacks a segment. ``known`` (``item_segments``, read once by a caller
     that goes batch by batch through a file some row of which lacks a segment) is used instead, and every
     batch's segment column is then the filled one, as the whole file's would be."""
-    given = frame[s.SEGMENT].tolist() if s.SEGMENT in frame.columns else [None] * len(frame)
+    column = frame[s.SEGMENT] if s.SEGMENT in frame.columns else None
+    # is_missing, vectorised first: a shop's lists can be millions of rows
+    if known is None and (column is not None and not (column.isna() | (column == "")).any()
+                          or column is None and not len(frame)):
+        return frame, {"segments_from_store": 0, "unknown_items": {"count": 0, "items": []}}
+    given = column.tolist() if column is not None else [None] * len(frame)
     if known is None and not any(is_missing(v) for v in given):
         return frame, {"segments_from_store": 0, "unknown_items": {"count": 0, "items": []}}
     known = item_segments(store, memory_limit) if known is None else known

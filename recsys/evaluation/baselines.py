@@ -41,25 +41,33 @@ BASE_CANDIDATES = 50  # list length asked of build_candidates: the re-rank evalu
 def basket_table(events: pd.DataFrame) -> pd.DataFrame:
     """Distinct (user_id, item_id, _day, _seq) of known customers' purchases, one row per basket item.
 
-    A basket is an order (order_id) when the column is there and filled, else the customer's day.
-    Baskets are numbered per customer by first day, then basket key: deterministic.
+    A basket is an order (order_id) when the column is there and filled, else the customer's day
+    (key ``"@<day>"``). Baskets are numbered per customer by first day, then basket key: deterministic.
+    The grouping runs on integer codes ranked as the ids and keys sort, so no id becomes a Python object.
     """
-    buys = known_purchases(events)
+    buys = events[(events[s.QUANTITY] > 0) & events[s.USER_ID].notna()]  # known_purchases, no copy
     day = pd.Series(pd.to_datetime(buys[s.EVENT_DATE]).to_numpy("datetime64[D]").astype(np.int64),
                     index=buys.index)
-    key = "@" + day.astype(str)
+    key = "@" + day.astype("str")
     if s.ORDER_ID in buys.columns:
-        key = buys[s.ORDER_ID].astype(object).where(buys[s.ORDER_ID].notna(), key)
-    table = pd.DataFrame({s.USER_ID: buys[s.USER_ID].to_numpy(object),
-                          s.ITEM_ID: buys[s.ITEM_ID].to_numpy(object),
-                          _KEY: key.to_numpy(object), DAY: day.to_numpy()})
-    table[DAY] = table.groupby([s.USER_ID, _KEY])[DAY].transform("min")
-    table = table.drop_duplicates([s.USER_ID, _KEY, s.ITEM_ID])
-    order = table[[s.USER_ID, DAY, _KEY]].drop_duplicates()
-    order = order.sort_values([s.USER_ID, DAY, _KEY], kind="mergesort")
-    order[SEQ] = order.groupby(s.USER_ID, sort=False).cumcount()
-    table = table.merge(order, on=[s.USER_ID, DAY, _KEY], how="left")
-    return table[[s.USER_ID, s.ITEM_ID, DAY, SEQ]].reset_index(drop=True)
+        key = buys[s.ORDER_ID].where(buys[s.ORDER_ID].notna(), key)
+    codes = pd.DataFrame({"u": pd.factorize(buys[s.USER_ID], sort=True)[0],
+                          "b": pd.factorize(key, sort=True)[0],
+                          "i": pd.factorize(buys[s.ITEM_ID])[0], DAY: day.to_numpy()})
+    codes[DAY] = codes.groupby(["u", "b"], sort=False)[DAY].transform("min")
+    codes = codes.drop_duplicates(["u", "b", "i"])
+    order = codes[["u", DAY, "b"]].drop_duplicates().sort_values(["u", DAY, "b"], kind="mergesort")
+    order[SEQ] = order.groupby("u", sort=False).cumcount()
+    seq = codes.merge(order, on=["u", DAY, "b"], how="left")[SEQ].to_numpy()
+    kept = codes.index.to_numpy()
+    return pd.DataFrame({s.USER_ID: _ids(buys[s.USER_ID], kept), s.ITEM_ID: _ids(buys[s.ITEM_ID], kept),
+                         DAY: codes[DAY].to_numpy(), SEQ: seq})
+
+
+def _ids(column: pd.Series, rows: np.ndarray) -> pd.Series:
+    """The ids of ``column`` at ``rows``: a string column as is, object ids as pandas infers them."""
+    picked = column.iloc[rows].reset_index(drop=True)
+    return picked if picked.dtype != object else pd.Series(picked.to_numpy(object))
 
 
 def popular_items(events: pd.DataFrame, cutoff: date, k: int | None = K) -> pd.Series:
@@ -89,8 +97,7 @@ def p_topfreq(events: pd.DataFrame, cutoff: date, users: np.ndarray, *, k: int =
 
     score = k - position (position 0 is the best), so the protocol keeps this exact order.
     """
-    table = basket_table(before(events, cutoff))
-    table = table[table[s.USER_ID].isin(users)]
+    table = basket_table(before(events[events[s.USER_ID].isin(users)], cutoff))  # baskets are per customer
     own = table.groupby([s.USER_ID, s.ITEM_ID]).agg(_n=(SEQ, "size"), _last=(DAY, "max")).reset_index()
     popular = popular_items(events, cutoff, None)
     own["_pop"] = own[s.ITEM_ID].map(popular).fillna(0)

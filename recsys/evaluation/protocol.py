@@ -152,7 +152,9 @@ def run_protocol(events: pd.DataFrame, methods: Mapping[str, Method], cutoffs: l
             log.warning("cut-off %s: no customer bought in both the %d days before and the week after",
                         cutoff, ACTIVE_DAYS)
             continue
-        history = known_purchases(before(events, cutoff))
+        # only these customers' pairs split their targets into repeat and explore: the rest would be a copy
+        # of nearly the whole log, held while every method runs
+        history = known_purchases(before(events[events[s.USER_ID].isin(users)], cutoff))
         row: dict[str, Any] = {"cutoff": cutoff.isoformat()}
         for name, method in methods.items():
             ranked = recommend(method, events, cutoff, users, k, name)

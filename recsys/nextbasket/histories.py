@@ -7,8 +7,11 @@ so the cut-off day itself is never read), per item and per segment, and the crow
 item and per segment. DuckDB aggregates the parquet files (or a DataFrame) directly; customers are
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
 the number of customers. One pass over the events writes the (bucket, customer, item, segment, week)
-counts, guests' included, to a temporary DuckDB table sorted by bucket; the crowd tables come from that
-table and each batch reads only its bucket's rows. The connection is held to ``customers.memory_limit``:
+counts of the customers asked for (``users``, a shard's, or every known one) to a temporary DuckDB table
+sorted by bucket, and each batch reads only its bucket's rows; a sample of 10,000 customers reads their
+lines only, not the whole log's. The crowd tables come straight from the window's lines, guests' included,
+in small groups: one scan counts (item, week), (segment, week) and (item, segment), another the (customer,
+item) first and last weeks of the repeat rates. The connection is held to ``customers.memory_limit``:
 DuckDB spills what does not fit into the store's .tmp/ (its disk, not the system's temp dir). Guests
 (null user_id) cannot have a history: they are counted, logged and left out; a log with guests only
 raises ``GuestOnlyLogError`` for the caller to fall back on.
@@ -50,6 +53,7 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
     CAST({s.QUANTITY} AS DOUBLE) AS {s.QUANTITY}, CAST({s.EVENT_DATE} AS DATE) AS {s.EVENT_DATE} FROM """
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
 _LINES = "_history_lines"  # iter_histories' temporary table of (bucket, user, item, segment, week) lines
+_CROWD = "_history_crowd"  # _crowd's temporary (item, week), (segment, week), (item, segment) line counts
 _USERS = "_history_users"  # a shard's customers and their batch (iter_histories with a shard)
 _GUESTS_KNOWN = f"count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL)"  # lines
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
@@ -164,52 +168,57 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     the crowd tables are the whole log's all the same.
     """
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
+    asked, shard_only = _asked(con, users), ""
+    if shard is not None:
+        shard_only = f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
     # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
-    sql = f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW}"
+    sql = (f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {asked}) FILTER (WHERE {s.USER_ID} IS NOT NULL{shard_only}) "
+           f"FROM events WHERE {_WINDOW}")
     (guests, known, n_users), = con.execute(sql, params).fetchall()
     _judge(guests, known, params)
-    only = ""
-    if users is not None:
-        con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
-        only = f" AND {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in)"
-    if shard is not None:
-        only += f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
-    if only:
-        sql = f"SELECT count(DISTINCT {s.USER_ID}) FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only}"
-        (n_users,), = con.execute(sql, params).fetchall()
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
+    lines = (f"(SELECT * FROM (SELECT {asked} AS {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events "
+             f"WHERE {_WINDOW}{shard_only}) WHERE {s.USER_ID} IS NOT NULL)")
     try:
-        # the one pass over the log: (bucket, user, item, segment, week) lines, guests too (for the crowd),
-        # sorted by bucket so that each batch's read skips the other buckets' row groups; DuckDB keeps the
-        # table within memory_limit and spills the rest to the connection's temp_directory
-        bucket, join = _buckets(con, n_buckets, shard, only, params, cfg)
+        # the one pass over the customers' lines: (bucket, user, item, segment, week) counts, sorted by bucket
+        # so that each batch's read skips the other buckets' row groups; DuckDB keeps the table within
+        # memory_limit and spills the rest to the connection's temp_directory
+        bucket, join = _buckets(con, n_buckets, shard, lines, params, cfg)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT {bucket} AS _bucket, l.{s.USER_ID}, "
-                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} "
-                    f"FROM (SELECT *, {_WEEK} FROM events WHERE {_WINDOW}) l{join} GROUP BY ALL ORDER BY _bucket",
-                    params)
-        crowd = _crowd(con)
+                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM {lines} l{join} "
+                    f"GROUP BY ALL ORDER BY _bucket", params)
+        crowd = _crowd(con, params)
         for bucket in range(n_buckets):
-            where = f"_bucket = {bucket} AND {s.USER_ID} IS NOT NULL{only}"
-            user_item, user_segment = (_bucket_counts(con, where, key) for key in (s.ITEM_ID, s.SEGMENT))
+            user_item, user_segment = (_bucket_counts(con, bucket, key) for key in (s.ITEM_ID, s.SEGMENT))
             if len(user_segment):  # a hash bucket can be empty
                 yield Histories(cutoff, cfg.lookback_weeks, user_item, user_segment, *crowd)
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {_LINES}")
-        con.execute(f"DROP TABLE IF EXISTS {_USERS}")
+        for table in (_LINES, _USERS, _CROWD):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _buckets(con: duckdb.DuckDBPyConnection, n_buckets: int, shard: tuple[int, int] | None, only: str,
+def _asked(con: duckdb.DuckDBPyConnection, users: np.ndarray | None) -> str:
+    """The SQL of a line's customer if one of ``users`` (all when None), else NULL."""
+    if users is None:
+        return s.USER_ID
+    con.register("users_in", pd.DataFrame({s.USER_ID: pd.Series(users, dtype=str)}))
+    # a CASE, not WHERE ... IN: DuckDB plans that IN as a semi join that hashes every line of the window and
+    # probes it with the sample (twice the time at 26 M lines); here the sample is the hash table
+    return f"CASE WHEN {s.USER_ID} IN (SELECT {s.USER_ID} FROM users_in) THEN {s.USER_ID} END"
+
+
+def _buckets(con: duckdb.DuckDBPyConnection, n_buckets: int, shard: tuple[int, int] | None, lines: str,
              params: dict, cfg: CustomerModelConfig) -> tuple[str, str]:
     """The SQL of each line's batch and the join it needs: a hash bucket, or (a shard) the rank of the
     customer's id among the shard's customers divided by ``batch_customers`` (a table of the shard's
-    customers, ``_USERS``; NULL for the other lines, which only the crowd tables read)."""
+    customers, ``_USERS``)."""
     if shard is None:
         return f"hash(l.{s.USER_ID}) % {n_buckets}", ""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_USERS} AS SELECT {s.USER_ID}, (row_number() OVER (ORDER BY "
                 f"{s.USER_ID}) - 1) // {int(cfg.batch_customers)} AS _bucket FROM (SELECT DISTINCT {s.USER_ID} "
-                f"FROM events WHERE {_WINDOW} AND {s.USER_ID} IS NOT NULL{only})", params)
-    return "u._bucket", f" LEFT JOIN {_USERS} u ON l.{s.USER_ID} = u.{s.USER_ID}"
+                f"FROM {lines})", params)
+    return "u._bucket", f" JOIN {_USERS} u ON l.{s.USER_ID} = u.{s.USER_ID}"
 
 
 def customer_cutoff(con: duckdb.DuckDBPyConnection) -> date:
@@ -265,30 +274,37 @@ def _judge(guests: int, known: int, params: dict) -> None:
         raise (GuestOnlyLogError if guests else NoCustomerHistoryError)(msg)
 
 
-def _bucket_counts(con: duckdb.DuckDBPyConnection, where: str, key: str) -> pd.DataFrame:
-    """(user_id, key, week, purchases) of the lines ``where`` selects (one bucket's customers), sorted."""
+def _bucket_counts(con: duckdb.DuckDBPyConnection, bucket: int, key: str) -> pd.DataFrame:
+    """(user_id, key, week, purchases) of one bucket's customers, sorted."""
     sql = (f"SELECT {s.USER_ID}, {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} "
-           f"FROM {_LINES} WHERE {where} GROUP BY ALL ORDER BY ALL")
+           f"FROM {_LINES} WHERE _bucket = {int(bucket)} GROUP BY ALL ORDER BY ALL")
     return _frame(con, sql)
 
 
-def _crowd(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, ...]:
-    """The tables every batch shares, from the lines table: crowd item / segment weeks (every customer
-    and guest), item segments (the most lines, ties to the first segment), item repeat rates."""
-    crowd = [_frame(con, f"SELECT {key}, {WEEK}, sum({PURCHASES})::FLOAT AS {PURCHASES} FROM {_LINES} "
-                         f"GROUP BY ALL ORDER BY ALL") for key in (s.ITEM_ID, s.SEGMENT)]
+def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, ...]:
+    """The tables every batch shares, from the window's lines: crowd item / segment weeks (every customer
+    and guest), item segments (the most lines, ties to the first segment), item repeat rates (known
+    customers). One scan counts the three small groupings, another the (customer, item) weeks."""
+    lines = f"(SELECT {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events WHERE {_WINDOW})"
+    # each grouping set and its GROUPING() value: a bit for each key left out (item 4, segment 2, week 1)
+    sets = {(s.ITEM_ID, WEEK): 2, (s.SEGMENT, WEEK): 4, (s.ITEM_ID, s.SEGMENT): 1}
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_CROWD} AS SELECT GROUPING({s.ITEM_ID}, {s.SEGMENT}, {WEEK}) "
+                f"AS _set, {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, count(*) AS n FROM {lines} "
+                f"GROUP BY GROUPING SETS ({', '.join(f'({a}, {b})' for a, b in sets)})", params)
+    crowd = [_frame(con, f"SELECT {key}, {WEEK}, n::FLOAT AS {PURCHASES} FROM {_CROWD} "
+                         f"WHERE _set = {sets[key, WEEK]} ORDER BY ALL") for key in (s.ITEM_ID, s.SEGMENT)]
     sql = (f"SELECT {s.ITEM_ID}, first({s.SEGMENT} ORDER BY {s.SEGMENT} IS NULL, n DESC, {s.SEGMENT}) AS {s.SEGMENT} "
-           f"FROM (SELECT {s.ITEM_ID}, {s.SEGMENT}, sum({PURCHASES}) AS n FROM {_LINES} GROUP BY ALL) "
-           f"GROUP BY 1 ORDER BY 1")
+           f"FROM {_CROWD} WHERE _set = {sets[s.ITEM_ID, s.SEGMENT]} GROUP BY 1 ORDER BY 1")
     item_segment = _frame(con, sql)
+    con.execute(f"DROP TABLE {_CROWD}")
     # bought in two weeks or more <=> its first and last weeks differ (cheaper than count(DISTINCT week))
     sql = (f"SELECT {s.ITEM_ID}, count(*)::FLOAT AS {BUYERS}, avg(repeated::FLOAT) AS {REPEAT_RATE} FROM "
-           f"(SELECT {s.USER_ID}, {s.ITEM_ID}, min({WEEK}) <> max({WEEK}) AS repeated FROM {_LINES} "
+           f"(SELECT {s.USER_ID}, {s.ITEM_ID}, min({WEEK}) <> max({WEEK}) AS repeated FROM {lines} "
            f"WHERE {s.USER_ID} IS NOT NULL GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
-    return *crowd, item_segment, _frame(con, sql)
+    return *crowd, item_segment, _frame(con, sql, params)
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:
     """The result as pandas through Arrow: the same dtypes as ``.df()`` (strings as pandas' Arrow-backed
     ``str``), about 7 times faster on a batch's million rows."""
-    return con.sql(sql).to_arrow_table().to_pandas()
+    return con.sql(sql, params=params).to_arrow_table().to_pandas()

@@ -188,32 +188,44 @@ def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cuto
     """Add the model's scores of a shop's own (user_id, item_id) pairs to the scores table at ``path``.
 
     Pairs the table already holds keep their score; customers without history in the lookback get no
-    row (re-ranking falls back to segment trends for them). The table is rewritten whole (temp file,
-    then rename), sorted by user then score like ``write_scores``; new rows have source ``shop_list``.
+    row (re-ranking falls back to segment trends for them); a pair listed twice is scored once, with its
+    first row's segment. The table is rewritten whole (temp file, then rename), sorted by user then score
+    like ``write_scores``; new rows have source ``shop_list``. DuckDB (the histories' connection, held to
+    its memory limit, spilling to the store's .tmp/) finds the new pairs and sorts the rewritten table, so
+    memory follows the new pairs, not the table: a million customers' scores are about 100 M rows.
     """
-    have = pq.read_table(path, columns=[s.USER_ID, s.ITEM_ID]).to_pandas()
-    pairs = lists[[s.USER_ID, s.ITEM_ID]].astype(str).drop_duplicates()
-    pairs = pairs.merge(have.assign(_have=True), on=[s.USER_ID, s.ITEM_ID], how="left")
-    pairs = pairs[pairs["_have"].isna()].drop(columns="_have").reset_index(drop=True)
+    listed = lists[[s.USER_ID, s.ITEM_ID]].astype(str).assign(
+        **{s.SEGMENT: lists[s.SEGMENT] if s.SEGMENT in lists else None, "_row": np.arange(len(lists))})
+    con.register("_shop_lists", listed)
+    try:
+        sql = (f"SELECT {s.USER_ID}, {s.ITEM_ID}, coalesce(CAST({s.SEGMENT} AS VARCHAR), '') AS {s.SEGMENT} "
+               f"FROM _shop_lists l WHERE NOT EXISTS (SELECT 1 FROM read_parquet($path) h WHERE "
+               f"h.{s.USER_ID} = l.{s.USER_ID} AND h.{s.ITEM_ID} = l.{s.ITEM_ID}) "
+               f"QUALIFY row_number() OVER (PARTITION BY {s.USER_ID}, {s.ITEM_ID} ORDER BY _row) = 1 ORDER BY _row")
+        pairs = con.sql(sql, params={"path": str(path)}).to_arrow_table().to_pandas()
+    finally:
+        con.unregister("_shop_lists")
     prob = score_pairs(model, con, cutoff, pairs, cfg) if len(pairs) else np.zeros(0)
     keep = np.isfinite(prob)
-    segment = lists.drop_duplicates([s.USER_ID, s.ITEM_ID]).astype({s.USER_ID: str, s.ITEM_ID: str}) \
-        .set_index([s.USER_ID, s.ITEM_ID]).get(s.SEGMENT) if s.SEGMENT in lists else None
-    added = pairs[keep].assign(**{SCORE: prob[keep].astype(np.float32), SOURCE: "shop_list"})
-    added[s.SEGMENT] = "" if segment is None else segment.reindex(
-        pd.MultiIndex.from_frame(added[[s.USER_ID, s.ITEM_ID]])).fillna("").astype(str).to_numpy()
-    table = pa.concat_tables([pq.read_table(path, schema=SCORES_SCHEMA),
-                              pa.Table.from_pandas(added[SCORES_SCHEMA.names], schema=SCORES_SCHEMA,
-                                                   preserve_index=False)])
-    order = pc.sort_indices(table, SCORE_ORDER)
+    added = pa.Table.from_pandas(pairs[keep].assign(**{SCORE: prob[keep].astype(np.float32), SOURCE: "shop_list"})
+                                 [SCORES_SCHEMA.names], schema=SCORES_SCHEMA, preserve_index=False)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    con.register("_added_scores", added)
     try:
-        pq.write_table(table.take(order), tmp)
+        order = ", ".join(f"{name} {'ASC' if how == 'ascending' else 'DESC'}" for name, how in SCORE_ORDER)
+        con.execute(f"COPY (SELECT * FROM read_parquet('{_quoted(path)}') UNION ALL SELECT * FROM _added_scores "
+                    f"ORDER BY {order}) TO '{_quoted(tmp)}' (FORMAT parquet, ROW_GROUP_SIZE {JOINED_ROWS})")
         os.replace(tmp, path)
     finally:
+        con.unregister("_added_scores")
         tmp.unlink(missing_ok=True)
     log.info("scored %d of the shop's %d new pairs with the next-basket model", int(keep.sum()), len(pairs))
     return {"list_pairs": int(len(pairs)), "list_pairs_scored": int(keep.sum())}
+
+
+def _quoted(path: Path) -> str:
+    """A path as the body of a SQL string literal (COPY takes no parameters)."""
+    return str(path).replace("'", "''")
 
 
 def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, pairs: pd.DataFrame,

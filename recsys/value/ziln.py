@@ -24,6 +24,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 from scipy import special
 
 from pipeline.config import ValueConfig
@@ -179,4 +180,4 @@ def _split(groups: np.ndarray, share: float, seed: int) -> np.ndarray:
     distinct = np.unique(groups)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(distinct, size=max(1, round(share * len(distinct))), replace=False)
-    return np.isin(groups, chosen)
+    return pd.Index(chosen).get_indexer(groups) >= 0  # hashed: np.isin compares object arrays pair by pair

@@ -59,6 +59,22 @@ def test_baskets_are_orders_when_present_else_days(tiny_events):
     assert by_day[SEQ].tolist() == [0, 0] and by_day[DAY].nunique() == 1
 
 
+def test_baskets_are_numbered_by_first_day_then_key():
+    # u: o2 spans 01-05 and 01-06 (its day: 01-05); c on 01-05 has no order id, so its basket is the day's,
+    # key "@<day>", which sorts before "o2" on the same day; o1 sorts before o2 but comes later (01-07).
+    # c twice in one basket is one row; d is a return, in no basket.
+    events = frame([("u", "o2", date(2024, 1, 5), "a", 1), ("u", "o2", date(2024, 1, 6), "b", 1),
+                    ("u", None, date(2024, 1, 5), "c", 1), ("u", None, date(2024, 1, 5), "c", 2),
+                    ("u", "o1", date(2024, 1, 7), "a", 1), ("u", "o3", date(2024, 1, 7), "d", -1),
+                    ("v", "o4", date(2024, 1, 2), "a", 1)])
+    table = basket_table(events)
+    jan5 = (date(2024, 1, 5) - date(1970, 1, 1)).days
+    assert sorted(zip(table[s.USER_ID], table[s.ITEM_ID], table[SEQ])) == [
+        ("u", "a", 1), ("u", "a", 2), ("u", "b", 1), ("u", "c", 0), ("v", "a", 0)]
+    assert table.loc[table[s.ITEM_ID] == "b", DAY].tolist() == [jan5]
+    assert table[s.USER_ID].tolist() == ["u", "u", "u", "u", "v"]  # the log's order, first row of each kept
+
+
 def test_base_is_the_candidate_builder_top_k(tiny_events):
     out = base(tiny_events, CUTOFF, USERS, k=2)
     assert out.groupby(s.USER_ID).size().tolist() == [2, 2]

@@ -119,3 +119,22 @@ def test_a_population_scores_only_those_customers_and_all_of_them_changes_nothin
     one = run_protocol(tiny_events, {"spy": spy}, [CUTOFF], population={CUTOFF: np.array(["u2"])})
     assert seen[-1] == ["u2"] and one["pooled"]["spy"]["users"] == 1
     assert one["pooled"]["spy"]["recall@10"] == pytest.approx(2 / 3)  # u2's alone (see the docstring)
+
+
+def test_the_history_held_for_the_repeat_split_is_the_scored_customers_alone(tiny_events, monkeypatch):
+    # At CUTOFF with u2 alone: u1, u4 and the guest bought before it too, but only u2's pairs can split
+    # u2's targets, so the protocol keeps no copy of theirs while every method runs.
+    from recsys.evaluation import metrics
+
+    held = []
+    score_users = metrics.score_users
+
+    def spy(ranked, targets, history, k):
+        held.append(history)
+        return score_users(ranked, targets, history, k)
+
+    monkeypatch.setattr(metrics, "score_users", spy)
+    one = run_protocol(tiny_events, {"g_topfreq": g_topfreq}, [CUTOFF], population={CUTOFF: np.array(["u2"])})
+    assert set(held[-1][s.USER_ID]) == {"u2"}
+    assert sorted(held[-1][s.ITEM_ID]) == ["b", "b", "c", "c"]  # o4 {b, c}, o5 {b}, o8 {c}
+    assert one["pooled"]["g_topfreq"]["users"] == 1

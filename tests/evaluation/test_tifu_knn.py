@@ -137,3 +137,42 @@ def test_tuning_on_a_budget_scores_a_stratified_sample_and_a_large_budget_change
     assert sample == list(week[sample_customers(week, lines, 10, 3)])  # stratified by purchase lines
     tune_tifu_knn(events, cutoff, SMALL_GRID, customers=10, seed=3)
     assert asked.pop() == sample  # the same seed, the same customers
+
+
+def whole_row_top_items(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The definition, scoring every item of the row: the k-th largest score is the threshold; items above
+    it stay, items equal to it in column order until the row has k; only positive scores count."""
+    threshold = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]
+    above, tied = scores > threshold, scores == threshold
+    room = k - above.sum(axis=1, keepdims=True)
+    return np.nonzero((above | (tied & (np.cumsum(tied, axis=1) <= room))) & (scores > 0))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scoring_only_the_candidate_items_gives_the_whole_row_lists(seed):
+    # Values from a small set, with neighbours one ulp apart, so ties and near-ties (equal after
+    # (1 - alpha) * mean rounds) are common; some rows have fewer than k positive items.
+    rng = np.random.default_rng(seed)
+    levels = np.array([0.0, 0.1, 0.3, np.nextafter(0.3, 1.0), 0.7, np.nextafter(0.7, 0.0), 1 / 3])
+    mean = levels[rng.integers(0, len(levels), size=(40, 60))] * (rng.random((40, 60)) < 0.5)
+    own = levels[rng.integers(0, len(levels), size=(40, 60))] * (rng.random((40, 60)) < 0.1)
+    mean[:3, 5:] = 0.0  # rows with fewer than k positive items
+    alphas = [0.2, 0.5, 0.7, 0.9, 0.0, 1.0]
+    for k in (1, 3, 10, 60):
+        for alpha, (rows, cols, scores) in zip(alphas, tifu_module._top_items(own, mean, alphas, k)):
+            whole = alpha * own + (1.0 - alpha) * mean
+            expected = whole_row_top_items(whole, k)
+            assert np.array_equal(rows, expected[0]) and np.array_equal(cols, expected[1]), (alpha, k)
+            assert np.array_equal(scores, whole[expected])
+
+
+def test_an_item_one_rounding_below_the_kth_mean_still_competes():
+    # Means one ulp apart round to the same 0.8 * mean; the tie then goes to the lower column, so the item
+    # just below the k-th largest mean takes the one place: a candidate set cut exactly at the k-th mean
+    # would have dropped it.
+    high, alpha = 0.7, 0.2
+    low = np.nextafter(high, 0.0)
+    assert (1.0 - alpha) * low == (1.0 - alpha) * high
+    mean = np.array([[low, high]])
+    rows, cols, scores = tifu_module._top_items(np.zeros_like(mean), mean, [alpha], 1)[0]
+    assert list(rows) == [0] and list(cols) == [0] and list(scores) == [(1.0 - alpha) * low]

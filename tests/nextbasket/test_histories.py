@@ -108,7 +108,7 @@ def test_one_pass_buckets_hold_what_a_query_per_bucket_returns():
 
 
 def test_crowd_tables_equal_a_query_each_with_ties_in_the_item_segment():
-    """crowd item / segment weeks and the item's mode segment (ties: the first segment) from one pass."""
+    """crowd item / segment weeks and the item's mode segment (ties: the first segment) from the window's lines."""
     rows = [(None if k % 9 == 0 else f"u{k % 13}", f"i{k % 7}", f"s{(k * 5) % 4}", 1.0, f"2011-03-{1 + k % 14:02d}")
             for k in range(300)]
     con = open_events(make_events(rows))
@@ -148,7 +148,7 @@ def test_histories_over_a_store_keep_their_lines_in_duckdb_and_drop_them(tmp_pat
     con = open_store(str(store.root), CFG)
     batches = iter_histories(con, CUTOFF, CFG)
     next(batches)
-    assert _lines_tables(con) == [histories._LINES]  # the one pass's lines, read by every batch
+    assert _lines_tables(con) == [histories._LINES]  # the customers' lines, read by every batch
     list(batches)
     assert _lines_tables(con) == [] and list(system_tmp.iterdir()) == []
     assert not store.tmp.exists() or [p.name for p in store.tmp.iterdir()] == []  # nothing spilled, nothing left

@@ -199,3 +199,14 @@ def test_fit_days_reads_every_customer_within_the_budget_and_a_seeded_stratified
     early, read = fit_days(con, CUTOFF, cfg)
     assert early["day"].max() < CUTOFF and read["of"] == customer_days(con, CUTOFF)[s.USER_ID].nunique()
 
+
+
+def test_the_early_stopping_customers_are_a_seeded_share_of_whole_customers():
+    from recsys.value.ziln import _split
+
+    groups = np.array([f"c{i % 37}" for i in range(400)], dtype=object)
+    mask = _split(groups, 0.2, seed=3)
+    chosen = set(groups[mask])
+    assert len(chosen) == round(0.2 * 37) and not chosen & set(groups[~mask])  # whole customers, either side
+    rng = np.random.default_rng(3)  # the same draw np.isin was given
+    assert (mask == np.isin(groups, rng.choice(np.unique(groups), size=len(chosen), replace=False))).all()
