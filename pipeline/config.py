@@ -148,6 +148,7 @@ class RerankConfig:
     keep_alive: float = 5.0  # `trendrec serve`: idle seconds before a kept-alive connection is closed
     max_connections: int = 1000  # `trendrec serve`: concurrent connections; requests beyond get 503
     eval_candidates: int = 50  # list length per user in `trendrec evaluate-rerank`
+    batch_users: int = 50_000  # `trendrec rerank`: users' lists (and their scores) in memory at a time: bounds memory
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ def validate(cfg: Any) -> None:
                          ("registry.keep_versions", cfg.registry.keep_versions)):
         if value < 0:
             raise ConfigError(f"{where} must be >= 0, got {value}")
+    if cfg.rerank.batch_users < 1:
+        raise ConfigError(f"rerank.batch_users must be >= 1, got {cfg.rerank.batch_users}")
     for name in ("weight", "customer_weight"):
         if getattr(cfg.rerank, name) is not None and not 0.0 <= getattr(cfg.rerank, name) <= 1.0:
             raise ConfigError(f"rerank.{name} must be in [0, 1], got {getattr(cfg.rerank, name)}")

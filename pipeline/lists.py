@@ -98,17 +98,22 @@ def fill_segments(items: Sequence[object], segments: Sequence[object],
     return out, filled, {"count": sum(unknown.values()), "items": sorted(unknown)[:MAX_LISTED]}
 
 
-def with_store_segments(frame: pd.DataFrame, store: Any, memory_limit: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+def with_store_segments(frame: pd.DataFrame, store: Any, memory_limit: str,
+                        known: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """``frame`` (item_id and maybe segment) with every missing segment looked up in the store, and a
     report ``{"segments_from_store": rows filled, "unknown_items": {"count", "items"}}``. The store's
-    map is read only when some row lacks a segment."""
+    map is read only when some row lacks a segment. ``known`` (``item_segments``, read once by a caller
+    that goes batch by batch through a file some row of which lacks a segment) is used instead, and every
+    batch's segment column is then the filled one, as the whole file's would be."""
     column = frame[s.SEGMENT] if s.SEGMENT in frame.columns else None
     # is_missing, vectorised first: a shop's lists can be millions of rows
-    if column is not None and not (column.isna() | (column == "")).any() or column is None and not len(frame):
+    if known is None and (column is not None and not (column.isna() | (column == "")).any()
+                          or column is None and not len(frame)):
         return frame, {"segments_from_store": 0, "unknown_items": {"count": 0, "items": []}}
     given = column.tolist() if column is not None else [None] * len(frame)
-    if not any(is_missing(v) for v in given):
+    if known is None and not any(is_missing(v) for v in given):
         return frame, {"segments_from_store": 0, "unknown_items": {"count": 0, "items": []}}
-    segments, filled, unknown = fill_segments(frame[s.ITEM_ID].tolist(), given, item_segments(store, memory_limit))
+    known = item_segments(store, memory_limit) if known is None else known
+    segments, filled, unknown = fill_segments(frame[s.ITEM_ID].tolist(), given, known)
     column = pd.Series(segments, index=frame.index, dtype=object)
     return frame.assign(**{s.SEGMENT: column}), {"segments_from_store": filled, "unknown_items": unknown}

@@ -85,16 +85,16 @@ class SkewCounter:
 
 def count_lists(counter: SkewCounter, version: str | None, users: Sequence[object], items: Sequence[object],
                 segments: Sequence[object], knows_user: Callable[[object], bool], knows_item: Callable[[object], bool],
-                trends: Container) -> dict[str, int]:
+                trends: Container, day: datetime.date | None = None) -> dict[str, int]:
     """Count candidate rows (``users[k]``, ``items[k]``, ``segments[k]``) into ``counter``: the lists
     (distinct users), the lists of users the release cannot score, the rows of items it scored for no one
-    and the rows of segments it has no trend of. Returns the counts."""
+    and the rows of segments it has no trend of, on ``day`` (default: today, UTC). Returns the counts."""
     distinct = set(users)
     counts = {"lists": len(distinct), "rows": len(items),
               "unknown_customers": sum(not knows_user(u) for u in distinct),
               "unknown_items": sum(not knows_item(i) for i in items),
               "unknown_segments": sum(seg not in trends for seg in segments)}
-    counter.count(version, **counts)
+    counter.count(version, day, **counts)
     return counts
 
 
@@ -102,7 +102,10 @@ def scored_items(release: registry.Release) -> set[str]:
     """The items any push-time score of ``release`` names (empty without a score table)."""
     if release.scores_file is None:
         return set()
-    return set(pc.unique(pq.read_table(release.scores_file, columns=[s.ITEM_ID])[s.ITEM_ID]).to_pylist())
+    file, items = pq.ParquetFile(release.scores_file), set()
+    for k in range(file.metadata.num_row_groups):  # a group at a time: the table may hold 100 M pairs
+        items.update(pc.unique(file.read_row_group(k, columns=[s.ITEM_ID])[s.ITEM_ID]).to_pylist())
+    return items
 
 
 def read_skew(store: Store | str | os.PathLike, days: Iterable[str] | None = None) -> dict[str, dict[str, dict[str, int]]]:

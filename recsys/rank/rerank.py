@@ -12,17 +12,24 @@ of ``recsys.rank.blend`` (only the order of base_score within a list counts). Ea
 the signal that ranked it (``customer_model``, ``segment_trend`` or ``base``); unknown segments are
 counted in the summary and logged. The shop's column names are mapped by ``[rerank.columns]``, and a
 row without a segment gets its item's from the store's events (pipeline.lists): the rows filled and
-the items the events never had (``unknown_items``) are in the summary too.
+the items the events never had (``unknown_items``) are in the summary too. The file is ranked
+``[rerank] batch_users`` users at a time (recsys.rank.listfile: users in first-appearance order), each
+batch with only its users' scores, and written through one parquet writer: memory follows the batch,
+not the number of customers, and the file, summary and skew record are those of a single batch.
 
     trendrec rerank --candidates data/demo/candidates.parquet --json
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import itertools
 import logging
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -31,11 +38,12 @@ import pyarrow as pa
 
 from pipeline import schemas as s
 from pipeline.config import Config
-from pipeline.errors import TrendrecError
-from pipeline.lists import map_columns, source_names, with_store_segments
-from pipeline.store import Store, sweep_temp, write_parquet, writing_into
+from pipeline.lists import MAX_LISTED, item_segments, with_store_segments
+from pipeline.store import Store, sweep_temp, write_parquet_batches, writing_into
 from recsys import registry
 from recsys.rank.blend import SIGNALS
+# RerankError and read_candidates are re-exported: callers import them from here
+from recsys.rank.listfile import ListFile, RerankError, read_candidates  # noqa: F401
 from recsys.rank.scores import ScoreIndex
 from recsys.rank.signals import ReleaseSignals, rank_rows, trend_weight
 from recsys.monitor.skew import SkewCounter, count_lists, scored_items
@@ -43,10 +51,6 @@ from recsys.monitor.skew import SkewCounter, count_lists, scored_items
 log = logging.getLogger(__name__)
 
 OUTPUT_COLUMNS = (*s.CANDIDATE_COLUMNS, s.TREND, s.SCORE, s.SIGNAL, s.FINAL_SCORE, s.RANK)
-
-
-class RerankError(TrendrecError):
-    """Candidate lists or trend scores are missing or malformed."""
 
 
 def rerank(candidates: pd.DataFrame, trends: pd.DataFrame, weight: float,
@@ -116,37 +120,6 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], what: str) -> None:
         raise RerankError(f"{what}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
 
 
-def read_candidates(path: str | Path, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Candidate lists from parquet or CSV (by suffix), validated: required columns, no null ids.
-
-    ``columns`` ([rerank.columns]) maps the shop's names to trendrec's (pipeline.lists.map_columns);
-    the segment column is optional: a list without one gets null segments, for the store to fill.
-    """
-    path, names = Path(path), source_names(columns or {})
-    if not path.is_file():
-        raise RerankError(f"candidate file {path} not found")
-    if path.suffix.lower() == ".parquet":
-        frame = pd.read_parquet(path)
-    elif path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, dtype={names[c]: str for c in (s.USER_ID, s.ITEM_ID, s.SEGMENT)})
-    else:
-        raise RerankError(f"candidate file {path}: expected a .parquet or .csv file")
-    frame = map_columns(frame, columns or {}, f"candidate file {path}", (s.USER_ID, s.ITEM_ID, s.BASE_SCORE),
-                        RerankError)
-    for column in (s.USER_ID, s.ITEM_ID):
-        bad = frame[column].isna().to_numpy()
-        if bad.any():
-            raise RerankError(f"candidate file {path}: row {int(np.argmax(bad)) + 1} has no {column} "
-                              f"(column {names[column]})")
-    score = pd.to_numeric(frame[s.BASE_SCORE], errors="coerce")
-    if score.isna().any():
-        raise RerankError(f"candidate file {path}: row {int(np.argmax(score.isna().to_numpy())) + 1} "
-                          f"has a non-numeric {s.BASE_SCORE} (column {names[s.BASE_SCORE]})")
-    segment = (frame[s.SEGMENT].map(str, na_action="ignore") if s.SEGMENT in frame.columns  # missing stays missing
-               else pd.Series(None, index=frame.index, dtype=object))
-    return frame.assign(**{s.BASE_SCORE: score.astype(float), s.SEGMENT: segment})
-
-
 def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
                output: str | Path | None = None) -> dict[str, Any]:
     """Re-rank a candidate file with the production release into reranked/<name>.parquet.
@@ -156,6 +129,9 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     production trend table does not know (they are neutral: a warning names them);
     ``segments_from_store`` the rows whose segment came from the store's events and ``unknown_items``
     the rows without a segment whose item the events never had (count and the first items).
+    The lists go ``[rerank] batch_users`` users at a time (recsys.rank.listfile), each batch with its
+    users' push-time scores only, into one parquet writer: memory follows the batch, and the file and
+    the summary are the ones a single batch gives.
     """
     store = Store(cfg.store)
     path = candidates_path or cfg.rerank.candidates
@@ -164,55 +140,108 @@ def run_rerank(cfg: Config, candidates_path: str | Path | None = None,
     path = Path(path)
     # the default too goes through Store.output: a reranked/ that is a symlink out of the store is refused
     target = store.output(output if output is not None else Path(store.reranked.name) / f"{path.stem}.parquet")
-    candidates, looked_up = with_store_segments(read_candidates(path, cfg.rerank.columns), store,
-                                                cfg.aggregate.memory_limit)
-    _warn_unknown_items(looked_up["unknown_items"], store)
-    signals = production_signals(store, candidates[s.USER_ID].astype(str).unique())
+    lists = ListFile.open(path, cfg.rerank.columns, cfg.rerank.batch_users)
+    release = _production(store)
+    signals = production_signals(store, ())  # the trends; the scores are read batch by batch
     weight = trend_weight(cfg.rerank.weight, signals)
-    result = rank_candidates(candidates, signals, weight, cfg.rerank.customer_weight)
-    unknown = _warn_unknown(candidates, signals)
+    known = item_segments(store, cfg.aggregate.memory_limit) if lists.missing_segments else None
+    tally = _Tally(store, release, target)
     with writing_into(target):  # one rerank into a folder at a time: a killed one's temp files go
         sweep_temp(target)
-        write_parquet(pa.Table.from_pandas(result, preserve_index=False), target)
-        _count_skew(store, candidates, signals, target)
-    log.info("re-ranked %d rows for %d users with %s into %s", len(result), result[s.USER_ID].nunique(),
-             signals.version, target)
-    counts = result[s.SIGNAL].value_counts()
-    return {"rows": len(result), "users": int(result[s.USER_ID].nunique()), "model_version": signals.version,
-            "candidates": str(path), "output": str(target),
-            "lists_changed": _lists_changed(candidates, signals, result),
+        tally.skew.sweep()  # what is left under the skew record's name is a killed run's too
+        ranked = (tally.add(*_rank_batch(frame, store, cfg, release, signals, weight, known))
+                  for frame in lists.batches())
+        first = next(ranked)
+        schema = _file_schema(first)
+        write_parquet_batches(_arrow_batches(itertools.chain([first], ranked), schema), schema, target)
+        tally.skew.flush()
+    _warn_unknown_items(tally.unknown_items, store)
+    _warn_unknown(tally.unknown)
+    log.info("re-ranked %d rows for %d users in %d batch(es) with %s into %s", tally.rows, tally.users,
+             lists.n_batches, signals.version, target)
+    return {"rows": tally.rows, "users": tally.users, "model_version": signals.version,
+            "candidates": str(path), "output": str(target), "lists_changed": tally.lists_changed,
             "weight": weight, "weight_from": "config" if cfg.rerank.weight is not None else "release",
-            "customer_weight": cfg.rerank.customer_weight,
-            "signals": {name: int(counts.get(name, 0)) for name in SIGNALS},
-            "customers_scored": int(result.loc[result[s.SIGNAL] == "customer_model", s.USER_ID].nunique()),
-            "unknown_segments": unknown, **looked_up}
+            "customer_weight": cfg.rerank.customer_weight, "signals": tally.signals,
+            "customers_scored": tally.customers_scored, "unknown_segments": dict(sorted(tally.unknown.items())),
+            "segments_from_store": tally.segments_from_store, "unknown_items": tally.unknown_items}
 
 
-def production_signals(store: Store, users: np.ndarray) -> ReleaseSignals:
+def production_signals(store: Store, users: Iterable[object] | None) -> ReleaseSignals:
     """The production release's trends and the push-time scores of ``users``; RerankError when none."""
-    release = registry.production(store)
-    if release is None:
-        raise RerankError(f"no production model in {store.models}: run `trendrec push`")
+    release = _production(store)
     signals = ReleaseSignals.load(release, users)
     if release.scores_file is None:
         log.info("%s has no customer scores: every list is ranked by segment trends", release.version)
     return signals
 
 
-def _count_skew(store: Store, candidates: pd.DataFrame, signals: ReleaseSignals, target: Path) -> None:
-    """What this run could not score, into monitor/skew/ (recsys.monitor.skew: `trendrec drift` reads it).
+def _production(store: Store) -> registry.Release:
+    release = registry.production(store)
+    if release is None:
+        raise RerankError(f"no production model in {store.models}: run `trendrec push`")
+    return release
 
-    The record is named after the output, so re-running the same rerank the same day replaces it.
-    """
-    release = registry.production(store) if signals.version else None
-    items = scored_items(release) if release is not None and release.version == signals.version else set()
-    digest = hashlib.sha256(str(Path(target).resolve()).encode("utf-8")).hexdigest()[:16]
-    counter = SkewCounter(store, "rerank", name=f"rerank-{digest}.json")
-    counter.sweep()  # run_rerank holds its folder's lock: what is left under this name is a killed run's
-    count_lists(counter, signals.version, candidates[s.USER_ID].astype(str).tolist(),
-                candidates[s.ITEM_ID].astype(str).tolist(), candidates[s.SEGMENT].tolist(),
-                signals.scores.__contains__, items.__contains__, signals.trends)
-    counter.flush()
+
+def _rank_batch(frame: pd.DataFrame, store: Store, cfg: Config, release: registry.Release,
+                signals: ReleaseSignals, weight: float, known: Mapping[str, str] | None) -> tuple:
+    """One batch's lists with their segments filled, its signals (its users' scores) and its ranked rows."""
+    candidates, looked_up = with_store_segments(frame, store, cfg.aggregate.memory_limit, known)
+    batch = signals.for_users(release, candidates[s.USER_ID].astype(str).unique())
+    return candidates, batch, rank_candidates(candidates, batch, weight, cfg.rerank.customer_weight), looked_up
+
+
+class _Tally:
+    """The summary's counts and the skew record (monitor/skew/, recsys.monitor.skew), batch by batch.
+
+    The record is named after the output, so re-running the same rerank the same day replaces it; it is
+    written once, at the end, and counted on the day the run started."""
+
+    def __init__(self, store: Store, release: registry.Release, target: Path):
+        self.rows = self.users = self.lists_changed = self.customers_scored = self.segments_from_store = 0
+        self.signals = dict.fromkeys(SIGNALS, 0)
+        self.unknown: Counter[str] = Counter()
+        self.unknown_items: dict[str, Any] = {"count": 0, "items": []}
+        digest = hashlib.sha256(str(Path(target).resolve()).encode("utf-8")).hexdigest()[:16]
+        self.skew = SkewCounter(store, "rerank", flush_seconds=math.inf, name=f"rerank-{digest}.json")
+        self._items, self._version = scored_items(release), release.version
+        self._day = datetime.datetime.now(datetime.timezone.utc).date()
+
+    def add(self, candidates: pd.DataFrame, signals: ReleaseSignals, result: pd.DataFrame,
+            looked_up: dict[str, Any]) -> pd.DataFrame:
+        """Count one batch (its users are in no other batch); ``result`` back."""
+        self.rows += len(result)
+        self.users += int(result[s.USER_ID].nunique())
+        self.lists_changed += _lists_changed(candidates, signals, result)
+        counts = result[s.SIGNAL].value_counts()
+        self.signals = {name: self.signals[name] + int(counts.get(name, 0)) for name in SIGNALS}
+        self.customers_scored += int(result.loc[result[s.SIGNAL] == "customer_model", s.USER_ID].nunique())
+        segments = candidates[s.SEGMENT].tolist()
+        self.unknown.update(signals.unknown_segments(segments, signals.trend_of(segments)))
+        self.segments_from_store += looked_up["segments_from_store"]
+        unknown = looked_up["unknown_items"]
+        self.unknown_items = {"count": self.unknown_items["count"] + unknown["count"],  # the first, sorted
+                              "items": sorted({*self.unknown_items["items"], *unknown["items"]})[:MAX_LISTED]}
+        count_lists(self.skew, self._version, candidates[s.USER_ID].astype(str).tolist(),
+                    candidates[s.ITEM_ID].astype(str).tolist(), segments, signals.scores.__contains__,
+                    self._items.__contains__, signals.trends, self._day)
+        return result
+
+
+def _file_schema(first: pd.DataFrame) -> pa.Schema:
+    """The output's schema, from the first batch; a column all null there (segments none of its rows has)
+    is typed as pandas types a column with some text (later batches may have some, as the whole file)."""
+    schema = pa.Table.from_pandas(first, preserve_index=False).schema
+    nulls = [f.name for f in schema if pa.types.is_null(f.type)]
+    if not nulls:
+        return schema
+    text = pd.DataFrame({"t": np.array(["", None], dtype=object)}).dtypes["t"]  # str in pandas 3, else object
+    return pa.Table.from_pandas(first.iloc[:0].astype(dict.fromkeys(nulls, text)), preserve_index=False).schema
+
+
+def _arrow_batches(results: Iterable[pd.DataFrame], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    for result in results:
+        yield from pa.Table.from_pandas(result, preserve_index=False).cast(schema).to_batches()
 
 
 def _lists_changed(candidates: pd.DataFrame, signals: ReleaseSignals, result: pd.DataFrame) -> int:
@@ -228,11 +257,8 @@ def _warn_unknown_items(unknown: dict[str, Any], store: Store) -> None:
                     "%s", unknown["count"], store.raw, ", ".join(unknown["items"][:10]))
 
 
-def _warn_unknown(candidates: pd.DataFrame, signals: ReleaseSignals) -> dict[str, int]:
-    segments = candidates[s.SEGMENT].tolist()
-    unknown = signals.unknown_segments(segments, signals.trend_of(segments))
+def _warn_unknown(unknown: Mapping[str, int]) -> None:
     if unknown:
         log.warning("%d candidate rows in %d segment(s) the production model does not know are neutral: %s "
                     "(`trendrec segments` lists the known ones)", sum(unknown.values()), len(unknown),
-                    ", ".join(list(unknown)[:10]))
-    return unknown
+                    ", ".join(sorted(unknown)[:10]))

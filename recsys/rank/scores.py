@@ -6,7 +6,9 @@ only reads that table back: ``scores.parquet`` (``registry.SCORES_FILE``) of the
 nextbasket part, found through ``registry.Release.scores_file`` (``customers/`` in versions pushed
 before parts). ``ScoreIndex`` holds it as integer codes: a user and an item vocabulary (dicts) and
 one sorted int64 key per (user, item) pair, so looking up any rows is two dict lookups per row and
-one ``np.searchsorted``. The batch loads only the users of its lists, the service every user.
+one ``np.searchsorted``. The batch rerank loads only the users of one batch of its lists, reading
+only the row groups whose user_id range can hold them (the table is sorted by user_id); the service
+loads every user.
 Nothing here imports TensorFlow or a model.
 
     python -c "from recsys.rank.scores import ScoreIndex; \
@@ -16,6 +18,7 @@ print(ScoreIndex.load('/tmp/trendrec-demo/models/v0001/customers/scores.parquet'
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -38,9 +41,15 @@ class ScoresError(TrendrecError):
 
 
 def read_table(path: Path, users: Iterable[object] | None = None) -> pa.Table:
-    """(user_id, item_id, score) of ``users`` (None: every user) from a score table."""
+    """(user_id, item_id, score) of ``users`` (None: every user) from a score table.
+
+    For ``users`` only the row groups whose user_id statistics (min, max) can hold one of them are read:
+    the table is written sorted by user_id, so a batch of users reads its own groups, not the table.
+    """
     try:
-        table = pq.read_table(path, columns=list(COLUMNS))
+        file = pq.ParquetFile(path)
+        groups = None if users is None else _groups_of(file, sorted({str(u) for u in users}))
+        table = file.read(columns=list(COLUMNS)) if groups is None else file.read_row_groups(groups, list(COLUMNS))
     except (OSError, pa.ArrowException) as exc:  # also a missing column
         reason = " ".join(str(exc).split())[:160]
         raise ScoresError(f"{path}: cannot read customer scores ({reason}); push the model again") from exc
@@ -49,6 +58,18 @@ def read_table(path: Path, users: Iterable[object] | None = None) -> pa.Table:
         wanted = wanted.cast(table.schema.field(s.USER_ID).type)
         table = table.filter(pc.is_in(table[s.USER_ID], value_set=wanted))
     return table
+
+
+def _groups_of(file: pq.ParquetFile, users: list[str]) -> list[int]:
+    """The row groups of ``file`` that may hold one of the sorted ``users`` (every group without string stats)."""
+    at = file.schema_arrow.get_field_index(s.USER_ID)
+    groups = []
+    for k in range(file.metadata.num_row_groups):
+        stats = file.metadata.row_group(k).column(at).statistics if at >= 0 else None
+        lo, hi = (stats.min, stats.max) if stats is not None and stats.has_min_max else (None, None)
+        if not (isinstance(lo, str) and isinstance(hi, str)) or bisect_right(users, hi) > bisect_left(users, lo):
+            groups.append(k)
+    return groups
 
 
 def read_scores(path: Path, users: Iterable[object] | None = None) -> pd.DataFrame:

@@ -18,6 +18,7 @@ np.array([1., 2.]), .3, 1.))"
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,10 +59,16 @@ class ReleaseSignals:
             raise SignalsError(f"model version {release.version} at {release.path} has no "
                                f"{registry.TREND_FILE}: push the model again")
         trends = trend_map(read_trends(release.trend_file))
-        path = release.scores_file
-        scores = ScoreIndex.load(path, users) if path is not None else ScoreIndex.empty()
         chosen = (release.metadata.get(registry.TREND_WEIGHT_KEY) or {}).get("weight")
-        return cls(trends, scores, release.version, None if chosen is None else float(chosen))
+        return cls(trends, version=release.version,
+                   chosen_weight=None if chosen is None else float(chosen)).for_users(release, users)
+
+    def for_users(self, release: registry.Release, users: Iterable[object] | None) -> ReleaseSignals:
+        """These trends with ``release``'s push-time scores of ``users`` only (None: all): the batch
+        rerank loads the trends once and the scores batch by batch."""
+        path = release.scores_file
+        return dataclasses.replace(self, scores=ScoreIndex.load(path, users) if path is not None
+                                   else ScoreIndex.empty())
 
     @classmethod
     def of(cls, trends: pd.DataFrame, scores: pd.DataFrame | ScoreIndex | None = None) -> ReleaseSignals:
