@@ -96,7 +96,8 @@ def fit_value(con, cfg: ValueConfig, end: date, folder: Path, tensorboard: Path)
     folder.mkdir(parents=True, exist_ok=True)
     summary = split_summary(split) | {
         "published": published, "holdout_published": split.holdout_choice(), "validation": split.validation,
-        "fit_customers": sampled, "guest_lines": guest_lines(con, end), "weights": split.weights, "ensemble_weights": split.next_weights,
+        "fit_customers": sampled, "guest_lines": guest_lines(con, end), "weights": split.weights,
+        "ensemble_weights": split.next_weights,
         "bgnbd": members.bgnbd.to_json(), "gamma_gamma": members.gamma_gamma.to_json(),
         "tensorboard": str(tensorboard), "seconds": round(time.monotonic() - started, 1)}
     _save_members(members, weights, folder)
