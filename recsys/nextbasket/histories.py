@@ -11,10 +11,12 @@ counts of the customers asked for (``users``, a shard's, or every known one) to 
 sorted by bucket, and each batch reads only its bucket's rows; a sample of 10,000 customers reads their
 lines only, not the whole log's. The crowd tables come straight from the window's lines, guests' included,
 in small groups: one scan counts (item, week), (segment, week) and (item, segment), another the (customer,
-item) first and last weeks of the repeat rates. The connection is held to ``customers.memory_limit``:
-DuckDB spills what does not fit into the store's .tmp/ (its disk, not the system's temp dir). Guests
-(null user_id) cannot have a history: they are counted, logged and left out; a log with guests only
-raises ``GuestOnlyLogError`` for the caller to fall back on.
+item) first and last weeks of the repeat rates; ``WeeklyCrowd`` counts them once for several weekly cut-offs
+(fit_recommender's 8, whose lookbacks share all weeks but one) and gives each cut-off the same tables.
+The connection is held to ``customers.memory_limit``: DuckDB spills what does not fit into the store's
+.tmp/ (its disk, not the system's temp dir). Guests (null user_id) cannot have a history: they are
+counted, logged and left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to fall
+back on.
 
     python -c "from datetime import date; from recsys.nextbasket.histories import *; \
 con = open_store('/tmp/cust-store'); print(next(iter_histories(con, date(2011, 12, 3))).user_item.head())"
