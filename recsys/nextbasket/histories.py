@@ -11,10 +11,12 @@ counts of the customers asked for (``users``, a shard's, or every known one) to 
 sorted by bucket, and each batch reads only its bucket's rows; a sample of 10,000 customers reads their
 lines only, not the whole log's. The crowd tables come straight from the window's lines, guests' included,
 in small groups: one scan counts (item, week), (segment, week) and (item, segment), another the (customer,
-item) first and last weeks of the repeat rates. The connection is held to ``customers.memory_limit``:
-DuckDB spills what does not fit into the store's .tmp/ (its disk, not the system's temp dir). Guests
-(null user_id) cannot have a history: they are counted, logged and left out; a log with guests only
-raises ``GuestOnlyLogError`` for the caller to fall back on.
+item) first and last weeks of the repeat rates; ``WeeklyCrowd`` counts them once for several weekly cut-offs
+(fit_recommender's 8, whose lookbacks share all weeks but one) and gives each cut-off the same tables.
+The connection is held to ``customers.memory_limit``: DuckDB spills what does not fit into the store's
+.tmp/ (its disk, not the system's temp dir). Guests (null user_id) cannot have a history: they are
+counted, logged and left out; a log with guests only raises ``GuestOnlyLogError`` for the caller to fall
+back on.
 
     python -c "from datetime import date; from recsys.nextbasket.histories import *; \
 con = open_store('/tmp/cust-store'); print(next(iter_histories(con, date(2011, 12, 3))).user_item.head())"
@@ -54,6 +56,8 @@ _VIEW = f"""CREATE OR REPLACE VIEW events AS SELECT CAST({s.USER_ID} AS VARCHAR)
 _WINDOW = f"{s.QUANTITY} > 0 AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $cutoff"
 _LINES = "_history_lines"  # iter_histories' temporary table of (bucket, user, item, segment, week) lines
 _CROWD = "_history_crowd"  # _crowd's temporary (item, week), (segment, week), (item, segment) line counts
+_WEEKS = "_history_weeks"  # WeeklyCrowd's (item, segment, week) line counts, weeks counted from its latest cut-off
+_REPEATS = "_history_repeats"  # WeeklyCrowd's buyers and repeat rate of each item at each of its cut-offs
 _USERS = "_history_users"  # a shard's customers and their batch (iter_histories with a shard)
 _GUESTS_KNOWN = f"count(*) FILTER ({s.USER_ID} IS NULL), count(*) FILTER ({s.USER_ID} IS NOT NULL)"  # lines
 _WEEK = f"CAST((date_diff('day', {s.EVENT_DATE}, $cutoff) - 1) // 7 AS INTEGER) AS {WEEK}"
@@ -160,12 +164,14 @@ def open_store(root: str, cfg: CustomerModelConfig = CustomerModelConfig()) -> d
 
 
 def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig = CustomerModelConfig(),
-                   users: np.ndarray | None = None, shard: tuple[int, int] | None = None) -> Iterator[Histories]:
+                   users: np.ndarray | None = None, shard: tuple[int, int] | None = None,
+                   crowd: WeeklyCrowd | None = None) -> Iterator[Histories]:
     """Histories of every known customer with a purchase in the lookback (or of ``users``), in batches.
 
     ``shard = (k, n)``: only the customers of shard k of n (pipeline.sampling's stable hash), in batches of
     consecutive customer ids, so that the batches come in customer order (push-time scoring's shards);
-    the crowd tables are the whole log's all the same.
+    the crowd tables are the whole log's all the same. ``crowd``: a WeeklyCrowd whose cut-offs include
+    ``cutoff`` gives the crowd tables (the same values) instead of two scans of the window's lines.
     """
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     asked, shard_only = _asked(con, users), ""
@@ -188,7 +194,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT {bucket} AS _bucket, l.{s.USER_ID}, "
                     f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM {lines} l{join} "
                     f"GROUP BY ALL ORDER BY _bucket", params)
-        crowd = _crowd(con, params)
+        crowd = crowd.tables(cutoff) if crowd is not None else _crowd(con, params)
         for bucket in range(n_buckets):
             user_item, user_segment = (_bucket_counts(con, bucket, key) for key in (s.ITEM_ID, s.SEGMENT))
             if len(user_segment):  # a hash bucket can be empty
@@ -302,6 +308,58 @@ def _crowd(con: duckdb.DuckDBPyConnection, params: dict) -> tuple[pd.DataFrame, 
            f"(SELECT {s.USER_ID}, {s.ITEM_ID}, min({WEEK}) <> max({WEEK}) AS repeated FROM {lines} "
            f"WHERE {s.USER_ID} IS NOT NULL GROUP BY 1, 2) GROUP BY 1 ORDER BY 1")
     return *crowd, item_segment, _frame(con, sql, params)
+
+
+class WeeklyCrowd:
+    """The crowd tables of ``n`` weekly cut-offs (``latest``, ``latest`` - 7 days, ...), counted in two scans
+    of the lines of all their lookbacks together rather than two scans of each lookback: consecutive
+    cut-offs' lookbacks share all their weeks but one. Weeks are counted back from ``latest`` (w); a cut-off
+    j weeks earlier reads weeks [j, j + lookback_weeks), its week w - j. One temporary table holds the
+    (item, segment, w) line counts (guests' included), from which each cut-off's crowd item / segment weeks
+    and item segments are summed; another the buyers and repeat rate of each item at each cut-off, from each
+    (customer, item)'s first and last week within each cut-off's lookback. Both are small (items x weeks,
+    items x cut-offs); the (customer, item) grouping is DuckDB's, within the connection's memory_limit.
+    ``tables(cutoff)`` gives exactly what ``iter_histories`` counts from that cut-off's own window. Use it
+    as a context manager: the tables are dropped on exit."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, latest: date, n: int, cfg: CustomerModelConfig) -> None:
+        self.con, self.latest, self.n, self.weeks = con, latest, int(n), int(cfg.lookback_weeks)
+        params = {"start": latest - timedelta(weeks=self.n - 1 + self.weeks), "cutoff": latest}
+        lines = f"(SELECT {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events WHERE {_WINDOW})"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_WEEKS} AS SELECT {s.ITEM_ID}, {s.SEGMENT}, {WEEK}, "
+                    f"count(*) AS n FROM {lines} GROUP BY ALL", params)
+        # bought in two weeks or more of cut-off j's lookback <=> its first and last weeks there differ
+        within = [f"{WEEK} >= {j} AND {WEEK} < {j + self.weeks}" for j in range(self.n)]
+        first_last = ", ".join(f"min({WEEK}) FILTER ({w}) AS lo{j}, max({WEEK}) FILTER ({w}) AS hi{j}"
+                               for j, w in enumerate(within))
+        per_item = ", ".join(f"count(*) FILTER (lo{j} IS NOT NULL)::FLOAT AS b{j}, avg((lo{j} <> hi{j})::FLOAT) "
+                             f"FILTER (lo{j} IS NOT NULL) AS r{j}" for j in range(self.n))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_REPEATS} AS SELECT {s.ITEM_ID}, {per_item} FROM "
+                    f"(SELECT {s.USER_ID}, {s.ITEM_ID}, {first_last} FROM {lines} WHERE {s.USER_ID} IS NOT NULL "
+                    f"GROUP BY 1, 2) GROUP BY 1", params)
+
+    def __enter__(self) -> WeeklyCrowd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for table in (_WEEKS, _REPEATS):
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def tables(self, cutoff: date) -> tuple[pd.DataFrame, ...]:
+        """(crowd_item, crowd_segment, item_segment, item_repeat) at one of the cut-offs, as _crowd gives them."""
+        j, rest = divmod((self.latest - cutoff).days, 7)
+        if rest or not 0 <= j < self.n:
+            raise ValueError(f"{cutoff} is not one of the {self.n} weekly cut-offs up to {self.latest}")
+        window = f"FROM {_WEEKS} WHERE {WEEK} >= {j} AND {WEEK} < {j + self.weeks}"
+        crowd = [_frame(self.con, f"SELECT {key}, CAST({WEEK} - {j} AS INTEGER) AS {WEEK}, sum(n)::BIGINT::FLOAT "
+                                  f"AS {PURCHASES} {window} GROUP BY 1, 2 ORDER BY ALL")
+                 for key in (s.ITEM_ID, s.SEGMENT)]
+        counts = f"(SELECT {s.ITEM_ID}, {s.SEGMENT}, sum(n)::BIGINT AS n {window} GROUP BY 1, 2)"
+        item_segment = _frame(self.con, f"SELECT {s.ITEM_ID}, first({s.SEGMENT} ORDER BY {s.SEGMENT} IS NULL, n DESC, "
+                                         f"{s.SEGMENT}) AS {s.SEGMENT} FROM {counts} GROUP BY 1 ORDER BY 1")
+        repeat = _frame(self.con, f"SELECT {s.ITEM_ID}, b{j} AS {BUYERS}, r{j} AS {REPEAT_RATE} FROM {_REPEATS} "
+                                  f"WHERE b{j} > 0 ORDER BY 1")
+        return *crowd, item_segment, repeat
 
 
 def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:

@@ -39,6 +39,7 @@ from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import build_features
 from recsys.nextbasket.histories import (
     NoCustomerHistoryError,
+    WeeklyCrowd,
     active_users,
     check_customers,
     iter_histories,
@@ -100,19 +101,21 @@ def recommend(con: duckdb.DuckDBPyConnection, cutoff: date, users: np.ndarray, c
 
 def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerModelConfig, trend: Trend = None,
                     run_dir: Path | None = None) -> LSTMRecommender:
-    """An LSTMRecommender fitted on training cut-offs cutoff - 14 ... and validated on cutoff - 7."""
+    """An LSTMRecommender fitted on training cut-offs cutoff - 14 ... and validated on cutoff - 7 (their
+    crowd tables counted once for all, WeeklyCrowd)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed)
     parts = []
-    for k in range(2, cfg.train_weeks + 1):
-        try:
-            parts.append(labelled_pairs(con, cutoff - timedelta(weeks=k), cfg, trend, rng))
-        except NoCustomerHistoryError as exc:
-            log.info("training cut-off %s skipped: %s", cutoff - timedelta(weeks=k), exc)
-    if not parts:
-        raise NoCustomerHistoryError(f"no training cut-off before {cutoff} has customer history")
-    train = _stack(parts)
-    val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None, cfg.validation_customers)
+    with WeeklyCrowd(con, cutoff - timedelta(weeks=1), cfg.train_weeks, cfg) as crowd:
+        for k in range(2, cfg.train_weeks + 1):
+            try:
+                parts.append(labelled_pairs(con, cutoff - timedelta(weeks=k), cfg, trend, rng, crowd=crowd))
+            except NoCustomerHistoryError as exc:
+                log.info("training cut-off %s skipped: %s", cutoff - timedelta(weeks=k), exc)
+        if not parts:
+            raise NoCustomerHistoryError(f"no training cut-off before {cutoff} has customer history")
+        train = _stack(parts)
+        val = labelled_pairs(con, cutoff - timedelta(weeks=1), cfg, trend, None, cfg.validation_customers, crowd)
     release_buffers(con, cfg.memory_limit)  # the histories' queries are done: their memory goes to training
     log.info("customer model at %s: %d training pairs (%.1f %% positive), %d validation pairs, features %.1f s",
              cutoff, len(train[2]), 100 * train[2].mean(), len(val[2]), time.perf_counter() - t0)
@@ -120,12 +123,13 @@ def fit_recommender(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerM
 
 
 def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelConfig, trend: Trend,
-                   rng: np.random.Generator | None, budget: int | None = None) -> tuple:
+                   rng: np.random.Generator | None, budget: int | None = None,
+                   crowd: WeeklyCrowd | None = None) -> tuple:
     """(seq, static, label, user codes, targets per user) of the retrieved pairs at ``at``, labels from [at, at + 7).
 
     ``rng`` subsamples negatives to ``train_negatives`` per customer; None keeps every candidate.
     ``budget``: customers kept (``week_customers``), 0 = every one; None = ``train_customers`` with ``rng``
-    (training), every one without.
+    (training), every one without. ``crowd``: the crowd tables of ``at`` (iter_histories).
     """
     if budget is None:
         budget = cfg.train_customers if rng is not None else 0
@@ -134,7 +138,7 @@ def labelled_pairs(con: duckdb.DuckDBPyConnection, at: date, cfg: CustomerModelC
     bought = bought[bought[s.USER_ID].isin(users)]  # the week's other buyers are never looked up
     n_targets = bought.groupby(s.USER_ID).size()
     seqs, statics, labels, groups = [], [], [], []
-    for hist in iter_histories(con, at, cfg, users):
+    for hist in iter_histories(con, at, cfg, users, crowd=crowd):
         pairs = retrieve(hist, cfg, trend)
         pairs[LABEL] = pairs.merge(bought.assign(_b=1.0), on=[s.USER_ID, s.ITEM_ID], how="left")["_b"].fillna(0.0)
         if rng is not None:

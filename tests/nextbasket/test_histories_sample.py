@@ -45,12 +45,12 @@ def _random_log(seed: int = 0) -> pd.DataFrame:
                         for u, i, g, q, d in zip(users, items, segments, qty, days)])
 
 
-def _reference(events: pd.DataFrame, cfg: CustomerModelConfig) -> dict[str, dict]:
+def _reference(events: pd.DataFrame, cfg: CustomerModelConfig, cutoff: date = CUTOFF) -> dict[str, dict]:
     """Every table of the histories, from the whole log's lines in the window: {table: {key: value}}."""
     day = pd.to_datetime(events[s.EVENT_DATE])
-    start = pd.Timestamp(CUTOFF - timedelta(weeks=cfg.lookback_weeks))
-    lines = events[(events[s.QUANTITY] > 0) & (day >= start) & (day < pd.Timestamp(CUTOFF))].copy()
-    lines[WEEK] = (pd.Timestamp(CUTOFF) - day[lines.index]).dt.days.sub(1) // 7
+    start = pd.Timestamp(cutoff - timedelta(weeks=cfg.lookback_weeks))
+    lines = events[(events[s.QUANTITY] > 0) & (day >= start) & (day < pd.Timestamp(cutoff))].copy()
+    lines[WEEK] = (pd.Timestamp(cutoff) - day[lines.index]).dt.days.sub(1) // 7
     known = lines[lines[s.USER_ID].notna()]
 
     def counts(frame, keys):
