@@ -43,6 +43,7 @@ class Run:
     stdout: str
     load: tuple[float, float, float]  # os.getloadavg() just before the run
     others_cpu_s: float | None  # CPU seconds other processes used during the run (None: no /proc/stat)
+    cpu_s: float | None = None  # the command's own CPU seconds (user + system, its children included)
 
 
 @dataclass
@@ -88,7 +89,7 @@ def run_child(argv: list[str], cwd: Path, label: str) -> Run:
         stdout, stderr, fields = out.read().decode(), err.read().decode(), measured.read().split()
     if proc.returncode != 0 or len(fields) != 2:
         raise SystemExit(f"{label} failed (exit {proc.returncode}): {' '.join(argv)[:200]}\n{stderr[-3000:]}")
-    run = Run(float(fields[0]), int(fields[1]) * 1024, stdout, load, others)
+    run = Run(float(fields[0]), int(fields[1]) * 1024, stdout, load, others, usage.ru_utime + usage.ru_stime)
     log.info("  %-34s %7.2f s  peak RSS %6.0f MiB  load before %.2f %.2f %.2f  others' CPU %s", label,
              run.seconds, run.peak_rss / 2**20, *load, "?" if others is None else f"{max(others, 0):.1f} s")
     return run

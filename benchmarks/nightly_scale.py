@@ -10,9 +10,9 @@ lists for every customer active in the last 28 days. The lists stand in for the 
 (`trendrec candidates`): built between the judge and the push, timed but outside the night's total.
 
 Per stage: wall time (spawn to exit, imports included), peak RSS of the stage's process tree (the
-largest process, from os.wait4 through benchmarks/harness.py's launcher), the load average just before
-and the CPU seconds other processes used meanwhile, and rows or pairs per second where the stage's JSON
-summary counts them. The config's budgets (``[customers] train_customers`` and ``validation_customers``,
+largest process, from os.wait4 through benchmarks/harness.py's launcher), its own CPU seconds (user +
+system), the load average just before and the CPU seconds other processes used meanwhile, and rows or
+pairs per second where the stage's JSON summary counts them. The config's budgets (``[customers] train_customers`` and ``validation_customers``,
 ``[value] train_customers``) are the defaults, printed with the table; ``--validation-customers N`` sets the
 validation one. ``--json PATH`` writes it all.
 
@@ -100,7 +100,8 @@ def _measure(label: str, argv: list[str], work: Path, results: list[dict], in_to
     done = run_child(argv, work, label)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     row = {"stage": label, "command": " ".join(argv[1:3]), "seconds": round(done.seconds, 2),
-           "peak_rss_mib": round(done.peak_rss / 2**20), "load_before": [round(v, 2) for v in done.load],
+           "peak_rss_mib": round(done.peak_rss / 2**20), "cpu_s": round(done.cpu_s, 1),
+           "load_before": [round(v, 2) for v in done.load],
            "others_cpu_s": None if done.others_cpu_s is None else round(max(done.others_cpu_s, 0), 1),
            "in_total": in_total, "summary": summary}
     results.append(row)
@@ -184,17 +185,19 @@ def print_table(record: dict) -> None:
     print(f"\nnightly run: {lines:,} lines ({record['lines'][LAST_DAY]:,} on the last day), "
           f"{s['customers']:,} customers, {s['items']:,} items, {s['days']} days; {record['cpus']} CPUs; "
           f"{budgets}\n")
-    print("| stage | seconds | peak RSS MiB | count | per second | load before | others' CPU s |")
-    print("|---|--:|--:|--:|--:|--:|--:|")
+    print("| stage | seconds | CPU s | peak RSS MiB | count | per second | load before | others' CPU s |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|")
     for r in record["setup"] + record["stages"]:
         label = r["stage"] + ("" if r["in_total"] else " *")
         count = "-" if r["count"] is None else f"{r['count']:,} {r['unit']}"
         rate = "-" if r["per_second"] is None else f"{r['per_second']:,}"
         others = "?" if r["others_cpu_s"] is None else f"{r['others_cpu_s']:.0f}"
-        print(f"| {label} | {r['seconds']:.1f} | {r['peak_rss_mib']:,} | {count} | {rate} | "
+        cpu = "?" if r.get("cpu_s") is None else f"{r['cpu_s']:.0f}"  # records before the column have none
+        print(f"| {label} | {r['seconds']:.1f} | {cpu} | {r['peak_rss_mib']:,} | {count} | {rate} | "
               f"{r['load_before'][0]:.1f} | {others} |")
-    night = f"**{record['night_seconds']:.1f}** | **{record['night_peak_rss_mib']:,}**"
-    print(f"| **the night** | {night} | | | | |")
+    cpu = sum(r.get("cpu_s") or 0 for r in record["stages"] if r["in_total"])
+    peak = record["night_peak_rss_mib"]
+    print(f"| **the night** | **{record['night_seconds']:.1f}** | {cpu:.0f} | **{peak:,}** | | | | |")
     print("\n\\* not in the night's total: the nights before (setup), or the shop's own recommender")
     ran = record.get("night_stages")
     if ran and len(ran) < len(NIGHT):

@@ -193,6 +193,7 @@ class CustomerModelConfig:
     epochs: int = 8  # upper bound; early stopping usually ends sooner
     batch_size: int = 512  # training pairs per step
     patience: int = 2  # early-stopping patience in epochs
+    min_delta: float = 0.0  # early stopping: an epoch counts as better only when the monitor moves by more than this
     monitor: str = "val_recall_at_10"  # early-stopping metric (mode max), or "val_loss"
     learning_rate: float = 3e-3  # AdamW learning rate
     weight_decay: float = 1e-4  # AdamW decoupled weight decay
@@ -220,6 +221,8 @@ class CustomerModelConfig:
                               f"got {self.validation_customers}")
         if self.shards < 1:
             raise ConfigError(f"customers.shards must be >= 1, got {self.shards}")
+        if not self.min_delta >= 0:
+            raise ConfigError(f"customers.min_delta must be >= 0, got {self.min_delta}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

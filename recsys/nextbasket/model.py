@@ -95,15 +95,17 @@ class LSTMRecommender:
         self.build(seq.shape[1], static.shape[1], seq, static)
         callbacks = [RecallAtK(val, k=10, batch_size=cfg.score_batch),
                      keras.callbacks.EarlyStopping(monitor=cfg.monitor, mode="min" if "loss" in cfg.monitor else "max",
-                                                   patience=cfg.patience, restore_best_weights=True)]
+                                                   patience=cfg.patience, min_delta=cfg.min_delta,
+                                                   restore_best_weights=True)]
         if run_dir is not None:
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir), histogram_freq=cfg.histogram_freq))
         hist = self.model.fit(PairBatches((seq, static, y), cfg.batch_size, cfg.seed),
                               validation_data=PairBatches(val[:3], cfg.score_batch), epochs=cfg.epochs,
                               shuffle=False, verbose=0, callbacks=callbacks)
         self.history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-        log.info("customer model trained %d epochs: %s", len(hist.history["loss"]),
-                 {k: round(v[-1], 4) for k, v in self.history.items()})
+        log.info("customer model trained %d epochs: %s; %s by epoch: %s", len(hist.history["loss"]),
+                 {k: round(v[-1], 4) for k, v in self.history.items()}, cfg.monitor,
+                 [round(v, 5) for v in self.history.get(cfg.monitor, [])])
         return self
 
     def score(self, seq: np.ndarray, static: np.ndarray) -> np.ndarray:

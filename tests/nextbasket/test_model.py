@@ -3,6 +3,7 @@ data path that holds the pairs once (chunked statistics, batches read in place, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import keras
@@ -47,6 +48,20 @@ def test_recurrent_layer_keeps_fused_cudnn_settings(cell):
 def test_bad_cell_is_refused():
     with pytest.raises(ConfigError, match="cell"):
         CustomerModelConfig(cell="peephole")
+    with pytest.raises(ConfigError, match="min_delta"):
+        CustomerModelConfig(min_delta=-0.001)
+
+
+def test_early_stopping_counts_only_moves_larger_than_min_delta():
+    seq, static, y = _data(300)
+    groups = np.arange(300) // 10
+    val = (seq, static, y, groups, np.bincount(groups, weights=y).astype(int) + 1)
+    # Recall@10 lies in [0, 1]: no epoch can beat the first by more than 1, so patience 1 stops after the second
+    cfg = dataclasses.replace(TINY, epochs=4, patience=1, histogram_freq=0)
+    stopped = LSTMRecommender(dataclasses.replace(cfg, min_delta=1.0)).fit((seq, static, y), val)
+    assert len(stopped.history["loss"]) == 2
+    patient = LSTMRecommender(dataclasses.replace(cfg, patience=4)).fit((seq, static, y), val)
+    assert len(patient.history["loss"]) == 4
 
 
 @pytest.mark.slow
