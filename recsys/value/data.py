@@ -6,7 +6,7 @@ value (purchases plus returns, quantity × price). Returns net within the day, s
 the same day adds nothing; a day with returns only has no order and a negative net. Guests (null
 user_id) cannot be followed: their lines are counted and left out. Every query reads
 ``event_date < end`` only, so a cut-off never sees a later day. ``hash(user_id) % n`` buckets let
-scoring stream customers in batches.
+scoring stream customers in batches (``bucket_customer_days``: the log read once for all of them).
 
     python -c "from datetime import date; from recsys.value.data import *; \
 con = open_value_store('/tmp/trendrec-demo'); print(customer_days(con, date(2011, 9, 10)).head())"
@@ -15,6 +15,7 @@ con = open_value_store('/tmp/trendrec-demo'); print(customer_days(con, date(2011
 from __future__ import annotations
 
 import logging
+import math
 from datetime import date
 
 import duckdb
@@ -49,6 +50,8 @@ _DAYS = f"""SELECT {s.USER_ID}, {s.EVENT_DATE} AS {DAY},
     sum({s.QUANTITY} * {s.PRICE}) AS {NET}
   FROM value_events WHERE {s.USER_ID} IS NOT NULL AND {s.EVENT_DATE} >= $start AND {s.EVENT_DATE} < $end"""
 _EPOCH = date(1900, 1, 1)
+_FIRST_DAY = date(1, 1, 1)  # before any day of a log (the forecast's one pass reads every day)
+_BUCKETS = "_value_buckets"  # the forecast's customer-days with their batch (bucket_customer_days)
 
 
 def open_value_events(events: pd.DataFrame, cfg: ValueConfig = ValueConfig()) -> duckdb.DuckDBPyConnection:
@@ -92,6 +95,42 @@ def customer_days(con: duckdb.DuckDBPyConnection, end: date, start: date = _EPOC
     return frame
 
 
+def bucket_customer_days(con: duckdb.DuckDBPyConnection, end: date, batch_customers: int,
+                         shard: tuple[int, int] = (0, 1)) -> int:
+    """The customer-days before ``end`` of shard ``shard``, in one pass over the log, into a temporary table
+    sorted by batch; the number of batches n: ``ceil(customers / batch_customers)`` (at least 1).
+
+    Batch i (``read_bucket``) is ``customer_days(con, end, bucket=(i, n), shard=shard)``, the same frame, but
+    the log is read once however many batches there are, not once per batch. DuckDB keeps the table within
+    the connection's memory limit and spills the rest; sorted by batch, a batch's read skips the other
+    batches' row groups. ``drop_buckets`` removes it.
+    """
+    days = _DAYS + _in_shard(shard) + " GROUP BY 1, 2"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_BUCKETS}_days AS {days}", {"start": _FIRST_DAY, "end": end})
+    try:
+        customers = con.execute(f"SELECT count(DISTINCT {s.USER_ID}) FROM {_BUCKETS}_days").fetchone()[0]
+        n_buckets = max(1, math.ceil(customers / batch_customers))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_BUCKETS} AS SELECT hash({s.USER_ID}) % {n_buckets} "
+                    f"AS _bucket, * FROM {_BUCKETS}_days ORDER BY _bucket")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {_BUCKETS}_days")
+    return n_buckets
+
+
+def read_bucket(con: duckdb.DuckDBPyConnection, bucket: int) -> pd.DataFrame:
+    """Batch ``bucket`` of ``bucket_customer_days``'s table: its customer-days from 1900 on, sorted (the
+    columns and types of ``customer_days``)."""
+    sql = (f"SELECT {s.USER_ID}, {DAY}, {ORDERS}, {GROSS}, {NET} FROM {_BUCKETS} WHERE _bucket = $bucket "
+           f"AND {DAY} >= $start ORDER BY 1, 2")
+    frame = con.execute(sql, {"bucket": bucket, "start": _EPOCH}).df()
+    frame[DAY] = pd.to_datetime(frame[DAY]).dt.date
+    return frame
+
+
+def drop_buckets(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {_BUCKETS}")
+
+
 def fit_days(con: duckdb.DuckDBPyConnection, end: date, cfg: ValueConfig) -> tuple[pd.DataFrame, dict[str, int]]:
     """The customer-days before ``end`` that the backtest and the members' fits read, and
     {"customers": whose days they are, "of": the customers before ``end``}.
@@ -99,7 +138,7 @@ def fit_days(con: duckdb.DuckDBPyConnection, end: date, cfg: ValueConfig) -> tup
     Every customer's when at most ``cfg.fit_customers`` (0: no bound) have a day before ``end``; else a
     sample of that many, stratified by their customer-days (pipeline.sampling, ``cfg.seed``: the same
     customers for the same log), so that memory and time follow the budget, not the shop. The forecast
-    still scores every customer (``customer_days`` in batches).
+    still scores every customer (``bucket_customer_days``, in batches).
     """
     sql = (f"SELECT {s.USER_ID}, count(*) AS n FROM (SELECT DISTINCT {s.USER_ID}, {s.EVENT_DATE} FROM value_events "
            f"WHERE {s.USER_ID} IS NOT NULL AND {s.EVENT_DATE} < $end) GROUP BY 1 ORDER BY 1")
@@ -115,12 +154,6 @@ def fit_days(con: duckdb.DuckDBPyConnection, end: date, cfg: ValueConfig) -> tup
 def guest_lines(con: duckdb.DuckDBPyConnection, end: date) -> int:
     """Lines before ``end`` without a customer id: left out of every value model, reported in the summary."""
     sql = f"SELECT count(*) FROM value_events WHERE {s.USER_ID} IS NULL AND {s.EVENT_DATE} < $end"
-    return int(con.execute(sql, {"end": end}).fetchone()[0])
-
-
-def count_customers(con: duckdb.DuckDBPyConnection, end: date, shard: tuple[int, int] = (0, 1)) -> int:
-    sql = (f"SELECT count(DISTINCT {s.USER_ID}) FROM value_events WHERE {s.USER_ID} IS NOT NULL "
-           f"AND {s.EVENT_DATE} < $end{_in_shard(shard)}")
     return int(con.execute(sql, {"end": end}).fetchone()[0])
 
 

@@ -27,7 +27,6 @@ lines (not of customers: a guest has no id to count by).
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import time
 from datetime import date, timedelta
@@ -44,7 +43,14 @@ from pipeline.store import atomic_path, read_json, write_json
 from recsys.value import bgnbd as bg
 from recsys.value.backtest import Split, run_split
 from recsys.value.choice import choose, shipped_weights
-from recsys.value.data import ValueModelError, count_customers, customer_days, fit_days, guest_lines
+from recsys.value.data import (
+    ValueModelError,
+    bucket_customer_days,
+    drop_buckets,
+    fit_days,
+    guest_lines,
+    read_bucket,
+)
 from recsys.value.ensemble import (
     ENSEMBLE,
     MEMBERS,
@@ -176,19 +182,23 @@ def shard_path(out_dir: Path, shard: int, shards: int) -> Path:
 def write_forecast_shard(con, members: Members, weights: dict[str, float], cfg: ValueConfig, out_dir: Path,
                          shard: int, shards: int) -> dict[str, Any]:
     """Score the customers of ``shard`` (stable hash of the id % ``shards``) at level 1 into its own file,
-    in hash-bucket batches of ``cfg.batch_customers``: memory follows one batch. The file is written
-    under a temporary name and renamed: a re-run of the shard replaces it whole."""
-    cutoff, of = members.cutoff, (shard, shards)
-    n_buckets = max(1, math.ceil(count_customers(con, cutoff, shard=of) / cfg.batch_customers))
+    in hash-bucket batches of ``cfg.batch_customers``: memory follows one batch (the customer-days are read
+    from the log once, into a DuckDB table that spills: recsys.value.data.bucket_customer_days). The file is
+    written under a temporary name and renamed: a re-run of the shard replaces it whole."""
+    cutoff = members.cutoff
     path, rows = shard_path(out_dir, shard, shards), 0
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA) as writer:
-        for bucket in range(n_buckets):
-            days = customer_days(con, cutoff, bucket=(bucket, n_buckets), shard=of)
-            if not days.empty:
-                table = score_table(members, weights, 1.0, build_features(days, cutoff, cfg.seq_weeks))
-                writer.write_table(table)
-                rows += table.num_rows
+    n_buckets = bucket_customer_days(con, cutoff, cfg.batch_customers, shard=(shard, shards))  # one log read
+    try:
+        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, s.VALUE_SCHEMA) as writer:
+            for bucket in range(n_buckets):
+                days = read_bucket(con, bucket)
+                if not days.empty:
+                    table = score_table(members, weights, 1.0, build_features(days, cutoff, cfg.seq_weeks))
+                    writer.write_table(table)
+                    rows += table.num_rows
+    finally:
+        drop_buckets(con)
     return {"shard": shard, "shards": shards, "customers": rows, "batches": n_buckets, "path": str(path)}
 
 

@@ -147,6 +147,44 @@ def test_the_union_of_the_shards_is_byte_for_byte_the_one_process_forecast(fitte
     assert [p.name for p in (tmp_path / "three").iterdir()] == ["value.parquet"]  # the shard files are gone
 
 
+def _per_batch_shard(con, members, weights, cfg, path, shard):
+    """The shard file as the forecast wrote it before the one pass: a count, then a log scan per batch."""
+    from recsys.value.data import _in_shard
+
+    sql = f"SELECT count(DISTINCT user_id) FROM value_events WHERE user_id IS NOT NULL AND event_date < $end"
+    customers = con.execute(sql + _in_shard(shard), {"end": members.cutoff}).fetchone()[0]
+    n_buckets = max(1, -(-customers // cfg.batch_customers))
+    with pq.ParquetWriter(path, s.VALUE_SCHEMA) as writer:
+        for bucket in range(n_buckets):
+            days = customer_days(con, members.cutoff, bucket=(bucket, n_buckets), shard=shard)
+            if not days.empty:
+                writer.write_table(score_table(members, weights, 1.0,
+                                               build_features(days, members.cutoff, cfg.seq_weeks)))
+    return n_buckets
+
+
+def test_the_forecast_reads_the_log_once_and_writes_the_bytes_of_the_per_batch_scans(fitted, tmp_path):
+    from recsys.value.data import bucket_customer_days, drop_buckets, read_bucket
+    from recsys.value.stage import shard_path, write_forecast_shard
+
+    events, _, members = fitted
+    weights = {"bgnbd_gg": 0.4, "lstm": 0.3, "rfm": 0.3}
+    con = open_value_events(events)
+    for (shard, shards), batch in (((0, 1), 7), ((1, 3), 5), ((0, 2), 1_000_000)):
+        cfg = dataclasses.replace(TINY, batch_customers=batch)
+        before = tmp_path / f"before-{shard}-{shards}.parquet"
+        n_buckets = _per_batch_shard(con, members, weights, cfg, before, (shard, shards))
+        assert bucket_customer_days(con, members.cutoff, batch, (shard, shards)) == n_buckets
+        for bucket in range(n_buckets):  # each batch the frame of its own scan, to the bit
+            old = customer_days(con, members.cutoff, bucket=(bucket, n_buckets), shard=(shard, shards))
+            assert read_bucket(con, bucket).equals(old)
+        drop_buckets(con)
+        summary = write_forecast_shard(con, members, weights, cfg, tmp_path, shard, shards)
+        assert summary["batches"] == n_buckets
+        assert shard_path(tmp_path, shard, shards).read_bytes() == before.read_bytes()
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()[0] == 0  # dropped
+
+
 def test_a_join_with_a_shard_missing_names_it(fitted, tmp_path):
     from recsys.value.data import ValueModelError
     from recsys.value.stage import join_forecast, write_forecast_shard
