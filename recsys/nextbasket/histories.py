@@ -184,7 +184,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
         # the one pass over the customers' lines: (bucket, user, item, segment, week) counts, sorted by bucket
         # so that each batch's read skips the other buckets' row groups; DuckDB keeps the table within
         # memory_limit and spills the rest to the connection's temp_directory; a shard's lines are those
-        # that join its customers (_buckets' table), so the hash of each line is computed once, there
+        # that join its customers (_buckets' table): the table does not hash every line again
         bucket, join = _buckets(con, n_buckets, shard, lines, params, cfg)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT {bucket} AS _bucket, l.{s.USER_ID}, "
                     f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM {every} l{join} "
