@@ -175,7 +175,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     """
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
     asked, shard_only = _asked(con, users), ""
-    if shard is not None:
+    if shard is not None and shard[1] > 1:  # the hash of every line (MD5) only where it selects something
         shard_only = f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
     # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
     sql = (f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {asked}) FILTER (WHERE {s.USER_ID} IS NOT NULL{shard_only}) "
@@ -184,15 +184,16 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     _judge(guests, known, params)
     n_buckets = max(1, math.ceil(n_users / cfg.batch_customers))
     log.info("histories at %s: %d customers in %d batch(es)", cutoff, n_users, n_buckets)
-    lines = (f"(SELECT * FROM (SELECT {asked} AS {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events "
-             f"WHERE {_WINDOW}{shard_only}) WHERE {s.USER_ID} IS NOT NULL)")
+    lines, every = (f"(SELECT * FROM (SELECT {asked} AS {s.USER_ID}, {s.ITEM_ID}, {s.SEGMENT}, {_WEEK} FROM events "
+                    f"WHERE {_WINDOW}{only}) WHERE {s.USER_ID} IS NOT NULL)" for only in (shard_only, ""))
     try:
         # the one pass over the customers' lines: (bucket, user, item, segment, week) counts, sorted by bucket
         # so that each batch's read skips the other buckets' row groups; DuckDB keeps the table within
-        # memory_limit and spills the rest to the connection's temp_directory
+        # memory_limit and spills the rest to the connection's temp_directory; a shard's lines are those
+        # that join its customers (_buckets' table): the table does not hash every line again
         bucket, join = _buckets(con, n_buckets, shard, lines, params, cfg)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {_LINES} AS SELECT {bucket} AS _bucket, l.{s.USER_ID}, "
-                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM {lines} l{join} "
+                    f"l.{s.ITEM_ID}, l.{s.SEGMENT}, l.{WEEK}, count(*)::FLOAT AS {PURCHASES} FROM {every} l{join} "
                     f"GROUP BY ALL ORDER BY _bucket", params)
         crowd = crowd.tables(cutoff) if crowd is not None else _crowd(con, params)
         for bucket in range(n_buckets):

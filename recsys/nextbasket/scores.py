@@ -36,8 +36,9 @@ from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
 from pipeline.store import atomic_path
-from recsys.nextbasket.retrieval import SOURCES, Retrieved, retrieve, retrieved_codes
-from recsys.nextbasket.histories import CustomerModelError, Histories, customer_cutoff, iter_histories, open_store
+from recsys.nextbasket.retrieval import SOURCES, Retrieved, retrieved_codes
+from recsys.nextbasket.histories import (CustomerModelError, Histories, code, customer_cutoff, iter_histories,
+                                         open_store)
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
     from recsys.nextbasket.model import LSTMRecommender
@@ -148,7 +149,9 @@ def _merged(paths: list[Path]) -> Iterator[pa.Table]:
             parts.append(table.slice(0, n))
             pending[i] = table.slice(n)
         chunk = pa.concat_tables(parts)
-        yield chunk.take(pc.sort_indices(chunk, SCORE_ORDER))
+        if sum(part.num_rows > 0 for part in parts) > 1:  # one file's rows alone are in order already
+            chunk = chunk.take(pc.sort_indices(chunk, SCORE_ORDER))
+        yield chunk
 
 
 def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConfig,
@@ -234,21 +237,51 @@ def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: 
 
     The features are those of push-time scoring; an item outside the customer's own candidate list
     gets ``cand_rank = n_candidates`` (behind it), and its segment is the one the events give it.
+    Each batch of histories scores its customers' rows, in row order, as integer codes of the batch
+    (no pandas merge), ``SCORE_CHUNK`` predict steps at a time: memory follows the rows and the chunk.
     """
-    from recsys.nextbasket.features import build_features
-
-    rows = pairs[[s.USER_ID, s.ITEM_ID]].astype(str).reset_index(drop=True)
-    rows["_row"] = np.arange(len(rows))
+    rows = pairs[[s.USER_ID, s.ITEM_ID]].astype(str)
+    listed_users = rows[s.USER_ID].unique()
+    users, items = pa.array(rows[s.USER_ID]), pa.array(rows[s.ITEM_ID])
+    distinct = pc.unique(users)
+    row_user = pc.index_in(users, value_set=distinct).to_numpy(zero_copy_only=False)  # index into distinct
     out = np.full(len(rows), np.nan)
-    for hist in iter_histories(con, cutoff, cfg, rows[s.USER_ID].unique()):
-        own = retrieve(hist, cfg, trend)[[s.USER_ID, s.ITEM_ID, s.CAND_RANK]]
-        part = rows[rows[s.USER_ID].isin(hist.users)].merge(own, on=[s.USER_ID, s.ITEM_ID], how="left")
-        part = part.merge(hist.item_segment, on=s.ITEM_ID, how="left")
-        part = part.fillna({s.CAND_RANK: cfg.n_candidates, s.SEGMENT: ""})
-        out[part["_row"].to_numpy()] = model.score(*build_features(hist, part, cfg, trend))
+    for hist in iter_histories(con, cutoff, cfg, listed_users):
+        batch_user = code(distinct, hist.codes.users)[row_user]
+        picked = np.flatnonzero(batch_user >= 0)  # the batch's customers' rows, in row order
+        out[picked] = _score_rows(model, hist, batch_user[picked], code(items.take(picked), hist.codes.items),
+                                  cfg, trend)
     log.info("scored %d of %d candidate rows with the customer model at %s", int(np.isfinite(out).sum()),
              len(out), cutoff)
     return out
+
+
+def _score_rows(model: LSTMRecommender, hist: Histories, user: np.ndarray, item: np.ndarray,
+                cfg: CustomerModelConfig, trend: dict[str, float] | None) -> np.ndarray:
+    """Scores of (user, item) code pairs of one batch (item -1: not sold in the lookback): the rank of the
+    item in the customer's retrieved list (``n_candidates`` when not there), the item's segment of the
+    events (none, as the segment ``""``, when it has none), in chunks that start at multiples of
+    ``score_batch``, so the network sees the same padded steps as when it scores them at once."""
+    from recsys.nextbasket.features import FeatureTables, segment_trend
+
+    c, cand = hist.codes, retrieved_codes(hist, cfg, trend)
+    key = cand.user.astype(np.int64) * len(c.items) + cand.item
+    by_key = np.argsort(key, kind="stable")
+    wanted = user.astype(np.int64) * len(c.items) + item
+    at = np.minimum(np.searchsorted(key[by_key], wanted), max(len(key) - 1, 0))
+    listed = (item >= 0) & (key[by_key[at]] == wanted) if len(key) else np.zeros(len(item), bool)
+    rank = np.where(listed, cand.rank[by_key[at]] if len(key) else 0, cfg.n_candidates).astype(np.float64)
+    names = c.segments.to_pylist()
+    blank = names.index("") if "" in names else -1  # the code of a pair without a segment
+    segment = np.where(item >= 0, c.item_segment[item], -1)
+    segment = np.where(segment >= 0, segment, blank)
+    trends = segment_trend(names + [""], np.where(segment >= 0, segment, len(names)), trend)
+    tables, score = FeatureTables.build(c, cfg), np.empty(len(user), np.float32)
+    step = SCORE_CHUNK * cfg.score_batch
+    for lo in range(0, len(score), step):
+        part = slice(lo, lo + step)
+        score[part] = model.score(*tables.pairs(user[part], item[part], segment[part], rank[part], trends[part]))
+    return score
 
 
 def score_lists(root: str | Path, model_dir: Path, candidates: pd.DataFrame,

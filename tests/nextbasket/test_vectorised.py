@@ -156,6 +156,45 @@ def test_the_join_merges_in_customer_order_across_batches_of_the_files(tmp_path,
                                      for i in range(3)]] == [3, 3, 3]
 
 
+def test_the_shops_pairs_score_as_the_pandas_merges_scored_them(monkeypatch):
+    """score_pairs in integer codes (issue 35) gives the bits of the merge of each batch's retrieved
+    frame and item segments that it replaced: several batches and predict chunks, list pairs in and
+    out of the customer's retrieved list, repeats, unknown items and customers, a segment trend."""
+    from recsys.nextbasket import scores
+    from recsys.nextbasket.model import LSTMRecommender
+
+    cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8)
+    monkeypatch.setattr(scores, "SCORE_CHUNK", 2)
+    model = LSTMRecommender(cfg)
+    model.build(cfg.seq_weeks, len(STATIC_FEATURES))
+    con, rng = open_events(_random_log(6)), np.random.default_rng(6)
+    retrieved = pd.concat([reference_candidates(h, cfg, TREND) for h in iter_histories(con, CUTOFF, cfg)])
+    listed = retrieved.sample(frac=0.4, random_state=6)[[s.USER_ID, s.ITEM_ID]]
+    users, items = retrieved[s.USER_ID].unique(), [f"i{k:02d}" for k in range(70)] + ["unknown"]
+    other = pd.DataFrame({s.USER_ID: rng.choice(list(users) + ["nobody"], 600), s.ITEM_ID: rng.choice(items, 600)})
+    lists = pd.concat([listed, other, listed.head(9)], ignore_index=True).sample(frac=1.0, random_state=7)
+    got = scores.score_pairs(model, con, CUTOFF, lists, cfg, TREND)
+    assert len(lists) > 4 * 2 * cfg.score_batch and np.isnan(got).any() and np.isfinite(got).sum() > len(listed)
+    want = _reference_score_pairs(model, con, lists, cfg, TREND)
+    np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
+
+
+def _reference_score_pairs(model, con, pairs: pd.DataFrame, cfg: CustomerModelConfig,
+                           trend: dict[str, float] | None) -> np.ndarray:
+    """score_pairs as it was before issue 35: each batch's rows merged with its retrieved frame and the
+    items' segments in pandas, then scored at once."""
+    rows = pairs[[s.USER_ID, s.ITEM_ID]].astype(str).reset_index(drop=True)
+    rows["_row"] = np.arange(len(rows))
+    out = np.full(len(rows), np.nan)
+    for hist in iter_histories(con, CUTOFF, cfg, rows[s.USER_ID].unique()):
+        own = reference_candidates(hist, cfg, trend)[[s.USER_ID, s.ITEM_ID, CAND_RANK]]
+        part = rows[rows[s.USER_ID].isin(hist.users)].merge(own, on=[s.USER_ID, s.ITEM_ID], how="left")
+        part = part.merge(hist.item_segment, on=s.ITEM_ID, how="left")
+        part = part.fillna({CAND_RANK: cfg.n_candidates, s.SEGMENT: ""})
+        out[part["_row"].to_numpy()] = model.score(*reference_features(hist, part, cfg, trend))
+    return out
+
+
 # --- the reference: today's pandas candidates and features (issue 21), frozen --------------------------
 # A verbatim copy of recsys/nextbasket/candidates.py and features.py as they were before the NumPy rewrite
 # (commit 0c207e7), but for STATIC_FEATURES named REFERENCE_STATICS; kept in this module, the only one
