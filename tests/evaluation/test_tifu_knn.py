@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from pipeline import schemas as s
 from pipeline.sampling import sample_customers
@@ -149,13 +150,15 @@ def whole_row_top_items(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_scoring_only_the_candidate_items_gives_the_whole_row_lists(seed):
+@pytest.mark.parametrize("items", [60, 2_000])
+def test_scoring_only_the_candidate_items_gives_the_whole_row_lists(seed, items):
     # Values from a small set, with neighbours one ulp apart, so ties and near-ties (equal after
-    # (1 - alpha) * mean rounds) are common; some rows have fewer than k positive items.
+    # (1 - alpha) * mean rounds) are common; some rows have fewer than k positive items. With 2,000
+    # items the k-th largest mean is bounded by slice maxima (8 * k slices), with 60 it is the row's own.
     rng = np.random.default_rng(seed)
     levels = np.array([0.0, 0.1, 0.3, np.nextafter(0.3, 1.0), 0.7, np.nextafter(0.7, 0.0), 1 / 3])
-    mean = levels[rng.integers(0, len(levels), size=(40, 60))] * (rng.random((40, 60)) < 0.5)
-    own = levels[rng.integers(0, len(levels), size=(40, 60))] * (rng.random((40, 60)) < 0.1)
+    mean = levels[rng.integers(0, len(levels), size=(40, items))] * (rng.random((40, items)) < 0.5)
+    own = levels[rng.integers(0, len(levels), size=(40, items))] * (rng.random((40, items)) < 0.1)
     mean[:3, 5:] = 0.0  # rows with fewer than k positive items
     alphas = [0.2, 0.5, 0.7, 0.9, 0.0, 1.0]
     for k in (1, 3, 10, 60):
@@ -176,3 +179,39 @@ def test_an_item_one_rounding_below_the_kth_mean_still_competes():
     mean = np.array([[low, high]])
     rows, cols, scores = tifu_module._top_items(np.zeros_like(mean), mean, [alpha], 1)[0]
     assert list(rows) == [0] and list(cols) == [0] and list(scores) == [(1.0 - alpha) * low]
+
+
+def sparse_product_means(vectors, order: np.ndarray, counts: list[int]) -> dict[int, np.ndarray]:
+    """The neighbour means as they were first taken: a 0/1 matrix of each count's further neighbours
+    times the vectors, densified and added to the running total."""
+    means, total, done = {}, np.zeros((order.shape[0], vectors.shape[1])), 0
+    for n in counts:
+        idx = order[:, done:n]
+        rows = np.repeat(np.arange(len(order)), idx.shape[1])
+        pick = sp.csr_matrix((np.ones(idx.size), (rows, idx.ravel())), shape=(len(order), vectors.shape[0]))
+        total += (pick @ vectors).toarray()
+        done = max(done, min(n, order.shape[1]))
+        means[n] = total / max(done, 1)
+    return means
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_neighbour_means_add_the_values_in_the_sparse_products_order(seed):
+    # Random weights over a few popular items, so an item's sum over hundreds of neighbours depends on
+    # the order of its additions; the means must be those of the sparse products, bit for bit.
+    rng = np.random.default_rng(seed)
+    vectors = sp.random(500, 40, density=0.3, random_state=seed, format="csr",
+                        data_rvs=lambda size: rng.random(size) ** 3)
+    order = np.stack([rng.permutation(500)[:300] for _ in range(17)])
+    counts = [1, 7, 100, 300, 900]  # 900: more than there are neighbours
+    got = tifu_module._neighbour_means(vectors, order, counts)
+    expected = sparse_product_means(vectors, order, counts)
+    assert list(got) == counts
+    for n in counts:
+        assert np.array_equal(got[n], expected[n]), n
+    # control: these sums depend on the order of the additions (here descending user index)
+    dense, first = vectors.toarray(), np.sort(order, axis=1)
+    backwards = np.zeros((len(order), vectors.shape[1]))
+    for place in range(first.shape[1] - 1, -1, -1):
+        backwards += dense[first[:, place]]
+    assert not np.array_equal(backwards / 300, sparse_product_means(vectors, order, [300])[300])
