@@ -22,7 +22,8 @@ Each segment is fitted on its own series, so the segments are split into ``membe
 joined back in segment order: the same forecasts, bit for bit, as one process. The workers come
 from a "forkserver" pool (kept for the process's life), never a fork of the caller, which may hold
 TensorFlow's threads. ``TRENDREC_MEMBER_JOBS`` sets the number (1 = all in this process); unset, it
-is the cores this process may run on.
+is the cores this process may run on. A process that may not start children (a task of Celery's prefork
+pool is daemonic) fits them itself, with one warning.
 
     python -c "from recsys.forecast.members import STATISTICAL; print(STATISTICAL)"
 """
@@ -36,6 +37,7 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pandas as pd
@@ -62,6 +64,7 @@ JOBS_ENV = "TRENDREC_MEMBER_JOBS"  # worker processes of the statistical members
 
 _pool: ProcessPoolExecutor | None = None
 _pool_jobs = 0
+_pool_failed: list[str] = []  # why workers could not start in this process (then it fits the members itself)
 
 
 class MemberError(TrendrecError):
@@ -95,14 +98,34 @@ def statistical_forecasts(history: pd.DataFrame, target: str, cutoff: datetime.d
     key = history[s.SEGMENT].astype(str)
     segments = sorted(key[pd.to_datetime(history[s.DATE]).dt.date <= cutoff].unique())
     jobs = min(jobs or member_jobs(), len(segments))
-    if jobs > 1 and any(n != SEASONAL_NAIVE for n in names):
+    if jobs > 1 and any(n != SEASONAL_NAIVE for n in names) and not _no_workers():
         groups = [segments[i::jobs] for i in range(jobs)]
-        futures = [_workers(jobs).submit(_in_process, history.loc[key.isin(g)], target, cutoff, horizon, season,
-                                         list(names)) for g in groups]
-        parts = [f.result() for f in futures]
-        return {n: pd.concat([p[n] for p in parts], ignore_index=True)
-                .sort_values([s.SEGMENT, s.DATE], ignore_index=True, kind="stable") for n in parts[0]}
+        try:
+            futures = [_workers(jobs).submit(_in_process, history.loc[key.isin(g)], target, cutoff, horizon,
+                                             season, list(names)) for g in groups]
+            parts = [f.result() for f in futures]
+        except (AssertionError, OSError, BrokenProcessPool) as exc:  # no children here (a daemonic worker's task)
+            _no_workers(exc)
+        else:
+            return {n: pd.concat([p[n] for p in parts], ignore_index=True)
+                    .sort_values([s.SEGMENT, s.DATE], ignore_index=True, kind="stable") for n in parts[0]}
     return _in_process(history, target, cutoff, horizon, season, names)
+
+
+def _no_workers(exc: BaseException | None = None) -> bool:
+    """True once worker processes failed to start here: the members are then fitted in this process.
+
+    A process may not start any, e.g. a task run by a daemonic worker (Celery's prefork pool): multiprocessing
+    refuses it children. With ``exc`` (why), it records the failure and logs it once.
+    """
+    global _pool
+    if exc is not None and not _pool_failed:
+        _pool_failed.append(repr(exc))
+        log.warning("statistical members: no worker processes here (%r); fitted in this process", exc)
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
+    return bool(_pool_failed)
 
 
 def _workers(jobs: int) -> ProcessPoolExecutor:

@@ -135,3 +135,22 @@ def test_member_jobs_reads_the_environment(monkeypatch):
         monkeypatch.setenv(mb.JOBS_ENV, bad)
         with pytest.raises(mb.MemberError, match=mb.JOBS_ENV):
             mb.member_jobs()
+
+
+def test_a_process_that_may_not_start_workers_fits_the_members_itself(monkeypatch, caplog):
+    """A daemonic process (a task in Celery's prefork pool) may not have children: the members are then fitted
+    in the process itself, with a warning once, and the forecasts are the same."""
+    import multiprocessing
+
+    daily = _shop()
+    cutoff = daily[s.DATE].max() - datetime.timedelta(days=14)
+    alone = mb.statistical_forecasts(daily, s.REVENUE, cutoff, 14, 7, mb.STATISTICAL, jobs=1)
+    monkeypatch.setattr(mb, "_pool", None)
+    monkeypatch.setattr(mb, "_pool_failed", [])
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    for _ in range(2):
+        fitted = mb.statistical_forecasts(daily, s.REVENUE, cutoff, 14, 7, mb.STATISTICAL, jobs=2)
+        for member, frame in alone.items():
+            pd.testing.assert_frame_equal(fitted[member], frame, check_exact=True)
+    assert mb._pool is None and len(mb._pool_failed) == 1
+    assert sum("no worker processes here" in r.getMessage() for r in caplog.records) == 1
