@@ -17,14 +17,27 @@ Two members read a year back, where the series holds one:
 
 ``YEAR`` is 364 days (52 weeks), so a day a year back falls on the same weekday.
 
+Each segment is fitted on its own series, so the segments are split into ``member_jobs()`` groups
+(round robin over the sorted ids) fitted side by side in worker processes, and the groups' frames
+joined back in segment order: the same forecasts, bit for bit, as one process. The workers come
+from a "forkserver" pool (kept for the process's life), never a fork of the caller, which may hold
+TensorFlow's threads. ``TRENDREC_MEMBER_JOBS`` sets the number (1 = all in this process); unset, it
+is the cores this process may run on. A process that may not start children (a task of Celery's prefork
+pool is daemonic) fits them itself, with one warning.
+
     python -c "from recsys.forecast.members import STATISTICAL; print(STATISTICAL)"
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
+import multiprocessing
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pandas as pd
@@ -47,6 +60,13 @@ RECENT = 28  # days of the recent level (year_ago's weekday means and its ratio'
 RATIO_BOUNDS = (0.25, 4.0)  # last year's change, clipped: one odd week a year ago moves a forecast at most 4x
 
 
+JOBS_ENV = "TRENDREC_MEMBER_JOBS"  # worker processes of the statistical members; unset = this process's cores
+
+_pool: ProcessPoolExecutor | None = None
+_pool_jobs = 0
+_pool_failed: list[str] = []  # why workers could not start in this process (then it fits the members itself)
+
+
 class MemberError(TrendrecError):
     """A member is unknown or statsforecast could not fit the series."""
 
@@ -58,10 +78,78 @@ def check_members(names: Sequence[str], where: str) -> None:
         raise MemberError(f"{where}: unknown member(s) {unknown}; expected some of {list(MEMBERS)}")
 
 
+def member_jobs() -> int:
+    """``$TRENDREC_MEMBER_JOBS``, or the cores this process may run on when it is unset."""
+    value = os.environ.get(JOBS_ENV)
+    if value is None:
+        return len(os.sched_getaffinity(0))
+    if not value.strip().isdigit() or int(value) < 1:
+        raise MemberError(f"${JOBS_ENV} is {value!r}: give a whole number of processes >= 1, or unset it")
+    return int(value)
+
+
 def statistical_forecasts(history: pd.DataFrame, target: str, cutoff: datetime.date, horizon: int,
-                          season: int, names: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """{member: [segment, date, forecast]} for the statistical ``names``, from rows dated <= ``cutoff``."""
+                          season: int, names: Sequence[str], jobs: int | None = None) -> dict[str, pd.DataFrame]:
+    """{member: [segment, date, forecast]} for the statistical ``names``, from rows dated <= ``cutoff``.
+
+    ``jobs`` (default ``member_jobs()``) processes fit groups of segments side by side; 1 fits them here.
+    """
     check_members(names, "statistical_forecasts")
+    key = history[s.SEGMENT].astype(str)
+    segments = sorted(key[pd.to_datetime(history[s.DATE]).dt.date <= cutoff].unique())
+    jobs = min(jobs or member_jobs(), len(segments))
+    if jobs > 1 and any(n != SEASONAL_NAIVE for n in names) and not _no_workers():
+        groups = [segments[i::jobs] for i in range(jobs)]
+        try:
+            futures = [_workers(jobs).submit(_in_process, history.loc[key.isin(g)], target, cutoff, horizon,
+                                             season, list(names)) for g in groups]
+            parts = [f.result() for f in futures]
+        except (AssertionError, OSError, BrokenProcessPool) as exc:  # no children here (a daemonic worker's task)
+            _no_workers(exc)
+        else:
+            return {n: pd.concat([p[n] for p in parts], ignore_index=True)
+                    .sort_values([s.SEGMENT, s.DATE], ignore_index=True, kind="stable") for n in parts[0]}
+    return _in_process(history, target, cutoff, horizon, season, names)
+
+
+def _no_workers(exc: BaseException | None = None) -> bool:
+    """True once worker processes failed to start here: the members are then fitted in this process.
+
+    A process may not start any, e.g. a task run by a daemonic worker (Celery's prefork pool): multiprocessing
+    refuses it children. With ``exc`` (why), it records the failure and logs it once.
+    """
+    global _pool
+    if exc is not None and not _pool_failed:
+        _pool_failed.append(repr(exc))
+        log.warning("statistical members: no worker processes here (%r); fitted in this process", exc)
+        if _pool is not None:
+            _pool.shutdown(wait=False, cancel_futures=True)
+            _pool = None
+    return bool(_pool_failed)
+
+
+def _workers(jobs: int) -> ProcessPoolExecutor:
+    """The process's pool of ``jobs`` forkserver workers (statsforecast imported once, in the server)."""
+    global _pool, _pool_jobs
+    if _pool is None or _pool_jobs != jobs:
+        if _pool is not None:
+            _pool.shutdown()
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__, "statsforecast.models", "statsforecast.core"])
+        _pool, _pool_jobs = ProcessPoolExecutor(max_workers=jobs, mp_context=context), jobs
+        log.info("statistical members: fitted in %d forkserver processes (%s; 1 = in this process)", jobs, JOBS_ENV)
+    return _pool
+
+
+@atexit.register
+def _close_workers() -> None:
+    if _pool is not None:
+        _pool.shutdown(cancel_futures=True)
+
+
+def _in_process(history: pd.DataFrame, target: str, cutoff: datetime.date, horizon: int, season: int,
+                names: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """statistical_forecasts' members for ``history``'s segments, fitted in this process."""
     dates = pd.to_datetime(history[s.DATE]).dt.date
     past = history.loc[dates <= cutoff]
     out = {}

@@ -1,4 +1,5 @@
-"""The statistical members that read a year back (year_ago, MSTL), by hand and without leakage."""
+"""The statistical members that read a year back (year_ago, MSTL), by hand and without leakage; fitted in
+worker processes, the same forecasts bit for bit."""
 
 import datetime
 
@@ -87,3 +88,69 @@ def test_every_member_scores_only_from_days_before_its_validation_cutoff():
     assert (dirty[cb.ACTUAL] == 1e9).all() and len(clean) == 2 * 14
     for member in mb.STATISTICAL:
         np.testing.assert_allclose(dirty[member], clean[member], rtol=1e-6, err_msg=member)
+
+
+def _shop() -> pd.DataFrame:
+    """Five segments: two years and more (yearly MSTL), under two, a short one, a flat one, and one that
+    starts after the cut-off used below (absent from the forecasts)."""
+    rng = np.random.default_rng(1)
+    t = np.arange(2 * mb.YEAR + 60)
+    y = (100 + 40 * np.sin(2 * np.pi * t / mb.YEAR) + 15 * np.sin(2 * np.pi * t / 7)) * rng.lognormal(0, 0.2, len(t))
+    late = _frame(y[:10], "late")
+    late[s.DATE] = late[s.DATE] + datetime.timedelta(days=len(t) - 10)
+    return pd.concat([_frame(y, "long"), _frame(y[-mb.YEAR - 50:].copy(), "year"), _frame(y[-45:].copy(), "short"),
+                      _frame(np.full(60, 5.0), "flat"), late], ignore_index=True)
+
+
+def test_segments_fitted_in_worker_processes_give_one_processs_forecasts_bit_for_bit():
+    daily = _shop()
+    cutoff = daily[s.DATE].max() - datetime.timedelta(days=14)
+    alone = mb.statistical_forecasts(daily, s.REVENUE, cutoff, 14, 7, mb.STATISTICAL, jobs=1)
+    for jobs in (2, 3):
+        split = mb.statistical_forecasts(daily, s.REVENUE, cutoff, 14, 7, mb.STATISTICAL, jobs=jobs)
+        assert list(split) == list(alone)
+        for member, frame in alone.items():
+            assert sorted(frame[s.SEGMENT].unique()) == ["flat", "long", "short", "year"]
+            pd.testing.assert_frame_equal(split[member], frame, check_exact=True, obj=f"{member}, jobs={jobs}")
+            assert split[member][s.FORECAST].to_numpy().tobytes() == frame[s.FORECAST].to_numpy().tobytes()
+
+
+def test_the_validation_table_is_the_same_in_processes(monkeypatch):
+    daily = _shop()
+    probe = cb.CombinedForecaster(ModelConfig(horizon=14), 7, {})
+    last = daily[s.DATE].max()
+    cuts = [(last - datetime.timedelta(days=d), mb.STATISTICAL) for d in (42, 28, 14)]
+    monkeypatch.setenv(mb.JOBS_ENV, "1")
+    alone = cb.validation_table(daily, probe, cuts)
+    monkeypatch.setenv(mb.JOBS_ENV, "2")
+    pd.testing.assert_frame_equal(cb.validation_table(daily, probe, cuts), alone, check_exact=True)
+
+
+def test_member_jobs_reads_the_environment(monkeypatch):
+    monkeypatch.delenv(mb.JOBS_ENV, raising=False)
+    assert mb.member_jobs() == len(__import__("os").sched_getaffinity(0))
+    monkeypatch.setenv(mb.JOBS_ENV, "3")
+    assert mb.member_jobs() == 3
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv(mb.JOBS_ENV, bad)
+        with pytest.raises(mb.MemberError, match=mb.JOBS_ENV):
+            mb.member_jobs()
+
+
+def test_a_process_that_may_not_start_workers_fits_the_members_itself(monkeypatch, caplog):
+    """A daemonic process (a task in Celery's prefork pool) may not have children: the members are then fitted
+    in the process itself, with a warning once, and the forecasts are the same."""
+    import multiprocessing
+
+    daily = _shop()
+    cutoff = daily[s.DATE].max() - datetime.timedelta(days=14)
+    alone = mb.statistical_forecasts(daily, s.REVENUE, cutoff, 14, 7, mb.STATISTICAL, jobs=1)
+    monkeypatch.setattr(mb, "_pool", None)
+    monkeypatch.setattr(mb, "_pool_failed", [])
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    for _ in range(2):
+        fitted = mb.statistical_forecasts(daily, s.REVENUE, cutoff, 14, 7, mb.STATISTICAL, jobs=2)
+        for member, frame in alone.items():
+            pd.testing.assert_frame_equal(fitted[member], frame, check_exact=True)
+    assert mb._pool is None and len(mb._pool_failed) == 1
+    assert sum("no worker processes here" in r.getMessage() for r in caplog.records) == 1
