@@ -82,15 +82,16 @@ def assemble(cfg: Config, run: Run, target: Path, verdict: Verdict, production: 
     con = open_store(str(store.root), cfg.customers)
     try:
         model, cutoff = LSTMRecommender.load(target), customer_cutoff(con)
-        if sharded:
+        shop_lists = with_store_segments(read_lists(lists, cfg.rerank.columns), store,
+                                         cfg.aggregate.memory_limit)[0] if lists else None
+        if sharded:  # the shards were scored without the lists: a second pass over the listed customers
             scored = _join_shards(con, run, target, cutoff, cfg)
-        else:
-            scored = write_scores(model, con, cutoff, target / registry.SCORES_FILE, cfg.customers)
-        if lists:
-            shop_lists, _ = with_store_segments(read_lists(lists, cfg.rerank.columns), store,
-                                                cfg.aggregate.memory_limit)
-            scored |= add_list_scores(model, con, cutoff, shop_lists, target / registry.SCORES_FILE,
-                                      cfg.customers)
+            if shop_lists is not None:
+                scored |= add_list_scores(model, con, cutoff, shop_lists, target / registry.SCORES_FILE,
+                                          cfg.customers)
+        else:  # the lists' pairs scored in the candidates' pass over the histories: the same table
+            scored = write_scores(model, con, cutoff, target / registry.SCORES_FILE, cfg.customers,
+                                  lists=shop_lists)
     except NoCustomerHistoryError as exc:
         shutil.rmtree(target, ignore_errors=True)
         log.warning("next-basket model not shipped: nothing to score (%s)", exc)

@@ -6,8 +6,10 @@ items scored, batch by batch (memory follows ``batch_customers``, not the number
 customers), in ``customers.shards`` shards by a stable hash of the customer id (each shard reads its own
 customers' histories and writes its own file, in customer order; the sharded DAG runs one task per
 shard), merged into ``nextbasket/scores.parquet`` of the version (user_id, item_id, segment, source,
-score), sorted by user then score: the same bytes for any number of shards. This module only writes the table (and ``score_pairs``
-/ ``score_lists`` score a shop's own pairs with a loaded model, for offline checks); re-ranking,
+score), sorted by user then score: the same bytes for any number of shards. A shop's own list pairs the
+candidates lack can be scored in the same pass (``write_scores(lists=...)``) or by a second pass over their
+customers' histories (``add_list_scores``, after the sharded DAG's join): the same rows. This module only
+writes the table (and ``score_pairs`` / ``score_lists`` score a shop's own pairs with a loaded model, for offline checks); re-ranking,
 batch and service alike, reads it back without TensorFlow through ``recsys.rank.scores``.
 
     python -c "import pyarrow.parquet as pq; \
@@ -21,6 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,10 +40,11 @@ from pipeline.config import CustomerModelConfig
 from pipeline.schemas import SCORE, SOURCE
 from pipeline.store import atomic_path
 from recsys.nextbasket.retrieval import SOURCES, Retrieved, retrieved_codes
-from recsys.nextbasket.histories import (CustomerModelError, Histories, code, customer_cutoff, iter_histories,
+from recsys.nextbasket.histories import (Codes, CustomerModelError, Histories, code, customer_cutoff, iter_histories,
                                          open_store)
 
 if TYPE_CHECKING:  # the model (and TensorFlow) is only needed to compute scores, not to read them
+    from recsys.nextbasket.features import FeatureTables
     from recsys.nextbasket.model import LSTMRecommender
 
 log = logging.getLogger(__name__)
@@ -50,24 +54,35 @@ SCORES_FILE = f"{CUSTOMERS_DIR}/scores.parquet"
 MODEL_FILE = "model.keras"  # the LSTMRecommender in customers/ (recsys.nextbasket.model.MODEL_FILE, without Keras)
 SCORE_CHUNK = 8  # predict steps (of score_batch pairs) whose features are built at a time: bounds memory
 JOINED_ROWS = 1 << 20  # rows per row group of the joined scores (pyarrow's default): fixed, whatever the shards
+LIST_SOURCE = "shop_list"  # the source of a listed pair the model did not retrieve
 SCORE_ORDER = [(s.USER_ID, "ascending"), (SCORE, "descending"), (s.ITEM_ID, "ascending")]  # the table's rows
 SCORES_SCHEMA = pa.schema([(s.USER_ID, pa.string()), (s.ITEM_ID, pa.string()), (s.SEGMENT, pa.string()),
                            (SOURCE, pa.string()), (SCORE, pa.float32())])
 
 
 def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, path: Path,
-                 cfg: CustomerModelConfig, trend: dict[str, float] | None = None) -> dict[str, Any]:
+                 cfg: CustomerModelConfig, trend: dict[str, float] | None = None,
+                 lists: pd.DataFrame | None = None) -> dict[str, Any]:
     """Score every customer of the lookback at ``cutoff`` into ``path``: each of the ``cfg.shards`` shards in
-    turn (``write_scores_shard``) into a folder beside it, then ``join_scores``, as the sharded DAG does."""
+    turn (``write_scores_shard``) into a folder beside it, then ``join_scores``, as the sharded DAG does.
+
+    ``lists``: a shop's own (user_id, item_id[, segment]) pairs, scored in the same pass over the histories
+    (``write_scores_shard``): the table is the one ``add_list_scores`` makes of the table without them."""
     path, started = Path(path), time.perf_counter()
     folder = path.with_name(f".{path.name}.shards")
     shutil.rmtree(folder, ignore_errors=True)
+    listed = listed_pairs(con, lists) if lists is not None else None
+    held = scored = 0
     try:
         for shard in range(cfg.shards):
-            write_scores_shard(model, con, cutoff, score_shard_path(folder, shard, cfg.shards), cfg, shard, trend)
+            done = write_scores_shard(model, con, cutoff, score_shard_path(folder, shard, cfg.shards), cfg, shard,
+                                      trend, listed)
+            held, scored = held + done.get("list_pairs_held", 0), scored + done.get("list_pairs_scored", 0)
         joined = join_scores(folder, cfg.shards, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if listed is not None:  # as write_scores and add_list_scores count: the candidates, the pairs they lacked
+        joined |= {"pairs": joined["pairs"] - scored, "list_pairs": len(listed) - held, "list_pairs_scored": scored}
     seconds = time.perf_counter() - started
     return joined | {"seconds": round(seconds, 1), "cutoff": cutoff.isoformat(),
                      "pairs_per_second": round(joined["pairs"] / seconds) if seconds else None}
@@ -79,20 +94,26 @@ def score_shard_path(folder: Path, shard: int, shards: int) -> Path:
 
 
 def write_scores_shard(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, path: Path,
-                       cfg: CustomerModelConfig, shard: int, trend: dict[str, float] | None = None) -> dict[str, Any]:
+                       cfg: CustomerModelConfig, shard: int, trend: dict[str, float] | None = None,
+                       listed: ListedPairs | None = None) -> dict[str, Any]:
     """Score the customers of shard ``shard`` of ``cfg.shards`` (their histories only, pipeline.sampling's
     stable hash) into ``path``, in customer order; a temporary file renamed at the end, so a re-run of the
-    shard replaces it whole."""
-    started, rows, users = time.perf_counter(), 0, 0
+    shard replaces it whole.
+
+    ``listed`` (``listed_pairs``): a shop's pairs; each batch scores its customers' pairs that its candidates
+    lack with its candidates (source ``shop_list``, the listed segment), in the same pass over the histories.
+    A pair's score does not depend on the rows sharing its predict step (benchmarks/README.md, issue 35)."""
+    started, rows, users, held, scored = time.perf_counter(), 0, 0, 0, 0
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
         for hist in iter_histories(con, cutoff, cfg, shard=(shard, cfg.shards)):
-            table, n_users = _score_batch(model, hist, cfg, trend)
+            table, n_users, n_held, n_scored = _score_batch(model, hist, cfg, trend, listed)
             writer.write_table(table)
-            rows, users = rows + table.num_rows, users + n_users
+            rows, users, held, scored = rows + table.num_rows, users + n_users, held + n_held, scored + n_scored
             log.info("customer scores at %s, shard %d of %d: %d customers, %d pairs so far", cutoff, shard,
                      cfg.shards, users, rows)
-    return {"shard": shard, "shards": cfg.shards, "customers": users, "pairs": rows, "path": str(path),
+    done = {"shard": shard, "shards": cfg.shards, "customers": users, "pairs": rows - scored, "path": str(path),
             "seconds": round(time.perf_counter() - started, 1)}
+    return done if listed is None else done | {"list_pairs_held": held, "list_pairs_scored": scored}
 
 
 def join_scores(folder: Path, shards: int, path: Path) -> dict[str, Any]:
@@ -154,31 +175,108 @@ def _merged(paths: list[Path]) -> Iterator[pa.Table]:
         yield chunk
 
 
+@dataclass(frozen=True)
+class ListedPairs:
+    """A shop's distinct (user_id, item_id) pairs, each with its first row's segment ('' for none), as
+    strings, and each row's customer as an index into the distinct customers (batches find theirs by it)."""
+
+    users: pa.Array
+    items: pa.Array
+    segments: pa.Array
+    distinct: pa.Array
+    row_user: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def of_batch(self, codes: Codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows whose customer is in the batch (row order) and their user and item codes (item -1: not
+        sold in the lookback)."""
+        batch_user = code(self.distinct, codes.users)[self.row_user]
+        rows = np.flatnonzero(batch_user >= 0)
+        return rows, batch_user[rows], code(self.items.take(rows), codes.items)
+
+
+def listed_pairs(con: duckdb.DuckDBPyConnection, lists: pd.DataFrame) -> ListedPairs:
+    """The distinct pairs of a shop's lists as ``add_list_scores`` reads them: ids as strings, a pair listed
+    twice once, with its first row's segment (cast by DuckDB, '' when none), in row order."""
+    listed = lists[[s.USER_ID, s.ITEM_ID]].astype(str).assign(
+        **{s.SEGMENT: lists[s.SEGMENT] if s.SEGMENT in lists else None, "_row": np.arange(len(lists))})
+    with con.cursor() as cur:  # its own connection to the store's database: free whatever ``con`` holds
+        cur.register("_shop_lists", listed)
+        pairs = cur.sql(f"SELECT {s.USER_ID}, {s.ITEM_ID}, coalesce(CAST({s.SEGMENT} AS VARCHAR), '') AS "
+                        f"{s.SEGMENT} FROM _shop_lists QUALIFY row_number() OVER (PARTITION BY {s.USER_ID}, "
+                        f"{s.ITEM_ID} ORDER BY _row) = 1 ORDER BY _row").to_arrow_table()
+    users = pairs[s.USER_ID].combine_chunks().cast(pa.string())
+    distinct = pc.unique(users)
+    return ListedPairs(users, pairs[s.ITEM_ID].combine_chunks().cast(pa.string()),
+                       pairs[s.SEGMENT].combine_chunks().cast(pa.string()), distinct,
+                       pc.index_in(users, value_set=distinct).to_numpy(zero_copy_only=False))
+
+
 def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConfig,
-                 trend: dict[str, float] | None) -> tuple[pa.Table, int]:
-    """The scores table of one batch (sorted by user, score descending, item) and its customers.
+                 trend: dict[str, float] | None, listed: ListedPairs | None = None) -> tuple[pa.Table, int, int, int]:
+    """The scores table of one batch (sorted by user, score descending, item), its customers, and of the
+    listed pairs of its customers those its candidates hold and those scored besides them.
 
     Retrieved pairs stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
     memory follows the chunk; the chunks start at multiples of ``score_batch``, so the network sees
-    the same padded steps as when it scored the whole batch at once.
+    the same padded steps as when it scored the whole batch at once. Listed pairs the candidates lack are
+    scored after them, as ``_score_rows`` scores them (a pair's score does not depend on its step's rows).
     """
     from recsys.nextbasket.features import FeatureTables, segment_trend
 
     cand, codes = retrieved_codes(hist, cfg, trend), hist.codes
-    tables, segment = FeatureTables.build(codes, cfg), cand.segment
-    trends = segment_trend(codes.segments.to_pylist(), segment, trend)
-    score = np.empty(len(cand.user), np.float32)
-    step = SCORE_CHUNK * cfg.score_batch
+    tables, names = FeatureTables.build(codes, cfg), codes.segments.to_pylist()
+    user, item, segment = cand.user, cand.item, cand.segment
+    rank, trends = cand.rank.astype(np.float64), segment_trend(names, segment, trend)
+    rows, n_held = np.zeros(0, np.int64), 0
+    if listed is not None:
+        rows, l_user, l_item = listed.of_batch(codes)
+        l_rank, l_segment, l_trends, held = _pair_inputs(codes, cand, l_user, l_item, cfg, trend)
+        new, n_held = ~held, int(held.sum())
+        rows, l_item = rows[new], l_item[new]
+        user, item = np.concatenate([user, l_user[new]]), np.concatenate([item, l_item])
+        segment, rank = np.concatenate([segment, l_segment[new]]), np.concatenate([rank, l_rank[new]])
+        trends = np.concatenate([trends, l_trends[new]])
+    score = _predict(model, tables, user, item, segment, rank, trends, cfg)
+    table = _batch_table(codes, cand, listed, rows, user, item, segment, score)
+    return table, len(np.unique(cand.user)), n_held, len(rows)
+
+
+def _batch_table(codes: Codes, cand: Retrieved, listed: ListedPairs | None, rows: np.ndarray, user: np.ndarray,
+                 item: np.ndarray, segment: np.ndarray, score: np.ndarray) -> pa.Table:
+    """The scores table of a batch's candidates followed by its listed ``rows`` (their user, item, segment
+    codes and scores), sorted by user, score descending, item id; each column is one take from its values:
+    the batch's vocabulary (segment code -1: none), then the listed rows' ids and segments."""
+    n_cand, names = len(cand.user), codes.segments.to_pylist()
+    item_key, tie = 2 * item.astype(np.int64), np.zeros(len(item), np.int64)
+    item_at, segment_at = item.astype(np.int64), np.where(segment >= 0, segment, len(names)).astype(np.int64)
+    source_at = np.concatenate([cand.source, np.full(len(rows), len(SOURCES))]).astype(np.int64)
+    items, segments = codes.items.cast(pa.string()), pa.array(names + [None], pa.string())
+    if len(rows):
+        at = np.arange(len(rows))
+        item_at[n_cand:], segment_at[n_cand:] = len(items) + at, len(segments) + at
+        unsold = n_cand + np.flatnonzero(item[n_cand:] < 0)  # no code: sorted by id among the sold items
+        ids = listed.items.take(rows[unsold - n_cand]).to_numpy(zero_copy_only=False).astype(str)
+        item_key[unsold] = 2 * np.searchsorted(items.to_numpy(zero_copy_only=False).astype(str), ids) - 1
+        tie[unsold] = np.unique(ids, return_inverse=True)[1].reshape(-1)
+        items = pa.concat_arrays([items, listed.items.take(rows)])
+        segments = pa.concat_arrays([segments, listed.segments.take(rows)])
+    order = np.lexsort((tie, item_key, -score, user))
+    columns = [codes.users.take(user[order]), items.take(item_at[order]), segments.take(segment_at[order]),
+               pa.array([*SOURCES, LIST_SOURCE]).take(source_at[order]), pa.array(score[order])]
+    return pa.Table.from_arrays([col.cast(f.type) for col, f in zip(columns, SCORES_SCHEMA)], schema=SCORES_SCHEMA)
+
+
+def _predict(model: LSTMRecommender, tables: FeatureTables, user: np.ndarray, item: np.ndarray,
+             segment: np.ndarray, rank: np.ndarray, trends: np.ndarray, cfg: CustomerModelConfig) -> np.ndarray:
+    """The network's scores of code pairs, features built ``SCORE_CHUNK`` predict steps at a time."""
+    score, step = np.empty(len(user), np.float32), SCORE_CHUNK * cfg.score_batch
     for lo in range(0, len(score), step):
         part = slice(lo, lo + step)
-        score[part] = model.score(*tables.pairs(cand.user[part], cand.item[part], segment[part],
-                                                cand.rank[part].astype(np.float64), trends[part]))
-    order = _score_order(cand, score)
-    segments = pa.array(codes.segments.to_pylist() + [None], pa.string())  # code -1: no segment
-    columns = [codes.users.take(cand.user[order]), codes.items.take(cand.item[order]),
-               segments.take(segment[order]), pa.array(SOURCES).take(cand.source[order]), pa.array(score[order])]
-    table = pa.Table.from_arrays([col.cast(f.type) for col, f in zip(columns, SCORES_SCHEMA)], schema=SCORES_SCHEMA)
-    return table, len(np.unique(cand.user))
+        score[part] = model.score(*tables.pairs(user[part], item[part], segment[part], rank[part], trends[part]))
+    return score
 
 
 def _score_order(cand: Retrieved, score: np.ndarray) -> np.ndarray:
@@ -196,6 +294,7 @@ def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cuto
     like ``write_scores``; new rows have source ``shop_list``. DuckDB (the histories' connection, held to
     its memory limit, spilling to the store's .tmp/) finds the new pairs and sorts the rewritten table, so
     memory follows the new pairs, not the table (80 M rows for the 803,032 customers of a 100 M-line shop).
+    The one-process push scores the lists with the candidates instead (``write_scores``), with the same rows.
     """
     listed = lists[[s.USER_ID, s.ITEM_ID]].astype(str).assign(
         **{s.SEGMENT: lists[s.SEGMENT] if s.SEGMENT in lists else None, "_row": np.arange(len(lists))})
@@ -210,7 +309,7 @@ def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cuto
         con.unregister("_shop_lists")
     prob = score_pairs(model, con, cutoff, pairs, cfg) if len(pairs) else np.zeros(0)
     keep = np.isfinite(prob)
-    added = pa.Table.from_pandas(pairs[keep].assign(**{SCORE: prob[keep].astype(np.float32), SOURCE: "shop_list"})
+    added = pa.Table.from_pandas(pairs[keep].assign(**{SCORE: prob[keep].astype(np.float32), SOURCE: LIST_SOURCE})
                                  [SCORES_SCHEMA.names], schema=SCORES_SCHEMA, preserve_index=False)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     con.register("_added_scores", added)
@@ -258,13 +357,22 @@ def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: 
 
 def _score_rows(model: LSTMRecommender, hist: Histories, user: np.ndarray, item: np.ndarray,
                 cfg: CustomerModelConfig, trend: dict[str, float] | None) -> np.ndarray:
-    """Scores of (user, item) code pairs of one batch (item -1: not sold in the lookback): the rank of the
-    item in the customer's retrieved list (``n_candidates`` when not there), the item's segment of the
-    events (none, as the segment ``""``, when it has none), in chunks that start at multiples of
-    ``score_batch``, so the network sees the same padded steps as when it scores them at once."""
-    from recsys.nextbasket.features import FeatureTables, segment_trend
+    """Scores of (user, item) code pairs of one batch (item -1: not sold in the lookback), with the
+    features of ``_pair_inputs``, in chunks that start at multiples of ``score_batch``."""
+    from recsys.nextbasket.features import FeatureTables
 
-    c, cand = hist.codes, retrieved_codes(hist, cfg, trend)
+    cand = retrieved_codes(hist, cfg, trend)
+    rank, segment, trends, _ = _pair_inputs(hist.codes, cand, user, item, cfg, trend)
+    return _predict(model, FeatureTables.build(hist.codes, cfg), user, item, segment, rank, trends, cfg)
+
+
+def _pair_inputs(c: Codes, cand: Retrieved, user: np.ndarray, item: np.ndarray, cfg: CustomerModelConfig,
+                 trend: dict[str, float] | None) -> tuple[np.ndarray, ...]:
+    """(cand_rank, segment, segment trend, among the candidates) of (user, item) code pairs: the rank of the
+    item in the customer's retrieved list (``n_candidates`` when not there), the item's segment of the
+    events (none, as the segment ``""``, when it has none)."""
+    from recsys.nextbasket.features import segment_trend
+
     key = cand.user.astype(np.int64) * len(c.items) + cand.item
     by_key = np.argsort(key, kind="stable")
     wanted = user.astype(np.int64) * len(c.items) + item
@@ -276,12 +384,7 @@ def _score_rows(model: LSTMRecommender, hist: Histories, user: np.ndarray, item:
     segment = np.where(item >= 0, c.item_segment[item], -1)
     segment = np.where(segment >= 0, segment, blank)
     trends = segment_trend(names + [""], np.where(segment >= 0, segment, len(names)), trend)
-    tables, score = FeatureTables.build(c, cfg), np.empty(len(user), np.float32)
-    step = SCORE_CHUNK * cfg.score_batch
-    for lo in range(0, len(score), step):
-        part = slice(lo, lo + step)
-        score[part] = model.score(*tables.pairs(user[part], item[part], segment[part], rank[part], trends[part]))
-    return score
+    return rank, segment, trends, listed
 
 
 def score_lists(root: str | Path, model_dir: Path, candidates: pd.DataFrame,
