@@ -64,7 +64,9 @@ def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff:
                  cfg: CustomerModelConfig, trend: dict[str, float] | None = None,
                  lists: pd.DataFrame | None = None) -> dict[str, Any]:
     """Score every customer of the lookback at ``cutoff`` into ``path``: each of the ``cfg.shards`` shards in
-    turn (``write_scores_shard``) into a folder beside it, then ``join_scores``, as the sharded DAG does.
+    turn (``write_scores_shard``) into a folder beside it, then ``join_scores``, as the sharded DAG does; one
+    shard is written into ``path`` itself (its file has the join's row groups: the same bytes, without
+    reading and writing the table a second time).
 
     ``lists``: a shop's own (user_id, item_id[, segment]) pairs, scored in the same pass over the histories
     (``write_scores_shard``): the table is the one ``add_list_scores`` makes of the table without them."""
@@ -74,11 +76,12 @@ def write_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff:
     listed = listed_pairs(con, lists) if lists is not None else None
     held = scored = 0
     try:
-        for shard in range(cfg.shards):
-            done = write_scores_shard(model, con, cutoff, score_shard_path(folder, shard, cfg.shards), cfg, shard,
-                                      trend, listed)
+        for shard in range(cfg.shards):  # one shard: its file, in the join's row groups, is the table itself
+            done = write_scores_shard(model, con, cutoff, path if cfg.shards == 1 else
+                                      score_shard_path(folder, shard, cfg.shards), cfg, shard, trend, listed)
             held, scored = held + done.get("list_pairs_held", 0), scored + done.get("list_pairs_scored", 0)
-        joined = join_scores(folder, cfg.shards, path)
+        joined = join_scores(folder, cfg.shards, path) if cfg.shards > 1 else {
+            "customers": done["customers"], "pairs": done["pairs"] + scored, "shards": 1}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if listed is not None:  # as write_scores and add_list_scores count: the candidates, the pairs they lacked
@@ -103,16 +106,18 @@ def write_scores_shard(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, c
     ``listed`` (``listed_pairs``): a shop's pairs; each batch scores its customers' pairs that its candidates
     lack with its candidates (source ``shop_list``, the listed segment), in the same pass over the histories.
     A pair's score does not depend on the rows sharing its predict step (benchmarks/README.md, issue 35)."""
-    started, rows, users, held, scored = time.perf_counter(), 0, 0, 0, 0
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
+    started, held, scored = time.perf_counter(), 0, 0
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as parquet:
+        writer = _RowGroups(parquet)  # the join's row groups: one shard's file is the joined table
         for hist in iter_histories(con, cutoff, cfg, shard=(shard, cfg.shards)):
-            table, n_users, n_held, n_scored = _score_batch(model, hist, cfg, trend, listed)
-            writer.write_table(table)
-            rows, users, held, scored = rows + table.num_rows, users + n_users, held + n_held, scored + n_scored
+            table, n_held, n_scored = _score_batch(model, hist, cfg, trend, listed)
+            writer.write(table)
+            held, scored = held + n_held, scored + n_scored
             log.info("customer scores at %s, shard %d of %d: %d customers, %d pairs so far", cutoff, shard,
-                     cfg.shards, users, rows)
-    done = {"shard": shard, "shards": cfg.shards, "customers": users, "pairs": rows - scored, "path": str(path),
-            "seconds": round(time.perf_counter() - started, 1)}
+                     cfg.shards, writer.customers, writer.rows)
+        writer.close()
+    done = {"shard": shard, "shards": cfg.shards, "customers": writer.customers, "pairs": writer.rows - scored,
+            "path": str(path), "seconds": round(time.perf_counter() - started, 1)}
     return done if listed is None else done | {"list_pairs_held": held, "list_pairs_scored": scored}
 
 
@@ -125,22 +130,41 @@ def join_scores(folder: Path, shards: int, path: Path) -> dict[str, Any]:
     if missing:
         raise CustomerModelError(f"cannot join the push-time scores: shard file(s) {missing} missing; "
                                  f"run those shards first")
-    rows, users, last = 0, 0, None
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as writer:
-        held: list[pa.Table] = []
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, SCORES_SCHEMA) as parquet:
+        writer = _RowGroups(parquet)
         for chunk in _merged(paths):
-            ids = chunk[s.USER_ID]
-            users += pc.count_distinct(ids).as_py() - (ids[0].as_py() == last)
-            last, rows = ids[-1].as_py(), rows + chunk.num_rows
-            held.append(chunk)
-            if sum(t.num_rows for t in held) >= JOINED_ROWS:
-                whole = pa.concat_tables(held)
-                cut = whole.num_rows - whole.num_rows % JOINED_ROWS
-                writer.write_table(whole.slice(0, cut).combine_chunks(), row_group_size=JOINED_ROWS)
-                held = [whole.slice(cut)]
-        if held and sum(t.num_rows for t in held):
-            writer.write_table(pa.concat_tables(held).combine_chunks(), row_group_size=JOINED_ROWS)
-    return {"customers": users, "pairs": rows, "shards": shards}
+            writer.write(chunk)
+        writer.close()
+    return {"customers": writer.customers, "pairs": writer.rows, "shards": shards}
+
+
+class _RowGroups:
+    """Tables in customer order written in row groups of exactly ``JOINED_ROWS`` rows (the last one shorter),
+    the layout of the joined scores whatever tables they came in; counts the rows and distinct customers."""
+
+    def __init__(self, writer: pq.ParquetWriter):
+        self.writer, self.held, self.n_held = writer, [], 0
+        self.rows, self.customers, self.last = 0, 0, None
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        ids = table[s.USER_ID]
+        self.customers += pc.count_distinct(ids).as_py() - (ids[0].as_py() == self.last)
+        self.last, self.rows = ids[-1].as_py(), self.rows + table.num_rows
+        self.held.append(table)
+        self.n_held += table.num_rows
+        if self.n_held >= JOINED_ROWS:
+            whole = pa.concat_tables(self.held)
+            cut = whole.num_rows - whole.num_rows % JOINED_ROWS
+            self.writer.write_table(whole.slice(0, cut).combine_chunks(), row_group_size=JOINED_ROWS)
+            self.held, self.n_held = [whole.slice(cut)], whole.num_rows - cut
+
+    def close(self) -> None:
+        """Write the rows held (fewer than ``JOINED_ROWS``)."""
+        if self.n_held:
+            self.writer.write_table(pa.concat_tables(self.held).combine_chunks(), row_group_size=JOINED_ROWS)
+        self.held, self.n_held = [], 0
 
 
 def _merged(paths: list[Path]) -> Iterator[pa.Table]:
@@ -215,9 +239,9 @@ def listed_pairs(con: duckdb.DuckDBPyConnection, lists: pd.DataFrame) -> ListedP
 
 
 def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConfig,
-                 trend: dict[str, float] | None, listed: ListedPairs | None = None) -> tuple[pa.Table, int, int, int]:
-    """The scores table of one batch (sorted by user, score descending, item), its customers, and of the
-    listed pairs of its customers those its candidates hold and those scored besides them.
+                 trend: dict[str, float] | None, listed: ListedPairs | None = None) -> tuple[pa.Table, int, int]:
+    """The scores table of one batch (sorted by user, score descending, item) and, of the listed pairs of
+    its customers, the number its candidates hold and the number scored besides them.
 
     Retrieved pairs stay integer codes and features are built ``SCORE_CHUNK`` predict steps at a time, so
     memory follows the chunk; the chunks start at multiples of ``score_batch``, so the network sees
@@ -241,7 +265,7 @@ def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConf
         trends = np.concatenate([trends, l_trends[new]])
     score = _predict(model, tables, user, item, segment, rank, trends, cfg)
     table = _batch_table(codes, cand, listed, rows, user, item, segment, score)
-    return table, len(np.unique(cand.user)), n_held, len(rows)
+    return table, n_held, len(rows)
 
 
 def _batch_table(codes: Codes, cand: Retrieved, listed: ListedPairs | None, rows: np.ndarray, user: np.ndarray,

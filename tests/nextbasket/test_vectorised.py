@@ -104,17 +104,22 @@ def test_push_time_scores_equal_those_of_the_pandas_path(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(pq.read_table(tmp_path / "scores.parquet").to_pandas(), want)
 
 
-def test_the_join_of_the_score_shards_is_byte_for_byte_the_one_process_table(tmp_path):
+def test_the_join_of_the_score_shards_is_byte_for_byte_the_one_process_table(tmp_path, monkeypatch):
+    """One shard writes the table in place (no join), in the join's row groups: the bytes of N shards joined."""
     from pipeline.sampling import shard_of
     from recsys.nextbasket import scores
     from recsys.nextbasket.histories import CustomerModelError
     from recsys.nextbasket.model import LSTMRecommender
 
+    monkeypatch.setattr(scores, "JOINED_ROWS", 100)  # several row groups, each spanning batches
     cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8, batch_customers=7)
     model = LSTMRecommender(cfg)
     model.build(cfg.seq_weeks, len(STATIC_FEATURES))
     con = open_events(_random_log(5))
     one = scores.write_scores(model, con, CUTOFF, tmp_path / "one.parquet", cfg, TREND)
+    groups = pq.ParquetFile(tmp_path / "one.parquet").metadata
+    assert groups.num_row_groups > 2 and {groups.row_group(i).num_rows for i in range(groups.num_row_groups - 1)} \
+        == {100} and not list(tmp_path.glob(".one.parquet*"))  # no shard folder or temporary file left
     three = dataclasses.replace(cfg, shards=3)
     folder, users = tmp_path / "shards", set()
     for shard in (2, 0, 2, 1):  # any order, each its own task; shard 2 retried: its file replaced whole
