@@ -181,7 +181,7 @@ class CustomerModelConfig:
     active_days: int = 28  # a training customer bought in these days before the training cut-off
     train_weeks: int = 8  # weekly training cut-offs before the prediction cut-off (the last validates)
     train_negatives: int = 100  # non-bought retrieved items kept per training customer-week (>= n_candidates: all)
-    train_customers: int = 10_000  # training budget: customers sampled per training cut-off (by activity); 0 = all
+    train_customers: int = 5_000  # training budget: customers sampled per training cut-off (by activity); 0 = all
     validation_customers: int = 10_000  # validation budget: customers of the validation week (early stopping and
     # the judge's baselines, one sample for all), sampled by activity; 0 = all
     judge_customers: int = 50_000  # customers whose events the judge's baselines read: the validated ones, then a

@@ -8,7 +8,7 @@ item and per segment. DuckDB aggregates the parquet files (or a DataFrame) direc
 split into ``hash(user_id) % n`` buckets of about ``batch_customers`` so memory follows the batch, not
 the number of customers. One pass over the events writes the (bucket, customer, item, segment, week)
 counts of the customers asked for (``users``, a shard's, or every known one) to a temporary DuckDB table
-sorted by bucket, and each batch reads only its bucket's rows; a sample of 10,000 customers reads their
+sorted by bucket, and each batch reads only its bucket's rows; a sample of 5,000 customers reads their
 lines only, not the whole log's. The crowd tables come straight from the window's lines, guests' included,
 in small groups: one scan counts (item, week), (segment, week) and (item, segment), another the (customer,
 item) first and last weeks of the repeat rates; ``WeeklyCrowd`` counts them once for several weekly cut-offs
