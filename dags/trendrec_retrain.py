@@ -5,8 +5,8 @@
 **drift_gate → push** (`train_value` and `push` are each a prepare task, a task per shard of customers
 and the stage's own task, which joins the shards: below)
 
-The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages as `trendrec demo` and the
-`trendrec_pipeline` DAG, which run them in that order. Here each stage waits only for the stages
+The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages as `trendrec demo` (which runs them in
+that order) and the `trendrec_pipeline` DAG (wired the same way). Here each stage waits only for the stages
 `recsys.flow.upstream_of` names: `train_nextbasket` and `train_value_prepare` both start when
 `train_forecast` is done (it makes the training run they write into), so two workers train the two
 customer families side by side, and `judge` waits for both.
@@ -23,7 +23,7 @@ customer families side by side, and `judge` waits for both.
 * `train_forecast`, `train_nextbasket` (the LSTMRecommender) and `train_value` (BG/NBD + Gamma-Gamma,
   an LSTM with a ZILN output, their ensemble) each train one part of the run, each into its own folder of
   the run (built beside it and switched in whole) and its own TensorBoard folder, so the two customer
-  families never write the same file; `judge` compares each part with its baselines (and production) and
+  families never write the same file of the run; `judge` compares each part with its baselines (and production) and
   writes one verdict per part.
 * The customer stages run in `customers.shards` shards of customers (a stable hash of the id), one task
   instance per shard (dynamic task mapping), which workers run side by side: `train_value_prepare`
