@@ -23,8 +23,8 @@ customer families side by side, and `judge` waits for both.
 * `train_forecast`, `train_nextbasket` (the LSTMRecommender) and `train_value` (BG/NBD + Gamma-Gamma,
   an LSTM with a ZILN output, their ensemble) each train one part of the run, each into its own folder of
   the run (built beside it and switched in whole) and its own TensorBoard folder, so the two customer
-  families never write the same file of the run; `judge` compares each part with its baselines (and production) and
-  writes one verdict per part.
+  families never write the same file of the run; `judge` compares each part with its baselines (and
+  production) and writes one verdict per part.
 * The customer stages run in `customers.shards` shards of customers (a stable hash of the id), one task
   instance per shard (dynamic task mapping), which workers run side by side: `train_value_prepare`
   fits the value models, `train_value_shard` forecasts one shard's customers, `train_value` joins the
