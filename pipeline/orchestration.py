@@ -110,7 +110,8 @@ def stage_graph(task_of, stages, upstream_of, first_upstream=None):
     for step in stages:
         late = [name for name in upstream_of(step.name) if name in names and name not in outputs]
         if late:
-            raise ValueError(f"stage {step.name!r} waits for {', '.join(late)}, which come after it in the order given")
+            raise ValueError(f"stage {step.name!r} waits for {', '.join(late)}, which come after it in the "
+                             f"order given")
         first, *others = upstream_of(step.name) or (None,)
         upstream = outputs[first] if first in outputs else first_upstream
         after = [outputs[name] for name in others if name in outputs]
