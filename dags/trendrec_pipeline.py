@@ -1,8 +1,10 @@
 """
 ### trendrec_pipeline
 
-The whole trendrec flow, one task per stage, in the order `recsys.flow` defines:
-**ingest → aggregate → train_forecast → train_nextbasket → train_value → judge → push → rerank**.
+The whole trendrec flow, one task per stage, wired as `recsys.flow` defines (`upstream_of`):
+**ingest → aggregate → train_forecast → (train_nextbasket ∥ train_value) → judge → push → rerank**.
+The two customer families' trainings both wait only for `train_forecast` (it makes the training run),
+so two workers run them side by side; `judge` waits for both.
 
 * Each task runs exactly one stage (`recsys.flow.run_stage`) and returns a small summary (counts
   and paths) through XCom; data stays in the store.
@@ -27,8 +29,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from pipeline.orchestration import PARAMS, default_args, log_failure, run_key, stage_tasks, task_id
-from recsys.flow import STAGES
+from pipeline.orchestration import PARAMS, default_args, log_failure, run_key, stage_graph, task_id
+from recsys.flow import STAGES, upstream_of
 
 
 def _stage_task(step, part: str | None = None):
@@ -68,9 +70,7 @@ def _stage_task(step, part: str | None = None):
     params={name: Param(**PARAMS[name]) for name in ("config", "store", "source")},
 )
 def trendrec_pipeline():
-    summary = None
-    for step in STAGES:
-        summary = stage_tasks(_stage_task, step, summary)
+    stage_graph(_stage_task, STAGES, upstream_of)
 
 
 trendrec_pipeline()

@@ -1,12 +1,15 @@
 """
 ### trendrec_retrain — aggregate, train every model family, judge and (if a part is blessed) push
 
-**aggregate → train_forecast → train_nextbasket → train_value → judge → is_pushable → push | keep_production**,
+**aggregate → train_forecast → (train_nextbasket ∥ train_value) → judge → is_pushable → push | keep_production**,
 **drift_gate → push** (`train_value` and `push` are each a prepare task, a task per shard of customers
 and the stage's own task, which joins the shards: below)
 
-The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages, in the same order, as `trendrec demo`
-and the `trendrec_pipeline` DAG.
+The chain up to `judge` is `recsys.flow.RETRAIN`: the same stages as `trendrec demo` (which runs them in
+that order) and the `trendrec_pipeline` DAG (wired the same way). Here each stage waits only for the stages
+`recsys.flow.upstream_of` names: `train_nextbasket` and `train_value_prepare` both start when
+`train_forecast` is done (it makes the training run they write into), so two workers train the two
+customer families side by side, and `judge` waits for both.
 
 * Scheduled on the **`trendrec_raw_events`** asset (every successful `trendrec_ingest` run), or
   weekly, or either: set `TRENDREC_RETRAIN_SCHEDULE` to `asset` (default), `weekly` (Mondays
@@ -18,8 +21,10 @@ and the `trendrec_pipeline` DAG.
   way a re-run reuses each part whose settings and data are unchanged, its verdict and its registry
   version: it changes nothing in the store.
 * `train_forecast`, `train_nextbasket` (the LSTMRecommender) and `train_value` (BG/NBD + Gamma-Gamma,
-  an LSTM with a ZILN output, their ensemble) each train one part of the run; `judge` compares each part
-  with its baselines (and production) and writes one verdict per part.
+  an LSTM with a ZILN output, their ensemble) each train one part of the run, each into its own folder of
+  the run (built beside it and switched in whole) and its own TensorBoard folder, so the two customer
+  families never write the same file of the run; `judge` compares each part with its baselines (and
+  production) and writes one verdict per part.
 * The customer stages run in `customers.shards` shards of customers (a stable hash of the id), one task
   instance per shard (dynamic task mapping), which workers run side by side: `train_value_prepare`
   fits the value models, `train_value_shard` forecasts one shard's customers, `train_value` joins the
@@ -53,10 +58,10 @@ from pipeline.orchestration import (
     default_args,
     log_failure,
     run_key,
-    stage_tasks,
+    stage_graph,
     task_id,
 )
-from recsys.flow import RETRAIN, stage
+from recsys.flow import RETRAIN, stage, upstream_of
 
 RETRAIN_STAGES = tuple(stage(name) for name in RETRAIN)
 PUSH = stage("push")
@@ -143,9 +148,7 @@ def trendrec_retrain():
         log.info("production unchanged: %s", judged["push_reason"])
         return judged["push_reason"]
 
-    summary = None
-    for stage in RETRAIN_STAGES:
-        summary = stage_tasks(_stage_task, stage, summary)
+    summary = stage_graph(_stage_task, RETRAIN_STAGES, upstream_of)  # judge's output
     prepared = _stage_task(PUSH, "prepare")(summary)
     pushed = push(_stage_task(PUSH, "shard").expand(upstream=prepared))  # the push joins the scores' shards
     is_pushable(summary) >> [prepared, keep_production(summary)]

@@ -78,18 +78,45 @@ def task_id(stage: str, part: str | None = None) -> str:
     return stage if part in (None, "join") else f"{stage}_{part}"
 
 
-def stage_tasks(task_of, step, upstream):
+def stage_tasks(task_of, step, upstream, after=()):
     """A stage's tasks, wired to ``upstream``; their output (what the next stage reads).
 
     ``task_of(step, part)`` makes the task of the stage (part None) or of one step of a sharded stage
     (``step.sharded`` set: recsys.flow). A sharded stage is wired as map and reduce: the prepare task
     returns one input per shard, the shard task is mapped over them (Airflow dynamic task mapping: one
     task instance per shard, which workers run side by side) and the join task gets every shard's
-    summary once all succeeded."""
+    summary once all succeeded. ``after``: other stages' outputs the stage's first task also waits for
+    (without reading them)."""
     if step.sharded is None:
-        return task_of(step, None)(upstream)
-    prepare, shard, join = (task_of(step, part) for part in ("prepare", "shard", "join"))
-    return join(shard.expand(upstream=prepare(upstream)))
+        first = out = task_of(step, None)(upstream)
+    else:
+        prepare, shard, join = (task_of(step, part) for part in ("prepare", "shard", "join"))
+        first = prepare(upstream)
+        out = join(shard.expand(upstream=first))
+    for other in after:
+        other >> first
+    return out
+
+
+def stage_graph(task_of, stages, upstream_of, first_upstream=None):
+    """The tasks of ``stages`` (in an order where each comes after those it waits for, e.g.
+    recsys.flow.RETRAIN), each wired after the stages ``upstream_of(name)`` names (recsys.flow.upstream_of):
+    it reads the first one's output as ``upstream`` and also waits for the others. A stage whose first
+    upstream is not among ``stages`` reads ``first_upstream``. Returns the last stage's output.
+
+    So the DAGs run side by side the stages that do not wait for each other: the next-basket and value
+    trainings both follow train_forecast, and judge follows both."""
+    outputs, out, names = {}, None, {step.name for step in stages}
+    for step in stages:
+        late = [name for name in upstream_of(step.name) if name in names and name not in outputs]
+        if late:
+            raise ValueError(f"stage {step.name!r} waits for {', '.join(late)}, which come after it in the "
+                             f"order given")
+        first, *others = upstream_of(step.name) or (None,)
+        upstream = outputs[first] if first in outputs else first_upstream
+        after = [outputs[name] for name in others if name in outputs]
+        out = outputs[step.name] = stage_tasks(task_of, step, upstream, after)
+    return out
 
 
 def local_airflow_env(base: dict[str, str], home: str, api_port: int, executor: str, bin_dir: str,

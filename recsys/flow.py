@@ -8,8 +8,12 @@ A stage also names its `trendrec` command, the arguments the command adds and th
 limit: `trendrec demo`, the CLI's stage commands (recsys.cli), the ``trendrec_pipeline`` DAG (one task
 per stage; a ``Sharded`` stage — the value forecast, push-time scoring — is a task, a task per shard of
 customers and a join task, ``run_step``), the ``trendrec_retrain`` DAG (``RETRAIN``) and the tests all come from this list, so the
-order cannot drift between them; ``run_all(cfg, last="push")`` runs a slice. ``MONITOR`` (drift, live results) runs after the push on
-its own schedule: the ``trendrec_monitor`` DAG and the `trendrec drift` / `trendrec live` commands.
+order cannot drift between them; ``run_all(cfg, last="push")`` runs a slice. The DAGs wire each stage after
+the stages it waits for (``upstream_of``: the one before it, unless it names others): train_nextbasket and
+train_value both wait only for train_forecast, so workers train them side by side, and judge waits for both;
+the order above is one the graph allows, and what every sequential runner follows. ``MONITOR`` (drift,
+live results) runs after the push on its own schedule: the ``trendrec_monitor`` DAG and the
+`trendrec drift` / `trendrec live` commands.
 
 The training stages and judge/push share one training run (recsys.runs): the run named by the
 ``run_key`` option (the DAG's logical date, `trendrec train --run-id`), the one the stage before passed
@@ -75,6 +79,7 @@ class Stage:
     timeout_minutes: int = 60  # the Airflow task's execution_timeout
     cli: str = ""  # "module:function" (cfg, args) -> summary, for a command that does more than the stage
     sharded: Sharded | None = None  # the stage's steps when the DAGs split it in shards of customers
+    after: tuple[str, ...] | None = None  # what it waits for in the DAGs (None: the stage before it)
 
 
 def _run(cfg: Config, upstream: dict, options: dict[str, Any], new: bool = False) -> Run:
@@ -284,12 +289,14 @@ STAGES: tuple[Stage, ...] = (
           timeout_minutes=240),
     Stage("train_nextbasket", "train the next-basket model (LSTMRecommender) into the training run",
           _train("nextbasket"), "nextbasket", aliases=("customers",), add_arguments=_run_argument,
-          title="trained the next-basket model", timeout_minutes=240),
+          title="trained the next-basket model", timeout_minutes=240, after=("train_forecast",)),
     Stage("train_value", "forecast every customer's spend over the next H days (BG/NBD + GG, LSTM, ensemble)",
           _train("value"), "value", add_arguments=_value_arguments, title="customer value", timeout_minutes=120,
-          cli="recsys.value.part:value_command", sharded=Sharded(_value_prepare, _value_shard, _value_join)),
+          cli="recsys.value.part:value_command", sharded=Sharded(_value_prepare, _value_shard, _value_join),
+          after=("train_forecast",)),
     Stage("judge", "judge every trained part against its baselines and production: one verdict each", _judge,
-          "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60),
+          "evaluate", aliases=("judge",), add_arguments=_run_argument, title="judged", timeout_minutes=60,
+          after=("train_nextbasket", "train_value")),
     Stage("push", "version the run's judged parts and make it production if a part is blessed", _push, "push",
           add_arguments=_push_arguments, title="push", timeout_minutes=60,
           sharded=Sharded(_push_prepare, _push_shard, _push_join)),
@@ -339,6 +346,32 @@ def stage(name: str) -> Stage:
     if found is None:
         raise ValueError(f"unknown stage {name!r}: expected one of {', '.join(STAGE_NAMES + tuple(m.name for m in MONITOR))}")
     return found
+
+
+def upstream_of(name: str) -> tuple[str, ...]:
+    """The stages ``name`` waits for in the DAGs, the first being the one whose summary it receives as
+    ``upstream``: its ``after``, else the stage before it in ``STAGES`` (none for the first; a ``MONITOR``
+    stage waits for none). The two customer families' trainings wait only for ``train_forecast``, which
+    makes the training run (``RUN_DIR``): each writes only its own part of the run (its folder, built
+    beside it and switched in whole, and its own TensorBoard folder), so workers train them side by side;
+    ``judge`` waits for both."""
+    found = stage(name)
+    if found.after is not None:
+        return found.after
+    index = STAGE_NAMES.index(name) if name in STAGE_NAMES else 0
+    return STAGE_NAMES[index - 1: index] if index else ()
+
+
+def _check_order() -> None:
+    """Every stage waits only for stages before it in STAGES: the sequential runners' order (``run_all``,
+    ``RETRAIN``) is one the DAGs' graph allows."""
+    for index, name in enumerate(STAGE_NAMES):
+        late = [up for up in upstream_of(name) if up not in STAGE_NAMES[:index]]
+        if late:
+            raise ValueError(f"stage {name!r} waits for {', '.join(late)}, which is not a stage before it")
+
+
+_check_order()
 
 
 def run_stage(name: str, cfg: Config, upstream: dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:

@@ -54,9 +54,20 @@ def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
 
     assert retrain.get_task("is_pushable").downstream_task_ids == {"push_prepare", "keep_production"}
     assert RETRAIN == ("aggregate", "train_forecast", "train_nextbasket", "train_value", "judge")
-    for up, down in zip(RETRAIN, RETRAIN[1:]):  # the chain is the flow's, one training run
-        # the value stage in shards: train_value_prepare, train_value_shard (mapped), train_value (the join)
-        assert retrain.get_task(down).upstream_task_ids == ({"train_value_shard"} if down == "train_value" else {up})
+    # the flow's graph, one training run: the two customer families side by side after train_forecast (which
+    # makes the run), judge after both; the value stage in shards: train_value_prepare, train_value_shard
+    # (mapped), train_value (the join)
+    assert retrain.get_task("aggregate").upstream_task_ids == set()
+    assert retrain.get_task("train_forecast").upstream_task_ids == {"aggregate"}
+    assert retrain.get_task("train_nextbasket").upstream_task_ids == {"train_forecast"}
+    assert retrain.get_task("train_value_prepare").upstream_task_ids == {"train_forecast"}
+    assert retrain.get_task("train_value").upstream_task_ids == {"train_value_shard"}
+    assert retrain.get_task("judge").upstream_task_ids == {"train_nextbasket", "train_value"}
+    values = {"train_value_prepare", "train_value_shard", "train_value"}
+    assert not values & (retrain.get_task("train_nextbasket").get_flat_relative_ids(upstream=True)
+                         | retrain.get_task("train_nextbasket").get_flat_relative_ids(upstream=False) - {"judge"})
+    for name in values:  # neither family waits for the other
+        assert "train_nextbasket" not in retrain.get_task(name).get_flat_relative_ids(upstream=True), name
     assert retrain.get_task("train_value_shard").is_mapped and retrain.get_task("push_shard").is_mapped
     assert retrain.get_task("push").upstream_task_ids == {"push_shard"}
     assert retrain.get_task("push_prepare").upstream_task_ids == {"judge", "is_pushable", "drift_gate"}
@@ -66,6 +77,53 @@ def test_retrain_branches_on_the_blessing_and_reranks_follow_the_model(dagbag):
     rerank = dagbag.dags["trendrec_rerank"]
     assert type(rerank.timetable).__name__ == "AssetOrTimeSchedule"
     assert "trendrec_production_model" in str(rerank.timetable.asset_condition)
+
+
+def test_the_flow_declares_what_each_stage_waits_for_and_the_graph_follows_it():
+    """recsys.flow.upstream_of: the stage before it unless it names others; every sequential order (STAGES,
+    RETRAIN) is one the graph allows; stage_graph wires it (the first upstream is the one read)."""
+    from types import SimpleNamespace
+
+    from pipeline.orchestration import stage_graph
+    from recsys.flow import RETRAIN, STAGE_NAMES, upstream_of
+
+    assert upstream_of("ingest") == () and upstream_of("aggregate") == ("ingest",)
+    assert upstream_of("train_nextbasket") == upstream_of("train_value") == ("train_forecast",)
+    assert set(upstream_of("judge")) == {"train_nextbasket", "train_value"} and upstream_of("push") == ("judge",)
+    assert upstream_of("drift") == ()  # a MONITOR stage: its own DAG
+    for order in (STAGE_NAMES, RETRAIN):
+        assert all(set(upstream_of(name)) & set(order) <= set(order[:i]) for i, name in enumerate(order))
+
+    edges = []
+
+    class Task(SimpleNamespace):  # what Airflow's XComArg does with >>: an edge
+        def __rshift__(self, other):
+            edges.append((self.name, other.name))
+            return other
+
+        def expand(self, upstream):
+            edges.append((upstream.name, self.name))
+            return self
+
+    def task_of(step, part):  # a task factory as the DAG files' _stage_task: called with the upstream it reads
+        task = Task(name=step.name if part in (None, "join") else f"{step.name}_{part}")
+        if part == "shard":
+            return task  # mapped: .expand(upstream=...)
+
+        def call(upstream):
+            edges.append((getattr(upstream, "name", upstream), task.name))
+            return task
+
+        return call
+
+    steps = [SimpleNamespace(name=n, sharded=(n == "train_value") or None) for n in RETRAIN]
+    assert stage_graph(task_of, steps, upstream_of, first_upstream="start").name == "judge"
+    assert sorted(edges) == sorted([("start", "aggregate"), ("aggregate", "train_forecast"),
+                                    ("train_forecast", "train_nextbasket"), ("train_forecast", "train_value_prepare"),
+                                    ("train_value_prepare", "train_value_shard"), ("train_value_shard", "train_value"),
+                                    (upstream_of("judge")[0], "judge"), (upstream_of("judge")[1], "judge")])
+    with pytest.raises(ValueError, match="judge.*come after it"):
+        stage_graph(task_of, [steps[-1], *steps[:-1]], upstream_of)
 
 
 def test_run_keys_are_deterministic_and_path_safe():
