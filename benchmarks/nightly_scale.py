@@ -35,17 +35,18 @@ import os
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
 
-from harness import ROOT, TRENDREC, run_child, setup_logging
+from harness import ROOT, TRENDREC, log, run_child, setup_logging
 from rebuy_shop import HISTORY, LAST_DAY, Shop, customers, generate
 from shapes import CONFIG
 
 sys.path.insert(0, str(ROOT))
-from recsys.flow import RETRAIN, stage  # noqa: E402  (standard library only at import)
+from recsys.flow import RETRAIN, stage, upstream_of  # noqa: E402  (standard library only at import)
 
 NIGHT = ("ingest", *RETRAIN, "push", "rerank")  # flow stage names, in the order the night runs them
 LISTS = "lists/base.parquet"  # the shop's lists, inside the store
@@ -156,23 +157,52 @@ def run_night(args: argparse.Namespace, work: Path) -> dict:
         if args.reuse_setup:
             shutil.rmtree(setup_copy, ignore_errors=True)
             shutil.copytree(store, setup_copy, symlinks=True)
-    for name, command in night()[start:]:
-        if name == "push":  # the shop's lists, before the push scores them
+    commands = dict(night())
+    record["one_at_a_time"] = bool(args.one_at_a_time)
+    for group in side_by_side(names[start:], args.one_at_a_time):
+        if "push" in group:  # the shop's lists, before the push scores them
             lists = ["candidates", "--users", str(args.customers), "--n", str(LIST_LENGTH), "--output", LISTS]
             _measure("shop's lists (candidates)", [args.trendrec, *lists, *common], work, results, False)
-        _measure(name, [args.trendrec, command, *_extra(name, data), *common], work, results)
+        argvs = {name: [args.trendrec, commands[name], *_extra(name, data), *common] for name in group}
+        if len(group) == 1:
+            _measure(group[0], argvs[group[0]], work, results)
+        else:  # as the DAG's workers run them: each in a process of its own, at the same time
+            log.info("side by side: %s", ", ".join(group))
+            with ThreadPoolExecutor(len(group)) as pool:
+                rows = list(pool.map(lambda name: _measure(name, argvs[name], work, []), group))
+            for row in rows:
+                results.append(row | {"side_by_side": [n for n in group if n != row["stage"]]})
         _summarise(record)
         if args.json:  # after every stage: a night stopped half-way leaves the stages it measured
             args.json.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
-        if name == args.until:
+        if args.until in group:
             break
     return record
 
 
+def side_by_side(names: list[str], one_at_a_time: bool = False) -> list[list[str]]:
+    """The night's stages in the groups the DAGs run at once (``recsys.flow.upstream_of``): a stage joins
+    the group before it when it waits for the same stages as the group's first one (so for none of the
+    group's); each group waits for the one before. ``one_at_a_time``: every stage alone, in the flow's order
+    (a LocalExecutor with parallelism 1)."""
+    groups: list[list[str]] = []
+    for name in names:
+        if groups and not one_at_a_time and set(upstream_of(name)) == set(upstream_of(groups[-1][0])):
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
 def _summarise(record: dict) -> dict:
-    """The counts and the night's totals, over the stages measured so far."""
+    """The counts and the night's totals, over the stages measured so far: stages run side by side count
+    once, by the longest of them."""
     night_rows = [r for r in record["stages"] if r["in_total"]]
-    record.update(night_seconds=round(sum(r["seconds"] for r in night_rows), 1),
+    together: dict[frozenset, float] = {}
+    for r in night_rows:
+        key = frozenset([r["stage"], *r.get("side_by_side", ())])
+        together[key] = max(together.get(key, 0.0), r["seconds"])
+    record.update(night_seconds=round(sum(together.values()), 1),
                   night_peak_rss_mib=max(r["peak_rss_mib"] for r in night_rows),
                   night_stages=[r["stage"] for r in night_rows])
     return _add_counts(record)
@@ -188,7 +218,7 @@ def print_table(record: dict) -> None:
     print("| stage | seconds | CPU s | peak RSS MiB | count | per second | load before | others' CPU s |")
     print("|---|--:|--:|--:|--:|--:|--:|--:|")
     for r in record["setup"] + record["stages"]:
-        label = r["stage"] + ("" if r["in_total"] else " *")
+        label = r["stage"] + ("" if r["in_total"] else " *") + (" ‖" if r.get("side_by_side") else "")
         count = "-" if r["count"] is None else f"{r['count']:,} {r['unit']}"
         rate = "-" if r["per_second"] is None else f"{r['per_second']:,}"
         others = "?" if r["others_cpu_s"] is None else f"{r['others_cpu_s']:.0f}"
@@ -199,6 +229,9 @@ def print_table(record: dict) -> None:
     peak = record["night_peak_rss_mib"]
     print(f"| **the night** | **{record['night_seconds']:.1f}** | {cpu:.0f} | **{peak:,}** | | | | |")
     print("\n\\* not in the night's total: the nights before (setup), or the shop's own recommender")
+    if any(r.get("side_by_side") for r in record["stages"]):
+        print("\n‖ run side by side with the other ‖ stage, as the DAG's workers run them (parallelism 2): "
+              "the night counts the longer; each one's seconds and others' CPU include the other's load")
     ran = record.get("night_stages")
     if ran and len(ran) < len(NIGHT):
         print(f"\nthe night stopped after {ran[-1]} (--until): {len(ran)} of its {len(NIGHT)} stages")
@@ -247,12 +280,17 @@ def main() -> None:
     ap.add_argument("--until", choices=[n for n, _ in night()], help="stop after this stage of the night")
     ap.add_argument("--resume-from", choices=[n for n, _ in night()], help="go on from this stage with the store "
                     "an earlier run (--until) left in --data; the earlier stages are not run again")
+    ap.add_argument("--one-at-a-time", action="store_true", help="run every stage alone, in the flow's order "
+                    "(default: the stages the DAG runs at once, e.g. the two customer families' training, side by side)")
     ap.add_argument("--table", type=Path, help="print the table of a record written with --json, and stop")
-    ap.add_argument("--stages", action="store_true", help="print the night's stages and commands, one a line")
+    ap.add_argument("--stages", action="store_true", help="print the night's stages and commands, a line per group "
+                    "of stages run at once (separated by ‖)")
     ap.add_argument("--check", action="store_true", help="check the shop's re-buy structure on a tiny shop")
     args = ap.parse_args()
     if args.stages or args.check:
-        print("\n".join(f"{n} {c}" for n, c in night()) if args.stages else check())
+        commands = dict(night())
+        print("\n".join(" ‖ ".join(f"{n} {commands[n]}" for n in group)
+                        for group in side_by_side(list(commands), args.one_at_a_time)) if args.stages else check())
         return
     if args.table:
         print_table(_add_counts(json.loads(args.table.read_text(encoding="utf-8"))))
