@@ -5,7 +5,9 @@ years; ``--events/--customers/--items/--days`` scale it down), ingests every day
 store's history and aggregates it (the nights before: setup, timed apart), then times the night, each
 stage one `trendrec <command> --json` in a process of its own with a config written for the shop: the
 last day's ingest, then ``recsys.flow.RETRAIN`` (aggregate, the three families' training, judge) as the
-``trendrec_retrain`` DAG chains it, the push, and the ``trendrec_rerank`` DAG's rerank of the shop's
+``trendrec_retrain`` DAG runs it (``recsys.flow.upstream_of``: the next-basket and value trainings side by
+side, two processes at once, as two workers or a LocalExecutor with parallelism 2 run them; the night counts
+the longer; ``--one-at-a-time`` runs each alone), the push, and the ``trendrec_rerank`` DAG's rerank of the shop's
 lists for every customer active in the last 28 days. The lists stand in for the shop's own recommender
 (`trendrec candidates`): built between the judge and the push, timed but outside the night's total.
 
