@@ -38,7 +38,8 @@ from pipeline.store import Store, read_daily
 from recsys import registry
 from recsys.evaluation.coldstart import choose_weight
 from recsys.evaluation.protocol import before, eligible_targets, weekly_cutoffs
-from recsys.runs import TRAIN_FILE, Part, Run, Verdict, judged_verdicts, run_ref, seal_verdicts, write_verdict
+from recsys.runs import (TRAIN_FILE, Part, Run, RunError, Verdict, judged_verdicts, run_ref, seal_verdicts,
+                         write_verdict)
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,16 @@ def trained(run: Run, part: Part) -> bool:
 def judge(cfg: Config, run: Run) -> dict[str, Verdict]:
     """Judge every part the run trained; {part: verdict}, each recording the production it was judged against."""
     store = Store(cfg.store)
-    if registry.pushed_as(store, run_ref(store, run)):  # its verdicts are part of a version's record: a re-run
-        log.info("%s was pushed already: its verdicts stand", run.root)
-        return verdicts_of(run)
+    pushed = registry.pushed_as(store, run_ref(store, run))
+    if pushed:  # its verdicts are part of a version's record: a re-run
+        log.info("%s was pushed already (%s): its verdicts stand", run.root, pushed)
+        try:
+            return verdicts_of(run)
+        except RunError as exc:  # a part trained again since: judging this run again cannot change the version
+            raise RunError(f"{run.root} was pushed as {pushed}: its verdicts are that version's record, and a part "
+                           f"was trained again since, so judging this run again cannot change the version; train "
+                           f"into a new run (`trendrec train --run-id NAME`, then the families) and judge that") \
+                from exc
     production = registry.read_production(store)
     against = production and production["version"]
     verdicts = {}

@@ -132,3 +132,17 @@ def test_an_interrupted_judge_is_never_half_of_a_push(old_store, monkeypatch):
     again = release.judge(cfg, run)
     assert release.verdicts_of(run) == again  # a whole judge: its own set
     assert not release.verdicts_of(run)["nextbasket"].blessed
+
+
+def test_judging_a_pushed_run_whose_part_was_trained_again_says_to_train_a_new_run(old_store):
+    """A pushed run's verdicts are its version's record: once a part is trained again (its verdict gone), a
+    judge of the same run refuses and says what helps, a new run, not "judge the run again"."""
+    cfg, run = old_store
+    release.judge(cfg, run)
+    assert release.push(cfg, run)["version"] == "v0002"
+    assert release.judge(cfg, run) == release.verdicts_of(run)  # a re-run of the pushed run: the same verdicts
+    (run.part("nextbasket") / runs.VERDICT_FILE).unlink()  # what training the part again does
+    with pytest.raises(runs.RunError, match=r"only-nextbasket was pushed as v0002: .* train into a new run "
+                                            r"\(`trendrec train --run-id NAME`"):
+        release.judge(cfg, run)
+    assert registry.read_production(Store(cfg.store))["version"] == "v0002"
