@@ -55,6 +55,9 @@ MODEL_FILE = "model.keras"  # the LSTMRecommender in customers/ (recsys.nextbask
 SCORE_CHUNK = 8  # predict steps (of score_batch pairs) whose features are built at a time: bounds memory
 JOINED_ROWS = 1 << 20  # rows per row group of the joined scores (pyarrow's default): fixed, whatever the shards
 LIST_SOURCE = "shop_list"  # the source of a listed pair the model did not retrieve
+# a shop's lists in DuckDB (``_numbered``): a pair listed twice once, with its first row's segment ('' for none)
+_LISTED = f"{s.USER_ID}, {s.ITEM_ID}, coalesce(CAST({s.SEGMENT} AS VARCHAR), '') AS {s.SEGMENT}"
+_FIRST_LISTED = f"QUALIFY row_number() OVER (PARTITION BY {s.USER_ID}, {s.ITEM_ID} ORDER BY _row) = 1 ORDER BY _row"
 SCORE_ORDER = [(s.USER_ID, "ascending"), (SCORE, "descending"), (s.ITEM_ID, "ascending")]  # the table's rows
 SCORES_SCHEMA = pa.schema([(s.USER_ID, pa.string()), (s.ITEM_ID, pa.string()), (s.SEGMENT, pa.string()),
                            (SOURCE, pa.string()), (SCORE, pa.float32())])
@@ -201,14 +204,22 @@ def _merged(paths: list[Path]) -> Iterator[pa.Table]:
 
 @dataclass(frozen=True)
 class ListedPairs:
-    """A shop's distinct (user_id, item_id) pairs, each with its first row's segment ('' for none), as
-    strings, and each row's customer as an index into the distinct customers (batches find theirs by it)."""
+    """(user_id, item_id) pairs as strings — a shop's distinct list pairs with their first row's segment ('' for
+    none, ``listed_pairs``), or ``score_pairs``' rows as given — and each row's customer as an index into the
+    distinct customers (batches find theirs by it)."""
 
     users: pa.Array
     items: pa.Array
-    segments: pa.Array
+    segments: pa.Array | None  # None: pairs scored without a segment of their own (score_pairs)
     distinct: pa.Array
     row_user: np.ndarray
+
+    @classmethod
+    def of(cls, users: pa.Array, items: pa.Array, segments: pa.Array | None = None) -> ListedPairs:
+        """Pairs as given (one per row), indexed by their distinct customers."""
+        distinct = pc.unique(users)
+        return cls(users, items, segments, distinct,
+                   pc.index_in(users, value_set=distinct).to_numpy(zero_copy_only=False))
 
     def __len__(self) -> int:
         return len(self.users)
@@ -224,18 +235,18 @@ class ListedPairs:
 def listed_pairs(con: duckdb.DuckDBPyConnection, lists: pd.DataFrame) -> ListedPairs:
     """The distinct pairs of a shop's lists as ``add_list_scores`` reads them: ids as strings, a pair listed
     twice once, with its first row's segment (cast by DuckDB, '' when none), in row order."""
-    listed = lists[[s.USER_ID, s.ITEM_ID]].astype(str).assign(
-        **{s.SEGMENT: lists[s.SEGMENT] if s.SEGMENT in lists else None, "_row": np.arange(len(lists))})
     with con.cursor() as cur:  # its own connection to the store's database: free whatever ``con`` holds
-        cur.register("_shop_lists", listed)
-        pairs = cur.sql(f"SELECT {s.USER_ID}, {s.ITEM_ID}, coalesce(CAST({s.SEGMENT} AS VARCHAR), '') AS "
-                        f"{s.SEGMENT} FROM _shop_lists QUALIFY row_number() OVER (PARTITION BY {s.USER_ID}, "
-                        f"{s.ITEM_ID} ORDER BY _row) = 1 ORDER BY _row").to_arrow_table()
-    users = pairs[s.USER_ID].combine_chunks().cast(pa.string())
-    distinct = pc.unique(users)
-    return ListedPairs(users, pairs[s.ITEM_ID].combine_chunks().cast(pa.string()),
-                       pairs[s.SEGMENT].combine_chunks().cast(pa.string()), distinct,
-                       pc.index_in(users, value_set=distinct).to_numpy(zero_copy_only=False))
+        cur.register("_shop_lists", _numbered(lists))
+        pairs = cur.sql(f"SELECT {_LISTED} FROM _shop_lists {_FIRST_LISTED}").to_arrow_table()
+    users, items, segments = (pairs[name].combine_chunks().cast(pa.string())
+                              for name in (s.USER_ID, s.ITEM_ID, s.SEGMENT))
+    return ListedPairs.of(users, items, segments)
+
+
+def _numbered(lists: pd.DataFrame) -> pd.DataFrame:
+    """The lists' (user_id, item_id) as strings, their segment (None without the column) and row number."""
+    return lists[[s.USER_ID, s.ITEM_ID]].astype(str).assign(
+        **{s.SEGMENT: lists[s.SEGMENT] if s.SEGMENT in lists else None, "_row": np.arange(len(lists))})
 
 
 def _score_batch(model: LSTMRecommender, hist: Histories, cfg: CustomerModelConfig,
@@ -303,11 +314,6 @@ def _predict(model: LSTMRecommender, tables: FeatureTables, user: np.ndarray, it
     return score
 
 
-def _score_order(cand: Retrieved, score: np.ndarray) -> np.ndarray:
-    """Rows sorted by user, score descending, then item (codes sort as the ids: the vocabularies are sorted)."""
-    return np.lexsort((cand.item, -score, cand.user))
-
-
 def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: date, lists: pd.DataFrame,
                     path: Path, cfg: CustomerModelConfig) -> dict[str, Any]:
     """Add the model's scores of a shop's own (user_id, item_id) pairs to the scores table at ``path``.
@@ -320,14 +326,10 @@ def add_list_scores(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cuto
     memory follows the new pairs, not the table (80 M rows for the 803,032 customers of a 100 M-line shop).
     The one-process push scores the lists with the candidates instead (``write_scores``), with the same rows.
     """
-    listed = lists[[s.USER_ID, s.ITEM_ID]].astype(str).assign(
-        **{s.SEGMENT: lists[s.SEGMENT] if s.SEGMENT in lists else None, "_row": np.arange(len(lists))})
-    con.register("_shop_lists", listed)
+    con.register("_shop_lists", _numbered(lists))
     try:
-        sql = (f"SELECT {s.USER_ID}, {s.ITEM_ID}, coalesce(CAST({s.SEGMENT} AS VARCHAR), '') AS {s.SEGMENT} "
-               f"FROM _shop_lists l WHERE NOT EXISTS (SELECT 1 FROM read_parquet($path) h WHERE "
-               f"h.{s.USER_ID} = l.{s.USER_ID} AND h.{s.ITEM_ID} = l.{s.ITEM_ID}) "
-               f"QUALIFY row_number() OVER (PARTITION BY {s.USER_ID}, {s.ITEM_ID} ORDER BY _row) = 1 ORDER BY _row")
+        sql = (f"SELECT {_LISTED} FROM _shop_lists l WHERE NOT EXISTS (SELECT 1 FROM read_parquet($path) h WHERE "
+               f"h.{s.USER_ID} = l.{s.USER_ID} AND h.{s.ITEM_ID} = l.{s.ITEM_ID}) {_FIRST_LISTED}")
         pairs = con.sql(sql, params={"path": str(path)}).to_arrow_table().to_pandas()
     finally:
         con.unregister("_shop_lists")
@@ -364,16 +366,11 @@ def score_pairs(model: LSTMRecommender, con: duckdb.DuckDBPyConnection, cutoff: 
     (no pandas merge), ``SCORE_CHUNK`` predict steps at a time: memory follows the rows and the chunk.
     """
     rows = pairs[[s.USER_ID, s.ITEM_ID]].astype(str)
-    listed_users = rows[s.USER_ID].unique()
-    users, items = pa.array(rows[s.USER_ID]), pa.array(rows[s.ITEM_ID])
-    distinct = pc.unique(users)
-    row_user = pc.index_in(users, value_set=distinct).to_numpy(zero_copy_only=False)  # index into distinct
+    listed = ListedPairs.of(pa.array(rows[s.USER_ID]), pa.array(rows[s.ITEM_ID]))  # every row, duplicates too
     out = np.full(len(rows), np.nan)
-    for hist in iter_histories(con, cutoff, cfg, listed_users):
-        batch_user = code(distinct, hist.codes.users)[row_user]
-        picked = np.flatnonzero(batch_user >= 0)  # the batch's customers' rows, in row order
-        out[picked] = _score_rows(model, hist, batch_user[picked], code(items.take(picked), hist.codes.items),
-                                  cfg, trend)
+    for hist in iter_histories(con, cutoff, cfg, rows[s.USER_ID].unique()):
+        picked, user, item = listed.of_batch(hist.codes)  # the batch's customers' rows, in row order
+        out[picked] = _score_rows(model, hist, user, item, cfg, trend)
     log.info("scored %d of %d candidate rows with the customer model at %s", int(np.isfinite(out).sum()),
              len(out), cutoff)
     return out
