@@ -28,6 +28,14 @@ def stable_hash_sql(column: str) -> str:
     return f"md5_number_upper(CAST({column} AS VARCHAR))"
 
 
+def in_shard_sql(column: str, shard: tuple[int, int] | None) -> str:
+    """`` AND <stable hash of column> % n = k``, the SQL condition of shard ``(k, n)``; none (``""``) without a
+    shard or for a single one, where it would select every row but still hash each (MD5)."""
+    if shard is None or int(shard[1]) == 1:
+        return ""
+    return f" AND {stable_hash_sql(column)} % {int(shard[1])} = {int(shard[0])}"
+
+
 def stable_hash(ids, seed: int | None = None) -> np.ndarray:
     """uint64 per id: the first 8 bytes of MD5(id) (or of ``"<seed>:<id>"``), little-endian."""
     prefix = b"" if seed is None else f"{seed}:".encode()

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from pipeline import schemas as s
 from pipeline.config import CustomerModelConfig
 from pipeline.errors import TrendrecError
-from pipeline.sampling import stable_hash_sql
+from pipeline.sampling import in_shard_sql
 from pipeline.schemas import PURCHASES, WEEK
 from pipeline.eventdb import view_over_frame, view_over_store
 
@@ -174,9 +174,7 @@ def iter_histories(con: duckdb.DuckDBPyConnection, cutoff: date, cfg: CustomerMo
     ``cutoff`` gives the crowd tables (the same values) instead of two scans of the window's lines.
     """
     params = {"start": cutoff - timedelta(weeks=cfg.lookback_weeks), "cutoff": cutoff}
-    asked, shard_only = _asked(con, users), ""
-    if shard is not None and shard[1] > 1:  # the hash of every line (MD5) only where it selects something
-        shard_only = f" AND {stable_hash_sql(s.USER_ID)} % {int(shard[1])} = {int(shard[0])}"
+    asked, shard_only = _asked(con, users), in_shard_sql(s.USER_ID, shard)
     # one scan for the guest check and the batch count (fetched to the end: the connection is free again)
     sql = (f"SELECT {_GUESTS_KNOWN}, count(DISTINCT {asked}) FILTER (WHERE {s.USER_ID} IS NOT NULL{shard_only}) "
            f"FROM events WHERE {_WINDOW}")

@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline import schemas as s
 from pipeline.config import ValueConfig
-from pipeline.sampling import sample_customers, stable_hash_sql
+from pipeline.sampling import in_shard_sql, sample_customers
 from pipeline.errors import TrendrecError
 from pipeline.eventdb import view_over_frame, view_over_store
 
@@ -80,7 +80,7 @@ def customer_days(con: duckdb.DuckDBPyConnection, end: date, start: date = _EPOC
     ``shard = (k, n)`` those of shard k of n (pipeline.sampling's stable hash, the same in every process);
     ``users`` only those customers.
     """
-    sql = _DAYS + _in_shard(shard)
+    sql = _DAYS + in_shard_sql(s.USER_ID, shard)
     if bucket is not None:
         sql += f" AND hash({s.USER_ID}) % {int(bucket[1])} = {int(bucket[0])}"
     if users is not None:
@@ -105,7 +105,7 @@ def bucket_customer_days(con: duckdb.DuckDBPyConnection, end: date, batch_custom
     the connection's memory limit and spills the rest; sorted by batch, a batch's read skips the other
     batches' row groups. ``drop_buckets`` removes it.
     """
-    days = _DAYS + _in_shard(shard) + " GROUP BY 1, 2"
+    days = _DAYS + in_shard_sql(s.USER_ID, shard) + " GROUP BY 1, 2"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {_BUCKETS}_days AS {days}", {"start": _FIRST_DAY, "end": end})
     try:
         customers = con.execute(f"SELECT count(DISTINCT {s.USER_ID}) FROM {_BUCKETS}_days").fetchone()[0]
@@ -155,12 +155,6 @@ def guest_lines(con: duckdb.DuckDBPyConnection, end: date) -> int:
     """Lines before ``end`` without a customer id: left out of every value model, reported in the summary."""
     sql = f"SELECT count(*) FROM value_events WHERE {s.USER_ID} IS NULL AND {s.EVENT_DATE} < $end"
     return int(con.execute(sql, {"end": end}).fetchone()[0])
-
-
-def _in_shard(shard: tuple[int, int]) -> str:
-    """The SQL condition of shard ``(k, n)``; none for a single shard."""
-    k, n = int(shard[0]), int(shard[1])
-    return "" if n == 1 else f" AND {stable_hash_sql(s.USER_ID)} % {n} = {k}"
 
 
 def window_spend(days: pd.DataFrame, users: np.ndarray, start: date, end: date) -> np.ndarray:

@@ -11,7 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.sampling import sample_customers, shard_of, stable_hash, stable_hash_sql
+from pipeline.sampling import in_shard_sql, sample_customers, shard_of, stable_hash, stable_hash_sql
 from tests.conftest import ROOT
 
 
@@ -25,6 +25,11 @@ def test_stable_hash_is_md5_and_duckdb_computes_the_same():
     assert in_sql == expected
     shards = [r[0] for r in con.execute(f"SELECT {stable_hash_sql('user_id')} % 3 FROM t").fetchall()]
     assert shard_of(ids, 3).tolist() == shards
+    for k in range(3):  # the condition the customer stages add to their queries selects shard_of's rows
+        rows = [r[0] for r in con.execute(f"SELECT user_id FROM t WHERE true{in_shard_sql('user_id', (k, 3))}")
+                .fetchall()]
+        assert rows == [i for i, shard in zip(ids, shard_of(ids, 3)) if shard == k]
+    assert in_shard_sql("user_id", (0, 1)) == in_shard_sql("user_id", None) == ""  # nothing to select, no MD5
 
 
 def test_shards_do_not_depend_on_the_process():

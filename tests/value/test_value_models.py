@@ -149,10 +149,10 @@ def test_the_union_of_the_shards_is_byte_for_byte_the_one_process_forecast(fitte
 
 def _per_batch_shard(con, members, weights, cfg, path, shard):
     """The shard file as the forecast wrote it before the one pass: a count, then a log scan per batch."""
-    from recsys.value.data import _in_shard
+    from pipeline.sampling import in_shard_sql
 
     sql = f"SELECT count(DISTINCT user_id) FROM value_events WHERE user_id IS NOT NULL AND event_date < $end"
-    customers = con.execute(sql + _in_shard(shard), {"end": members.cutoff}).fetchone()[0]
+    customers = con.execute(sql + in_shard_sql("user_id", shard), {"end": members.cutoff}).fetchone()[0]
     n_buckets = max(1, -(-customers // cfg.batch_customers))
     with pq.ParquetWriter(path, s.VALUE_SCHEMA) as writer:
         for bucket in range(n_buckets):
