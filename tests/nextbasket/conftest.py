@@ -1,13 +1,16 @@
-"""Tiny hand-made event logs for the customer model tests."""
+"""Event logs for the customer model tests: tiny hand-made ones, and a random one (random_log) with its
+cut-off and two model shapes, which the vectorised paths and the lists are checked on."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline import schemas as s
+from pipeline.config import CustomerModelConfig
 
 COLUMNS = [s.USER_ID, s.ITEM_ID, s.SEGMENT, s.QUANTITY, s.PRICE, s.EVENT_DATE, s.ORDER_ID]
 
@@ -19,6 +22,26 @@ def make_events(rows: list[tuple]) -> pd.DataFrame:
     frame[s.ORDER_ID] = [f"o{i}" for i in range(len(frame))]
     frame[s.EVENT_DATE] = pd.to_datetime(frame[s.EVENT_DATE]).dt.date
     return frame[COLUMNS]
+
+
+RANDOM_CUTOFF = date(2011, 6, 1)  # random_log's cut-off: 14 weeks before it, one after
+RANDOM_CONFIGS = (  # two shapes of the customer model for random_log
+    CustomerModelConfig(lookback_weeks=10, seq_weeks=4, recent_weeks=2, n_candidates=12, batch_customers=40),
+    CustomerModelConfig(lookback_weeks=6, seq_weeks=6, recent_weeks=3, n_candidates=5, batch_customers=1_000),
+)
+
+
+def random_log(seed: int) -> pd.DataFrame:
+    """About 3,000 lines of 150 customers (a few heavy ones), 70 items in 6 segments, 14 weeks, 5 % guests."""
+    rng = np.random.default_rng(seed)
+    n = 3_000
+    users = np.where(rng.random(n) < 0.05, None, np.array([f"u{k:03d}" for k in rng.zipf(1.3, n) % 150]))
+    items = rng.zipf(1.2, n) % 70
+    segments = np.where(rng.random(n) < 0.1, (items + 1) % 6, items % 6)  # some items sell in two segments
+    qty = np.where(rng.random(n) < 0.05, -1.0, rng.integers(1, 4, n).astype(float))
+    days = rng.integers(-98, 7, n)  # a week after the cut-off too: never read
+    return make_events([(u, f"i{i:02d}", f"s{g}", q, RANDOM_CUTOFF + timedelta(days=int(d)))
+                        for u, i, g, q, d in zip(users, items, segments, qty, days)])
 
 
 @pytest.fixture

@@ -79,3 +79,52 @@ def test_the_shops_pairs_join_the_scores_as_the_table_held_whole_did(tmp_path, m
     assert written.equals(_old_rule(table, lists, prob_of))
     assert written.to_pandas().set_index([s.USER_ID, s.ITEM_ID]).loc[("u8", "i5"), s.SEGMENT] == "Lamps"
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_the_shops_pairs_scored_with_the_candidates_give_the_table_of_the_second_pass(tmp_path, monkeypatch, shards):
+    """write_scores(lists=...) scores the listed pairs in the candidates' pass over the histories: the same
+    rows, order and float bits as write_scores then add_list_scores (a second pass), whatever the shards."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from recsys.nextbasket import scores as sc
+    from recsys.nextbasket.features import STATIC_FEATURES
+    from recsys.nextbasket.histories import open_events
+    from recsys.nextbasket.model import LSTMRecommender
+    from tests.nextbasket.conftest import RANDOM_CONFIGS, RANDOM_CUTOFF, random_log
+
+    cfg = dataclasses.replace(RANDOM_CONFIGS[0], score_batch=64, units=4, dense_units=8, batch_customers=7,
+                              shards=shards)
+    monkeypatch.setattr(sc, "SCORE_CHUNK", 2)  # several predict chunks per batch
+    model = LSTMRecommender(cfg)
+    model.build(cfg.seq_weeks, len(STATIC_FEATURES))
+    exact = model.score
+    monkeypatch.setattr(model, "score", lambda seq, static: np.round(exact(seq, static), 2))  # ties: items sort them
+    con = open_events(random_log(6))
+    old = tmp_path / "old.parquet"
+    sc.write_scores(model, con, RANDOM_CUTOFF, old, cfg)  # the push: no segment trends
+    held = pq.read_table(old).to_pandas()
+    rng = np.random.default_rng(3)
+    some = held.sample(40, random_state=1)[[s.USER_ID, s.ITEM_ID]]  # pairs the candidates hold
+    users = held[s.USER_ID].unique()
+    lists = pd.concat([
+        some.assign(**{s.SEGMENT: "s1"}),
+        pd.DataFrame({s.USER_ID: rng.choice(users, 300), s.ITEM_ID: [f"i{k:02d}" for k in rng.integers(0, 70, 300)],
+                      s.SEGMENT: rng.choice(["s0", "s5", "", None], 300)}),
+        pd.DataFrame({s.USER_ID: rng.choice(users, 30), s.ITEM_ID: rng.choice(["a0", "i00x", "zz", "i5"], 30),
+                      s.SEGMENT: None}),  # items not sold in the lookback, sorted among the sold ones
+        pd.DataFrame({s.USER_ID: ["nobody", "u999"], s.ITEM_ID: ["i01", "i02"], s.SEGMENT: "s0"}),  # no history
+    ], ignore_index=True)
+    lists = pd.concat([lists, lists.sample(50, random_state=2).assign(**{s.SEGMENT: "again"})], ignore_index=True)
+    added = sc.add_list_scores(model, con, RANDOM_CUTOFF, lists, old, cfg)
+    new = tmp_path / "new.parquet"
+    con.execute("SELECT 1 FROM range(3)").fetchone()  # a result left open, as customer_cutoff leaves it
+    got = sc.write_scores(model, con, RANDOM_CUTOFF, new, cfg, lists=lists)
+    assert added["list_pairs_scored"] > 200 and {k: got[k] for k in added} == added
+    assert got["pairs"] == len(held) and got["customers"] == held[s.USER_ID].nunique()  # the candidates, as before
+    want, have = pq.read_table(old), pq.read_table(new)
+    assert have.equals(want) and have.column("score").to_numpy().tobytes() == want.column("score").to_numpy().tobytes()

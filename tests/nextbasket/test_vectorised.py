@@ -11,7 +11,6 @@ must give the same candidate frames and the same float32 feature arrays, exactly
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -25,27 +24,9 @@ from pipeline.schemas import CAND_RANK, PURCHASES, SCORE, SOURCE, WEEK
 from recsys.nextbasket.retrieval import retrieve
 from recsys.nextbasket.features import STATIC_FEATURES, build_features
 from recsys.nextbasket.histories import BUYERS, REPEAT_RATE, Histories, iter_histories, open_events
-from tests.nextbasket.conftest import make_events
+from tests.nextbasket.conftest import RANDOM_CONFIGS, RANDOM_CUTOFF, random_log
 
-CUTOFF = date(2011, 6, 1)
-CONFIGS = (
-    CustomerModelConfig(lookback_weeks=10, seq_weeks=4, recent_weeks=2, n_candidates=12, batch_customers=40),
-    CustomerModelConfig(lookback_weeks=6, seq_weeks=6, recent_weeks=3, n_candidates=5, batch_customers=1_000),
-)
 TREND = {"s0": 0.5, "s1": -2.0, "s3": 0.0, "s4": -0.3}
-
-
-def _random_log(seed: int) -> pd.DataFrame:
-    """About 3,000 lines of 150 customers (a few heavy ones), 70 items in 6 segments, 14 weeks, 5 % guests."""
-    rng = np.random.default_rng(seed)
-    n = 3_000
-    users = np.where(rng.random(n) < 0.05, None, np.array([f"u{k:03d}" for k in rng.zipf(1.3, n) % 150]))
-    items = rng.zipf(1.2, n) % 70
-    segments = np.where(rng.random(n) < 0.1, (items + 1) % 6, items % 6)  # some items sell in two segments
-    qty = np.where(rng.random(n) < 0.05, -1.0, rng.integers(1, 4, n).astype(float))
-    days = rng.integers(-98, 7, n)  # a week after the cut-off too: never read
-    return make_events([(u, f"i{i:02d}", f"s{g}", q, CUTOFF + timedelta(days=int(d)))
-                        for u, i, g, q, d in zip(users, items, segments, qty, days)])
 
 
 def _foreign_pairs(pairs: pd.DataFrame, cfg: CustomerModelConfig, rng: np.random.Generator) -> pd.DataFrame:
@@ -58,11 +39,11 @@ def _foreign_pairs(pairs: pd.DataFrame, cfg: CustomerModelConfig, rng: np.random
     return pd.concat([part, extra, other, part.head(7)], ignore_index=True)
 
 
-@pytest.mark.parametrize(("seed", "cfg", "trend"), [(0, CONFIGS[0], None), (1, CONFIGS[0], TREND),
-                                                     (2, CONFIGS[1], TREND), (3, CONFIGS[1], None)])
+@pytest.mark.parametrize(("seed", "cfg", "trend"), [(0, RANDOM_CONFIGS[0], None), (1, RANDOM_CONFIGS[0], TREND),
+                                                     (2, RANDOM_CONFIGS[1], TREND), (3, RANDOM_CONFIGS[1], None)])
 def test_candidates_and_features_equal_the_pandas_reference(seed, cfg, trend):
     rng = np.random.default_rng(seed)
-    batches = list(iter_histories(open_events(_random_log(seed)), CUTOFF, cfg))
+    batches = list(iter_histories(open_events(random_log(seed)), RANDOM_CUTOFF, cfg))
     assert len(batches) >= (2 if cfg.batch_customers < 100 else 1)
     capped = 0
     for hist in batches:
@@ -87,14 +68,14 @@ def test_push_time_scores_equal_those_of_the_pandas_path(tmp_path, monkeypatch):
     from recsys.nextbasket import scores
     from recsys.nextbasket.model import LSTMRecommender
 
-    cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8)
+    cfg = dataclasses.replace(RANDOM_CONFIGS[0], score_batch=64, units=4, dense_units=8)
     monkeypatch.setattr(scores, "SCORE_CHUNK", 2)  # features built 128 pairs at a time: several chunks
     model = LSTMRecommender(cfg)
     model.build(cfg.seq_weeks, len(STATIC_FEATURES))
-    con = open_events(_random_log(4))
-    summary = scores.write_scores(model, con, CUTOFF, tmp_path / "scores.parquet", cfg, TREND)
+    con = open_events(random_log(4))
+    summary = scores.write_scores(model, con, RANDOM_CUTOFF, tmp_path / "scores.parquet", cfg, TREND)
     want = []
-    for hist in iter_histories(con, CUTOFF, cfg):
+    for hist in iter_histories(con, RANDOM_CUTOFF, cfg):
         pairs = reference_candidates(hist, cfg, TREND)
         pairs[SCORE] = model.score(*reference_features(hist, pairs, cfg, TREND))
         want.append(pairs)
@@ -112,18 +93,18 @@ def test_the_join_of_the_score_shards_is_byte_for_byte_the_one_process_table(tmp
     from recsys.nextbasket.model import LSTMRecommender
 
     monkeypatch.setattr(scores, "JOINED_ROWS", 100)  # several row groups, each spanning batches
-    cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8, batch_customers=7)
+    cfg = dataclasses.replace(RANDOM_CONFIGS[0], score_batch=64, units=4, dense_units=8, batch_customers=7)
     model = LSTMRecommender(cfg)
     model.build(cfg.seq_weeks, len(STATIC_FEATURES))
-    con = open_events(_random_log(5))
-    one = scores.write_scores(model, con, CUTOFF, tmp_path / "one.parquet", cfg, TREND)
+    con = open_events(random_log(5))
+    one = scores.write_scores(model, con, RANDOM_CUTOFF, tmp_path / "one.parquet", cfg, TREND)
     groups = pq.ParquetFile(tmp_path / "one.parquet").metadata
     assert groups.num_row_groups > 2 and {groups.row_group(i).num_rows for i in range(groups.num_row_groups - 1)} \
         == {100} and not list(tmp_path.glob(".one.parquet*"))  # no shard folder or temporary file left
     three = dataclasses.replace(cfg, shards=3)
     folder, users = tmp_path / "shards", set()
     for shard in (2, 0, 2, 1):  # any order, each its own task; shard 2 retried: its file replaced whole
-        done = scores.write_scores_shard(model, con, CUTOFF, scores.score_shard_path(folder, shard, 3), three,
+        done = scores.write_scores_shard(model, con, RANDOM_CUTOFF, scores.score_shard_path(folder, shard, 3), three,
                                          shard, TREND)
         written = pq.read_table(done["path"]).column(s.USER_ID).to_pylist()
         assert done["customers"] > 0 and set(shard_of(written, 3)) == {shard} and written == sorted(written)
@@ -132,7 +113,8 @@ def test_the_join_of_the_score_shards_is_byte_for_byte_the_one_process_table(tmp
     joined = scores.join_scores(folder, 3, tmp_path / "three.parquet")
     assert (tmp_path / "three.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()
     assert joined["pairs"] == one["pairs"] and joined["customers"] == one["customers"] == len(users)
-    assert scores.write_scores(model, con, CUTOFF, tmp_path / "cli.parquet", three, TREND)["pairs"] == one["pairs"]
+    cli = scores.write_scores(model, con, RANDOM_CUTOFF, tmp_path / "cli.parquet", three, TREND)
+    assert cli["pairs"] == one["pairs"]
     assert (tmp_path / "cli.parquet").read_bytes() == (tmp_path / "one.parquet").read_bytes()  # shards in turn
     scores.score_shard_path(folder, 1, 3).unlink()
     with pytest.raises(CustomerModelError, match="scores-0001-of-0003.parquet"):
@@ -168,68 +150,20 @@ def test_the_shops_pairs_score_as_the_pandas_merges_scored_them(monkeypatch):
     from recsys.nextbasket import scores
     from recsys.nextbasket.model import LSTMRecommender
 
-    cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8)
+    cfg = dataclasses.replace(RANDOM_CONFIGS[0], score_batch=64, units=4, dense_units=8)
     monkeypatch.setattr(scores, "SCORE_CHUNK", 2)
     model = LSTMRecommender(cfg)
     model.build(cfg.seq_weeks, len(STATIC_FEATURES))
-    con, rng = open_events(_random_log(6)), np.random.default_rng(6)
-    retrieved = pd.concat([reference_candidates(h, cfg, TREND) for h in iter_histories(con, CUTOFF, cfg)])
+    con, rng = open_events(random_log(6)), np.random.default_rng(6)
+    retrieved = pd.concat([reference_candidates(h, cfg, TREND) for h in iter_histories(con, RANDOM_CUTOFF, cfg)])
     listed = retrieved.sample(frac=0.4, random_state=6)[[s.USER_ID, s.ITEM_ID]]
     users, items = retrieved[s.USER_ID].unique(), [f"i{k:02d}" for k in range(70)] + ["unknown"]
     other = pd.DataFrame({s.USER_ID: rng.choice(list(users) + ["nobody"], 600), s.ITEM_ID: rng.choice(items, 600)})
     lists = pd.concat([listed, other, listed.head(9)], ignore_index=True).sample(frac=1.0, random_state=7)
-    got = scores.score_pairs(model, con, CUTOFF, lists, cfg, TREND)
+    got = scores.score_pairs(model, con, RANDOM_CUTOFF, lists, cfg, TREND)
     assert len(lists) > 4 * 2 * cfg.score_batch and np.isnan(got).any() and np.isfinite(got).sum() > len(listed)
     want = _reference_score_pairs(model, con, lists, cfg, TREND)
     np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
-
-
-@pytest.mark.parametrize("shards", [1, 3])
-def test_the_shops_pairs_scored_with_the_candidates_give_the_table_of_the_second_pass(tmp_path, monkeypatch, shards):
-    """write_scores(lists=...) scores the listed pairs in the candidates' pass over the histories: the same
-    rows, order and float bits as write_scores then add_list_scores (a second pass), whatever the shards."""
-    import dataclasses
-
-    import numpy as np
-    import pandas as pd
-    import pyarrow.parquet as pq
-
-    from recsys.nextbasket import scores as sc
-    from recsys.nextbasket.features import STATIC_FEATURES
-    from recsys.nextbasket.histories import open_events
-    from recsys.nextbasket.model import LSTMRecommender
-
-    cfg = dataclasses.replace(CONFIGS[0], score_batch=64, units=4, dense_units=8, batch_customers=7, shards=shards)
-    monkeypatch.setattr(sc, "SCORE_CHUNK", 2)  # several predict chunks per batch
-    model = LSTMRecommender(cfg)
-    model.build(cfg.seq_weeks, len(STATIC_FEATURES))
-    exact = model.score
-    monkeypatch.setattr(model, "score", lambda seq, static: np.round(exact(seq, static), 2))  # ties: items sort them
-    con = open_events(_random_log(6))
-    old = tmp_path / "old.parquet"
-    sc.write_scores(model, con, CUTOFF, old, cfg)  # the push: no segment trends
-    held = pq.read_table(old).to_pandas()
-    rng = np.random.default_rng(3)
-    some = held.sample(40, random_state=1)[[s.USER_ID, s.ITEM_ID]]  # pairs the candidates hold
-    users = held[s.USER_ID].unique()
-    lists = pd.concat([
-        some.assign(**{s.SEGMENT: "s1"}),
-        pd.DataFrame({s.USER_ID: rng.choice(users, 300), s.ITEM_ID: [f"i{k:02d}" for k in rng.integers(0, 70, 300)],
-                      s.SEGMENT: rng.choice(["s0", "s5", "", None], 300)}),
-        pd.DataFrame({s.USER_ID: rng.choice(users, 30), s.ITEM_ID: rng.choice(["a0", "i00x", "zz", "i5"], 30),
-                      s.SEGMENT: None}),  # items not sold in the lookback, sorted among the sold ones
-        pd.DataFrame({s.USER_ID: ["nobody", "u999"], s.ITEM_ID: ["i01", "i02"], s.SEGMENT: "s0"}),  # no history
-    ], ignore_index=True)
-    lists = pd.concat([lists, lists.sample(50, random_state=2).assign(**{s.SEGMENT: "again"})], ignore_index=True)
-    added = sc.add_list_scores(model, con, CUTOFF, lists, old, cfg)
-    new = tmp_path / "new.parquet"
-    con.execute("SELECT 1 FROM range(3)").fetchone()  # a result left open, as customer_cutoff leaves it
-    got = sc.write_scores(model, con, CUTOFF, new, cfg, lists=lists)
-    assert added["list_pairs_scored"] > 200 and {k: got[k] for k in added} == added
-    assert got["pairs"] == len(held) and got["customers"] == held[s.USER_ID].nunique()  # the candidates, as before
-    want, have = pq.read_table(old), pq.read_table(new)
-    assert have.equals(want) and have.column("score").to_numpy().tobytes() == want.column("score").to_numpy().tobytes()
-
 
 
 def _reference_score_pairs(model, con, pairs: pd.DataFrame, cfg: CustomerModelConfig,
@@ -239,7 +173,7 @@ def _reference_score_pairs(model, con, pairs: pd.DataFrame, cfg: CustomerModelCo
     rows = pairs[[s.USER_ID, s.ITEM_ID]].astype(str).reset_index(drop=True)
     rows["_row"] = np.arange(len(rows))
     out = np.full(len(rows), np.nan)
-    for hist in iter_histories(con, CUTOFF, cfg, rows[s.USER_ID].unique()):
+    for hist in iter_histories(con, RANDOM_CUTOFF, cfg, rows[s.USER_ID].unique()):
         own = reference_candidates(hist, cfg, trend)[[s.USER_ID, s.ITEM_ID, CAND_RANK]]
         part = rows[rows[s.USER_ID].isin(hist.users)].merge(own, on=[s.USER_ID, s.ITEM_ID], how="left")
         part = part.merge(hist.item_segment, on=s.ITEM_ID, how="left")
