@@ -147,8 +147,7 @@ def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, coun
     chunk.frame = batch
     canon, reason = validate_batch(batch, cfg)
     canon[schemas.SEGMENT] = assign_segments(batch, cfg)
-    canon[schemas.SOURCE_FILE] = path.name
-    canon[schemas.SOURCE_LINE] = chunk.lines
+    canon[schemas.SOURCE_LINE] = chunk.lines  # the file's name is added by the staging (one per staging)
     ok = (reason == "").to_numpy()
     if ok.all():
         filtered = dropped = bad = np.zeros(len(ok), dtype=bool)
@@ -251,7 +250,7 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     stop = threading.Event()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-digest") as pool:
         hashed = pool.submit(file_digest, path, stop)  # read beside the staging, not before it
-        staging, counts = Staging(store, cfg.ingest), dict.fromkeys(COUNTERS, 0)
+        staging, counts = Staging(store, cfg.ingest, path.name), dict.fromkeys(COUNTERS, 0)
         try:
             staged = _stage_file(path, cfg, staging, counts, progress, _known(store, hashed))
             digest = hashed.result()

@@ -3,17 +3,25 @@
 A log in time order is written straight to one parquet file per day (pipeline.ingest.staging). A log
 in any other order (several exports one after another, a database export ordered by customer or item,
 no order at all) touches most days in every batch; their rows come here instead: they are buffered
-until ``SPILL_BYTES``, then written to ``spill.arrow`` in the staging folder as one compressed Arrow IPC
-stream per day (each day's rows in the file's order), and the offset of each piece is kept. The dedup
-pass reads a day's pieces back with one ``pread`` each, appends them to the rows its day file holds, and
-writes that day's file once. Memory stays bounded by the buffer and one day's rows, whatever the order;
-the work per row is the same in every order: one parse, one LZ4 round trip, one parquet encoding.
+until ``SPILL_BYTES``, then appended to ``spill.arrow`` in the staging folder as one Arrow IPC record
+batch message per day (each day's rows in the file's order), and the offset of each piece is kept. The
+dedup pass reads a day's pieces back with one ``pread`` each, appends them to the rows its day file
+holds, and writes that day's file once. Memory stays bounded by the buffer and one day's rows, whatever
+the order; the work per row is the same in every order: one parse, one copy out and back, one parquet
+encoding.
+
+The pieces are not compressed, and they leave out what every row of a piece shares (its day, and the
+file it came from, the same for a whole staging): on a 20 M-line log ordered by customer LZ4 cost 7 s
+of CPU for a spill that lives a few seconds in the page cache, and a schema per piece another 5 s of
+reading back (figures: benchmarks/README.md, "Log order (issue 34)"). The disk holds about 80 bytes per
+spilled row until the commit.
 
     python -c "from pipeline.ingest.spill import SPILL_BYTES; print(SPILL_BYTES >> 20, 'MiB')"
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
 
@@ -23,32 +31,30 @@ import pyarrow as pa
 from pipeline import schemas
 
 # Rows buffered before a flush. More means fewer, larger pieces per day (fewer reads at dedup) and a
-# higher peak: at 64 MiB a flush holds about one 500k-row batch.
-SPILL_BYTES = 64 << 20
+# higher peak; a 500k-row batch is about 40 MiB here, so at the default batch size every batch is
+# written out as it comes.
+SPILL_BYTES = 32 << 20
 NAME = "spill.arrow"  # in the staging folder: scratch, never committed
 BASE = "_base"  # the rows' field hashes (validate.event_key_base) travel with them
-SCHEMA = schemas.RAW_SCHEMA.append(pa.field(BASE, pa.uint64(), nullable=False))
-# LZ4 compresses the text columns about 3x at a few GB/s: the spill stays a fraction of the log's size.
-_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+SHARED = (schemas.EVENT_DATE, schemas.SOURCE_FILE)  # the same in every row of a piece: not spilled
+COLUMNS = [f.name for f in schemas.RAW_SCHEMA if f.name not in SHARED]  # what a piece holds, with BASE
+SCHEMA = pa.schema([schemas.RAW_SCHEMA.field(c) for c in COLUMNS] + [pa.field(BASE, pa.uint64(), nullable=False)])
 
 
 class DaySpill:
     """Rows of many days in, each day's rows out in the order they came in."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, source: str):
         self.folder = folder  # follows the staging folder when it is renamed (``moved``)
+        self.source = source  # the source file's name: every row of one staging has it
         self.pieces: dict[str, list[tuple[int, int]]] = {}  # day -> (offset, length) in NAME
         self._buffer: list[tuple[pa.Table, list[tuple[str, int, int]]]] = []  # (rows, (day, start, count))
         self._buffered = 0
         self._fh = None
 
     def add(self, rows: pa.Table, base: np.ndarray, runs: list[tuple[str, int, int]]) -> None:
-        """Buffer the ``runs`` (day, first row, row count) of ``rows`` (sorted by day), ``base`` their hashes."""
-        if sum(n for _, _, n in runs) < rows.num_rows:  # a few rows of a large batch: copy them, let it go
-            rows = pa.concat_tables([rows.slice(start, n) for _, start, n in runs]).combine_chunks()
-            base = np.concatenate([base[start:start + n] for _, start, n in runs])
-            starts = np.cumsum([0] + [n for _, _, n in runs])
-            runs = [(day, int(at), n) for (day, _, n), at in zip(runs, starts)]
+        """Buffer ``rows`` (COLUMNS, sorted by day; ``base`` their hashes), whose ``runs`` (day, first
+        row, row count) cover them all."""
         self._buffer.append((pa.Table.from_arrays([*rows.columns, pa.array(base, pa.uint64())], schema=SCHEMA), runs))
         self._buffered += rows.nbytes
         if self._buffered >= SPILL_BYTES:
@@ -66,13 +72,12 @@ class DaySpill:
         if self._fh is None:
             self._fh = open(self.folder / NAME, "ab")  # noqa: SIM115 - closed in close()
         for day in sorted(by_day):
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, SCHEMA, options=_OPTIONS) as writer:
-                for piece in by_day[day]:
-                    writer.write_table(piece)
-            data = sink.getvalue()
-            self.pieces.setdefault(day, []).append((self._fh.tell(), data.size))
-            self._fh.write(data)
+            parts = by_day[day]
+            rows = parts[0] if len(parts) == 1 else pa.concat_tables(parts).combine_chunks()
+            for batch in rows.to_batches():
+                data = batch.serialize()  # one IPC message, no schema: SCHEMA is known when read back
+                self.pieces.setdefault(day, []).append((self._fh.tell(), data.size))
+                self._fh.write(data)
 
     def close(self) -> None:
         """Flush and close (before the staging folder is renamed or read back)."""
@@ -90,9 +95,13 @@ class DaySpill:
             return None
         fd = os.open(self.folder / NAME, os.O_RDONLY)
         try:
-            tables = [pa.ipc.open_stream(pa.py_buffer(os.pread(fd, length, offset))).read_all()
-                      for offset, length in pieces]
+            batches = [pa.ipc.read_record_batch(pa.py_buffer(os.pread(fd, length, offset)), SCHEMA)
+                       for offset, length in pieces]
         finally:
             os.close(fd)
-        rows = pa.concat_tables(tables)
-        return rows.drop_columns([BASE]), rows.column(BASE).to_numpy()
+        rows = pa.Table.from_batches(batches, SCHEMA)
+        date = pa.scalar(datetime.date.fromisoformat(day), pa.date32())
+        shared = {schemas.EVENT_DATE: pa.chunked_array([pa.repeat(date, rows.num_rows)]),
+                  schemas.SOURCE_FILE: pa.chunked_array([pa.repeat(pa.scalar(self.source), rows.num_rows)])}
+        columns = [shared[f.name] if f.name in shared else rows.column(f.name) for f in schemas.RAW_SCHEMA]
+        return pa.Table.from_arrays(columns, schema=schemas.RAW_SCHEMA), rows.column(BASE).to_numpy()

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
+from pipeline.ingest import spill
 from pipeline.ingest.drop import KEY, Drop, contains
 from pipeline.ingest.spill import DaySpill
 from pipeline.ingest.tally import DISTINCT, Tally
@@ -72,6 +73,7 @@ OPEN_DAYS = 32
 # the batch spans at most OPEN_DAYS days. A shuffled two-year log brings about 700 rows per day and
 # batch; opening, filling and closing a parquet file for so few rows costs more than spilling them.
 DIRECT_ROWS = 2048
+_FROM_ROWS = pa.schema([f for f in schemas.RAW_SCHEMA if f.name != schemas.SOURCE_FILE])  # what ``write`` gets
 
 
 def finish_pending(store: Store) -> list[str]:
@@ -131,13 +133,13 @@ class Staging:
     of the key columns; spilled rows carry theirs with them.
     """
 
-    def __init__(self, store: Store, cfg: IngestConfig):
-        self.store, self.digest, self.cfg = store, "", cfg
+    def __init__(self, store: Store, cfg: IngestConfig, source: str):
+        self.store, self.digest, self.cfg, self.source = store, "", cfg, source  # source: the file's name
         self.dir, self._held = held_folder(store.ingest_staging, PARTIAL)  # flock-ed while this ingest lives
         self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
         self.days: set[str] = set()  # every staged day
         self.direct: set[str] = set()  # days with a file {day}.parquet (written before any spilled row)
-        self.spill = DaySpill(self.dir)
+        self.spill = DaySpill(self.dir, source)
         self.tally = Tally()  # the statistics record's counts, in the same pass (pipeline.ingest.tally)
         self.moves: list[tuple[str, str]] = []  # (staged name, target relative to the store) at commit
         try:
@@ -178,8 +180,11 @@ class Staging:
         return len(rows)
 
     def write(self, good: pd.DataFrame) -> None:
-        """Hand the rows to the writer thread, after the previous batch is on disk (one batch in flight)."""
-        table = pa.Table.from_pandas(good, schema=schemas.RAW_SCHEMA, preserve_index=False)
+        """Hand the rows (RAW_SCHEMA's columns but the source file's name, which the staging adds) to the
+        writer thread, after the previous batch is on disk (one batch in flight)."""
+        table = pa.Table.from_pandas(good, schema=_FROM_ROWS, preserve_index=False)
+        name = pa.chunked_array([pa.repeat(pa.scalar(self.source), table.num_rows)])
+        table = table.add_column(schemas.RAW_SCHEMA.get_field_index(schemas.SOURCE_FILE), schemas.RAW_SCHEMA.field(schemas.SOURCE_FILE), name)
         hashes: dict[str, np.ndarray] = {}  # the key fields' own hashes: the statistics count ids with them
         base = event_key_base(table, self.cfg.event_key, hashes)  # overlaps the previous batch's writes
         self._wait()
@@ -194,25 +199,37 @@ class Staging:
     def _write(self, table: pa.Table, base: np.ndarray, hashes: dict[str, np.ndarray]) -> None:
         """Each day's rows to its open file, or to the spill (see OPEN_DAYS); a day's rows stay in order."""
         self.tally.add(table, base, hashes)
-        days = table.column(schemas.EVENT_DATE).to_numpy()
-        if (days[1:] < days[:-1]).any():  # logs mostly come in time order: then the stable sort is a no-op
-            order = pc.sort_indices(table.column(schemas.EVENT_DATE))  # then zero-copy slices per day
-            table, base = table.take(order), base[order.to_numpy()]
-        runs = pc.value_counts(table.column(schemas.EVENT_DATE))  # sorted input: runs come in date order
-        counts = runs.field("counts").to_numpy()
+        dates = table.column(schemas.EVENT_DATE)
+        days = dates.to_numpy()
+        order = None
+        if (days[1:] < days[:-1]).any():  # logs mostly come in time order: then no sort, slices per day
+            order = pc.sort_indices(dates).to_numpy()  # stable: a day's rows keep the file's order
+            days = days[order]
+        starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.empty(0, np.int64)
+        counts = np.diff(np.r_[starts, len(days)])
         opens = counts >= DIRECT_ROWS if len(counts) > OPEN_DAYS else np.ones(len(counts), dtype=bool)
-        spilled, start = [], 0
-        for day, rows, own in zip(map(str, runs.field("values").to_pylist()), counts.tolist(), opens.tolist()):
+        spilled: list[tuple[str, int, int]] = []
+        for day, start, rows, own in zip(map(str, days[starts]), starts.tolist(), counts.tolist(), opens.tolist()):
             if day in self.writers or (own and day not in self.days):
+                at = slice(start, start + rows) if order is None else order[start:start + rows]
                 writer, base_out = self._writer(day)
-                writer.write_table(table.slice(start, rows))
-                base_out.write(base[start:start + rows].tobytes())
+                writer.write_table(table.slice(start, rows) if order is None else table.take(at))
+                base_out.write(base[at].tobytes())
             else:  # its file was closed, or this batch is not in time order
                 spilled.append((day, start, rows))
             self.days.add(day)
-            start += rows
         if spilled:
-            self.spill.add(table, base, spilled)
+            self._spill(table, base, order, spilled)
+
+    def _spill(self, table: pa.Table, base: np.ndarray, order: np.ndarray | None,
+               runs: list[tuple[str, int, int]]) -> None:
+        """The ``runs`` (day, first row, count; of the rows in ``order``) to the spill, without the
+        columns every row of a day shares (only the columns it keeps are copied)."""
+        picked = np.concatenate([(np.arange(start, start + n) if order is None else order[start:start + n])
+                                 for _, start, n in runs])
+        at = np.cumsum([0] + [n for _, _, n in runs])
+        self.spill.add(table.select(spill.COLUMNS).take(picked), base[picked],
+                       [(day, int(first), n) for (day, _, n), first in zip(runs, at)])
 
     def _writer(self, day: str) -> tuple[pq.ParquetWriter, BinaryIO]:
         """The day's open writer (now the most recent); a day not staged yet gets its file here."""
