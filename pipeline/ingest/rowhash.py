@@ -61,7 +61,9 @@ def _column(values: pa.ChunkedArray) -> np.ndarray:
 
 def _text(values: pa.ChunkedArray) -> np.ndarray:
     """Texts hashed once per run of equal neighbours (an order's lines share its id: 4x fewer hashes
-    than rows, and no hash table), or else once per distinct value, as pandas does."""
+    than rows, and no hash table); else, when a sample of them repeats, once per distinct value, as
+    pandas does; else (nearly every text distinct: the order ids of a log in no order) each one, as
+    building the table of distinct values would cost more than it saves."""
     values = values.combine_chunks()
     n = len(values)
     if n > 1:
@@ -70,10 +72,15 @@ def _text(values: pa.ChunkedArray) -> np.ndarray:
         if 2 * len(starts) <= n:
             out = np.repeat(splitmix(_siphash(values.take(starts))), np.diff(np.r_[starts, n]))
             return _nulls(out, values)
+    if n > _SAMPLE and pc.count_distinct(values.take(np.linspace(0, n - 1, _SAMPLE).astype(np.int64))).as_py() > 0.9 * _SAMPLE:
+        return _nulls(splitmix(_siphash(values)), values)
     encoded = pc.dictionary_encode(values)
     hashed = splitmix(_siphash(encoded.dictionary))
     out = hashed[encoded.indices.fill_null(0).to_numpy()] if len(hashed) else np.zeros(n, np.uint64)
     return _nulls(out, values)
+
+
+_SAMPLE = 2048  # texts whose distinct count tells a column of (nearly) unique values from one that repeats
 
 
 def _nulls(hashed: np.ndarray, values: pa.Array) -> np.ndarray:
@@ -83,64 +90,85 @@ def _nulls(hashed: np.ndarray, values: pa.Array) -> np.ndarray:
 
 
 def _siphash(texts: pa.Array) -> np.ndarray:
-    """SipHash-2-4 of each text's UTF-8 bytes, lane by lane over the Arrow offsets and data."""
+    """SipHash-2-4 of each text's UTF-8 bytes, lane by lane over the Arrow offsets and data, ``_LANES``
+    texts at a time: the state of a slice of lanes stays in the CPU's cache, and every step works in
+    place (no temporary array per operation)."""
     _, offsets_buf, data_buf = texts.buffers()
     width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
     offsets = np.frombuffer(offsets_buf, width)[texts.offset:texts.offset + len(texts) + 1].astype(np.int64)
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
     data = np.concatenate([data[:offsets[-1]], np.zeros(8, np.uint8)])  # reads past a text's end stay inside
-    start, length = offsets[:-1], np.diff(offsets)
-    v0 = np.full(len(texts), _K0 ^ 0x736F6D6570736575, np.uint64)
-    v1 = np.full(len(texts), _K1 ^ 0x646F72616E646F6D, np.uint64)
-    v2 = np.full(len(texts), _K0 ^ 0x6C7967656E657261, np.uint64)
-    v3 = np.full(len(texts), _K1 ^ 0x7465646279746573, np.uint64)
-    state = [v0, v1, v2, v3]
+    words = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))  # the 8 bytes from each byte
+    out = np.empty(len(texts), np.uint64)
+    for lo in range(0, len(texts), _LANES):
+        hi = min(len(texts), lo + _LANES)
+        out[lo:hi] = _lanes(words, offsets[lo:hi], offsets[lo + 1:hi + 1] - offsets[lo:hi])
+    return out
+
+
+_LANES = 1 << 13  # texts hashed together: five 64 KiB arrays of state, well inside a core's L2 cache
+
+
+def _lanes(words: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """SipHash-2-4 of the texts at ``start`` of ``length`` bytes."""
+    n = len(start)
+    state = [np.full(n, _K0 ^ 0x736F6D6570736575, np.uint64), np.full(n, _K1 ^ 0x646F72616E646F6D, np.uint64),
+             np.full(n, _K0 ^ 0x6C7967656E657261, np.uint64), np.full(n, _K1 ^ 0x7465646279746573, np.uint64)]
+    scratch = np.empty(n, np.uint64)
     blocks = length // 8
-    for b in range(int(blocks.max()) if len(texts) else 0):  # whole 8-byte words, only texts that have them
+    for b in range(int(blocks.max()) if n else 0):  # whole 8-byte words, only texts that have them
         lanes = np.flatnonzero(blocks > b)
-        word = _words(data, start[lanes] + 8 * b)
-        _compress(state, lanes, word, rounds=2)
+        if len(lanes) == n:
+            _compress(state, words[start + 8 * b], scratch)
+        else:  # the longer texts only: their state apart, then back
+            part = [v[lanes] for v in state]
+            _compress(part, words[start[lanes] + 8 * b], np.empty(len(lanes), np.uint64))
+            for v, p in zip(state, part):
+                v[lanes] = p
     tail_bits = (length % 8 * 8).astype(np.uint64)  # 0-56: the last word's bytes that are the text's
-    word = _words(data, start + 8 * blocks) & ((np.uint64(1) << tail_bits) - np.uint64(1))
+    word = words[start + 8 * blocks] & ((np.uint64(1) << tail_bits) - np.uint64(1))
     word |= (length.astype(np.uint64) & np.uint64(0xFF)) << np.uint64(56)
-    _compress(state, slice(None), word, rounds=2)
+    _compress(state, word, scratch)
     state[2] ^= np.uint64(0xFF)
     for _ in range(4):
-        _round(state, slice(None))
-    return state[0] ^ state[1] ^ state[2] ^ state[3]
+        _round(state, scratch)
+    v0, v1, v2, v3 = state
+    v0 ^= v1
+    v0 ^= v2
+    v0 ^= v3
+    return v0
 
 
-def _words(data: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """The 8 bytes from each position ``at`` as little-endian uint64 (an overlapping view: one gather)."""
-    windows = np.ndarray((len(data) - 7,), dtype="<u8", buffer=data, strides=(1,))
-    return windows[at].astype(np.uint64)
+def _compress(state: list[np.ndarray], word: np.ndarray, scratch: np.ndarray) -> None:
+    state[3] ^= word
+    _round(state, scratch)
+    _round(state, scratch)
+    state[0] ^= word
 
 
-def _compress(state: list[np.ndarray], lanes, word: np.ndarray, rounds: int) -> None:
-    state[3][lanes] ^= word
-    for _ in range(rounds):
-        _round(state, lanes)
-    state[0][lanes] ^= word
-
-
-def _round(state: list[np.ndarray], lanes) -> None:
-    v0, v1, v2, v3 = (v[lanes] for v in state)
+def _round(state: list[np.ndarray], t: np.ndarray) -> None:
+    """One SipRound, in place (``t``: scratch of the same length)."""
+    v0, v1, v2, v3 = state
     v0 += v1
-    v1 = _rotl(v1, 13) ^ v0
-    v0 = _rotl(v0, 32)
+    _rotl(v1, 13, t)
+    v1 ^= v0
+    _rotl(v0, 32, t)
     v2 += v3
-    v3 = _rotl(v3, 16) ^ v2
+    _rotl(v3, 16, t)
+    v3 ^= v2
     v0 += v3
-    v3 = _rotl(v3, 21) ^ v0
+    _rotl(v3, 21, t)
+    v3 ^= v0
     v2 += v1
-    v1 = _rotl(v1, 17) ^ v2
-    v2 = _rotl(v2, 32)
-    for v, new in zip(state, (v0, v1, v2, v3)):
-        v[lanes] = new
+    _rotl(v1, 17, t)
+    v1 ^= v2
+    _rotl(v2, 32, t)
 
 
-def _rotl(x: np.ndarray, bits: int) -> np.ndarray:
-    return (x << np.uint64(bits)) | (x >> np.uint64(64 - bits))
+def _rotl(x: np.ndarray, bits: int, t: np.ndarray) -> None:
+    np.right_shift(x, np.uint64(64 - bits), out=t)
+    np.left_shift(x, np.uint64(bits), out=x)
+    x |= t
 
 
 def splitmix(x: np.ndarray) -> np.ndarray:

@@ -71,3 +71,25 @@ def test_texts_in_runs_of_equal_neighbours_hash_as_pandas():
     runs = [texts[i] for i in rng.integers(0, len(texts), 300) for _ in range(rng.integers(1, 6))]
     table = pa.table({"order": pa.array(runs), "shuffled": pa.array(list(rng.permutation(np.array(runs, object))))})
     assert (hash_rows(table) == _pandas(table)).all()
+
+
+def test_texts_nearly_all_distinct_and_in_no_order_hash_as_pandas(monkeypatch):
+    """The order ids of a log in no order: each text is hashed as it comes, without a table of distinct
+    values; the texts of every length on both sides of the lanes' slices (rowhash._LANES)."""
+    from pipeline.ingest import rowhash
+
+    monkeypatch.setattr(rowhash, "_LANES", 64)
+    rng = np.random.default_rng(6)
+    texts = [f"{t}#{i}" if t is not None else None for i, t in enumerate(_texts(rng, 5000))]
+    texts[7] = texts[8]  # a repeat among them still gets pandas' hash
+    table = pa.table({"t": pa.array(texts)})
+    hashed, encoded = [], rowhash.pc.dictionary_encode
+    monkeypatch.setattr(rowhash.pc, "dictionary_encode", lambda v: hashed.append(1) or encoded(v))
+    ours = hash_rows(table)
+    assert not hashed  # no table of distinct values was built
+    assert (ours == _pandas(table)).all()
+    repeats = pa.table({"t": pa.array([texts[i % 300] for i in range(5000)])})
+    hashed.clear()
+    ours = hash_rows(repeats)
+    assert hashed  # a column that repeats is hashed once per distinct value
+    assert (ours == _pandas(repeats)).all()
