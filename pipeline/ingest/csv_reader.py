@@ -73,32 +73,35 @@ def read_blocks(fh: BinaryIO, rest: bytes, first_line: int, names: list[str],
         yield tuple(_parse_block(carry, carry_line, names, cfg, last=True)[:3])
 
 
-def _whole_lines(fh: BinaryIO, rest: bytes, line: int) -> Iterator[tuple[bytes, int, int]]:
-    """Blocks of whole lines with the number of their first line and their count of lines."""
+def _whole_lines(fh: BinaryIO, rest: bytes, line: int) -> Iterator[tuple[bytearray, int, int]]:
+    """Blocks of whole lines with the number of their first line and their count of lines. Each block
+    is read into its own buffer after the bytes the last one left (one copy of the file's bytes)."""
     while True:
-        data = fh.read(BLOCK_BYTES)
-        if not data:
+        buf = bytearray(len(rest) + BLOCK_BYTES)
+        buf[:len(rest)] = rest
+        read = fh.readinto(memoryview(buf)[len(rest):])
+        del buf[len(rest) + read:]
+        if not read:
             if rest:
-                yield rest, line, _count_lines(rest)
+                yield buf, line, _count_lines(buf)
             return
-        cut = _last_break(data)
-        if cut >= 0:  # the common case: one copy of the block, not two
-            block, rest = rest + data[:cut + 1], data[cut + 1:]
-        else:  # no break in the new bytes: a line longer than a block, or a lone CR ending ``rest``
-            data = rest + data
-            cut = _last_break(data)
+        cut = _last_break(buf, len(rest))  # the common case: a break among the new bytes
+        if cut < 0:  # none: a line longer than a block, or a lone CR ending ``rest``
+            cut = _last_break(buf)
             if cut < 0:
-                rest = data  # read on
+                rest = bytes(buf)  # read on
                 continue
-            block, rest = data[:cut + 1], data[cut + 1:]
-        count = _count_lines(block)  # counted once: the next block's first line and this block's rows
-        yield block, line, count
+        rest = bytes(buf[cut + 1:])
+        del buf[cut + 1:]
+        count = _count_lines(buf)  # counted once: the next block's first line and this block's rows
+        yield buf, line, count
         line += count
 
 
-def _last_break(data: bytes) -> int:
-    """Index of the last line break (-1: none); a \\r as the last byte may precede a \\n not read yet."""
-    return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1))
+def _last_break(data: bytes | bytearray, start: int = 0) -> int:
+    """Index of the last line break from ``start`` on (-1: none); a \\r as the last byte may precede a
+    \\n not read yet."""
+    return max(data.rfind(b"\n", start), data.rfind(b"\r", start, len(data) - 1))
 
 
 def _count_lines(block: bytes) -> int:
