@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
-from pipeline.ingest import epochs, ids
+from pipeline.ingest import epochs, ids, zones
 from pipeline.ingest.rowhash import hash_rows, splitmix
 
 FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
@@ -134,8 +134,9 @@ def _localized(ts: pd.Series, timezone: str) -> pd.Series:
     if early.any() or late.any():
         ts = ts.where(~(early | late))
     if getattr(ts.dt, "tz", None) is None:
-        ts = ts.dt.tz_localize(timezone, ambiguous="NaT", nonexistent="NaT")
-    out = _to_us(ts.dt.tz_convert("UTC"))
+        out = zones.utc_from_local(ts, timezone)
+    else:
+        out = _to_us(ts.dt.tz_convert("UTC"))
     if early.any() or late.any():
         out[early], out[late] = FAR_EARLY, FAR_LATE
     return out
