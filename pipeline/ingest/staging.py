@@ -190,10 +190,19 @@ class Staging:
         table = pa.Table.from_pandas(good, schema=_FROM_ROWS, preserve_index=False)
         name = pa.chunked_array([pa.repeat(pa.scalar(self.source), table.num_rows)])
         table = table.add_column(schemas.RAW_SCHEMA.get_field_index(schemas.SOURCE_FILE), schemas.RAW_SCHEMA.field(schemas.SOURCE_FILE), name)
-        hashes: dict[str, np.ndarray] = {}  # the key fields' own hashes: the statistics count ids with them
-        base = event_key_base(table, self.cfg.event_key, hashes)  # overlaps the previous batch's writes
+        # The rows' hashes are computed by whichever thread is free: here while the writer thread is still
+        # busy with the last batch (in time order it encodes parquet), else by the writer (in other orders
+        # it only sorts and spills), so that this thread moves on to the next batch: the reader's, this
+        # thread's and the writer's shares of the cores even out whatever the log's order.
+        hashed = self._hash(table) if self.pending is not None and not self.pending.done() else None
         self._wait()
-        self.pending = self.pool.submit(self._write, table, base, {c: hashes[c] for c in DISTINCT if c in hashes})
+        self.pending = self.pool.submit(self._write, table, hashed)
+
+    def _hash(self, table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The rows' event-key hashes (validate.event_key_base), and the statistics' id columns' own."""
+        hashes: dict[str, np.ndarray] = {}
+        base = event_key_base(table, self.cfg.event_key, hashes)
+        return base, {c: hashes[c] for c in DISTINCT if c in hashes}
 
     def _wait(self) -> None:
         """Let the batch in flight finish; its error, if any, is raised here."""
@@ -201,8 +210,10 @@ class Staging:
         if pending is not None:
             pending.result()
 
-    def _write(self, table: pa.Table, base: np.ndarray, hashes: dict[str, np.ndarray]) -> None:
-        """Each day's rows to its open file, or to the spill (see OPEN_DAYS); a day's rows stay in order."""
+    def _write(self, table: pa.Table, hashed: tuple[np.ndarray, dict[str, np.ndarray]] | None) -> None:
+        """Each day's rows to its open file, or to the spill (see OPEN_DAYS); a day's rows stay in order.
+        ``hashed``: what ``_hash`` gives, or None to hash them here."""
+        base, hashes = self._hash(table) if hashed is None else hashed
         self.tally.add(table, base, hashes)
         dates = table.column(schemas.EVENT_DATE)
         days = dates.to_numpy()
