@@ -49,7 +49,7 @@ def _by_hour(us: np.ndarray, offsets: Callable[[np.ndarray], np.ndarray]) -> np.
     """``offsets(us)`` (int64 microseconds, NAT where none), each hour the values span looked up once."""
     valid = us != NAT
     every = bool(valid.all())
-    if not every and not valid.any():
+    if not valid.any():  # none, or all NaT
         return np.full(len(us), NAT, np.int64)
     hours = us // HOUR if every else np.where(valid, us // HOUR, us[valid][0] // HOUR)
     lo, hi = int(hours.min()), int(hours.max())

@@ -50,5 +50,6 @@ def test_nanoseconds_are_cut_and_far_apart_times_are_read_one_by_one(monkeypatch
     pd.testing.assert_series_equal(zones.utc_from_local(naive, "Europe/London"), _pandas(naive, "Europe/London"))
     monkeypatch.setattr(zones, "MAX_HOURS", 10)  # a span of more hours than this: no table of hours
     pd.testing.assert_series_equal(zones.utc_from_local(naive, "Europe/London"), _pandas(naive, "Europe/London"))
+    assert zones.utc_from_local(naive[:0], "UTC").empty
     empty = pd.Series(pd.to_datetime([None, None]))
     assert zones.utc_from_local(empty, "Europe/London").isna().all()
