@@ -31,9 +31,9 @@ import pyarrow as pa
 from pipeline import schemas
 
 # Rows buffered before a flush. More means fewer, larger pieces per day (fewer reads at dedup) and a
-# higher peak; a 500k-row batch is about 40 MiB here, so at the default batch size every batch is
-# written out as it comes.
-SPILL_BYTES = 32 << 20
+# higher peak; a 400k-row batch is about 30 MiB here, so at the default batch size every batch is
+# written out as it comes (a small batch_rows still gets pieces of several batches).
+SPILL_BYTES = 16 << 20
 NAME = "spill.arrow"  # in the staging folder: scratch, never committed
 BASE = "_base"  # the rows' field hashes (validate.event_key_base) travel with them
 SHARED = (schemas.EVENT_DATE, schemas.SOURCE_FILE)  # the same in every row of a piece: not spilled
