@@ -338,8 +338,8 @@ def event_keys(base: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
     occurrence = np.zeros(len(base), dtype=np.uint64)
     if prior is not None and len(prior):
         occurrence += (np.searchsorted(prior, base, "right") - np.searchsorted(prior, base, "left")).astype(np.uint64)
-    ranked = np.sort(base)  # most rows are unique: only the repeated ones need the stable ranking
-    repeated = np.flatnonzero(np.isin(base, ranked[1:][ranked[1:] == ranked[:-1]]))
+    # most rows are unique: only the repeated ones (found with a hash table) need the stable ranking
+    repeated = np.flatnonzero(pd.Series(base, copy=False).duplicated(keep=False).to_numpy())
     if len(repeated):
         some = base[repeated]
         order = np.argsort(some, kind="stable")
