@@ -195,7 +195,7 @@ def report(bench: str, title: str, args: argparse.Namespace, results: dict[str, 
                           "seed": args.seed, "cpus": os.cpu_count(), "shapes": results}, indent=1))
         return
     names = list(results)
-    width = max(14, *(len(n) + 2 for n in names))
+    width = max(14, *(len(n) + 2 for n in names), *(5 * args.repeat + 1 for _ in names))  # room for the pairs' ratios
     print(f"\n{title}: median of {args.repeat} interleaved pairs per shape, {os.cpu_count()} CPUs")
     print(f"{'':34}" + "".join(f"{n:>{width}}" for n in names))
     for label, key, fmt in (*ROWS, *extra_rows):
