@@ -11,10 +11,11 @@ the order; the work per row is the same in every order: one parse, one copy out 
 encoding.
 
 The pieces are not compressed, and they leave out what every row of a piece shares (its day, and the
-file it came from, the same for a whole staging): on a 20 M-line log ordered by customer LZ4 cost 7 s
-of CPU for a spill that lives a few seconds in the page cache, and a schema per piece another 5 s of
-reading back (figures: benchmarks/README.md, "Log order (issue 34)"). The disk holds about 80 bytes per
-spilled row until the commit.
+file it came from, the same for a whole staging): on a 20 M-line log ordered by customer, LZ4 pieces with
+a schema each took 5.5 s of CPU to write and 8.7 s to read back (py-spy), for a spill that lives a few
+seconds in the page cache; the ingest went from 27.4 to 20.0 s without the compression alone
+(benchmarks/README.md, "Log order (issue 34), ninth session"). The disk holds about 80 bytes per spilled
+row until the commit.
 
     python -c "from pipeline.ingest.spill import SPILL_BYTES; print(SPILL_BYTES >> 20, 'MiB')"
 """
