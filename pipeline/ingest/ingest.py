@@ -51,7 +51,8 @@ from pipeline.config import Config, IngestConfig
 from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
 from pipeline.ingest.drop import Drop
-from pipeline.ingest.staging import Staging, finish_pending
+from pipeline.ingest.commits import finish_pending
+from pipeline.ingest.staging import Staging
 from pipeline.ingest.stats import write_ingest_stats
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
 from pipeline.snapshots import locked, prune_raw_snapshots

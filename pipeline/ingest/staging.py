@@ -5,15 +5,8 @@ A file's rows are staged under ``<store>/.staging/ingest/partial-<ns>-<random>/`
 renamed to ``<digest>/`` under the raw keys lock before the commit; never inside raw/ or quarantine/.
 A partial folder nobody holds (a killed ingest's) is removed by the next ingest.
 
-Commit: the staging folder first gets ``commit.json`` (the decision: every file's place and the
-summary); then each day's keys go to ``.keys/raw/event_date=.../<digest>.parquet``;
-then one raw snapshot is built with the day files (raw/event_date=.../part-<digest>.parquet) and
-raw/_commits/<digest>.json, and raw/ is switched to it with one rename (pipeline.store.raw_commit):
-that is the moment the ingest becomes visible, to trendrec and to a DuckDB or Spark glob over
-``raw/**/*.parquet`` alike, all its files at once. Last, the refused rows and their keys are renamed
-into quarantine/, so quarantine/ too only shows committed ingests. A crash after the decision is
-finished by the next ingest (``finish_pending``: each step is skipped when already done); a crash
-before it leaves nothing outside .staging/.
+The commit, once decided (the staging folder's ``commit.json``), is applied by
+pipeline.ingest.commits, which also finishes a decision a crash cut short.
 
 Refused rows are deduplicated like accepted ones: their key is the hash of their original text plus
 its occurrence among equal texts in the file, so a re-export writes only quarantine rows not
@@ -41,17 +34,15 @@ import pyarrow.parquet as pq
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest import spill
+from pipeline.ingest.commits import INTENT, PARTIAL, apply, bases_prefix, keys_prefix
 from pipeline.ingest.drop import KEY, Drop, contains
 from pipeline.ingest.spill import DaySpill
 from pipeline.ingest.tally import DISTINCT, Tally
 from pipeline.ingest.validate import event_key_base, event_keys
-from pipeline.snapshots import held_folder, link_or_copy, prune
-from pipeline.store import Store, raw_commit, read_json, write_json
+from pipeline.snapshots import held_folder
+from pipeline.store import Store, write_json
 
 log = logging.getLogger(__name__)
-INTENT = "commit.json"  # in a staging folder: the commit is decided, only renames remain
-PARTIAL = "partial-"  # a staging folder whose file's digest is not known yet
-LEGACY_KEYS = "raw/_keys/"  # where raw keys were kept before raw snapshots (a pending decision may name it)
 _BASE_SCHEMA = pa.schema([pa.field(KEY, pa.uint64(), nullable=False)])
 # Parquet options of raw/ files: dictionary pages only for columns with few distinct values. On
 # near-unique columns (lines, orders, times) a dictionary is built and then abandoned; without it a
@@ -79,55 +70,6 @@ OPEN_DAYS = 32
 # batch; opening, filling and closing a parquet file for so few rows costs more than spilling them.
 DIRECT_ROWS = 2048
 _FROM_ROWS = pa.schema([f for f in schemas.RAW_SCHEMA if f.name != schemas.SOURCE_FILE])  # what ``write`` gets
-
-
-def finish_pending(store: Store) -> list[str]:
-    """Complete every commit that was decided but cut short by a crash, and remove the partial folders
-    of killed ingests; returns the digests completed. Call it under the raw keys lock."""
-    root = store.ingest_staging
-    done = []
-    if root.is_dir():
-        prune(root, PARTIAL, set())  # a live ingest holds its folder's flock: left alone
-    for intent in sorted(root.glob(f"*/{INTENT}")) if root.is_dir() else []:
-        record = read_json(intent)
-        _apply(store, intent.parent, record)
-        done.append(intent.parent.name)
-        log.info("finished the interrupted commit of %s", record.get("source", intent.parent.name))
-    return done
-
-
-def _apply(store: Store, folder: Path, record: dict) -> None:
-    """The steps of a decided commit, each skipped when already done: keys, the raw snapshot (day
-    files and commit record, visible at once), the quarantine files; then the staging folder goes."""
-    # a decision written before raw snapshots named the keys' old place, raw/_keys/
-    moves = [(name, target.replace(LEGACY_KEYS, _keys_prefix(store), 1)) for name, target in record["moves"]]
-    days = [(name, target) for name, target in moves if target.startswith("raw/")]
-    _rename(store, folder, [m for m in moves if m[1].startswith((_keys_prefix(store), _bases_prefix(store)))])
-    if not (store.commits / f"{folder.name}.json").exists():
-        with raw_commit(store) as snapshot:
-            for name, target in days:
-                final = snapshot / target.removeprefix("raw/")
-                final.parent.mkdir(parents=True, exist_ok=True)
-                link_or_copy(folder / name, final)  # a link: the staged file stays until the commit is done
-            write_json({k: v for k, v in record.items() if k != "moves"}, snapshot / "_commits" / f"{folder.name}.json")
-    _rename(store, folder, [m for m in moves if m[1].startswith("quarantine/")])
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _keys_prefix(store: Store) -> str:
-    return store.raw_keys.relative_to(store.root).as_posix() + "/"
-
-
-def _bases_prefix(store: Store) -> str:
-    return store.drop_bases.relative_to(store.root).as_posix() + "/"
-
-
-def _rename(store: Store, folder: Path, moves: list[tuple[str, str]]) -> None:
-    for name, target in moves:
-        staged, final = folder / name, store.root / target
-        if staged.exists():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            staged.replace(final)
 
 
 class Staging:
@@ -270,12 +212,12 @@ class Staging:
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="trendrec-dedup") as pool:
             found = list(pool.map(lambda day: self._deduplicate_day(day, committed, drop), sorted(self.days)))
         if drop.keep:  # every row's hash, duplicates included: the drop's next files number on from them
-            self.moves += [(f"{day}.base.u64", f"{_bases_prefix(self.store)}{self.digest}/event_date={day}.u64")
+            self.moves += [(f"{day}.base.u64", f"{bases_prefix(self.store)}{self.digest}/event_date={day}.u64")
                            for day in sorted(self.days)]
         for day, (kept, _) in zip(sorted(self.days), found):
             if kept:
                 self.moves += [(f"{day}.parquet", f"raw/event_date={day}/part-{self.digest}.parquet"),
-                               (f"{day}.keys.parquet", f"{_keys_prefix(self.store)}event_date={day}/{self.digest}.parquet")]
+                               (f"{day}.keys.parquet", f"{keys_prefix(self.store)}event_date={day}/{self.digest}.parquet")]
         written = self._deduplicate_quarantine()
         return sum(duplicates for _, duplicates in found), written
 
@@ -324,7 +266,7 @@ class Staging:
         record = {**summary, "files": [t.removeprefix("raw/") for _, t in self.moves
                                        if t.startswith("raw/event_date=")], "moves": self.moves}
         write_json(record, self.dir / INTENT)
-        _apply(self.store, self.dir, record)
+        apply(self.store, self.dir, record)
         self.abort()
         return record["files"]
 
