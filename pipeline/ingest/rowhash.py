@@ -72,7 +72,7 @@ def _text(values: pa.ChunkedArray) -> np.ndarray:
         if 2 * len(starts) <= n:
             out = np.repeat(splitmix(_siphash(values.take(starts))), np.diff(np.r_[starts, n]))
             return _nulls(out, values)
-    if n > _SAMPLE and pc.count_distinct(values.take(np.linspace(0, n - 1, _SAMPLE).astype(np.int64))).as_py() > 0.9 * _SAMPLE:
+    if _nearly_distinct(values):
         return _nulls(splitmix(_siphash(values)), values)
     encoded = pc.dictionary_encode(values)
     hashed = splitmix(_siphash(encoded.dictionary))
@@ -81,6 +81,14 @@ def _text(values: pa.ChunkedArray) -> np.ndarray:
 
 
 _SAMPLE = 2048  # texts whose distinct count tells a column of (nearly) unique values from one that repeats
+
+
+def _nearly_distinct(values: pa.Array) -> bool:
+    """Whether over 90 % of ``_SAMPLE`` texts spread over the column differ (a short column: no)."""
+    if len(values) <= _SAMPLE:
+        return False
+    sample = values.take(np.linspace(0, len(values) - 1, _SAMPLE).astype(np.int64))
+    return pc.count_distinct(sample).as_py() > 0.9 * _SAMPLE
 
 
 def _nulls(hashed: np.ndarray, values: pa.Array) -> np.ndarray:

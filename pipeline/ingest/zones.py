@@ -37,7 +37,8 @@ def utc_from_local(naive: pd.Series, timezone: str) -> pd.Series:
             timezone, ambiguous="NaT", nonexistent="NaT").tz_convert("UTC").tz_localize(None))
         return np.where((utc == NAT) | (us == NAT), NAT, utc - us)
     shift = _by_hour(local, offsets)
-    utc = np.where(shift == NAT, NAT, local + np.where(shift == NAT, 0, shift))
+    none = shift == NAT  # NaT in, or a time that is ambiguous or does not exist
+    utc = np.where(none, NAT, local + np.where(none, 0, shift))
     return pd.Series(utc.view("datetime64[us]"), index=naive.index).dt.tz_localize("UTC")
 
 
