@@ -33,15 +33,50 @@ def as_id(values: pd.Series) -> pd.Series:
     if values.dtype == object:  # JSON values: each judged on its own
         return pd.Series([_id_text(v) for v in values], index=values.index, dtype="str")
     if is_arrow_text(values):  # the same result in Arrow, without pandas' masked assignment
-        text = pc.utf8_trim(pa.array(values), " ")
-        if _has_byte(text, ord(".")):
-            text = pc.replace_substring_regex(text, _WHOLE_TEXT, r"\1")
-        keep = pc.not_equal(text, "")
-        if keep.null_count or not pc.all(keep).as_py():
-            text = pc.if_else(keep, text, pa.scalar(None, text.type))
-        return pd.Series(text.to_pandas(), index=values.index, dtype="str")
+        return pd.Series(arrow_ids(pa.array(values)).to_pandas(), index=values.index, dtype="str")
     text = values.astype("str").str.strip(" ").str.replace(_WHOLE_TEXT, r"\1", regex=True)
     return text.where(values.notna() & (text != ""), None)
+
+
+def arrow_ids(text: pa.Array | pa.ChunkedArray, trim: bool | None = None) -> pa.Array:
+    """``as_id`` of Arrow text. ``trim``: whether some value has a space at an edge (None: look)."""
+    if trim is None:
+        trim = edge_space(*edge_bytes(text)[1:])
+    if trim:
+        text = pc.utf8_trim(text, " ")
+    if _has_byte(text, ord(".")):
+        text = pc.replace_substring_regex(text, _WHOLE_TEXT, r"\1")
+    keep = pc.not_equal(text, "")
+    if keep.null_count or not pc.all(keep).as_py():
+        text = pc.if_else(keep, text, pa.scalar(None, text.type))
+    return text
+
+
+def edge_bytes(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each value's byte length and its first and last bytes (0 for a null or empty value), read off
+    the Arrow offsets: what a value starts and ends with, without a pass over every character."""
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    _, offsets_buf, data_buf = text.buffers()
+    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    offsets = np.frombuffer(offsets_buf, width)[text.offset:text.offset + len(text) + 1] if len(text) \
+        else np.zeros(1, width)
+    starts, ends = offsets[:-1], offsets[1:]
+    length = ends - starts
+    if text.null_count:
+        length = np.where(text.is_valid().to_numpy(zero_copy_only=False), length, 0)
+    data = np.frombuffer(data_buf, np.uint8)[:offsets[-1]] if data_buf is not None else np.empty(0, np.uint8)
+    if not len(data):
+        return length, np.zeros(len(length), np.uint8), np.zeros(len(length), np.uint8)
+    some = length > 0  # an empty value's start may point past the data's end
+    first = np.where(some, data.take(np.minimum(starts, len(data) - 1)), 0).astype(np.uint8, copy=False)
+    last = np.where(some, data.take(np.maximum(ends - 1, 0)), 0).astype(np.uint8, copy=False)
+    return length, first, last
+
+
+def edge_space(first: np.ndarray, last: np.ndarray) -> bool:
+    """Whether some value (of ``edge_bytes``' first and last bytes) starts or ends with a space."""
+    return bool(((first == 0x20) | (last == 0x20)).any())
 
 
 def _float_ids(values: pd.Series) -> pd.Series:
@@ -75,7 +110,7 @@ def id_problems(raw: pd.Series, ids: pd.Series, column: str, max_length: int) ->
     values = pa.array(ids, type=pa.string(), from_pandas=True)
     none = np.zeros(len(ids), dtype=bool)
     # A scan of the column's bytes finds most columns clean: then no per-row test is needed.
-    control = _per_row(pc.match_substring_regex, values, _CONTROL) if _any_control(values) else none
+    control = control_rows(values)
     long = none
     if len(values) and (pc.max(pc.binary_length(values)).as_py() or 0) > max_length:  # bytes >= characters
         long = pc.fill_null(pc.greater(pc.utf8_length(values), max_length), False).to_numpy(zero_copy_only=False)
@@ -86,6 +121,13 @@ def id_problems(raw: pd.Series, ids: pd.Series, column: str, max_length: int) ->
             (edge, f"bad_id: {column} has a Unicode space (no-break space, U+2028...) at its edge"),
             (long, f"bad_id: {column} longer than max_id_length {max_length}"),
             (infinite, f"bad_id: {column} is not a finite number")]
+
+
+def control_rows(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which values hold a control character (the bytes are scanned first: most columns hold none)."""
+    if not _any_control(values):
+        return np.zeros(len(values), dtype=bool)
+    return _per_row(pc.match_substring_regex, values, _CONTROL)
 
 
 def _per_row(function, values: pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:

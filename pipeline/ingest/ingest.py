@@ -44,15 +44,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm import tqdm
 
 from pipeline import schemas
 from pipeline.config import Config, IngestConfig
+from pipeline.ingest import clean
+from pipeline.ingest.commits import finish_pending
+from pipeline.ingest.drop import Drop
 from pipeline.ingest.segments import assign_segments
 from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
-from pipeline.ingest.drop import Drop
-from pipeline.ingest.commits import finish_pending
-from pipeline.ingest.staging import Staging
+from pipeline.ingest.staging import FROM_ROWS, Staging
 from pipeline.ingest.stats import write_ingest_stats
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
 from pipeline.snapshots import locked, prune_raw_snapshots
@@ -60,6 +62,7 @@ from pipeline.store import Store, read_json
 
 __all__ = ["IngestError", "ingest_file", "resolve_sources", "run_ingest"]
 log = logging.getLogger(__name__)
+_LINE = schemas.RAW_SCHEMA.field(schemas.SOURCE_LINE)
 COUNTERS = ("rows_in", "rows_accepted", "rows_quarantined", "rows_duplicate", "rows_filtered", "rows_dropped")
 
 
@@ -120,19 +123,21 @@ def _csv_lines(rows: pd.DataFrame, cfg: IngestConfig) -> list[str]:
     return texts
 
 
-def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: np.ndarray,
+def _quarantine_rows(chunk: Chunk, lines: np.ndarray, reason: pd.Series, bad: np.ndarray,
                      name: str, cfg: IngestConfig) -> pd.DataFrame:
+    """The refused rows (``bad`` of the chunk's frame, at source ``lines``) and the chunk's malformed
+    records, as quarantine rows."""
     if not bad.any():
         texts = []
     elif chunk.raw_text is not None:
         texts = [t for t, b in zip(chunk.raw_text, bad) if b]
     elif chunk.csv:  # a CSV row refused by validation: its fields as CSV text
-        texts = _csv_lines(chunk.frame[bad], cfg)
+        texts = _csv_lines(chunk.pandas()[bad], cfg)
     else:
-        texts = chunk.frame[bad].to_json(orient="records", lines=True, date_format="iso",
-                                         default_handler=str).splitlines()
-    rows = pd.DataFrame({schemas.SOURCE_FILE: name, schemas.SOURCE_LINE: canon[schemas.SOURCE_LINE][bad],
-                         schemas.REASON: reason[bad], schemas.RAW_ROW: texts})
+        texts = chunk.pandas()[bad].to_json(orient="records", lines=True, date_format="iso",
+                                            default_handler=str).splitlines()
+    rows = pd.DataFrame({schemas.SOURCE_FILE: name, schemas.SOURCE_LINE: lines[bad],
+                         schemas.REASON: reason[bad].to_numpy(), schemas.RAW_ROW: texts})
     if chunk.malformed:
         lines, text, why = zip(*chunk.malformed)
         rows = pd.concat([rows, pd.DataFrame({schemas.SOURCE_FILE: name, schemas.SOURCE_LINE: list(lines),
@@ -141,8 +146,25 @@ def _quarantine_rows(chunk: Chunk, canon: pd.DataFrame, reason: pd.Series, bad: 
 
 
 def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, counts: dict) -> pd.DataFrame:
-    """Validate one chunk, stage its good rows, count every row; returns its quarantined rows."""
-    batch = chunk.frame.reset_index(drop=True)
+    """Validate one chunk, stage its good rows, count every row; returns its quarantined rows.
+
+    A CSV chunk's plainly good rows are judged on Arrow (pipeline.ingest.clean), the rest by
+    validate_batch; any other chunk by validate_batch."""
+    judged = clean.judge(chunk.table, cfg) if chunk.table is not None else None
+    if judged is None:
+        return _process_frame(chunk, path, cfg, staging, counts)
+    if judged.ok.any():
+        staging.write(judged.good.append_column(_LINE, pa.array(chunk.lines[judged.ok], pa.int64())))
+    _count(counts, chunk, judged.ok, judged.reason)
+    if judged.frame is None:  # every row stored
+        return _quarantine_rows(chunk, chunk.lines[:0], judged.reason, np.zeros(0, dtype=bool), path.name, cfg)
+    rest = Chunk(judged.frame, chunk.lines[judged.rest], None, chunk.malformed, True)
+    return _quarantine_rows(rest, rest.lines, judged.reason, _refused(judged.reason), path.name, cfg)
+
+
+def _process_frame(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, counts: dict) -> pd.DataFrame:
+    """``_process`` by validate_batch, for every row of the chunk."""
+    batch = chunk.pandas().reset_index(drop=True)
     for column in set(_needed_columns(cfg).values()) - set(batch.columns):
         batch[column] = None  # a JSON lines chunk in which no record has this key: each row misses it
     chunk.frame = batch
@@ -150,19 +172,26 @@ def _process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, coun
     canon[schemas.SEGMENT] = assign_segments(batch, cfg)
     canon[schemas.SOURCE_LINE] = chunk.lines  # the file's name is added by the staging (one per staging)
     ok = (reason == "").to_numpy()
-    if ok.all():
-        filtered = dropped = bad = np.zeros(len(ok), dtype=bool)
-    else:
-        filtered = reason.str.startswith(FILTERED + ":").to_numpy()
-        dropped = reason.str.startswith(DROPPED + ":").to_numpy()
-        bad = ~(ok | filtered | dropped)
     if ok.any():
-        staging.write(canon if ok.all() else canon[ok])
-    counts["rows_in"] += len(batch) + len(chunk.malformed)
+        staging.write(pa.Table.from_pandas(canon if ok.all() else canon[ok], schema=FROM_ROWS, preserve_index=False))
+    _count(counts, chunk, ok, reason)
+    return _quarantine_rows(chunk, chunk.lines, reason, _refused(reason), path.name, cfg)
+
+
+def _refused(reason: pd.Series) -> np.ndarray:
+    """Rows with a reason that are neither filtered nor dropped (those are counted, not quarantined)."""
+    if (reason == "").all():
+        return np.zeros(len(reason), dtype=bool)
+    return ~((reason == "") | reason.str.startswith(FILTERED + ":") | reason.str.startswith(DROPPED + ":")).to_numpy()
+
+
+def _count(counts: dict, chunk: Chunk, ok: np.ndarray, reason: pd.Series) -> None:
+    """Every row of the chunk counted once: accepted (``ok``), filtered, dropped, or (later) quarantined."""
+    counts["rows_in"] += chunk.num_rows + len(chunk.malformed)
     counts["rows_accepted"] += int(ok.sum())
-    counts["rows_filtered"] += int(filtered.sum())
-    counts["rows_dropped"] += int(dropped.sum())
-    return _quarantine_rows(chunk, canon, reason, bad, path.name, cfg)
+    if len(reason) and not (reason == "").all():
+        counts["rows_filtered"] += int(reason.str.startswith(FILTERED + ":").sum())
+        counts["rows_dropped"] += int(reason.str.startswith(DROPPED + ":").sum())
 
 
 def _already_done(path: Path, digest: str, record: dict, finished: set[str]) -> dict:
@@ -203,12 +232,12 @@ def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progres
         for chunk in chunks:
             if committed():
                 return False
-            if not checked and len(chunk.frame.columns):  # the header, or the first JSON objects' keys
-                _check_columns(path, list(chunk.frame.columns), cfg.ingest)
+            if not checked and len(chunk.column_names):  # the header, or the first JSON objects' keys
+                _check_columns(path, chunk.column_names, cfg.ingest)
                 checked = True
             counts["rows_quarantined"] += staging.write_bad(_process(chunk, path, cfg.ingest, staging, counts))
             if progress is not None:
-                progress.update(len(chunk.frame) + len(chunk.malformed))
+                progress.update(chunk.num_rows + len(chunk.malformed))
     if counts["rows_in"] == 0:
         raise IngestError(f"{path}: the file holds no rows")
     _check_reject_share(path, counts, staging, cfg.ingest)

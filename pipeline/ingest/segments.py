@@ -14,10 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import schemas
 from pipeline.config import IngestConfig
-from pipeline.ingest.ids import as_id
+from pipeline.ingest.ids import arrow_ids, as_id
 
 
 def assign_segments(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
@@ -30,12 +31,30 @@ def assign_segments(batch: pd.DataFrame, cfg: IngestConfig) -> pd.Series:
         return pd.Series(cfg.segment_default, index=batch.index, dtype="str")
     # Rules depend on the value only: match each distinct value once (a log repeats its descriptions).
     codes, uniques = pd.factorize(batch[cfg.segment_from].astype("str"))
-    text = pd.Series(uniques, dtype="str").str.upper()
-    names = np.full(len(text) + 1, cfg.segment_default, dtype=object)  # the last one: missing values
+    names = _rule_names(pd.Series(uniques, dtype="str"), cfg)
+    codes = np.where(codes < 0, len(uniques), codes)
+    return pd.Series(names.take(codes).to_pandas(), index=batch.index, dtype="str")
+
+
+def arrow_segments(table: pa.Table, cfg: IngestConfig) -> pa.Array:
+    """``assign_segments`` of a table of text columns (as the CSV reader gives them), on Arrow."""
+    column = cfg.columns.get(schemas.SEGMENT)
+    if column:
+        return arrow_ids(table.column(column).combine_chunks()).fill_null(cfg.segment_default)
+    if not (cfg.segment_from and cfg.segment_rules):
+        return pa.repeat(pa.scalar(cfg.segment_default, pa.string()), table.num_rows)
+    encoded = pc.dictionary_encode(table.column(cfg.segment_from).combine_chunks())
+    names = _rule_names(pd.Series(encoded.dictionary.to_pandas(), dtype="str"), cfg)
+    return names.take(encoded.indices.fill_null(len(encoded.dictionary)))
+
+
+def _rule_names(uniques: pd.Series, cfg: IngestConfig) -> pa.Array:
+    """The segment of each distinct value, and the default after them (for missing values)."""
+    text = uniques.str.upper()
+    names = np.full(len(text) + 1, cfg.segment_default, dtype=object)
     assigned = np.zeros(len(text) + 1, dtype=bool)
     for name, pattern in cfg.segment_rules:
         hit = np.append(text.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool), False) & ~assigned
         names[hit] = name
         assigned |= hit
-    codes = np.where(codes < 0, len(text), codes)
-    return pd.Series(pa.array(names, type=pa.string()).take(codes).to_pandas(), index=batch.index, dtype="str")
+    return pa.array(names, type=pa.string())

@@ -45,11 +45,25 @@ class IngestError(TrendrecError):
 class Chunk:
     """Up to batch_rows parsed rows, their source lines, and the rows that would not parse."""
 
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None  # the rows (None: a CSV chunk's, made from ``table`` when first asked for)
     lines: np.ndarray  # int64 source line of each frame row
     raw_text: list[str] | None = None  # original text of each frame row when the format keeps it
     malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (line, text, reason)
     csv: bool = False  # a CSV chunk: every frame column is the text of one field, in the file's order
+    table: pa.Table | None = None  # a CSV chunk's rows as the reader gives them (text columns)
+
+    def pandas(self) -> pd.DataFrame:
+        if self.frame is None:
+            self.frame = self.table.to_pandas()
+        return self.frame
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.table.column_names if self.frame is None else list(self.frame.columns)
+
+    @property
+    def num_rows(self) -> int:
+        return self.table.num_rows if self.frame is None else len(self.frame)
 
 
 def resolve_sources(source: str | Path) -> list[Path]:
@@ -187,15 +201,15 @@ def _batched(blocks: Iterator[tuple[pa.Table, np.ndarray, list]], rows: int) -> 
             continue
         table, at = pa.concat_tables(tables), np.concatenate(lines)
         for start in range(0, table.num_rows - rows + 1, rows):
-            yield Chunk(table.slice(start, rows).to_pandas(), at[start:start + rows], None, bad, True)
+            yield Chunk(None, at[start:start + rows], None, bad, True, table.slice(start, rows))
             bad = []
         keep = table.num_rows - table.num_rows % rows
         tables, lines, held = [table.slice(keep)], [at[keep:]], table.num_rows - keep
         if len(bad) >= rows:  # mostly malformed records: their texts must not pile up either
-            yield Chunk(tables[0].to_pandas(), lines[0], None, bad, True)
+            yield Chunk(None, lines[0], None, bad, True, tables[0])
             tables, lines, bad, held = [], [], [], 0
     if held or bad:
-        yield Chunk(pa.concat_tables(tables).to_pandas(), np.concatenate(lines), None, bad, True)
+        yield Chunk(None, np.concatenate(lines), None, bad, True, pa.concat_tables(tables))
 
 
 def _open_binary(path: Path) -> BinaryIO:

@@ -69,7 +69,7 @@ OPEN_DAYS = 32
 # the batch spans at most OPEN_DAYS days. A shuffled two-year log brings about 700 rows per day and
 # batch; opening, filling and closing a parquet file for so few rows costs more than spilling them.
 DIRECT_ROWS = 2048
-_FROM_ROWS = pa.schema([f for f in schemas.RAW_SCHEMA if f.name != schemas.SOURCE_FILE])  # what ``write`` gets
+FROM_ROWS = pa.schema([f for f in schemas.RAW_SCHEMA if f.name != schemas.SOURCE_FILE])  # what ``write`` gets
 
 
 class Staging:
@@ -126,10 +126,9 @@ class Staging:
                     self.examples[reason] = str(rows[schemas.REASON][(kinds == reason).to_numpy()].iloc[0])
         return len(rows)
 
-    def write(self, good: pd.DataFrame) -> None:
-        """Hand the rows (RAW_SCHEMA's columns but the source file's name, which the staging adds) to the
-        writer thread, after the previous batch is on disk (one batch in flight)."""
-        table = pa.Table.from_pandas(good, schema=_FROM_ROWS, preserve_index=False)
+    def write(self, table: pa.Table) -> None:
+        """Hand the rows (FROM_ROWS: RAW_SCHEMA's columns but the source file's name, which the staging
+        adds) to the writer thread, after the previous batch is on disk (one batch in flight)."""
         name = pa.chunked_array([pa.repeat(pa.scalar(self.source), table.num_rows)])
         table = table.add_column(schemas.RAW_SCHEMA.get_field_index(schemas.SOURCE_FILE), schemas.RAW_SCHEMA.field(schemas.SOURCE_FILE), name)
         # The rows' hashes are computed by whichever thread is free: here while the writer thread is still

@@ -30,7 +30,12 @@ def utc_from_local(naive: pd.Series, timezone: str) -> pd.Series:
     sub-microsecond parts are cut (floored)."""
     if naive.dt.unit != "us":
         naive = naive.dt.floor("us")
-    local = naive.to_numpy(dtype="datetime64[us]").view(np.int64)
+    utc = utc_micros(naive.to_numpy(dtype="datetime64[us]").view(np.int64), timezone)
+    return pd.Series(utc.view("datetime64[us]"), index=naive.index).dt.tz_localize("UTC")
+
+
+def utc_micros(local: np.ndarray, timezone: str) -> np.ndarray:
+    """``utc_from_local`` on int64 microseconds (NAT for NaT, in and out)."""
 
     def offsets(us: np.ndarray) -> np.ndarray:
         utc = _micros(pd.DatetimeIndex(us.view("datetime64[us]")).tz_localize(
@@ -38,8 +43,7 @@ def utc_from_local(naive: pd.Series, timezone: str) -> pd.Series:
         return np.where((utc == NAT) | (us == NAT), NAT, utc - us)
     shift = _by_hour(local, offsets)
     none = shift == NAT  # NaT in, or a time that is ambiguous or does not exist
-    utc = np.where(none, NAT, local + np.where(none, 0, shift))
-    return pd.Series(utc.view("datetime64[us]"), index=naive.index).dt.tz_localize("UTC")
+    return np.where(none, NAT, local + np.where(none, 0, shift))
 
 
 def _micros(index: pd.DatetimeIndex) -> np.ndarray:
