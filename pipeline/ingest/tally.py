@@ -74,8 +74,7 @@ def _hll_parts(hashed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     1 + the number of trailing zeros of the rest (at most 64 - PRECISION + 1)."""
     register = (hashed >> np.uint64(64 - PRECISION)).astype(np.int64)
     rest = hashed & np.uint64((1 << (64 - PRECISION)) - 1) | np.uint64(1 << (64 - PRECISION))
-    below = (rest & (~rest + np.uint64(1))) - np.uint64(1)  # the bits under the lowest set bit
-    return register, np.bitwise_count(below) + np.uint8(1)
+    return register, np.bitwise_count(rest ^ (rest - np.uint64(1)))  # the lowest set bit and those under it
 
 
 def hll_estimate(registers: np.ndarray) -> int:
@@ -145,7 +144,8 @@ class Tally:
                 hashed, where = hashed[valid], sketch[valid]
             elif column == s.USER_ID:
                 self.known += per_day()
-            if column != s.ITEM_ID and len(hashed) > 1:  # an order's lines come together: one id per run will do
+            # an order's lines come together: one id per run will do (when runs halve the rows at least)
+            if column != s.ITEM_ID and len(hashed) > 1 and 2 * np.count_nonzero(hashed[1:] == hashed[:-1]) > len(hashed):
                 runs = np.flatnonzero(np.r_[True, (hashed[1:] != hashed[:-1]) | (where[1:] != where[:-1])])
                 if 2 * len(runs) < len(hashed):
                     hashed, where = hashed[runs], where[runs]
@@ -188,7 +188,7 @@ class Tally:
             self._hash = np.concatenate([self._hash, base[keep]])
             self._day = np.concatenate([self._day, days[keep]])
             self._values = np.concatenate([self._values, values[keep]])
-            micros = pc.cast(times, pa.int64()).to_numpy()[keep]
+            micros = pc.cast(times.take(np.flatnonzero(keep)), pa.int64()).to_numpy()
             self._hour = np.concatenate([self._hour, micros // _US_PER_HOUR % 24])
             if len(self._hash) > 2 * SAMPLE:
                 self._trim()
