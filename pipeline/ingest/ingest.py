@@ -2,8 +2,9 @@
 
 The source (CSV, JSON lines or parquet, each optionally .gz; a file, a directory or a glob) is read
 in chunks by pipeline.ingest.sources, so memory stays bounded by ``ingest.batch_rows`` whatever the file
-size. Each file is one transaction keyed by the SHA-256 of its bytes, hashed on a thread beside the
-reading (a file already committed stops the reading as soon as its digest is known): its rows are
+size. Each file is one transaction keyed by the SHA-256 of its bytes, hashed by the CSV reader as it
+reads a file no committed file has the size of, else on a thread beside the reading (a file already
+committed stops the reading as soon as its digest is known): its rows are
 staged outside raw/ (pipeline.ingest.staging). Then, holding the store's raw keys lock (one ingest at a time from
 the duplicate check to the commit; reading and validating run in parallel), one date partition at a
 time, rows whose event key (see validate.event_keys) is already in a committed file are removed,
@@ -53,7 +54,7 @@ from pipeline.ingest import clean
 from pipeline.ingest.commits import finish_pending
 from pipeline.ingest.drop import Drop
 from pipeline.ingest.segments import assign_segments
-from pipeline.ingest.sources import Chunk, IngestError, read_chunks, resolve_sources
+from pipeline.ingest.sources import Chunk, IngestError, digests_inline, read_chunks, resolve_sources
 from pipeline.ingest.staging import FROM_ROWS, Staging
 from pipeline.ingest.stats import write_ingest_stats
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
@@ -224,11 +225,12 @@ def _check_reject_share(path: Path, counts: dict, staging: Staging, cfg: IngestC
 
 
 def _stage_file(path: Path, cfg: Config, staging: Staging, counts: dict, progress: tqdm | None,
-                committed: Callable[[], bool]) -> bool:
+                committed: Callable[[], bool], digest=None) -> bool:
     """Read, validate and stage every row of ``path`` (the long part: no lock is held). Returns False,
-    having stopped early, when ``committed()`` says the file is already in the store."""
+    having stopped early, when ``committed()`` says the file is already in the store. ``digest``: a
+    hashlib object the reader feeds the file's bytes (``read_chunks``)."""
     checked = False
-    with closing(read_chunks(path, cfg.ingest)) as chunks:  # closed at once on any error: its reader thread ends
+    with closing(read_chunks(path, cfg.ingest, digest=digest)) as chunks:  # closed at once on any error: its reader thread ends
         for chunk in chunks:
             if committed():
                 return False
@@ -266,7 +268,9 @@ def _commit_new(path: Path, digest: str, cfg: Config, store: Store, staging: Sta
         summary = {"file": str(path), "digest": digest, **counts, "reasons": staging.reasons,
                    "quarantine_written": written,  # refused rows not already in quarantine/ (a re-export's)
                    "event_key": list(cfg.ingest.event_key)}  # keys of files with another key do not compare
-        staging.commit({k: v for k, v in summary.items() if k != "file"} | {"source": str(path)})
+        # the file's size: a later ingest of a file of another size knows it is not this one (``_sized_like``)
+        staging.commit({k: v for k, v in summary.items() if k != "file"}
+                       | {"source": str(path), "bytes": path.stat().st_size})
     return summary
 
 
@@ -278,12 +282,17 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     finished = set() if finished is None else finished
     drop = Drop() if drop is None else drop
     stop = threading.Event()
+    size = path.stat().st_size
+    # A file no commit can be (no committed file has its size) is hashed by the reader as it reads; one
+    # that may be is hashed on a thread beside the reading, so that a file already in the store stops
+    # the reading as soon as its digest is known.
+    inline = hashlib.sha256() if digests_inline(path, cfg.ingest) and not _sized_like(store, size) else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-digest") as pool:
-        hashed = pool.submit(file_digest, path, stop)  # read beside the staging, not before it
+        hashed = None if inline else pool.submit(file_digest, path, stop)  # read beside the staging
         staging, counts = Staging(store, cfg.ingest, path.name), dict.fromkeys(COUNTERS, 0)
         try:
-            staged = _stage_file(path, cfg, staging, counts, progress, _known(store, hashed))
-            digest = hashed.result()
+            staged = _stage_file(path, cfg, staging, counts, progress, _known(store, hashed), inline)
+            digest = inline.hexdigest()[:20] if inline else hashed.result()
         except BaseException:
             stop.set()
             staging.abort()
@@ -300,13 +309,20 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     return summary
 
 
-def _known(store: Store, hashed: Future) -> Callable[[], bool]:
-    """A check that is True once: when the file's digest has arrived and a commit of it exists."""
+def _sized_like(store: Store, size: int) -> bool:
+    """Whether a committed file may have ``size`` bytes (its record says so, or an older record does not say)."""
+    records = (read_json(c) for c in store.commits.glob("*.json")) if store.commits.is_dir() else ()
+    return any(record.get("bytes", size) == size for record in records)
+
+
+def _known(store: Store, hashed: Future | None) -> Callable[[], bool]:
+    """A check that is True once: when the file's digest has arrived and a commit of it exists (None:
+    the digest comes with the last chunk; then never)."""
     checked = False
 
     def committed() -> bool:
         nonlocal checked
-        if checked or not hashed.done():
+        if checked or hashed is None or not hashed.done():
             return False
         checked = True
         return (store.commits / f"{hashed.result()}.json").exists()

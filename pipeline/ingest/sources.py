@@ -100,13 +100,17 @@ def first_data_line(path: Path, cfg: IngestConfig) -> int:
     return 2 if format_of(path, cfg.format) == "csv" and cfg.csv_header else 1
 
 
-def read_chunks(path: Path, cfg: IngestConfig, ahead: bool = True) -> Iterator[Chunk]:
+def read_chunks(path: Path, cfg: IngestConfig, ahead: bool = True, digest=None) -> Iterator[Chunk]:
     """Stream ``path`` as chunks; any read failure becomes one IngestError naming the file. With
     ``ahead`` the next chunk of a CSV or parquet file is read and parsed on a thread of its own while the
     caller works on this one (pyarrow's parsing releases the GIL): one chunk in flight, so memory stays
     bounded. JSON lines are parsed by ``json.loads``, which holds the GIL, so they are read in turn (1.2 M
-    lines, one run each: 17.0 s so, 17.7 s with the thread)."""
-    chunks = _read_chunks(path, cfg)
+    lines, one run each: 17.0 s so, 17.7 s with the thread). ``digest`` (a hashlib object; plain CSV
+    files only, see ``digests_inline``) is fed every byte of the file as it is read: once the last chunk
+    is out it holds the file's hash, without a second read of the file."""
+    if digest is not None and not digests_inline(path, cfg):
+        raise ValueError(f"{path}: only a plain CSV file is hashed as it is read")
+    chunks = _read_chunks(path, cfg, digest)
     gil_bound = format_of(path, cfg.format) == "jsonl"
     return _ahead(chunks, f"trendrec-read-{path.name}") if ahead and not gil_bound else chunks
 
@@ -161,25 +165,48 @@ def _ahead(items: Iterator, name: str) -> Iterator:
         thread.join()
 
 
-def _read_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
+def digests_inline(path: Path, cfg: IngestConfig) -> bool:
+    """Whether ``read_chunks`` can hash the file's bytes as it reads them (a CSV file, not gzip)."""
+    return format_of(path, cfg.format) == "csv" and not is_gzip(path)
+
+
+class _Hashed:
+    """A binary file whose bytes go into ``digest`` as they are read."""
+
+    def __init__(self, fh: BinaryIO, digest):
+        self.fh, self.digest = fh, digest
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        read = self.fh.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:read])
+        return read
+
+
+def _read_chunks(path: Path, cfg: IngestConfig, digest=None) -> Iterator[Chunk]:
     fmt = format_of(path, cfg.format)
     readers = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}
     if fmt not in readers:
         raise IngestError(f"{path}: unknown format; name it .csv, .jsonl or .parquet (optionally .gz) "
                           "or set ingest.format")
     try:
-        yield from readers[fmt](path, cfg)
+        yield from _csv_chunks(path, cfg, digest) if fmt == "csv" else readers[fmt](path, cfg)
     except (pa.ArrowInvalid, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         gz = " (gzip)" if is_gzip(path) else ""
         raise IngestError(f"{path}: cannot be read as {fmt}{gz}: {exc}") from None
 
 
-def _csv_chunks(path: Path, cfg: IngestConfig) -> Iterator[Chunk]:
+def _csv_chunks(path: Path, cfg: IngestConfig, digest=None) -> Iterator[Chunk]:
     with _open_binary(path) as fh:
         head = fh.read(1 << 16)
     if csv_reader.looks_binary(head):
         raise IngestError(f"{path}: cannot be read as csv: binary content (NUL bytes or not UTF-8 text)")
-    with _open_binary(path) as fh:
+    with _open_binary(path) as raw:
+        fh = raw if digest is None else _Hashed(raw, digest)
         names, rest = csv_reader.read_header(fh, cfg)
         twice = csv_reader.duplicates(names)
         if twice:

@@ -1,8 +1,9 @@
 """What makes ingest overlap its work (issue 21) without changing what it stores: the next chunk read on a
-thread of its own, the file's digest hashed beside the reading, and a bounded number of open day files
+thread of its own, the file's digest hashed by the reader or beside the reading, and a bounded number of open day files
 (a day that comes back after its file was closed is joined into one file at the dedup pass)."""
 
 import fcntl
+import json
 import os
 import threading
 
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
-from pipeline.ingest import staging
+from pipeline.ingest import ingest, staging
 from pipeline.ingest.ingest import run_ingest
 from pipeline.ingest.sources import _ahead
 from pipeline.ingest.staging import PARTIAL
@@ -67,6 +68,29 @@ def test_an_already_committed_file_is_stopped_as_soon_as_its_digest_is_known(tmp
     again = run_ingest(cfg, path)
     assert (again["rows_accepted"], again["rows_duplicate"], again["rows_in"]) == (0, 200, 200)
     assert not any(Store(cfg.store).ingest_staging.iterdir())
+
+
+def test_a_csv_no_commit_has_the_size_of_is_hashed_by_its_reader_and_others_beside_it(tmp_path, monkeypatch):
+    cfg = ingest_config(tmp_path, USER_COLUMNS, batch_rows=16)
+    beside = []
+    real = ingest.file_digest
+    monkeypatch.setattr(ingest, "file_digest", lambda path, stop=None: beside.append(path.name) or real(path, stop))
+    first = write_csv(tmp_path, _rows([1 + i % 5 for i in range(200)]))
+    run_ingest(cfg, first)
+    assert beside == []  # a fresh store: no second read of the file
+    record = json.loads(next(Store(cfg.store).commits.glob("*.json")).read_text())
+    assert record["digest"] == real(first) and record["bytes"] == first.stat().st_size
+    other = write_csv(tmp_path, _rows([6] * 300, 500), "other.csv")  # another size: hashed as read
+    run_ingest(cfg, other)
+    assert beside == []
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_bytes(first.read_bytes())  # the size of a committed file: hashed beside, stopped early
+    again = run_ingest(cfg, renamed)
+    assert beside == ["renamed.csv"] and (again["rows_accepted"], again["rows_duplicate"]) == (0, 200)
+    for commit in Store(cfg.store).commits.glob("*.json"):  # records of older versions hold no size
+        commit.write_text(json.dumps({k: v for k, v in json.loads(commit.read_text()).items() if k != "bytes"}))
+    run_ingest(cfg, write_csv(tmp_path, _rows([7] * 50, 900), "third.csv"))
+    assert beside == ["renamed.csv", "third.csv"]
 
 
 def test_read_ahead_passes_errors_on_and_stops_its_thread_when_the_reader_stops():
