@@ -155,9 +155,10 @@ def _pyarrow(data: bytes, names: list[str], cfg: IngestConfig, multiline: bool) 
                                newlines_in_values=multiline, invalid_row_handler=on_invalid)
     read = pacsv.ReadOptions(column_names=names, block_size=len(data) + 1, use_threads=False)
     # Every column as text, only "" and \N (a database client's NULL) as missing: the validator parses and
-    # reports, and "NA" stays an id.
+    # reports, and "NA" stays an id. No UTF-8 check per value: the whole block is checked below, and a
+    # field of valid UTF-8 cut at ASCII delimiters, quotes and line breaks is valid UTF-8.
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True,
-                                   null_values=["", r"\N"])
+                                   null_values=["", r"\N"], check_utf8=False)
     if not data.isascii():
         try:  # checked first: pyarrow decodes a malformed row's text for the handler and would fail there
             data.decode("utf-8")
