@@ -136,6 +136,11 @@ def _parse_block(block: bytes, first: int, names: list[str], cfg: IngestConfig, 
     return _rescan(block, first, names, cfg, last)
 
 
+def parse_line(line: bytes, names: list[str], cfg: IngestConfig) -> pa.Table | None:
+    """One record's fields as text columns (None when it is malformed or not UTF-8)."""
+    return _pyarrow(line + b"\n", names, cfg, False)
+
+
 def _last_line(block: bytes) -> bytes:
     end = len(block)
     while end and block[end - 1] in b"\r\n":  # index arithmetic: no copy of a 16 MiB block

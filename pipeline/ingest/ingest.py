@@ -54,7 +54,7 @@ from pipeline.ingest import clean
 from pipeline.ingest.commits import finish_pending
 from pipeline.ingest.drop import Drop
 from pipeline.ingest.segments import assign_segments
-from pipeline.ingest.sources import Chunk, IngestError, digests_inline, read_chunks, resolve_sources
+from pipeline.ingest.sources import Chunk, IngestError, digests_inline, read_chunks, resolve_sources, rises
 from pipeline.ingest.staging import FROM_ROWS, Staging
 from pipeline.ingest.stats import write_ingest_stats
 from pipeline.ingest.validate import DROPPED, FILTERED, validate_batch
@@ -289,7 +289,8 @@ def ingest_file(path: Path, cfg: Config, store: Store, progress: tqdm | None = N
     inline = hashlib.sha256() if digests_inline(path, cfg.ingest) and not _sized_like(store, size) else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trendrec-digest") as pool:
         hashed = None if inline else pool.submit(file_digest, path, stop)  # read beside the staging
-        staging, counts = Staging(store, cfg.ingest, path.name), dict.fromkeys(COUNTERS, 0)
+        staging = Staging(store, cfg.ingest, path.name, in_order=rises(path, cfg.ingest) is not False)
+        counts = dict.fromkeys(COUNTERS, 0)
         try:
             staged = _stage_file(path, cfg, staging, counts, progress, _known(store, hashed), inline)
             digest = inline.hexdigest()[:20] if inline else hashed.result()

@@ -88,8 +88,11 @@ class Staging:
     of the key columns; spilled rows carry theirs with them.
     """
 
-    def __init__(self, store: Store, cfg: IngestConfig, source: str):
+    def __init__(self, store: Store, cfg: IngestConfig, source: str, in_order: bool = True):
         self.store, self.digest, self.cfg, self.source = store, "", cfg, source  # source: the file's name
+        # False: the file is known not to be in time order (sources.rises): every row goes to the spill, as
+        # a day file written during the read would come back at the dedup pass to be read and written again
+        self.in_order = in_order
         self.dir, self._held = held_folder(store.ingest_staging, PARTIAL)  # flock-ed while this ingest lives
         self.writers: dict[str, tuple[pq.ParquetWriter, BinaryIO]] = {}  # open days, least recent first
         self.days: set[str] = set()  # every staged day
@@ -172,7 +175,10 @@ class Staging:
             days = days[order]
         starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]]) if len(days) else np.empty(0, np.int64)
         counts = np.diff(np.r_[starts, len(days)])
-        opens = counts >= DIRECT_ROWS if len(counts) > OPEN_DAYS else np.ones(len(counts), dtype=bool)
+        if not self.in_order:
+            opens = np.zeros(len(counts), dtype=bool)
+        else:
+            opens = counts >= DIRECT_ROWS if len(counts) > OPEN_DAYS else np.ones(len(counts), dtype=bool)
         spilled: list[tuple[str, int, int]] = []
         for day, start, rows, own in zip(map(str, days[starts]), starts.tolist(), counts.tolist(), opens.tolist()):
             if day in self.writers or (own and day not in self.days):

@@ -2,6 +2,7 @@
 thread of its own, the file's digest hashed by the reader or beside the reading, and a bounded number of open day files
 (a day that comes back after its file was closed is joined into one file at the dedup pass)."""
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
-from pipeline.ingest import ingest, staging
+from pipeline.ingest import ingest, sources, staging
 from pipeline.ingest.ingest import run_ingest
 from pipeline.ingest.sources import _ahead
 from pipeline.ingest.staging import PARTIAL
@@ -91,6 +92,33 @@ def test_a_csv_no_commit_has_the_size_of_is_hashed_by_its_reader_and_others_besi
         commit.write_text(json.dumps({k: v for k, v in json.loads(commit.read_text()).items() if k != "bytes"}))
     run_ingest(cfg, write_csv(tmp_path, _rows([7] * 50, 900), "third.csv"))
     assert beside == ["renamed.csv", "third.csv"]
+
+
+def _timed(day: int, i: int) -> str:
+    return f"2011-03-{day:02d} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d},A{i},1,2.5,u{i % 7}"
+
+
+def test_a_csv_not_in_time_order_is_staged_through_the_spill_alone(tmp_path, monkeypatch):
+    in_order = write_csv(tmp_path, [_timed(1 + i // 300, i) for i in range(3000)], "ordered.csv")
+    exports = write_csv(tmp_path, [_timed(1 + i % 1500 // 150, i) for i in range(3000)], "exports.csv")  # two
+    cfg = ingest_config(tmp_path, USER_COLUMNS, batch_rows=400)
+    assert sources.rises(in_order, cfg.ingest) is True and sources.rises(exports, cfg.ingest) is False
+    for change in ({"time_column": "t"}, {"timestamp_format": "%Y-%m-%d %H:%M:%S"}, {"format": "jsonl"}):
+        assert sources.rises(in_order, dataclasses.replace(cfg.ingest, **change)) is None
+    opened = []
+    real = staging.Staging._writer
+    monkeypatch.setattr(staging.Staging, "_writer", lambda self, day: opened.append(day) or real(self, day))
+    run_ingest(cfg, exports)
+    assert opened == []  # no day file written during the read, to be read back and written again
+    spilled = stored(cfg)
+    monkeypatch.setattr(ingest, "rises", lambda path, cfg: None)  # as before: day files while days are new
+    cfg = dataclasses.replace(cfg, store=str(tmp_path / "other"))
+    run_ingest(cfg, exports)
+    assert len(opened) > 0
+    assert spilled.reset_index(drop=True).equals(stored(cfg).reset_index(drop=True))
+    before = len(opened)
+    run_ingest(cfg, in_order)
+    assert len(set(opened[before:])) == 10  # a log in time order still writes its ten days as they come
 
 
 def test_read_ahead_passes_errors_on_and_stops_its_thread_when_the_reader_stops():
