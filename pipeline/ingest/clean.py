@@ -75,7 +75,7 @@ def judge(table: pa.Table, cfg: IngestConfig, today: datetime.date | None = None
             clean &= plain
         else:
             columns[field] = pa.nulls(table.num_rows, pa.string())
-    columns[schemas.SEGMENT] = arrow_segments(table, cfg).cast(pa.string())
+    columns[schemas.SEGMENT] = _string(arrow_segments(table, cfg))
     fast = pa.Table.from_arrays([columns[f.name] for f in CANONICAL], schema=CANONICAL)
     if clean.all():
         return Judged(fast, clean, np.empty(0, np.int64), pd.Series([], dtype="str"), None)
@@ -144,4 +144,8 @@ def _ids(text: pa.ChunkedArray, required: bool, max_length: int) -> tuple[pa.Arr
     plain &= ~ids.control_rows(values)
     if not required:
         plain |= length == 0  # null or empty: as_id makes it null, which an optional id may be
-    return ids.arrow_ids(values, ids.edge_space(first, last)).cast(pa.string()), plain
+    return _string(ids.arrow_ids(values, ids.edge_space(first, last))), plain
+
+
+def _string(values: pa.Array) -> pa.Array:
+    return values if values.type == pa.string() else values.cast(pa.string())

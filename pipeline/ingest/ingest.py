@@ -15,11 +15,12 @@ A crash at any moment leaves the store as before or as after, for trendrec's rea
 glob alike (a decided commit is finished by the next ingest). A file with more than
 ``max_reject_share`` of its rows refused fails with its top reasons and stores nothing.
 
-Speed: validation and key hashing run on the calling thread while a reader thread parses the next
-chunk, one writer thread encodes the previous batch's parquet and another hashes the file (pyarrow
-and hashlib release the GIL); a log not in time order stages through one bounded spill instead of a file
-per day and batch (pipeline.ingest.spill); the dedup pass works on two days at a time, and the files of
-one run read each commit's keys once (pipeline.ingest.drop) (figures: benchmarks/README.md).
+Speed: validation (on Arrow for a CSV's plainly good rows, pipeline.ingest.clean) and key hashing run
+on the calling thread while a reader thread parses (and hashes) the next chunk and one writer thread
+encodes the previous batch's parquet (pyarrow and hashlib release the GIL); a log not in time order
+stages through one bounded spill instead of a file per day and batch (pipeline.ingest.spill); the dedup
+pass works on two days at a time, and the files of one run read each commit's keys once
+(pipeline.ingest.drop) (figures: benchmarks/README.md).
 
 Every input row ends in exactly one counter:
 rows_in == rows_accepted + rows_quarantined + rows_duplicate + rows_filtered + rows_dropped.

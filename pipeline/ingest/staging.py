@@ -1,7 +1,7 @@
 """One ingest transaction's files: staged outside the store's readable trees, deduplicated, committed.
 
 A file's rows are staged under ``<store>/.staging/ingest/partial-<ns>-<random>/`` while it is read
-(its digest is computed beside the reading), a folder flock-ed by the ingest that writes it, and
+(its digest is computed as it is read, or beside the reading), a folder flock-ed by the ingest that writes it, and
 renamed to ``<digest>/`` under the raw keys lock before the commit; never inside raw/ or quarantine/.
 A partial folder nobody holds (a killed ingest's) is removed by the next ingest.
 
@@ -196,8 +196,11 @@ class Staging:
                runs: list[tuple[str, int, int]]) -> None:
         """The ``runs`` (day, first row, count; of the rows in ``order``) to the spill, without the
         columns every row of a day shares (only the columns it keeps are copied)."""
-        picked = np.concatenate([(np.arange(start, start + n) if order is None else order[start:start + n])
-                                 for _, start, n in runs])
+        if order is not None and sum(n for _, _, n in runs) == len(order):  # every row (a log in no order)
+            picked = order
+        else:
+            picked = np.concatenate([(np.arange(start, start + n) if order is None else order[start:start + n])
+                                     for _, start, n in runs])
         at = np.cumsum([0] + [n for _, _, n in runs])
         self.spill.add(table.select(spill.COLUMNS).take(picked), base[picked],
                        [(day, int(first), n) for (day, _, n), first in zip(runs, at)])
