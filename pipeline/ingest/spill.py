@@ -3,7 +3,7 @@
 A log in time order is written straight to one parquet file per day (pipeline.ingest.staging). A log
 in any other order (several exports one after another, a database export ordered by customer or item,
 no order at all) touches most days in every batch; their rows come here instead (all of them when
-sources.rises finds the CSV's times falling somewhere, so that no day file written during the read
+order.rises finds the CSV's times falling somewhere, so that no day file written during the read
 has to be read back and written again at the dedup pass): they are buffered
 until ``SPILL_BYTES``, then appended to ``spill.arrow`` in the staging folder as one Arrow IPC record
 batch message per day (each day's rows in the file's order), and the offset of each piece is kept. The

@@ -90,7 +90,7 @@ class Staging:
 
     def __init__(self, store: Store, cfg: IngestConfig, source: str, in_order: bool = True):
         self.store, self.digest, self.cfg, self.source = store, "", cfg, source  # source: the file's name
-        # False: the file is known not to be in time order (sources.rises): every row goes to the spill, as
+        # False: the file is known not to be in time order (order.rises): every row goes to the spill, as
         # a day file written during the read would come back at the dedup pass to be read and written again
         self.in_order = in_order
         self.dir, self._held = held_folder(store.ingest_staging, PARTIAL)  # flock-ed while this ingest lives

@@ -35,12 +35,12 @@ import math
 import threading
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from zoneinfo import ZoneInfo
 
 from pipeline import schemas as s
 from pipeline.ingest.rowhash import hash_rows

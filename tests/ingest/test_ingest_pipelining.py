@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import schemas as s
-from pipeline.ingest import ingest, sources, staging
+from pipeline.ingest import ingest, order, staging
 from pipeline.ingest.ingest import run_ingest
 from pipeline.ingest.sources import _ahead
 from pipeline.ingest.staging import PARTIAL
@@ -102,9 +102,9 @@ def test_a_csv_not_in_time_order_is_staged_through_the_spill_alone(tmp_path, mon
     in_order = write_csv(tmp_path, [_timed(1 + i // 300, i) for i in range(3000)], "ordered.csv")
     exports = write_csv(tmp_path, [_timed(1 + i % 1500 // 150, i) for i in range(3000)], "exports.csv")  # two
     cfg = ingest_config(tmp_path, USER_COLUMNS, batch_rows=400)
-    assert sources.rises(in_order, cfg.ingest) is True and sources.rises(exports, cfg.ingest) is False
+    assert order.rises(in_order, cfg.ingest) is True and order.rises(exports, cfg.ingest) is False
     for change in ({"time_column": "t"}, {"timestamp_format": "%Y-%m-%d %H:%M:%S"}, {"format": "jsonl"}):
-        assert sources.rises(in_order, dataclasses.replace(cfg.ingest, **change)) is None
+        assert order.rises(in_order, dataclasses.replace(cfg.ingest, **change)) is None
     opened = []
     real = staging.Staging._writer
     monkeypatch.setattr(staging.Staging, "_writer", lambda self, day: opened.append(day) or real(self, day))
