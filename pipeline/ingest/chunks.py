@@ -88,15 +88,13 @@ def process(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, count
         return _process_frame(chunk, path, cfg, staging, counts)
     if judged.ok.any():
         staging.write(judged.good.append_column(_LINE, pa.array(chunk.lines[judged.ok], pa.int64())))
-    _count(counts, chunk, judged.ok, judged.reason)
-    if judged.frame is None:  # every row stored
-        return _quarantine_rows(chunk, chunk.lines[:0], judged.reason, np.zeros(0, dtype=bool), path.name, cfg)
     rest = Chunk(judged.frame, chunk.lines[judged.rest], None, chunk.malformed, True)
-    return _quarantine_rows(rest, rest.lines, judged.reason, _refused(judged.reason), path.name, cfg)
+    _, bad = _count(counts, chunk, judged.ok, judged.reason)
+    return _quarantine_rows(rest, rest.lines, judged.reason, bad, path.name, cfg)
 
 
 def _process_frame(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging, counts: dict) -> pd.DataFrame:
-    """``_process`` by validate_batch, for every row of the chunk."""
+    """``process`` by validate_batch, for every row of the chunk."""
     batch = chunk.pandas().reset_index(drop=True)
     for column in set(needed_columns(cfg).values()) - set(batch.columns):
         batch[column] = None  # a JSON lines chunk in which no record has this key: each row misses it
@@ -104,24 +102,25 @@ def _process_frame(chunk: Chunk, path: Path, cfg: IngestConfig, staging: Staging
     canon, reason = validate_batch(batch, cfg)
     canon[schemas.SEGMENT] = assign_segments(batch, cfg)
     canon[schemas.SOURCE_LINE] = chunk.lines  # the file's name is added by the staging (one per staging)
-    ok = (reason == "").to_numpy()
+    ok, bad = _count(counts, chunk, None, reason)
     if ok.any():
         staging.write(pa.Table.from_pandas(canon if ok.all() else canon[ok], schema=FROM_ROWS, preserve_index=False))
-    _count(counts, chunk, ok, reason)
-    return _quarantine_rows(chunk, chunk.lines, reason, _refused(reason), path.name, cfg)
+    return _quarantine_rows(chunk, chunk.lines, reason, bad, path.name, cfg)
 
 
-def _refused(reason: pd.Series) -> np.ndarray:
-    """Rows with a reason that are neither filtered nor dropped (those are counted, not quarantined)."""
-    if (reason == "").all():
-        return np.zeros(len(reason), dtype=bool)
-    return ~((reason == "") | reason.str.startswith(FILTERED + ":") | reason.str.startswith(DROPPED + ":")).to_numpy()
-
-
-def _count(counts: dict, chunk: Chunk, ok: np.ndarray, reason: pd.Series) -> None:
-    """Every row of the chunk counted once: accepted (``ok``), filtered, dropped, or (later) quarantined."""
+def _count(counts: dict, chunk: Chunk, stored: np.ndarray | None, reason: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Every row of the chunk counted once: stored, filtered, dropped, or (later) quarantined. ``reason``:
+    validate_batch's, for every row of the chunk or (the Arrow path, whose ``stored`` covers the chunk) for
+    the rows it judged. Returns (stored, refused) of the rows ``reason`` is for."""
+    ok = (reason == "").to_numpy()
+    if ok.all():
+        filtered = dropped = refused = np.zeros(len(ok), dtype=bool)
+    else:
+        filtered = reason.str.startswith(FILTERED + ":").to_numpy()
+        dropped = reason.str.startswith(DROPPED + ":").to_numpy()
+        refused = ~(ok | filtered | dropped)
     counts["rows_in"] += chunk.num_rows + len(chunk.malformed)
-    counts["rows_accepted"] += int(ok.sum())
-    if len(reason) and not (reason == "").all():
-        counts["rows_filtered"] += int(reason.str.startswith(FILTERED + ":").sum())
-        counts["rows_dropped"] += int(reason.str.startswith(DROPPED + ":").sum())
+    counts["rows_accepted"] += int((ok if stored is None else stored).sum())
+    counts["rows_filtered"] += int(filtered.sum())
+    counts["rows_dropped"] += int(dropped.sum())
+    return ok, refused

@@ -59,8 +59,10 @@ def judge(table: pa.Table, cfg: IngestConfig, today: datetime.date | None = None
     if not covers(cfg):
         return None
     times = _times(table.column(cfg.columns[schemas.EVENT_TIME]), cfg, today)
+    if times is None:
+        return None
     numbers = [_numbers(table, cfg, field) for field in (schemas.QUANTITY, schemas.PRICE)]
-    if times is None or any(n is None for n in numbers):
+    if any(n is None for n in numbers):
         return None
     utc, day, clean = times
     columns = {schemas.EVENT_TIME: pa.array(utc, pa.int64()).view(pa.timestamp("us", tz="UTC")),
@@ -103,16 +105,15 @@ def _times(text: pa.ChunkedArray, cfg: IngestConfig, today: datetime.date | None
         return None
     inside = (local >= _EARLIEST) & (local < _LATEST)  # validate_batch keeps the zone rules off the others
     utc = zones.utc_micros(np.where(inside, local, zones.NAT), cfg.timezone)  # NAT: ambiguous, non-existent
-    first = _micros(cfg.min_event_date)
-    end = _micros(today or datetime.datetime.now(datetime.UTC).date()) + (cfg.max_future_days + 1) * _DAY
+    first, end = (_micros(t) for t in validate.accepted_times(cfg, today))
     clean = (utc != zones.NAT) & (utc >= first) & (utc < end)
     # the day in the shop's zone: the local time's own day, as converting the UTC time back gives it
     day = (np.where(clean, local, 0) // _DAY).astype(np.int32)
     return np.where(clean, utc, 0), day, clean
 
 
-def _micros(day: datetime.date | str) -> int:
-    return int(pd.Timestamp(day).as_unit("us").asm8.view(np.int64))
+def _micros(when: pd.Timestamp) -> int:
+    return int(when.as_unit("us").asm8.view(np.int64))
 
 
 def _numbers(table: pa.Table, cfg: IngestConfig, field: str) -> tuple[np.ndarray, np.ndarray] | None:

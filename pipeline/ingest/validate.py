@@ -232,9 +232,7 @@ def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons,
     hint = f" (timestamp_format {cfg.timestamp_format!r})" if cfg.timestamp_format else ""
     why.refuse(ts.isna(), lambda bad: "bad_timestamp: " + column + "=" + raw[bad].astype("str")
                + " is not a timestamp" + _unit_hints(raw[bad], cfg) + hint)
-    first = pd.Timestamp(cfg.min_event_date, tz="UTC")
-    end = pd.Timestamp(today or datetime.datetime.now(datetime.UTC).date(), tz="UTC")
-    end += pd.Timedelta(days=cfg.max_future_days + 1)
+    first, end = accepted_times(cfg, today)
     outside = ((ts < first) | (ts >= end)).to_numpy(dtype=bool)
     last = (end - pd.Timedelta(days=1)).date()
 
@@ -249,6 +247,13 @@ def _event_time(batch: pd.DataFrame, cfg: IngestConfig, why: _Reasons,
                 + _unit_hints(raw[bad], cfg))
     why.refuse(outside, out_of_range)
     return ts.where(~outside)
+
+
+def accepted_times(cfg: IngestConfig, today: datetime.date | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[first, end) of the event times kept: from ``min_event_date`` to the end of the ingest day (UTC)
+    plus ``max_future_days``."""
+    end = pd.Timestamp(today or datetime.datetime.now(datetime.UTC).date(), tz="UTC")
+    return pd.Timestamp(cfg.min_event_date, tz="UTC"), end + pd.Timedelta(days=cfg.max_future_days + 1)
 
 
 def _unit_hints(values: pd.Series, cfg: IngestConfig) -> pd.Series:
