@@ -140,12 +140,17 @@ def _plain(byte: np.ndarray) -> np.ndarray:
 def _ids(text: pa.ChunkedArray, required: bool, max_length: int) -> tuple[pa.Array, np.ndarray]:
     """(as_id's ids, plainly good) of an id column: a missing optional id is good (and null)."""
     values = text.combine_chunks()
-    length, first, last = ids.edge_bytes(values)
-    plain = _plain(first) & _plain(last) & (length <= max_length)  # bytes >= characters
-    plain &= ~ids.control_rows(values)
+    if ids.printable(values):  # most id columns: every value plain at its edges, only lengths to judge
+        length = ids.byte_lengths(values)
+        plain, trim = (length > 0) & (length <= max_length), False
+    else:
+        length, first, last = ids.edge_bytes(values)
+        plain = _plain(first) & _plain(last) & (length <= max_length)  # bytes >= characters
+        plain &= ~ids.control_rows(values)
+        trim = ids.edge_space(first, last)
     if not required:
         plain |= length == 0  # null or empty: as_id makes it null, which an optional id may be
-    return _string(ids.arrow_ids(values, ids.edge_space(first, last))), plain
+    return _string(ids.arrow_ids(values, trim)), plain
 
 
 def _string(values: pa.Array) -> pa.Array:

@@ -52,19 +52,44 @@ def arrow_ids(text: pa.Array | pa.ChunkedArray, trim: bool | None = None) -> pa.
     return text
 
 
+def _offsets(text: pa.Array) -> np.ndarray:
+    """The value offsets of one Arrow text array (len + 1 of them, into its data buffer)."""
+    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
+    return np.frombuffer(text.buffers()[1], width)[text.offset:text.offset + len(text) + 1] if len(text) \
+        else np.zeros(1, width)
+
+
+def byte_lengths(text: pa.Array, offsets: np.ndarray | None = None) -> np.ndarray:
+    """Each value's length in bytes (0 for a null), off the Arrow offsets."""
+    offsets = _offsets(text) if offsets is None else offsets
+    length = offsets[1:] - offsets[:-1]
+    if text.null_count:
+        length = np.where(text.is_valid().to_numpy(zero_copy_only=False), length, 0)
+    return length
+
+
+def printable(text: pa.Array) -> bool:
+    """Whether every byte of the values is printable ASCII but the space (0x21-0x7E): then no value has a
+    space to trim, a Unicode space or a control character anywhere, and only its length is left to
+    judge. Two SIMD reductions over the bytes: a 400,000-row id column in about 0.2 ms, where reading
+    each value's edge bytes (``edge_bytes``) takes 5-8 ms."""
+    data_buf = text.buffers()[2]
+    if data_buf is None or not len(text):
+        return True
+    offsets = _offsets(text)
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0]:offsets[-1]]  # a null's bytes, if any, count too
+    return not len(data) or (int(data.min()) > 0x20 and int(data.max()) < 0x7F)
+
+
 def edge_bytes(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each value's byte length and its first and last bytes (0 for a null or empty value), read off
     the Arrow offsets: what a value starts and ends with, without a pass over every character."""
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    _, offsets_buf, data_buf = text.buffers()
-    width = np.int64 if pa.types.is_large_string(text.type) else np.int32
-    offsets = np.frombuffer(offsets_buf, width)[text.offset:text.offset + len(text) + 1] if len(text) \
-        else np.zeros(1, width)
+    offsets = _offsets(text)
+    data_buf = text.buffers()[2]
     starts, ends = offsets[:-1], offsets[1:]
-    length = ends - starts
-    if text.null_count:
-        length = np.where(text.is_valid().to_numpy(zero_copy_only=False), length, 0)
+    length = byte_lengths(text, offsets)
     data = np.frombuffer(data_buf, np.uint8)[:offsets[-1]] if data_buf is not None else np.empty(0, np.uint8)
     if not len(data):
         return length, np.zeros(len(length), np.uint8), np.zeros(len(length), np.uint8)

@@ -114,3 +114,17 @@ def test_configs_the_arrow_path_leaves_to_validate_batch():
                    {"timestamp_format": "%d/%m/%Y %H:%M"}, {"timestamp_unit": "s"}):
         assert not clean.covers(_config(**change)), change
         assert clean.judge(_batch(10, 0.0, 0), _config(**change), TODAY) is None
+
+
+def test_printable_tells_id_columns_with_nothing_at_their_edges():
+    """ids.printable (the shortcut that skips reading each id's edge bytes) is true only when every byte
+    lies in 0x21-0x7E: one space, control, DEL or non-ASCII byte anywhere sends the column the long way."""
+    from pipeline.ingest import ids
+    assert ids.printable(pa.array(["85123A", "~!", None, ""]))
+    assert ids.printable(pa.array([], pa.string()))
+    for odd in (" ", "\x20a", "a b", "\x1f", "\x7f", "é", "\u00a0", "\x00"):
+        assert not ids.printable(pa.array(["85123A", "x" + odd + "y"])), repr(odd)
+        assert not ids.printable(pa.array([odd])), repr(odd)
+    sliced = pa.array(["a b", "plain", "c\td"]).slice(1, 1)  # only the slice's own bytes count
+    assert ids.printable(sliced)
+    assert list(ids.byte_lengths(pa.array(["ab", None, "", "é"]))) == [2, 0, 0, 2]
