@@ -140,8 +140,6 @@ class Staging:
     def write(self, table: pa.Table) -> None:
         """Hand the rows (FROM_ROWS: RAW_SCHEMA's columns but the source file's name, which the staging
         adds) to the writer thread, after the previous batch is on disk (one batch in flight)."""
-        name = pa.chunked_array([pa.repeat(pa.scalar(self.source), table.num_rows)])
-        table = table.add_column(schemas.RAW_SCHEMA.get_field_index(schemas.SOURCE_FILE), schemas.RAW_SCHEMA.field(schemas.SOURCE_FILE), name)
         # The rows' hashes are computed by whichever thread is free: here while the writer thread is still
         # busy with the last batch (in time order it encodes parquet), else by the writer (in other orders
         # it only sorts and spills), so that this thread moves on to the next batch: the reader's, this
@@ -184,13 +182,20 @@ class Staging:
             if day in self.writers or (own and day not in self.days):
                 at = slice(start, start + rows) if order is None else order[start:start + rows]
                 writer, base_out = self._writer(day)
-                writer.write_table(table.slice(start, rows) if order is None else table.take(at))
+                writer.write_table(self._named(table.slice(start, rows) if order is None else table.take(at)))
                 base_out.write(base[at].tobytes())
             else:  # its file was closed, or this batch is not in time order
                 spilled.append((day, start, rows))
             self.days.add(day)
         if spilled:
             self._spill(table, base, order, spilled)
+
+    def _named(self, rows: pa.Table) -> pa.Table:
+        """FROM_ROWS rows with the source file's name: RAW_SCHEMA (only rows written to a day file need it:
+        the spill leaves it out, spill.SHARED)."""
+        name = pa.chunked_array([pa.repeat(pa.scalar(self.source), rows.num_rows)])
+        return rows.add_column(schemas.RAW_SCHEMA.get_field_index(schemas.SOURCE_FILE),
+                               schemas.RAW_SCHEMA.field(schemas.SOURCE_FILE), name)
 
     def _spill(self, table: pa.Table, base: np.ndarray, order: np.ndarray | None,
                runs: list[tuple[str, int, int]]) -> None:

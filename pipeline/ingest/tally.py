@@ -144,21 +144,23 @@ class Tally:
                 hashed, where = hashed[valid], sketch[valid]
             elif column == s.USER_ID:
                 self.known += per_day()
-            # an order's lines come together: one id per run will do (when runs halve the rows at least)
-            if column != s.ITEM_ID and len(hashed) > 1 and 2 * np.count_nonzero(hashed[1:] == hashed[:-1]) > len(hashed):
+            # an order's lines come together, and a log ordered by item brings an item's rows of a day
+            # together: one id per run of a day will do (when runs halve the rows at least)
+            if len(hashed) > 1 and 2 * np.count_nonzero(hashed[1:] == hashed[:-1]) > len(hashed):
                 runs = np.flatnonzero(np.r_[True, (hashed[1:] != hashed[:-1]) | (where[1:] != where[:-1])])
                 if 2 * len(runs) < len(hashed):
                     hashed, where = hashed[runs], where[runs]
+            if column == s.ITEM_ID:  # an item's first day: the same runs
+                self._first_days(hashed, where // (len(DISTINCT) * _M) + self.lo)
             register, rank = _hll_parts(hashed)
             register += where
             register += k * _M
             np.maximum.at(flat, register, rank)
         self._add_segments(table.column(s.SEGMENT), at)
-        self._first_days(hashes[s.ITEM_ID], at + self.lo)
-        values = np.column_stack([table.column(c).to_numpy() for c in NUMERIC])
-        for k in range(len(NUMERIC)):
-            self.sums[:, 0, k] += per_day(values[:, k])
-            self.sums[:, 1, k] += per_day(np.square(values[:, k]))
+        values = [table.column(c).to_numpy() for c in NUMERIC]
+        for k, column in enumerate(values):
+            self.sums[:, 0, k] += per_day(column)
+            self.sums[:, 1, k] += per_day(np.square(column))
         self._add_sample(base, at + self.lo, values, table.column(s.EVENT_TIME))
 
     def _first_days(self, items: np.ndarray, days: np.ndarray) -> None:
@@ -180,15 +182,16 @@ class Tally:
         width = self.by_segment.shape[1]
         self.by_segment += np.bincount(at * width + code, minlength=len(self.rows) * width).reshape(-1, width)
 
-    def _add_sample(self, base: np.ndarray, days: np.ndarray, values: np.ndarray, times: pa.ChunkedArray) -> None:
+    def _add_sample(self, base: np.ndarray, days: np.ndarray, values: list[np.ndarray], times: pa.ChunkedArray) -> None:
+        """``values``: one array per NUMERIC column."""
         if len(base) > SAMPLE and len(self._hash) < SAMPLE:  # the first large batch sets the cut itself
             self._cut = min(self._cut, np.partition(base, SAMPLE - 1)[SAMPLE - 1])
-        keep = base <= self._cut
-        if keep.any():
+        keep = np.flatnonzero(base <= self._cut)  # a few rows of a large batch once the cut is set
+        if len(keep):
             self._hash = np.concatenate([self._hash, base[keep]])
             self._day = np.concatenate([self._day, days[keep]])
-            self._values = np.concatenate([self._values, values[keep]])
-            micros = pc.cast(times.take(np.flatnonzero(keep)), pa.int64()).to_numpy()
+            self._values = np.concatenate([self._values, np.column_stack([v[keep] for v in values])])
+            micros = pc.cast(times.take(keep), pa.int64()).to_numpy()
             self._hour = np.concatenate([self._hour, micros // _US_PER_HOUR % 24])
             if len(self._hash) > 2 * SAMPLE:
                 self._trim()
