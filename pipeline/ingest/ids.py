@@ -41,7 +41,9 @@ def as_id(values: pd.Series) -> pd.Series:
 def arrow_ids(text: pa.Array | pa.ChunkedArray, trim: bool | None = None) -> pa.Array:
     """``as_id`` of Arrow text. ``trim``: whether some value has a space at an edge (None: look)."""
     if trim is None:
-        trim = edge_space(*edge_bytes(text)[1:])
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        trim = not printable(text) and edge_space(*edge_bytes(text)[1:])
     if trim:
         text = pc.utf8_trim(text, " ")
     if _has_byte(text, ord(".")):
