@@ -73,9 +73,25 @@ sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
-def run_child(argv: list[str], cwd: Path, label: str) -> Run:
-    """Wall seconds, peak RSS and stdout of ``argv`` in a child process; exits with its stderr on failure."""
+def warm(paths: list[Path]) -> float:
+    """Read ``paths`` through once (untimed), so that the timed command finds them in the page cache;
+    returns the seconds it took. On a machine whose page cache holds less than the benchmark's files (a VM
+    here kept about 6 GiB of cache with 17 GiB free, so a shape's 1.6 GB log was partly evicted between
+    pairs), the command that ran first after an eviction read from disk and the pair's ratio moved by
+    up to 0.25; a slow warm-up in the log shows that it happened."""
+    started, buffer = time.perf_counter(), bytearray(16 << 20)
+    for path in paths:
+        with open(path, "rb", buffering=0) as fh:
+            while fh.readinto(buffer):
+                pass
+    return time.perf_counter() - started
+
+
+def run_child(argv: list[str], cwd: Path, label: str, inputs: list[Path] = ()) -> Run:
+    """Wall seconds, peak RSS and stdout of ``argv`` in a child process; exits with its stderr on failure.
+    ``inputs``: files the command reads, read through first (``warm``, untimed)."""
     env = {k: v for k, v in os.environ.items() if k not in ("TRENDREC_CONFIG", "TRENDREC_STORE")}
+    warmed = warm(list(inputs)) if inputs else None
     load = os.getloadavg()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.NamedTemporaryFile("r") as measured:
@@ -90,8 +106,9 @@ def run_child(argv: list[str], cwd: Path, label: str) -> Run:
     if proc.returncode != 0 or len(fields) != 2:
         raise SystemExit(f"{label} failed (exit {proc.returncode}): {' '.join(argv)[:200]}\n{stderr[-3000:]}")
     run = Run(float(fields[0]), int(fields[1]) * 1024, stdout, load, others, usage.ru_utime + usage.ru_stime)
-    log.info("  %-34s %7.2f s  peak RSS %6.0f MiB  load before %.2f %.2f %.2f  others' CPU %s", label,
-             run.seconds, run.peak_rss / 2**20, *load, "?" if others is None else f"{max(others, 0):.1f} s")
+    log.info("  %-34s %7.2f s  peak RSS %6.0f MiB  load before %.2f %.2f %.2f  others' CPU %s%s", label,
+             run.seconds, run.peak_rss / 2**20, *load, "?" if others is None else f"{max(others, 0):.1f} s",
+             "" if warmed is None else f"  inputs warmed in {warmed:.1f} s")
     return run
 
 

@@ -23,8 +23,9 @@ seconds other processes used while it ran; the table sums the latter, which shou
     flock /tmp/trendrec-cpu.lock .venv/bin/python benchmarks/ingest_bench.py --data /var/tmp/trendrec-shapes
     .venv/bin/python benchmarks/ingest_bench.py --shapes zipf --rows 200000 --repeat 1   # a quick check
 
-The log stays in the page cache between runs (the first read of a fresh file is not timed cold for
-either side). Figures: benchmarks/README.md.
+Before each timed run, of either side, the log is read through once, untimed (harness.warm), so that
+both read it from the page cache: on a machine whose cache holds less than the benchmark's files, the
+side that ran first after the log was evicted read it from disk. Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ with pq.ParquetWriter(sys.argv[2], reader.schema, compression="zstd") as w:
 def _ingest(args: argparse.Namespace, csv: Path, store: Path, label: str) -> harness.Run:
     shutil.rmtree(store, ignore_errors=True)
     run = run_child([args.trendrec, "ingest", str(csv), "--config", str(CONFIG), "--store", str(store), "--json"],
-                    store.parent, label)
+                    store.parent, label, inputs=[csv])
     shutil.rmtree(store, ignore_errors=True)
     return run
 
@@ -70,7 +71,7 @@ def bench_shape(args: argparse.Namespace, work: Path, shape: str) -> ShapeResult
     for i in range(args.repeat):
         log.info("%s, pair %d of %d:", shape, i + 1, args.repeat)
         result.refs.append(run_child([sys.executable, "-c", COPY, str(csv), str(runs / "copy.parquet")], runs,
-                                     "bare pyarrow copy"))
+                                     "bare pyarrow copy", inputs=[csv]))
         (runs / "copy.parquet").unlink()
         result.ours.append(_ingest(args, csv, runs / "store", "trendrec ingest"))
     result.fixed = [_ingest(args, tiny, runs / "store", f"trendrec ingest ({harness.TINY_ROWS:,} lines)")
