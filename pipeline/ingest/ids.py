@@ -73,8 +73,8 @@ def byte_lengths(text: pa.Array, offsets: np.ndarray | None = None) -> np.ndarra
 def printable(text: pa.Array) -> bool:
     """Whether every byte of the values is printable ASCII but the space (0x21-0x7E): then no value has a
     space to trim, a Unicode space or a control character anywhere, and only its length is left to
-    judge. Two SIMD reductions over the bytes: a 400,000-row id column in about 0.2 ms, where reading
-    each value's edge bytes (``edge_bytes``) takes 5-8 ms."""
+    judge. Two SIMD reductions over the bytes: a 400,000-row id column in 0.1-0.2 ms, where reading
+    each value's edge bytes (``edge_bytes``) takes 3.4-4.3 ms and scanning for controls 0.9-1.2 ms."""
     data_buf = text.buffers()[2]
     if data_buf is None or not len(text):
         return True

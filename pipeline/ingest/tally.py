@@ -146,8 +146,9 @@ class Tally:
                 self.known += per_day()
             # an order's lines come together, and a log ordered by item brings an item's rows of a day
             # together: one id per run of a day will do (when runs halve the rows at least)
-            if len(hashed) > 1 and 2 * np.count_nonzero(hashed[1:] == hashed[:-1]) > len(hashed):
-                runs = np.flatnonzero(np.r_[True, (hashed[1:] != hashed[:-1]) | (where[1:] != where[:-1])])
+            same = hashed[1:] == hashed[:-1]  # neighbours compared once: for the test and for the runs
+            if 2 * np.count_nonzero(same) > len(hashed):
+                runs = np.flatnonzero(np.r_[True, ~same | (where[1:] != where[:-1])])
                 if 2 * len(runs) < len(hashed):
                     hashed, where = hashed[runs], where[runs]
             if column == s.ITEM_ID:  # an item's first day: the same runs
