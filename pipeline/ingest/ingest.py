@@ -7,7 +7,7 @@ reads a file no committed file has the size of, else on a thread beside the read
 committed stops the reading as soon as its digest is known): its rows are
 staged outside raw/ (pipeline.ingest.staging). Then, holding the store's raw keys lock (one ingest at a time from
 the duplicate check to the commit; reading and validating run in parallel), one date partition at a
-time, rows whose event key (see validate.event_keys) is already in a committed file are removed,
+time, rows whose event key (see rowhash.event_keys) is already in a committed file are removed,
 and so are refused rows already in quarantine/; the rest appear in
 raw/event_date=.../part-<digest>.parquet with the commit record raw/_commits/<digest>.json in one
 switch of the raw/ snapshot, then refused rows in quarantine/.

@@ -1,6 +1,7 @@
-"""Row hashes of Arrow columns, equal bit for bit to ``pd.util.hash_pandas_object(frame, index=False)``.
+"""Row hashes of Arrow columns, equal bit for bit to ``pd.util.hash_pandas_object(frame, index=False)``,
+and the event keys built from them (``event_key_base``, ``event_keys``: a row's identity in the store).
 
-Event keys (validate.event_keys) are stored, so their hash must never change. pandas computes it as
+Event keys are stored, so their hash must never change. pandas computes it as
 SipHash-2-4 of each text's UTF-8 bytes (key "0123456789123456"), numbers by their bits (floats with
 NaN and -0.0 made canonical), datetimes by their integer ticks, each then spread by splitmix64's
 finaliser, and the columns combined as in CPython's tuple hash; a null text hashes to 2**64 - 1.
@@ -192,10 +193,44 @@ def _rotl(x: np.ndarray, bits: int, t: np.ndarray) -> None:
 
 def splitmix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser (in place): pandas applies it after hashing, and event keys mix the
-    occurrence number in with it (validate.event_keys)."""
+    occurrence number in with it (``event_keys``)."""
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)
     x *= np.uint64(0x94D049BB133111EB)
     x ^= x >> np.uint64(31)
     return x
+
+
+def event_key_base(events: pa.Table, fields: tuple[str, ...],
+                   columns_out: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """A 64-bit hash of each row's ``fields`` of a RAW_SCHEMA table (pandas' ``hash_pandas_object`` of
+    those columns, ``hash_rows``); ``columns_out`` receives each field's own hashes."""
+    return hash_rows(events.select(list(fields)), columns_out)
+
+
+def event_keys(base: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
+    """The event key of each row: its field hash ``base`` plus its occurrence number among equal rows.
+
+    Identical rows are legitimate repeats (the bakery logs an item bought twice as two rows), so the
+    n-th copy gets key (fields, n): a file that repeats what the store holds adds nothing, and one
+    with a third copy where the store has two adds exactly one. Occurrences are counted within one
+    date partition of one drop (rows with equal event_time always share a partition): ``prior`` holds
+    the sorted field hashes of that day in the drop's earlier files, whose copies count first.
+    """
+    occurrence = np.zeros(len(base), dtype=np.uint64)
+    if prior is not None and len(prior):
+        occurrence += (np.searchsorted(prior, base, "right") - np.searchsorted(prior, base, "left")).astype(np.uint64)
+    # most rows are unique: only the repeated ones (found with a hash table) need the stable ranking; a
+    # sort tells first whether there is any (0.18 ms for a day of 27,000 rows, the hash table 0.33)
+    sorted_base = np.sort(base)
+    repeated = np.flatnonzero(pd.Series(base, copy=False).duplicated(keep=False).to_numpy()) \
+        if (sorted_base[1:] == sorted_base[:-1]).any() else ()
+    if len(repeated):
+        some = base[repeated]
+        order = np.argsort(some, kind="stable")
+        ranked = some[order]
+        starts = np.r_[True, ranked[1:] != ranked[:-1]]
+        first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
+        occurrence[repeated[order]] += (np.arange(len(ranked)) - first).astype(np.uint64)
+    return splitmix(base ^ splitmix(occurrence + np.uint64(1)))  # stored keys depend on it never changing

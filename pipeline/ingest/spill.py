@@ -40,7 +40,7 @@ from pipeline import schemas
 # 64 MiB 17.4-17.9 s and 626-657 MiB, 128 MiB no less time and 680-703 MiB.
 SPILL_BYTES = 64 << 20
 NAME = "spill.arrow"  # in the staging folder: scratch, never committed
-BASE = "_base"  # the rows' field hashes (validate.event_key_base) travel with them
+BASE = "_base"  # the rows' field hashes (rowhash.event_key_base) travel with them
 SHARED = (schemas.EVENT_DATE, schemas.SOURCE_FILE)  # the same in every row of a piece: not spilled
 COLUMNS = [f.name for f in schemas.RAW_SCHEMA if f.name not in SHARED]  # what a piece holds, with BASE
 SCHEMA = pa.schema([schemas.RAW_SCHEMA.field(c) for c in COLUMNS] + [pa.field(BASE, pa.uint64(), nullable=False)])

@@ -38,7 +38,7 @@ from pipeline.ingest.commits import INTENT, PARTIAL, apply, bases_prefix, keys_p
 from pipeline.ingest.drop import KEY, Drop, contains
 from pipeline.ingest.spill import DaySpill
 from pipeline.ingest.tally import DISTINCT, Tally
-from pipeline.ingest.validate import event_key_base, event_keys
+from pipeline.ingest.rowhash import event_key_base, event_keys
 from pipeline.snapshots import held_folder
 from pipeline.store import Store, write_json
 
@@ -83,7 +83,7 @@ FROM_ROWS = pa.schema([f for f in schemas.RAW_SCHEMA if f.name != schemas.SOURCE
 class Staging:
     """Per-day parquet writers in the staging folder, deduplicated, then committed by rename.
 
-    Beside each day's rows it stages their field hashes (validate.event_key_base) as a plain file of
+    Beside each day's rows it stages their field hashes (rowhash.event_key_base) as a plain file of
     native uint64 (scratch, never committed), so the dedup pass reads one small array per day instead
     of the key columns; spilled rows carry theirs with them.
     """
@@ -149,7 +149,7 @@ class Staging:
         self.pending = self.pool.submit(self._write, table, hashed)
 
     def _hash(self, table: pa.Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The rows' event-key hashes (validate.event_key_base), and the statistics' id columns' own."""
+        """The rows' event-key hashes (rowhash.event_key_base), and the statistics' id columns' own."""
         hashes: dict[str, np.ndarray] = {}
         base = event_key_base(table, self.cfg.event_key, hashes)
         return base, {c: hashes[c] for c in DISTINCT if c in hashes}

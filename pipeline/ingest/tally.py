@@ -43,8 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import schemas as s
-from pipeline.ingest.rowhash import hash_rows
-from pipeline.ingest.validate import event_key_base
+from pipeline.ingest.rowhash import event_key_base, hash_rows
 
 DISTINCT = (s.ORDER_ID, s.USER_ID, s.ITEM_ID)  # HyperLogLog per day
 NUMERIC = (s.QUANTITY, s.PRICE)

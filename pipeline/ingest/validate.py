@@ -29,7 +29,6 @@ import pyarrow.compute as pc
 from pipeline import schemas
 from pipeline.config import IngestConfig
 from pipeline.ingest import epochs, ids, zones
-from pipeline.ingest.rowhash import hash_rows, splitmix
 
 FILTERED = "filtered"  # status of a row whose event type is not kept (counted as rows_filtered)
 DROPPED = "dropped"  # status of a return when returns = "drop" (counted as rows_dropped)
@@ -323,36 +322,3 @@ def validate_batch(batch: pd.DataFrame, cfg: IngestConfig,
             out[field] = None
     return out, why.text
 
-
-def event_key_base(events: pa.Table, fields: tuple[str, ...],
-                   columns_out: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """A 64-bit hash of each row's ``fields`` of a RAW_SCHEMA table (pandas' ``hash_pandas_object`` of
-    those columns, computed by pipeline.ingest.rowhash); ``columns_out`` receives each field's own hashes."""
-    return hash_rows(events.select(list(fields)), columns_out)
-
-
-def event_keys(base: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray:
-    """The event key of each row: its field hash ``base`` plus its occurrence number among equal rows.
-
-    Identical rows are legitimate repeats (the bakery logs an item bought twice as two rows), so the
-    n-th copy gets key (fields, n): a file that repeats what the store holds adds nothing, and one
-    with a third copy where the store has two adds exactly one. Occurrences are counted within one
-    date partition of one drop (rows with equal event_time always share a partition): ``prior`` holds
-    the sorted field hashes of that day in the drop's earlier files, whose copies count first.
-    """
-    occurrence = np.zeros(len(base), dtype=np.uint64)
-    if prior is not None and len(prior):
-        occurrence += (np.searchsorted(prior, base, "right") - np.searchsorted(prior, base, "left")).astype(np.uint64)
-    # most rows are unique: only the repeated ones (found with a hash table) need the stable ranking; a
-    # sort tells first whether there is any (0.18 ms for a day of 27,000 rows, the hash table 0.33)
-    sorted_base = np.sort(base)
-    repeated = np.flatnonzero(pd.Series(base, copy=False).duplicated(keep=False).to_numpy()) \
-        if (sorted_base[1:] == sorted_base[:-1]).any() else ()
-    if len(repeated):
-        some = base[repeated]
-        order = np.argsort(some, kind="stable")
-        ranked = some[order]
-        starts = np.r_[True, ranked[1:] != ranked[:-1]]
-        first = np.maximum.accumulate(np.where(starts, np.arange(len(ranked)), 0))
-        occurrence[repeated[order]] += (np.arange(len(ranked)) - first).astype(np.uint64)
-    return splitmix(base ^ splitmix(occurrence + np.uint64(1)))  # stored keys depend on it never changing
